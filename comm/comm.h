@@ -1,0 +1,24 @@
+/* comm.h: the communicator every rank talks through. One interface, two transports: MPI
+ * on host buffers (CPU backend) and NCCL on device buffers (CUDA backend). A single
+ * process without MPI uses comm_single(), whose reductions do nothing. */
+#ifndef DDIM_COMM_H
+#define DDIM_COMM_H
+
+#include <stddef.h>
+
+struct comm {
+    int rank, world;  /* this rank and the number of ranks */
+    int local_rank;   /* rank on this node: picks the GPU */
+    void *ctx;        /* transport state */
+    /* buf (n floats, backend memory) = sum over ranks of buf, in place */
+    void (*allreduce_sum)(struct comm *c, float *buf, size_t n);
+    /* buf (bytes, backend memory) = rank 0's buf */
+    void (*broadcast)(struct comm *c, void *buf, size_t bytes);
+    void (*barrier)(struct comm *c);
+    void (*destroy)(struct comm *c);
+};
+
+/* A one-rank communicator: reductions and broadcasts leave buffers as they are. */
+struct comm *comm_single(void);
+
+#endif

@@ -1,0 +1,117 @@
+/* cpu_diffusion.c: the diffusion schedule, mixing, (de)normalization, Philox random numbers
+ * and the AdamW / EMA updates on the CPU, in float32 in the order Keras computes them. */
+#include "cpu_ops.h"
+#include "rng.h"
+
+#include <math.h>
+
+void cpu_diffusion_schedule(struct backend *be, float *noise_rates, float *signal_rates,
+                            const float *times, int n, float min_signal_rate,
+                            float max_signal_rate)
+{
+    float start = acosf(max_signal_rate), end = acosf(min_signal_rate);
+    float span = end - start;
+    for (int i = 0; i < n; i++) {
+        float angle = start + times[i] * span;
+        noise_rates[i] = sinf(angle);
+        signal_rates[i] = cosf(angle);
+    }
+}
+
+void cpu_mix(struct backend *be, float *y, const float *sa, const float *a, const float *sb,
+             const float *b, int n, size_t per)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++)
+        for (size_t j = 0; j < per; j++) {
+            size_t k = (size_t)i * per + j;
+            y[k] = sa[i] * a[k] + sb[i] * b[k];
+        }
+}
+
+void cpu_pred_images(struct backend *be, float *y, const float *noisy, const float *pred_noises,
+                     const float *noise_rates, const float *signal_rates, int n, size_t per)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++)
+        for (size_t j = 0; j < per; j++) {
+            size_t k = (size_t)i * per + j;
+            y[k] = (noisy[k] - noise_rates[i] * pred_noises[k]) / signal_rates[i];
+        }
+}
+
+void cpu_square(struct backend *be, float *v, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = x[i] * x[i];
+}
+
+void cpu_normalize(struct backend *be, float *y, const float *x, const float *mean,
+                   const float *var, size_t rows, int c)
+{
+    float denom[16];
+    for (int j = 0; j < c && j < 16; j++)
+        denom[j] = fmaxf(sqrtf(var[j]), 1e-7f);
+#pragma omp parallel for schedule(static)
+    for (long r = 0; r < (long)rows; r++)
+        for (int j = 0; j < c; j++)
+            y[(size_t)r * c + j] = (x[(size_t)r * c + j] - mean[j]) / denom[j];
+}
+
+void cpu_denormalize(struct backend *be, float *y, const float *x, const float *mean,
+                     const float *var, size_t rows, int c)
+{
+    float sd[16];
+    for (int j = 0; j < c && j < 16; j++)
+        sd[j] = sqrtf(var[j]);
+#pragma omp parallel for schedule(static)
+    for (long r = 0; r < (long)rows; r++)
+        for (int j = 0; j < c; j++) {
+            float v = mean[j] + x[(size_t)r * c + j] * sd[j];
+            y[(size_t)r * c + j] = fminf(fmaxf(v, 0.0f), 1.0f);
+        }
+}
+
+void cpu_fill_normal(struct backend *be, float *x, int n, size_t per, uint64_t seed,
+                     uint32_t step, uint32_t purpose, uint32_t first)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++)
+        for (size_t j = 0; j < per; j++)
+            x[(size_t)i * per + j] = rng_normal(seed, purpose, step, first + i, (uint32_t)j);
+}
+
+void cpu_fill_uniform(struct backend *be, float *x, int n, size_t per, uint64_t seed,
+                      uint32_t step, uint32_t purpose, uint32_t first)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++)
+        for (size_t j = 0; j < per; j++)
+            x[(size_t)i * per + j] = rng_uniform(seed, purpose, step, first + i, (uint32_t)j);
+}
+
+void cpu_adamw_update(struct backend *be, float *w, const float *g, float *m, float *v, size_t n,
+                      float lr, float beta1, float beta2, float eps, float wd, int step)
+{
+    float t = (float)step;
+    float alpha = lr * sqrtf(1.0f - powf(beta2, t)) / (1.0f - powf(beta1, t));
+    float one_minus_b1 = 1.0f - beta1, one_minus_b2 = 1.0f - beta2;
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < (long)n; i++) {
+        float wi = w[i] - w[i] * wd * lr; /* decoupled decay first, as Keras applies it */
+        float gi = g[i];
+        float mi = m[i] + (gi - m[i]) * one_minus_b1;
+        float vi = v[i] + (gi * gi - v[i]) * one_minus_b2;
+        m[i] = mi;
+        v[i] = vi;
+        w[i] = wi - (mi * alpha) / (sqrtf(vi) + eps);
+    }
+}
+
+void cpu_ema_update(struct backend *be, float *ema, const float *w, size_t n, float decay)
+{
+    float keep = 1.0f - decay;
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < (long)n; i++)
+        ema[i] = decay * ema[i] + keep * w[i];
+}

@@ -1,0 +1,188 @@
+/* backend.h: the op table that the whole trainer runs on.
+ *
+ * The U-Net, the diffusion step, the optimizer and the sampler are written once against
+ * this table. Two implementations fill it: the CPU backend (kernels/cpu_*.c, plain C11 +
+ * OpenMP + BLAS, the readable reference) and the CUDA backend (kernels/cuda_*.cu).
+ *
+ * Conventions, stated once for the whole trainer:
+ * - Every image-like tensor is float32, NHWC (channels last), contiguous. "rows" means
+ *   N*H*W, so such a tensor is a (rows, C) row-major matrix.
+ * - Convolution kernels are HWIO, as Keras stores them: (k, k, Cin, Cout), i.e. a
+ *   (k*k*Cin, Cout) row-major matrix.
+ * - Pointers are backend memory (host memory for the CPU backend, device memory for CUDA)
+ *   unless the name ends in _host.
+ * - Backward ops ACCUMULATE (+=) into activation gradients (dx, da, db of a tensor that may
+ *   feed several consumers) and WRITE (=) parameter gradients (dw, dbias), since every
+ *   parameter is used exactly once. Each op's comment says which, and tests check it.
+ *   A NULL activation gradient means "not needed" and is skipped.
+ * - Per-example scalars (rates, times, variances) are (N,) vectors in backend memory.
+ */
+#ifndef DDIM_BACKEND_H
+#define DDIM_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum loss_kind { LOSS_MAE = 0, LOSS_MSE = 1 };
+
+/* Purposes of random streams: part of the Philox counter, so that each use of the seed
+ * draws independent numbers (see src/rng.h). */
+enum rng_purpose {
+    RNG_TRAIN_NOISE = 1,
+    RNG_TRAIN_TIME = 2,
+    RNG_VAL_NOISE = 3,
+    RNG_VAL_TIME = 4,
+    RNG_SAMPLE_NOISE = 5,
+    RNG_INIT = 6,
+    RNG_SHUFFLE = 7,
+};
+
+struct conv_shape {
+    int n, h, w; /* batch and spatial size; stride 1, 'same' padding */
+    int cin, cout;
+    int k; /* kernel size: 1 or 3 */
+};
+
+struct backend {
+    const char *name; /* "cpu" or "cuda" */
+    void *ctx;        /* implementation state: workspaces, library handles */
+
+    /* --- memory --- */
+    void *(*alloc)(struct backend *be, size_t bytes); /* zero-filled; never NULL (dies) */
+    void (*free)(struct backend *be, void *p);
+    void (*upload)(struct backend *be, void *dst, const void *src_host, size_t bytes);
+    void (*download)(struct backend *be, void *dst_host, const void *src, size_t bytes);
+    void (*copy)(struct backend *be, void *dst, const void *src, size_t bytes);
+    void (*fill)(struct backend *be, float *x, float value, size_t n);
+    void (*synchronize)(struct backend *be);
+    void (*destroy)(struct backend *be);
+
+    /* --- convolution (stride 1, 'same' zero padding, bias) --- */
+    /* y (n,h,w,cout) = conv(x (n,h,w,cin), w (k,k,cin,cout)) + bias (cout) */
+    void (*conv2d_forward)(struct backend *be, float *y, const float *x, const float *w,
+                           const float *bias, const struct conv_shape *s);
+    /* dx += dL/dx (skipped when dx is NULL); dw = dL/dw; dbias = dL/dbias */
+    void (*conv2d_backward)(struct backend *be, float *dx, float *dw, float *dbias,
+                            const float *dy, const float *x, const float *w,
+                            const struct conv_shape *s);
+
+    /* --- BatchNormalization without center/scale (Keras: momentum, epsilon) ---
+     * Training mode is split in two so that the per-channel sums can be all-reduced
+     * across ranks between the calls (synchronized BatchNorm). */
+    /* stats (2c) = [sum_r x[r,c], sum_r x[r,c]^2]: written (=) */
+    void (*bn_stats)(struct backend *be, float *stats, const float *x, size_t rows, int c);
+    /* From global stats over `count` rows: mean, biased var; y = (x-mean)/sqrt(var+eps);
+     * saved (2c) = [mean, 1/sqrt(var+eps)] for backward; moving_mean/moving_var updated as
+     * moving = momentum*moving + (1-momentum)*batch, where the batch variance for the
+     * moving average is var*count/(count-1) (TensorFlow's fused batch norm). */
+    void (*bn_forward_train)(struct backend *be, float *y, float *saved, float *moving_mean,
+                             float *moving_var, const float *x, const float *stats,
+                             double count, size_t rows, int c, float momentum, float eps);
+    /* y = (x - moving_mean) / sqrt(moving_var + eps) */
+    void (*bn_forward_infer)(struct backend *be, float *y, const float *x,
+                             const float *moving_mean, const float *moving_var, size_t rows,
+                             int c, float eps);
+    /* bstats (2c) = [sum_r dy, sum_r dy*xhat]: written (=) */
+    void (*bn_backward_stats)(struct backend *be, float *bstats, const float *dy,
+                              const float *x, const float *saved, size_t rows, int c);
+    /* dx += invstd * (dy - sum_dy/count - xhat*sum_dy_xhat/count), from global bstats */
+    void (*bn_backward_apply)(struct backend *be, float *dx, const float *dy, const float *x,
+                              const float *saved, const float *bstats, double count,
+                              size_t rows, int c);
+
+    /* --- elementwise and layout ops --- */
+    /* y = x * sigmoid(x) */
+    void (*swish_forward)(struct backend *be, float *y, const float *x, size_t n);
+    /* dx += dy * d swish(x)/dx */
+    void (*swish_backward)(struct backend *be, float *dx, const float *dy, const float *x,
+                           size_t n);
+    /* y = a + b */
+    void (*add)(struct backend *be, float *y, const float *a, const float *b, size_t n);
+    /* y += alpha * x (the backward of add, and gradient accumulation) */
+    void (*axpy)(struct backend *be, float *y, float alpha, const float *x, size_t n);
+    /* x *= alpha */
+    void (*scale)(struct backend *be, float *x, float alpha, size_t n);
+    /* y (rows, ca+cb) = [a (rows, ca) | b (rows, cb)] */
+    void (*concat_forward)(struct backend *be, float *y, const float *a, const float *b,
+                           size_t rows, int ca, int cb);
+    /* da += dy[:, :ca]; db += dy[:, ca:] (either may be NULL) */
+    void (*concat_backward)(struct backend *be, float *da, float *db, const float *dy,
+                            size_t rows, int ca, int cb);
+    /* y (n,h/2,w/2,c) = 2x2 average pooling, stride 2, of x (n,h,w,c); h, w even */
+    void (*avgpool2_forward)(struct backend *be, float *y, const float *x, int n, int h, int w,
+                             int c);
+    /* dx += pooling backward of dy (n,h/2,w/2,c); h, w are the INPUT size */
+    void (*avgpool2_backward)(struct backend *be, float *dx, const float *dy, int n, int h,
+                              int w, int c);
+    /* y (n,2h,2w,c) = bilinear 2x upsampling of x (n,h,w,c), TF half-pixel centers */
+    void (*upsample2_forward)(struct backend *be, float *y, const float *x, int n, int h, int w,
+                              int c);
+    /* dx += backward of the above; h, w are the INPUT size */
+    void (*upsample2_backward)(struct backend *be, float *dx, const float *dy, int n, int h,
+                               int w, int c);
+    /* e (n,h,w,dims) = [sin(2*pi*f_k*v_i), cos(2*pi*f_k*v_i)], f_k = exp(linspace(log fmin,
+     * log fmax, dims/2)), v (n,) the noise variances, broadcast over h, w (float32 math in
+     * TensorFlow's order, see kernels/cpu_elementwise.c) */
+    void (*sinusoidal_embedding)(struct backend *be, float *e, const float *v, int n, int h,
+                                 int w, int dims, float fmin, float fmax);
+
+    /* --- loss --- */
+    /* out[0] = mean over n elements of |pred-target| (MAE) or (pred-target)^2 (MSE) */
+    void (*loss_value)(struct backend *be, float *out, const float *pred, const float *target,
+                       size_t n, enum loss_kind kind);
+    /* dpred = scale * d loss_elem / d pred (written, =) */
+    void (*loss_backward)(struct backend *be, float *dpred, const float *pred,
+                          const float *target, size_t n, float scale, enum loss_kind kind);
+
+    /* --- diffusion (per-example scalars broadcast over `per` elements) --- */
+    /* noise_rates = sin(a), signal_rates = cos(a), a = acos(max) + t*(acos(min) - acos(max)) */
+    void (*diffusion_schedule)(struct backend *be, float *noise_rates, float *signal_rates,
+                               const float *times, int n, float min_signal_rate,
+                               float max_signal_rate);
+    /* y = sa[i]*a + sb[i]*b: mixing images with noises, and the sampler's remix */
+    void (*mix)(struct backend *be, float *y, const float *sa, const float *a, const float *sb,
+                const float *b, int n, size_t per);
+    /* pred_images = (noisy - noise_rates[i]*pred_noises) / signal_rates[i] */
+    void (*pred_images)(struct backend *be, float *y, const float *noisy,
+                        const float *pred_noises, const float *noise_rates,
+                        const float *signal_rates, int n, size_t per);
+    /* v = x*x (the network is fed the noise variance) */
+    void (*square)(struct backend *be, float *v, const float *x, size_t n);
+    /* y (rows,c) = (x - mean[c]) / max(sqrt(var[c]), 1e-7) (Keras Normalization) */
+    void (*normalize)(struct backend *be, float *y, const float *x, const float *mean,
+                      const float *var, size_t rows, int c);
+    /* y = clip(mean[c] + x*sqrt(var[c]), 0, 1) */
+    void (*denormalize)(struct backend *be, float *y, const float *x, const float *mean,
+                        const float *var, size_t rows, int c);
+
+    /* --- random numbers (Philox4x32-10, counter-based, see src/rng.h) ---
+     * Element j of example i (global index first + i) is a function of (seed, step,
+     * purpose, first + i, j) only: the same on every backend and any number of ranks. */
+    void (*fill_normal)(struct backend *be, float *x, int n, size_t per, uint64_t seed,
+                        uint32_t step, uint32_t purpose, uint32_t first);
+    void (*fill_uniform)(struct backend *be, float *x, int n, size_t per, uint64_t seed,
+                         uint32_t step, uint32_t purpose, uint32_t first);
+
+    /* --- optimizer, over flat parameter buffers --- */
+    /* Keras AdamW, in Keras's order: w -= lr*wd*w; m += (g-m)(1-b1); v += (g^2-v)(1-b2);
+     * w -= m * lr*sqrt(1-b2^t)/(1-b1^t) / (sqrt(v) + eps), t = step (1-based) */
+    void (*adamw_update)(struct backend *be, float *w, const float *g, float *m, float *v,
+                         size_t n, float lr, float beta1, float beta2, float eps, float wd,
+                         int step);
+    /* ema = decay*ema + (1-decay)*w */
+    void (*ema_update)(struct backend *be, float *ema, const float *w, size_t n, float decay);
+};
+
+/* The CPU backend: always available. */
+struct backend *backend_cpu_create(void);
+
+/* The CUDA backend on GPU `device`; NULL with a message in err when no usable GPU (no
+ * device, driver too old, device index out of range). Returns NULL when built without
+ * CUDA. */
+struct backend *backend_cuda_create(int device, char *err, size_t errlen);
+
+/* Names of the ops a backend leaves NULL, comma-separated into out; returns their count.
+ * A backend with missing ops cannot train (the CUDA backend grows op by op). */
+int backend_missing_ops(const struct backend *be, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,204 @@
+/* trainer.c: the training step, validation losses and state of the Keras example's
+ * DiffusionModel on one rank; see trainer.h. The DDIM sampler is in sampler.c. */
+#include "trainer.h"
+#include "util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct diffusion_config diffusion_config_default(void)
+{
+    struct diffusion_config c = {.min_signal_rate = 0.02f,
+                                 .max_signal_rate = 0.95f,
+                                 .loss = LOSS_MAE,
+                                 .learning_rate = 1e-3f,
+                                 .weight_decay = 1e-4f,
+                                 .adam_beta1 = 0.9f,
+                                 .adam_beta2 = 0.999f,
+                                 .adam_epsilon = 1e-7f,
+                                 .ema = 0.999f,
+                                 .seed = 42};
+    return c;
+}
+
+int diffusion_config_check(const struct diffusion_config *c, char *err, size_t errlen)
+{
+    if (!(c->min_signal_rate > 0 && c->min_signal_rate < c->max_signal_rate &&
+          c->max_signal_rate < 1))
+        return util_error(err, errlen,
+                          "signal rates: expected 0 < min_signal_rate < max_signal_rate < 1, "
+                          "got %g and %g",
+                          c->min_signal_rate, c->max_signal_rate);
+    if (!(c->learning_rate > 0) || !isfinite(c->learning_rate))
+        return util_error(err, errlen, "learning_rate: expected > 0, got %g", c->learning_rate);
+    if (!(c->weight_decay >= 0) || !isfinite(c->weight_decay))
+        return util_error(err, errlen, "weight_decay: expected >= 0, got %g", c->weight_decay);
+    if (!(c->adam_beta1 >= 0 && c->adam_beta1 < 1) || !(c->adam_beta2 >= 0 && c->adam_beta2 < 1))
+        return util_error(err, errlen, "adam betas: expected [0, 1), got %g and %g",
+                          c->adam_beta1, c->adam_beta2);
+    if (!(c->adam_epsilon > 0))
+        return util_error(err, errlen, "adam_epsilon: expected > 0, got %g", c->adam_epsilon);
+    if (!(c->ema >= 0 && c->ema <= 1))
+        return util_error(err, errlen, "ema: expected [0, 1], got %g", c->ema);
+    if (c->loss != LOSS_MAE && c->loss != LOSS_MSE)
+        return util_error(err, errlen, "loss: expected mae or mse");
+    return 0;
+}
+
+static float *zalloc_floats(struct backend *be, size_t n)
+{
+    return be->alloc(be, (n ? n : 1) * sizeof(float));
+}
+
+struct trainer *trainer_create(struct backend *be, struct comm *comm,
+                               const struct unet_config *ucfg,
+                               const struct diffusion_config *dc, int batch, int global_batch,
+                               int first_example, char *err, size_t errlen)
+{
+    char missing[1024];
+    if (backend_missing_ops(be, missing, sizeof missing) > 0) {
+        util_error(err, errlen, "the %s backend cannot train yet: it lacks %s", be->name,
+                   missing);
+        return NULL;
+    }
+    if (diffusion_config_check(dc, err, errlen) != 0)
+        return NULL;
+    if (batch < 1 || global_batch < batch || first_example < 0 ||
+        first_example + batch > global_batch) {
+        util_error(err, errlen,
+                   "batch: this rank's %d images starting at %d do not fit a global batch of %d",
+                   batch, first_example, global_batch);
+        return NULL;
+    }
+    struct unet *net = unet_create(ucfg, err, errlen);
+    if (!net)
+        return NULL;
+    struct trainer *t = util_xcalloc(1, sizeof *t);
+    const struct param_table *pt = unet_params(net);
+    size_t per = (size_t)ucfg->image_size * ucfg->image_size * 3;
+    t->be = be;
+    t->comm = comm;
+    t->net = net;
+    t->dc = *dc;
+    t->batch = batch;
+    t->global_batch = global_batch;
+    t->first_example = first_example;
+    t->per_image = per;
+    t->acts = unet_acts_create(be, net, batch, 1);
+    t->w = zalloc_floats(be, pt->total);
+    t->ema_w = zalloc_floats(be, pt->total);
+    t->adam_m = zalloc_floats(be, pt->trainable);
+    t->adam_v = zalloc_floats(be, pt->trainable);
+    t->grad = zalloc_floats(be, pt->trainable);
+    t->norm = zalloc_floats(be, 6);
+    float **images[] = {&t->images,      &t->noises,      &t->norm_images, &t->noisy,
+                        &t->pred_noises, &t->pred_images, &t->dpred};
+    for (size_t i = 0; i < sizeof images / sizeof images[0]; i++)
+        *images[i] = zalloc_floats(be, (size_t)batch * per);
+    t->times = zalloc_floats(be, (size_t)batch);
+    t->noise_rates = zalloc_floats(be, (size_t)batch);
+    t->signal_rates = zalloc_floats(be, (size_t)batch);
+    t->variances = zalloc_floats(be, (size_t)batch);
+    t->losses = zalloc_floats(be, 2);
+    float unit[6] = {0, 0, 0, 1, 1, 1};
+    be->upload(be, t->norm, unit, sizeof unit);
+    return t;
+}
+
+void trainer_destroy(struct trainer *t)
+{
+    if (!t)
+        return;
+    struct backend *be = t->be;
+    float *bufs[] = {t->w,     t->ema_w,       t->adam_m,      t->adam_v,     t->grad,
+                     t->norm,  t->images,      t->noises,      t->norm_images, t->noisy,
+                     t->pred_noises, t->pred_images, t->dpred, t->times,      t->noise_rates,
+                     t->signal_rates, t->variances, t->losses};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        be->free(be, bufs[i]);
+    unet_acts_destroy(be, t->acts);
+    sampler_destroy(be, t->sampler);
+    unet_destroy(t->net);
+    free(t);
+}
+
+void trainer_init_weights(struct trainer *t)
+{
+    const struct param_table *pt = unet_params(t->net);
+    float *host = util_xmalloc(pt->total * sizeof(float));
+    unet_init_weights(t->net, host, t->dc.seed, 0);
+    t->be->upload(t->be, t->w, host, pt->total * sizeof(float));
+    unet_init_weights(t->net, host, t->dc.seed, 1);
+    t->be->upload(t->be, t->ema_w, host, pt->total * sizeof(float));
+    free(host);
+    t->be->fill(t->be, t->adam_m, 0.0f, pt->trainable);
+    t->be->fill(t->be, t->adam_v, 0.0f, pt->trainable);
+    t->step = 0;
+    /* identical start on every rank, whatever each computed */
+    t->comm->broadcast(t->comm, t->w, pt->total * sizeof(float));
+    t->comm->broadcast(t->comm, t->ema_w, pt->total * sizeof(float));
+}
+
+void trainer_set_normalizer(struct trainer *t, const float mean[3], const float var[3])
+{
+    float host[6] = {mean[0], mean[1], mean[2], var[0], var[1], var[2]};
+    t->be->upload(t->be, t->norm, host, sizeof host);
+}
+
+void trainer_draw(struct trainer *t, uint32_t stream_step, int validation)
+{
+    struct backend *be = t->be;
+    uint32_t noise = validation ? RNG_VAL_NOISE : RNG_TRAIN_NOISE;
+    uint32_t time = validation ? RNG_VAL_TIME : RNG_TRAIN_TIME;
+    be->fill_normal(be, t->noises, t->batch, t->per_image, t->dc.seed, stream_step, noise,
+                    (uint32_t)t->first_example);
+    be->fill_uniform(be, t->times, t->batch, 1, t->dc.seed, stream_step, time,
+                     (uint32_t)t->first_example);
+}
+
+/* normalize, schedule, mix, predict noise (training or EMA network), losses into
+ * t->losses. Shared by the training step and the validation losses. */
+static void denoise_batch(struct trainer *t, int training)
+{
+    struct backend *be = t->be;
+    int b = t->batch;
+    size_t n = (size_t)b * t->per_image;
+    size_t rows = n / 3;
+    be->normalize(be, t->norm_images, t->images, t->norm, t->norm + 3, rows, 3);
+    be->diffusion_schedule(be, t->noise_rates, t->signal_rates, t->times, b,
+                           t->dc.min_signal_rate, t->dc.max_signal_rate);
+    be->mix(be, t->noisy, t->signal_rates, t->norm_images, t->noise_rates, t->noises, b,
+            t->per_image);
+    be->square(be, t->variances, t->noise_rates, (size_t)b);
+    unet_forward(be, t->net, t->acts, training ? t->w : t->ema_w, t->noisy, t->variances,
+                 training, t->comm, t->pred_noises);
+    be->pred_images(be, t->pred_images, t->noisy, t->pred_noises, t->noise_rates,
+                    t->signal_rates, b, t->per_image);
+    be->loss_value(be, t->losses, t->pred_noises, t->noises, n, t->dc.loss);
+    be->loss_value(be, t->losses + 1, t->pred_images, t->norm_images, n, t->dc.loss);
+}
+
+void trainer_train_step(struct trainer *t)
+{
+    struct backend *be = t->be;
+    const struct param_table *pt = unet_params(t->net);
+    size_t n = (size_t)t->batch * t->per_image;
+    denoise_batch(t, 1);
+    /* d/dpred of sum over pixels of the channel mean (see trainer.h) */
+    be->loss_backward(be, t->dpred, t->pred_noises, t->noises, n, 1.0f / 3.0f, t->dc.loss);
+    unet_backward(be, t->net, t->acts, t->w, t->grad, t->dpred, t->comm);
+    t->comm->allreduce_sum(t->comm, t->grad, pt->trainable);
+    t->step++;
+    be->adamw_update(be, t->w, t->grad, t->adam_m, t->adam_v, pt->trainable, t->dc.learning_rate,
+                     t->dc.adam_beta1, t->dc.adam_beta2, t->dc.adam_epsilon, t->dc.weight_decay,
+                     t->step);
+    be->ema_update(be, t->ema_w, t->w, pt->total, t->dc.ema);
+}
+
+void trainer_eval_losses(struct trainer *t) { denoise_batch(t, 0); }
+
+void trainer_read_losses(struct trainer *t, float out[2])
+{
+    t->be->download(t->be, out, t->losses, 2 * sizeof(float));
+}

@@ -1,0 +1,99 @@
+/* trainer.h: the Keras example's DiffusionModel: normalizer, diffusion schedule, training
+ * step (train_step), validation losses (test_step), AdamW, EMA and the DDIM sampler, on
+ * one rank's share of the global batch.
+ *
+ * Gradients follow the example exactly: Keras's mean_absolute_error returns the per-pixel
+ * channel mean, shape (B,S,S), and GradientTape differentiates a non-scalar target by its
+ * SUM. So the gradient is that of sum over pixels of mean over channels, i.e. B*S*S times
+ * the gradient of the reported (mean) loss. Across ranks the per-rank sums therefore add
+ * up (all-reduce sum), which is the gradient of the global batch. */
+#ifndef DDIM_TRAINER_H
+#define DDIM_TRAINER_H
+
+#include "backend.h"
+#include "comm.h"
+#include "unet.h"
+
+#include <stdint.h>
+
+struct diffusion_config {
+    float min_signal_rate, max_signal_rate; /* 0.02, 0.95 */
+    enum loss_kind loss;                    /* MAE */
+    float learning_rate, weight_decay;      /* 1e-3, 1e-4 */
+    float adam_beta1, adam_beta2, adam_epsilon; /* 0.9, 0.999, 1e-7 (Keras) */
+    float ema;                              /* 0.999 */
+    uint64_t seed;                          /* keys every random stream */
+};
+
+struct diffusion_config diffusion_config_default(void);
+int diffusion_config_check(const struct diffusion_config *c, char *err, size_t errlen);
+
+struct trainer {
+    struct backend *be;
+    struct comm *comm;
+    struct unet *net;
+    struct unet_acts *acts;
+    struct diffusion_config dc;
+    int batch;         /* this rank's images per step */
+    int global_batch;  /* all ranks' images per step */
+    int first_example; /* index of this rank's first image in the global batch */
+    size_t per_image;  /* S*S*3 */
+
+    /* state (backend memory); a checkpoint is exactly these plus `step` */
+    float *w;         /* (total) training network, BN moving statistics included */
+    float *ema_w;     /* (total) EMA network */
+    float *adam_m;    /* (trainable) */
+    float *adam_v;    /* (trainable) */
+    float *norm;      /* (6) per-channel mean[3], variance[3] of the training images */
+    int step;         /* optimizer steps done (Keras optimizer.iterations) */
+
+    /* step buffers (backend memory), (batch, S, S, 3) unless noted */
+    float *images;       /* raw images in [0, 1]: the caller fills these */
+    float *noises;       /* standard normal */
+    float *times;        /* (batch) uniform diffusion times */
+    float *norm_images, *noisy, *pred_noises, *pred_images, *dpred;
+    float *noise_rates, *signal_rates, *variances; /* (batch) */
+    float *grad;         /* (trainable) */
+    float *losses;       /* (2): noise loss, image loss (means over this rank's batch) */
+
+    struct sampler *sampler; /* inference buffers for the last sample size (sampler.c) */
+};
+
+struct sampler;
+void sampler_destroy(struct backend *be, struct sampler *s);
+
+/* Builds the network and all buffers. first_example/global_batch place this rank's batch
+ * in the global one (random streams are keyed by the global position). */
+struct trainer *trainer_create(struct backend *be, struct comm *comm,
+                               const struct unet_config *ucfg,
+                               const struct diffusion_config *dc, int batch, int global_batch,
+                               int first_example, char *err, size_t errlen);
+void trainer_destroy(struct trainer *t);
+
+/* Keras initial weights for the network and, independently (clone_model re-initializes),
+ * for the EMA network; zero Adam state; step 0. Rank 0's are broadcast to all ranks. */
+void trainer_init_weights(struct trainer *t);
+
+/* Set the normalizer statistics (host values). */
+void trainer_set_normalizer(struct trainer *t, const float mean[3], const float var[3]);
+
+/* Draws this step's noises and diffusion times from the Philox streams (train or val). */
+void trainer_draw(struct trainer *t, uint32_t stream_step, int validation);
+
+/* One training step on t->images, t->noises, t->times: forward (BN in training mode),
+ * losses, backward, gradient all-reduce, AdamW, EMA. */
+void trainer_train_step(struct trainer *t);
+
+/* The example's test_step losses with the EMA network in inference mode, into t->losses. */
+void trainer_eval_losses(struct trainer *t);
+
+/* Host copies of the last losses (noise, image): mean over this rank's batch. */
+void trainer_read_losses(struct trainer *t, float out[2]);
+
+/* DDIM sampling with the EMA network (inference mode), for n images from initial_noise
+ * (n, S, S, 3) (backend memory): pred_images (normalized space; may be NULL) and images
+ * (denormalized, clipped to [0, 1]; may be NULL). */
+void trainer_sample(struct trainer *t, const float *initial_noise, int n, int steps,
+                    float *pred_images, float *images);
+
+#endif

@@ -1,0 +1,239 @@
+/* unet.c: the Keras example's residual U-Net as a node list over the backend op table.
+ * See unet.h for the shape of the design; the Keras layer structure it mirrors is
+ * get_network / ResidualBlock / DownBlock / UpBlock in the reference example. */
+#include "unet.h"
+#include "unet_internal.h"
+#include "rng.h"
+#include "util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct unet_config unet_config_default(void)
+{
+    struct unet_config c = {.image_size = 64,
+                            .widths = {32, 64, 96, 128},
+                            .num_levels = 4,
+                            .block_depth = 2,
+                            .embedding_dims = 32,
+                            .embedding_min_frequency = 1.0f,
+                            .embedding_max_frequency = 1000.0f,
+                            .bn_momentum = 0.99f,
+                            .bn_epsilon = 1e-3f};
+    return c;
+}
+
+int unet_config_check(const struct unet_config *c, char *err, size_t errlen)
+{
+    if (c->num_levels < 2 || c->num_levels > UNET_MAX_LEVELS)
+        return util_error(err, errlen, "widths: expected 2 to %d levels, got %d", UNET_MAX_LEVELS,
+                          c->num_levels);
+    for (int i = 0; i < c->num_levels; i++)
+        if (c->widths[i] < 1 || c->widths[i] > 4096)
+            return util_error(err, errlen, "widths[%d]: expected 1..4096 channels, got %d", i,
+                              c->widths[i]);
+    if (c->block_depth < 1 || c->block_depth > 16)
+        return util_error(err, errlen, "block_depth: expected 1..16, got %d", c->block_depth);
+    int div = 1 << (c->num_levels - 1);
+    if (c->image_size < div || c->image_size % div != 0 || c->image_size > 4096)
+        return util_error(err, errlen,
+                          "image_size: %d must be a positive multiple of %d (2^(levels-1), "
+                          "for %d levels of 2x2 pooling) and at most 4096",
+                          c->image_size, div, c->num_levels);
+    if (c->embedding_dims < 2 || c->embedding_dims % 2 != 0 || c->embedding_dims > 4096)
+        return util_error(err, errlen, "embedding_dims: expected an even number 2..4096, got %d",
+                          c->embedding_dims);
+    if (!(c->embedding_min_frequency > 0) || !(c->embedding_max_frequency > 0) ||
+        !isfinite(c->embedding_max_frequency))
+        return util_error(err, errlen,
+                          "embedding frequencies: expected positive finite values, got %g, %g",
+                          c->embedding_min_frequency, c->embedding_max_frequency);
+    if (!(c->bn_momentum >= 0 && c->bn_momentum < 1))
+        return util_error(err, errlen, "bn_momentum: expected [0, 1), got %g", c->bn_momentum);
+    if (!(c->bn_epsilon > 0))
+        return util_error(err, errlen, "bn_epsilon: expected > 0, got %g", c->bn_epsilon);
+    return 0;
+}
+
+/* --- building ------------------------------------------------------------------------ */
+
+static int new_tensor(struct unet *net, int h, int w, int c, int needs_grad)
+{
+    if (net->num_tensors == net->cap_tensors) {
+        net->cap_tensors = net->cap_tensors ? 2 * net->cap_tensors : 128;
+        net->tensors = realloc(net->tensors, (size_t)net->cap_tensors * sizeof *net->tensors);
+        if (!net->tensors)
+            DDIM_FATAL("out of host memory building the U-Net");
+    }
+    struct tensor_desc *t = &net->tensors[net->num_tensors];
+    t->offset = net->floats_per_example;
+    t->h = h;
+    t->w = w;
+    t->c = c;
+    t->needs_grad = needs_grad;
+    net->floats_per_example += (size_t)h * w * c;
+    return net->num_tensors++;
+}
+
+static struct node *new_node(struct unet *net, enum node_kind kind, int in0, int in1)
+{
+    if (net->num_nodes == net->cap_nodes) {
+        net->cap_nodes = net->cap_nodes ? 2 * net->cap_nodes : 128;
+        net->nodes = realloc(net->nodes, (size_t)net->cap_nodes * sizeof *net->nodes);
+        if (!net->nodes)
+            DDIM_FATAL("out of host memory building the U-Net");
+    }
+    struct node *n = &net->nodes[net->num_nodes++];
+    memset(n, 0, sizeof *n);
+    n->kind = kind;
+    n->in0 = in0;
+    n->in1 = in1;
+    return n;
+}
+
+static int add_conv(struct unet *net, const char *name, int in, int cout, int k)
+{
+    const struct tensor_desc *x = &net->tensors[in];
+    int kshape[4] = {k, k, x->c, cout}, bshape[1] = {cout};
+    struct node *n = new_node(net, NODE_CONV, in, -1);
+    n->k = k;
+    n->kernel = params_add(&net->params, name, PARAM_KERNEL, 4, kshape);
+    n->bias = params_add(&net->params, name, PARAM_BIAS, 1, bshape);
+    n->out = new_tensor(net, x->h, x->w, cout, 1); /* reallocates tensors, never nodes */
+    return n->out;
+}
+
+static int add_simple(struct unet *net, enum node_kind kind, int in0, int in1, int h, int w,
+                      int c)
+{
+    struct node *n = new_node(net, kind, in0, in1);
+    int idx = (int)(n - net->nodes);
+    int out = new_tensor(net, h, w, c, kind != NODE_EMBED);
+    net->nodes[idx].out = out;
+    return out;
+}
+
+static int add_bn(struct unet *net, const char *name, int in)
+{
+    const struct tensor_desc *x = &net->tensors[in];
+    int shape[1] = {x->c};
+    int c = x->c, h = x->h, w = x->w;
+    struct node *n = new_node(net, NODE_BN, in, -1);
+    int idx = (int)(n - net->nodes);
+    n->mean = params_add(&net->params, name, PARAM_MOVING_MEAN, 1, shape);
+    n->var = params_add(&net->params, name, PARAM_MOVING_VARIANCE, 1, shape);
+    n->bn_offset = net->bn_floats;
+    net->bn_floats += 6 * (size_t)c;
+    int out = new_tensor(net, h, w, c, 1);
+    net->nodes[idx].out = out;
+    return out;
+}
+
+/* Keras ResidualBlock(width): residual = x or 1x1 conv(x); BN (no center/scale); 3x3 conv
+ * with swish; 3x3 conv; add. */
+static int add_res_block(struct unet *net, const char *prefix, int x, int width)
+{
+    char name[64];
+    int residual = x;
+    if (net->tensors[x].c != width) {
+        snprintf(name, sizeof name, "%s_skip", prefix);
+        residual = add_conv(net, name, x, width, 1);
+    }
+    snprintf(name, sizeof name, "%s_bn", prefix);
+    int h = add_bn(net, name, x);
+    snprintf(name, sizeof name, "%s_conv1", prefix);
+    h = add_conv(net, name, h, width, 3);
+    const struct tensor_desc *t = &net->tensors[h];
+    h = add_simple(net, NODE_SWISH, h, -1, t->h, t->w, t->c);
+    snprintf(name, sizeof name, "%s_conv2", prefix);
+    h = add_conv(net, name, h, width, 3);
+    t = &net->tensors[h];
+    return add_simple(net, NODE_ADD, h, residual, t->h, t->w, t->c);
+}
+
+static int add_concat(struct unet *net, int a, int b)
+{
+    const struct tensor_desc *ta = &net->tensors[a], *tb = &net->tensors[b];
+    return add_simple(net, NODE_CONCAT, a, b, ta->h, ta->w, ta->c + tb->c);
+}
+
+struct unet *unet_create(const struct unet_config *cfg, char *err, size_t errlen)
+{
+    if (unet_config_check(cfg, err, errlen) != 0)
+        return NULL;
+    struct unet *net = util_xcalloc(1, sizeof *net);
+    net->cfg = *cfg;
+    int s = cfg->image_size, L = cfg->num_levels, D = cfg->block_depth;
+    char name[64];
+
+    net->input = new_tensor(net, s, s, 3, 0);
+    int x = add_conv(net, "stem", net->input, cfg->widths[0], 1);
+    int e = add_simple(net, NODE_EMBED, -1, -1, s, s, cfg->embedding_dims);
+    x = add_concat(net, x, e);
+
+    int skips[UNET_MAX_LEVELS * 16], num_skips = 0;
+    for (int l = 0; l < L - 1; l++) {
+        for (int j = 0; j < D; j++) {
+            snprintf(name, sizeof name, "down%d_block%d", l, j);
+            x = add_res_block(net, name, x, cfg->widths[l]);
+            skips[num_skips++] = x;
+        }
+        const struct tensor_desc *t = &net->tensors[x];
+        x = add_simple(net, NODE_POOL, x, -1, t->h / 2, t->w / 2, t->c);
+    }
+    for (int j = 0; j < D; j++) {
+        snprintf(name, sizeof name, "mid_block%d", j);
+        x = add_res_block(net, name, x, cfg->widths[L - 1]);
+    }
+    for (int l = L - 2; l >= 0; l--) {
+        const struct tensor_desc *t = &net->tensors[x];
+        x = add_simple(net, NODE_UPSAMPLE, x, -1, t->h * 2, t->w * 2, t->c);
+        for (int j = 0; j < D; j++) {
+            x = add_concat(net, x, skips[--num_skips]);
+            snprintf(name, sizeof name, "up%d_block%d", l, j);
+            x = add_res_block(net, name, x, cfg->widths[l]);
+        }
+    }
+    net->output = add_conv(net, "head", x, 3, 1);
+    params_finalize(&net->params);
+    return net;
+}
+
+void unet_destroy(struct unet *net)
+{
+    if (!net)
+        return;
+    params_free(&net->params);
+    free(net->tensors);
+    free(net->nodes);
+    free(net);
+}
+
+const struct param_table *unet_params(const struct unet *net) { return &net->params; }
+
+const struct unet_config *unet_get_config(const struct unet *net) { return &net->cfg; }
+
+void unet_init_weights(const struct unet *net, float *w_host, uint64_t seed, uint32_t stream)
+{
+    const struct param_table *pt = &net->params;
+    for (int i = 0; i < pt->count; i++) {
+        const struct param *p = &pt->items[i];
+        float *dst = w_host + p->offset;
+        float value = p->kind == PARAM_MOVING_VARIANCE ? 1.0f : 0.0f;
+        int zero_kernel = strcmp(p->name, "head/kernel") == 0; /* kernel_initializer="zeros" */
+        if (p->kind != PARAM_KERNEL || zero_kernel) {
+            for (size_t j = 0; j < p->count; j++)
+                dst[j] = value;
+            continue;
+        }
+        /* glorot uniform: limit = sqrt(6 / (fan_in + fan_out)), fans include k*k */
+        double rf = (double)p->shape[0] * p->shape[1];
+        double limit = sqrt(6.0 / (rf * p->shape[2] + rf * p->shape[3]));
+        for (size_t j = 0; j < p->count; j++) {
+            float u = rng_uniform(seed, RNG_INIT, stream, (uint32_t)i, (uint32_t)j);
+            dst[j] = (float)((2.0 * u - 1.0) * limit);
+        }
+    }
+}

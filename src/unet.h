@@ -1,0 +1,71 @@
+/* unet.h: the Keras example's residual U-Net, built from its configuration and written
+ * once against the backend op table.
+ *
+ * The network is a list of nodes (conv, batch norm, swish, add, concat, pool, upsample,
+ * embedding) over numbered tensors, built at creation. unet_forward runs the list,
+ * unet_backward runs it in reverse; every activation and its gradient live in two arenas
+ * of identical layout (struct unet_acts), so zeroing all activation gradients is one fill
+ * and no allocation happens inside a step. */
+#ifndef DDIM_UNET_H
+#define DDIM_UNET_H
+
+#include "backend.h"
+#include "comm.h"
+#include "params.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { UNET_MAX_LEVELS = 8 };
+
+struct unet_config {
+    int image_size;                /* square images, divisible by 2^(levels-1) */
+    int widths[UNET_MAX_LEVELS];   /* channels per level; the last is the middle */
+    int num_levels;                /* entries used in widths (>= 2) */
+    int block_depth;               /* residual blocks per level */
+    int embedding_dims;            /* sinusoidal embedding size, even */
+    float embedding_min_frequency; /* 1 in the example */
+    float embedding_max_frequency; /* 1000 in the example */
+    float bn_momentum;             /* Keras default 0.99 */
+    float bn_epsilon;              /* Keras default 1e-3 */
+};
+
+/* The example's network: 64 px, widths 32,64,96,128, depth 2, 32-dim embedding. */
+struct unet_config unet_config_default(void);
+
+/* 0 if the configuration can be built; else -1 and a message naming the bad field. */
+int unet_config_check(const struct unet_config *cfg, char *err, size_t errlen);
+
+struct unet; /* opaque: nodes, tensors, parameter table */
+
+struct unet *unet_create(const struct unet_config *cfg, char *err, size_t errlen);
+void unet_destroy(struct unet *net);
+const struct param_table *unet_params(const struct unet *net);
+const struct unet_config *unet_get_config(const struct unet *net);
+
+/* Keras's initial weights into a host buffer of params->total floats: glorot-uniform
+ * kernels (drawn from Philox keyed by seed, stream and parameter index), zero biases, the
+ * head's kernel zero, moving mean 0 and moving variance 1. */
+void unet_init_weights(const struct unet *net, float *w_host, uint64_t seed, uint32_t stream);
+
+/* Activations (and, for training, their gradients) for a batch of `batch` images. */
+struct unet_acts;
+struct unet_acts *unet_acts_create(struct backend *be, const struct unet *net, int batch,
+                                   int with_grads);
+void unet_acts_destroy(struct backend *be, struct unet_acts *acts);
+size_t unet_acts_bytes(const struct unet_acts *acts);
+
+/* pred (batch, S, S, 3) = network(noisy (batch, S, S, 3), variances (batch)).
+ * training: BatchNorm uses the batch statistics, summed over all ranks of `comm`, and
+ * updates the moving statistics in w; otherwise it uses the moving statistics.
+ * w is the flat weight buffer (backend memory). */
+void unet_forward(struct backend *be, const struct unet *net, struct unet_acts *acts, float *w,
+                  const float *noisy, const float *variances, int training, struct comm *comm,
+                  float *pred);
+
+/* After a training forward: dw (params->trainable floats) = gradients of the loss whose
+ * gradient with respect to pred is dpred. Parameter gradients are written (=). */
+void unet_backward(struct backend *be, const struct unet *net, struct unet_acts *acts,
+                   const float *w, float *dw, const float *dpred, struct comm *comm);
+
+#endif

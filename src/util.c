@@ -1,0 +1,75 @@
+/* util.c: errors, rank-0 printing and timing. */
+#define _POSIX_C_SOURCE 200809L
+#include "util.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static int util_current_rank = 0;
+
+void util_set_rank(int rank) { util_current_rank = rank; }
+
+int util_rank(void) { return util_current_rank; }
+
+void util_fatal_at(const char *file, int line, const char *fmt, ...)
+{
+    char host[256] = "?";
+    gethostname(host, sizeof host - 1);
+    fflush(stdout);
+    fprintf(stderr, "ddim-dist: error (rank %d on %s, %s:%d): ", util_current_rank, host,
+            file, line);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+    exit(1);
+}
+
+void util_log(const char *fmt, ...)
+{
+    if (util_current_rank != 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+}
+
+double util_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void *util_xmalloc(size_t bytes)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p)
+        DDIM_FATAL("out of host memory allocating %zu bytes", bytes);
+    return p;
+}
+
+void *util_xcalloc(size_t count, size_t size)
+{
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p)
+        DDIM_FATAL("out of host memory allocating %zu x %zu bytes", count, size);
+    return p;
+}
+
+int util_error(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}

@@ -1,0 +1,46 @@
+/* util.h: errors, rank-0 printing and timing shared by every part of the trainer. */
+#ifndef DDIM_UTIL_H
+#define DDIM_UTIL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define DDIM_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define DDIM_NORETURN __attribute__((noreturn))
+#else
+#define DDIM_PRINTF(a, b)
+#define DDIM_NORETURN
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The rank printed in error messages and the one that prints progress (set by comm). */
+void util_set_rank(int rank);
+int util_rank(void);
+
+/* Print "ddim-dist: error (rank R on HOST, file:line): message" and exit(1). */
+DDIM_NORETURN void util_fatal_at(const char *file, int line, const char *fmt, ...)
+    DDIM_PRINTF(3, 4);
+#define DDIM_FATAL(...) util_fatal_at(__FILE__, __LINE__, __VA_ARGS__)
+
+/* printf on rank 0 only, flushed. */
+void util_log(const char *fmt, ...) DDIM_PRINTF(1, 2);
+
+/* Monotonic wall clock in seconds. */
+double util_now(void);
+
+/* malloc that dies with a message instead of returning NULL. */
+void *util_xmalloc(size_t bytes);
+void *util_xcalloc(size_t count, size_t size);
+
+/* snprintf into err (if non-NULL) and return -1: for functions that report errors upward. */
+int util_error(char *err, size_t errlen, const char *fmt, ...) DDIM_PRINTF(3, 4);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

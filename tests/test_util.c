@@ -1,0 +1,130 @@
+/* test_util.c: see test_util.h. */
+#include "test_util.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static uint64_t test_state = 0x9E3779B97F4A7C15ull;
+static int test_failed = 0;
+static int test_checked = 0;
+
+void test_seed(uint64_t seed) { test_state = seed * 0x9E3779B97F4A7C15ull + 1; }
+
+static uint64_t test_next(void)
+{ /* splitmix64 */
+    uint64_t z = (test_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+float test_uniform(float lo, float hi)
+{
+    double u = (double)(test_next() >> 11) * (1.0 / 9007199254740992.0);
+    return lo + (float)(u * (hi - lo));
+}
+
+float test_normal(void)
+{
+    double u1 = ((double)(test_next() >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+    double u2 = (double)(test_next() >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+void test_fill_uniform(float *x, size_t n, float lo, float hi)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = test_uniform(lo, hi);
+}
+
+void test_fill_normal(float *x, size_t n, float stddev)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = stddev * test_normal();
+}
+
+float *test_alloc_normal(size_t n, float stddev)
+{
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    if (!x) {
+        fprintf(stderr, "test: out of memory\n");
+        exit(2);
+    }
+    test_fill_normal(x, n, stddev);
+    return x;
+}
+
+void test_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "FAIL: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    test_failed++;
+}
+
+int test_close(const char *name, const float *got, const float *want, size_t n, float atol,
+               float rtol)
+{
+    test_checked++;
+    double worst = 0;
+    size_t worst_i = 0;
+    for (size_t i = 0; i < n; i++) {
+        float g = got[i], w = want[i];
+        if (!isfinite(g) || !isfinite(w)) {
+            test_fail("%s[%zu]: non-finite value got %g want %g", name, i, g, w);
+            return 0;
+        }
+        double err = fabs((double)g - (double)w);
+        double tol = atol + rtol * fabs((double)w);
+        if (err > tol) {
+            test_fail("%s[%zu] of %zu: got %.9g want %.9g (|diff| %.3g > atol %.3g + rtol %.3g "
+                      "* |want|)",
+                      name, i, n, g, w, err, atol, rtol);
+            return 0;
+        }
+        if (err - tol > worst - tol) {
+            worst = err;
+            worst_i = i;
+        }
+    }
+    printf("ok   %-40s n=%-8zu max|diff| %.3g at %zu\n", name, n, worst, worst_i);
+    return 1;
+}
+
+int test_rel_l2(const char *name, const float *got, const float *want, size_t n, double tol)
+{
+    test_checked++;
+    double num = 0, den = 0, maxdiff = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i])) {
+            test_fail("%s[%zu]: non-finite value %g", name, i, got[i]);
+            return 0;
+        }
+        double d = (double)got[i] - (double)want[i];
+        num += d * d;
+        den += (double)want[i] * want[i];
+        if (fabs(d) > maxdiff)
+            maxdiff = fabs(d);
+    }
+    double rel = sqrt(num) / fmax(sqrt(den), 1e-30);
+    if (!(rel <= tol)) {
+        test_fail("%s: relative L2 error %.3g > %.3g (max|diff| %.3g, ||want|| %.3g)", name, rel,
+                  tol, maxdiff, sqrt(den));
+        return 0;
+    }
+    printf("ok   %-40s n=%-8zu rel-L2 %.3g  max|diff| %.3g\n", name, n, rel, maxdiff);
+    return 1;
+}
+
+int test_failures(void) { return test_failed; }
+
+int test_finish(const char *suite)
+{
+    printf("%s: %d checks, %d failed\n", suite, test_checked, test_failed);
+    return test_failed ? 1 : 0;
+}

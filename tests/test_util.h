@@ -1,0 +1,31 @@
+/* test_util.h: what every C test shares: random inputs, tolerance checks, failing loudly.
+ * A check prints the tensor's name, the first bad index, both values and the tolerance,
+ * and counts a failure; test_finish() turns the count into the exit code. */
+#ifndef DDIM_TEST_UTIL_H
+#define DDIM_TEST_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TEST_SKIP 77 /* CTest's SKIP_RETURN_CODE */
+
+/* Deterministic test random numbers (not the trainer's generator). */
+void test_seed(uint64_t seed);
+float test_uniform(float lo, float hi);
+float test_normal(void);
+void test_fill_uniform(float *x, size_t n, float lo, float hi);
+void test_fill_normal(float *x, size_t n, float stddev);
+float *test_alloc_normal(size_t n, float stddev); /* malloc'd */
+
+/* |got - want| <= atol + rtol*|want| element-wise, and no NaN/Inf. Returns 1 if all pass. */
+int test_close(const char *name, const float *got, const float *want, size_t n, float atol,
+               float rtol);
+/* Relative L2 error ||got - want|| / max(||want||, tiny), printed; passes if <= tol. */
+int test_rel_l2(const char *name, const float *got, const float *want, size_t n, double tol);
+/* Record a failed condition with a message. */
+void test_fail(const char *fmt, ...);
+/* Print the summary line and return the process exit code (0 pass, 1 fail). */
+int test_finish(const char *suite);
+int test_failures(void);
+
+#endif
