@@ -7,9 +7,9 @@
 #include <stddef.h>
 
 struct comm {
-    int rank, world;  /* this rank and the number of ranks */
-    int local_rank;   /* rank on this node: picks the GPU */
-    void *ctx;        /* transport state */
+    int rank, world; /* this rank and the number of ranks */
+    int local_rank;  /* rank on this node: picks the GPU */
+    void *ctx;       /* transport state */
     /* buf (n floats, backend memory) = sum over ranks of buf, in place */
     void (*allreduce_sum)(struct comm *c, float *buf, size_t n);
     /* buf (bytes, backend memory) = rank 0's buf */
@@ -20,5 +20,9 @@ struct comm {
 
 /* A one-rank communicator: reductions and broadcasts leave buffers as they are. */
 struct comm *comm_single(void);
+
+/* Initializes MPI (a program started without mpirun is a job of one rank) and returns the
+ * host-buffer communicator over MPI_COMM_WORLD. Sets util's rank and abort hook. */
+struct comm *comm_mpi_create(int *argc, char ***argv);
 
 #endif

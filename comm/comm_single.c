@@ -7,7 +7,10 @@
 static void single_allreduce(struct comm *c, float *buf, size_t n) {}
 static void single_broadcast(struct comm *c, void *buf, size_t bytes) {}
 static void single_barrier(struct comm *c) {}
-static void single_destroy(struct comm *c) { free(c); }
+static void single_destroy(struct comm *c)
+{
+    free(c);
+}
 
 struct comm *comm_single(void)
 {

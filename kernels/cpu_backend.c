@@ -18,7 +18,10 @@ static void *cpu_alloc(struct backend *be, size_t bytes)
     return p;
 }
 
-static void cpu_free(struct backend *be, void *p) { free(p); }
+static void cpu_free(struct backend *be, void *p)
+{
+    free(p);
+}
 
 static void cpu_copy(struct backend *be, void *dst, const void *src, size_t bytes)
 {

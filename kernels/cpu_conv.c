@@ -74,8 +74,8 @@ static void col2im_add(float *dx, const float *dcol, int imgs, const struct conv
                 int oy = yy - ky + r, ox = xx - kx + r;
                 if (oy < 0 || oy >= h || ox < 0 || ox >= w)
                     continue;
-                const float *src = dcol + (((size_t)img * h + oy) * w + ox) * kcols +
-                                   ((size_t)ky * k + kx) * cin;
+                const float *src =
+                    dcol + (((size_t)img * h + oy) * w + ox) * kcols + ((size_t)ky * k + kx) * cin;
                 for (int c = 0; c < cin; c++)
                     dst[c] += src[c];
             }
@@ -92,8 +92,8 @@ void cpu_conv2d_forward(struct backend *be, float *y, const float *x, const floa
     for (long r = 0; r < (long)rows; r++)
         memcpy(y + (size_t)r * s->cout, bias, (size_t)s->cout * sizeof(float));
     if (s->k == 1) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, s->cout, s->cin, 1.0f,
-                    x, s->cin, w, s->cout, 1.0f, y, s->cout);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, s->cout, s->cin, 1.0f, x,
+                    s->cin, w, s->cout, 1.0f, y, s->cout);
         return;
     }
     float *col = conv_workspace(be, s);
@@ -119,9 +119,8 @@ static void bias_grad(float *dbias, const float *dy, size_t rows, int cout)
     free(acc);
 }
 
-void cpu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias,
-                         const float *dy, const float *x, const float *w,
-                         const struct conv_shape *s)
+void cpu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
+                         const float *x, const float *w, const struct conv_shape *s)
 {
     size_t hw = (size_t)s->h * s->w, rows = (size_t)s->n * hw;
     int kcols = s->k * s->k * s->cin;
@@ -131,8 +130,8 @@ void cpu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias,
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->cin, s->cout, (int)rows, 1.0f, x,
                     s->cin, dy, s->cout, 0.0f, dw, s->cout);
         if (dx)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, s->cin, s->cout,
-                        1.0f, dy, s->cout, w, s->cout, 1.0f, dx, s->cin);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, s->cin, s->cout, 1.0f,
+                        dy, s->cout, w, s->cout, 1.0f, dx, s->cin);
         return;
     }
     float *col = conv_workspace(be, s);
@@ -143,8 +142,8 @@ void cpu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias,
         const float *dy_chunk = dy + (size_t)i0 * hw * s->cout;
         im2col(col, x + (size_t)i0 * hw * s->cin, imgs, s);
         /* dw (kcols, cout) (+)= col^T dy: the first chunk writes, later ones add */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kcols, s->cout, crow, 1.0f, col,
-                    kcols, dy_chunk, s->cout, i0 == 0 ? 0.0f : 1.0f, dw, s->cout);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kcols, s->cout, crow, 1.0f, col, kcols,
+                    dy_chunk, s->cout, i0 == 0 ? 0.0f : 1.0f, dw, s->cout);
         if (dx) {
             /* dcol (crow, kcols) = dy w^T, reusing the im2col buffer */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, crow, kcols, s->cout, 1.0f,

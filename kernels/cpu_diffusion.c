@@ -6,8 +6,7 @@
 #include <math.h>
 
 void cpu_diffusion_schedule(struct backend *be, float *noise_rates, float *signal_rates,
-                            const float *times, int n, float min_signal_rate,
-                            float max_signal_rate)
+                            const float *times, int n, float min_signal_rate, float max_signal_rate)
 {
     float start = acosf(max_signal_rate), end = acosf(min_signal_rate);
     float span = end - start;
@@ -49,31 +48,25 @@ void cpu_square(struct backend *be, float *v, const float *x, size_t n)
 void cpu_normalize(struct backend *be, float *y, const float *x, const float *mean,
                    const float *var, size_t rows, int c)
 {
-    float denom[16];
-    for (int j = 0; j < c && j < 16; j++)
-        denom[j] = fmaxf(sqrtf(var[j]), 1e-7f);
 #pragma omp parallel for schedule(static)
     for (long r = 0; r < (long)rows; r++)
         for (int j = 0; j < c; j++)
-            y[(size_t)r * c + j] = (x[(size_t)r * c + j] - mean[j]) / denom[j];
+            y[(size_t)r * c + j] = (x[(size_t)r * c + j] - mean[j]) / fmaxf(sqrtf(var[j]), 1e-7f);
 }
 
 void cpu_denormalize(struct backend *be, float *y, const float *x, const float *mean,
                      const float *var, size_t rows, int c)
 {
-    float sd[16];
-    for (int j = 0; j < c && j < 16; j++)
-        sd[j] = sqrtf(var[j]);
 #pragma omp parallel for schedule(static)
     for (long r = 0; r < (long)rows; r++)
         for (int j = 0; j < c; j++) {
-            float v = mean[j] + x[(size_t)r * c + j] * sd[j];
+            float v = mean[j] + x[(size_t)r * c + j] * sqrtf(var[j]);
             y[(size_t)r * c + j] = fminf(fmaxf(v, 0.0f), 1.0f);
         }
 }
 
-void cpu_fill_normal(struct backend *be, float *x, int n, size_t per, uint64_t seed,
-                     uint32_t step, uint32_t purpose, uint32_t first)
+void cpu_fill_normal(struct backend *be, float *x, int n, size_t per, uint64_t seed, uint32_t step,
+                     uint32_t purpose, uint32_t first)
 {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++)
@@ -81,8 +74,8 @@ void cpu_fill_normal(struct backend *be, float *x, int n, size_t per, uint64_t s
             x[(size_t)i * per + j] = rng_normal(seed, purpose, step, first + i, (uint32_t)j);
 }
 
-void cpu_fill_uniform(struct backend *be, float *x, int n, size_t per, uint64_t seed,
-                      uint32_t step, uint32_t purpose, uint32_t first)
+void cpu_fill_uniform(struct backend *be, float *x, int n, size_t per, uint64_t seed, uint32_t step,
+                      uint32_t purpose, uint32_t first)
 {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++)

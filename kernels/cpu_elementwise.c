@@ -6,7 +6,10 @@
 #include <math.h>
 #include <string.h>
 
-static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+static float sigmoidf(float x)
+{
+    return 1.0f / (1.0f + expf(-x));
+}
 
 void cpu_swish_forward(struct backend *be, float *y, const float *x, size_t n)
 {

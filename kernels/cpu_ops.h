@@ -13,9 +13,8 @@ struct cpu_ctx {
 /* Convolution (cpu_conv.c) */
 void cpu_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
                         const float *bias, const struct conv_shape *s);
-void cpu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias,
-                         const float *dy, const float *x, const float *w,
-                         const struct conv_shape *s);
+void cpu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
+                         const float *x, const float *w, const struct conv_shape *s);
 
 /* BatchNorm (cpu_norm.c) */
 void cpu_bn_stats(struct backend *be, float *stats, const float *x, size_t rows, int c);
@@ -40,8 +39,7 @@ void cpu_concat_forward(struct backend *be, float *y, const float *a, const floa
                         int ca, int cb);
 void cpu_concat_backward(struct backend *be, float *da, float *db, const float *dy, size_t rows,
                          int ca, int cb);
-void cpu_avgpool2_forward(struct backend *be, float *y, const float *x, int n, int h, int w,
-                          int c);
+void cpu_avgpool2_forward(struct backend *be, float *y, const float *x, int n, int h, int w, int c);
 void cpu_avgpool2_backward(struct backend *be, float *dx, const float *dy, int n, int h, int w,
                            int c);
 void cpu_upsample2_forward(struct backend *be, float *y, const float *x, int n, int h, int w,
@@ -68,10 +66,10 @@ void cpu_normalize(struct backend *be, float *y, const float *x, const float *me
                    const float *var, size_t rows, int c);
 void cpu_denormalize(struct backend *be, float *y, const float *x, const float *mean,
                      const float *var, size_t rows, int c);
-void cpu_fill_normal(struct backend *be, float *x, int n, size_t per, uint64_t seed,
-                     uint32_t step, uint32_t purpose, uint32_t first);
-void cpu_fill_uniform(struct backend *be, float *x, int n, size_t per, uint64_t seed,
-                      uint32_t step, uint32_t purpose, uint32_t first);
+void cpu_fill_normal(struct backend *be, float *x, int n, size_t per, uint64_t seed, uint32_t step,
+                     uint32_t purpose, uint32_t first);
+void cpu_fill_uniform(struct backend *be, float *x, int n, size_t per, uint64_t seed, uint32_t step,
+                      uint32_t purpose, uint32_t first);
 void cpu_adamw_update(struct backend *be, float *w, const float *g, float *m, float *v, size_t n,
                       float lr, float beta1, float beta2, float eps, float wd, int step);
 void cpu_ema_update(struct backend *be, float *ema, const float *w, size_t n, float decay);

@@ -4,8 +4,7 @@
 
 #include <math.h>
 
-void cpu_avgpool2_forward(struct backend *be, float *y, const float *x, int n, int h, int w,
-                          int c)
+void cpu_avgpool2_forward(struct backend *be, float *y, const float *x, int n, int h, int w, int c)
 {
     int ho = h / 2, wo = w / 2;
 #pragma omp parallel for schedule(static)
@@ -46,8 +45,7 @@ static void upsample_taps(int o, int in, int *lower, int *upper, float *lerp)
     *lerp = src - fl;
 }
 
-void cpu_upsample2_forward(struct backend *be, float *y, const float *x, int n, int h, int w,
-                           int c)
+void cpu_upsample2_forward(struct backend *be, float *y, const float *x, int n, int h, int w, int c)
 {
     int ho = 2 * h, wo = 2 * w;
 #pragma omp parallel for schedule(static)
@@ -86,8 +84,10 @@ void cpu_upsample2_backward(struct backend *be, float *dx, const float *dy, int 
                 float lx;
                 upsample_taps(ox, w, &x0, &x1, &lx);
                 const float *g = dy + (((size_t)i * ho + oy) * wo + ox) * c;
-                float *tl = base + ((size_t)y0 * w + x0) * c, *tr = base + ((size_t)y0 * w + x1) * c;
-                float *bl = base + ((size_t)y1 * w + x0) * c, *br = base + ((size_t)y1 * w + x1) * c;
+                float *tl = base + ((size_t)y0 * w + x0) * c,
+                      *tr = base + ((size_t)y0 * w + x1) * c;
+                float *bl = base + ((size_t)y1 * w + x0) * c,
+                      *br = base + ((size_t)y1 * w + x1) * c;
                 float wtl = (1 - lx) * (1 - ly), wtr = lx * (1 - ly);
                 float wbl = (1 - lx) * ly, wbr = lx * ly;
                 for (int j = 0; j < c; j++) {

@@ -69,8 +69,9 @@ int backend_missing_ops(const struct backend *be, char *out, size_t outlen)
 #ifndef DDIM_HAVE_CUDA
 struct backend *backend_cuda_create(int device, char *err, size_t errlen)
 {
-    util_error(err, errlen, "this ddim-dist was built without the CUDA backend (reconfigure "
-                            "with -DDDIM_CUDA=ON where nvcc, cuDNN, cuBLAS and NCCL are found)");
+    util_error(err, errlen,
+               "this ddim-dist was built without the CUDA backend (reconfigure "
+               "with -DDDIM_CUDA=ON where nvcc, cuDNN, cuBLAS and NCCL are found)");
     return NULL;
 }
 #endif

@@ -14,7 +14,7 @@
  * - Backward ops ACCUMULATE (+=) into activation gradients (dx, da, db of a tensor that may
  *   feed several consumers) and WRITE (=) parameter gradients (dw, dbias), since every
  *   parameter is used exactly once. Each op's comment says which, and tests check it.
- *   A NULL activation gradient means "not needed" and is skipped.
+ *   conv2d_backward's dx and concat_backward's da/db may be NULL: "not needed", skipped.
  * - Per-example scalars (rates, times, variances) are (N,) vectors in backend memory.
  */
 #ifndef DDIM_BACKEND_H
@@ -22,6 +22,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 enum loss_kind { LOSS_MAE = 0, LOSS_MSE = 1 };
 
@@ -46,6 +50,7 @@ struct conv_shape {
 struct backend {
     const char *name; /* "cpu" or "cuda" */
     void *ctx;        /* implementation state: workspaces, library handles */
+    void *stream;     /* CUDA: the cudaStream_t every op runs on (NCCL joins it); CPU: NULL */
 
     /* --- memory --- */
     void *(*alloc)(struct backend *be, size_t bytes); /* zero-filled; never NULL (dies) */
@@ -62,9 +67,8 @@ struct backend {
     void (*conv2d_forward)(struct backend *be, float *y, const float *x, const float *w,
                            const float *bias, const struct conv_shape *s);
     /* dx += dL/dx (skipped when dx is NULL); dw = dL/dw; dbias = dL/dbias */
-    void (*conv2d_backward)(struct backend *be, float *dx, float *dw, float *dbias,
-                            const float *dy, const float *x, const float *w,
-                            const struct conv_shape *s);
+    void (*conv2d_backward)(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
+                            const float *x, const float *w, const struct conv_shape *s);
 
     /* --- BatchNormalization without center/scale (Keras: momentum, epsilon) ---
      * Training mode is split in two so that the per-channel sums can be all-reduced
@@ -76,19 +80,18 @@ struct backend {
      * moving = momentum*moving + (1-momentum)*batch, where the batch variance for the
      * moving average is var*count/(count-1) (TensorFlow's fused batch norm). */
     void (*bn_forward_train)(struct backend *be, float *y, float *saved, float *moving_mean,
-                             float *moving_var, const float *x, const float *stats,
-                             double count, size_t rows, int c, float momentum, float eps);
+                             float *moving_var, const float *x, const float *stats, double count,
+                             size_t rows, int c, float momentum, float eps);
     /* y = (x - moving_mean) / sqrt(moving_var + eps) */
-    void (*bn_forward_infer)(struct backend *be, float *y, const float *x,
-                             const float *moving_mean, const float *moving_var, size_t rows,
-                             int c, float eps);
+    void (*bn_forward_infer)(struct backend *be, float *y, const float *x, const float *moving_mean,
+                             const float *moving_var, size_t rows, int c, float eps);
     /* bstats (2c) = [sum_r dy, sum_r dy*xhat]: written (=) */
-    void (*bn_backward_stats)(struct backend *be, float *bstats, const float *dy,
-                              const float *x, const float *saved, size_t rows, int c);
+    void (*bn_backward_stats)(struct backend *be, float *bstats, const float *dy, const float *x,
+                              const float *saved, size_t rows, int c);
     /* dx += invstd * (dy - sum_dy/count - xhat*sum_dy_xhat/count), from global bstats */
     void (*bn_backward_apply)(struct backend *be, float *dx, const float *dy, const float *x,
-                              const float *saved, const float *bstats, double count,
-                              size_t rows, int c);
+                              const float *saved, const float *bstats, double count, size_t rows,
+                              int c);
 
     /* --- elementwise and layout ops --- */
     /* y = x * sigmoid(x) */
@@ -106,33 +109,33 @@ struct backend {
     void (*concat_forward)(struct backend *be, float *y, const float *a, const float *b,
                            size_t rows, int ca, int cb);
     /* da += dy[:, :ca]; db += dy[:, ca:] (either may be NULL) */
-    void (*concat_backward)(struct backend *be, float *da, float *db, const float *dy,
-                            size_t rows, int ca, int cb);
+    void (*concat_backward)(struct backend *be, float *da, float *db, const float *dy, size_t rows,
+                            int ca, int cb);
     /* y (n,h/2,w/2,c) = 2x2 average pooling, stride 2, of x (n,h,w,c); h, w even */
     void (*avgpool2_forward)(struct backend *be, float *y, const float *x, int n, int h, int w,
                              int c);
     /* dx += pooling backward of dy (n,h/2,w/2,c); h, w are the INPUT size */
-    void (*avgpool2_backward)(struct backend *be, float *dx, const float *dy, int n, int h,
-                              int w, int c);
+    void (*avgpool2_backward)(struct backend *be, float *dx, const float *dy, int n, int h, int w,
+                              int c);
     /* y (n,2h,2w,c) = bilinear 2x upsampling of x (n,h,w,c), TF half-pixel centers */
     void (*upsample2_forward)(struct backend *be, float *y, const float *x, int n, int h, int w,
                               int c);
     /* dx += backward of the above; h, w are the INPUT size */
-    void (*upsample2_backward)(struct backend *be, float *dx, const float *dy, int n, int h,
-                               int w, int c);
+    void (*upsample2_backward)(struct backend *be, float *dx, const float *dy, int n, int h, int w,
+                               int c);
     /* e (n,h,w,dims) = [sin(2*pi*f_k*v_i), cos(2*pi*f_k*v_i)], f_k = exp(linspace(log fmin,
      * log fmax, dims/2)), v (n,) the noise variances, broadcast over h, w (float32 math in
      * TensorFlow's order, see kernels/cpu_elementwise.c) */
-    void (*sinusoidal_embedding)(struct backend *be, float *e, const float *v, int n, int h,
-                                 int w, int dims, float fmin, float fmax);
+    void (*sinusoidal_embedding)(struct backend *be, float *e, const float *v, int n, int h, int w,
+                                 int dims, float fmin, float fmax);
 
     /* --- loss --- */
     /* out[0] = mean over n elements of |pred-target| (MAE) or (pred-target)^2 (MSE) */
     void (*loss_value)(struct backend *be, float *out, const float *pred, const float *target,
                        size_t n, enum loss_kind kind);
     /* dpred = scale * d loss_elem / d pred (written, =) */
-    void (*loss_backward)(struct backend *be, float *dpred, const float *pred,
-                          const float *target, size_t n, float scale, enum loss_kind kind);
+    void (*loss_backward)(struct backend *be, float *dpred, const float *pred, const float *target,
+                          size_t n, float scale, enum loss_kind kind);
 
     /* --- diffusion (per-example scalars broadcast over `per` elements) --- */
     /* noise_rates = sin(a), signal_rates = cos(a), a = acos(max) + t*(acos(min) - acos(max)) */
@@ -143,9 +146,8 @@ struct backend {
     void (*mix)(struct backend *be, float *y, const float *sa, const float *a, const float *sb,
                 const float *b, int n, size_t per);
     /* pred_images = (noisy - noise_rates[i]*pred_noises) / signal_rates[i] */
-    void (*pred_images)(struct backend *be, float *y, const float *noisy,
-                        const float *pred_noises, const float *noise_rates,
-                        const float *signal_rates, int n, size_t per);
+    void (*pred_images)(struct backend *be, float *y, const float *noisy, const float *pred_noises,
+                        const float *noise_rates, const float *signal_rates, int n, size_t per);
     /* v = x*x (the network is fed the noise variance) */
     void (*square)(struct backend *be, float *v, const float *x, size_t n);
     /* y (rows,c) = (x - mean[c]) / max(sqrt(var[c]), 1e-7) (Keras Normalization) */
@@ -166,9 +168,8 @@ struct backend {
     /* --- optimizer, over flat parameter buffers --- */
     /* Keras AdamW, in Keras's order: w -= lr*wd*w; m += (g-m)(1-b1); v += (g^2-v)(1-b2);
      * w -= m * lr*sqrt(1-b2^t)/(1-b1^t) / (sqrt(v) + eps), t = step (1-based) */
-    void (*adamw_update)(struct backend *be, float *w, const float *g, float *m, float *v,
-                         size_t n, float lr, float beta1, float beta2, float eps, float wd,
-                         int step);
+    void (*adamw_update)(struct backend *be, float *w, const float *g, float *m, float *v, size_t n,
+                         float lr, float beta1, float beta2, float eps, float wd, int step);
     /* ema = decay*ema + (1-decay)*w */
     void (*ema_update)(struct backend *be, float *ema, const float *w, size_t n, float decay);
 };
@@ -184,5 +185,9 @@ struct backend *backend_cuda_create(int device, char *err, size_t errlen);
 /* Names of the ops a backend leaves NULL, comma-separated into out; returns their count.
  * A backend with missing ops cannot train (the CUDA backend grows op by op). */
 int backend_missing_ops(const struct backend *be, char *out, size_t outlen);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

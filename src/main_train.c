@@ -1,11 +1,9 @@
-/* main_train.c: the ddim-dist program. For now (the foundation milestone) it builds the
- * Keras example's U-Net and runs training steps on a generated batch of smooth random
- * images, printing the losses: enough to see the whole step run end to end on either
- * backend. The dataset, config file and training loop come with the next milestone. */
-#include "trainer.h"
+/* main_train.c: the ddim-dist program: reads the configuration, picks the backend and the
+ * communicator, and runs the training loop (train_loop.c). */
+#include "config.h"
+#include "train_loop.h"
 #include "util.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,162 +11,106 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: ddim-dist [options]\n"
+            "usage: ddim-dist [--config FILE.yaml] [--set section.key=value]... [options]\n"
             "\n"
-            "Runs training steps of the Keras DDIM example's model on a generated batch and\n"
-            "prints the noise and image losses of each step.\n"
+            "Trains the Keras DDIM example's diffusion model (flowers, 64x64 by default) on an\n"
+            "HDF5 dataset made by ddim-prep. Everything a run writes goes under run.dir:\n"
+            "config.yaml, metrics.jsonl, loss.png and samples/epoch_NNNN.png.\n"
             "\n"
             "options:\n"
-            "  --steps N          training steps to run (default 1)\n"
-            "  --batch N          images per step (default 64)\n"
-            "  --image-size N     image side in pixels (default 64)\n"
-            "  --widths A,B,...   channels per U-Net level (default 32,64,96,128)\n"
-            "  --block-depth N    residual blocks per level (default 2)\n"
-            "  --seed N           random seed (default 42)\n"
-            "  --backend NAME     cpu or cuda (default cpu)\n"
-            "  -h, --help         this text\n");
+            "  --config FILE      YAML configuration (configs/flowers64.yaml is the example's\n"
+            "                     run, configs/quickstart.yaml a small CPU run); keys not given\n"
+            "                     keep the example's values\n"
+            "  --set KEY=VALUE    override one key, e.g. --set train.batch_size=32 or\n"
+            "                     --set model.widths=[16,32]; may be repeated; applied after\n"
+            "                     --config, in order\n"
+            "  --run-dir DIR      where the run writes (run.dir), taken verbatim\n"
+            "  --print-config     print the resolved configuration and exit\n"
+            "  -h, --help         this text\n"
+            "\n"
+            "example:\n"
+            "  ddim-prep --synthetic 1000 --output data/synthetic.h5\n"
+            "  ddim-dist --config configs/quickstart.yaml --set train.num_epochs=1\n");
 }
 
-static int parse_int(const char *opt, const char *s, int lo, int hi)
+/* auto: the CUDA backend when a GPU is usable and the backend is complete, else the CPU. */
+static struct backend *pick_backend(const char *name, int local_rank)
 {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < lo || v > hi) {
-        fprintf(stderr, "ddim-dist: %s expects an integer in [%d, %d], got '%s'\n", opt, lo, hi,
-                s);
-        exit(2);
+    char err[2048], missing[1024];
+    if (!strcmp(name, "cpu"))
+        return backend_cpu_create();
+    struct backend *be = backend_cuda_create(local_rank, err, sizeof err);
+    if (be && backend_missing_ops(be, missing, sizeof missing) > 0) {
+        snprintf(err, sizeof err, "the CUDA backend does not implement %s yet", missing);
+        be->destroy(be);
+        be = NULL;
     }
-    return (int)v;
-}
-
-static void parse_widths(const char *s, struct unet_config *cfg)
-{
-    cfg->num_levels = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || cfg->num_levels == UNET_MAX_LEVELS || (*end != ',' && *end != '\0')) {
-            fprintf(stderr,
-                    "ddim-dist: --widths expects up to %d comma-separated integers, got '%s'\n",
-                    UNET_MAX_LEVELS, s);
-            exit(2);
-        }
-        cfg->widths[cfg->num_levels++] = (int)v;
-        p = *end ? end + 1 : end;
-    }
-}
-
-/* Smooth, image-like values in [0, 1]: a few low-frequency waves per channel. */
-static void generate_images(float *x, int n, int size)
-{
-    for (int i = 0; i < n; i++)
-        for (int y = 0; y < size; y++)
-            for (int xx = 0; xx < size; xx++)
-                for (int c = 0; c < 3; c++) {
-                    float u = (float)xx / size, v = (float)y / size;
-                    float val = 0.5f + 0.25f * sinf(6.0f * u + 1.7f * i + c) *
-                                           cosf(4.0f * v - 0.9f * i + 2.0f * c);
-                    x[(((size_t)i * size + y) * size + xx) * 3 + c] = val;
-                }
+    if (be)
+        return be;
+    if (!strcmp(name, "cuda"))
+        DDIM_FATAL("run.backend is cuda but %s", err);
+    util_log("ddim-dist: using the CPU backend (%s)\n", err);
+    return backend_cpu_create();
 }
 
 int main(int argc, char **argv)
 {
-    struct unet_config ucfg = unet_config_default();
-    struct diffusion_config dc = diffusion_config_default();
-    int steps = 1, batch = 64;
-    const char *backend_name = "cpu";
+    struct run_config cfg;
+    run_config_defaults(&cfg);
+    char err[2048];
+    int print_only = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
         }
+        if (!strcmp(a, "--print-config")) {
+            print_only = 1;
+            continue;
+        }
+        if (strcmp(a, "--config") && strcmp(a, "--set") && strcmp(a, "--run-dir")) {
+            fprintf(stderr, "ddim-dist: unknown option '%s' (see ddim-dist --help)\n", a);
+            return 2;
+        }
         if (i + 1 >= argc) {
-            fprintf(stderr, "ddim-dist: unknown option or missing value: '%s' (see --help)\n", a);
+            fprintf(stderr, "ddim-dist: %s needs a value (see ddim-dist --help)\n", a);
             return 2;
         }
         const char *v = argv[++i];
-        if (!strcmp(a, "--steps"))
-            steps = parse_int(a, v, 1, 1000000);
-        else if (!strcmp(a, "--batch"))
-            batch = parse_int(a, v, 1, 65536);
-        else if (!strcmp(a, "--image-size"))
-            ucfg.image_size = parse_int(a, v, 1, 4096);
-        else if (!strcmp(a, "--widths"))
-            parse_widths(v, &ucfg);
-        else if (!strcmp(a, "--block-depth"))
-            ucfg.block_depth = parse_int(a, v, 0, 1000);
-        else if (!strcmp(a, "--seed"))
-            dc.seed = (uint64_t)parse_int(a, v, 0, 2147483647);
-        else if (!strcmp(a, "--backend"))
-            backend_name = v;
-        else {
-            fprintf(stderr, "ddim-dist: unknown option '%s' (see --help)\n", a);
+        int rc;
+        if (!strcmp(a, "--config")) {
+            rc = config_load_yaml(&cfg, v, err, sizeof err);
+        } else if (!strcmp(a, "--set")) {
+            rc = config_set(&cfg, v, err, sizeof err);
+        } else if (strlen(v) == 0 || strlen(v) >= sizeof cfg.run_dir) {
+            rc = util_error(err, sizeof err, "--run-dir: expected a path of 1..%zu characters",
+                            sizeof cfg.run_dir - 1);
+        } else { /* taken verbatim, not parsed as YAML */
+            snprintf(cfg.run_dir, sizeof cfg.run_dir, "%s", v);
+            rc = 0;
+        }
+        if (rc != 0) {
+            fprintf(stderr, "ddim-dist: %s\n", err);
             return 2;
         }
     }
-    char err[1024];
-    if (unet_config_check(&ucfg, err, sizeof err) != 0) {
-        fprintf(stderr, "ddim-dist: invalid model configuration: %s\n", err);
+    if (run_config_check(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "ddim-dist: invalid configuration: %s\n", err);
         return 2;
     }
-    struct backend *be = NULL;
-    if (!strcmp(backend_name, "cpu"))
-        be = backend_cpu_create();
-    else if (!strcmp(backend_name, "cuda"))
-        be = backend_cuda_create(0, err, sizeof err);
-    else {
-        fprintf(stderr, "ddim-dist: --backend expects cpu or cuda, got '%s'\n", backend_name);
-        return 2;
+    if (print_only) {
+        config_write_yaml(&cfg, stdout);
+        return 0;
     }
-    if (!be) {
-        fprintf(stderr, "ddim-dist: cannot use the cuda backend: %s\n", err);
-        return 1;
+    struct comm *comm = comm_mpi_create(&argc, &argv);
+    if (comm->rank == 0) {
+        config_write_yaml(&cfg, stdout);
+        fflush(stdout);
     }
-    struct comm *comm = comm_single();
-    struct trainer *t = trainer_create(be, comm, &ucfg, &dc, batch, batch, 0, err, sizeof err);
-    if (!t) {
-        fprintf(stderr, "ddim-dist: %s\n", err);
-        return 1;
-    }
-    const struct param_table *pt = unet_params(t->net);
-    util_log("ddim-dist: %s backend, image %d, batch %d, %d levels, %zu trainable weights, "
-             "activations %.1f MiB\n",
-             be->name, ucfg.image_size, batch, ucfg.num_levels, pt->trainable,
-             unet_acts_bytes(t->acts) / 1048576.0);
-    trainer_init_weights(t);
-    float *host = util_xmalloc((size_t)batch * t->per_image * sizeof(float));
-    generate_images(host, batch, ucfg.image_size);
-    be->upload(be, t->images, host, (size_t)batch * t->per_image * sizeof(float));
-    /* the normalizer's statistics of this batch, as Normalization.adapt would compute */
-    double sum[3] = {0}, sq[3] = {0};
-    size_t pixels = (size_t)batch * ucfg.image_size * ucfg.image_size;
-    for (size_t p = 0; p < pixels; p++)
-        for (int c = 0; c < 3; c++) {
-            sum[c] += host[p * 3 + c];
-            sq[c] += (double)host[p * 3 + c] * host[p * 3 + c];
-        }
-    float mean[3], var[3];
-    for (int c = 0; c < 3; c++) {
-        mean[c] = (float)(sum[c] / pixels);
-        var[c] = (float)(sq[c] / pixels - (sum[c] / pixels) * (sum[c] / pixels));
-    }
-    trainer_set_normalizer(t, mean, var);
-    for (int s = 0; s < steps; s++) {
-        double t0 = util_now();
-        trainer_draw(t, (uint32_t)s, 0);
-        trainer_train_step(t);
-        float losses[2];
-        trainer_read_losses(t, losses);
-        double dt = util_now() - t0;
-        util_log("step %d/%d  noise loss %.4f  image loss %.4f  %.2f s  %.1f images/s\n", s + 1,
-                 steps, losses[0], losses[1], dt, batch / dt);
-    }
-    free(host);
-    trainer_destroy(t);
-    comm->destroy(comm);
+    struct backend *be = pick_backend(cfg.backend, comm->local_rank);
+    int rc = train_loop_run(&cfg, be, comm);
     be->destroy(be);
-    return 0;
+    comm->destroy(comm);
+    return rc;
 }

@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-int params_is_trainable(enum param_kind kind) { return kind == PARAM_KERNEL || kind == PARAM_BIAS; }
+int params_is_trainable(enum param_kind kind)
+{
+    return kind == PARAM_KERNEL || kind == PARAM_BIAS;
+}
 
 const char *params_kind_name(enum param_kind kind)
 {

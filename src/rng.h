@@ -22,16 +22,26 @@
 #define RNG_FN static inline
 #endif
 
-RNG_FN philox4x32_ctr_t rng_block(uint64_t seed, uint32_t purpose, uint32_t step,
-                                  uint32_t example, uint32_t block)
+RNG_FN philox4x32_ctr_t rng_block(uint64_t seed, uint32_t purpose, uint32_t step, uint32_t example,
+                                  uint32_t block)
 {
     philox4x32_ctr_t ctr = {{block, example, step, purpose}};
     philox4x32_key_t key = {{(uint32_t)seed, (uint32_t)(seed >> 32)}};
     return philox4x32(ctr, key);
 }
 
+/* A raw 32-bit word: element j of the stream (for shuffles). */
+RNG_FN uint32_t rng_u32(uint64_t seed, uint32_t purpose, uint32_t step, uint32_t example,
+                        uint32_t j)
+{
+    return rng_block(seed, purpose, step, example, j / 4).v[j % 4];
+}
+
 /* A 32-bit word to a float in (0, 1): never 0, so logf is finite. */
-RNG_FN float rng_u01(uint32_t x) { return ((float)(x >> 8) + 0.5f) * (1.0f / 16777216.0f); }
+RNG_FN float rng_u01(uint32_t x)
+{
+    return ((float)(x >> 8) + 0.5f) * (1.0f / 16777216.0f);
+}
 
 RNG_FN float rng_uniform(uint64_t seed, uint32_t purpose, uint32_t step, uint32_t example,
                          uint32_t j)

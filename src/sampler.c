@@ -9,7 +9,7 @@
 struct sampler {
     int n;
     struct unet_acts *acts;
-    float *noisy, *pred_noises, *pred_images; /* (n, S, S, 3) */
+    float *noisy, *pred_noises, *pred_images;              /* (n, S, S, 3) */
     float *times, *noise_rates, *signal_rates, *variances; /* (n) */
     float *next_noise_rates, *next_signal_rates;           /* (n) */
 };
@@ -18,9 +18,9 @@ void sampler_destroy(struct backend *be, struct sampler *s)
 {
     if (!s)
         return;
-    float *bufs[] = {s->noisy,        s->pred_noises, s->pred_images,
-                     s->times,        s->noise_rates, s->signal_rates,
-                     s->variances,    s->next_noise_rates, s->next_signal_rates};
+    float *bufs[] = {s->noisy,     s->pred_noises,      s->pred_images,
+                     s->times,     s->noise_rates,      s->signal_rates,
+                     s->variances, s->next_noise_rates, s->next_signal_rates};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         be->free(be, bufs[i]);
     unet_acts_destroy(be, s->acts);
@@ -51,8 +51,8 @@ void trainer_sample(struct trainer *t, const float *initial_noise, int n, int st
                     float *pred_images, float *images)
 {
     if (n < 1 || steps < 1)
-        DDIM_FATAL("sampling needs at least one image and one step (got %d images, %d steps)",
-                   n, steps);
+        DDIM_FATAL("sampling needs at least one image and one step (got %d images, %d steps)", n,
+                   steps);
     struct backend *be = t->be;
     struct sampler *s = sampler_for(t, n);
     size_t per = t->per_image;
@@ -81,6 +81,5 @@ void trainer_sample(struct trainer *t, const float *initial_noise, int n, int st
     if (pred_images)
         be->copy(be, pred_images, s->pred_images, (size_t)n * per * sizeof(float));
     if (images)
-        be->denormalize(be, images, s->pred_images, t->norm, t->norm + 3, (size_t)n * per / 3,
-                        3);
+        be->denormalize(be, images, s->pred_images, t->norm, t->norm + 3, (size_t)n * per / 3, 3);
 }

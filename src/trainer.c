@@ -35,8 +35,8 @@ int diffusion_config_check(const struct diffusion_config *c, char *err, size_t e
     if (!(c->weight_decay >= 0) || !isfinite(c->weight_decay))
         return util_error(err, errlen, "weight_decay: expected >= 0, got %g", c->weight_decay);
     if (!(c->adam_beta1 >= 0 && c->adam_beta1 < 1) || !(c->adam_beta2 >= 0 && c->adam_beta2 < 1))
-        return util_error(err, errlen, "adam betas: expected [0, 1), got %g and %g",
-                          c->adam_beta1, c->adam_beta2);
+        return util_error(err, errlen, "adam betas: expected [0, 1), got %g and %g", c->adam_beta1,
+                          c->adam_beta2);
     if (!(c->adam_epsilon > 0))
         return util_error(err, errlen, "adam_epsilon: expected > 0, got %g", c->adam_epsilon);
     if (!(c->ema >= 0 && c->ema <= 1))
@@ -52,14 +52,13 @@ static float *zalloc_floats(struct backend *be, size_t n)
 }
 
 struct trainer *trainer_create(struct backend *be, struct comm *comm,
-                               const struct unet_config *ucfg,
-                               const struct diffusion_config *dc, int batch, int global_batch,
-                               int first_example, char *err, size_t errlen)
+                               const struct unet_config *ucfg, const struct diffusion_config *dc,
+                               int batch, int global_batch, int first_example, char *err,
+                               size_t errlen)
 {
     char missing[1024];
     if (backend_missing_ops(be, missing, sizeof missing) > 0) {
-        util_error(err, errlen, "the %s backend cannot train yet: it lacks %s", be->name,
-                   missing);
+        util_error(err, errlen, "the %s backend cannot train yet: it lacks %s", be->name, missing);
         return NULL;
     }
     if (diffusion_config_check(dc, err, errlen) != 0)
@@ -111,10 +110,10 @@ void trainer_destroy(struct trainer *t)
     if (!t)
         return;
     struct backend *be = t->be;
-    float *bufs[] = {t->w,     t->ema_w,       t->adam_m,      t->adam_v,     t->grad,
-                     t->norm,  t->images,      t->noises,      t->norm_images, t->noisy,
-                     t->pred_noises, t->pred_images, t->dpred, t->times,      t->noise_rates,
-                     t->signal_rates, t->variances, t->losses};
+    float *bufs[] = {
+        t->w,      t->ema_w,  t->adam_m,      t->adam_v,       t->grad,        t->norm,
+        t->images, t->noises, t->norm_images, t->noisy,        t->pred_noises, t->pred_images,
+        t->dpred,  t->times,  t->noise_rates, t->signal_rates, t->variances,   t->losses};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         be->free(be, bufs[i]);
     unet_acts_destroy(be, t->acts);
@@ -166,15 +165,15 @@ static void denoise_batch(struct trainer *t, int training)
     size_t n = (size_t)b * t->per_image;
     size_t rows = n / 3;
     be->normalize(be, t->norm_images, t->images, t->norm, t->norm + 3, rows, 3);
-    be->diffusion_schedule(be, t->noise_rates, t->signal_rates, t->times, b,
-                           t->dc.min_signal_rate, t->dc.max_signal_rate);
+    be->diffusion_schedule(be, t->noise_rates, t->signal_rates, t->times, b, t->dc.min_signal_rate,
+                           t->dc.max_signal_rate);
     be->mix(be, t->noisy, t->signal_rates, t->norm_images, t->noise_rates, t->noises, b,
             t->per_image);
     be->square(be, t->variances, t->noise_rates, (size_t)b);
-    unet_forward(be, t->net, t->acts, training ? t->w : t->ema_w, t->noisy, t->variances,
-                 training, t->comm, t->pred_noises);
-    be->pred_images(be, t->pred_images, t->noisy, t->pred_noises, t->noise_rates,
-                    t->signal_rates, b, t->per_image);
+    unet_forward(be, t->net, t->acts, training ? t->w : t->ema_w, t->noisy, t->variances, training,
+                 t->comm, t->pred_noises);
+    be->pred_images(be, t->pred_images, t->noisy, t->pred_noises, t->noise_rates, t->signal_rates,
+                    b, t->per_image);
     be->loss_value(be, t->losses, t->pred_noises, t->noises, n, t->dc.loss);
     be->loss_value(be, t->losses + 1, t->pred_images, t->norm_images, n, t->dc.loss);
 }
@@ -196,7 +195,10 @@ void trainer_train_step(struct trainer *t)
     be->ema_update(be, t->ema_w, t->w, pt->total, t->dc.ema);
 }
 
-void trainer_eval_losses(struct trainer *t) { denoise_batch(t, 0); }
+void trainer_eval_losses(struct trainer *t)
+{
+    denoise_batch(t, 0);
+}
 
 void trainer_read_losses(struct trainer *t, float out[2])
 {

@@ -17,12 +17,12 @@
 #include <stdint.h>
 
 struct diffusion_config {
-    float min_signal_rate, max_signal_rate; /* 0.02, 0.95 */
-    enum loss_kind loss;                    /* MAE */
-    float learning_rate, weight_decay;      /* 1e-3, 1e-4 */
+    float min_signal_rate, max_signal_rate;     /* 0.02, 0.95 */
+    enum loss_kind loss;                        /* MAE */
+    float learning_rate, weight_decay;          /* 1e-3, 1e-4 */
     float adam_beta1, adam_beta2, adam_epsilon; /* 0.9, 0.999, 1e-7 (Keras) */
-    float ema;                              /* 0.999 */
-    uint64_t seed;                          /* keys every random stream */
+    float ema;                                  /* 0.999 */
+    uint64_t seed;                              /* keys every random stream */
 };
 
 struct diffusion_config diffusion_config_default(void);
@@ -40,21 +40,21 @@ struct trainer {
     size_t per_image;  /* S*S*3 */
 
     /* state (backend memory); a checkpoint is exactly these plus `step` */
-    float *w;         /* (total) training network, BN moving statistics included */
-    float *ema_w;     /* (total) EMA network */
-    float *adam_m;    /* (trainable) */
-    float *adam_v;    /* (trainable) */
-    float *norm;      /* (6) per-channel mean[3], variance[3] of the training images */
-    int step;         /* optimizer steps done (Keras optimizer.iterations) */
+    float *w;      /* (total) training network, BN moving statistics included */
+    float *ema_w;  /* (total) EMA network */
+    float *adam_m; /* (trainable) */
+    float *adam_v; /* (trainable) */
+    float *norm;   /* (6) per-channel mean[3], variance[3] of the training images */
+    int step;      /* optimizer steps done (Keras optimizer.iterations) */
 
     /* step buffers (backend memory), (batch, S, S, 3) unless noted */
-    float *images;       /* raw images in [0, 1]: the caller fills these */
-    float *noises;       /* standard normal */
-    float *times;        /* (batch) uniform diffusion times */
+    float *images; /* raw images in [0, 1]: the caller fills these */
+    float *noises; /* standard normal */
+    float *times;  /* (batch) uniform diffusion times */
     float *norm_images, *noisy, *pred_noises, *pred_images, *dpred;
     float *noise_rates, *signal_rates, *variances; /* (batch) */
-    float *grad;         /* (trainable) */
-    float *losses;       /* (2): noise loss, image loss (means over this rank's batch) */
+    float *grad;                                   /* (trainable) */
+    float *losses; /* (2): noise loss, image loss (means over this rank's batch) */
 
     struct sampler *sampler; /* inference buffers for the last sample size (sampler.c) */
 };
@@ -65,9 +65,9 @@ void sampler_destroy(struct backend *be, struct sampler *s);
 /* Builds the network and all buffers. first_example/global_batch place this rank's batch
  * in the global one (random streams are keyed by the global position). */
 struct trainer *trainer_create(struct backend *be, struct comm *comm,
-                               const struct unet_config *ucfg,
-                               const struct diffusion_config *dc, int batch, int global_batch,
-                               int first_example, char *err, size_t errlen);
+                               const struct unet_config *ucfg, const struct diffusion_config *dc,
+                               int batch, int global_batch, int first_example, char *err,
+                               size_t errlen);
 void trainer_destroy(struct trainer *t);
 
 /* Keras initial weights for the network and, independently (clone_model re-initializes),

@@ -2,8 +2,8 @@
  * See unet.h for the shape of the design; the Keras layer structure it mirrors is
  * get_network / ResidualBlock / DownBlock / UpBlock in the reference example. */
 #include "unet.h"
-#include "unet_internal.h"
 #include "rng.h"
+#include "unet_internal.h"
 #include "util.h"
 
 #include <math.h>
@@ -105,8 +105,7 @@ static int add_conv(struct unet *net, const char *name, int in, int cout, int k)
     return n->out;
 }
 
-static int add_simple(struct unet *net, enum node_kind kind, int in0, int in1, int h, int w,
-                      int c)
+static int add_simple(struct unet *net, enum node_kind kind, int in0, int in1, int h, int w, int c)
 {
     struct node *n = new_node(net, kind, in0, in1);
     int idx = (int)(n - net->nodes);
@@ -211,9 +210,15 @@ void unet_destroy(struct unet *net)
     free(net);
 }
 
-const struct param_table *unet_params(const struct unet *net) { return &net->params; }
+const struct param_table *unet_params(const struct unet *net)
+{
+    return &net->params;
+}
 
-const struct unet_config *unet_get_config(const struct unet *net) { return &net->cfg; }
+const struct unet_config *unet_get_config(const struct unet *net)
+{
+    return &net->cfg;
+}
 
 void unet_init_weights(const struct unet *net, float *w_host, uint64_t seed, uint32_t stream)
 {

@@ -31,7 +31,10 @@ void unet_acts_destroy(struct backend *be, struct unet_acts *a)
     free(a);
 }
 
-size_t unet_acts_bytes(const struct unet_acts *a) { return a->bytes; }
+size_t unet_acts_bytes(const struct unet_acts *a)
+{
+    return a->bytes;
+}
 
 static float *value(const struct unet *net, const struct unet_acts *a, int t)
 {
@@ -83,8 +86,7 @@ void unet_forward(struct backend *be, const struct unet *net, struct unet_acts *
                   float *pred)
 {
     const struct unet_config *cfg = &net->cfg;
-    be->copy(be, value(net, a, net->input), noisy,
-             rows_of(net, a, net->input) * 3 * sizeof(float));
+    be->copy(be, value(net, a, net->input), noisy, rows_of(net, a, net->input) * 3 * sizeof(float));
     for (int i = 0; i < net->num_nodes; i++) {
         const struct node *n = &net->nodes[i];
         const struct tensor_desc *in = n->in0 >= 0 ? &net->tensors[n->in0] : NULL;
@@ -142,8 +144,8 @@ static void backward_bn(struct backend *be, const struct unet *net, struct unet_
                           (double)rows * comm->world, rows, c);
 }
 
-void unet_backward(struct backend *be, const struct unet *net, struct unet_acts *a,
-                   const float *w, float *dw, const float *dpred, struct comm *comm)
+void unet_backward(struct backend *be, const struct unet *net, struct unet_acts *a, const float *w,
+                   float *dw, const float *dpred, struct comm *comm)
 {
     if (!a->grad)
         DDIM_FATAL("unet_backward: activations were created without gradients");

@@ -5,8 +5,16 @@
 
 #include "unet.h"
 
-enum node_kind { NODE_CONV, NODE_BN, NODE_SWISH, NODE_ADD, NODE_CONCAT, NODE_POOL, NODE_UPSAMPLE,
-                 NODE_EMBED };
+enum node_kind {
+    NODE_CONV,
+    NODE_BN,
+    NODE_SWISH,
+    NODE_ADD,
+    NODE_CONCAT,
+    NODE_POOL,
+    NODE_UPSAMPLE,
+    NODE_EMBED
+};
 
 struct tensor_desc {
     size_t offset; /* floats per example before this tensor in the arena */
@@ -16,11 +24,11 @@ struct tensor_desc {
 
 struct node {
     enum node_kind kind;
-    int in0, in1, out;   /* tensor ids; in1 only for add/concat */
-    int k;               /* conv kernel size */
-    int kernel, bias;    /* conv: parameter ids */
-    int mean, var;       /* bn: parameter ids of the moving statistics */
-    size_t bn_offset;    /* bn: [saved 2c | stats 2c | bstats 2c] in the bn arena */
+    int in0, in1, out; /* tensor ids; in1 only for add/concat */
+    int k;             /* conv kernel size */
+    int kernel, bias;  /* conv: parameter ids */
+    int mean, var;     /* bn: parameter ids of the moving statistics */
+    size_t bn_offset;  /* bn: [saved 2c | stats 2c | bstats 2c] in the bn arena */
 };
 
 struct unet {

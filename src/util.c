@@ -8,24 +8,35 @@
 #include <unistd.h>
 
 static int util_current_rank = 0;
+static void (*util_abort_hook)(int code) = NULL;
 
-void util_set_rank(int rank) { util_current_rank = rank; }
+void util_set_abort_hook(void (*hook)(int code)) { util_abort_hook = hook; }
 
-int util_rank(void) { return util_current_rank; }
+void util_set_rank(int rank)
+{
+    util_current_rank = rank;
+}
+
+int util_rank(void)
+{
+    return util_current_rank;
+}
 
 void util_fatal_at(const char *file, int line, const char *fmt, ...)
 {
     char host[256] = "?";
     gethostname(host, sizeof host - 1);
     fflush(stdout);
-    fprintf(stderr, "ddim-dist: error (rank %d on %s, %s:%d): ", util_current_rank, host,
-            file, line);
+    fprintf(stderr, "ddim-dist: error (rank %d on %s, %s:%d): ", util_current_rank, host, file,
+            line);
     va_list ap;
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
     fflush(stderr);
+    if (util_abort_hook)
+        util_abort_hook(1);
     exit(1);
 }
 

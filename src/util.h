@@ -21,6 +21,10 @@ extern "C" {
 void util_set_rank(int rank);
 int util_rank(void);
 
+/* Called by util_fatal_at instead of exit when set (MPI sets MPI_Abort, so that one rank's
+ * failure ends the whole job). */
+void util_set_abort_hook(void (*hook)(int code));
+
 /* Print "ddim-dist: error (rank R on HOST, file:line): message" and exit(1). */
 DDIM_NORETURN void util_fatal_at(const char *file, int line, const char *fmt, ...)
     DDIM_PRINTF(3, 4);

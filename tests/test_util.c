@@ -10,7 +10,10 @@ static uint64_t test_state = 0x9E3779B97F4A7C15ull;
 static int test_failed = 0;
 static int test_checked = 0;
 
-void test_seed(uint64_t seed) { test_state = seed * 0x9E3779B97F4A7C15ull + 1; }
+void test_seed(uint64_t seed)
+{
+    test_state = seed * 0x9E3779B97F4A7C15ull + 1;
+}
 
 static uint64_t test_next(void)
 { /* splitmix64 */
@@ -121,7 +124,10 @@ int test_rel_l2(const char *name, const float *got, const float *want, size_t n,
     return 1;
 }
 
-int test_failures(void) { return test_failed; }
+int test_failures(void)
+{
+    return test_failed;
+}
 
 int test_finish(const char *suite)
 {

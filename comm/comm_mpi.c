@@ -1,0 +1,91 @@
+/* comm_mpi.c: the MPI communicator: job start-up, rank / world / local rank, and
+ * all-reduce and broadcast on host buffers (the CPU backend's transport; the CUDA backend
+ * uses NCCL for device buffers, with MPI only to start up and share the NCCL id).
+ *
+ * A rank that fails calls MPI_Abort through util's abort hook, so the whole job stops
+ * with that rank's message instead of the others waiting forever in a collective. */
+#include "comm.h"
+#include "util.h"
+
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void mpi_check(int rc, const char *what)
+{
+    if (rc != MPI_SUCCESS) {
+        char msg[MPI_MAX_ERROR_STRING];
+        int len = 0;
+        MPI_Error_string(rc, msg, &len);
+        DDIM_FATAL("%s failed: %s", what, msg);
+    }
+}
+
+static void mpi_allreduce(struct comm *c, float *buf, size_t n)
+{
+    /* MPI counts are int: reduce in pieces of at most 2^30 floats */
+    for (size_t off = 0; off < n; off += (size_t)1 << 30) {
+        size_t len = n - off < ((size_t)1 << 30) ? n - off : ((size_t)1 << 30);
+        mpi_check(MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)len, MPI_FLOAT, MPI_SUM,
+                                MPI_COMM_WORLD),
+                  "MPI_Allreduce");
+    }
+}
+
+static void mpi_broadcast(struct comm *c, void *buf, size_t bytes)
+{
+    for (size_t off = 0; off < bytes; off += (size_t)1 << 30) {
+        size_t len = bytes - off < ((size_t)1 << 30) ? bytes - off : ((size_t)1 << 30);
+        mpi_check(MPI_Bcast((char *)buf + off, (int)len, MPI_BYTE, 0, MPI_COMM_WORLD),
+                  "MPI_Bcast");
+    }
+}
+
+static void mpi_barrier(struct comm *c) { mpi_check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+
+static void mpi_destroy(struct comm *c)
+{
+    util_set_abort_hook(NULL);
+    MPI_Finalize();
+    free(c);
+}
+
+static void mpi_abort_job(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+
+/* The rank on this node: from a shared-memory split of the world, else the launcher's. */
+static int find_local_rank(void)
+{
+    MPI_Comm node;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
+        MPI_SUCCESS) {
+        int local = 0;
+        MPI_Comm_rank(node, &local);
+        MPI_Comm_free(&node);
+        return local;
+    }
+    const char *vars[] = {"SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v)
+            return atoi(v);
+    }
+    return 0;
+}
+
+struct comm *comm_mpi_create(int *argc, char ***argv)
+{
+    int provided;
+    mpi_check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+    struct comm *c = util_xcalloc(1, sizeof *c);
+    MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &c->world);
+    c->local_rank = find_local_rank();
+    c->allreduce_sum = mpi_allreduce;
+    c->broadcast = mpi_broadcast;
+    c->barrier = mpi_barrier;
+    c->destroy = mpi_destroy;
+    util_set_rank(c->rank);
+    if (c->world > 1)
+        util_set_abort_hook(mpi_abort_job);
+    return c;
+}

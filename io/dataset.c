@@ -1,0 +1,240 @@
+/* dataset.c: reads the HDF5 dataset written by ddim-prep (layout in dataset.h).
+ *
+ * dataset_open checks everything the trainer relies on before the first step (the format
+ * tag, both image datasets' type and shape, the counts and statistics attributes) so that
+ * a wrong or stale file fails with one message naming the file, the object and what was
+ * expected, not with a shape error deep inside training. dataset_read reads one image per
+ * hyperslab (one chunk each), so a rank touches only the chunks of its share of a batch. */
+#include "dataset.h"
+#include "h5_util.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DATASET_FORMAT "ddim-dist dataset 1"
+#define DATASET_HINT "(re-create it with ddim-prep; see ddim-prep --help)"
+
+static const char *split_names[2] = {"/train/images", "/validation/images"};
+
+/* Reads a string attribute of "/" (fixed or variable length) into out. */
+static int read_attr_string(hid_t file, const char *path, const char *name, char *out,
+                            size_t outlen, char *err, size_t errlen)
+{
+    if (H5Aexists(file, name) <= 0)
+        return util_error(err, errlen, "%s: attribute '%s' of '/' is missing %s", path, name,
+                          DATASET_HINT);
+    hid_t a = H5Aopen(file, name, H5P_DEFAULT);
+    hid_t t = H5Aget_type(a);
+    int rc = 0;
+    out[0] = '\0';
+    if (H5Tget_class(t) != H5T_STRING) {
+        rc = util_error(err, errlen, "%s: attribute '%s' of '/' is not a string", path, name);
+    } else if (H5Tis_variable_str(t) > 0) {
+        char *s = NULL;
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(t));
+        if (H5Aread(a, mt, &s) < 0 || !s)
+            rc = util_error(err, errlen, "%s: cannot read attribute '%s'", path, name);
+        else
+            snprintf(out, outlen, "%s", s);
+        if (s)
+            H5free_memory(s);
+        H5Tclose(mt);
+    } else {
+        size_t n = H5Tget_size(t);
+        char *buf = util_xcalloc(n + 1, 1);
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, n + 1);
+        if (H5Aread(a, mt, buf) < 0)
+            rc = util_error(err, errlen, "%s: cannot read attribute '%s'", path, name);
+        else
+            snprintf(out, outlen, "%s", buf);
+        H5Tclose(mt);
+        free(buf);
+    }
+    H5Tclose(t);
+    H5Aclose(a);
+    return rc;
+}
+
+static int read_attr_long(hid_t file, const char *path, const char *name, long *out, char *err,
+                          size_t errlen)
+{
+    double v[1];
+    size_t n = 1;
+    if (h5u_read_attr_doubles(file, path, "/", name, v, &n, err, errlen) != 0)
+        return -1;
+    *out = (long)v[0];
+    if ((double)*out != v[0])
+        return util_error(err, errlen, "%s: attribute '%s' of '/' is %g, expected an integer", path,
+                          name, v[0]);
+    return 0;
+}
+
+/* Opens one split's dataset and checks it is uint8 (N, S, S, 3). */
+static int open_split(struct dataset *ds, int split, char *err, size_t errlen)
+{
+    const char *name = split_names[split];
+    int nd;
+    size_t shape[H5U_MAX_DIMS];
+    if (!h5u_exists(ds->file, name))
+        return util_error(err, errlen,
+                          "%s: dataset '%s' is missing, expected uint8 (N, %d, %d, 3) "
+                          "images %s",
+                          ds->path, name, ds->image_size, ds->image_size, DATASET_HINT);
+    if (h5u_shape(ds->file, ds->path, name, &nd, shape, err, errlen) != 0)
+        return -1;
+    long s = ds->image_size;
+    if (nd != 4 || (long)shape[1] != s || (long)shape[2] != s || shape[3] != 3) {
+        char dims[128] = "";
+        for (int i = 0; i < nd; i++) {
+            size_t used = strlen(dims);
+            snprintf(dims + used, sizeof dims - used, "%s%zu", i ? ", " : "", shape[i]);
+        }
+        return util_error(err, errlen,
+                          "%s: dataset '%s' has shape (%s), expected (N, %ld, %ld, 3) "
+                          "(image_size attribute = %ld) %s",
+                          ds->path, name, dims, s, s, s, DATASET_HINT);
+    }
+    hid_t d = H5Dopen2(ds->file, name, H5P_DEFAULT);
+    hid_t t = H5Dget_type(d);
+    int ok =
+        H5Tget_class(t) == H5T_INTEGER && H5Tget_size(t) == 1 && H5Tget_sign(t) == H5T_SGN_NONE;
+    H5Tclose(t);
+    if (!ok) {
+        H5Dclose(d);
+        return util_error(err, errlen, "%s: dataset '%s' must hold uint8 pixels %s", ds->path, name,
+                          DATASET_HINT);
+    }
+    ds->images[split] = d;
+    ds->count[split] = (long)shape[0];
+    return 0;
+}
+
+static int check_counts_and_stats(struct dataset *ds, char *err, size_t errlen)
+{
+    static const char *count_attrs[2] = {"num_train", "num_validation"};
+    for (int split = 0; split < 2; split++) {
+        long n;
+        if (read_attr_long(ds->file, ds->path, count_attrs[split], &n, err, errlen) != 0)
+            return -1;
+        if (n != ds->count[split])
+            return util_error(err, errlen,
+                              "%s: attribute '%s' = %ld but dataset '%s' holds %ld images "
+                              "(the file is inconsistent) %s",
+                              ds->path, count_attrs[split], n, split_names[split], ds->count[split],
+                              DATASET_HINT);
+    }
+    if (ds->count[SPLIT_TRAIN] < 1)
+        return util_error(err, errlen,
+                          "%s: dataset '/train/images' is empty, expected at least "
+                          "one training image",
+                          ds->path);
+    size_t n = 3;
+    if (h5u_read_attr_doubles(ds->file, ds->path, "/", "train_mean", ds->mean, &n, err, errlen) !=
+        0)
+        return -1;
+    if (n != 3)
+        return util_error(err, errlen, "%s: attribute 'train_mean' has %zu values, expected 3",
+                          ds->path, n);
+    n = 3;
+    if (h5u_read_attr_doubles(ds->file, ds->path, "/", "train_variance", ds->variance, &n, err,
+                              errlen) != 0)
+        return -1;
+    if (n != 3)
+        return util_error(err, errlen, "%s: attribute 'train_variance' has %zu values, expected 3",
+                          ds->path, n);
+    for (int c = 0; c < 3; c++) {
+        if (!(ds->mean[c] >= 0.0 && ds->mean[c] <= 1.0) || !(ds->variance[c] >= 0.0))
+            return util_error(err, errlen,
+                              "%s: train_mean[%d] = %g / train_variance[%d] = %g, expected a "
+                              "mean in [0, 1] and a variance >= 0",
+                              ds->path, c, ds->mean[c], c, ds->variance[c]);
+    }
+    return 0;
+}
+
+int dataset_open(struct dataset *ds, const char *path, char *err, size_t errlen)
+{
+    memset(ds, 0, sizeof *ds);
+    ds->file = ds->images[0] = ds->images[1] = -1;
+    snprintf(ds->path, sizeof ds->path, "%s", path);
+    ds->file = h5u_open_read(path, err, errlen);
+    if (ds->file < 0)
+        return -1;
+    char format[128];
+    long size;
+    if (read_attr_string(ds->file, path, "format", format, sizeof format, err, errlen) != 0)
+        goto fail;
+    if (strcmp(format, DATASET_FORMAT) != 0) {
+        util_error(err, errlen, "%s: attribute 'format' is '%s', expected '%s' %s", path, format,
+                   DATASET_FORMAT, DATASET_HINT);
+        goto fail;
+    }
+    if (read_attr_long(ds->file, path, "image_size", &size, err, errlen) != 0)
+        goto fail;
+    if (size < 1 || size > 65536) {
+        util_error(err, errlen, "%s: attribute 'image_size' is %ld, expected 1..65536", path, size);
+        goto fail;
+    }
+    ds->image_size = (int)size;
+    for (int split = 0; split < 2; split++)
+        if (open_split(ds, split, err, errlen) != 0)
+            goto fail;
+    if (check_counts_and_stats(ds, err, errlen) != 0)
+        goto fail;
+    return 0;
+fail:
+    dataset_close(ds);
+    return -1;
+}
+
+void dataset_close(struct dataset *ds)
+{
+    for (int split = 0; split < 2; split++) {
+        if (ds->images[split] >= 0)
+            H5Dclose(ds->images[split]);
+        ds->images[split] = -1;
+    }
+    if (ds->file >= 0)
+        H5Fclose(ds->file);
+    ds->file = -1;
+}
+
+int dataset_read(struct dataset *ds, enum dataset_split split, const long *idx, int n, float *out,
+                 char *err, size_t errlen)
+{
+    if ((split != SPLIT_TRAIN && split != SPLIT_VALIDATION) || ds->images[split] < 0)
+        return util_error(err, errlen, "%s: dataset_read: invalid split %d or dataset not open",
+                          ds->path, (int)split);
+    const hsize_t s = (hsize_t)ds->image_size;
+    const size_t per_image = (size_t)s * (size_t)s * 3;
+    hsize_t mem_dims[4] = {1, s, s, 3};
+    hid_t mem = H5Screate_simple(4, mem_dims, NULL);
+    hid_t file_space = H5Dget_space(ds->images[split]);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (idx[i] < 0 || idx[i] >= ds->count[split]) {
+            rc = util_error(err, errlen, "%s: image index %ld out of range for '%s' (%ld images)",
+                            ds->path, idx[i], split_names[split], ds->count[split]);
+            break;
+        }
+        hsize_t start[4] = {(hsize_t)idx[i], 0, 0, 0};
+        float *dst = out + (size_t)i * per_image;
+        /* HDF5 converts uint8 -> float exactly; then x / 255 as the example's
+         * preprocess_image does (a division, not a multiplication, to match it bit for bit) */
+        if (H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, mem_dims, NULL) < 0 ||
+            H5Dread(ds->images[split], H5T_NATIVE_FLOAT, mem, file_space, H5P_DEFAULT, dst) < 0) {
+            rc = util_error(err, errlen, "%s: cannot read image %ld of '%s' (corrupt file?)",
+                            ds->path, idx[i], split_names[split]);
+            break;
+        }
+        for (size_t j = 0; j < per_image; j++)
+            dst[j] = dst[j] / 255.0f;
+    }
+    H5Sclose(file_space);
+    H5Sclose(mem);
+    return rc;
+}

@@ -1,0 +1,40 @@
+/* dataset.h: the preprocessed image dataset, one HDF5 file made by ddim-prep.
+ *
+ * Layout (h5py / h5dump readable):
+ *   /train/images       uint8 (N, S, S, 3), chunked one image per chunk, gzip
+ *   /validation/images  uint8 (M, S, S, 3), same
+ *   attributes of "/":
+ *     format = "ddim-dist dataset 1", source (string), image_size, num_train,
+ *     num_validation, split_seed, validation_fraction, skipped (unreadable inputs),
+ *     preprocessing (string: crop and resize method),
+ *     train_mean (3, float64), train_variance (3, float64): per-channel mean and
+ *     (biased) variance of the training images scaled to [0, 1], as Keras
+ *     Normalization.adapt computes them.
+ * Images are read by index, so each rank reads only the images of its share of a batch. */
+#ifndef DDIM_DATASET_H
+#define DDIM_DATASET_H
+
+#include <hdf5.h>
+#include <stddef.h>
+
+enum dataset_split { SPLIT_TRAIN = 0, SPLIT_VALIDATION = 1 };
+
+struct dataset {
+    char path[1024];
+    hid_t file;
+    hid_t images[2]; /* datasets of the two splits */
+    long count[2];   /* images per split */
+    int image_size;
+    double mean[3], variance[3];
+};
+
+/* Opens and validates the file (format, shapes, attributes); errors name the file, the
+ * object and what was expected. 0 or -1. */
+int dataset_open(struct dataset *ds, const char *path, char *err, size_t errlen);
+void dataset_close(struct dataset *ds);
+
+/* Reads images idx[0..n) of a split into out (n, S, S, 3) as floats in [0, 1]. */
+int dataset_read(struct dataset *ds, enum dataset_split split, const long *idx, int n,
+                 float *out, char *err, size_t errlen);
+
+#endif

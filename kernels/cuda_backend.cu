@@ -1,0 +1,212 @@
+/* cuda_backend.cu: the CUDA backend's creation, memory ops and op table.
+ *
+ * One backend = one device and one non-blocking stream: every op and every memory op is
+ * ordered on that stream, so ops never need a host synchronization between them, and a
+ * whole training step can later be captured into a CUDA graph. upload/download wait for
+ * their copy (the host buffer is free, or filled, when they return). Creation never dies:
+ * with no usable GPU it returns NULL and says why, so callers (and the gpu tests) can
+ * fall back or skip. The convolutions come from cuDNN in a later file; until then they
+ * stay NULL and backend_missing_ops() names them. */
+#include "cuda_common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void *cuda_alloc(struct backend *be, size_t bytes)
+{
+    void *p = NULL;
+    size_t rounded = (bytes + 255) / 256 * 256; /* never a 0-byte (NULL) allocation */
+    if (!rounded)
+        rounded = 256;
+    cudaError_t e = cudaMalloc(&p, rounded);
+    if (e != cudaSuccess || !p) {
+        size_t free_b = 0, total_b = 0;
+        cudaMemGetInfo(&free_b, &total_b);
+        DDIM_FATAL("cuda backend: cudaMalloc of %zu bytes on device %d failed: %s "
+                   "(%zu of %zu MiB free; lower the batch size per GPU)",
+                   bytes, cuda_ctx_of(be)->device, cudaGetErrorString(e), free_b >> 20,
+                   total_b >> 20);
+    }
+    /* on the backend's stream, so that it is ordered before every later op */
+    CUDA_CHECK(cudaMemsetAsync(p, 0, rounded, cuda_stream(be)));
+    return p;
+}
+
+static void cuda_free(struct backend *be, void *p)
+{
+    if (p)
+        CUDA_CHECK(cudaFree(p)); /* waits for the device, so no op still uses p */
+}
+
+static void cuda_upload(struct backend *be, void *dst, const void *src_host, size_t bytes)
+{
+    if (!bytes)
+        return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, cuda_stream(be)));
+    CUDA_CHECK(cudaStreamSynchronize(cuda_stream(be)));
+}
+
+static void cuda_download(struct backend *be, void *dst_host, const void *src, size_t bytes)
+{
+    if (!bytes)
+        return;
+    CUDA_CHECK(cudaMemcpyAsync(dst_host, src, bytes, cudaMemcpyDeviceToHost, cuda_stream(be)));
+    CUDA_CHECK(cudaStreamSynchronize(cuda_stream(be)));
+}
+
+static void cuda_copy(struct backend *be, void *dst, const void *src, size_t bytes)
+{
+    if (!bytes)
+        return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_stream(be)));
+}
+
+static __global__ void fill_kernel(float *x, float value, size_t n)
+{
+    CUDA_GRID_STRIDE_LOOP(i, n)
+    {
+        x[i] = value;
+    }
+}
+
+void cuda_fill(struct backend *be, float *x, float value, size_t n)
+{
+    if (!n)
+        return;
+    fill_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(x, value, n);
+    KERNEL_CHECK();
+}
+
+static void cuda_synchronize(struct backend *be)
+{
+    CUDA_CHECK(cudaStreamSynchronize(cuda_stream(be)));
+}
+
+static void cuda_destroy(struct backend *be)
+{
+    if (!be)
+        return;
+    struct cuda_ctx *ctx = cuda_ctx_of(be);
+    if (ctx) {
+        CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+        CUDA_CHECK(cudaFree(ctx->scratch));
+        CUDA_CHECK(cudaStreamDestroy(ctx->stream));
+        free(ctx);
+    }
+    free(be);
+}
+
+static void cuda_fill_table(struct backend *be)
+{
+    be->name = "cuda";
+    be->alloc = cuda_alloc;
+    be->free = cuda_free;
+    be->upload = cuda_upload;
+    be->download = cuda_download;
+    be->copy = cuda_copy;
+    be->fill = cuda_fill;
+    be->synchronize = cuda_synchronize;
+    be->destroy = cuda_destroy;
+    be->conv2d_forward = NULL; /* cuDNN, later */
+    be->conv2d_backward = NULL;
+    be->bn_stats = cuda_bn_stats;
+    be->bn_forward_train = cuda_bn_forward_train;
+    be->bn_forward_infer = cuda_bn_forward_infer;
+    be->bn_backward_stats = cuda_bn_backward_stats;
+    be->bn_backward_apply = cuda_bn_backward_apply;
+    be->swish_forward = cuda_swish_forward;
+    be->swish_backward = cuda_swish_backward;
+    be->add = cuda_add;
+    be->axpy = cuda_axpy;
+    be->scale = cuda_scale;
+    be->concat_forward = cuda_concat_forward;
+    be->concat_backward = cuda_concat_backward;
+    be->avgpool2_forward = cuda_avgpool2_forward;
+    be->avgpool2_backward = cuda_avgpool2_backward;
+    be->upsample2_forward = cuda_upsample2_forward;
+    be->upsample2_backward = cuda_upsample2_backward;
+    be->sinusoidal_embedding = cuda_sinusoidal_embedding;
+    be->loss_value = cuda_loss_value;
+    be->loss_backward = cuda_loss_backward;
+    be->diffusion_schedule = cuda_diffusion_schedule;
+    be->mix = cuda_mix;
+    be->pred_images = cuda_pred_images;
+    be->square = cuda_square;
+    be->normalize = cuda_normalize;
+    be->denormalize = cuda_denormalize;
+    be->fill_normal = cuda_fill_normal;
+    be->fill_uniform = cuda_fill_uniform;
+    be->adamw_update = cuda_adamw_update;
+    be->ema_update = cuda_ema_update;
+}
+
+/* Everything that can fail on a machine without a usable GPU, checked without dying. On
+ * success the device is current and *stream and *scratch are created. */
+static int cuda_open_device(int device, cudaStream_t *stream, double **scratch, int *num_sms,
+                            char *err, size_t errlen)
+{
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+        cudaGetLastError(); /* clear it, so that later runtime calls do not report it */
+        return util_error(err, errlen,
+                          "no CUDA device visible (cudaGetDeviceCount: %s, error %d %s)",
+                          cudaGetErrorString(e), (int)e, cudaGetErrorName(e));
+    }
+    if (count <= 0)
+        return util_error(err, errlen, "no CUDA device visible (cudaGetDeviceCount found 0)");
+    if (device < 0 || device >= count)
+        return util_error(err, errlen,
+                          "CUDA device %d does not exist: %d device(s) visible (check "
+                          "CUDA_VISIBLE_DEVICES and the local-rank to GPU mapping)",
+                          device, count);
+    e = cudaSetDevice(device);
+    struct cudaDeviceProp prop;
+    if (e == cudaSuccess)
+        e = cudaGetDeviceProperties(&prop, device);
+    /* a kernel image for this device: fails on a GPU older than the build's architecture */
+    struct cudaFuncAttributes attr;
+    if (e == cudaSuccess)
+        e = cudaFuncGetAttributes(&attr, fill_kernel);
+    if (e == cudaSuccess)
+        e = cudaStreamCreateWithFlags(stream, cudaStreamNonBlocking);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return util_error(err, errlen,
+                          "CUDA device %d is not usable: %s (error %d %s; a GPU older than "
+                          "the architecture this build targets gives 'no kernel image')",
+                          device, cudaGetErrorString(e), (int)e, cudaGetErrorName(e));
+    }
+    e = cudaMalloc((void **)scratch, CUDA_SCRATCH_DOUBLES * sizeof(double));
+    if (e == cudaSuccess)
+        e = cudaMemsetAsync(*scratch, 0, CUDA_SCRATCH_DOUBLES * sizeof(double), *stream);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        cudaStreamDestroy(*stream);
+        return util_error(err, errlen, "CUDA device %d: cannot allocate %zu MiB scratch: %s",
+                          device, (CUDA_SCRATCH_DOUBLES * sizeof(double)) >> 20,
+                          cudaGetErrorString(e));
+    }
+    *num_sms = prop.multiProcessorCount;
+    return 0;
+}
+
+extern "C" struct backend *backend_cuda_create(int device, char *err, size_t errlen)
+{
+    cudaStream_t stream = NULL;
+    double *scratch = NULL;
+    int num_sms = 0;
+    if (cuda_open_device(device, &stream, &scratch, &num_sms, err, errlen) != 0)
+        return NULL;
+    struct cuda_ctx *ctx = (struct cuda_ctx *)util_xcalloc(1, sizeof *ctx);
+    ctx->device = device;
+    ctx->stream = stream;
+    ctx->num_sms = num_sms;
+    ctx->scratch = scratch;
+    ctx->scratch_doubles = CUDA_SCRATCH_DOUBLES;
+    struct backend *be = (struct backend *)util_xcalloc(1, sizeof *be);
+    be->ctx = ctx;
+    be->stream = stream;
+    cuda_fill_table(be);
+    return be;
+}

@@ -1,0 +1,218 @@
+/* cuda_elementwise.cu: swish, add, axpy, scale, channel concat and the losses on the GPU.
+ * Same float32 formulas, in the same order, as kernels/cpu_elementwise.c; with --fmad=false
+ * and IEEE division/sqrt the arithmetic ops give the CPU's bits, and only expf (swish)
+ * differs by an ulp or two. The loss sums in double, as the CPU does, through per-block
+ * partials combined in a fixed order (deterministic, no atomics). */
+#include "cuda_common.h"
+
+static __device__ inline float sigmoid_dev(float x)
+{
+    return 1.0f / (1.0f + expf(-x));
+}
+
+static __global__ void swish_forward_kernel(float *y, const float *x, size_t n)
+{
+    CUDA_GRID_STRIDE_LOOP(i, n)
+    {
+        float xi = x[i];
+        y[i] = xi * sigmoid_dev(xi);
+    }
+}
+
+void cuda_swish_forward(struct backend *be, float *y, const float *x, size_t n)
+{
+    if (!n)
+        return;
+    swish_forward_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(y, x, n);
+    KERNEL_CHECK();
+}
+
+/* dx += dy * (s + x*s*(1-s)) */
+static __global__ void swish_backward_kernel(float *dx, const float *dy, const float *x, size_t n)
+{
+    CUDA_GRID_STRIDE_LOOP(i, n)
+    {
+        float xi = x[i];
+        float s = sigmoid_dev(xi);
+        dx[i] += dy[i] * (s + xi * s * (1.0f - s));
+    }
+}
+
+void cuda_swish_backward(struct backend *be, float *dx, const float *dy, const float *x, size_t n)
+{
+    if (!n || !dx)
+        return;
+    swish_backward_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, x,
+                                                                                        n);
+    KERNEL_CHECK();
+}
+
+static __global__ void add_kernel(float *y, const float *a, const float *b, size_t n)
+{
+    CUDA_GRID_STRIDE_LOOP(i, n)
+    {
+        y[i] = a[i] + b[i];
+    }
+}
+
+void cuda_add(struct backend *be, float *y, const float *a, const float *b, size_t n)
+{
+    if (!n)
+        return;
+    add_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(y, a, b, n);
+    KERNEL_CHECK();
+}
+
+/* y += alpha * x */
+static __global__ void axpy_kernel(float *y, float alpha, const float *x, size_t n)
+{
+    CUDA_GRID_STRIDE_LOOP(i, n)
+    {
+        y[i] += alpha * x[i];
+    }
+}
+
+void cuda_axpy(struct backend *be, float *y, float alpha, const float *x, size_t n)
+{
+    if (!n)
+        return;
+    axpy_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(y, alpha, x, n);
+    KERNEL_CHECK();
+}
+
+static __global__ void scale_kernel(float *x, float alpha, size_t n)
+{
+    CUDA_GRID_STRIDE_LOOP(i, n)
+    {
+        x[i] *= alpha;
+    }
+}
+
+void cuda_scale(struct backend *be, float *x, float alpha, size_t n)
+{
+    if (!n)
+        return;
+    scale_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(x, alpha, n);
+    KERNEL_CHECK();
+}
+
+/* One thread per element of y (rows, ca+cb): a gather, so each output is written once. */
+static __global__ void concat_forward_kernel(float *y, const float *a, const float *b, size_t rows,
+                                             int ca, int cb)
+{
+    size_t c = (size_t)ca + cb;
+    CUDA_GRID_STRIDE_LOOP(i, rows * c)
+    {
+        size_t r = i / c, j = i % c;
+        y[i] = j < (size_t)ca ? a[r * ca + j] : b[r * cb + (j - ca)];
+    }
+}
+
+void cuda_concat_forward(struct backend *be, float *y, const float *a, const float *b, size_t rows,
+                         int ca, int cb)
+{
+    size_t n = rows * ((size_t)ca + cb);
+    if (!n)
+        return;
+    concat_forward_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
+        y, a, b, rows, ca, cb);
+    KERNEL_CHECK();
+}
+
+/* d += dy[:, off:off+cd] for d (rows, cd) */
+static __global__ void concat_backward_kernel(float *d, const float *dy, size_t rows, int c,
+                                              int off, int cd)
+{
+    CUDA_GRID_STRIDE_LOOP(i, rows * (size_t)cd)
+    {
+        size_t r = i / cd, j = i % cd;
+        d[i] += dy[r * c + off + j];
+    }
+}
+
+void cuda_concat_backward(struct backend *be, float *da, float *db, const float *dy, size_t rows,
+                          int ca, int cb)
+{
+    int c = ca + cb;
+    if (da && rows && ca > 0) {
+        concat_backward_kernel<<<cuda_grid(rows * ca, CUDA_BLOCK), CUDA_BLOCK, 0,
+                                 cuda_stream(be)>>>(da, dy, rows, c, 0, ca);
+        KERNEL_CHECK();
+    }
+    if (db && rows && cb > 0) {
+        concat_backward_kernel<<<cuda_grid(rows * cb, CUDA_BLOCK), CUDA_BLOCK, 0,
+                                 cuda_stream(be)>>>(db, dy, rows, c, ca, cb);
+        KERNEL_CHECK();
+    }
+}
+
+/* --- losses ----------------------------------------------------------------------------- */
+#define LOSS_BLOCK 256
+#define LOSS_MAX_BLOCKS 1024 /* partials in ctx->scratch */
+
+/* part[block] = sum over this block's grid-stride elements of |d| or d*d, d in double */
+static __global__ void loss_partial_kernel(double *part, const float *pred, const float *target,
+                                           size_t n, int mse)
+{
+    __shared__ double shared32[32];
+    double acc = 0;
+    CUDA_GRID_STRIDE_LOOP(i, n)
+    {
+        double d = (double)pred[i] - (double)target[i];
+        acc += mse ? d * d : fabs(d);
+    }
+    acc = cuda_block_sum(acc, shared32);
+    if (threadIdx.x == 0)
+        part[blockIdx.x] = acc;
+}
+
+/* out[0] = (float)(sum of part[0..nparts) / n); one block of LOSS_MAX_BLOCKS threads */
+static __global__ void loss_final_kernel(float *out, const double *part, int nparts, size_t n)
+{
+    __shared__ double shared32[32];
+    double acc = 0;
+    for (int k = threadIdx.x; k < nparts; k += blockDim.x)
+        acc += part[k];
+    acc = cuda_block_sum(acc, shared32);
+    if (threadIdx.x == 0)
+        out[0] = (float)(acc / (double)n);
+}
+
+void cuda_loss_value(struct backend *be, float *out, const float *pred, const float *target,
+                     size_t n, enum loss_kind kind)
+{
+    struct cuda_ctx *ctx = cuda_ctx_of(be);
+    unsigned blocks = cuda_grid(n ? n : 1, LOSS_BLOCK);
+    if (blocks > LOSS_MAX_BLOCKS)
+        blocks = LOSS_MAX_BLOCKS;
+    loss_partial_kernel<<<blocks, LOSS_BLOCK, 0, ctx->stream>>>(ctx->scratch, pred, target, n,
+                                                                kind == LOSS_MSE);
+    KERNEL_CHECK();
+    /* n == 0 gives 0/0 = NaN, as the CPU backend does */
+    loss_final_kernel<<<1, LOSS_MAX_BLOCKS, 0, ctx->stream>>>(out, ctx->scratch, (int)blocks, n);
+    KERNEL_CHECK();
+}
+
+/* dpred = scale * 2d (MSE) or scale * sign(d) (MAE, 0 at 0 as TensorFlow's abs gradient) */
+static __global__ void loss_backward_kernel(float *dpred, const float *pred, const float *target,
+                                            size_t n, float scale, int mse)
+{
+    CUDA_GRID_STRIDE_LOOP(i, n)
+    {
+        float d = pred[i] - target[i];
+        if (mse)
+            dpred[i] = scale * 2.0f * d;
+        else
+            dpred[i] = scale * (float)((d > 0) - (d < 0));
+    }
+}
+
+void cuda_loss_backward(struct backend *be, float *dpred, const float *pred, const float *target,
+                        size_t n, float scale, enum loss_kind kind)
+{
+    if (!n)
+        return;
+    loss_backward_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
+        dpred, pred, target, n, scale, kind == LOSS_MSE);
+    KERNEL_CHECK();
+}

@@ -1,0 +1,208 @@
+/* cuda_norm.cu: BatchNormalization without center/scale on the GPU, split as backend.h
+ * says into per-channel sums and an apply step (synchronized BatchNorm all-reduces the sums
+ * in between).
+ *
+ * The sums accumulate in double, as kernels/cpu_norm.c does, in two deterministic passes:
+ * blocks of 32 channels x 8 row lanes each sum one chunk of rows into ctx->scratch, then one
+ * thread per channel adds the chunks in order. No atomics, so a step gives the same bits
+ * every time. The per-channel math of the apply steps repeats the CPU's expressions (double
+ * where it uses double), so mean, invstd and the moving statistics match it exactly. */
+#include "cuda_common.h"
+
+#define RED_CH 32        /* channels per block (threadIdx.x) */
+#define RED_LANES 8      /* row lanes per block (threadIdx.y) */
+#define RED_MIN_ROWS 256 /* rows per chunk at least, so that small tensors use few chunks */
+
+/* part[chunk] (2c) = [sum a, sum a*b] over this chunk's rows, b = a (forward: sum of
+ * squares) or b = (x - mean)*invstd from saved (backward: sum dy*xhat). */
+template <bool BACKWARD>
+static __global__ void channel_sums_partial_kernel(double *part, const float *a, const float *x,
+                                                   const float *saved, size_t rows, int c,
+                                                   size_t rows_per_chunk)
+{
+    __shared__ double s1_sh[RED_LANES][RED_CH];
+    __shared__ double s2_sh[RED_LANES][RED_CH];
+    int j = blockIdx.x * RED_CH + threadIdx.x;
+    size_t chunk = blockIdx.y;
+    size_t begin = chunk * rows_per_chunk;
+    size_t end = begin + rows_per_chunk < rows ? begin + rows_per_chunk : rows;
+    double s1 = 0, s2 = 0;
+    if (j < c) {
+        double mean = 0, invstd = 0;
+        if (BACKWARD) {
+            mean = saved[j];
+            invstd = saved[c + j];
+        }
+        for (size_t r = begin + threadIdx.y; r < end; r += RED_LANES) {
+            double v = a[r * c + j];
+            double other = BACKWARD ? ((double)x[r * c + j] - mean) * invstd : v;
+            s1 += v;
+            s2 += v * other;
+        }
+    }
+    s1_sh[threadIdx.y][threadIdx.x] = s1;
+    s2_sh[threadIdx.y][threadIdx.x] = s2;
+    __syncthreads();
+    if (threadIdx.y == 0 && j < c) {
+        double t1 = 0, t2 = 0;
+        for (int l = 0; l < RED_LANES; l++) {
+            t1 += s1_sh[l][threadIdx.x];
+            t2 += s2_sh[l][threadIdx.x];
+        }
+        part[chunk * 2 * c + j] = t1;
+        part[chunk * 2 * c + c + j] = t2;
+    }
+}
+
+/* out[k] = (float) sum over chunks of part[chunk][k], k < 2c, chunks in order */
+static __global__ void channel_sums_final_kernel(float *out, const double *part, int chunks, int c)
+{
+    int k = blockIdx.x * blockDim.x + threadIdx.x;
+    if (k >= 2 * c)
+        return;
+    double acc = 0;
+    for (int t = 0; t < chunks; t++)
+        acc += part[(size_t)t * 2 * c + k];
+    out[k] = (float)acc;
+}
+
+static void channel_sums(struct backend *be, float *out, const float *a, const float *x,
+                         const float *saved, size_t rows, int c)
+{
+    struct cuda_ctx *ctx = cuda_ctx_of(be);
+    if (c <= 0)
+        return;
+    size_t max_chunks = ctx->scratch_doubles / (2 * (size_t)c);
+    if (max_chunks > CUDA_RED_MAX_CHUNKS)
+        max_chunks = CUDA_RED_MAX_CHUNKS;
+    if (max_chunks < 1)
+        DDIM_FATAL("cuda batch norm: %d channels exceed the reduction scratch (%zu doubles)", c,
+                   ctx->scratch_doubles);
+    size_t chunks = (rows + RED_MIN_ROWS - 1) / RED_MIN_ROWS;
+    if (chunks > max_chunks)
+        chunks = max_chunks;
+    if (chunks < 1)
+        chunks = 1; /* rows == 0: sums of nothing are 0 */
+    size_t rows_per_chunk = (rows + chunks - 1) / chunks;
+    dim3 grid((unsigned)((c + RED_CH - 1) / RED_CH), (unsigned)chunks);
+    dim3 block(RED_CH, RED_LANES);
+    if (saved)
+        channel_sums_partial_kernel<true>
+            <<<grid, block, 0, ctx->stream>>>(ctx->scratch, a, x, saved, rows, c, rows_per_chunk);
+    else
+        channel_sums_partial_kernel<false>
+            <<<grid, block, 0, ctx->stream>>>(ctx->scratch, a, x, saved, rows, c, rows_per_chunk);
+    KERNEL_CHECK();
+    channel_sums_final_kernel<<<cuda_grid(2 * (size_t)c, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(
+        out, ctx->scratch, (int)chunks, c);
+    KERNEL_CHECK();
+}
+
+void cuda_bn_stats(struct backend *be, float *stats, const float *x, size_t rows, int c)
+{
+    channel_sums(be, stats, x, NULL, NULL, rows, c);
+}
+
+void cuda_bn_backward_stats(struct backend *be, float *bstats, const float *dy, const float *x,
+                            const float *saved, size_t rows, int c)
+{
+    channel_sums(be, bstats, dy, x, saved, rows, c);
+}
+
+/* One thread per channel: saved = [mean, invstd] and the moving statistics, in the CPU's
+ * precision (double for mean/var/invstd, float for the moving averages). */
+static __global__ void bn_channel_kernel(float *saved, float *moving_mean, float *moving_var,
+                                         const float *stats, double count, int c, float momentum,
+                                         float eps)
+{
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= c)
+        return;
+    double bessel = count > 1 ? count / (count - 1) : 1.0;
+    double m = stats[j] / count;
+    double var = stats[c + j] / count - m * m;
+    if (var < 0)
+        var = 0; /* rounding in E[x^2] - E[x]^2 */
+    saved[j] = (float)m;
+    saved[c + j] = (float)(1.0 / sqrt(var + eps));
+    moving_mean[j] = momentum * moving_mean[j] + (1.0f - momentum) * (float)m;
+    moving_var[j] = momentum * moving_var[j] + (1.0f - momentum) * (float)(var * bessel);
+}
+
+/* y = (x - mean[c]) * invstd[c] from saved (2c) */
+static __global__ void bn_apply_kernel(float *y, const float *x, const float *saved, size_t rows,
+                                       int c)
+{
+    CUDA_GRID_STRIDE_LOOP(i, rows * (size_t)c)
+    {
+        int j = (int)(i % c);
+        y[i] = (x[i] - saved[j]) * saved[c + j];
+    }
+}
+
+void cuda_bn_forward_train(struct backend *be, float *y, float *saved, float *moving_mean,
+                           float *moving_var, const float *x, const float *stats, double count,
+                           size_t rows, int c, float momentum, float eps)
+{
+    if (c <= 0)
+        return;
+    cudaStream_t st = cuda_stream(be);
+    bn_channel_kernel<<<cuda_grid((size_t)c, CUDA_BLOCK), CUDA_BLOCK, 0, st>>>(
+        saved, moving_mean, moving_var, stats, count, c, momentum, eps);
+    KERNEL_CHECK();
+    if (!rows)
+        return;
+    bn_apply_kernel<<<cuda_grid(rows * c, CUDA_BLOCK), CUDA_BLOCK, 0, st>>>(y, x, saved, rows, c);
+    KERNEL_CHECK();
+}
+
+/* y = (x - moving_mean) * (1 / sqrt(moving_var + eps)), all float as on the CPU */
+static __global__ void bn_infer_kernel(float *y, const float *x, const float *moving_mean,
+                                       const float *moving_var, size_t rows, int c, float eps)
+{
+    CUDA_GRID_STRIDE_LOOP(i, rows * (size_t)c)
+    {
+        int j = (int)(i % c);
+        float invstd = 1.0f / sqrtf(moving_var[j] + eps);
+        y[i] = (x[i] - moving_mean[j]) * invstd;
+    }
+}
+
+void cuda_bn_forward_infer(struct backend *be, float *y, const float *x, const float *moving_mean,
+                           const float *moving_var, size_t rows, int c, float eps)
+{
+    size_t n = rows * (size_t)(c > 0 ? c : 0);
+    if (!n)
+        return;
+    bn_infer_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
+        y, x, moving_mean, moving_var, rows, c, eps);
+    KERNEL_CHECK();
+}
+
+/* dx += invstd * (dy - mean_dy - xhat*mean_dy_xhat), means from the global bstats */
+static __global__ void bn_backward_apply_kernel(float *dx, const float *dy, const float *x,
+                                                const float *saved, const float *bstats,
+                                                double count, size_t rows, int c)
+{
+    CUDA_GRID_STRIDE_LOOP(i, rows * (size_t)c)
+    {
+        int j = (int)(i % c);
+        float mean = saved[j], invstd = saved[c + j];
+        float xhat = (x[i] - mean) * invstd;
+        float mean_dy = (float)(bstats[j] / count);
+        float mean_dy_xhat = (float)(bstats[c + j] / count);
+        dx[i] += invstd * (dy[i] - mean_dy - xhat * mean_dy_xhat);
+    }
+}
+
+void cuda_bn_backward_apply(struct backend *be, float *dx, const float *dy, const float *x,
+                            const float *saved, const float *bstats, double count, size_t rows,
+                            int c)
+{
+    size_t n = rows * (size_t)(c > 0 ? c : 0);
+    if (!n || !dx)
+        return;
+    bn_backward_apply_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
+        dx, dy, x, saved, bstats, count, rows, c);
+    KERNEL_CHECK();
+}

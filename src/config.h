@@ -1,0 +1,66 @@
+/* config.h: every setting of a training run, with the Keras example's values as defaults.
+ *
+ * A run is configured by a YAML file (io/config_yaml.c, through libyaml) and `--set
+ * section.key=value` overrides; the resolved configuration is printed at start and saved
+ * as config.yaml in the run directory. Keys are "section.key" as in the YAML file:
+ *
+ *   data:      path, dataset_repetitions
+ *   model:     image_size, widths, block_depth, embedding_dims, embedding_min_frequency,
+ *              embedding_max_frequency, bn_momentum, bn_epsilon
+ *   diffusion: min_signal_rate, max_signal_rate
+ *   train:     num_epochs, batch_size, learning_rate, weight_decay, adam_beta_1,
+ *              adam_beta_2, adam_epsilon, ema, loss, seed, max_steps
+ *   eval:      kid_image_size, kid_diffusion_steps, plot_diffusion_steps, plot_rows,
+ *              plot_cols, inception_weights
+ *   run:       dir, backend, progress_seconds
+ */
+#ifndef DDIM_CONFIG_H
+#define DDIM_CONFIG_H
+
+#include "trainer.h"
+#include "unet.h"
+
+#include <stdio.h>
+
+enum { CONFIG_PATH_MAX = 1024 };
+
+struct run_config {
+    /* data */
+    char data_path[CONFIG_PATH_MAX]; /* HDF5 dataset made by ddim-prep */
+    int dataset_repetitions;         /* 5: each epoch sees the training split this often */
+    /* model and diffusion: the network, schedule, loss, optimizer, EMA, seed */
+    struct unet_config model;
+    struct diffusion_config diffusion;
+    /* train */
+    int num_epochs; /* the example's code says 1 and recommends at least 50 */
+    int batch_size; /* global batch, 64; split across ranks */
+    long max_steps; /* stop after this many steps in total (0: no limit) */
+    /* eval */
+    int kid_image_size;       /* 75 */
+    int kid_diffusion_steps;  /* 5 */
+    int plot_diffusion_steps; /* 20 */
+    int plot_rows, plot_cols; /* 3 x 6 */
+    char inception_weights[CONFIG_PATH_MAX]; /* Keras InceptionV3 notop .h5; "" = no KID */
+    /* run */
+    char run_dir[CONFIG_PATH_MAX]; /* everything a run writes goes here */
+    char backend[16];              /* auto, cpu or cuda */
+    double progress_seconds;       /* seconds between progress lines */
+};
+
+/* The Keras example's settings (and run defaults: runs/ddim, backend auto, 5 s). */
+void run_config_defaults(struct run_config *c);
+
+/* Applies a YAML file on top of c. Unknown keys (with a did-you-mean), wrong types and
+ * out-of-range values are errors naming the file, line and key. 0 or -1. */
+int config_load_yaml(struct run_config *c, const char *path, char *err, size_t errlen);
+
+/* Applies one "section.key=value" override (value in YAML syntax, e.g. widths=[8,16]). */
+int config_set(struct run_config *c, const char *assignment, char *err, size_t errlen);
+
+/* Cross-field checks (model shape, batch vs ranks is checked by the trainer). 0 or -1. */
+int run_config_check(const struct run_config *c, char *err, size_t errlen);
+
+/* Writes the resolved configuration as YAML that config_load_yaml reads back. */
+void config_write_yaml(const struct run_config *c, FILE *out);
+
+#endif

@@ -1,0 +1,162 @@
+/* run_log.c: see run_log.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "run_log.h"
+#include "image_io.h"
+#include "plot.h"
+#include "util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+enum { PLOT_WINDOW = 10 }; /* steps averaged into one point of the training curve */
+
+int make_dirs(const char *path, char *err, size_t errlen)
+{
+    char buf[CONFIG_PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return util_error(err, errlen, "cannot create directory '%s': %s", buf,
+                                  strerror(errno));
+            *p = saved;
+            if (saved == '\0')
+                break;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return util_error(err, errlen, "'%s' exists and is not a directory", path);
+    return 0;
+}
+
+int run_log_open(struct run_log *log, const struct run_config *cfg, char *err, size_t errlen)
+{
+    memset(log, 0, sizeof *log);
+    snprintf(log->dir, sizeof log->dir, "%s", cfg->run_dir);
+    char path[CONFIG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/samples", log->dir);
+    if (make_dirs(path, err, errlen) != 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/config.yaml", log->dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return util_error(err, errlen, "cannot write '%s': %s (check run.dir)", path,
+                          strerror(errno));
+    config_write_yaml(cfg, f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", log->dir);
+    log->metrics = fopen(path, "w");
+    if (!log->metrics)
+        return util_error(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+    return 0;
+}
+
+static void history_push(struct history *h, double v)
+{
+    if (h->n == h->cap) {
+        h->cap = h->cap ? 2 * h->cap : 256;
+        h->v = realloc(h->v, (size_t)h->cap * sizeof *h->v);
+        if (!h->v)
+            DDIM_FATAL("out of host memory for the loss history");
+    }
+    h->v[h->n++] = v;
+}
+
+void run_log_step(struct run_log *log, int epoch, long step, double noise_loss,
+                  double image_loss, double images_per_second)
+{
+    if (!log->metrics)
+        return;
+    fprintf(log->metrics,
+            "{\"type\":\"step\",\"epoch\":%d,\"step\":%ld,\"n_loss\":%.6g,\"i_loss\":%.6g,"
+            "\"images_per_s\":%.4g}\n",
+            epoch, step, noise_loss, image_loss, images_per_second);
+    log->window_sum += noise_loss;
+    if (++log->window_count == PLOT_WINDOW) {
+        history_push(&log->step_x, (double)step);
+        history_push(&log->step_noise, log->window_sum / PLOT_WINDOW);
+        log->window_sum = 0;
+        log->window_count = 0;
+    }
+}
+
+static void write_plot(struct run_log *log)
+{
+    char path[CONFIG_PATH_MAX + 64], err[512];
+    snprintf(path, sizeof path, "%s/loss.png", log->dir);
+    struct plot_series series[3] = {
+        {"noise loss (train, mean of 10 steps)", log->step_x.v, log->step_noise.v,
+         (int)log->step_noise.n, {31, 119, 180}, 0},
+        {"noise loss (validation, EMA)", log->epoch_x.v, log->epoch_val_noise.v,
+         (int)log->epoch_val_noise.n, {214, 39, 40}, 1},
+        {"image loss (validation, EMA)", log->epoch_x.v, log->epoch_val_image.v,
+         (int)log->epoch_val_image.n, {44, 160, 44}, 1},
+    };
+    struct plot_spec spec = {"ddim-dist training", "step", "loss", 800, 500, 1};
+    if (plot_write_png(path, &spec, series, 3, err, sizeof err) != 0)
+        fprintf(stderr, "ddim-dist: warning: %s\n", err);
+}
+
+void run_log_epoch(struct run_log *log, int epoch, long step, double noise_loss,
+                   double image_loss, double val_noise_loss, double val_image_loss,
+                   double seconds)
+{
+    if (!log->metrics)
+        return;
+    fprintf(log->metrics,
+            "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%ld,\"n_loss\":%.6g,\"i_loss\":%.6g,"
+            "\"val_n_loss\":%.6g,\"val_i_loss\":%.6g,\"seconds\":%.3f}\n",
+            epoch, step, noise_loss, image_loss, val_noise_loss, val_image_loss, seconds);
+    fflush(log->metrics);
+    history_push(&log->epoch_x, (double)step);
+    history_push(&log->epoch_val_noise, val_noise_loss);
+    history_push(&log->epoch_val_image, val_image_loss);
+    write_plot(log);
+}
+
+int run_log_grid(struct run_log *log, int epoch, const float *images, int rows, int cols,
+                 int size, char *err, size_t errlen)
+{
+    int zoom = size >= 96 ? 1 : (96 + size - 1) / size; /* small images, enlarged */
+    int gap = 4, cell = size * zoom;
+    int width = cols * cell + (cols + 1) * gap, height = rows * cell + (rows + 1) * gap;
+    uint8_t *rgb = util_xmalloc((size_t)width * height * 3);
+    memset(rgb, 255, (size_t)width * height * 3);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            const float *img = images + (size_t)(r * cols + c) * size * size * 3;
+            for (int y = 0; y < cell; y++)
+                for (int x = 0; x < cell; x++) {
+                    const float *px = img + ((size_t)(y / zoom) * size + x / zoom) * 3;
+                    uint8_t *dst = rgb + ((size_t)(gap + r * (cell + gap) + y) * width + gap +
+                                          c * (cell + gap) + x) * 3;
+                    for (int k = 0; k < 3; k++)
+                        dst[k] = (uint8_t)lrintf(fminf(fmaxf(px[k], 0.0f), 1.0f) * 255.0f);
+                }
+        }
+    char path[CONFIG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/samples/epoch_%04d.png", log->dir, epoch);
+    int rc = image_write_png(path, rgb, width, height, err, errlen);
+    free(rgb);
+    return rc;
+}
+
+void run_log_close(struct run_log *log)
+{
+    if (log->metrics)
+        fclose(log->metrics);
+    log->metrics = NULL;
+    struct history *all[] = {&log->step_x, &log->epoch_x, &log->step_noise,
+                             &log->epoch_val_noise, &log->epoch_val_image};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        free(all[i]->v);
+        memset(all[i], 0, sizeof *all[i]);
+    }
+}

@@ -1,0 +1,45 @@
+/* run_log.h: what rank 0 writes under the run directory while training:
+ *   config.yaml          the resolved configuration
+ *   metrics.jsonl        one JSON object per line: {"type":"step",...} after every step,
+ *                        {"type":"epoch",...} after every epoch (train and validation losses)
+ *   loss.png             the loss curves, redrawn after every epoch
+ *   samples/epoch_NNNN.png  the epoch's sample grid (EMA network, plot_diffusion_steps) */
+#ifndef DDIM_RUN_LOG_H
+#define DDIM_RUN_LOG_H
+
+#include "config.h"
+
+#include <stdio.h>
+
+/* A growable array of doubles: one curve coordinate for the plot. */
+struct history {
+    double *v;
+    long n, cap;
+};
+
+struct run_log {
+    char dir[CONFIG_PATH_MAX];
+    FILE *metrics;
+    /* the training noise loss averaged over windows of steps, and per-epoch values */
+    struct history step_x, step_noise;
+    double window_sum;
+    long window_count;
+    struct history epoch_x, epoch_val_noise, epoch_val_image;
+};
+
+/* Creates the run directory (and samples/), writes config.yaml, opens metrics.jsonl. */
+int run_log_open(struct run_log *log, const struct run_config *cfg, char *err, size_t errlen);
+void run_log_step(struct run_log *log, int epoch, long step, double noise_loss,
+                  double image_loss, double images_per_second);
+void run_log_epoch(struct run_log *log, int epoch, long step, double noise_loss,
+                   double image_loss, double val_noise_loss, double val_image_loss,
+                   double seconds);
+/* Writes samples/epoch_NNNN.png from images (rows*cols, size, size, 3) in [0, 1]. */
+int run_log_grid(struct run_log *log, int epoch, const float *images, int rows, int cols,
+                 int size, char *err, size_t errlen);
+void run_log_close(struct run_log *log);
+
+/* mkdir -p; 0 or -1 with a message. */
+int make_dirs(const char *path, char *err, size_t errlen);
+
+#endif

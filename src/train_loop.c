@@ -1,0 +1,270 @@
+/* train_loop.c: see train_loop.h. */
+#include "train_loop.h"
+#include "dataset.h"
+#include "rng.h"
+#include "run_log.h"
+#include "trainer.h"
+#include "util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void train_epoch_order(long *order, long n, int reps, uint64_t seed, int epoch)
+{
+    long total = n * reps;
+    for (long i = 0; i < total; i++)
+        order[i] = i % n;
+    /* Fisher-Yates from the end, one Philox word per swap */
+    for (long i = total - 1; i > 0; i--) {
+        uint32_t r = rng_u32(seed, RNG_SHUFFLE, (uint32_t)epoch, (uint32_t)(i >> 32), (uint32_t)i);
+        long j = (long)(r % (uint32_t)(i + 1));
+        long tmp = order[i];
+        order[i] = order[j];
+        order[j] = tmp;
+    }
+}
+
+struct loop {
+    const struct run_config *cfg;
+    struct backend *be;
+    struct comm *comm;
+    struct dataset ds;
+    struct trainer *t;
+    struct run_log log;
+    float *host_images; /* (local batch, S, S, 3) */
+    long *order;
+    long steps_per_epoch, val_steps, total_steps, global_step;
+};
+
+static void format_duration(char *out, size_t len, double s)
+{
+    if (!isfinite(s) || s < 0)
+        snprintf(out, len, "?");
+    else if (s < 60)
+        snprintf(out, len, "%.0fs", s);
+    else if (s < 3600)
+        snprintf(out, len, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    else
+        snprintf(out, len, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+}
+
+/* Reads this rank's share of global batch `b` of `order` into the trainer's images. */
+static int load_batch(struct loop *L, enum dataset_split split, const long *order, long b)
+{
+    struct trainer *t = L->t;
+    char err[512];
+    const long *idx = order + b * t->global_batch + t->first_example;
+    if (dataset_read(&L->ds, split, idx, t->batch, L->host_images, err, sizeof err) != 0) {
+        fprintf(stderr, "ddim-dist: rank %d: %s\n", L->comm->rank, err);
+        return -1;
+    }
+    t->be->upload(t->be, t->images, L->host_images,
+                  (size_t)t->batch * t->per_image * sizeof(float));
+    return 0;
+}
+
+/* Losses averaged over ranks (each rank's are means over equal shares). */
+static void global_losses(struct loop *L, float out[2])
+{
+    trainer_read_losses(L->t, out);
+    if (L->comm->world > 1) {
+        float *dev = L->t->losses;
+        L->comm->allreduce_sum(L->comm, dev, 2);
+        trainer_read_losses(L->t, out);
+        out[0] /= (float)L->comm->world;
+        out[1] /= (float)L->comm->world;
+    }
+}
+
+/* The example's test_step over the validation split (repeated like the training split),
+ * with the EMA network; returns mean noise and image loss. */
+static int validate(struct loop *L, int epoch, double out[2])
+{
+    long n = L->ds.count[SPLIT_VALIDATION];
+    int reps = L->cfg->dataset_repetitions;
+    long *order = util_xmalloc((size_t)(n * reps) * sizeof(long));
+    train_epoch_order(order, n, reps, L->cfg->diffusion.seed ^ 0x5A5Aull, epoch);
+    double sum[2] = {0, 0};
+    for (long b = 0; b < L->val_steps; b++) {
+        if (load_batch(L, SPLIT_VALIDATION, order, b) != 0) {
+            free(order);
+            return -1;
+        }
+        trainer_draw(L->t, (uint32_t)(epoch * L->val_steps + b), 1);
+        trainer_eval_losses(L->t);
+        float losses[2];
+        global_losses(L, losses);
+        sum[0] += losses[0];
+        sum[1] += losses[1];
+    }
+    free(order);
+    out[0] = L->val_steps ? sum[0] / L->val_steps : NAN;
+    out[1] = L->val_steps ? sum[1] / L->val_steps : NAN;
+    return 0;
+}
+
+/* Rank 0: the epoch's sample grid, from the same initial noise every epoch so that grids
+ * can be compared. */
+static void write_samples(struct loop *L, int epoch)
+{
+    const struct run_config *cfg = L->cfg;
+    struct trainer *t = L->t;
+    struct backend *be = L->be;
+    int n = cfg->plot_rows * cfg->plot_cols;
+    size_t count = (size_t)n * t->per_image;
+    float *noise = be->alloc(be, count * sizeof(float));
+    float *images = be->alloc(be, count * sizeof(float));
+    be->fill_normal(be, noise, n, t->per_image, cfg->diffusion.seed, 0, RNG_SAMPLE_NOISE, 0);
+    trainer_sample(t, noise, n, cfg->plot_diffusion_steps, NULL, images);
+    float *host = util_xmalloc(count * sizeof(float));
+    be->download(be, host, images, count * sizeof(float));
+    char err[512];
+    if (run_log_grid(&L->log, epoch, host, cfg->plot_rows, cfg->plot_cols,
+                     cfg->model.image_size, err, sizeof err) != 0)
+        fprintf(stderr, "ddim-dist: warning: %s\n", err);
+    free(host);
+    be->free(be, noise);
+    be->free(be, images);
+}
+
+static int setup(struct loop *L, char *err, size_t errlen)
+{
+    const struct run_config *cfg = L->cfg;
+    struct comm *comm = L->comm;
+    if (dataset_open(&L->ds, cfg->data_path, err, errlen) != 0)
+        return -1;
+    if (L->ds.image_size != cfg->model.image_size)
+        return util_error(err, errlen,
+                          "%s holds %dx%d images but model.image_size is %d: set "
+                          "model.image_size=%d or prepare the data with ddim-prep --size %d",
+                          cfg->data_path, L->ds.image_size, L->ds.image_size,
+                          cfg->model.image_size, L->ds.image_size, cfg->model.image_size);
+    int B = cfg->batch_size;
+    if (B % comm->world != 0)
+        return util_error(err, errlen,
+                          "train.batch_size %d does not divide among %d ranks: use a multiple "
+                          "of %d",
+                          B, comm->world, comm->world);
+    long n_train = L->ds.count[SPLIT_TRAIN] * cfg->dataset_repetitions;
+    L->steps_per_epoch = n_train / B;
+    L->val_steps = L->ds.count[SPLIT_VALIDATION] * cfg->dataset_repetitions / B;
+    if (L->steps_per_epoch < 1)
+        return util_error(err, errlen,
+                          "%s has %ld training images x %d repetitions, fewer than one batch of "
+                          "%d",
+                          cfg->data_path, L->ds.count[SPLIT_TRAIN], cfg->dataset_repetitions, B);
+    L->total_steps = L->steps_per_epoch * cfg->num_epochs;
+    if (cfg->max_steps > 0 && cfg->max_steps < L->total_steps)
+        L->total_steps = cfg->max_steps;
+    int b = B / comm->world;
+    L->t = trainer_create(L->be, comm, &cfg->model, &cfg->diffusion, b, B, comm->rank * b, err,
+                          errlen);
+    if (!L->t)
+        return -1;
+    trainer_init_weights(L->t);
+    /* rank 0's normalizer statistics (from the dataset's attributes) for every rank */
+    float stats[6];
+    for (int c = 0; c < 3; c++) {
+        stats[c] = (float)L->ds.mean[c];
+        stats[3 + c] = (float)L->ds.variance[c];
+    }
+    L->t->be->upload(L->t->be, L->t->norm, stats, sizeof stats);
+    comm->broadcast(comm, L->t->norm, sizeof stats);
+    L->host_images = util_xmalloc((size_t)b * L->t->per_image * sizeof(float));
+    L->order = util_xmalloc((size_t)n_train * sizeof(long));
+    if (comm->rank == 0 && run_log_open(&L->log, cfg, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
+static int run_epoch(struct loop *L, int epoch, double *t_start)
+{
+    const struct run_config *cfg = L->cfg;
+    struct trainer *t = L->t;
+    double epoch_start = util_now(), last_print = epoch_start;
+    double sum[2] = {0, 0};
+    long done = 0;
+    train_epoch_order(L->order, L->ds.count[SPLIT_TRAIN], cfg->dataset_repetitions,
+                      cfg->diffusion.seed, epoch);
+    for (long b = 0; b < L->steps_per_epoch && L->global_step < L->total_steps; b++) {
+        double t0 = util_now();
+        if (load_batch(L, SPLIT_TRAIN, L->order, b) != 0)
+            return -1;
+        trainer_draw(t, (uint32_t)L->global_step, 0);
+        trainer_train_step(t);
+        float losses[2];
+        global_losses(L, losses);
+        if (!isfinite(losses[0])) {
+            fprintf(stderr, "ddim-dist: the noise loss became %g at step %ld: stopping (lower "
+                            "train.learning_rate?)\n", losses[0], L->global_step + 1);
+            return -1;
+        }
+        L->global_step++;
+        done++;
+        sum[0] += losses[0];
+        sum[1] += losses[1];
+        double now = util_now();
+        if (L->comm->rank == 0)
+            run_log_step(&L->log, epoch + 1, L->global_step, losses[0], losses[1],
+                         t->global_batch / (now - t0));
+        if (now - last_print >= cfg->progress_seconds || L->global_step == L->total_steps ||
+            b == L->steps_per_epoch - 1) {
+            double rate = L->global_step / (now - *t_start);
+            char eta[32];
+            format_duration(eta, sizeof eta, (L->total_steps - L->global_step) / rate);
+            util_log("epoch %d/%d  step %ld/%ld  n_loss %.4f  i_loss %.4f  %.1f img/s  ETA %s\n",
+                     epoch + 1, cfg->num_epochs, b + 1, L->steps_per_epoch, sum[0] / done,
+                     sum[1] / done, rate * t->global_batch, eta);
+            last_print = now;
+        }
+    }
+    double val[2];
+    if (validate(L, epoch, val) != 0)
+        return -1;
+    if (L->comm->rank == 0) {
+        write_samples(L, epoch + 1);
+        run_log_epoch(&L->log, epoch + 1, L->global_step, sum[0] / done, sum[1] / done, val[0],
+                      val[1], util_now() - epoch_start);
+        util_log("epoch %d/%d done in %.1fs: n_loss %.4f  i_loss %.4f  val_n_loss %.4f  "
+                 "val_i_loss %.4f\n",
+                 epoch + 1, cfg->num_epochs, util_now() - epoch_start, sum[0] / done,
+                 sum[1] / done, val[0], val[1]);
+    }
+    return 0;
+}
+
+int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm *comm)
+{
+    struct loop L;
+    memset(&L, 0, sizeof L);
+    L.cfg = cfg;
+    L.be = be;
+    L.comm = comm;
+    char err[1024];
+    int rc = 0;
+    if (setup(&L, err, sizeof err) != 0) {
+        fprintf(stderr, "ddim-dist: error: %s\n", err);
+        rc = 1;
+    } else {
+        util_log("ddim-dist: %ld training and %ld validation images (%d repetitions), "
+                 "%ld steps per epoch, %ld steps in all, %d rank(s), %s backend\n",
+                 L.ds.count[SPLIT_TRAIN], L.ds.count[SPLIT_VALIDATION],
+                 cfg->dataset_repetitions, L.steps_per_epoch, L.total_steps, comm->world,
+                 be->name);
+        double t_start = util_now();
+        for (int e = 0; e < cfg->num_epochs && L.global_step < L.total_steps && rc == 0; e++)
+            if (run_epoch(&L, e, &t_start) != 0)
+                rc = 1;
+        if (rc == 0)
+            util_log("ddim-dist: finished %ld steps in %.1fs; outputs in %s\n", L.global_step,
+                     util_now() - t_start, cfg->run_dir);
+    }
+    if (comm->rank == 0)
+        run_log_close(&L.log);
+    trainer_destroy(L.t);
+    free(L.host_images);
+    free(L.order);
+    dataset_close(&L.ds);
+    return rc;
+}

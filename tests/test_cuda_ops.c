@@ -1,0 +1,408 @@
+/* test_cuda_ops.c: every op the CUDA backend implements against the CPU backend, on the
+ * same random inputs (label gpu; exits 77 with the reason when no GPU is usable).
+ *
+ * Outputs are poisoned with NaN on both backends before each op (test_close rejects
+ * non-finite values, so an element an op forgets to write fails). Accumulating ops start
+ * from the same random nonzero gradient on both, so `=` instead of `+=` fails.
+ *
+ * Tolerances (|got - want| <= atol + rtol*|want|):
+ * - float32 arithmetic (+ - * /, sqrtf, in the CPU's order, no FMA): the CUDA kernels
+ *   should give the CPU's bits; atol 1e-6, rtol 1e-6 leaves room for a last-bit slip only.
+ * - ops through expf/sinf/cosf/logf (swish, schedule, embedding, normal noise): CUDA's
+ *   versions are within 1-2 ulp of glibc's; atol 1e-6..1e-5, rtol 1e-5.
+ * - reductions (both accumulate in double, in different orders, then round to float):
+ *   atol 1e-5, rtol 1e-6. */
+#include "backend.h"
+#include "test_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct backend *cpu, *gpu;
+
+/* The same tensor on both backends. */
+struct pair {
+    float *c; /* CPU backend memory */
+    float *g; /* CUDA backend memory */
+    size_t n;
+};
+
+static struct pair pair_alloc(size_t n)
+{
+    struct pair p = {cpu->alloc(cpu, n * sizeof(float)), gpu->alloc(gpu, n * sizeof(float)), n};
+    return p;
+}
+
+static struct pair pair_from(const float *host, size_t n)
+{
+    struct pair p = pair_alloc(n);
+    memcpy(p.c, host, n * sizeof(float));
+    gpu->upload(gpu, p.g, host, n * sizeof(float));
+    return p;
+}
+
+static struct pair pair_normal(size_t n, float stddev)
+{
+    float *h = test_alloc_normal(n, stddev);
+    struct pair p = pair_from(h, n);
+    free(h);
+    return p;
+}
+
+static struct pair pair_uniform(size_t n, float lo, float hi)
+{
+    float *h = malloc(n * sizeof(float));
+    test_fill_uniform(h, n, lo, hi);
+    struct pair p = pair_from(h, n);
+    free(h);
+    return p;
+}
+
+/* An output: NaN on both sides until an op writes it. */
+static struct pair pair_poisoned(size_t n)
+{
+    struct pair p = pair_alloc(n);
+    cpu->fill(cpu, p.c, NAN, n);
+    gpu->fill(gpu, p.g, NAN, n);
+    return p;
+}
+
+static void pair_free(struct pair *p)
+{
+    cpu->free(cpu, p->c);
+    gpu->free(gpu, p->g);
+}
+
+/* CUDA result against CPU result. Then the CPU's values are copied to the GPU, so that an
+ * op reading this tensor next (or accumulating into it) starts from the same bits on both
+ * sides: each op is judged on its own, and a failure is reported once. */
+static int check(const char *name, const struct pair *p, float atol, float rtol)
+{
+    float *got = malloc(p->n * sizeof(float));
+    gpu->download(gpu, got, p->g, p->n * sizeof(float));
+    int ok = test_close(name, got, p->c, p->n, atol, rtol);
+    free(got);
+    gpu->upload(gpu, p->g, p->c, p->n * sizeof(float));
+    return ok;
+}
+
+#define EXACT_ATOL 1e-6f
+#define EXACT_RTOL 1e-6f
+#define TRANS_RTOL 1e-5f
+
+static void test_memory(void)
+{
+    size_t n = 1000;
+    float *zero = calloc(n, sizeof(float)), *got = malloc(n * sizeof(float));
+    float *a = gpu->alloc(gpu, n * sizeof(float));
+    gpu->download(gpu, got, a, n * sizeof(float));
+    test_close("alloc is zero-filled", got, zero, n, 0, 0);
+
+    float *h = test_alloc_normal(n, 1.0f);
+    gpu->upload(gpu, a, h, n * sizeof(float));
+    float *b = gpu->alloc(gpu, n * sizeof(float));
+    gpu->copy(gpu, b, a, n * sizeof(float));
+    gpu->download(gpu, got, b, n * sizeof(float));
+    test_close("upload, copy, download", got, h, n, 0, 0);
+
+    for (size_t i = 0; i < n; i++)
+        h[i] = 2.5f;
+    gpu->fill(gpu, b, 2.5f, n);
+    gpu->synchronize(gpu);
+    gpu->download(gpu, got, b, n * sizeof(float));
+    test_close("fill", got, h, n, 0, 0);
+    gpu->free(gpu, a);
+    gpu->free(gpu, b);
+    free(zero);
+    free(got);
+    free(h);
+}
+
+static void test_elementwise(size_t n)
+{
+    struct pair x = pair_normal(n, 2.0f), a = pair_normal(n, 1.0f), b = pair_normal(n, 1.0f);
+    struct pair y = pair_poisoned(n);
+    cpu->swish_forward(cpu, y.c, x.c, n);
+    gpu->swish_forward(gpu, y.g, x.g, n);
+    check("swish_forward", &y, EXACT_ATOL, TRANS_RTOL);
+
+    struct pair dx = pair_normal(n, 1.0f); /* accumulated into */
+    cpu->swish_backward(cpu, dx.c, a.c, x.c, n);
+    gpu->swish_backward(gpu, dx.g, a.g, x.g, n);
+    check("swish_backward (+=)", &dx, EXACT_ATOL, TRANS_RTOL);
+
+    struct pair s = pair_poisoned(n);
+    cpu->add(cpu, s.c, a.c, b.c, n);
+    gpu->add(gpu, s.g, a.g, b.g, n);
+    check("add", &s, EXACT_ATOL, EXACT_RTOL);
+
+    cpu->axpy(cpu, dx.c, -0.37f, a.c, n);
+    gpu->axpy(gpu, dx.g, -0.37f, a.g, n);
+    check("axpy (+=)", &dx, EXACT_ATOL, EXACT_RTOL);
+
+    cpu->scale(cpu, dx.c, 1.7f, n);
+    gpu->scale(gpu, dx.g, 1.7f, n);
+    check("scale", &dx, EXACT_ATOL, EXACT_RTOL);
+
+    struct pair sq = pair_poisoned(n);
+    cpu->square(cpu, sq.c, x.c, n);
+    gpu->square(gpu, sq.g, x.g, n);
+    check("square", &sq, EXACT_ATOL, EXACT_RTOL);
+
+    pair_free(&x), pair_free(&a), pair_free(&b), pair_free(&y), pair_free(&dx);
+    pair_free(&s), pair_free(&sq);
+}
+
+static void test_concat(size_t rows, int ca, int cb)
+{
+    struct pair a = pair_normal(rows * ca, 1.0f), b = pair_normal(rows * cb, 1.0f);
+    struct pair y = pair_poisoned(rows * (ca + cb));
+    cpu->concat_forward(cpu, y.c, a.c, b.c, rows, ca, cb);
+    gpu->concat_forward(gpu, y.g, a.g, b.g, rows, ca, cb);
+    check("concat_forward", &y, 0, 0);
+
+    struct pair dy = pair_normal(rows * (ca + cb), 1.0f);
+    struct pair da = pair_normal(rows * ca, 1.0f), db = pair_normal(rows * cb, 1.0f);
+    cpu->concat_backward(cpu, da.c, db.c, dy.c, rows, ca, cb);
+    gpu->concat_backward(gpu, da.g, db.g, dy.g, rows, ca, cb);
+    check("concat_backward da (+=)", &da, EXACT_ATOL, EXACT_RTOL);
+    check("concat_backward db (+=)", &db, EXACT_ATOL, EXACT_RTOL);
+    cpu->concat_backward(cpu, NULL, db.c, dy.c, rows, ca, cb);
+    gpu->concat_backward(gpu, NULL, db.g, dy.g, rows, ca, cb);
+    check("concat_backward da NULL, db (+=)", &db, EXACT_ATOL, EXACT_RTOL);
+    cpu->concat_backward(cpu, da.c, NULL, dy.c, rows, ca, cb);
+    gpu->concat_backward(gpu, da.g, NULL, dy.g, rows, ca, cb);
+    check("concat_backward db NULL, da (+=)", &da, EXACT_ATOL, EXACT_RTOL);
+    pair_free(&a), pair_free(&b), pair_free(&y), pair_free(&dy), pair_free(&da), pair_free(&db);
+}
+
+static void test_resample(int n, int h, int w, int c)
+{
+    char name[96];
+    size_t big = (size_t)n * h * w * c, small = big / 4, up = big * 4;
+    struct pair x = pair_normal(big, 1.0f);
+    struct pair p = pair_poisoned(small);
+    cpu->avgpool2_forward(cpu, p.c, x.c, n, h, w, c);
+    gpu->avgpool2_forward(gpu, p.g, x.g, n, h, w, c);
+    snprintf(name, sizeof name, "avgpool2_forward %dx%dx%dx%d", n, h, w, c);
+    check(name, &p, EXACT_ATOL, EXACT_RTOL);
+
+    struct pair dp = pair_normal(small, 1.0f), dx = pair_normal(big, 1.0f);
+    cpu->avgpool2_backward(cpu, dx.c, dp.c, n, h, w, c);
+    gpu->avgpool2_backward(gpu, dx.g, dp.g, n, h, w, c);
+    snprintf(name, sizeof name, "avgpool2_backward (+=) %dx%dx%dx%d", n, h, w, c);
+    check(name, &dx, EXACT_ATOL, EXACT_RTOL);
+
+    struct pair u = pair_poisoned(up);
+    cpu->upsample2_forward(cpu, u.c, x.c, n, h, w, c);
+    gpu->upsample2_forward(gpu, u.g, x.g, n, h, w, c);
+    snprintf(name, sizeof name, "upsample2_forward %dx%dx%dx%d", n, h, w, c);
+    check(name, &u, EXACT_ATOL, EXACT_RTOL);
+
+    struct pair du = pair_normal(up, 1.0f);
+    cpu->upsample2_backward(cpu, dx.c, du.c, n, h, w, c);
+    gpu->upsample2_backward(gpu, dx.g, du.g, n, h, w, c);
+    snprintf(name, sizeof name, "upsample2_backward (+=) %dx%dx%dx%d", n, h, w, c);
+    check(name, &dx, EXACT_ATOL, EXACT_RTOL);
+    pair_free(&x), pair_free(&p), pair_free(&dp), pair_free(&dx), pair_free(&u), pair_free(&du);
+}
+
+static void test_batchnorm(size_t rows, int c)
+{
+    char name[96];
+    struct pair x = pair_normal(rows * c, 1.5f);
+    /* an offset per channel, so that E[x^2] - E[x]^2 cancels as in real layers */
+    for (size_t r = 0; r < rows; r++)
+        for (int j = 0; j < c; j++)
+            x.c[r * c + j] += 0.5f * (float)(j % 7) - 1.0f;
+    gpu->upload(gpu, x.g, x.c, rows * c * sizeof(float));
+
+    struct pair stats = pair_poisoned(2 * (size_t)c);
+    cpu->bn_stats(cpu, stats.c, x.c, rows, c);
+    gpu->bn_stats(gpu, stats.g, x.g, rows, c);
+    snprintf(name, sizeof name, "bn_stats rows=%zu c=%d", rows, c);
+    check(name, &stats, 1e-5f, EXACT_RTOL);
+
+    struct pair y = pair_poisoned(rows * c), saved = pair_poisoned(2 * (size_t)c);
+    struct pair mm = pair_normal(c, 0.3f), mv = pair_uniform(c, 0.5f, 2.0f);
+    double count = (double)rows;
+    cpu->bn_forward_train(cpu, y.c, saved.c, mm.c, mv.c, x.c, stats.c, count, rows, c, 0.99f,
+                          1e-3f);
+    gpu->bn_forward_train(gpu, y.g, saved.g, mm.g, mv.g, x.g, stats.g, count, rows, c, 0.99f,
+                          1e-3f);
+    check("bn_forward_train y", &y, EXACT_ATOL, EXACT_RTOL);
+    check("bn_forward_train saved", &saved, EXACT_ATOL, EXACT_RTOL);
+    check("bn_forward_train moving_mean", &mm, EXACT_ATOL, EXACT_RTOL);
+    check("bn_forward_train moving_var", &mv, EXACT_ATOL, EXACT_RTOL);
+
+    struct pair yi = pair_poisoned(rows * c);
+    cpu->bn_forward_infer(cpu, yi.c, x.c, mm.c, mv.c, rows, c, 1e-3f);
+    gpu->bn_forward_infer(gpu, yi.g, x.g, mm.g, mv.g, rows, c, 1e-3f);
+    check("bn_forward_infer", &yi, EXACT_ATOL, EXACT_RTOL);
+
+    struct pair dy = pair_normal(rows * c, 1.0f), bstats = pair_poisoned(2 * (size_t)c);
+    cpu->bn_backward_stats(cpu, bstats.c, dy.c, x.c, saved.c, rows, c);
+    gpu->bn_backward_stats(gpu, bstats.g, dy.g, x.g, saved.g, rows, c);
+    snprintf(name, sizeof name, "bn_backward_stats rows=%zu c=%d", rows, c);
+    check(name, &bstats, 1e-5f, EXACT_RTOL);
+
+    struct pair dx = pair_normal(rows * c, 1.0f);
+    cpu->bn_backward_apply(cpu, dx.c, dy.c, x.c, saved.c, bstats.c, count, rows, c);
+    gpu->bn_backward_apply(gpu, dx.g, dy.g, x.g, saved.g, bstats.g, count, rows, c);
+    check("bn_backward_apply (+=)", &dx, EXACT_ATOL, EXACT_RTOL);
+    pair_free(&x), pair_free(&stats), pair_free(&y), pair_free(&saved), pair_free(&mm);
+    pair_free(&mv), pair_free(&yi), pair_free(&dy), pair_free(&bstats), pair_free(&dx);
+}
+
+static void test_embedding(int n, int h, int w, int dims)
+{
+    struct pair v = pair_uniform(n, 0.0f, 1.0f), e = pair_poisoned((size_t)n * h * w * dims);
+    cpu->sinusoidal_embedding(cpu, e.c, v.c, n, h, w, dims, 1.0f, 1000.0f);
+    gpu->sinusoidal_embedding(gpu, e.g, v.g, n, h, w, dims, 1.0f, 1000.0f);
+    check("sinusoidal_embedding", &e, EXACT_ATOL, TRANS_RTOL);
+    pair_free(&v), pair_free(&e);
+}
+
+static void test_loss(size_t n)
+{
+    char name[96];
+    struct pair pred = pair_normal(n, 1.0f), target = pair_normal(n, 1.0f);
+    for (int kind = LOSS_MAE; kind <= LOSS_MSE; kind++) {
+        const char *kn = kind == LOSS_MSE ? "mse" : "mae";
+        struct pair out = pair_poisoned(1), d = pair_poisoned(n);
+        cpu->loss_value(cpu, out.c, pred.c, target.c, n, (enum loss_kind)kind);
+        gpu->loss_value(gpu, out.g, pred.g, target.g, n, (enum loss_kind)kind);
+        snprintf(name, sizeof name, "loss_value %s n=%zu", kn, n);
+        check(name, &out, 1e-6f, EXACT_RTOL);
+        cpu->loss_backward(cpu, d.c, pred.c, target.c, n, 0.25f, (enum loss_kind)kind);
+        gpu->loss_backward(gpu, d.g, pred.g, target.g, n, 0.25f, (enum loss_kind)kind);
+        snprintf(name, sizeof name, "loss_backward %s (=)", kn);
+        check(name, &d, EXACT_ATOL, EXACT_RTOL);
+        pair_free(&out), pair_free(&d);
+    }
+    pair_free(&pred), pair_free(&target);
+}
+
+static void test_diffusion(int n, size_t per, int c)
+{
+    struct pair t = pair_uniform(n, 0.0f, 1.0f);
+    struct pair nr = pair_poisoned(n), sr = pair_poisoned(n);
+    cpu->diffusion_schedule(cpu, nr.c, sr.c, t.c, n, 0.02f, 0.95f);
+    gpu->diffusion_schedule(gpu, nr.g, sr.g, t.g, n, 0.02f, 0.95f);
+    check("diffusion_schedule noise_rates", &nr, EXACT_ATOL, TRANS_RTOL);
+    check("diffusion_schedule signal_rates", &sr, EXACT_ATOL, TRANS_RTOL);
+
+    size_t total = (size_t)n * per;
+    struct pair a = pair_normal(total, 1.0f), b = pair_normal(total, 1.0f);
+    struct pair y = pair_poisoned(total), p = pair_poisoned(total);
+    cpu->mix(cpu, y.c, sr.c, a.c, nr.c, b.c, n, per);
+    gpu->mix(gpu, y.g, sr.g, a.g, nr.g, b.g, n, per);
+    check("mix", &y, EXACT_ATOL, EXACT_RTOL);
+    cpu->pred_images(cpu, p.c, y.c, b.c, nr.c, sr.c, n, per);
+    gpu->pred_images(gpu, p.g, y.g, b.g, nr.g, sr.g, n, per);
+    check("pred_images", &p, EXACT_ATOL, EXACT_RTOL);
+
+    size_t rows = total / c;
+    struct pair mean = pair_uniform(c, 0.3f, 0.6f), var = pair_uniform(c, 0.02f, 0.1f);
+    struct pair img = pair_uniform(total, 0.0f, 1.0f), z = pair_poisoned(total);
+    struct pair back = pair_poisoned(total);
+    cpu->normalize(cpu, z.c, img.c, mean.c, var.c, rows, c);
+    gpu->normalize(gpu, z.g, img.g, mean.g, var.g, rows, c);
+    check("normalize", &z, EXACT_ATOL, EXACT_RTOL);
+    /* normal values in a: denormalized, many fall outside [0, 1] and are clipped */
+    cpu->denormalize(cpu, back.c, a.c, mean.c, var.c, rows, c);
+    gpu->denormalize(gpu, back.g, a.g, mean.g, var.g, rows, c);
+    check("denormalize", &back, EXACT_ATOL, EXACT_RTOL);
+    pair_free(&t), pair_free(&nr), pair_free(&sr), pair_free(&a), pair_free(&b);
+    pair_free(&y), pair_free(&p), pair_free(&mean), pair_free(&var), pair_free(&img);
+    pair_free(&z), pair_free(&back);
+}
+
+static void test_random(int n, size_t per)
+{
+    size_t total = (size_t)n * per;
+    uint64_t seed = 0x0123456789ABCDEFull;
+    struct pair x = pair_poisoned(total);
+    cpu->fill_normal(cpu, x.c, n, per, seed, 7, RNG_TRAIN_NOISE, 5);
+    gpu->fill_normal(gpu, x.g, n, per, seed, 7, RNG_TRAIN_NOISE, 5);
+    check("fill_normal", &x, 1e-5f, TRANS_RTOL);
+    struct pair u = pair_poisoned(total);
+    cpu->fill_uniform(cpu, u.c, n, per, seed, 3, RNG_TRAIN_TIME, 11);
+    gpu->fill_uniform(gpu, u.g, n, per, seed, 3, RNG_TRAIN_TIME, 11);
+    check("fill_uniform", &u, 0, 0);
+    pair_free(&x), pair_free(&u);
+}
+
+static void test_optimizer(size_t n)
+{
+    struct pair w = pair_normal(n, 0.2f), m = pair_normal(n, 0.01f);
+    struct pair v = pair_uniform(n, 0.0f, 1e-3f), ema = pair_normal(n, 0.2f);
+    for (int step = 3; step <= 4; step++) {
+        struct pair g = pair_normal(n, 0.05f);
+        cpu->adamw_update(cpu, w.c, g.c, m.c, v.c, n, 1e-3f, 0.9f, 0.999f, 1e-7f, 1e-4f, step);
+        gpu->adamw_update(gpu, w.g, g.g, m.g, v.g, n, 1e-3f, 0.9f, 0.999f, 1e-7f, 1e-4f, step);
+        cpu->ema_update(cpu, ema.c, w.c, n, 0.999f);
+        gpu->ema_update(gpu, ema.g, w.g, n, 0.999f);
+        pair_free(&g);
+    }
+    check("adamw_update w (2 steps)", &w, EXACT_ATOL, EXACT_RTOL);
+    check("adamw_update m", &m, EXACT_ATOL, EXACT_RTOL);
+    check("adamw_update v", &v, EXACT_ATOL, EXACT_RTOL);
+    check("ema_update", &ema, EXACT_ATOL, EXACT_RTOL);
+    pair_free(&w), pair_free(&m), pair_free(&v), pair_free(&ema);
+}
+
+/* The ops this test does not cover must be exactly the ones the CUDA backend leaves NULL:
+ * when the convolutions arrive, this fails until their checks are added here. */
+static void test_missing_list(void)
+{
+    char missing[512];
+    int count = backend_missing_ops(gpu, missing, sizeof missing);
+    const char *expected = "conv2d_forward, conv2d_backward";
+    if (count != 2 || strcmp(missing, expected) != 0)
+        test_fail("backend_missing_ops(cuda) = %d [%s], expected 2 [%s]: an op was added or "
+                  "removed; add its CPU-vs-CUDA check to tests/test_cuda_ops.c and update "
+                  "this list",
+                  count, missing, expected);
+    else
+        printf("ok   missing ops: %s\n", missing);
+}
+
+int main(void)
+{
+    char err[512] = "";
+    gpu = backend_cuda_create(0, err, sizeof err);
+    if (!gpu) {
+        printf("SKIP: %s\n", err);
+        return TEST_SKIP;
+    }
+    cpu = backend_cpu_create();
+    test_seed(20240611);
+
+    test_missing_list();
+    test_memory();
+    test_elementwise(3 * 6 * 10 * 5);
+    test_elementwise(1000003); /* large and odd: partial last block */
+    test_concat(3 * 6 * 10, 5, 3);
+    test_concat(7, 1, 64);
+    test_resample(3, 6, 10, 5);
+    test_resample(2, 2, 4, 3); /* an edge tap on every side */
+    test_resample(1, 32, 32, 64);
+    test_batchnorm(3 * 6 * 10, 5);
+    test_batchnorm(4 * 32 * 32, 37); /* many row chunks, a partial channel block */
+    test_batchnorm(7, 96);
+    test_embedding(3, 4, 5, 32);
+    test_embedding(2, 1, 1, 6);
+    test_loss(3 * 6 * 10 * 3);
+    test_loss(300001); /* more blocks than the loss's partials: grid-stride */
+    test_diffusion(3, 6 * 10 * 3, 3);
+    test_diffusion(5, 16 * 16 * 3, 3);
+    test_random(3, 1001); /* per not a multiple of 4: partial Philox blocks */
+    test_optimizer(12345);
+
+    gpu->destroy(gpu);
+    cpu->destroy(cpu);
+    return test_finish("test_cuda_ops");
+}
