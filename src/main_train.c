@@ -55,6 +55,7 @@ static struct backend *pick_backend(const char *name, int local_rank)
 
 int main(int argc, char **argv)
 {
+    util_prefer_passive_openmp(argv);
     struct run_config cfg;
     run_config_defaults(&cfg);
     char err[2048];

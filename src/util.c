@@ -10,7 +10,10 @@
 static int util_current_rank = 0;
 static void (*util_abort_hook)(int code) = NULL;
 
-void util_set_abort_hook(void (*hook)(int code)) { util_abort_hook = hook; }
+void util_set_abort_hook(void (*hook)(int code))
+{
+    util_abort_hook = hook;
+}
 
 void util_set_rank(int rank)
 {
@@ -56,6 +59,15 @@ double util_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void util_prefer_passive_openmp(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY"))
+        return;
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed (no /proc?): carry on with the default policy */
 }
 
 void *util_xmalloc(size_t bytes)

@@ -36,6 +36,12 @@ void util_log(const char *fmt, ...) DDIM_PRINTF(1, 2);
 /* Monotonic wall clock in seconds. */
 double util_now(void);
 
+/* OpenMP threads that spin-wait between parallel regions starve everything else on a
+ * shared or oversubscribed node (seen: 15x slower training on two cores). Unless the user
+ * chose a policy, this sets OMP_WAIT_POLICY=PASSIVE and re-executes the program once, since
+ * libgomp reads the variable only when it is loaded. Call first thing in main. */
+void util_prefer_passive_openmp(char **argv);
+
 /* malloc that dies with a message instead of returning NULL. */
 void *util_xmalloc(size_t bytes);
 void *util_xcalloc(size_t count, size_t size);

@@ -323,6 +323,7 @@ static int run(const struct prep_options *o, struct prep_output *out)
 
 int main(int argc, char **argv)
 {
+    util_prefer_passive_openmp(argv);
     struct prep_options o;
     int rc = parse_args(argc, argv, &o);
     if (rc != 0)
