@@ -15,7 +15,13 @@ struct comm {
     /* buf (bytes, backend memory) = rank 0's buf */
     void (*broadcast)(struct comm *c, void *buf, size_t bytes);
     void (*barrier)(struct comm *c);
+    /* 1 if every rank passed ok != 0, else 0 (host values; lets all ranks stop together
+     * when one of them cannot start, instead of the others waiting in a collective) */
+    int (*all_ok)(struct comm *c, int ok);
     void (*destroy)(struct comm *c);
+    /* time spent in allreduce_sum and broadcast, and their count, for the report */
+    double seconds;
+    long calls;
 };
 
 /* A one-rank communicator: reductions and broadcasts leave buffers as they are. */

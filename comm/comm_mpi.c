@@ -23,25 +23,40 @@ static void mpi_check(int rc, const char *what)
 
 static void mpi_allreduce(struct comm *c, float *buf, size_t n)
 {
+    double t0 = util_now();
     /* MPI counts are int: reduce in pieces of at most 2^30 floats */
     for (size_t off = 0; off < n; off += (size_t)1 << 30) {
         size_t len = n - off < ((size_t)1 << 30) ? n - off : ((size_t)1 << 30);
-        mpi_check(MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)len, MPI_FLOAT, MPI_SUM,
-                                MPI_COMM_WORLD),
-                  "MPI_Allreduce");
+        mpi_check(
+            MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)len, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
+            "MPI_Allreduce");
     }
+    c->seconds += util_now() - t0;
+    c->calls++;
 }
 
 static void mpi_broadcast(struct comm *c, void *buf, size_t bytes)
 {
+    double t0 = util_now();
     for (size_t off = 0; off < bytes; off += (size_t)1 << 30) {
         size_t len = bytes - off < ((size_t)1 << 30) ? bytes - off : ((size_t)1 << 30);
-        mpi_check(MPI_Bcast((char *)buf + off, (int)len, MPI_BYTE, 0, MPI_COMM_WORLD),
-                  "MPI_Bcast");
+        mpi_check(MPI_Bcast((char *)buf + off, (int)len, MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast");
     }
+    c->seconds += util_now() - t0;
+    c->calls++;
 }
 
-static void mpi_barrier(struct comm *c) { mpi_check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+static int mpi_all_ok(struct comm *c, int ok)
+{
+    int mine = ok != 0, all = 0;
+    mpi_check(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD), "MPI_Allreduce");
+    return all;
+}
+
+static void mpi_barrier(struct comm *c)
+{
+    mpi_check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+}
 
 static void mpi_destroy(struct comm *c)
 {
@@ -50,7 +65,10 @@ static void mpi_destroy(struct comm *c)
     free(c);
 }
 
-static void mpi_abort_job(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+static void mpi_abort_job(int code)
+{
+    MPI_Abort(MPI_COMM_WORLD, code);
+}
 
 /* The rank on this node: from a shared-memory split of the world, else the launcher's. */
 static int find_local_rank(void)
@@ -83,6 +101,7 @@ struct comm *comm_mpi_create(int *argc, char ***argv)
     c->allreduce_sum = mpi_allreduce;
     c->broadcast = mpi_broadcast;
     c->barrier = mpi_barrier;
+    c->all_ok = mpi_all_ok;
     c->destroy = mpi_destroy;
     util_set_rank(c->rank);
     if (c->world > 1)

@@ -7,6 +7,10 @@
 static void single_allreduce(struct comm *c, float *buf, size_t n) {}
 static void single_broadcast(struct comm *c, void *buf, size_t bytes) {}
 static void single_barrier(struct comm *c) {}
+static int single_all_ok(struct comm *c, int ok)
+{
+    return ok != 0;
+}
 static void single_destroy(struct comm *c)
 {
     free(c);
@@ -21,6 +25,7 @@ struct comm *comm_single(void)
     c->allreduce_sum = single_allreduce;
     c->broadcast = single_broadcast;
     c->barrier = single_barrier;
+    c->all_ok = single_all_ok;
     c->destroy = single_destroy;
     return c;
 }

@@ -50,18 +50,16 @@ static void format_duration(char *out, size_t len, double s)
 }
 
 /* Reads this rank's share of global batch `b` of `order` into the trainer's images. */
-static int load_batch(struct loop *L, enum dataset_split split, const long *order, long b)
+static void load_batch(struct loop *L, enum dataset_split split, const long *order, long b)
 {
     struct trainer *t = L->t;
     char err[512];
     const long *idx = order + b * t->global_batch + t->first_example;
-    if (dataset_read(&L->ds, split, idx, t->batch, L->host_images, err, sizeof err) != 0) {
-        fprintf(stderr, "ddim-dist: rank %d: %s\n", L->comm->rank, err);
-        return -1;
-    }
+    /* fatal: the other ranks are about to wait for this one in a collective */
+    if (dataset_read(&L->ds, split, idx, t->batch, L->host_images, err, sizeof err) != 0)
+        DDIM_FATAL("%s", err);
     t->be->upload(t->be, t->images, L->host_images,
                   (size_t)t->batch * t->per_image * sizeof(float));
-    return 0;
 }
 
 /* Losses averaged over ranks (each rank's are means over equal shares). */
@@ -79,7 +77,7 @@ static void global_losses(struct loop *L, float out[2])
 
 /* The example's test_step over the validation split (repeated like the training split),
  * with the EMA network; returns mean noise and image loss. */
-static int validate(struct loop *L, int epoch, double out[2])
+static void validate(struct loop *L, int epoch, double out[2])
 {
     long n = L->ds.count[SPLIT_VALIDATION];
     int reps = L->cfg->dataset_repetitions;
@@ -87,10 +85,7 @@ static int validate(struct loop *L, int epoch, double out[2])
     train_epoch_order(order, n, reps, L->cfg->diffusion.seed ^ 0x5A5Aull, epoch);
     double sum[2] = {0, 0};
     for (long b = 0; b < L->val_steps; b++) {
-        if (load_batch(L, SPLIT_VALIDATION, order, b) != 0) {
-            free(order);
-            return -1;
-        }
+        load_batch(L, SPLIT_VALIDATION, order, b);
         trainer_draw(L->t, (uint32_t)(epoch * L->val_steps + b), 1);
         trainer_eval_losses(L->t);
         float losses[2];
@@ -101,7 +96,6 @@ static int validate(struct loop *L, int epoch, double out[2])
     free(order);
     out[0] = L->val_steps ? sum[0] / L->val_steps : NAN;
     out[1] = L->val_steps ? sum[1] / L->val_steps : NAN;
-    return 0;
 }
 
 /* Rank 0: the epoch's sample grid, from the same initial noise every epoch so that grids
@@ -120,8 +114,8 @@ static void write_samples(struct loop *L, int epoch)
     float *host = util_xmalloc(count * sizeof(float));
     be->download(be, host, images, count * sizeof(float));
     char err[512];
-    if (run_log_grid(&L->log, epoch, host, cfg->plot_rows, cfg->plot_cols,
-                     cfg->model.image_size, err, sizeof err) != 0)
+    if (run_log_grid(&L->log, epoch, host, cfg->plot_rows, cfg->plot_cols, cfg->model.image_size,
+                     err, sizeof err) != 0)
         fprintf(stderr, "ddim-dist: warning: %s\n", err);
     free(host);
     be->free(be, noise);
@@ -138,8 +132,8 @@ static int setup(struct loop *L, char *err, size_t errlen)
         return util_error(err, errlen,
                           "%s holds %dx%d images but model.image_size is %d: set "
                           "model.image_size=%d or prepare the data with ddim-prep --size %d",
-                          cfg->data_path, L->ds.image_size, L->ds.image_size,
-                          cfg->model.image_size, L->ds.image_size, cfg->model.image_size);
+                          cfg->data_path, L->ds.image_size, L->ds.image_size, cfg->model.image_size,
+                          L->ds.image_size, cfg->model.image_size);
     int B = cfg->batch_size;
     if (B % comm->world != 0)
         return util_error(err, errlen,
@@ -189,15 +183,16 @@ static int run_epoch(struct loop *L, int epoch, double *t_start)
                       cfg->diffusion.seed, epoch);
     for (long b = 0; b < L->steps_per_epoch && L->global_step < L->total_steps; b++) {
         double t0 = util_now();
-        if (load_batch(L, SPLIT_TRAIN, L->order, b) != 0)
-            return -1;
+        load_batch(L, SPLIT_TRAIN, L->order, b);
         trainer_draw(t, (uint32_t)L->global_step, 0);
         trainer_train_step(t);
         float losses[2];
         global_losses(L, losses);
         if (!isfinite(losses[0])) {
-            fprintf(stderr, "ddim-dist: the noise loss became %g at step %ld: stopping (lower "
-                            "train.learning_rate?)\n", losses[0], L->global_step + 1);
+            fprintf(stderr,
+                    "ddim-dist: the noise loss became %g at step %ld: stopping (lower "
+                    "train.learning_rate?)\n",
+                    losses[0], L->global_step + 1);
             return -1;
         }
         L->global_step++;
@@ -220,16 +215,15 @@ static int run_epoch(struct loop *L, int epoch, double *t_start)
         }
     }
     double val[2];
-    if (validate(L, epoch, val) != 0)
-        return -1;
+    validate(L, epoch, val);
     if (L->comm->rank == 0) {
         write_samples(L, epoch + 1);
         run_log_epoch(&L->log, epoch + 1, L->global_step, sum[0] / done, sum[1] / done, val[0],
                       val[1], util_now() - epoch_start);
         util_log("epoch %d/%d done in %.1fs: n_loss %.4f  i_loss %.4f  val_n_loss %.4f  "
                  "val_i_loss %.4f\n",
-                 epoch + 1, cfg->num_epochs, util_now() - epoch_start, sum[0] / done,
-                 sum[1] / done, val[0], val[1]);
+                 epoch + 1, cfg->num_epochs, util_now() - epoch_start, sum[0] / done, sum[1] / done,
+                 val[0], val[1]);
     }
     return 0;
 }
@@ -243,22 +237,33 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
     L.comm = comm;
     char err[1024];
     int rc = 0;
-    if (setup(&L, err, sizeof err) != 0) {
-        fprintf(stderr, "ddim-dist: error: %s\n", err);
+    int ok = setup(&L, err, sizeof err) == 0;
+    if (!ok)
+        fprintf(stderr, "ddim-dist: error (rank %d): %s\n", comm->rank, err);
+    if (!comm->all_ok(comm, ok)) {
+        if (ok)
+            fprintf(stderr,
+                    "ddim-dist: rank %d: stopping: another rank could not start (see its "
+                    "error above)\n",
+                    comm->rank);
         rc = 1;
     } else {
         util_log("ddim-dist: %ld training and %ld validation images (%d repetitions), "
                  "%ld steps per epoch, %ld steps in all, %d rank(s), %s backend\n",
-                 L.ds.count[SPLIT_TRAIN], L.ds.count[SPLIT_VALIDATION],
-                 cfg->dataset_repetitions, L.steps_per_epoch, L.total_steps, comm->world,
-                 be->name);
+                 L.ds.count[SPLIT_TRAIN], L.ds.count[SPLIT_VALIDATION], cfg->dataset_repetitions,
+                 L.steps_per_epoch, L.total_steps, comm->world, be->name);
         double t_start = util_now();
         for (int e = 0; e < cfg->num_epochs && L.global_step < L.total_steps && rc == 0; e++)
             if (run_epoch(&L, e, &t_start) != 0)
                 rc = 1;
-        if (rc == 0)
+        if (rc == 0) {
+            double total = util_now() - t_start;
             util_log("ddim-dist: finished %ld steps in %.1fs; outputs in %s\n", L.global_step,
-                     util_now() - t_start, cfg->run_dir);
+                     total, cfg->run_dir);
+            if (comm->world > 1)
+                util_log("ddim-dist: rank 0 spent %.2fs (%.1f%%) in %ld collective calls\n",
+                         comm->seconds, 100.0 * comm->seconds / total, comm->calls);
+        }
     }
     if (comm->rank == 0)
         run_log_close(&L.log);

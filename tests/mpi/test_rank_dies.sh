@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# A rank that dies makes the whole job exit, with an error naming the rank, within a
+# bounded time (label mpi). Two ways to die:
+#  1. rank 1 of a real ddim-dist run is killed with SIGKILL mid-training;
+#  2. rank 1 of test_mpi_fault fails through DDIM_FATAL while rank 0 waits in all-reduce.
+# usage: test_rank_dies.sh MPIEXEC DDIM_DIST DDIM_PREP TEST_MPI_FAULT
+set -u
+mpiexec=$1 dist=$2 prep=$3 fault=$4
+limit=60 # seconds a job may take to notice and exit
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; [[ -f $tmp/out ]] && tail -20 "$tmp/out"; exit 1; }
+run=("$mpiexec" --allow-run-as-root --oversubscribe -np 2)
+
+# --- 1. SIGKILL of rank 1 of ddim-dist -------------------------------------------------
+"$prep" --synthetic 48 --size 16 --output "$tmp/data.h5" >/dev/null 2>&1 || fail "ddim-prep"
+cat >"$tmp/cfg.yaml" <<YAML
+data: {path: "$tmp/data.h5", dataset_repetitions: 1}
+model: {image_size: 16, widths: [8, 16], block_depth: 1, embedding_dims: 8}
+train: {num_epochs: 100000, batch_size: 8}
+eval: {plot_diffusion_steps: 2}
+run: {dir: "$tmp/run", backend: cpu, progress_seconds: 1000}
+YAML
+"${run[@]}" "$dist" --config "$tmp/cfg.yaml" >"$tmp/out" 2>&1 &
+job=$!
+for _ in $(seq 100); do # wait until training has started (the metrics log has a step)
+    grep -q '"type":"step"' "$tmp/run/metrics.jsonl" 2>/dev/null && break
+    sleep 0.2
+done
+victim=""
+for pid in $(pgrep -f "$dist --config $tmp/cfg.yaml"); do
+    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then
+        victim=$pid
+    fi
+done
+[[ -n $victim ]] || { kill "$job"; fail "could not find rank 1 of the training job"; }
+start=$(date +%s)
+kill -9 "$victim"
+while kill -0 "$job" 2>/dev/null && (($(date +%s) - start < limit)); do
+    sleep 0.2
+done
+if kill -0 "$job" 2>/dev/null; then
+    pkill -9 -f "$dist --config $tmp/cfg.yaml"
+    kill -9 "$job"
+    fail "the job still ran $limit s after its rank 1 was killed"
+fi
+wait "$job"
+rc=$?
+elapsed=$(($(date +%s) - start))
+((rc != 0)) || fail "the job exited 0 after its rank 1 was killed"
+grep -Eiq "rank 1|process rank 1" "$tmp/out" || fail "the job's output does not name rank 1"
+echo "ok   SIGKILL of rank 1: job exited with $rc after ${elapsed}s, naming rank 1"
+
+# --- 2. DDIM_FATAL on rank 1 ------------------------------------------------------------
+start=$(date +%s)
+timeout $limit "${run[@]}" "$fault" >"$tmp/out" 2>&1
+rc=$?
+elapsed=$(($(date +%s) - start))
+((rc != 0)) || fail "test_mpi_fault exited 0"
+((rc != 124)) || fail "test_mpi_fault hung: still running after $limit s"
+grep -q "error (rank 1 on" "$tmp/out" || fail "the error does not name rank 1"
+echo "ok   DDIM_FATAL on rank 1: job exited with $rc after ${elapsed}s, naming rank 1"
+echo "test_rank_dies: 2 passed, 0 failed"

@@ -1,0 +1,23 @@
+/* test_mpi_fault.c: a rank that fails must end the whole job (driven by
+ * tests/mpi/test_rank_dies.sh). Rank 1 fails through the trainer's one error path,
+ * DDIM_FATAL, after a few all-reduces; the other ranks keep calling all-reduce, where they
+ * would wait forever if the failure did not abort the job. */
+#include "comm.h"
+#include "util.h"
+
+#include <stdio.h>
+
+int main(int argc, char **argv)
+{
+    struct comm *comm = comm_mpi_create(&argc, &argv);
+    float x[4] = {1, 2, 3, 4};
+    for (int i = 0;; i++) {
+        if (comm->rank == 1 && i == 3)
+            DDIM_FATAL("test_mpi_fault: rank 1 fails on purpose at iteration %d", i);
+        comm->allreduce_sum(comm, x, 4);
+        if (i > 1000000)
+            break; /* unreachable in a passing run: the job is aborted long before */
+    }
+    comm->destroy(comm);
+    return 0;
+}
