@@ -1,0 +1,109 @@
+/* nccl_comm.c: the NCCL communicator for the CUDA backend. Reductions and broadcasts run
+ * on device buffers, enqueued on the backend's stream so that they sit between kernels
+ * without a host synchronization (synchronized BatchNorm's small all-reduces and the
+ * fused gradient all-reduce alike). MPI starts the job, carries the NCCL unique id from
+ * rank 0 to the others, and answers all_ok. Built only with the CUDA backend. */
+#include "comm.h"
+#include "util.h"
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+#include <stdlib.h>
+
+struct nccl_state {
+    struct comm *mpi; /* the job's MPI communicator: start-up, all_ok, destroy */
+    ncclComm_t nccl;
+    cudaStream_t stream;
+};
+
+#define NCCL_OK(expr)                                                                              \
+    do {                                                                                           \
+        ncclResult_t nccl_ok_r_ = (expr);                                                          \
+        if (nccl_ok_r_ != ncclSuccess)                                                             \
+            DDIM_FATAL("%s failed: %s", #expr, ncclGetErrorString(nccl_ok_r_));                   \
+    } while (0)
+
+static struct nccl_state *state(struct comm *c) { return c->ctx; }
+
+static void nccl_allreduce(struct comm *c, float *buf, size_t n)
+{
+    struct nccl_state *s = state(c);
+    NCCL_OK(ncclAllReduce(buf, buf, n, ncclFloat32, ncclSum, s->nccl, s->stream));
+    c->calls++;
+}
+
+static void nccl_broadcast(struct comm *c, void *buf, size_t bytes)
+{
+    struct nccl_state *s = state(c);
+    NCCL_OK(ncclBroadcast(buf, buf, bytes, ncclUint8, 0, s->nccl, s->stream));
+    c->calls++;
+}
+
+static void nccl_barrier(struct comm *c)
+{
+    struct nccl_state *s = state(c);
+    if (cudaStreamSynchronize(s->stream) != cudaSuccess)
+        DDIM_FATAL("cudaStreamSynchronize failed before a barrier");
+    s->mpi->barrier(s->mpi);
+}
+
+static int nccl_all_ok(struct comm *c, int ok) { return state(c)->mpi->all_ok(state(c)->mpi, ok); }
+
+static void nccl_destroy(struct comm *c)
+{
+    struct nccl_state *s = state(c);
+    cudaStreamSynchronize(s->stream);
+    ncclCommDestroy(s->nccl);
+    s->mpi->destroy(s->mpi);
+    free(s);
+    free(c);
+}
+
+/* Version check: the library found at run time must be at least the one built against. */
+static int nccl_version_ok(char *err, size_t errlen)
+{
+    int runtime = 0;
+    if (ncclGetVersion(&runtime) != ncclSuccess)
+        return util_error(err, errlen, "ncclGetVersion failed: is libnccl.so.2 loadable?");
+    if (runtime < NCCL_VERSION_CODE)
+        return util_error(err, errlen,
+                          "NCCL %d at run time is older than the %d this ddim-dist was built "
+                          "with: load a newer NCCL (LD_LIBRARY_PATH) or rebuild",
+                          runtime, NCCL_VERSION_CODE);
+    return 0;
+}
+
+struct comm *comm_nccl_create(struct comm *mpi, void *stream, char *err, size_t errlen)
+{
+    int ok = nccl_version_ok(err, errlen) == 0;
+    if (!mpi->all_ok(mpi, ok)) {
+        if (ok)
+            util_error(err, errlen, "NCCL is unusable on another rank (see its error)");
+        return NULL;
+    }
+    ncclUniqueId id;
+    if (mpi->rank == 0)
+        NCCL_OK(ncclGetUniqueId(&id));
+    mpi->broadcast(mpi, &id, sizeof id); /* host memory: the MPI communicator */
+    struct nccl_state *s = util_xcalloc(1, sizeof *s);
+    s->mpi = mpi;
+    s->stream = (cudaStream_t)stream;
+    ncclResult_t r = ncclCommInitRank(&s->nccl, mpi->world, id, mpi->rank);
+    if (!mpi->all_ok(mpi, r == ncclSuccess)) {
+        util_error(err, errlen, "ncclCommInitRank failed on rank %d: %s", mpi->rank,
+                   ncclGetErrorString(r));
+        free(s);
+        return NULL;
+    }
+    struct comm *c = util_xcalloc(1, sizeof *c);
+    c->rank = mpi->rank;
+    c->world = mpi->world;
+    c->local_rank = mpi->local_rank;
+    c->ctx = s;
+    c->allreduce_sum = nccl_allreduce;
+    c->broadcast = nccl_broadcast;
+    c->barrier = nccl_barrier;
+    c->all_ok = nccl_all_ok;
+    c->destroy = nccl_destroy;
+    return c;
+}
