@@ -20,10 +20,13 @@ struct nccl_state {
     do {                                                                                           \
         ncclResult_t nccl_ok_r_ = (expr);                                                          \
         if (nccl_ok_r_ != ncclSuccess)                                                             \
-            DDIM_FATAL("%s failed: %s", #expr, ncclGetErrorString(nccl_ok_r_));                   \
+            DDIM_FATAL("%s failed: %s", #expr, ncclGetErrorString(nccl_ok_r_));                    \
     } while (0)
 
-static struct nccl_state *state(struct comm *c) { return c->ctx; }
+static struct nccl_state *state(struct comm *c)
+{
+    return c->ctx;
+}
 
 static void nccl_allreduce(struct comm *c, float *buf, size_t n)
 {
@@ -47,7 +50,10 @@ static void nccl_barrier(struct comm *c)
     s->mpi->barrier(s->mpi);
 }
 
-static int nccl_all_ok(struct comm *c, int ok) { return state(c)->mpi->all_ok(state(c)->mpi, ok); }
+static int nccl_all_ok(struct comm *c, int ok)
+{
+    return state(c)->mpi->all_ok(state(c)->mpi, ok);
+}
 
 static void nccl_destroy(struct comm *c)
 {

@@ -34,7 +34,7 @@ int dataset_open(struct dataset *ds, const char *path, char *err, size_t errlen)
 void dataset_close(struct dataset *ds);
 
 /* Reads images idx[0..n) of a split into out (n, S, S, 3) as floats in [0, 1]. */
-int dataset_read(struct dataset *ds, enum dataset_split split, const long *idx, int n,
-                 float *out, char *err, size_t errlen);
+int dataset_read(struct dataset *ds, enum dataset_split split, const long *idx, int n, float *out,
+                 char *err, size_t errlen);
 
 #endif

@@ -36,10 +36,10 @@ struct run_config {
     int batch_size; /* global batch, 64; split across ranks */
     long max_steps; /* stop after this many steps in total (0: no limit) */
     /* eval */
-    int kid_image_size;       /* 75 */
-    int kid_diffusion_steps;  /* 5 */
-    int plot_diffusion_steps; /* 20 */
-    int plot_rows, plot_cols; /* 3 x 6 */
+    int kid_image_size;                      /* 75 */
+    int kid_diffusion_steps;                 /* 5 */
+    int plot_diffusion_steps;                /* 20 */
+    int plot_rows, plot_cols;                /* 3 x 6 */
     char inception_weights[CONFIG_PATH_MAX]; /* Keras InceptionV3 notop .h5; "" = no KID */
     /* run */
     char run_dir[CONFIG_PATH_MAX]; /* everything a run writes goes here */

@@ -69,8 +69,8 @@ static void history_push(struct history *h, double v)
     h->v[h->n++] = v;
 }
 
-void run_log_step(struct run_log *log, int epoch, long step, double noise_loss,
-                  double image_loss, double images_per_second)
+void run_log_step(struct run_log *log, int epoch, long step, double noise_loss, double image_loss,
+                  double images_per_second)
 {
     if (!log->metrics)
         return;
@@ -92,21 +92,32 @@ static void write_plot(struct run_log *log)
     char path[CONFIG_PATH_MAX + 64], err[512];
     snprintf(path, sizeof path, "%s/loss.png", log->dir);
     struct plot_series series[3] = {
-        {"noise loss (train, mean of 10 steps)", log->step_x.v, log->step_noise.v,
-         (int)log->step_noise.n, {31, 119, 180}, 0},
-        {"noise loss (validation, EMA)", log->epoch_x.v, log->epoch_val_noise.v,
-         (int)log->epoch_val_noise.n, {214, 39, 40}, 1},
-        {"image loss (validation, EMA)", log->epoch_x.v, log->epoch_val_image.v,
-         (int)log->epoch_val_image.n, {44, 160, 44}, 1},
+        {"noise loss (train, mean of 10 steps)",
+         log->step_x.v,
+         log->step_noise.v,
+         (int)log->step_noise.n,
+         {31, 119, 180},
+         0},
+        {"noise loss (validation, EMA)",
+         log->epoch_x.v,
+         log->epoch_val_noise.v,
+         (int)log->epoch_val_noise.n,
+         {214, 39, 40},
+         1},
+        {"image loss (validation, EMA)",
+         log->epoch_x.v,
+         log->epoch_val_image.v,
+         (int)log->epoch_val_image.n,
+         {44, 160, 44},
+         1},
     };
     struct plot_spec spec = {"ddim-dist training", "step", "loss", 800, 500, 1};
     if (plot_write_png(path, &spec, series, 3, err, sizeof err) != 0)
         fprintf(stderr, "ddim-dist: warning: %s\n", err);
 }
 
-void run_log_epoch(struct run_log *log, int epoch, long step, double noise_loss,
-                   double image_loss, double val_noise_loss, double val_image_loss,
-                   double seconds)
+void run_log_epoch(struct run_log *log, int epoch, long step, double noise_loss, double image_loss,
+                   double val_noise_loss, double val_image_loss, double seconds)
 {
     if (!log->metrics)
         return;
@@ -121,8 +132,8 @@ void run_log_epoch(struct run_log *log, int epoch, long step, double noise_loss,
     write_plot(log);
 }
 
-int run_log_grid(struct run_log *log, int epoch, const float *images, int rows, int cols,
-                 int size, char *err, size_t errlen)
+int run_log_grid(struct run_log *log, int epoch, const float *images, int rows, int cols, int size,
+                 char *err, size_t errlen)
 {
     int zoom = size >= 96 ? 1 : (96 + size - 1) / size; /* small images, enlarged */
     int gap = 4, cell = size * zoom;
@@ -136,7 +147,8 @@ int run_log_grid(struct run_log *log, int epoch, const float *images, int rows, 
                 for (int x = 0; x < cell; x++) {
                     const float *px = img + ((size_t)(y / zoom) * size + x / zoom) * 3;
                     uint8_t *dst = rgb + ((size_t)(gap + r * (cell + gap) + y) * width + gap +
-                                          c * (cell + gap) + x) * 3;
+                                          c * (cell + gap) + x) *
+                                             3;
                     for (int k = 0; k < 3; k++)
                         dst[k] = (uint8_t)lrintf(fminf(fmaxf(px[k], 0.0f), 1.0f) * 255.0f);
                 }
@@ -153,8 +165,8 @@ void run_log_close(struct run_log *log)
     if (log->metrics)
         fclose(log->metrics);
     log->metrics = NULL;
-    struct history *all[] = {&log->step_x, &log->epoch_x, &log->step_noise,
-                             &log->epoch_val_noise, &log->epoch_val_image};
+    struct history *all[] = {&log->step_x, &log->epoch_x, &log->step_noise, &log->epoch_val_noise,
+                             &log->epoch_val_image};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         free(all[i]->v);
         memset(all[i], 0, sizeof *all[i]);

@@ -29,14 +29,13 @@ struct run_log {
 
 /* Creates the run directory (and samples/), writes config.yaml, opens metrics.jsonl. */
 int run_log_open(struct run_log *log, const struct run_config *cfg, char *err, size_t errlen);
-void run_log_step(struct run_log *log, int epoch, long step, double noise_loss,
-                  double image_loss, double images_per_second);
-void run_log_epoch(struct run_log *log, int epoch, long step, double noise_loss,
-                   double image_loss, double val_noise_loss, double val_image_loss,
-                   double seconds);
+void run_log_step(struct run_log *log, int epoch, long step, double noise_loss, double image_loss,
+                  double images_per_second);
+void run_log_epoch(struct run_log *log, int epoch, long step, double noise_loss, double image_loss,
+                   double val_noise_loss, double val_image_loss, double seconds);
 /* Writes samples/epoch_NNNN.png from images (rows*cols, size, size, 3) in [0, 1]. */
-int run_log_grid(struct run_log *log, int epoch, const float *images, int rows, int cols,
-                 int size, char *err, size_t errlen);
+int run_log_grid(struct run_log *log, int epoch, const float *images, int rows, int cols, int size,
+                 char *err, size_t errlen);
 void run_log_close(struct run_log *log);
 
 /* mkdir -p; 0 or -1 with a message. */

@@ -195,8 +195,8 @@ static void check_stepped_weights(struct trainer *t)
         if (!first_failure[0])
             snprintf(first_failure, sizeof first_failure, "/after_step/weights (sign flips)");
     }
-    printf("after_step: %zu of %zu gradient signs differ from Keras (allowed %.0e)\n", flips,
-           total, MAX_SIGN_FLIP_FRACTION);
+    printf("after_step: %zu of %zu gradient signs differ from Keras (allowed %.0e)\n", flips, total,
+           MAX_SIGN_FLIP_FRACTION);
     free(w);
     free(g);
 }
