@@ -28,7 +28,9 @@ struct comm {
 struct comm *comm_single(void);
 
 /* Initializes MPI (a program started without mpirun is a job of one rank) and returns the
- * host-buffer communicator over MPI_COMM_WORLD. Sets util's rank and abort hook. */
+ * host-buffer communicator over MPI_COMM_WORLD. Sets util's rank and abort hook. In a build
+ * without MPI (comm_nompi.c) it returns a one-rank communicator, and stops with an error
+ * if the launcher started several ranks. */
 struct comm *comm_mpi_create(int *argc, char ***argv);
 
 /* The device-buffer communicator for the CUDA backend: NCCL over the ranks of `mpi`, its

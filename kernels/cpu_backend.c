@@ -91,5 +91,10 @@ struct backend *backend_cpu_create(void)
     be->fill_uniform = cpu_fill_uniform;
     be->adamw_update = cpu_adamw_update;
     be->ema_update = cpu_ema_update;
+    be->event_create = cpu_event_create;
+    be->event_record = cpu_event_record;
+    be->event_elapsed_ms = cpu_event_elapsed_ms;
+    be->event_destroy = cpu_event_destroy;
+    be->memory_peak_bytes = cpu_memory_peak_bytes;
     return be;
 }

@@ -74,4 +74,11 @@ void cpu_adamw_update(struct backend *be, float *w, const float *g, float *m, fl
                       float lr, float beta1, float beta2, float eps, float wd, int step);
 void cpu_ema_update(struct backend *be, float *ema, const float *w, size_t n, float decay);
 
+/* Timing events and memory figure, backend.h's optional hooks (cpu_timing.c) */
+void *cpu_event_create(struct backend *be);
+void cpu_event_record(struct backend *be, void *ev);
+float cpu_event_elapsed_ms(struct backend *be, void *start, void *end);
+void cpu_event_destroy(struct backend *be, void *ev);
+size_t cpu_memory_peak_bytes(struct backend *be);
+
 #endif

@@ -4,9 +4,9 @@
  * ordered on that stream, so ops never need a host synchronization between them, and a
  * whole training step can later be captured into a CUDA graph. upload/download wait for
  * their copy (the host buffer is free, or filled, when they return). Creation never dies:
- * with no usable GPU it returns NULL and says why, so callers (and the gpu tests) can
- * fall back or skip. The convolutions come from cuDNN in a later file; until then they
- * stay NULL and backend_missing_ops() names them. */
+ * with no usable GPU (or a cuDNN older than the build's) it returns NULL and says why, so
+ * callers (and the gpu tests) can fall back or skip. The convolutions are cuDNN's
+ * (cuda_conv.cu), on a handle bound to the same stream. */
 #include "cuda_common.h"
 
 #include <stdlib.h>
@@ -29,13 +29,16 @@ static void *cuda_alloc(struct backend *be, size_t bytes)
     }
     /* on the backend's stream, so that it is ordered before every later op */
     CUDA_CHECK(cudaMemsetAsync(p, 0, rounded, cuda_stream(be)));
+    cuda_mem_note_alloc(cuda_ctx_of(be), p, rounded);
     return p;
 }
 
 static void cuda_free(struct backend *be, void *p)
 {
-    if (p)
-        CUDA_CHECK(cudaFree(p)); /* waits for the device, so no op still uses p */
+    if (!p)
+        return;
+    cuda_mem_note_free(cuda_ctx_of(be), p);
+    CUDA_CHECK(cudaFree(p)); /* waits for the device, so no op still uses p */
 }
 
 static void cuda_upload(struct backend *be, void *dst, const void *src_host, size_t bytes)
@@ -89,8 +92,10 @@ static void cuda_destroy(struct backend *be)
     struct cuda_ctx *ctx = cuda_ctx_of(be);
     if (ctx) {
         CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+        cuda_conv_destroy(ctx);
         CUDA_CHECK(cudaFree(ctx->scratch));
         CUDA_CHECK(cudaStreamDestroy(ctx->stream));
+        cuda_mem_track_destroy(ctx);
         free(ctx);
     }
     free(be);
@@ -107,8 +112,8 @@ static void cuda_fill_table(struct backend *be)
     be->fill = cuda_fill;
     be->synchronize = cuda_synchronize;
     be->destroy = cuda_destroy;
-    be->conv2d_forward = NULL; /* cuDNN, later */
-    be->conv2d_backward = NULL;
+    be->conv2d_forward = cuda_conv2d_forward;
+    be->conv2d_backward = cuda_conv2d_backward;
     be->bn_stats = cuda_bn_stats;
     be->bn_forward_train = cuda_bn_forward_train;
     be->bn_forward_infer = cuda_bn_forward_infer;
@@ -138,6 +143,7 @@ static void cuda_fill_table(struct backend *be)
     be->fill_uniform = cuda_fill_uniform;
     be->adamw_update = cuda_adamw_update;
     be->ema_update = cuda_ema_update;
+    cuda_timing_fill_table(be);
 }
 
 /* Everything that can fail on a machine without a usable GPU, checked without dying. On
@@ -204,6 +210,13 @@ extern "C" struct backend *backend_cuda_create(int device, char *err, size_t err
     ctx->num_sms = num_sms;
     ctx->scratch = scratch;
     ctx->scratch_doubles = CUDA_SCRATCH_DOUBLES;
+    if (cuda_conv_init(ctx, err, errlen) != 0) {
+        cudaFree(scratch);
+        cudaStreamDestroy(stream);
+        cudaGetLastError();
+        free(ctx);
+        return NULL;
+    }
     struct backend *be = (struct backend *)util_xcalloc(1, sizeof *be);
     be->ctx = ctx;
     be->stream = stream;

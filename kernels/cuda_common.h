@@ -67,12 +67,19 @@
 #endif
 
 /* --- state -------------------------------------------------------------------------- */
+struct cuda_conv_cache; /* cuda_conv.cu: cuDNN plans per conv shape, workspace, kernel copies */
+struct cuda_mem_track;  /* cuda_timing.cu: live device allocations, bytes in use and peak */
+
 struct cuda_ctx {
     int device;
     cudaStream_t stream; /* every op of this backend runs on it, in order */
     int num_sms;
     double *scratch; /* (CUDA_SCRATCH_DOUBLES,) reduction partials, device memory */
     size_t scratch_doubles;
+    cudnnHandle_t cudnn;          /* bound to stream */
+    int cudnn_no_tf32;            /* DDIM_CUDNN_NO_TF32=1 at create: FMA math, no TF32 */
+    struct cuda_conv_cache *conv; /* grown on each conv shape's first call only */
+    struct cuda_mem_track *mem;   /* created on the first allocation */
 };
 
 /* Reduction scratch: enough partial sums for CUDA_RED_MAX_CHUNKS row chunks of up to
@@ -130,6 +137,23 @@ static __device__ inline double cuda_block_sum(double v, double *shared32)
 /* --- the ops (same signatures and semantics as backend.h) ----------------------------- */
 /* memory: cuda_backend.cu */
 void cuda_fill(struct backend *be, float *x, float value, size_t n);
+
+/* timing events and the memory figure: cuda_timing.cu. A file that calls cudaMalloc/cudaFree
+ * itself reports them through note_alloc/note_free, so that memory_peak_bytes counts them. */
+void cuda_timing_fill_table(struct backend *be);
+void cuda_mem_note_alloc(struct cuda_ctx *ctx, void *p, size_t bytes);
+void cuda_mem_note_free(struct cuda_ctx *ctx, void *p);
+void cuda_mem_track_destroy(struct cuda_ctx *ctx);
+
+/* convolution with cuDNN: cuda_conv.cu. init checks the cuDNN version, creates the handle on
+ * ctx->stream and reads DDIM_CUDNN_NO_TF32; it returns 0, or -1 with the reason in err (it
+ * never dies). destroy releases what init and the ops created. */
+int cuda_conv_init(struct cuda_ctx *ctx, char *err, size_t errlen);
+void cuda_conv_destroy(struct cuda_ctx *ctx);
+void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
+                         const float *bias, const struct conv_shape *s);
+void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
+                          const float *x, const float *w, const struct conv_shape *s);
 
 /* BatchNorm: cuda_norm.cu */
 void cuda_bn_stats(struct backend *be, float *stats, const float *x, size_t rows, int c);

@@ -172,6 +172,16 @@ struct backend {
                          float lr, float beta1, float beta2, float eps, float wd, int step);
     /* ema = decay*ema + (1-decay)*w */
     void (*ema_update)(struct backend *be, float *ema, const float *w, size_t n, float decay);
+
+    /* --- timing and memory (optional: NULL where a backend has none; ddim-bench) ---
+     * Events are recorded in op order (CUDA: on be->stream), so the time between two is the
+     * time the ops queued between them took, without a host synchronization per step. */
+    void *(*event_create)(struct backend *be);
+    void (*event_record)(struct backend *be, void *ev);
+    float (*event_elapsed_ms)(struct backend *be, void *start, void *end); /* waits for end */
+    void (*event_destroy)(struct backend *be, void *ev);
+    /* device memory in use at its peak, or 0 if unknown */
+    size_t (*memory_peak_bytes)(struct backend *be);
 };
 
 /* The CPU backend: always available. */

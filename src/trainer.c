@@ -156,38 +156,62 @@ void trainer_draw(struct trainer *t, uint32_t stream_step, int validation)
                      (uint32_t)t->first_example);
 }
 
-/* normalize, schedule, mix, predict noise (training or EMA network), losses into
- * t->losses. Shared by the training step and the validation losses. */
-static void denoise_batch(struct trainer *t, int training)
+/* normalize, schedule, mix: the network's inputs t->noisy and t->variances */
+void trainer_step_data(struct trainer *t)
 {
     struct backend *be = t->be;
     int b = t->batch;
-    size_t n = (size_t)b * t->per_image;
-    size_t rows = n / 3;
+    size_t rows = (size_t)b * t->per_image / 3;
     be->normalize(be, t->norm_images, t->images, t->norm, t->norm + 3, rows, 3);
     be->diffusion_schedule(be, t->noise_rates, t->signal_rates, t->times, b, t->dc.min_signal_rate,
                            t->dc.max_signal_rate);
     be->mix(be, t->noisy, t->signal_rates, t->norm_images, t->noise_rates, t->noises, b,
             t->per_image);
     be->square(be, t->variances, t->noise_rates, (size_t)b);
-    unet_forward(be, t->net, t->acts, training ? t->w : t->ema_w, t->noisy, t->variances, training,
-                 t->comm, t->pred_noises);
+}
+
+/* predict noise with the training network (BN in training mode) or the EMA network */
+static void predict_noise(struct trainer *t, int training)
+{
+    unet_forward(t->be, t->net, t->acts, training ? t->w : t->ema_w, t->noisy, t->variances,
+                 training, t->comm, t->pred_noises);
+}
+
+/* pred_images and both losses into t->losses */
+static void compute_losses(struct trainer *t)
+{
+    struct backend *be = t->be;
+    int b = t->batch;
+    size_t n = (size_t)b * t->per_image;
     be->pred_images(be, t->pred_images, t->noisy, t->pred_noises, t->noise_rates, t->signal_rates,
                     b, t->per_image);
     be->loss_value(be, t->losses, t->pred_noises, t->noises, n, t->dc.loss);
     be->loss_value(be, t->losses + 1, t->pred_images, t->norm_images, n, t->dc.loss);
 }
 
-void trainer_train_step(struct trainer *t)
+void trainer_step_forward(struct trainer *t)
+{
+    predict_noise(t, 1);
+}
+
+void trainer_step_backward(struct trainer *t)
+{
+    size_t n = (size_t)t->batch * t->per_image;
+    compute_losses(t);
+    /* d/dpred of sum over pixels of the channel mean (see trainer.h) */
+    t->be->loss_backward(t->be, t->dpred, t->pred_noises, t->noises, n, 1.0f / 3.0f, t->dc.loss);
+    unet_backward(t->be, t->net, t->acts, t->w, t->grad, t->dpred, t->comm);
+}
+
+void trainer_step_allreduce(struct trainer *t)
+{
+    t->comm->allreduce_sum(t->comm, t->grad, unet_params(t->net)->trainable);
+}
+
+void trainer_step_update(struct trainer *t)
 {
     struct backend *be = t->be;
     const struct param_table *pt = unet_params(t->net);
-    size_t n = (size_t)t->batch * t->per_image;
-    denoise_batch(t, 1);
-    /* d/dpred of sum over pixels of the channel mean (see trainer.h) */
-    be->loss_backward(be, t->dpred, t->pred_noises, t->noises, n, 1.0f / 3.0f, t->dc.loss);
-    unet_backward(be, t->net, t->acts, t->w, t->grad, t->dpred, t->comm);
-    t->comm->allreduce_sum(t->comm, t->grad, pt->trainable);
     t->step++;
     be->adamw_update(be, t->w, t->grad, t->adam_m, t->adam_v, pt->trainable, t->dc.learning_rate,
                      t->dc.adam_beta1, t->dc.adam_beta2, t->dc.adam_epsilon, t->dc.weight_decay,
@@ -195,9 +219,20 @@ void trainer_train_step(struct trainer *t)
     be->ema_update(be, t->ema_w, t->w, pt->total, t->dc.ema);
 }
 
+void trainer_train_step(struct trainer *t)
+{
+    trainer_step_data(t);
+    trainer_step_forward(t);
+    trainer_step_backward(t);
+    trainer_step_allreduce(t);
+    trainer_step_update(t);
+}
+
 void trainer_eval_losses(struct trainer *t)
 {
-    denoise_batch(t, 0);
+    trainer_step_data(t);
+    predict_noise(t, 0);
+    compute_losses(t);
 }
 
 void trainer_read_losses(struct trainer *t, float out[2])

@@ -84,6 +84,16 @@ void trainer_draw(struct trainer *t, uint32_t stream_step, int validation);
  * losses, backward, gradient all-reduce, AdamW, EMA. */
 void trainer_train_step(struct trainer *t);
 
+/* trainer_train_step's phases, which it runs in this order (ddim-bench times them apart):
+ * data: normalize, diffusion schedule, mix; forward: the U-Net, BN in training mode;
+ * backward: losses, their gradient, the U-Net's backward; allreduce: the gradient summed
+ * over the ranks; update: AdamW (step + 1) and the EMA. */
+void trainer_step_data(struct trainer *t);
+void trainer_step_forward(struct trainer *t);
+void trainer_step_backward(struct trainer *t);
+void trainer_step_allreduce(struct trainer *t);
+void trainer_step_update(struct trainer *t);
+
 /* The example's test_step losses with the EMA network in inference mode, into t->losses. */
 void trainer_eval_losses(struct trainer *t);
 

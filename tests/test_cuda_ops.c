@@ -1,5 +1,7 @@
 /* test_cuda_ops.c: every op the CUDA backend implements against the CPU backend, on the
  * same random inputs (label gpu; exits 77 with the reason when no GPU is usable).
+ * DDIM_CUDNN_NO_TF32=1 is set before the backend is created: the convolutions then run in
+ * plain float32 (no TF32 tensor cores), comparable with the CPU's float32 GEMMs.
  *
  * Outputs are poisoned with NaN on both backends before each op (test_close rejects
  * non-finite values, so an element an op forgets to write fails). Accumulating ops start
@@ -11,7 +13,14 @@
  * - ops through expf/sinf/cosf/logf (swish, schedule, embedding, normal noise): CUDA's
  *   versions are within 1-2 ulp of glibc's; atol 1e-6..1e-5, rtol 1e-5.
  * - reductions (both accumulate in double, in different orders, then round to float):
- *   atol 1e-5, rtol 1e-6. */
+ *   atol 1e-5, rtol 1e-6.
+ * - convolutions (cuDNN vs im2col + BLAS, float32 sums of k*k*cin or n*h*w products in
+ *   different orders, maybe Winograd): rtol 1e-4 and atol 1e-4 * rms(reference), i.e.
+ *   scaled to the magnitude of the sums. Rounding in a float32 sum of K terms grows like
+ *   sqrt(K) * 6e-8 relative to that rms (< 3e-6 for every K here), so a wrong tap,
+ *   transpose or missed accumulation (errors of order the rms) cannot pass. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
+
 #include "backend.h"
 #include "test_util.h"
 
@@ -354,25 +363,76 @@ static void test_optimizer(size_t n)
     pair_free(&w), pair_free(&m), pair_free(&v), pair_free(&ema);
 }
 
-/* The ops this test does not cover must be exactly the ones the CUDA backend leaves NULL:
- * when the convolutions arrive, this fails until their checks are added here. */
+/* Root mean square of a CPU-side reference: the scale of the conv tolerances. */
+static float rms(const float *x, size_t n)
+{
+    double acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc += (double)x[i] * x[i];
+    return n ? (float)sqrt(acc / n) : 0.0f;
+}
+
+#define CONV_RTOL 1e-4f
+#define CONV_ATOL_REL 1e-4f /* times rms of the reference */
+
+static void check_conv(const char *what, const struct conv_shape *s, const struct pair *p)
+{
+    char name[128];
+    snprintf(name, sizeof name, "%s n=%d %dx%d cin=%d cout=%d k=%d", what, s->n, s->h, s->w, s->cin,
+             s->cout, s->k);
+    check(name, p, CONV_ATOL_REL * rms(p->c, p->n), CONV_RTOL);
+}
+
+/* conv2d forward (y written over NaN), backward with dx accumulating onto random values and
+ * dw/dbias written over NaN, then backward again with dx NULL (fresh NaN in dw/dbias). */
+static void test_conv(int n, int h, int w, int cin, int cout, int k)
+{
+    struct conv_shape s = {n, h, w, cin, cout, k};
+    size_t xs = (size_t)n * h * w * cin, ys = (size_t)n * h * w * cout;
+    size_t ws = (size_t)k * k * cin * cout;
+    struct pair x = pair_normal(xs, 1.0f), wt = pair_normal(ws, 1.0f / sqrtf((float)(k * k * cin)));
+    struct pair bias = pair_normal(cout, 0.5f), y = pair_poisoned(ys);
+    cpu->conv2d_forward(cpu, y.c, x.c, wt.c, bias.c, &s);
+    gpu->conv2d_forward(gpu, y.g, x.g, wt.g, bias.g, &s);
+    check_conv("conv2d_forward y", &s, &y);
+
+    struct pair dy = pair_normal(ys, 1.0f), dx = pair_normal(xs, 1.0f);
+    struct pair dw = pair_poisoned(ws), db = pair_poisoned(cout);
+    cpu->conv2d_backward(cpu, dx.c, dw.c, db.c, dy.c, x.c, wt.c, &s);
+    gpu->conv2d_backward(gpu, dx.g, dw.g, db.g, dy.g, x.g, wt.g, &s);
+    check_conv("conv2d_backward dx (+=)", &s, &dx);
+    check_conv("conv2d_backward dw (=)", &s, &dw);
+    check_conv("conv2d_backward dbias (=)", &s, &db);
+
+    cpu->fill(cpu, dw.c, NAN, ws), gpu->fill(gpu, dw.g, NAN, ws);
+    cpu->fill(cpu, db.c, NAN, cout), gpu->fill(gpu, db.g, NAN, cout);
+    cpu->conv2d_backward(cpu, NULL, dw.c, db.c, dy.c, x.c, wt.c, &s);
+    gpu->conv2d_backward(gpu, NULL, dw.g, db.g, dy.g, x.g, wt.g, &s);
+    check_conv("conv2d_backward dx NULL, dw (=)", &s, &dw);
+    check_conv("conv2d_backward dx NULL, dbias (=)", &s, &db);
+    pair_free(&x), pair_free(&wt), pair_free(&bias), pair_free(&y), pair_free(&dy);
+    pair_free(&dx), pair_free(&dw), pair_free(&db);
+}
+
+/* The CUDA backend must fill the whole op table: an op added to backend.h needs its CUDA
+ * version and its CPU-vs-CUDA check here. */
 static void test_missing_list(void)
 {
-    char missing[512];
+    char missing[512] = "";
     int count = backend_missing_ops(gpu, missing, sizeof missing);
-    const char *expected = "conv2d_forward, conv2d_backward";
-    if (count != 2 || strcmp(missing, expected) != 0)
-        test_fail("backend_missing_ops(cuda) = %d [%s], expected 2 [%s]: an op was added or "
-                  "removed; add its CPU-vs-CUDA check to tests/test_cuda_ops.c and update "
-                  "this list",
-                  count, missing, expected);
+    if (count != 0)
+        test_fail("backend_missing_ops(cuda) = %d [%s], expected none: implement them in "
+                  "kernels/cuda_*.cu and add their CPU-vs-CUDA checks to tests/test_cuda_ops.c",
+                  count, missing);
     else
-        printf("ok   missing ops: %s\n", missing);
+        printf("ok   no missing ops\n");
 }
 
 int main(void)
 {
     char err[512] = "";
+    /* plain float32 convolutions, read once by backend_cuda_create */
+    setenv("DDIM_CUDNN_NO_TF32", "1", 1);
     gpu = backend_cuda_create(0, err, sizeof err);
     if (!gpu) {
         printf("SKIP: %s\n", err);
@@ -401,6 +461,15 @@ int main(void)
     test_diffusion(5, 16 * 16 * 3, 3);
     test_random(3, 1001); /* per not a multiple of 4: partial Philox blocks */
     test_optimizer(12345);
+    test_conv(2, 6, 10, 5, 7, 3);    /* non-square, cin != cout, odd channels, n > 1 */
+    test_conv(1, 5, 3, 4, 6, 1);     /* 1x1, non-square */
+    test_conv(3, 7, 4, 16, 8, 1);    /* 1x1, cin > cout */
+    test_conv(2, 2, 3, 3, 4, 3);     /* every 3x3 window reaches the padding */
+    test_conv(2, 32, 24, 3, 32, 3);  /* like the first layer: 3 input channels */
+    test_conv(2, 16, 16, 64, 32, 3); /* U-Net-like widths, multiples of 8 */
+    test_conv(4, 8, 8, 96, 64, 1);
+    test_conv(2, 8, 8, 128, 128, 3);
+    test_conv(2, 6, 10, 5, 7, 3); /* a known shape again: cached plan, grown buffers */
 
     gpu->destroy(gpu);
     cpu->destroy(cpu);

@@ -1,0 +1,426 @@
+/* cuda_conv.cu: 2D convolution (stride 1, 'same' zero padding, bias) with cuDNN's legacy
+ * convolution API, NHWC float32 activations as backend.h states.
+ *
+ * Layout of the kernel: the trainer keeps Keras's HWIO kernels, (k,k,Cin,Cout), i.e. a
+ * (k*k*Cin, Cout) row-major matrix. cuDNN has no HWIO filter layout; its NHWC filter
+ * format (CUDNN_TENSOR_NHWC in cudnnSetFilter4dDescriptor) is KRSC, (Cout,k,k,Cin), which
+ * is exactly the transpose of that matrix. So each call transposes w into a private KRSC
+ * copy (and backward transposes cuDNN's KRSC dw back into the caller's HWIO dw). The
+ * transposes are small next to the convolutions (the whole U-Net has ~2M weights) and keep
+ * one code path for k = 1 and k = 3, with no second library.
+ *
+ * Plans: the first call of a conv_shape builds a plan (tensor, filter and convolution
+ * descriptors, and one algorithm per direction from cuDNN's heuristics, _v7), cached in
+ * ctx->conv for the backend's lifetime. The same call grows the one shared workspace and the
+ * KRSC buffers if this shape needs more; later calls of known shapes allocate nothing and
+ * never wait on the host, so a step can be captured into a CUDA graph once every shape has
+ * run once. Deterministic algorithms are preferred in every direction (same bits every
+ * step, so resume tests hold), then cuDNN's ranking decides.
+ *
+ * Math: by default cuDNN may use TF32 tensor cores on Ampere and later (CUDNN_DEFAULT_MATH,
+ * or the tensor-op math its heuristic pairs with an algorithm), as TensorFlow does.
+ * DDIM_CUDNN_NO_TF32=1, read once when the backend is created, keeps every convolution on
+ * CUDNN_FMA_MATH (plain float32 FMA kernels) for comparisons with the CPU backend; the gpu
+ * tests set it.
+ *
+ * Semantics (backend.h): y = conv(x, w) + bias is written; backward writes dw and dbias (=)
+ * and accumulates dx (+=, cuDNN's beta = 1), skipped when dx is NULL. dbias reuses the
+ * BatchNorm channel sums (cuda_bn_stats: double accumulation, fixed order, no atomics). */
+#include "cuda_common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct conv_plan {
+    struct conv_shape s;
+    cudnnTensorDescriptor_t x_desc;                  /* NHWC (n, h, w, cin) */
+    cudnnTensorDescriptor_t y_desc;                  /* NHWC (n, h, w, cout) */
+    cudnnFilterDescriptor_t w_desc;                  /* KRSC (cout, k, k, cin) */
+    cudnnConvolutionDescriptor_t conv_desc[3];       /* per direction: each holds its math type */
+    cudnnConvolutionFwdAlgo_t fwd_algo;              /* conv_desc[DIR_FWD] */
+    cudnnConvolutionBwdDataAlgo_t bwd_data_algo;     /* conv_desc[DIR_BWD_DATA] */
+    cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo; /* conv_desc[DIR_BWD_FILTER] */
+    size_t ws_bytes[3];                              /* workspace each direction needs */
+};
+
+enum { DIR_FWD = 0, DIR_BWD_DATA = 1, DIR_BWD_FILTER = 2 };
+
+struct cuda_conv_cache {
+    struct conv_plan *plans;
+    int count, cap;
+    void *workspace; /* shared by all plans: ops run in order on one stream */
+    size_t workspace_bytes;
+    float *w_krsc;  /* (cout, k, k, cin) of the largest kernel seen: w transposed */
+    float *dw_krsc; /* same size: cuDNN's dw before the transpose back to HWIO */
+    size_t w_krsc_bytes, dw_krsc_bytes;
+    float *bias_sums; /* (2 * largest cout): [sum dy, sum dy^2] from cuda_bn_stats */
+    size_t bias_sums_bytes;
+    int verbose; /* DDIM_CUDNN_VERBOSE: print each plan's algorithms */
+};
+
+/* --- kernels -------------------------------------------------------------------------- */
+
+/* out (cols, rows) = in (rows, cols)^T, both row-major */
+static __global__ void transpose_kernel(float *out, const float *in, size_t rows, size_t cols)
+{
+    CUDA_GRID_STRIDE_LOOP(i, rows * cols)
+    {
+        size_t c = i / rows, r = i % rows;
+        out[i] = in[r * cols + c];
+    }
+}
+
+static void transpose(struct backend *be, float *out, const float *in, size_t rows, size_t cols)
+{
+    size_t n = rows * cols;
+    transpose_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(out, in, rows,
+                                                                                   cols);
+    KERNEL_CHECK();
+}
+
+/* y (rows, c) += bias (c) */
+static __global__ void bias_add_kernel(float *y, const float *bias, size_t n, int c)
+{
+    CUDA_GRID_STRIDE_LOOP(i, n)
+    {
+        y[i] += bias[i % (size_t)c];
+    }
+}
+
+/* --- plans ---------------------------------------------------------------------------- */
+
+static int env_flag(const char *name)
+{
+    const char *v = getenv(name);
+    return v && v[0] && strcmp(v, "0") != 0;
+}
+
+/* cudaFree, reported to the memory figure (cuda_timing.cu); NULL is a no-op */
+static void conv_free(struct cuda_ctx *ctx, void *p)
+{
+    if (!p)
+        return;
+    cuda_mem_note_free(ctx, p);
+    CUDA_CHECK(cudaFree(p));
+}
+
+/* Grow a device buffer to `bytes` (never shrinks). Only the first call of a new shape gets
+ * here; the wait makes sure no queued op still uses the old buffer. */
+static void grow(struct backend *be, void **buf, size_t *have, size_t bytes)
+{
+    if (bytes <= *have)
+        return;
+    struct cuda_ctx *ctx = cuda_ctx_of(be);
+    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    conv_free(ctx, *buf);
+    *buf = NULL;
+    *have = 0;
+    cudaError_t e = cudaMalloc(buf, bytes);
+    if (e != cudaSuccess)
+        DDIM_FATAL("cuda conv: cudaMalloc of %zu bytes (cuDNN workspace or kernel copy) failed: "
+                   "%s (lower the batch size per GPU)",
+                   bytes, cudaGetErrorString(e));
+    cuda_mem_note_alloc(ctx, *buf, bytes);
+    *have = bytes;
+}
+
+/* The first usable entry of cuDNN's heuristic ranking (perf, count entries): status SUCCESS,
+ * never ALLOW_CONVERSION (float32 data converted down to FP16), no tensor-op math at all
+ * when TF32 is off, and accepted by the descriptor (the workspace query succeeds);
+ * deterministic entries first. Sets conv's math type to the chosen pairing (cuDNN picks
+ * kernels by algorithm AND math type) and returns the entry's index, or -1.
+ * query(algo, &bytes) asks the workspace size. */
+template <typename Perf, typename Query>
+static int choose_algo(const Perf *perf, int count, int no_tf32, cudnnConvolutionDescriptor_t conv,
+                       Query query, size_t *bytes)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < count; i++) {
+            int det = perf[i].determinism == CUDNN_DETERMINISTIC;
+            if (perf[i].status != CUDNN_STATUS_SUCCESS || det != (pass == 0))
+                continue;
+            cudnnMathType_t math = perf[i].mathType;
+            if (math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
+                continue;
+            if (no_tf32) {
+                if (math == CUDNN_TENSOR_OP_MATH)
+                    continue;
+                math = CUDNN_FMA_MATH; /* DEFAULT would allow TF32 again */
+            }
+            CUDNN_CHECK(cudnnSetConvolutionMathType(conv, math));
+            if (query(perf[i].algo, bytes) == CUDNN_STATUS_SUCCESS)
+                return i;
+        }
+    }
+    return -1;
+}
+
+#define MAX_PERF 64 /* room for cuDNN's ranking in every direction */
+
+/* How many entries to ask the heuristic for: cuDNN's maximum, within MAX_PERF. */
+static int perf_count(int max_count)
+{
+    return max_count < 1 ? 1 : max_count > MAX_PERF ? MAX_PERF : max_count;
+}
+
+DDIM_NORETURN static void plan_fatal(const struct cuda_ctx *ctx, const struct conv_shape *s,
+                                     const char *dir)
+{
+    DDIM_FATAL("cuda conv: cuDNN offers no usable %s algorithm for n=%d h=%d w=%d cin=%d "
+               "cout=%d k=%d (NHWC float32%s); try without DDIM_CUDNN_NO_TF32, or report the "
+               "cuDNN version (cudnnGetVersion %zu)",
+               dir, s->n, s->h, s->w, s->cin, s->cout, s->k, ctx->cudnn_no_tf32 ? ", FMA math" : "",
+               cudnnGetVersion());
+}
+
+static void plan_choose_algos(struct cuda_ctx *ctx, struct conv_plan *p)
+{
+    cudnnHandle_t h = ctx->cudnn;
+    int nt = ctx->cudnn_no_tf32, got = 0, max = 0, i;
+    cudnnMathType_t start = nt ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
+
+    /* The math type set before the heuristic tells it which kernels it may rank. */
+    cudnnConvolutionFwdAlgoPerf_t fwd[MAX_PERF];
+    cudnnConvolutionDescriptor_t c = p->conv_desc[DIR_FWD];
+    CUDNN_CHECK(cudnnSetConvolutionMathType(c, start));
+    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max));
+    max = perf_count(max);
+    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p->x_desc, p->w_desc, c, p->y_desc, max,
+                                                       &got, fwd));
+    i = choose_algo(
+        fwd, got, nt, c,
+        [&](cudnnConvolutionFwdAlgo_t a, size_t *b) {
+            return cudnnGetConvolutionForwardWorkspaceSize(h, p->x_desc, p->w_desc, c, p->y_desc, a,
+                                                           b);
+        },
+        &p->ws_bytes[DIR_FWD]);
+    if (i < 0)
+        plan_fatal(ctx, &p->s, "forward");
+    p->fwd_algo = fwd[i].algo;
+
+    cudnnConvolutionBwdDataAlgoPerf_t bd[MAX_PERF];
+    cudnnConvolutionDescriptor_t cd = p->conv_desc[DIR_BWD_DATA];
+    CUDNN_CHECK(cudnnSetConvolutionMathType(cd, start));
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max));
+    max = perf_count(max);
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w_desc, p->y_desc, cd, p->x_desc,
+                                                            max, &got, bd));
+    i = choose_algo(
+        bd, got, nt, cd,
+        [&](cudnnConvolutionBwdDataAlgo_t a, size_t *b) {
+            return cudnnGetConvolutionBackwardDataWorkspaceSize(h, p->w_desc, p->y_desc, cd,
+                                                                p->x_desc, a, b);
+        },
+        &p->ws_bytes[DIR_BWD_DATA]);
+    if (i < 0)
+        plan_fatal(ctx, &p->s, "backward-data");
+    p->bwd_data_algo = bd[i].algo;
+
+    cudnnConvolutionBwdFilterAlgoPerf_t bf[MAX_PERF];
+    cudnnConvolutionDescriptor_t cf = p->conv_desc[DIR_BWD_FILTER];
+    CUDNN_CHECK(cudnnSetConvolutionMathType(cf, start));
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max));
+    max = perf_count(max);
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->x_desc, p->y_desc, cf,
+                                                              p->w_desc, max, &got, bf));
+    i = choose_algo(
+        bf, got, nt, cf,
+        [&](cudnnConvolutionBwdFilterAlgo_t a, size_t *b) {
+            return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p->x_desc, p->y_desc, cf,
+                                                                  p->w_desc, a, b);
+        },
+        &p->ws_bytes[DIR_BWD_FILTER]);
+    if (i < 0)
+        plan_fatal(ctx, &p->s, "backward-filter");
+    p->bwd_filter_algo = bf[i].algo;
+}
+
+static void plan_init(struct cuda_ctx *ctx, struct conv_plan *p, const struct conv_shape *s)
+{
+    memset(p, 0, sizeof *p);
+    p->s = *s;
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->x_desc));
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->y_desc));
+    CUDNN_CHECK(cudnnCreateFilterDescriptor(&p->w_desc));
+    /* dims are given as (n, c, h, w) whatever the format; the format sets the strides */
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->x_desc, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s->n,
+                                           s->cin, s->h, s->w));
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->y_desc, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s->n,
+                                           s->cout, s->h, s->w));
+    CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w_desc, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, s->cout,
+                                           s->cin, s->k, s->k));
+    int pad = s->k / 2; /* 'same' for odd k at stride 1 */
+    for (int d = 0; d < 3; d++) {
+        CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&p->conv_desc[d]));
+        /* cross-correlation, as TensorFlow's conv2d computes */
+        CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p->conv_desc[d], pad, pad, 1, 1, 1, 1,
+                                                    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    }
+    plan_choose_algos(ctx, p);
+}
+
+static void plan_release(struct conv_plan *p)
+{
+    for (int d = 0; d < 3; d++)
+        CUDNN_CHECK(cudnnDestroyConvolutionDescriptor(p->conv_desc[d]));
+    CUDNN_CHECK(cudnnDestroyFilterDescriptor(p->w_desc));
+    CUDNN_CHECK(cudnnDestroyTensorDescriptor(p->y_desc));
+    CUDNN_CHECK(cudnnDestroyTensorDescriptor(p->x_desc));
+}
+
+static int same_shape(const struct conv_shape *a, const struct conv_shape *b)
+{
+    return a->n == b->n && a->h == b->h && a->w == b->w && a->cin == b->cin && a->cout == b->cout &&
+           a->k == b->k;
+}
+
+/* The plan of shape s, built (and the shared buffers grown) on its first use. */
+static const struct conv_plan *plan_get(struct backend *be, const struct conv_shape *s)
+{
+    struct cuda_ctx *ctx = cuda_ctx_of(be);
+    struct cuda_conv_cache *c = ctx->conv;
+    for (int i = 0; i < c->count; i++)
+        if (same_shape(&c->plans[i].s, s))
+            return &c->plans[i];
+
+    if ((s->k != 1 && s->k != 3) || s->n < 1 || s->h < 1 || s->w < 1 || s->cin < 1 || s->cout < 1)
+        DDIM_FATAL("cuda conv: unsupported shape n=%d h=%d w=%d cin=%d cout=%d k=%d (k must be "
+                   "1 or 3, every size >= 1)",
+                   s->n, s->h, s->w, s->cin, s->cout, s->k);
+    if (c->count == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 16;
+        c->plans = (struct conv_plan *)realloc(c->plans, (size_t)c->cap * sizeof *c->plans);
+        if (!c->plans)
+            DDIM_FATAL("cuda conv: out of host memory for %d plans", c->cap);
+    }
+    struct conv_plan *p = &c->plans[c->count];
+    plan_init(ctx, p, s);
+    c->count++;
+
+    size_t ws = p->ws_bytes[0];
+    for (int d = 1; d < 3; d++)
+        ws = p->ws_bytes[d] > ws ? p->ws_bytes[d] : ws;
+    grow(be, &c->workspace, &c->workspace_bytes, ws);
+    size_t kernel_bytes = (size_t)s->k * s->k * s->cin * s->cout * sizeof(float);
+    grow(be, (void **)&c->w_krsc, &c->w_krsc_bytes, kernel_bytes);
+    grow(be, (void **)&c->dw_krsc, &c->dw_krsc_bytes, kernel_bytes);
+    grow(be, (void **)&c->bias_sums, &c->bias_sums_bytes, 2 * (size_t)s->cout * sizeof(float));
+
+    if (c->verbose)
+        util_log("cuda conv plan %d: n=%d h=%d w=%d cin=%d cout=%d k=%d: fwd algo %d, bwd-data "
+                 "algo %d, bwd-filter algo %d, workspace %zu/%zu/%zu bytes%s\n",
+                 c->count, s->n, s->h, s->w, s->cin, s->cout, s->k, (int)p->fwd_algo,
+                 (int)p->bwd_data_algo, (int)p->bwd_filter_algo, p->ws_bytes[0], p->ws_bytes[1],
+                 p->ws_bytes[2], ctx->cudnn_no_tf32 ? " (FMA math)" : "");
+    return p;
+}
+
+/* --- the ops -------------------------------------------------------------------------- */
+
+void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
+                         const float *bias, const struct conv_shape *s)
+{
+    struct cuda_ctx *ctx = cuda_ctx_of(be);
+    const struct conv_plan *p = plan_get(be, s);
+    struct cuda_conv_cache *c = ctx->conv;
+    size_t kkc = (size_t)s->k * s->k * s->cin;
+    transpose(be, c->w_krsc, w, kkc, (size_t)s->cout); /* HWIO (kkc, cout) -> KRSC */
+    const float one = 1.0f, zero = 0.0f;
+    /* beta = 0: y is written, never read (it may hold NaN) */
+    CUDNN_CHECK(cudnnConvolutionForward(ctx->cudnn, &one, p->x_desc, x, p->w_desc, c->w_krsc,
+                                        p->conv_desc[DIR_FWD], p->fwd_algo, c->workspace,
+                                        p->ws_bytes[DIR_FWD], &zero, p->y_desc, y));
+    size_t n = (size_t)s->n * s->h * s->w * s->cout;
+    bias_add_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(y, bias, n, s->cout);
+    KERNEL_CHECK();
+}
+
+void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
+                          const float *x, const float *w, const struct conv_shape *s)
+{
+    struct cuda_ctx *ctx = cuda_ctx_of(be);
+    const struct conv_plan *p = plan_get(be, s);
+    struct cuda_conv_cache *c = ctx->conv;
+    size_t rows = (size_t)s->n * s->h * s->w, kkc = (size_t)s->k * s->k * s->cin;
+    const float one = 1.0f, zero = 0.0f;
+
+    /* dbias (=) = column sums of dy (rows, cout): the first half of [sum, sum of squares] */
+    cuda_bn_stats(be, c->bias_sums, dy, rows, s->cout);
+    CUDA_CHECK(cudaMemcpyAsync(dbias, c->bias_sums, (size_t)s->cout * sizeof(float),
+                               cudaMemcpyDeviceToDevice, ctx->stream));
+
+    /* dw (=): beta = 0 into the KRSC copy, then KRSC (cout, kkc) -> HWIO (kkc, cout) */
+    CUDNN_CHECK(cudnnConvolutionBackwardFilter(ctx->cudnn, &one, p->x_desc, x, p->y_desc, dy,
+                                               p->conv_desc[DIR_BWD_FILTER], p->bwd_filter_algo,
+                                               c->workspace, p->ws_bytes[DIR_BWD_FILTER], &zero,
+                                               p->w_desc, c->dw_krsc));
+    transpose(be, dw, c->dw_krsc, (size_t)s->cout, kkc);
+
+    /* dx (+=): beta = 1 blends onto what dx holds */
+    if (dx) {
+        transpose(be, c->w_krsc, w, kkc, (size_t)s->cout);
+        CUDNN_CHECK(cudnnConvolutionBackwardData(
+            ctx->cudnn, &one, p->w_desc, c->w_krsc, p->y_desc, dy, p->conv_desc[DIR_BWD_DATA],
+            p->bwd_data_algo, c->workspace, p->ws_bytes[DIR_BWD_DATA], &one, p->x_desc, dx));
+    }
+}
+
+/* --- lifetime ------------------------------------------------------------------------- */
+
+int cuda_conv_init(struct cuda_ctx *ctx, char *err, size_t errlen)
+{
+    /* A cuDNN older than the headers this was built with may lack what the build uses, and
+     * fails later with obscure errors: refuse it here, while the caller can still fall back. */
+    size_t runtime = cudnnGetVersion();
+    if (runtime < (size_t)CUDNN_VERSION) {
+        struct cudaDeviceProp prop;
+        const char *name = cudaGetDeviceProperties(&prop, ctx->device) == cudaSuccess
+                               ? prop.name
+                               : "unknown device";
+        cudaGetLastError();
+        return util_error(err, errlen,
+                          "CUDA device %d (%s): cuDNN at run time is %zu.%zu.%zu (%zu), older "
+                          "than the %d.%d.%d (%d) this program was built against; put a cuDNN "
+                          ">= %d.%d on LD_LIBRARY_PATH or rebuild against the installed one",
+                          ctx->device, name, runtime / 10000, runtime % 10000 / 100, runtime % 100,
+                          runtime, CUDNN_MAJOR, CUDNN_MINOR, CUDNN_PATCHLEVEL, CUDNN_VERSION,
+                          CUDNN_MAJOR, CUDNN_MINOR);
+    }
+    cudnnHandle_t h = NULL;
+    cudnnStatus_t st = cudnnCreate(&h);
+    if (st == CUDNN_STATUS_SUCCESS) {
+        st = cudnnSetStream(h, ctx->stream);
+        if (st != CUDNN_STATUS_SUCCESS)
+            cudnnDestroy(h);
+    }
+    if (st != CUDNN_STATUS_SUCCESS) {
+        cudaGetLastError();
+        return util_error(err, errlen, "CUDA device %d: cuDNN %zu cannot start: %s (error %d)",
+                          ctx->device, runtime, cudnnGetErrorString(st), (int)st);
+    }
+    ctx->cudnn = h;
+    ctx->cudnn_no_tf32 = env_flag("DDIM_CUDNN_NO_TF32");
+    ctx->conv = (struct cuda_conv_cache *)util_xcalloc(1, sizeof *ctx->conv);
+    ctx->conv->verbose = env_flag("DDIM_CUDNN_VERBOSE");
+    return 0;
+}
+
+void cuda_conv_destroy(struct cuda_ctx *ctx)
+{
+    struct cuda_conv_cache *c = ctx->conv;
+    if (c) {
+        for (int i = 0; i < c->count; i++)
+            plan_release(&c->plans[i]);
+        free(c->plans);
+        conv_free(ctx, c->workspace);
+        conv_free(ctx, c->w_krsc);
+        conv_free(ctx, c->dw_krsc);
+        conv_free(ctx, c->bias_sums);
+        free(c);
+        ctx->conv = NULL;
+    }
+    if (ctx->cudnn)
+        CUDNN_CHECK(cudnnDestroy(ctx->cudnn));
+    ctx->cudnn = NULL;
+}

@@ -1,0 +1,498 @@
+/* main_bench.c: the ddim-bench program: times the training step (draw, forward, backward,
+ * gradient all-reduce, AdamW + EMA) on random data at a given configuration, whole and by
+ * phase, with the backend's timing events after a warm-up, and prints the figures with the
+ * setup they ran with (a table, optionally a CSV of every step and one JSON line).
+ *
+ * Timing: the whole step is timed by events recorded between steps, with no host
+ * synchronization inside the timed loop (CUDA events wait only when read, after it). The
+ * breakdown is a second loop of as many steps that records an event between phases
+ * (trainer_step_* in trainer.h), so its sum can sit slightly above the whole step. */
+#include "comm.h"
+#include "trainer.h"
+#include "util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { NUM_PHASES = 5 };
+static const char *const phase_names[NUM_PHASES] = {"data", "forward", "backward", "allreduce",
+                                                    "update"};
+static const char *const phase_help[NUM_PHASES] = {
+    "draw noises/times, normalize, schedule, mix", "U-Net forward (BN training mode)",
+    "losses, loss gradient, U-Net backward", "gradient all-reduce over the ranks", "AdamW and EMA"};
+
+struct bench_opts {
+    const char *backend; /* "auto", "cpu" or "cuda" */
+    int batch;           /* per rank */
+    int image_size, block_depth, warmup, steps, json;
+    int widths[UNET_MAX_LEVELS], num_levels;
+    const char *csv; /* per-step times, or NULL */
+};
+
+struct stats {
+    double median, mean, min, max;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: ddim-bench [options]\n"
+                 "\n"
+                 "Times the Keras DDIM example's training step (forward, backward, all-reduce,\n"
+                 "AdamW + EMA) on random images, whole and by phase, after a warm-up. Runs under\n"
+                 "mpirun too (one GPU per rank; rank 0 reports its own times).\n"
+                 "\n"
+                 "options:\n"
+                 "  --backend B        cpu, cuda or auto (default: cuda if usable, else cpu)\n"
+                 "  --batch N          images per step per rank (default 64)\n"
+                 "  --image-size S     image side in pixels (default 64)\n"
+                 "  --widths LIST      channels per level, comma-separated (default 32,64,96,128)\n"
+                 "  --block-depth D    residual blocks per level (default 2)\n"
+                 "  --warmup N         untimed steps first (default 10)\n"
+                 "  --steps N          timed steps, for the whole step and again by phase\n"
+                 "                     (default 50)\n"
+                 "  --csv FILE         every timed step's times, in ms\n"
+                 "  --json             also print one JSON line of the results (last line)\n"
+                 "  -h, --help         this text\n");
+}
+
+static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
+{
+    char *end = NULL;
+    long x = strtol(v, &end, 10);
+    if (!v[0] || *end || x < lo || x > hi) {
+        fprintf(stderr, "ddim-bench: %s: expected an integer in %d..%d, got '%s'\n", opt, lo, hi,
+                v);
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+static int parse_widths(const char *v, struct bench_opts *o)
+{
+    o->num_levels = 0;
+    const char *p = v;
+    while (*p) {
+        char *end = NULL;
+        long x = strtol(p, &end, 10);
+        if (end == p || x < 1 || x > 4096 || o->num_levels == UNET_MAX_LEVELS ||
+            (*end && *end != ',')) {
+            fprintf(stderr,
+                    "ddim-bench: --widths: expected up to %d comma-separated channel counts "
+                    "(1..4096), got '%s'\n",
+                    UNET_MAX_LEVELS, v);
+            return -1;
+        }
+        o->widths[o->num_levels++] = (int)x;
+        p = *end ? end + 1 : end;
+    }
+    if (o->num_levels < 2) {
+        fprintf(stderr, "ddim-bench: --widths: expected at least 2 levels, got '%s'\n", v);
+        return -1;
+    }
+    return 0;
+}
+
+/* 0 to run, 1 to exit 0 (help), -1 to exit 2 (bad usage) */
+static int parse_args(int argc, char **argv, struct bench_opts *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 1;
+        }
+        if (!strcmp(a, "--json")) {
+            o->json = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "ddim-bench: unknown option or missing value: '%s' (see --help)\n", a);
+            return -1;
+        }
+        const char *v = argv[++i];
+        int rc = 0;
+        if (!strcmp(a, "--backend")) {
+            if (strcmp(v, "cpu") && strcmp(v, "cuda") && strcmp(v, "auto")) {
+                fprintf(stderr, "ddim-bench: --backend: expected cpu, cuda or auto, got '%s'\n", v);
+                rc = -1;
+            }
+            o->backend = v;
+        } else if (!strcmp(a, "--batch")) {
+            rc = parse_int(a, v, 1, 1 << 16, &o->batch);
+        } else if (!strcmp(a, "--image-size")) {
+            rc = parse_int(a, v, 2, 4096, &o->image_size);
+        } else if (!strcmp(a, "--widths")) {
+            rc = parse_widths(v, o);
+        } else if (!strcmp(a, "--block-depth")) {
+            rc = parse_int(a, v, 1, 16, &o->block_depth);
+        } else if (!strcmp(a, "--warmup")) {
+            rc = parse_int(a, v, 0, 1000000, &o->warmup);
+        } else if (!strcmp(a, "--steps")) {
+            rc = parse_int(a, v, 1, 1000000, &o->steps);
+        } else if (!strcmp(a, "--csv")) {
+            o->csv = v;
+        } else {
+            fprintf(stderr, "ddim-bench: unknown option '%s' (see ddim-bench --help)\n", a);
+            rc = -1;
+        }
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The backend every rank uses (all ranks decide together, as ddim-dist does). */
+static struct backend *pick_backend(const char *name, struct comm *comm)
+{
+    char err[2048] = "", missing[1024];
+    struct backend *be = NULL;
+    if (strcmp(name, "cpu") != 0) {
+        be = backend_cuda_create(comm->local_rank, err, sizeof err);
+        if (be && backend_missing_ops(be, missing, sizeof missing) > 0) {
+            snprintf(err, sizeof err, "the CUDA backend does not implement %s yet", missing);
+            be->destroy(be);
+            be = NULL;
+        }
+    }
+    int everyone = comm->all_ok(comm, be != NULL);
+    if (be && everyone)
+        return be;
+    if (be)
+        be->destroy(be);
+    if (!strcmp(name, "cuda"))
+        DDIM_FATAL("--backend cuda but %s",
+                   err[0] ? err : "another rank cannot use its GPU (see its error)");
+    if (strcmp(name, "cpu") != 0)
+        util_log("ddim-bench: using the CPU backend (%s)\n",
+                 err[0] ? err : "another rank has no usable GPU");
+    return backend_cpu_create();
+}
+
+/* NCCL between ranks for device buffers; MPI alone for host buffers. */
+static struct comm *comm_for_backend(struct comm *mpi, struct backend *be)
+{
+#ifdef DDIM_HAVE_CUDA
+    if (!strcmp(be->name, "cuda")) {
+        char err[1024];
+        struct comm *nccl = comm_nccl_create(mpi, be->stream, err, sizeof err);
+        if (!nccl)
+            DDIM_FATAL("%s", err);
+        return nccl;
+    }
+#endif
+    (void)be;
+    return mpi;
+}
+
+/* Forward convolution FLOPs of one step of `batch` images (2 per multiply-add), from the
+ * kernel shapes and the level each layer's name places it at (unet.c's names: stem, head,
+ * down<l>_*, mid_*, up<l>_*); -1 if a name is not one of those. */
+static double conv_flops_forward(const struct unet *net, int batch)
+{
+    const struct param_table *pt = unet_params(net);
+    const struct unet_config *cfg = unet_get_config(net);
+    double flops = 0;
+    for (int i = 0; i < pt->count; i++) {
+        const struct param *p = &pt->items[i];
+        if (p->kind != PARAM_KERNEL)
+            continue;
+        int level = -1;
+        if (!strncmp(p->name, "stem/", 5) || !strncmp(p->name, "head/", 5))
+            level = 0;
+        else if (!strncmp(p->name, "mid_", 4))
+            level = cfg->num_levels - 1;
+        else if (sscanf(p->name, "down%d_", &level) != 1 && sscanf(p->name, "up%d_", &level) != 1)
+            level = -1;
+        if (level < 0 || level >= cfg->num_levels)
+            return -1;
+        double side = (double)(cfg->image_size >> level);
+        double rows = (double)batch * side * side;
+        flops += 2.0 * rows * p->shape[0] * p->shape[1] * p->shape[2] * p->shape[3];
+    }
+    return flops;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static struct stats stats_of(const double *v, int n)
+{
+    double *s = util_xmalloc((size_t)n * sizeof *s);
+    memcpy(s, v, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    struct stats st = {0, 0, s[0], s[n - 1]};
+    st.median = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+    for (int i = 0; i < n; i++)
+        st.mean += s[i] / n;
+    free(s);
+    return st;
+}
+
+/* Whole steps: ms[i] = time of step i, between the events that bracket it. Returns the
+ * host's wall time per step (the loop and one final wait). */
+static double time_whole_steps(struct trainer *t, int steps, double *ms)
+{
+    struct backend *be = t->be;
+    void **ev = util_xmalloc((size_t)(steps + 1) * sizeof *ev);
+    for (int i = 0; i <= steps; i++)
+        ev[i] = be->event_create(be);
+    be->synchronize(be);
+    double t0 = util_now();
+    be->event_record(be, ev[0]);
+    for (int i = 0; i < steps; i++) {
+        trainer_draw(t, (uint32_t)t->step, 0);
+        trainer_train_step(t);
+        be->event_record(be, ev[i + 1]);
+    }
+    be->synchronize(be);
+    double wall = (util_now() - t0) * 1e3 / steps;
+    for (int i = 0; i < steps; i++)
+        ms[i] = be->event_elapsed_ms(be, ev[i], ev[i + 1]);
+    for (int i = 0; i <= steps; i++)
+        be->event_destroy(be, ev[i]);
+    free(ev);
+    return wall;
+}
+
+/* Steps again, with an event between phases: ms[p * steps + i] = phase p of step i. */
+static void time_phases(struct trainer *t, int steps, double *ms)
+{
+    struct backend *be = t->be;
+    int per = NUM_PHASES + 1;
+    void **ev = util_xmalloc((size_t)steps * per * sizeof *ev);
+    for (int i = 0; i < steps * per; i++)
+        ev[i] = be->event_create(be);
+    be->synchronize(be);
+    for (int i = 0; i < steps; i++) {
+        void **e = ev + (size_t)i * per;
+        be->event_record(be, e[0]);
+        trainer_draw(t, (uint32_t)t->step, 0);
+        trainer_step_data(t);
+        be->event_record(be, e[1]);
+        trainer_step_forward(t);
+        be->event_record(be, e[2]);
+        trainer_step_backward(t);
+        be->event_record(be, e[3]);
+        trainer_step_allreduce(t);
+        be->event_record(be, e[4]);
+        trainer_step_update(t);
+        be->event_record(be, e[5]);
+    }
+    be->synchronize(be);
+    for (int i = 0; i < steps; i++)
+        for (int p = 0; p < NUM_PHASES; p++)
+            ms[(size_t)p * steps + i] =
+                be->event_elapsed_ms(be, ev[(size_t)i * per + p], ev[(size_t)i * per + p + 1]);
+    for (int i = 0; i < steps * per; i++)
+        be->event_destroy(be, ev[i]);
+    free(ev);
+}
+
+struct results {
+    struct stats step, phase[NUM_PHASES];
+    double wall_ms, images_per_s, flops, tflops;
+    size_t peak_bytes, acts_bytes, state_bytes, trainable;
+};
+
+static void format_bytes(char *out, size_t len, size_t bytes)
+{
+    if (!bytes)
+        snprintf(out, len, "unknown");
+    else
+        snprintf(out, len, "%.1f MiB", (double)bytes / (1024.0 * 1024.0));
+}
+
+static void print_table(const struct bench_opts *o, const struct backend *be,
+                        const struct comm *comm, const struct results *r)
+{
+    char widths[128] = "", peak[32], acts[32], state[32];
+    for (int i = 0; i < o->num_levels; i++)
+        snprintf(widths + strlen(widths), sizeof widths - strlen(widths), "%s%d", i ? "," : "",
+                 o->widths[i]);
+    const char *no_tf32 = getenv("DDIM_CUDNN_NO_TF32");
+    int tf32 = !(no_tf32 && no_tf32[0] && strcmp(no_tf32, "0"));
+    util_log("ddim-bench: setup\n"
+             "  backend        %s%s\n"
+             "  ranks          %d (batch %d per rank, %d global)\n"
+             "  network        %dx%d, widths [%s], block depth %d, %zu trainable weights\n"
+             "  precision      float32%s\n"
+             "  steps          %d warm-up, %d timed whole, %d timed by phase\n",
+             be->name, strcmp(be->name, "cuda") ? "" : " (cuDNN convolutions)", comm->world,
+             o->batch, o->batch * comm->world, o->image_size, o->image_size, widths, o->block_depth,
+             r->trainable,
+             strcmp(be->name, "cuda") ? ""
+                                      : (tf32 ? ", convolutions may use TF32 (cuDNN default)"
+                                              : ", convolutions without TF32 (DDIM_CUDNN_NO_TF32)"),
+             o->warmup, o->steps, o->steps);
+    util_log("\n%-10s %10s %10s %10s %10s %7s  %s\n", "phase", "median ms", "mean ms", "min ms",
+             "max ms", "share", "what");
+    double sum = 0;
+    for (int p = 0; p < NUM_PHASES; p++)
+        sum += r->phase[p].median;
+    for (int p = 0; p < NUM_PHASES; p++)
+        util_log("%-10s %10.3f %10.3f %10.3f %10.3f %6.1f%%  %s\n", phase_names[p],
+                 r->phase[p].median, r->phase[p].mean, r->phase[p].min, r->phase[p].max,
+                 sum > 0 ? 100.0 * r->phase[p].median / sum : 0.0, phase_help[p]);
+    util_log("%-10s %10.3f %10s %10s %10s %7s  %s\n", "sum", sum, "", "", "", "",
+             "of the phase medians");
+    util_log("%-10s %10.3f %10.3f %10.3f %10.3f %7s  %s\n", "step", r->step.median, r->step.mean,
+             r->step.min, r->step.max, "", "whole step, timed without phase events");
+    format_bytes(peak, sizeof peak, r->peak_bytes);
+    format_bytes(acts, sizeof acts, r->acts_bytes);
+    format_bytes(state, sizeof state, r->state_bytes);
+    util_log("\n  throughput     %.1f images/s (global batch / median step)\n"
+             "  host wall      %.3f ms per step (enqueue + run, one wait at the end)\n",
+             r->images_per_s, r->wall_ms);
+    if (r->flops > 0)
+        util_log("  conv FLOPs     %.2f GFLOP per step per rank (forward x3), %.2f TFLOP/s\n",
+                 r->flops * 1e-9, r->tflops);
+    else
+        util_log("  conv FLOPs     unknown (layer names not recognized)\n");
+    util_log("  peak memory    %s%s\n"
+             "  of which       %s activations and their gradients, %s weights, EMA, Adam, "
+             "gradient\n",
+             peak,
+             strcmp(be->name, "cuda") ? " (process peak resident set)"
+                                      : " (the backend's device allocations at their peak)",
+             acts, state);
+}
+
+static void print_json(const struct bench_opts *o, const struct backend *be,
+                       const struct comm *comm, const struct results *r)
+{
+    char widths[128] = "";
+    for (int i = 0; i < o->num_levels; i++)
+        snprintf(widths + strlen(widths), sizeof widths - strlen(widths), "%s%d", i ? "," : "",
+                 o->widths[i]);
+    util_log("{\"tool\":\"ddim-bench\",\"backend\":\"%s\",\"ranks\":%d,\"batch\":%d,"
+             "\"global_batch\":%d,\"image_size\":%d,\"widths\":[%s],\"block_depth\":%d,"
+             "\"warmup\":%d,\"steps\":%d,\"step_ms_median\":%.4f,\"step_ms_mean\":%.4f,"
+             "\"step_ms_min\":%.4f,\"images_per_s\":%.2f,\"host_wall_ms_per_step\":%.4f,",
+             be->name, comm->world, o->batch, o->batch * comm->world, o->image_size, widths,
+             o->block_depth, o->warmup, o->steps, r->step.median, r->step.mean, r->step.min,
+             r->images_per_s, r->wall_ms);
+    util_log("\"phases_ms_median\":{");
+    for (int p = 0; p < NUM_PHASES; p++)
+        util_log("%s\"%s\":%.4f", p ? "," : "", phase_names[p], r->phase[p].median);
+    util_log("},\"peak_mem_bytes\":%zu,\"acts_bytes\":%zu,\"state_bytes\":%zu,"
+             "\"trainable_params\":%zu,\"conv_gflop_per_step\":%.4f,\"tflops\":%.4f}\n",
+             r->peak_bytes, r->acts_bytes, r->state_bytes, r->trainable, r->flops * 1e-9,
+             r->tflops);
+}
+
+static void write_csv(const char *path, int steps, const double *whole, const double *phases)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "ddim-bench: cannot write --csv %s\n", path);
+        return;
+    }
+    fprintf(f, "step,step_ms");
+    for (int p = 0; p < NUM_PHASES; p++)
+        fprintf(f, ",%s_ms", phase_names[p]);
+    fprintf(f, "\n");
+    for (int i = 0; i < steps; i++) {
+        fprintf(f, "%d,%.4f", i, whole[i]);
+        for (int p = 0; p < NUM_PHASES; p++)
+            fprintf(f, ",%.4f", phases[(size_t)p * steps + i]);
+        fprintf(f, "\n");
+    }
+    fclose(f);
+}
+
+/* Random images in [0, 1] (uniform: mean 0.5, variance 1/12 per channel). */
+static void fill_random_images(struct trainer *t)
+{
+    const float mean[3] = {0.5f, 0.5f, 0.5f}, var[3] = {1.0f / 12, 1.0f / 12, 1.0f / 12};
+    t->be->fill_uniform(t->be, t->images, t->batch, t->per_image, t->dc.seed, 0, RNG_SHUFFLE,
+                        (uint32_t)t->first_example);
+    trainer_set_normalizer(t, mean, var);
+}
+
+static void run_bench(const struct bench_opts *o, struct backend *be, struct comm *comm)
+{
+    struct unet_config ucfg = unet_config_default();
+    ucfg.image_size = o->image_size;
+    ucfg.block_depth = o->block_depth;
+    ucfg.num_levels = o->num_levels;
+    memcpy(ucfg.widths, o->widths, sizeof o->widths);
+    struct diffusion_config dc = diffusion_config_default();
+    char err[2048];
+    struct trainer *t = trainer_create(be, comm, &ucfg, &dc, o->batch, o->batch * comm->world,
+                                       o->batch * comm->rank, err, sizeof err);
+    if (!t)
+        DDIM_FATAL("%s", err);
+    trainer_init_weights(t);
+    fill_random_images(t);
+    for (int i = 0; i < o->warmup; i++) {
+        trainer_draw(t, (uint32_t)t->step, 0);
+        trainer_train_step(t);
+    }
+    be->synchronize(be);
+
+    double *whole = util_xmalloc((size_t)o->steps * sizeof *whole);
+    double *phases = util_xmalloc((size_t)o->steps * NUM_PHASES * sizeof *phases);
+    struct results r;
+    memset(&r, 0, sizeof r);
+    r.wall_ms = time_whole_steps(t, o->steps, whole);
+    time_phases(t, o->steps, phases);
+    float losses[2];
+    trainer_read_losses(t, losses);
+    if (!isfinite(losses[0]))
+        DDIM_FATAL("the noise loss is %g after %d steps: the step is broken", losses[0], t->step);
+
+    const struct param_table *pt = unet_params(t->net);
+    r.step = stats_of(whole, o->steps);
+    for (int p = 0; p < NUM_PHASES; p++)
+        r.phase[p] = stats_of(phases + (size_t)p * o->steps, o->steps);
+    r.images_per_s = r.step.median > 0 ? o->batch * comm->world / (r.step.median * 1e-3) : 0;
+    double fwd = conv_flops_forward(t->net, o->batch);
+    r.flops = fwd > 0 ? 3.0 * fwd : 0; /* backward: data and filter gradients, 2x forward */
+    r.tflops = r.step.median > 0 ? r.flops / (r.step.median * 1e-3) * 1e-12 : 0;
+    r.peak_bytes = be->memory_peak_bytes(be);
+    r.acts_bytes = unet_acts_bytes(t->acts);
+    r.state_bytes = (2 * pt->total + 3 * pt->trainable) * sizeof(float);
+    r.trainable = pt->trainable;
+    print_table(o, be, comm, &r);
+    util_log("  last losses    noise %.4f, image %.4f (random images: a sanity check only)\n",
+             losses[0], losses[1]);
+    if (o->json)
+        print_json(o, be, comm, &r);
+    if (o->csv && comm->rank == 0)
+        write_csv(o->csv, o->steps, whole, phases);
+    free(whole);
+    free(phases);
+    trainer_destroy(t);
+}
+
+int main(int argc, char **argv)
+{
+    util_prefer_passive_openmp(argv);
+    struct bench_opts o = {.backend = "auto",
+                           .batch = 64,
+                           .image_size = 64,
+                           .block_depth = 2,
+                           .warmup = 10,
+                           .steps = 50,
+                           .widths = {32, 64, 96, 128},
+                           .num_levels = 4};
+    int rc = parse_args(argc, argv, &o);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    struct comm *comm = comm_mpi_create(&argc, &argv);
+    struct backend *be = pick_backend(o.backend, comm);
+    if (!be->event_create || !be->event_record || !be->event_elapsed_ms || !be->event_destroy ||
+        !be->memory_peak_bytes)
+        DDIM_FATAL("the %s backend has no timing events", be->name);
+    comm = comm_for_backend(comm, be);
+    run_bench(&o, be, comm);
+    be->destroy(be);
+    comm->destroy(comm);
+    return 0;
+}
