@@ -33,6 +33,10 @@ struct loop {
     struct trainer *t;
     struct run_log log;
     float *host_images; /* (local batch, S, S, 3) */
+    float *loss_hist;   /* (2 * max(steps_per_epoch, val_steps)) backend memory: each step's
+                           global losses, read back only when progress is printed, so that
+                           a step never waits for the host */
+    float *host_hist;   /* host copy of loss_hist */
     long *order;
     long steps_per_epoch, val_steps, total_steps, global_step;
 };
@@ -62,17 +66,30 @@ static void load_batch(struct loop *L, enum dataset_split split, const long *ord
                   (size_t)t->batch * t->per_image * sizeof(float));
 }
 
-/* Losses averaged over ranks (each rank's are means over equal shares). */
-static void global_losses(struct loop *L, float out[2])
+/* Keeps step k's losses, summed over ranks, in slot k of the loss history (device side). */
+static void record_losses(struct loop *L, long k)
 {
-    trainer_read_losses(L->t, out);
-    if (L->comm->world > 1) {
-        float *dev = L->t->losses;
-        L->comm->allreduce_sum(L->comm, dev, 2);
-        trainer_read_losses(L->t, out);
-        out[0] /= (float)L->comm->world;
-        out[1] /= (float)L->comm->world;
+    struct trainer *t = L->t;
+    if (L->comm->world > 1)
+        L->comm->allreduce_sum(L->comm, t->losses, 2);
+    t->be->copy(t->be, L->loss_hist + 2 * k, t->losses, 2 * sizeof(float));
+}
+
+/* Host copy of history slots [from, to), as means over ranks (equal shares). A non-finite
+ * loss ends the whole job: the ranks read their histories at different times, so no rank
+ * could stop alone without leaving the others waiting in a collective. */
+static const float *read_losses(struct loop *L, long from, long to)
+{
+    size_t n = 2 * (size_t)(to - from);
+    L->be->download(L->be, L->host_hist, L->loss_hist + 2 * from, n * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        L->host_hist[i] /= (float)L->comm->world;
+        if (!isfinite(L->host_hist[i]))
+            DDIM_FATAL("the %s loss became %g at step %ld of the epoch: stopping (lower "
+                       "train.learning_rate?)",
+                       i % 2 ? "image" : "noise", L->host_hist[i], from + (long)i / 2 + 1);
     }
+    return L->host_hist;
 }
 
 /* The example's test_step over the validation split (repeated like the training split),
@@ -88,10 +105,12 @@ static void validate(struct loop *L, int epoch, double out[2])
         load_batch(L, SPLIT_VALIDATION, order, b);
         trainer_draw(L->t, (uint32_t)(epoch * L->val_steps + b), 1);
         trainer_eval_losses(L->t);
-        float losses[2];
-        global_losses(L, losses);
-        sum[0] += losses[0];
-        sum[1] += losses[1];
+        record_losses(L, b);
+    }
+    const float *losses = L->val_steps ? read_losses(L, 0, L->val_steps) : NULL;
+    for (long b = 0; b < L->val_steps; b++) {
+        sum[0] += losses[2 * b];
+        sum[1] += losses[2 * b + 1];
     }
     free(order);
     out[0] = L->val_steps ? sum[0] / L->val_steps : NAN;
@@ -167,6 +186,9 @@ static int setup(struct loop *L, char *err, size_t errlen)
     comm->broadcast(comm, L->t->norm, sizeof stats);
     L->host_images = util_xmalloc((size_t)b * L->t->per_image * sizeof(float));
     L->order = util_xmalloc((size_t)n_train * sizeof(long));
+    long slots = L->steps_per_epoch > L->val_steps ? L->steps_per_epoch : L->val_steps;
+    L->loss_hist = L->be->alloc(L->be, 2 * (size_t)slots * sizeof(float));
+    L->host_hist = util_xmalloc(2 * (size_t)slots * sizeof(float));
     if (comm->rank == 0 && run_log_open(&L->log, cfg, err, errlen) != 0)
         return -1;
     return 0;
@@ -178,33 +200,32 @@ static int run_epoch(struct loop *L, int epoch, double *t_start)
     struct trainer *t = L->t;
     double epoch_start = util_now(), last_print = epoch_start;
     double sum[2] = {0, 0};
-    long done = 0;
+    long done = 0, logged = 0; /* steps run this epoch; steps read back and logged */
     train_epoch_order(L->order, L->ds.count[SPLIT_TRAIN], cfg->dataset_repetitions,
                       cfg->diffusion.seed, epoch);
     for (long b = 0; b < L->steps_per_epoch && L->global_step < L->total_steps; b++) {
-        double t0 = util_now();
         load_batch(L, SPLIT_TRAIN, L->order, b);
         trainer_draw(t, (uint32_t)L->global_step, 0);
         trainer_train_step(t);
-        float losses[2];
-        global_losses(L, losses);
-        if (!isfinite(losses[0])) {
-            fprintf(stderr,
-                    "ddim-dist: the noise loss became %g at step %ld: stopping (lower "
-                    "train.learning_rate?)\n",
-                    losses[0], L->global_step + 1);
-            return -1;
-        }
+        record_losses(L, b);
         L->global_step++;
         done++;
-        sum[0] += losses[0];
-        sum[1] += losses[1];
         double now = util_now();
-        if (L->comm->rank == 0)
-            run_log_step(&L->log, epoch + 1, L->global_step, losses[0], losses[1],
-                         t->global_batch / (now - t0));
         if (now - last_print >= cfg->progress_seconds || L->global_step == L->total_steps ||
             b == L->steps_per_epoch - 1) {
+            /* read back the steps since the last print: the only wait for the device */
+            const float *losses = read_losses(L, logged, done);
+            double window_rate = t->global_batch * (done - logged) / (util_now() - last_print);
+            for (long k = logged; k < done; k++) {
+                const float *l = losses + 2 * (k - logged);
+                sum[0] += l[0];
+                sum[1] += l[1];
+                if (L->comm->rank == 0)
+                    run_log_step(&L->log, epoch + 1, L->global_step - done + k + 1, l[0], l[1],
+                                 window_rate);
+            }
+            logged = done;
+            now = util_now();
             double rate = L->global_step / (now - *t_start);
             char eta[32];
             format_duration(eta, sizeof eta, (L->total_steps - L->global_step) / rate);
@@ -269,6 +290,9 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
         run_log_close(&L.log);
     trainer_destroy(L.t);
     free(L.host_images);
+    free(L.host_hist);
+    if (L.loss_hist)
+        be->free(be, L.loss_hist);
     free(L.order);
     dataset_close(&L.ds);
     return rc;
