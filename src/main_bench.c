@@ -8,6 +8,7 @@
  * breakdown is a second loop of as many steps that records an event between phases
  * (trainer_step_* in trainer.h), so its sum can sit slightly above the whole step. */
 #include "comm.h"
+#include "launch.h"
 #include "trainer.h"
 #include "util.h"
 
@@ -142,49 +143,6 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
             return -1;
     }
     return 0;
-}
-
-/* The backend every rank uses (all ranks decide together, as ddim-dist does). */
-static struct backend *pick_backend(const char *name, struct comm *comm)
-{
-    char err[2048] = "", missing[1024];
-    struct backend *be = NULL;
-    if (strcmp(name, "cpu") != 0) {
-        be = backend_cuda_create(comm->local_rank, err, sizeof err);
-        if (be && backend_missing_ops(be, missing, sizeof missing) > 0) {
-            snprintf(err, sizeof err, "the CUDA backend does not implement %s yet", missing);
-            be->destroy(be);
-            be = NULL;
-        }
-    }
-    int everyone = comm->all_ok(comm, be != NULL);
-    if (be && everyone)
-        return be;
-    if (be)
-        be->destroy(be);
-    if (!strcmp(name, "cuda"))
-        DDIM_FATAL("--backend cuda but %s",
-                   err[0] ? err : "another rank cannot use its GPU (see its error)");
-    if (strcmp(name, "cpu") != 0)
-        util_log("ddim-bench: using the CPU backend (%s)\n",
-                 err[0] ? err : "another rank has no usable GPU");
-    return backend_cpu_create();
-}
-
-/* NCCL between ranks for device buffers; MPI alone for host buffers. */
-static struct comm *comm_for_backend(struct comm *mpi, struct backend *be)
-{
-#ifdef DDIM_HAVE_CUDA
-    if (!strcmp(be->name, "cuda")) {
-        char err[1024];
-        struct comm *nccl = comm_nccl_create(mpi, be->stream, err, sizeof err);
-        if (!nccl)
-            DDIM_FATAL("%s", err);
-        return nccl;
-    }
-#endif
-    (void)be;
-    return mpi;
 }
 
 /* Forward convolution FLOPs of one step of `batch` images (2 per multiply-add), from the
@@ -486,11 +444,11 @@ int main(int argc, char **argv)
     if (rc != 0)
         return rc > 0 ? 0 : 2;
     struct comm *comm = comm_mpi_create(&argc, &argv);
-    struct backend *be = pick_backend(o.backend, comm);
+    struct backend *be = launch_pick_backend(o.backend, comm, "ddim-bench");
     if (!be->event_create || !be->event_record || !be->event_elapsed_ms || !be->event_destroy ||
         !be->memory_peak_bytes)
         DDIM_FATAL("the %s backend has no timing events", be->name);
-    comm = comm_for_backend(comm, be);
+    comm = launch_comm_for_backend(comm, be);
     run_bench(&o, be, comm);
     be->destroy(be);
     comm->destroy(comm);

@@ -1,6 +1,7 @@
 /* main_train.c: the ddim-dist program: reads the configuration, picks the backend and the
  * communicator, and runs the training loop (train_loop.c). */
 #include "config.h"
+#include "launch.h"
 #include "train_loop.h"
 #include "util.h"
 
@@ -31,51 +32,6 @@ static void usage(FILE *out)
             "example:\n"
             "  ddim-prep --synthetic 1000 --output data/synthetic.h5\n"
             "  ddim-dist --config configs/quickstart.yaml --set train.num_epochs=1\n");
-}
-
-/* The backend every rank uses: the CUDA backend on GPU local_rank when run.backend is cuda
- * (an error if any rank cannot have it) or auto (used only if every rank can have a
- * complete one); otherwise the CPU backend. All ranks decide together. */
-static struct backend *pick_backend(const char *name, struct comm *comm)
-{
-    char err[2048] = "", missing[1024];
-    struct backend *be = NULL;
-    if (strcmp(name, "cpu") != 0) {
-        be = backend_cuda_create(comm->local_rank, err, sizeof err);
-        if (be && backend_missing_ops(be, missing, sizeof missing) > 0) {
-            snprintf(err, sizeof err, "the CUDA backend does not implement %s yet", missing);
-            be->destroy(be);
-            be = NULL;
-        }
-    }
-    int everyone = comm->all_ok(comm, be != NULL);
-    if (be && everyone)
-        return be;
-    if (be)
-        be->destroy(be);
-    if (!strcmp(name, "cuda"))
-        DDIM_FATAL("run.backend is cuda but %s",
-                   err[0] ? err : "another rank cannot use its GPU (see its error)");
-    if (strcmp(name, "cpu") != 0)
-        util_log("ddim-dist: using the CPU backend (%s)\n",
-                 err[0] ? err : "another rank has no usable GPU");
-    return backend_cpu_create();
-}
-
-/* NCCL between ranks for device buffers; MPI alone for host buffers. */
-static struct comm *comm_for_backend(struct comm *mpi, struct backend *be)
-{
-#ifdef DDIM_HAVE_CUDA
-    if (!strcmp(be->name, "cuda")) {
-        char err[1024];
-        struct comm *nccl = comm_nccl_create(mpi, be->stream, err, sizeof err);
-        if (!nccl)
-            DDIM_FATAL("%s", err);
-        return nccl;
-    }
-#endif
-    (void)be;
-    return mpi;
 }
 
 int main(int argc, char **argv)
@@ -134,8 +90,8 @@ int main(int argc, char **argv)
         config_write_yaml(&cfg, stdout);
         fflush(stdout);
     }
-    struct backend *be = pick_backend(cfg.backend, comm);
-    comm = comm_for_backend(comm, be);
+    struct backend *be = launch_pick_backend(cfg.backend, comm, "ddim-dist");
+    comm = launch_comm_for_backend(comm, be);
     int rc = train_loop_run(&cfg, be, comm);
     be->destroy(be);
     comm->destroy(comm);

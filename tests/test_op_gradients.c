@@ -39,19 +39,9 @@ static double dot_r(const float *r, const float *y, size_t n)
     return acc;
 }
 
-static float *zeros(size_t n)
-{
-    float *p = calloc(n ? n : 1, sizeof(float));
-    if (!p) {
-        fprintf(stderr, "test: out of memory\n");
-        exit(2);
-    }
-    return p;
-}
-
 static float *uniform(size_t n, float lo, float hi)
 {
-    float *p = zeros(n);
+    float *p = test_alloc_zeros(n);
     test_fill_uniform(p, n, lo, hi);
     return p;
 }
@@ -64,7 +54,7 @@ static void fd_check(const char *name, float *x, const float *g, size_t n, loss_
 {
     size_t m = n < max_checks ? n : max_checks;
     size_t *idx = malloc(n * sizeof *idx);
-    float *got = zeros(m), *want = zeros(m);
+    float *got = test_alloc_zeros(m), *want = test_alloc_zeros(m);
     for (size_t i = 0; i < n; i++)
         idx[i] = i;
     for (size_t k = 0; k < m && m < n; k++) { /* partial Fisher-Yates: distinct indices */
@@ -116,9 +106,10 @@ static void check_conv(int n, int h, int w, int cin, int cout, int k, size_t max
     c.x = test_alloc_normal(nx, 1.0f);
     c.w = test_alloc_normal(nw, 0.5f);
     c.b = test_alloc_normal((size_t)cout, 0.5f);
-    c.y = zeros(ny);
+    c.y = test_alloc_zeros(ny);
     c.r = test_alloc_normal(ny, 1.0f);
-    float *dx = zeros(nx), *dw = zeros(nw), *db = zeros((size_t)cout);
+    float *dx = test_alloc_zeros(nx), *dw = test_alloc_zeros(nw),
+          *db = test_alloc_zeros((size_t)cout);
     be->conv2d_backward(be, dx, dw, db, c.r, c.x, c.w, &c.s);
     char name[96];
     snprintf(name, sizeof name, "conv%dx%d n%d %dx%d %d->%d", k, k, n, h, w, cin, cout);
@@ -157,17 +148,17 @@ static void check_bn(size_t rows, int c)
 {
     struct bn_case b = {rows, c, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     size_t n = rows * c;
-    b.x = zeros(n);
+    b.x = test_alloc_zeros(n);
     for (size_t i = 0; i < rows; i++)
         for (int j = 0; j < c; j++) /* channel means -1.5.., scales 0.5..2 */
             b.x[i * c + j] = (-1.5f + 0.9f * j) + (0.5f + 0.5f * j) * test_normal();
-    b.y = zeros(n);
+    b.y = test_alloc_zeros(n);
     b.r = test_alloc_normal(n, 1.0f);
-    b.stats = zeros(2 * (size_t)c);
-    b.saved = zeros(2 * (size_t)c);
-    b.mm = zeros((size_t)c);
-    b.mv = zeros((size_t)c);
-    float *bstats = zeros(2 * (size_t)c), *dx = zeros(n);
+    b.stats = test_alloc_zeros(2 * (size_t)c);
+    b.saved = test_alloc_zeros(2 * (size_t)c);
+    b.mm = test_alloc_zeros((size_t)c);
+    b.mv = test_alloc_zeros((size_t)c);
+    float *bstats = test_alloc_zeros(2 * (size_t)c), *dx = test_alloc_zeros(n);
     bn_loss(&b);
     be->bn_backward_stats(be, bstats, b.r, b.x, b.saved, rows, c);
     be->bn_backward_apply(be, dx, b.r, b.x, b.saved, bstats, (double)rows, rows, c);
@@ -229,9 +220,9 @@ static void check_elementwise(void)
     /* swish is smooth (no kink); [-5, 5] covers both tails and the curved middle */
     e.a = uniform(e.n, -5.0f, 5.0f);
     e.b = test_alloc_normal(e.n, 1.0f);
-    e.y = zeros(e.n);
+    e.y = test_alloc_zeros(e.n);
     e.r = test_alloc_normal(e.n, 1.0f);
-    float *da = zeros(e.n), *db = zeros(e.n);
+    float *da = test_alloc_zeros(e.n), *db = test_alloc_zeros(e.n);
     be->swish_backward(be, da, e.r, e.a, e.n);
     fd_check("swish dx", e.a, da, e.n, swish_loss, &e, 1e-2f, 1e-4f, 1e-3f, e.n);
 
@@ -276,9 +267,9 @@ static void check_concat(void)
     size_t na = c.rows * c.ca, nb = c.rows * c.cb, ny = na + nb;
     c.a = test_alloc_normal(na, 1.0f);
     c.b = test_alloc_normal(nb, 1.0f);
-    c.y = zeros(ny);
+    c.y = test_alloc_zeros(ny);
     c.r = test_alloc_normal(ny, 1.0f);
-    float *da = zeros(na), *db = zeros(nb);
+    float *da = test_alloc_zeros(na), *db = test_alloc_zeros(nb);
     be->concat_backward(be, da, db, c.r, c.rows, c.ca, c.cb);
     fd_check("concat da", c.a, da, na, concat_loss, &c, 1e-2f, 1e-4f, 1e-3f, na);
     fd_check("concat db", c.b, db, nb, concat_loss, &c, 1e-2f, 1e-4f, 1e-3f, nb);
@@ -313,9 +304,9 @@ static void check_resample(int up, int n, int h, int w, int c)
     struct rs_case s = {n, h, w, c, up, NULL, NULL, NULL};
     size_t nx = (size_t)n * h * w * c, ny = rs_out(&s);
     s.x = test_alloc_normal(nx, 1.0f);
-    s.y = zeros(ny);
+    s.y = test_alloc_zeros(ny);
     s.r = test_alloc_normal(ny, 1.0f);
-    float *dx = zeros(nx);
+    float *dx = test_alloc_zeros(nx);
     if (up)
         be->upsample2_backward(be, dx, s.r, n, h, w, c);
     else
@@ -349,14 +340,14 @@ static void check_loss(enum loss_kind kind)
 {
     struct loss_case l = {61, kind, NULL, NULL, NULL};
     l.target = test_alloc_normal(l.n, 1.0f);
-    l.pred = zeros(l.n);
+    l.pred = test_alloc_zeros(l.n);
     for (size_t i = 0; i < l.n; i++) {
         float d = test_uniform(0.2f, 1.2f);
         l.pred[i] = l.target[i] + (i % 3 == 0 ? -d : d);
     }
     float out = 0;
     l.out = &out;
-    float *dpred = zeros(l.n);
+    float *dpred = test_alloc_zeros(l.n);
     be->loss_backward(be, dpred, l.pred, l.target, l.n, 1.0f / (float)l.n, kind);
     fd_check(kind == LOSS_MAE ? "loss MAE dpred" : "loss MSE dpred", l.pred, dpred, l.n, loss_loss,
              &l, 1e-2f, 2e-5f, 1e-3f, l.n);

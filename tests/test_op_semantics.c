@@ -22,19 +22,9 @@ static struct backend *be;
 
 static const double pi_d = 3.14159265358979323846;
 
-static float *zeros(size_t n)
-{
-    float *p = calloc(n ? n : 1, sizeof(float));
-    if (!p) {
-        fprintf(stderr, "test: out of memory\n");
-        exit(2);
-    }
-    return p;
-}
-
 static float *filled(size_t n, float v)
 {
-    float *p = zeros(n);
+    float *p = test_alloc_zeros(n);
     for (size_t i = 0; i < n; i++)
         p[i] = v;
     return p;
@@ -42,7 +32,7 @@ static float *filled(size_t n, float v)
 
 static float *copy_of(const float *x, size_t n)
 {
-    float *p = zeros(n);
+    float *p = test_alloc_zeros(n);
     memcpy(p, x, n * sizeof(float));
     return p;
 }
@@ -65,8 +55,8 @@ typedef void (*accum_fn)(void *ctx, float *dx);
  * (R added first instead of last): a few ulps of |R| + |g| ~ 1. */
 static void check_accumulates(const char *name, accum_fn run, void *ctx, size_t n)
 {
-    float *g = zeros(n), *r = test_alloc_normal(n, 1.0f);
-    float *dx = copy_of(r, n), *want = zeros(n);
+    float *g = test_alloc_zeros(n), *r = test_alloc_normal(n, 1.0f);
+    float *dx = copy_of(r, n), *want = test_alloc_zeros(n);
     run(ctx, g);
     run(ctx, dx);
     for (size_t i = 0; i < n; i++)
@@ -98,12 +88,12 @@ static void check_conv_contract(int n, int h, int w, int cin, int cout, int k)
     c.x = test_alloc_normal(nx, 1.0f);
     c.w = test_alloc_normal(nw, 0.5f);
     c.dy = test_alloc_normal(ny, 1.0f);
-    c.dw = zeros(nw);
-    c.db = zeros((size_t)cout);
+    c.dw = test_alloc_zeros(nw);
+    c.db = test_alloc_zeros((size_t)cout);
     char name[96];
     snprintf(name, sizeof name, "conv%dx%d n%d %dx%d %d->%d", k, k, n, h, w, cin, cout);
     check_accumulates(name, conv_dx, &c, nx);
-    float *dw0 = copy_of(c.dw, nw), *db0 = copy_of(c.db, (size_t)cout), *dx = zeros(nx);
+    float *dw0 = copy_of(c.dw, nw), *db0 = copy_of(c.db, (size_t)cout), *dx = test_alloc_zeros(nx);
     const float garbage[2] = {NAN, 1e30f};
     for (int g = 0; g < 2; g++) {
         for (size_t i = 0; i < nw; i++)
@@ -119,7 +109,7 @@ static void check_conv_contract(int n, int h, int w, int cin, int cout, int k)
         test_close(label, c.db, db0, (size_t)cout, 1e-5f, 1e-5f);
     }
     /* the forward writes y: bias first, then the product, whatever y held */
-    float *y = filled(ny, NAN), *y0 = zeros(ny);
+    float *y = filled(ny, NAN), *y0 = test_alloc_zeros(ny);
     be->conv2d_forward(be, y0, c.x, c.w, c.db, &c.s);
     be->conv2d_forward(be, y, c.x, c.w, c.db, &c.s);
     snprintf(name + strlen(name), sizeof name - strlen(name), " forward over NaN");
@@ -177,10 +167,11 @@ static void check_simple_contracts(void)
 
     /* BatchNorm: stats, saved and bstats are written; dx accumulates */
     int c = s.c;
-    float *stats = filled(2 * (size_t)c, NAN), *stats0 = zeros(2 * (size_t)c);
-    float *saved = filled(2 * (size_t)c, NAN), *saved0 = zeros(2 * (size_t)c);
-    float *bstats = filled(2 * (size_t)c, NAN), *bstats0 = zeros(2 * (size_t)c);
-    float *y = filled(nx, NAN), *y0 = zeros(nx), *mm = zeros((size_t)c), *mv = zeros((size_t)c);
+    float *stats = filled(2 * (size_t)c, NAN), *stats0 = test_alloc_zeros(2 * (size_t)c);
+    float *saved = filled(2 * (size_t)c, NAN), *saved0 = test_alloc_zeros(2 * (size_t)c);
+    float *bstats = filled(2 * (size_t)c, NAN), *bstats0 = test_alloc_zeros(2 * (size_t)c);
+    float *y = filled(nx, NAN), *y0 = test_alloc_zeros(nx), *mm = test_alloc_zeros((size_t)c),
+          *mv = test_alloc_zeros((size_t)c);
     be->bn_stats(be, stats0, s.x, s.rows, c);
     be->bn_stats(be, stats, s.x, s.rows, c);
     test_close("writes: bn_stats over NaN", stats, stats0, 2 * (size_t)c, 0.0f, 0.0f);
@@ -202,7 +193,7 @@ static void check_simple_contracts(void)
     int ca = 2, cb = 3;
     float *ra = test_alloc_normal(rows * ca, 1.0f), *rb = test_alloc_normal(rows * cb, 1.0f);
     float *da = copy_of(ra, rows * ca), *db = copy_of(rb, rows * cb);
-    float *wa = zeros(rows * ca), *wb = zeros(rows * cb);
+    float *wa = test_alloc_zeros(rows * ca), *wb = test_alloc_zeros(rows * cb);
     be->concat_backward(be, da, NULL, s.dy, rows, ca, cb);
     be->concat_backward(be, NULL, db, s.dy, rows, ca, cb);
     for (size_t r = 0; r < rows; r++) {
@@ -216,7 +207,7 @@ static void check_simple_contracts(void)
 
     /* loss_backward writes dpred */
     for (int kind = LOSS_MAE; kind <= LOSS_MSE; kind++) {
-        float *dp = filled(nx, NAN), *dp0 = zeros(nx);
+        float *dp = filled(nx, NAN), *dp0 = test_alloc_zeros(nx);
         be->loss_backward(be, dp0, s.x, s.dy, nx, 0.3f, (enum loss_kind)kind);
         be->loss_backward(be, dp, s.x, s.dy, nx, 0.3f, (enum loss_kind)kind);
         test_close(kind == LOSS_MAE ? "writes: loss_backward MAE over NaN"
@@ -546,7 +537,7 @@ static void check_rng_streams(int normal)
 static void check_rng_moments(void)
 {
     enum { EX = 100, PER = 1000, N = EX * PER };
-    float *x = zeros(N);
+    float *x = test_alloc_zeros(N);
     be->fill_normal(be, x, EX, PER, 42, 3, RNG_TRAIN_NOISE, 5);
     double s = 0, ss = 0, lag = 0, cross = 0;
     for (int i = 0; i < N; i++) {

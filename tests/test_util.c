@@ -59,6 +59,16 @@ float *test_alloc_normal(size_t n, float stddev)
     return x;
 }
 
+float *test_alloc_zeros(size_t n)
+{
+    float *p = calloc(n ? n : 1, sizeof(float));
+    if (!p) {
+        fprintf(stderr, "test: out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
 void test_fail(const char *fmt, ...)
 {
     va_list ap;

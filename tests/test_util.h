@@ -16,6 +16,7 @@ float test_normal(void);
 void test_fill_uniform(float *x, size_t n, float lo, float hi);
 void test_fill_normal(float *x, size_t n, float stddev);
 float *test_alloc_normal(size_t n, float stddev); /* malloc'd */
+float *test_alloc_zeros(size_t n);                /* calloc'd; exits if out of memory */
 
 /* |got - want| <= atol + rtol*|want| element-wise, and no NaN/Inf. Returns 1 if all pass. */
 int test_close(const char *name, const float *got, const float *want, size_t n, float atol,
