@@ -10,6 +10,11 @@ stores inputs, intermediate values, gradients and the weights before and after
 the step.  See tests/data/README.md for the file layout and the semantics
 that were verified here.
 
+The Keras model itself (network, DiffusionModel, train step, sampler) is in
+keras_ddim_model.py, the independent numpy / direct checks in
+keras_ddim_checks.py; this script makes the inputs and weights, runs the
+step and the sampler, checks the results and writes the file.
+
 Usage:
   python3 tools/keras_reference.py --preset small --out tests/data/keras_small.h5
   python3 tools/keras_reference.py --preset full  --out /tmp/keras_full.h5
@@ -22,20 +27,21 @@ import math
 import os
 import sys
 
-# Keras 2 semantics, deterministic kernels, CPU only, quiet logs. All of this
-# must happen before tensorflow is imported.
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ["TF_DETERMINISTIC_OPS"] = "1"
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import h5py
+import numpy as np
 
-import h5py  # noqa: E402
-import numpy as np  # noqa: E402
+# The model module sets Keras 2 semantics, deterministic kernels, CPU only and quiet
+# logs before it imports tensorflow, so it comes first.
+from keras_ddim_model import (  # noqa: E402
+    EMA, EMBEDDING_MAX_FREQUENCY, MAX_SIGNAL_RATE, MIN_SIGNAL_RATE,
+    DiffusionModel, layers_with_weights, snapshot, weight_key)
+from keras_ddim_checks import (  # noqa: E402
+    NOTES, bn_variance_direct_check, maxdiff, note, numpy_forward,
+    numpy_forward_embedding, upsampling_check)
+
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 from tensorflow import keras  # noqa: E402  (tf_keras because of the env var)
-
-layers = keras.layers
 
 PRESETS = {
     "small": dict(image_size=16, widths=[8, 16, 24], block_depth=2,
@@ -48,208 +54,15 @@ PRESETS = {
 }
 
 # Hyperparameters of the seed that the command line does not change (but WEIGHT_DECAY,
-# which a preset or --weight-decay may set).
-EMBEDDING_MAX_FREQUENCY = 1000.0
-MIN_SIGNAL_RATE = 0.02
-MAX_SIGNAL_RATE = 0.95
-EMA = 0.999
+# which a preset or --weight-decay may set); the model's own are in keras_ddim_model.
 LEARNING_RATE = 1e-3
 WEIGHT_DECAY = 1e-4
 SAMPLER_STEPS = (1, 2, 5)
 
-NOTES = []
-
-
-def note(text):
-    NOTES.append(text)
-    print("NOTE:", text)
-
 
 # --------------------------------------------------------------------------
-# network (same structure as the seed's get_network, with explicit names)
+# made-up inputs and weights
 # --------------------------------------------------------------------------
-
-def sinusoidal_embedding(x, embedding_dims, embedding_max_frequency):
-    # frequencies log-spaced from 1 to max, evaluated on the noise variance
-    embedding_min_frequency = 1.0
-    frequencies = tf.exp(
-        tf.linspace(
-            tf.math.log(embedding_min_frequency),
-            tf.math.log(embedding_max_frequency),
-            embedding_dims // 2,
-        )
-    )
-    angular_speeds = 2.0 * math.pi * frequencies
-    return tf.concat(
-        [tf.sin(angular_speeds * x), tf.cos(angular_speeds * x)], axis=3
-    )
-
-
-def residual_block(x, width, name):
-    if x.shape[3] == width:
-        residual = x
-    else:
-        residual = layers.Conv2D(width, kernel_size=1, name=name + "_skip")(x)
-    x = layers.BatchNormalization(center=False, scale=False, name=name + "_bn")(x)
-    x = layers.Conv2D(width, kernel_size=3, padding="same",
-                      activation=keras.activations.swish,
-                      name=name + "_conv1")(x)
-    x = layers.Conv2D(width, kernel_size=3, padding="same",
-                      name=name + "_conv2")(x)
-    return layers.Add(name=name + "_add")([x, residual])
-
-
-def build_network(image_size, widths, block_depth, embedding_dims):
-    noisy_images = keras.Input(shape=(image_size, image_size, 3),
-                               name="noisy_images")
-    noise_variances = keras.Input(shape=(1, 1, 1), name="noise_variances")
-
-    e = layers.Lambda(
-        sinusoidal_embedding,
-        arguments=dict(embedding_dims=embedding_dims,
-                       embedding_max_frequency=EMBEDDING_MAX_FREQUENCY),
-        name="embedding",
-    )(noise_variances)
-    e = layers.UpSampling2D(size=image_size, interpolation="nearest",
-                            name="embedding_upsample")(e)
-
-    x = layers.Conv2D(widths[0], kernel_size=1, name="stem")(noisy_images)
-    x = layers.Concatenate(name="stem_concat")([x, e])
-
-    skips = []
-    for level, width in enumerate(widths[:-1]):          # DownBlock
-        for j in range(block_depth):
-            x = residual_block(x, width, "down%d_block%d" % (level, j))
-            skips.append(x)
-        x = layers.AveragePooling2D(pool_size=2, name="down%d_pool" % level)(x)
-
-    for j in range(block_depth):                         # middle
-        x = residual_block(x, widths[-1], "mid_block%d" % j)
-
-    for level in reversed(range(len(widths) - 1)):       # UpBlock
-        width = widths[level]
-        x = layers.UpSampling2D(size=2, interpolation="bilinear",
-                                name="up%d_upsample" % level)(x)
-        for j in range(block_depth):
-            x = layers.Concatenate(name="up%d_block%d_concat" % (level, j))(
-                [x, skips.pop()])
-            x = residual_block(x, width, "up%d_block%d" % (level, j))
-
-    x = layers.Conv2D(3, kernel_size=1, kernel_initializer="zeros",
-                      name="head")(x)
-    return keras.Model([noisy_images, noise_variances], x, name="residual_unet")
-
-
-# --------------------------------------------------------------------------
-# the seed's DiffusionModel, with train_step taking noises/times as inputs
-# --------------------------------------------------------------------------
-
-def _clone_layer(layer):
-    # clone_model's default, except that the Lambda keeps its Python function
-    # object (its serialised bytecode would lose this module's globals when the
-    # module is imported rather than run).
-    if isinstance(layer, layers.Lambda):
-        return layers.Lambda(layer.function, arguments=layer.arguments,
-                             name=layer.name)
-    return layer.__class__.from_config(layer.get_config())
-
-
-class DiffusionModel(keras.Model):
-    def __init__(self, image_size, widths, block_depth, embedding_dims):
-        super().__init__()
-        self.image_size = image_size
-        self.normalizer = layers.Normalization()
-        self.network = build_network(image_size, widths, block_depth,
-                                     embedding_dims)
-        self.ema_network = keras.models.clone_model(
-            self.network, clone_function=_clone_layer)
-
-    def compile(self, **kwargs):
-        super().compile(**kwargs)
-        self.noise_loss_tracker = keras.metrics.Mean(name="n_loss")
-        self.image_loss_tracker = keras.metrics.Mean(name="i_loss")
-
-    def denormalize(self, images):
-        images = self.normalizer.mean + images * self.normalizer.variance ** 0.5
-        return tf.clip_by_value(images, 0.0, 1.0)
-
-    def diffusion_schedule(self, diffusion_times):
-        start_angle = tf.acos(MAX_SIGNAL_RATE)
-        end_angle = tf.acos(MIN_SIGNAL_RATE)
-        diffusion_angles = start_angle + diffusion_times * (end_angle - start_angle)
-        signal_rates = tf.cos(diffusion_angles)
-        noise_rates = tf.sin(diffusion_angles)
-        return noise_rates, signal_rates
-
-    def denoise(self, noisy_images, noise_rates, signal_rates, training):
-        network = self.network if training else self.ema_network
-        pred_noises = network([noisy_images, noise_rates ** 2], training=training)
-        pred_images = (noisy_images - noise_rates * pred_noises) / signal_rates
-        return pred_noises, pred_images
-
-    def reverse_diffusion(self, initial_noise, diffusion_steps):
-        num_images = initial_noise.shape[0]
-        step_size = 1.0 / diffusion_steps
-        next_noisy_images = initial_noise
-        for step in range(diffusion_steps):
-            noisy_images = next_noisy_images
-            diffusion_times = tf.ones((num_images, 1, 1, 1)) - step * step_size
-            noise_rates, signal_rates = self.diffusion_schedule(diffusion_times)
-            pred_noises, pred_images = self.denoise(
-                noisy_images, noise_rates, signal_rates, training=False)
-            next_diffusion_times = diffusion_times - step_size
-            next_noise_rates, next_signal_rates = self.diffusion_schedule(
-                next_diffusion_times)
-            next_noisy_images = (next_signal_rates * pred_images
-                                 + next_noise_rates * pred_noises)
-        return pred_images
-
-    def train_step_given(self, images, noises, diffusion_times):
-        """The seed's train_step, with noises and (B,1,1,1) times given."""
-        images = self.normalizer(images, training=True)
-        noise_rates, signal_rates = self.diffusion_schedule(diffusion_times)
-        noisy_images = signal_rates * images + noise_rates * noises
-
-        with tf.GradientTape() as tape:
-            pred_noises, pred_images = self.denoise(
-                noisy_images, noise_rates, signal_rates, training=True)
-            noise_loss = self.loss(noises, pred_noises)   # shape (B,S,S)
-            image_loss = self.loss(images, pred_images)
-
-        gradients = tape.gradient(noise_loss, self.network.trainable_weights)
-        self.optimizer.apply_gradients(
-            zip(gradients, self.network.trainable_weights))
-
-        self.noise_loss_tracker.update_state(noise_loss)
-        self.image_loss_tracker.update_state(image_loss)
-
-        for weight, ema_weight in zip(self.network.weights,
-                                      self.ema_network.weights):
-            ema_weight.assign(EMA * ema_weight + (1 - EMA) * weight)
-
-        return dict(
-            normalized_images=images, noise_rates=noise_rates,
-            signal_rates=signal_rates, noisy_images=noisy_images,
-            pred_noises=pred_noises, pred_images=pred_images,
-            noise_loss_raw=noise_loss,
-            noise_loss=self.noise_loss_tracker.result(),
-            image_loss=self.image_loss_tracker.result(),
-            gradients=gradients,
-        )
-
-
-# --------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------
-
-def weight_key(variable):
-    # "down0_block0_conv1/kernel:0" -> "kernel"
-    return variable.name.split("/")[-1].split(":")[0]
-
-
-def layers_with_weights(network):
-    return [l for l in network.layers if l.weights]
-
 
 def bf16_round(a):
     """Round float32 values to the nearest bfloat16-representable value.
@@ -284,11 +97,6 @@ def randomize(network, rng):
             v.assign(bf16_round(val))
 
 
-def snapshot(network):
-    return {layer.name: {weight_key(v): v.numpy().copy() for v in layer.weights}
-            for layer in layers_with_weights(network)}
-
-
 def smooth_images(rng, n, size):
     """Smooth random RGB images in [0, 1]: a few random low-frequency waves."""
     yy, xx = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
@@ -303,159 +111,6 @@ def smooth_images(rng, n, size):
                 img += amp * np.cos(2 * math.pi * (fy * yy + fx * xx) / size + phase)
             out[i, :, :, c] = img
     return np.clip(out, 0.0, 1.0).astype(np.float32)
-
-
-def maxdiff(a, b):
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
-
-
-def numpy_forward(wts, noisy, noise_var, training, widths, block_depth,
-                  embedding_dims, emb=None):
-    """Independent float64 numpy forward of the network (sanity check).
-
-    emb: optional (B, embedding_dims) embedding to use instead of computing it
-    in float64 from noise_var (the high-frequency channels are ill-conditioned).
-    """
-    def conv(x, name, swish=False):
-        k = wts[name]["kernel"].astype(np.float64)
-        b = wts[name]["bias"].astype(np.float64)
-        kh, p = k.shape[0], k.shape[0] // 2
-        h, w = x.shape[1:3]
-        xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-        out = b + sum(np.einsum("nhwc,cd->nhwd", xp[:, dy:dy + h, dx:dx + w], k[dy, dx])
-                      for dy in range(kh) for dx in range(kh))
-        return out / (1.0 + np.exp(-out)) if swish else out
-
-    def bn(x, name):
-        if training:
-            mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
-        else:
-            mean = wts[name]["moving_mean"].astype(np.float64)
-            var = wts[name]["moving_variance"].astype(np.float64)
-        return (x - mean) / np.sqrt(var + 1e-3)
-
-    def block(x, width, name):
-        res = x if x.shape[3] == width else conv(x, name + "_skip")
-        h = conv(bn(x, name + "_bn"), name + "_conv1", swish=True)
-        return conv(h, name + "_conv2") + res
-
-    def up2(x, axis):
-        n = x.shape[axis]
-        idx = np.arange(n)
-        prev = np.take(x, np.maximum(idx - 1, 0), axis=axis)
-        nxt = np.take(x, np.minimum(idx + 1, n - 1), axis=axis)
-        even = 0.25 * prev + 0.75 * x
-        odd = 0.75 * x + 0.25 * nxt
-        return np.stack([even, odd], axis=axis + 1).reshape(
-            x.shape[:axis] + (2 * n,) + x.shape[axis + 1:])
-
-    size = noisy.shape[1]
-    if emb is None:
-        emb = numpy_forward_embedding(noise_var, embedding_dims)
-    e = np.asarray(emb, np.float64).reshape(-1, 1, 1, embedding_dims)
-    e = np.broadcast_to(e, (e.shape[0], size, size, embedding_dims))
-    x = np.concatenate([conv(noisy.astype(np.float64), "stem"), e], axis=3)
-    skips = []
-    for level, width in enumerate(widths[:-1]):
-        for j in range(block_depth):
-            x = block(x, width, "down%d_block%d" % (level, j))
-            skips.append(x)
-        b_, h_, w_, c_ = x.shape
-        x = x.reshape(b_, h_ // 2, 2, w_ // 2, 2, c_).mean(axis=(2, 4))
-    for j in range(block_depth):
-        x = block(x, widths[-1], "mid_block%d" % j)
-    for level in reversed(range(len(widths) - 1)):
-        x = up2(up2(x, 1), 2)
-        for j in range(block_depth):
-            x = np.concatenate([x, skips.pop()], axis=3)
-            x = block(x, widths[level], "up%d_block%d" % (level, j))
-    return conv(x, "head")
-
-
-def numpy_forward_embedding(noise_var, embedding_dims):
-    freqs = np.exp(np.linspace(0.0, math.log(EMBEDDING_MAX_FREQUENCY),
-                               embedding_dims // 2))
-    v = np.asarray(noise_var, np.float64).reshape(-1, 1)
-    return np.concatenate([np.sin(2 * math.pi * freqs * v),
-                           np.cos(2 * math.pi * freqs * v)], axis=1)
-
-
-def upsampling_check():
-    """How UpSampling2D(bilinear) samples: half-pixel centres, edge clamp."""
-    x = np.arange(2 * 3 * 4 * 2, dtype=np.float32).reshape(2, 3, 4, 2) ** 1.5
-    y = layers.UpSampling2D(size=2, interpolation="bilinear")(x).numpy()
-
-    def ref(x, half_pixel):
-        n, h, w, c = x.shape
-        out = np.zeros((n, 2 * h, 2 * w, c), np.float64)
-        for oy in range(2 * h):
-            for ox in range(2 * w):
-                if half_pixel:
-                    sy, sx = (oy + 0.5) / 2 - 0.5, (ox + 0.5) / 2 - 0.5
-                else:
-                    sy, sx = oy / 2.0, ox / 2.0
-                sy, sx = max(sy, 0.0), max(sx, 0.0)
-                y0, x0 = int(math.floor(sy)), int(math.floor(sx))
-                y1, x1 = min(y0 + 1, h - 1), min(x0 + 1, w - 1)
-                ly, lx = sy - y0, sx - x0
-                out[:, oy, ox] = ((1 - ly) * ((1 - lx) * x[:, y0, x0] + lx * x[:, y0, x1])
-                                  + ly * ((1 - lx) * x[:, y1, x0] + lx * x[:, y1, x1]))
-        return out
-
-    d_half = maxdiff(y, ref(x, True))
-    d_asym = maxdiff(y, ref(x, False))
-    print("upsampling bilinear: maxdiff half-pixel %.3g, asymmetric %.3g"
-          % (d_half, d_asym))
-    assert d_half < 1e-5 * np.abs(x).max() < d_asym, (d_half, d_asym)
-    note("UpSampling2D(size=2, bilinear) == tf.image.resize bilinear with "
-         "half-pixel centres: src = (dst + 0.5)/2 - 0.5, clamped below at 0 and "
-         "neighbour index clamped to size-1; for 2x this means output pixel 2i "
-         "= 0.25*x[i-1] + 0.75*x[i] and 2i+1 = 0.75*x[i] + 0.25*x[i+1] with "
-         "x[-1]:=x[0], x[n]:=x[n-1] (separably in y and x). "
-         "maxdiff vs numpy half-pixel %.3g (vs the asymmetric src = dst/2 "
-         "variant: %.3g)." % (d_half, d_asym))
-
-
-def bn_variance_direct_check(rng):
-    """Tiny direct check: does the BN moving variance use n/(n-1)?"""
-    bn = layers.BatchNormalization(center=False, scale=False)
-    x = rng.normal(0.5, 2.0, (2, 3, 3, 4)).astype(np.float32)
-    bn.build(x.shape)
-    mm0 = rng.normal(0, 0.1, 4).astype(np.float32)
-    mv0 = rng.uniform(0.5, 1.5, 4).astype(np.float32)
-    results = {}
-    for mode in ("eager", "tf.function"):
-        bn.moving_mean.assign(mm0)
-        bn.moving_variance.assign(mv0)
-        if mode == "eager":
-            y = bn(x, training=True).numpy()
-        else:
-            y = tf.function(lambda t: bn(t, training=True))(x).numpy()
-        xm = x.astype(np.float64)
-        n = xm.shape[0] * xm.shape[1] * xm.shape[2]
-        mean = xm.mean(axis=(0, 1, 2))
-        var_b = xm.var(axis=(0, 1, 2))
-        var_u = var_b * n / (n - 1)
-        mv = bn.moving_variance.numpy()
-        mm = bn.moving_mean.numpy()
-        d_u = maxdiff(mv, 0.99 * mv0 + 0.01 * var_u)
-        d_b = maxdiff(mv, 0.99 * mv0 + 0.01 * var_b)
-        d_m = maxdiff(mm, 0.99 * mm0 + 0.01 * mean)
-        d_y = maxdiff(y, (xm - mean) / np.sqrt(var_b + 1e-3))
-        d_yu = maxdiff(y, (xm - mean) / np.sqrt(var_u + 1e-3))
-        print("BN direct (%s, n=%d): moving_var diff unbiased %.3g biased %.3g; "
-              "moving_mean diff %.3g; output diff biased %.3g unbiased %.3g"
-              % (mode, n, d_u, d_b, d_m, d_y, d_yu))
-        assert d_u < 1e-6 < d_b, (d_u, d_b)
-        assert d_y < 1e-5 < d_yu, (d_y, d_yu)
-        assert d_m < 1e-6
-        results[mode] = (d_u, d_b)
-    note("BatchNormalization (Keras 2 fused, training): the output is normalised "
-         "with the BIASED batch variance (divide by n, n = B*H*W) plus eps=1e-3, "
-         "but moving_variance is updated with the UNBIASED (Bessel-corrected, "
-         "n/(n-1)) batch variance: mv = 0.99*mv + 0.01*var*n/(n-1); moving_mean = "
-         "0.99*mm + 0.01*mean. Direct check on a (2,3,3,4) tensor, eager and "
-         "tf.function: maxdiff unbiased/biased hypotheses %s." % results)
 
 
 # --------------------------------------------------------------------------
