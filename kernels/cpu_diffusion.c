@@ -1,6 +1,7 @@
 /* cpu_diffusion.c: the diffusion schedule, mixing, (de)normalization, Philox random numbers
  * and the AdamW / EMA updates on the CPU, in float32 in the order Keras computes them. */
 #include "cpu_ops.h"
+#include "optim_math.h"
 #include "rng.h"
 
 #include <math.h>
@@ -86,19 +87,10 @@ void cpu_fill_uniform(struct backend *be, float *x, int n, size_t per, uint64_t 
 void cpu_adamw_update(struct backend *be, float *w, const float *g, float *m, float *v, size_t n,
                       float lr, float beta1, float beta2, float eps, float wd, int step)
 {
-    float t = (float)step;
-    float alpha = lr * sqrtf(1.0f - powf(beta2, t)) / (1.0f - powf(beta1, t));
-    float one_minus_b1 = 1.0f - beta1, one_minus_b2 = 1.0f - beta2;
+    struct adamw_scalars s = adamw_scalars_for_step(lr, beta1, beta2, eps, wd, step);
 #pragma omp parallel for schedule(static)
-    for (long i = 0; i < (long)n; i++) {
-        float wi = w[i] - w[i] * wd * lr; /* decoupled decay first, as Keras applies it */
-        float gi = g[i];
-        float mi = m[i] + (gi - m[i]) * one_minus_b1;
-        float vi = v[i] + (gi * gi - v[i]) * one_minus_b2;
-        m[i] = mi;
-        v[i] = vi;
-        w[i] = wi - (mi * alpha) / (sqrtf(vi) + eps);
-    }
+    for (long i = 0; i < (long)n; i++)
+        adamw_element(&w[i], g[i], &m[i], &v[i], s);
 }
 
 void cpu_ema_update(struct backend *be, float *ema, const float *w, size_t n, float decay)

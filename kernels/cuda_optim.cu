@@ -1,23 +1,16 @@
 /* cuda_optim.cu: Keras AdamW and the EMA update on the GPU, over flat parameter buffers.
- * The per-call scalars (the bias-corrected step size, 1 - beta, 1 - decay) are computed on
- * the host with kernels/cpu_diffusion.c's float32 expressions and the kernels repeat its
- * per-element arithmetic in the same order, so both backends give the same bits. */
+ * The per-call scalars are computed on the host and the per-element arithmetic is
+ * src/optim_math.h's, the same code the CPU backend runs, so both give the same bits. */
 #include "cuda_common.h"
+#include "optim_math.h"
 
-/* w -= w*wd*lr; m += (g-m)(1-b1); v += (g^2-v)(1-b2); w -= m*alpha / (sqrt(v) + eps) */
+/* Keras AdamW per element: src/optim_math.h, shared with the CPU backend */
 static __global__ void adamw_kernel(float *w, const float *g, float *m, float *v, size_t n,
-                                    float lr, float wd, float alpha, float one_minus_b1,
-                                    float one_minus_b2, float eps)
+                                    struct adamw_scalars s)
 {
     CUDA_GRID_STRIDE_LOOP(i, n)
     {
-        float wi = w[i] - w[i] * wd * lr; /* decoupled decay first, as Keras applies it */
-        float gi = g[i];
-        float mi = m[i] + (gi - m[i]) * one_minus_b1;
-        float vi = v[i] + (gi * gi - v[i]) * one_minus_b2;
-        m[i] = mi;
-        v[i] = vi;
-        w[i] = wi - (mi * alpha) / (sqrtf(vi) + eps);
+        adamw_element(&w[i], g[i], &m[i], &v[i], s);
     }
 }
 
@@ -26,11 +19,8 @@ void cuda_adamw_update(struct backend *be, float *w, const float *g, float *m, f
 {
     if (!n)
         return;
-    float t = (float)step;
-    float alpha = lr * sqrtf(1.0f - powf(beta2, t)) / (1.0f - powf(beta1, t));
-    float one_minus_b1 = 1.0f - beta1, one_minus_b2 = 1.0f - beta2;
-    adamw_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
-        w, g, m, v, n, lr, wd, alpha, one_minus_b1, one_minus_b2, eps);
+    struct adamw_scalars s = adamw_scalars_for_step(lr, beta1, beta2, eps, wd, step);
+    adamw_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(w, g, m, v, n, s);
     KERNEL_CHECK();
 }
 
