@@ -4,7 +4,8 @@
  * tag, both image datasets' type and shape, the counts and statistics attributes) so that
  * a wrong or stale file fails with one message naming the file, the object and what was
  * expected, not with a shape error deep inside training. dataset_read reads one image per
- * hyperslab (one chunk each), so a rank touches only the chunks of its share of a batch. */
+ * hyperslab (one chunk each), so a rank touches only the chunks of its share of a batch;
+ * dataset_read_all reads a whole split in one, for a resident training set. */
 #include "dataset.h"
 #include "h5_util.h"
 #include "util.h"
@@ -234,6 +235,28 @@ int dataset_read(struct dataset *ds, enum dataset_split split, const long *idx, 
         for (size_t j = 0; j < per_image; j++)
             dst[j] = dst[j] / 255.0f;
     }
+    H5Sclose(file_space);
+    H5Sclose(mem);
+    return rc;
+}
+
+int dataset_read_all(struct dataset *ds, enum dataset_split split, uint8_t *out, char *err,
+                     size_t errlen)
+{
+    if ((split != SPLIT_TRAIN && split != SPLIT_VALIDATION) || ds->images[split] < 0)
+        return util_error(err, errlen, "%s: dataset_read_all: invalid split %d or dataset not open",
+                          ds->path, (int)split);
+    if (ds->count[split] == 0)
+        return 0; /* an empty validation split: nothing to read (and no empty selection) */
+    const hsize_t s = (hsize_t)ds->image_size;
+    hsize_t dims[4] = {(hsize_t)ds->count[split], s, s, 3}, start[4] = {0, 0, 0, 0};
+    hid_t mem = H5Screate_simple(4, dims, NULL);
+    hid_t file_space = H5Dget_space(ds->images[split]);
+    int rc = 0;
+    if (H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, dims, NULL) < 0 ||
+        H5Dread(ds->images[split], H5T_NATIVE_UINT8, mem, file_space, H5P_DEFAULT, out) < 0)
+        rc = util_error(err, errlen, "%s: cannot read the %ld images of '%s' (corrupt file?)",
+                        ds->path, ds->count[split], split_names[split]);
     H5Sclose(file_space);
     H5Sclose(mem);
     return rc;

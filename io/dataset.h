@@ -10,12 +10,14 @@
  *     train_mean (3, float64), train_variance (3, float64): per-channel mean and
  *     (biased) variance of the training images scaled to [0, 1], as Keras
  *     Normalization.adapt computes them.
- * Images are read by index, so each rank reads only the images of its share of a batch. */
+ * Images are read by index, so each rank reads only the images of its share of a batch;
+ * or a whole split at once, to keep it resident in backend memory. */
 #ifndef DDIM_DATASET_H
 #define DDIM_DATASET_H
 
 #include <hdf5.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum dataset_split { SPLIT_TRAIN = 0, SPLIT_VALIDATION = 1 };
 
@@ -36,5 +38,10 @@ void dataset_close(struct dataset *ds);
 /* Reads images idx[0..n) of a split into out (n, S, S, 3) as floats in [0, 1]. */
 int dataset_read(struct dataset *ds, enum dataset_split split, const long *idx, int n, float *out,
                  char *err, size_t errlen);
+
+/* Reads a whole split into out (count, S, S, 3) as the stored uint8 pixels, in one
+ * hyperslab: for keeping the training set resident in backend memory (data.resident). */
+int dataset_read_all(struct dataset *ds, enum dataset_split split, uint8_t *out, char *err,
+                     size_t errlen);
 
 #endif

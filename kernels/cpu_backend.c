@@ -1,6 +1,6 @@
 /* cpu_backend.c: the CPU backend's memory ops and its op table. Plain host memory; the
- * ops themselves live in cpu_conv.c, cpu_norm.c, cpu_elementwise.c, cpu_resample.c and
- * cpu_diffusion.c. */
+ * ops themselves live in cpu_conv.c, cpu_norm.c, cpu_elementwise.c, cpu_resample.c,
+ * cpu_diffusion.c and cpu_data.c. */
 #include "cpu_ops.h"
 #include "util.h"
 
@@ -87,6 +87,7 @@ struct backend *backend_cpu_create(void)
     be->square = cpu_square;
     be->normalize = cpu_normalize;
     be->denormalize = cpu_denormalize;
+    be->gather_images = cpu_gather_images;
     be->fill_normal = cpu_fill_normal;
     be->fill_uniform = cpu_fill_uniform;
     be->adamw_update = cpu_adamw_update;

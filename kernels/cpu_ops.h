@@ -74,6 +74,10 @@ void cpu_adamw_update(struct backend *be, float *w, const float *g, float *m, fl
                       float lr, float beta1, float beta2, float eps, float wd, int step);
 void cpu_ema_update(struct backend *be, float *ema, const float *w, size_t n, float decay);
 
+/* The resident training set's gather (cpu_data.c) */
+void cpu_gather_images(struct backend *be, float *out, const uint8_t *images, const int32_t *idx,
+                       int n, size_t per);
+
 /* Timing events and memory figure, backend.h's optional hooks (cpu_timing.c) */
 void *cpu_event_create(struct backend *be);
 void cpu_event_record(struct backend *be, void *ev);

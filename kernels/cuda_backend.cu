@@ -139,6 +139,7 @@ static void cuda_fill_table(struct backend *be)
     be->square = cuda_square;
     be->normalize = cuda_normalize;
     be->denormalize = cuda_denormalize;
+    be->gather_images = cuda_gather_images;
     be->fill_normal = cuda_fill_normal;
     be->fill_uniform = cuda_fill_uniform;
     be->adamw_update = cuda_adamw_update;

@@ -213,6 +213,10 @@ void cuda_fill_normal(struct backend *be, float *x, int n, size_t per, uint64_t 
 void cuda_fill_uniform(struct backend *be, float *x, int n, size_t per, uint64_t seed,
                        uint32_t step, uint32_t purpose, uint32_t first);
 
+/* the resident training set's gather: cuda_data.cu */
+void cuda_gather_images(struct backend *be, float *out, const uint8_t *images, const int32_t *idx,
+                        int n, size_t per);
+
 /* optimizer: cuda_optim.cu */
 void cuda_adamw_update(struct backend *be, float *w, const float *g, float *m, float *v, size_t n,
                        float lr, float beta1, float beta2, float eps, float wd, int step);

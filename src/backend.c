@@ -58,6 +58,7 @@ int backend_missing_ops(const struct backend *be, char *out, size_t outlen)
     BACKEND_REQUIRE(square);
     BACKEND_REQUIRE(normalize);
     BACKEND_REQUIRE(denormalize);
+    BACKEND_REQUIRE(gather_images);
     BACKEND_REQUIRE(fill_normal);
     BACKEND_REQUIRE(fill_uniform);
     BACKEND_REQUIRE(adamw_update);

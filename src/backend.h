@@ -156,6 +156,12 @@ struct backend {
     /* y = clip(mean[c] + x*sqrt(var[c]), 0, 1) */
     void (*denormalize)(struct backend *be, float *y, const float *x, const float *mean,
                         const float *var, size_t rows, int c);
+    /* out (n, per) = images[idx[i]] / 255 for i < n: uint8 images (count, per), int32
+     * indices, all in backend memory. The training shard kept resident (data.resident):
+     * float32 division by 255, exactly as io/dataset.c's host path, so both give the same
+     * bits. The indices are not checked: the caller keeps them in [0, count). */
+    void (*gather_images)(struct backend *be, float *out, const uint8_t *images, const int32_t *idx,
+                          int n, size_t per);
 
     /* --- random numbers (Philox4x32-10, counter-based, see src/rng.h) ---
      * Element j of example i (global index first + i) is a function of (seed, step,

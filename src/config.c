@@ -35,6 +35,9 @@ const struct config_key config_keys[] = {
     K_STR("data.path", data_path, 1, NULL, "HDF5 dataset made by ddim-prep"),
     K_INT("data.dataset_repetitions", dataset_repetitions, 1, 1000,
           "passes over the training split per epoch"),
+    K_STR("data.resident", resident, 0, "auto|on|off",
+          "keep the training and validation images in backend memory (auto: on with the CUDA "
+          "backend)"),
 
     K_INT("model.image_size", model.image_size, 1, 4096,
           "square images; a multiple of 2^(levels-1)"),
@@ -113,6 +116,7 @@ void run_config_defaults(struct run_config *c)
     memset(c, 0, sizeof *c);
     snprintf(c->data_path, sizeof c->data_path, "data/flowers64.h5");
     c->dataset_repetitions = 5;
+    snprintf(c->resident, sizeof c->resident, "auto");
     c->model = unet_config_default();
     c->diffusion = diffusion_config_default();
     c->num_epochs = 1; /* the example's value; its comment asks for at least 50 */

@@ -4,7 +4,7 @@
  * section.key=value` overrides; the resolved configuration is printed at start and saved
  * as config.yaml in the run directory. Keys are "section.key" as in the YAML file:
  *
- *   data:      path, dataset_repetitions
+ *   data:      path, dataset_repetitions, resident
  *   model:     image_size, widths, block_depth, embedding_dims, embedding_min_frequency,
  *              embedding_max_frequency, bn_momentum, bn_epsilon
  *   diffusion: min_signal_rate, max_signal_rate
@@ -28,6 +28,7 @@ struct run_config {
     /* data */
     char data_path[CONFIG_PATH_MAX]; /* HDF5 dataset made by ddim-prep */
     int dataset_repetitions;         /* 5: each epoch sees the training split this often */
+    char resident[8];                /* auto, on or off: images kept in backend memory */
     /* model and diffusion: the network, schedule, loss, optimizer, EMA, seed */
     struct unet_config model;
     struct diffusion_config diffusion;
@@ -47,7 +48,8 @@ struct run_config {
     double progress_seconds;       /* seconds between progress lines */
 };
 
-/* The Keras example's settings (and run defaults: runs/ddim, backend auto, 5 s). */
+/* The Keras example's settings (and run defaults: runs/ddim, backend auto, 5 s, data.resident
+ * auto). */
 void run_config_defaults(struct run_config *c);
 
 /* Applies a YAML file on top of c. Unknown keys (with a did-you-mean), wrong types and

@@ -7,6 +7,7 @@
 #include "util.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,13 +33,22 @@ struct loop {
     struct dataset ds;
     struct trainer *t;
     struct run_log log;
-    float *host_images; /* (local batch, S, S, 3) */
+    float *host_images; /* (local batch, S, S, 3); NULL when resident */
     float *loss_hist;   /* (2 * max(steps_per_epoch, val_steps)) backend memory: each step's
                            global losses, read back only when progress is printed, so that
                            a step never waits for the host */
     float *host_hist;   /* host copy of loss_hist */
     long *order;
     long steps_per_epoch, val_steps, total_steps, global_step;
+
+    /* data.resident: both splits in backend memory, every rank holding all of each (over the
+     * epochs every rank touches every image), and the current order as int32 indices, so
+     * that a step gathers its images on the device without a host round trip */
+    int resident;
+    uint8_t *dev_images[2]; /* (count[split], S, S, 3) backend memory */
+    int32_t *dev_order;     /* (longest order) backend memory: the order being run */
+    int32_t *host_order;    /* (longest order) staging for dev_order */
+    size_t resident_bytes;  /* what the above take in backend memory */
 };
 
 static void format_duration(char *out, size_t len, double s)
@@ -53,12 +63,31 @@ static void format_duration(char *out, size_t len, double s)
         snprintf(out, len, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
 }
 
-/* Reads this rank's share of global batch `b` of `order` into the trainer's images. */
+/* Resident data: `order` (n entries) as int32 in backend memory, once per epoch and split;
+ * load_batch then reads its indices there. Nothing to do when the data is not resident. */
+static void upload_order(struct loop *L, const long *order, long n)
+{
+    if (!L->resident)
+        return;
+    for (long i = 0; i < n; i++)
+        L->host_order[i] = (int32_t)order[i]; /* < count[split] <= INT32_MAX (setup) */
+    L->be->upload(L->be, L->dev_order, L->host_order, (size_t)n * sizeof(int32_t));
+}
+
+/* This rank's share of global batch `b` of `order` into the trainer's images: gathered on
+ * the backend from the resident split (order as uploaded by upload_order), or read from the
+ * file and uploaded. */
 static void load_batch(struct loop *L, enum dataset_split split, const long *order, long b)
 {
     struct trainer *t = L->t;
+    long first = b * t->global_batch + t->first_example;
+    if (L->resident) {
+        t->be->gather_images(t->be, t->images, L->dev_images[split], L->dev_order + first, t->batch,
+                             t->per_image);
+        return;
+    }
     char err[512];
-    const long *idx = order + b * t->global_batch + t->first_example;
+    const long *idx = order + first;
     /* fatal: the other ranks are about to wait for this one in a collective */
     if (dataset_read(&L->ds, split, idx, t->batch, L->host_images, err, sizeof err) != 0)
         DDIM_FATAL("%s", err);
@@ -100,6 +129,7 @@ static void validate(struct loop *L, int epoch, double out[2])
     int reps = L->cfg->dataset_repetitions;
     long *order = util_xmalloc((size_t)(n * reps) * sizeof(long));
     train_epoch_order(order, n, reps, L->cfg->diffusion.seed ^ 0x5A5Aull, epoch);
+    upload_order(L, order, n * reps);
     double sum[2] = {0, 0};
     for (long b = 0; b < L->val_steps; b++) {
         load_batch(L, SPLIT_VALIDATION, order, b);
@@ -139,6 +169,40 @@ static void write_samples(struct loop *L, int epoch)
     free(host);
     be->free(be, noise);
     be->free(be, images);
+}
+
+/* data.resident: reads both splits whole and uploads them once as uint8, and makes room for
+ * the longer of the two orders as int32. */
+static int setup_resident(struct loop *L, char *err, size_t errlen)
+{
+    struct backend *be = L->be;
+    size_t per = L->t->per_image;
+    long longest = 0;
+    for (int split = 0; split < 2; split++) {
+        long count = L->ds.count[split];
+        if (count > INT32_MAX)
+            return util_error(err, errlen,
+                              "%s: the %s split holds %ld images, more than data.resident's int32 "
+                              "indices reach (%d): set data.resident=off",
+                              L->cfg->data_path, split == SPLIT_TRAIN ? "training" : "validation",
+                              count, INT32_MAX);
+        size_t bytes = (size_t)count * per;
+        uint8_t *host = util_xmalloc(bytes ? bytes : 1);
+        if (dataset_read_all(&L->ds, (enum dataset_split)split, host, err, errlen) != 0) {
+            free(host);
+            return -1;
+        }
+        L->dev_images[split] = be->alloc(be, bytes);
+        be->upload(be, L->dev_images[split], host, bytes);
+        free(host);
+        L->resident_bytes += bytes;
+        if (count * L->cfg->dataset_repetitions > longest)
+            longest = count * L->cfg->dataset_repetitions;
+    }
+    L->dev_order = be->alloc(be, (size_t)longest * sizeof(int32_t));
+    L->host_order = util_xmalloc((size_t)longest * sizeof(int32_t));
+    L->resident_bytes += (size_t)longest * sizeof(int32_t);
+    return 0;
 }
 
 static int setup(struct loop *L, char *err, size_t errlen)
@@ -184,7 +248,12 @@ static int setup(struct loop *L, char *err, size_t errlen)
     }
     L->t->be->upload(L->t->be, L->t->norm, stats, sizeof stats);
     comm->broadcast(comm, L->t->norm, sizeof stats);
-    L->host_images = util_xmalloc((size_t)b * L->t->per_image * sizeof(float));
+    L->resident = !strcmp(cfg->resident, "on") ||
+                  (!strcmp(cfg->resident, "auto") && !strcmp(L->be->name, "cuda"));
+    if (L->resident && setup_resident(L, err, errlen) != 0)
+        return -1;
+    if (!L->resident)
+        L->host_images = util_xmalloc((size_t)b * L->t->per_image * sizeof(float));
     L->order = util_xmalloc((size_t)n_train * sizeof(long));
     long slots = L->steps_per_epoch > L->val_steps ? L->steps_per_epoch : L->val_steps;
     L->loss_hist = L->be->alloc(L->be, 2 * (size_t)slots * sizeof(float));
@@ -203,6 +272,7 @@ static int run_epoch(struct loop *L, int epoch, double *t_start)
     long done = 0, logged = 0; /* steps run this epoch; steps read back and logged */
     train_epoch_order(L->order, L->ds.count[SPLIT_TRAIN], cfg->dataset_repetitions,
                       cfg->diffusion.seed, epoch);
+    upload_order(L, L->order, L->ds.count[SPLIT_TRAIN] * cfg->dataset_repetitions);
     for (long b = 0; b < L->steps_per_epoch && L->global_step < L->total_steps; b++) {
         load_batch(L, SPLIT_TRAIN, L->order, b);
         trainer_draw(t, (uint32_t)L->global_step, 0);
@@ -269,10 +339,16 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
                     comm->rank);
         rc = 1;
     } else {
+        char where[128];
+        if (L.resident)
+            snprintf(where, sizeof where, "resident in backend memory (%.1f MiB per rank)",
+                     L.resident_bytes / 1048576.0);
+        else
+            snprintf(where, sizeof where, "read from the file each step");
         util_log("ddim-dist: %ld training and %ld validation images (%d repetitions), "
-                 "%ld steps per epoch, %ld steps in all, %d rank(s), %s backend\n",
+                 "%ld steps per epoch, %ld steps in all, %d rank(s), %s backend, images %s\n",
                  L.ds.count[SPLIT_TRAIN], L.ds.count[SPLIT_VALIDATION], cfg->dataset_repetitions,
-                 L.steps_per_epoch, L.total_steps, comm->world, be->name);
+                 L.steps_per_epoch, L.total_steps, comm->world, be->name, where);
         double t_start = util_now();
         for (int e = 0; e < cfg->num_epochs && L.global_step < L.total_steps && rc == 0; e++)
             if (run_epoch(&L, e, &t_start) != 0)
@@ -293,6 +369,12 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
     free(L.host_hist);
     if (L.loss_hist)
         be->free(be, L.loss_hist);
+    for (int split = 0; split < 2; split++)
+        if (L.dev_images[split])
+            be->free(be, L.dev_images[split]);
+    if (L.dev_order)
+        be->free(be, L.dev_order);
+    free(L.host_order);
     free(L.order);
     dataset_close(&L.ds);
     return rc;

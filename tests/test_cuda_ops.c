@@ -363,6 +363,48 @@ static void test_optimizer(size_t n)
     pair_free(&w), pair_free(&m), pair_free(&v), pair_free(&ema);
 }
 
+/* The resident data's gather: the same uint8 images and int32 indices on both backends
+ * (indices repeated, out of order, the last image included); u / 255 is one correctly
+ * rounded float32 division on both, so the bits must match. Then again from an offset into
+ * the indices, as the training loop passes them (order + b*global_batch + first_example). */
+static void test_gather_images(int count, int n, size_t per)
+{
+    size_t bytes = (size_t)count * per;
+    uint8_t *h = malloc(bytes);
+    int32_t *hidx = malloc((size_t)n * sizeof(int32_t));
+    for (size_t k = 0; k < bytes; k++)
+        h[k] = (uint8_t)fminf(test_uniform(0.0f, 256.0f), 255.0f);
+    h[0] = 0, h[1] = 255, h[bytes - 1] = 255;
+    for (int i = 0; i < n; i++)
+        hidx[i] = (int32_t)((i * 7 + 3) % count);
+    hidx[n - 1] = count - 1;
+    uint8_t *ic = cpu->alloc(cpu, bytes), *ig = gpu->alloc(gpu, bytes);
+    int32_t *xc = cpu->alloc(cpu, (size_t)n * sizeof(int32_t));
+    int32_t *xg = gpu->alloc(gpu, (size_t)n * sizeof(int32_t));
+    memcpy(ic, h, bytes);
+    gpu->upload(gpu, ig, h, bytes);
+    memcpy(xc, hidx, (size_t)n * sizeof(int32_t));
+    gpu->upload(gpu, xg, hidx, (size_t)n * sizeof(int32_t));
+
+    char name[96];
+    struct pair out = pair_poisoned((size_t)n * per);
+    cpu->gather_images(cpu, out.c, ic, xc, n, per);
+    gpu->gather_images(gpu, out.g, ig, xg, n, per);
+    snprintf(name, sizeof name, "gather_images count=%d n=%d per=%zu", count, n, per);
+    check(name, &out, 0, 0);
+    int skip = n / 3;
+    cpu->fill(cpu, out.c, NAN, out.n), gpu->fill(gpu, out.g, NAN, out.n);
+    cpu->gather_images(cpu, out.c, ic, xc + skip, n - skip, per);
+    gpu->gather_images(gpu, out.g, ig, xg + skip, n - skip, per);
+    cpu->fill(cpu, out.c + (size_t)(n - skip) * per, 0.0f, (size_t)skip * per); /* not written */
+    gpu->fill(gpu, out.g + (size_t)(n - skip) * per, 0.0f, (size_t)skip * per);
+    snprintf(name, sizeof name, "gather_images from index %d", skip);
+    check(name, &out, 0, 0);
+    pair_free(&out);
+    cpu->free(cpu, ic), gpu->free(gpu, ig), cpu->free(cpu, xc), gpu->free(gpu, xg);
+    free(h), free(hidx);
+}
+
 /* Root mean square of a CPU-side reference: the scale of the conv tolerances. */
 static float rms(const float *x, size_t n)
 {
@@ -461,6 +503,10 @@ int main(void)
     test_diffusion(5, 16 * 16 * 3, 3);
     test_random(3, 1001); /* per not a multiple of 4: partial Philox blocks */
     test_optimizer(12345);
+    test_gather_images(10, 16, 16 * 16 * 3);
+    test_gather_images(5, 3, 1001);          /* per odd, n < count */
+    test_gather_images(40, 64, 64 * 64 * 3); /* a flowers64 batch of 64 */
+
     test_conv(2, 6, 10, 5, 7, 3);    /* non-square, cin != cout, odd channels, n > 1 */
     test_conv(1, 5, 3, 4, 6, 1);     /* 1x1, non-square */
     test_conv(3, 7, 4, 16, 8, 1);    /* 1x1, cin > cout */

@@ -8,7 +8,8 @@
  * (b) Known values: upsample2 worked out by hand from TF's half-pixel rule, avgpool2, the
  *     sinusoidal embedding, BatchNorm statistics and moving averages, AdamW against Keras's
  *     formula in double, EMA, the diffusion schedule, (de)normalization, the losses, mixing,
- *     and the Philox streams (known answers, determinism, independence, moments). */
+ *     the resident data's gather, and the Philox streams (known answers, determinism,
+ *     independence, moments). */
 #include "backend.h"
 #include "rng.h"
 #include "test_util.h"
@@ -475,6 +476,41 @@ static void check_normalization_and_losses(void)
     test_close("square", back, want, N, 0.0f, 0.0f);
 }
 
+/* --- the resident training set ------------------------------------------------------- */
+
+/* gather_images: rows picked by index (repeats and any order), every uint8 value u to the
+ * correctly rounded float32 u / 255 (0 and 255 to exactly 0 and 1), written over garbage,
+ * nothing written past n rows. */
+static void check_gather_images(void)
+{
+    enum { COUNT = 3, PER = 256, N = 5 };
+    uint8_t images[COUNT * PER];
+    for (int u = 0; u < PER; u++) {
+        images[u] = (uint8_t)u;                 /* image 0: every value */
+        images[PER + u] = (uint8_t)(255 - u);   /* image 1: reversed */
+        images[2 * PER + u] = (uint8_t)(u % 2); /* image 2: 0 and 1 */
+    }
+    const int32_t idx[N] = {1, 0, 2, 0, 1};
+    float *out = filled((N + 1) * PER, NAN), *want = test_alloc_zeros(N * PER);
+    out[N * PER] = 1e30f; /* a row past n: must stay */
+    be->gather_images(be, out, images, idx, N, PER);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < PER; j++)
+            want[i * PER + j] = (float)((double)images[idx[i] * PER + j] / 255.0);
+    test_close("gather_images = u/255 correctly rounded", out, want, N * PER, 0.0f, 0.0f);
+    for (int i = 0; i < N; i++) /* io/dataset.c's host expression, bit for bit */
+        for (int j = 0; j < PER; j++)
+            want[i * PER + j] = (float)images[idx[i] * PER + j] / 255.0f;
+    test_close("gather_images = dataset_read's u / 255.0f", out, want, N * PER, 0.0f, 0.0f);
+    if (out[1 * PER + 0] != 0.0f || out[1 * PER + 255] != 1.0f || out[0] != 1.0f ||
+        out[255] != 0.0f)
+        test_fail("gather_images: 0 -> %g, 255 -> %g (want exactly 0 and 1)", out[PER],
+                  out[PER + 255]);
+    if (out[N * PER] != 1e30f)
+        test_fail("gather_images wrote past its %d rows", N);
+    free(out), free(want);
+}
+
 /* --- random numbers ------------------------------------------------------------------- */
 
 static void check_rng_streams(int normal)
@@ -617,6 +653,7 @@ int main(void)
     check_ema();
     check_schedule_and_mixing();
     check_normalization_and_losses();
+    check_gather_images();
     check_rng_streams(1);
     check_rng_streams(0);
     check_rng_moments();

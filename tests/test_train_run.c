@@ -2,7 +2,9 @@
  * --synthetic makes the dataset, train_loop_run trains a tiny U-Net for a few epochs, and
  * the run directory must hold what a user looks at: a falling noise loss in a metrics log
  * that parses, a sample grid PNG per epoch and a loss plot that decode, and a config.yaml
- * that loads back to the configuration that ran.
+ * that loads back to the configuration that ran. The run goes twice, images read from the
+ * file each step (data.resident=off) and gathered from the resident splits (on): the
+ * losses of every step and epoch and the sample grids must be identical.
  *
  * usage: test_train_run PATH/TO/ddim-prep */
 #define _POSIX_C_SOURCE 200809L
@@ -41,6 +43,68 @@ static int read_metrics(const char *path, double *steps, int max_steps, int *n_s
     }
     fclose(f);
     return 0;
+}
+
+/* Line i of the metrics log, cut before its timing field (images_per_s, seconds). */
+static int metrics_line(FILE *f, char *line, size_t len)
+{
+    if (!fgets(line, (int)len, f))
+        return 0;
+    char *timing = strstr(line, ",\"images_per_s\"");
+    if (!timing)
+        timing = strstr(line, ",\"seconds\"");
+    if (timing)
+        *timing = 0;
+    return 1;
+}
+
+/* The two runs' metrics (every step's and epoch's losses) and sample grids must match. */
+static void compare_runs(const char *dir_a, const char *dir_b, int epochs)
+{
+    char pa[CONFIG_PATH_MAX + 64], pb[CONFIG_PATH_MAX + 64], la[1024], lb[1024];
+    snprintf(pa, sizeof pa, "%s/metrics.jsonl", dir_a);
+    snprintf(pb, sizeof pb, "%s/metrics.jsonl", dir_b);
+    FILE *fa = fopen(pa, "r"), *fb = fopen(pb, "r");
+    int lines = 0, ok = fa && fb;
+    while (ok) {
+        int ga = metrics_line(fa, la, sizeof la), gb = metrics_line(fb, lb, sizeof lb);
+        if (!ga && !gb)
+            break;
+        if (ga != gb || strcmp(la, lb) != 0) {
+            test_fail("resident vs streamed: line %d differs:\n  %s\n  %s", lines + 1,
+                      ga ? la : "(end)", gb ? lb : "(end)");
+            ok = 0;
+        }
+        lines++;
+    }
+    if (!fa || !fb)
+        test_fail("cannot open %s or %s", pa, pb);
+    else if (ok)
+        printf("ok   resident and streamed runs: %d metrics lines identical\n", lines);
+    if (fa)
+        fclose(fa);
+    if (fb)
+        fclose(fb);
+    for (int e = 1; e <= epochs; e++) {
+        snprintf(pa, sizeof pa, "%s/samples/epoch_%04d.png", dir_a, e);
+        snprintf(pb, sizeof pb, "%s/samples/epoch_%04d.png", dir_b, e);
+        struct image_u8 a, b;
+        char err[512];
+        if (image_load(pa, &a, err, sizeof err) != 0) {
+            test_fail("%s", err);
+            continue;
+        }
+        if (image_load(pb, &b, err, sizeof err) != 0) {
+            test_fail("%s", err);
+            image_free(&a);
+            continue;
+        }
+        if (a.width != b.width || a.height != b.height ||
+            memcmp(a.pixels, b.pixels, (size_t)a.width * a.height * 3) != 0)
+            test_fail("resident vs streamed: sample grids of epoch %d differ", e);
+        image_free(&a);
+        image_free(&b);
+    }
 }
 
 static void check_png(const char *path, int min_w, int min_h)
@@ -82,6 +146,7 @@ int main(int argc, char **argv)
     snprintf(cfg.data_path, sizeof cfg.data_path, "%s", data);
     snprintf(cfg.run_dir, sizeof cfg.run_dir, "%s/run", dir);
     snprintf(cfg.backend, sizeof cfg.backend, "cpu");
+    snprintf(cfg.resident, sizeof cfg.resident, "off");
     cfg.dataset_repetitions = 2;
     cfg.model.image_size = 16;
     cfg.model.num_levels = 2;
@@ -142,6 +207,16 @@ int main(int argc, char **argv)
         test_fail("%s does not hold the configuration that ran", path);
     else
         printf("ok   %s loads back\n", path);
+
+    /* the same run with the splits resident in backend memory (host memory on the CPU
+     * backend, each batch gathered by gather_images) */
+    struct run_config res = cfg;
+    snprintf(res.resident, sizeof res.resident, "on");
+    snprintf(res.run_dir, sizeof res.run_dir, "%s/run_resident", dir);
+    if (train_loop_run(&res, be, comm) != 0)
+        test_fail("train_loop_run with data.resident=on failed");
+    else
+        compare_runs(cfg.run_dir, res.run_dir, cfg.num_epochs);
 
     be->destroy(be);
     comm->destroy(comm);
