@@ -33,23 +33,24 @@
 #                   of a node sees the node's G GPUs and takes the one of its local rank,
 #                   which is how ddim-dist picks its GPU]
 #   DDIM_SRUN_ARGS  more srun options, e.g. '--cpu-bind=cores'
-#   DDIM_FORWARD_SIGNAL  1: pass the time-limit warning (SIGUSR1) on to the ranks [0]
+#   DDIM_FORWARD_SIGNAL  1: pass the time-limit warning (SIGUSR1) on to the ranks, which
+#                   write a checkpoint and exit 0; 0: only log it [1]
 #   OMP_NUM_THREADS is set to --cpus-per-task (1 when not given).
 #
 # Time limit, signal and requeue: Slurm sends SIGUSR1 to this batch script 300 s before the
-# time limit (--signal=B:USR1@300; change it with e.g. sbatch --signal=B:USR1@600). Today
-# the trap below only logs the warning: ddim-dist does not write checkpoints yet, and a
-# SIGUSR1 would simply end its ranks, so it is not forwarded unless DDIM_FORWARD_SIGNAL=1.
-# A later version of ddim-dist saves a checkpoint in its run directory when it receives
-# SIGUSR1 and resumes from it when started again on the same run directory; then:
+# time limit (--signal=B:USR1@300; change it with e.g. sbatch --signal=B:USR1@600). The trap
+# below logs it and passes it on to the ranks (DDIM_FORWARD_SIGNAL=0: only logs it): they
+# agree on a step, rank 0 writes run.dir/checkpoint.h5 and the job exits 0 ("stopped by
+# signal at step N"). ddim-dist also writes that checkpoint after every epoch, and started
+# again on the same run directory it resumes from it (train.resume=auto), so:
 #   sbatch --requeue slurm/train.sh          # let Slurm requeue the job (node failure,
 #                                            # preemption, or scontrol requeue)
 #   scontrol requeue JOBID                   # put a running job back in the queue: it
 #                                            # starts again with the same job id, arguments,
 #                                            # environment and run directory
-# and the requeued job resumes where the checkpoint left off (set DDIM_FORWARD_SIGNAL=1,
-# or make it the default, once that version is in). The output file is opened in append
-# mode so that a requeued job adds to it. Until then a requeued job starts training anew.
+# and the requeued job resumes where the checkpoint left off; or simply submit the same job
+# again (same config and run directory) after one stopped at its time limit. The output file
+# is opened in append mode so that a requeued job adds to it.
 #
 #SBATCH --job-name=ddim-dist
 #SBATCH --nodes=1
@@ -131,12 +132,13 @@ args+=("$@")
 srun_pid=""
 on_usr1() {
     log "$(date '+%F %T'): SIGUSR1: the time limit is near (job $SLURM_JOB_ID)."
-    if [[ "${DDIM_FORWARD_SIGNAL:-0}" == 1 && -n "$srun_pid" ]]; then
-        log "forwarding SIGUSR1 to the ranks (srun pid $srun_pid)"
+    if [[ "${DDIM_FORWARD_SIGNAL:-1}" == 1 && -n "$srun_pid" ]]; then
+        log "forwarding SIGUSR1 to the ranks (srun pid $srun_pid): they write a checkpoint" \
+            "and stop"
         kill -USR1 "$srun_pid" 2>/dev/null
     else
-        log "not forwarded: this ddim-dist writes no checkpoint on it; the run ends at the" \
-            "time limit (see the comments at the top of slurm/train.sh on requeueing)"
+        log "not forwarded (DDIM_FORWARD_SIGNAL=${DDIM_FORWARD_SIGNAL:-}): the run ends at the" \
+            "time limit; its last checkpoint is the last epoch's"
     fi
 }
 trap on_usr1 USR1

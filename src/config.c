@@ -11,6 +11,7 @@
 #include <string.h>
 
 _Static_assert(sizeof(enum loss_kind) == sizeof(int), "KEY_ENUM stores enums as int");
+_Static_assert(sizeof(enum resume_mode) == sizeof(int), "KEY_ENUM stores enums as int");
 
 #define OFF(f) offsetof(struct run_config, f)
 #define SIZE(f) sizeof(((struct run_config *)0)->f)
@@ -92,6 +93,11 @@ const struct config_key config_keys[] = {
      .help = "keys every random stream"},
     K_NUM("train.max_steps", KEY_LONG, max_steps, 0, 1e15, 0,
           "stop after this many steps in total (0: no limit)"),
+    {.name = "train.resume",
+     .type = KEY_ENUM,
+     .off = OFF(resume),
+     .choices = "auto|never", /* the order of enum resume_mode */
+     .help = "auto: continue from run.dir/checkpoint.h5 if any; never: refuse if one exists"},
 
     K_INT("eval.kid_image_size", kid_image_size, 75, 1024,
           "KID resizes images to this (InceptionV3 needs >= 75)"),

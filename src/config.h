@@ -9,7 +9,7 @@
  *              embedding_max_frequency, bn_momentum, bn_epsilon
  *   diffusion: min_signal_rate, max_signal_rate
  *   train:     num_epochs, batch_size, learning_rate, weight_decay, adam_beta_1,
- *              adam_beta_2, adam_epsilon, ema, loss, seed, max_steps
+ *              adam_beta_2, adam_epsilon, ema, loss, seed, max_steps, resume
  *   eval:      kid_image_size, kid_diffusion_steps, plot_diffusion_steps, plot_rows,
  *              plot_cols, inception_weights
  *   run:       dir, backend, progress_seconds
@@ -24,6 +24,10 @@
 
 enum { CONFIG_PATH_MAX = 1024 };
 
+/* train.resume: auto continues from run.dir/checkpoint.h5 when there is one; never refuses
+ * to start when there is one. */
+enum resume_mode { RESUME_AUTO, RESUME_NEVER };
+
 struct run_config {
     /* data */
     char data_path[CONFIG_PATH_MAX]; /* HDF5 dataset made by ddim-prep */
@@ -36,6 +40,7 @@ struct run_config {
     int num_epochs; /* the example's code says 1 and recommends at least 50 */
     int batch_size; /* global batch, 64; split across ranks */
     long max_steps; /* stop after this many steps in total (0: no limit) */
+    int resume;     /* enum resume_mode: what to do with run.dir/checkpoint.h5 */
     /* eval */
     int kid_image_size;                      /* 75 */
     int kid_diffusion_steps;                 /* 5 */

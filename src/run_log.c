@@ -36,7 +36,50 @@ int make_dirs(const char *path, char *err, size_t errlen)
     return 0;
 }
 
-int run_log_open(struct run_log *log, const struct run_config *cfg, char *err, size_t errlen)
+static void history_push(struct history *h, double v);
+
+/* Resuming: keeps the lines of metrics.jsonl up to global step `keep` (through a temporary
+ * file and a rename, so that a crash here loses nothing) and replays them into the curves. */
+static int keep_metrics(struct run_log *log, const char *path, long keep, char *err, size_t errlen)
+{
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return 0; /* none yet: a new file */
+    char tmp[CONFIG_PATH_MAX + 80], line[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        fclose(in);
+        return util_error(err, errlen, "cannot write '%s': %s", tmp, strerror(errno));
+    }
+    while (fgets(line, sizeof line, in)) {
+        const char *st = strstr(line, "\"step\":"), *nl = strstr(line, "\"n_loss\":");
+        if (!st || !strchr(line, '\n') || strtol(st + 7, NULL, 10) > keep)
+            continue; /* a later step, or a line cut short by a crash */
+        fputs(line, out);
+        const char *vn = strstr(line, "\"val_n_loss\":"), *vi = strstr(line, "\"val_i_loss\":");
+        if (strstr(line, "\"type\":\"step\"") && nl) {
+            log->window_sum += strtod(nl + 9, NULL);
+            if (++log->window_count == PLOT_WINDOW) {
+                history_push(&log->step_x, (double)strtol(st + 7, NULL, 10));
+                history_push(&log->step_noise, log->window_sum / PLOT_WINDOW);
+                log->window_sum = 0;
+                log->window_count = 0;
+            }
+        } else if (strstr(line, "\"type\":\"epoch\"") && vn && vi) {
+            history_push(&log->epoch_x, (double)strtol(st + 7, NULL, 10));
+            history_push(&log->epoch_val_noise, strtod(vn + 13, NULL));
+            history_push(&log->epoch_val_image, strtod(vi + 13, NULL));
+        }
+    }
+    fclose(in);
+    if (fclose(out) != 0 || rename(tmp, path) != 0)
+        return util_error(err, errlen, "cannot replace '%s': %s", path, strerror(errno));
+    return 0;
+}
+
+int run_log_open(struct run_log *log, const struct run_config *cfg, long resume_step, char *err,
+                 size_t errlen)
 {
     memset(log, 0, sizeof *log);
     snprintf(log->dir, sizeof log->dir, "%s", cfg->run_dir);
@@ -52,7 +95,9 @@ int run_log_open(struct run_log *log, const struct run_config *cfg, char *err, s
     config_write_yaml(cfg, f);
     fclose(f);
     snprintf(path, sizeof path, "%s/metrics.jsonl", log->dir);
-    log->metrics = fopen(path, "w");
+    if (resume_step >= 0 && keep_metrics(log, path, resume_step, err, errlen) != 0)
+        return -1;
+    log->metrics = fopen(path, resume_step >= 0 ? "a" : "w");
     if (!log->metrics)
         return util_error(err, errlen, "cannot write '%s': %s", path, strerror(errno));
     return 0;

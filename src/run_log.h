@@ -27,8 +27,13 @@ struct run_log {
     struct history epoch_x, epoch_val_noise, epoch_val_image;
 };
 
-/* Creates the run directory (and samples/), writes config.yaml, opens metrics.jsonl. */
-int run_log_open(struct run_log *log, const struct run_config *cfg, char *err, size_t errlen);
+/* Creates the run directory (and samples/), writes config.yaml, opens metrics.jsonl: a new
+ * one when resume_step < 0; else (resuming from a checkpoint at that global step) the
+ * existing one is kept up to that step (lines of later steps, written after the checkpoint
+ * by a run that then died, are dropped: the resumed run writes them again) and appended
+ * to, and its curves go on in loss.png. */
+int run_log_open(struct run_log *log, const struct run_config *cfg, long resume_step, char *err,
+                 size_t errlen);
 void run_log_step(struct run_log *log, int epoch, long step, double noise_loss, double image_loss,
                   double images_per_second);
 void run_log_epoch(struct run_log *log, int epoch, long step, double noise_loss, double image_loss,

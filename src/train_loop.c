@@ -1,5 +1,7 @@
 /* train_loop.c: see train_loop.h. */
+#define _POSIX_C_SOURCE 200809L
 #include "train_loop.h"
+#include "checkpoint.h"
 #include "dataset.h"
 #include "rng.h"
 #include "run_log.h"
@@ -7,9 +9,23 @@
 #include "util.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* Set by SIGUSR1 and SIGTERM (train_loop_run installs the handler); read in run_epoch. */
+static volatile sig_atomic_t stop_signal = 0;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+/* With several ranks they agree on stopping every this many global steps (an all_ok, a
+ * host all-reduce of one int; every step with one rank): the same step on every rank. */
+enum { STOP_CHECK_STEPS = 8 };
 
 void train_epoch_order(long *order, long n, int reps, uint64_t seed, int epoch)
 {
@@ -40,6 +56,12 @@ struct loop {
     float *host_hist;   /* host copy of loss_hist */
     long *order;
     long steps_per_epoch, val_steps, total_steps, global_step;
+    long start_step; /* global_step when this process started (a checkpoint's, or 0) */
+    int stopped;     /* a signal stopped the run */
+    char ckpt_path[CONFIG_PATH_MAX + 32]; /* run_dir/checkpoint.h5 */
+    char *config_yaml;                    /* the resolved configuration, for checkpoints */
+    struct checkpoint_info resume;        /* rank 0: where its checkpoint left off */
+    int resuming;                         /* rank 0: a checkpoint was read */
 
     /* data.resident: both splits in backend memory, every rank holding all of each (over the
      * epochs every rank touches every image), and the current order as int32 indices, so
@@ -205,6 +227,85 @@ static int setup_resident(struct loop *L, char *err, size_t errlen)
     return 0;
 }
 
+/* Rank 0: reads run_dir/checkpoint.h5 into its trainer if there is one (train.resume=auto)
+ * and checks that its position fits this run's steps per epoch. A checkpoint that cannot be
+ * used is an error, and the file is left alone. */
+static int resume_read(struct loop *L, char *err, size_t errlen)
+{
+    if (access(L->ckpt_path, F_OK) != 0)
+        return 0;
+    if (L->cfg->resume == RESUME_NEVER)
+        return util_error(err, errlen,
+                          "%s exists and train.resume is never: pick another run.dir, or delete "
+                          "the checkpoint to start afresh (train.resume=auto continues from it)",
+                          L->ckpt_path);
+    struct checkpoint_info *r = &L->resume;
+    char msg[1024];
+    if (checkpoint_read(L->ckpt_path, L->t, r, msg, sizeof msg) != 0)
+        return util_error(err, errlen,
+                          "cannot resume: %s (the checkpoint is left as it is: move it away or "
+                          "delete it to start afresh, or pick another run.dir)",
+                          msg);
+    if (r->step_in_epoch >= L->steps_per_epoch ||
+        r->global_step != r->epoch * L->steps_per_epoch + r->step_in_epoch)
+        return util_error(err, errlen,
+                          "cannot resume: %s stopped at epoch %d step %ld (global step %ld), "
+                          "which does not fit %ld steps per epoch: was train.batch_size, "
+                          "data.dataset_repetitions or the dataset changed? Resume with the "
+                          "settings it was written with, or pick another run.dir",
+                          L->ckpt_path, r->epoch + 1, r->step_in_epoch, r->global_step,
+                          L->steps_per_epoch);
+    L->resuming = 1;
+    return 0;
+}
+
+/* All ranks, after setup: rank 0's checkpoint state (if it read one) on every rank. */
+static void resume_share(struct loop *L)
+{
+    struct backend *be = L->be;
+    struct trainer *t = L->t;
+    struct comm *comm = L->comm;
+    long long n[5] = {L->resuming, L->resume.epoch, L->resume.global_step, L->resume.step_in_epoch,
+                      t->step};
+    if (comm->world > 1) { /* broadcast works on backend memory */
+        void *dev = be->alloc(be, sizeof n);
+        be->upload(be, dev, n, sizeof n);
+        comm->broadcast(comm, dev, sizeof n);
+        be->download(be, n, dev, sizeof n);
+        be->free(be, dev);
+    }
+    if (!n[0])
+        return;
+    L->resuming = 1;
+    L->resume.epoch = (int)n[1];
+    L->resume.global_step = L->global_step = L->start_step = (long)n[2];
+    L->resume.step_in_epoch = (long)n[3];
+    t->step = (int)n[4];
+    if (comm->world > 1) {
+        const struct param_table *p = unet_params(t->net);
+        comm->broadcast(comm, t->w, p->total * sizeof(float));
+        comm->broadcast(comm, t->ema_w, p->total * sizeof(float));
+        comm->broadcast(comm, t->adam_m, p->trainable * sizeof(float));
+        comm->broadcast(comm, t->adam_v, p->trainable * sizeof(float));
+        comm->broadcast(comm, t->norm, 6 * sizeof(float));
+    }
+    util_log("ddim-dist: resuming from %s at epoch %d step %ld (step %ld in all)\n", L->ckpt_path,
+             L->resume.epoch + 1, L->resume.step_in_epoch, L->global_step);
+}
+
+/* Rank 0: the state after global_step steps into run_dir/checkpoint.h5. */
+static int save_checkpoint(struct loop *L)
+{
+    char err[1536];
+    long spe = L->steps_per_epoch;
+    if (checkpoint_write(L->ckpt_path, L->t, (int)(L->global_step / spe), L->global_step,
+                         L->global_step % spe, L->config_yaml, err, sizeof err) != 0) {
+        fprintf(stderr, "ddim-dist: error: checkpoint not written: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 static int setup(struct loop *L, char *err, size_t errlen)
 {
     const struct run_config *cfg = L->cfg;
@@ -258,12 +359,22 @@ static int setup(struct loop *L, char *err, size_t errlen)
     long slots = L->steps_per_epoch > L->val_steps ? L->steps_per_epoch : L->val_steps;
     L->loss_hist = L->be->alloc(L->be, 2 * (size_t)slots * sizeof(float));
     L->host_hist = util_xmalloc(2 * (size_t)slots * sizeof(float));
-    if (comm->rank == 0 && run_log_open(&L->log, cfg, err, errlen) != 0)
+    snprintf(L->ckpt_path, sizeof L->ckpt_path, "%s/checkpoint.h5", cfg->run_dir);
+    if (comm->rank != 0)
+        return 0;
+    size_t len = 0;
+    FILE *yaml = open_memstream(&L->config_yaml, &len);
+    if (yaml) {
+        config_write_yaml(cfg, yaml);
+        fclose(yaml);
+    }
+    if (resume_read(L, err, errlen) != 0)
         return -1;
-    return 0;
+    return run_log_open(&L->log, cfg, L->resuming ? L->resume.global_step : -1, err, errlen);
 }
 
-static int run_epoch(struct loop *L, int epoch, double *t_start)
+/* Epoch `epoch` from its step `first` (> 0 when resuming inside it). */
+static int run_epoch(struct loop *L, int epoch, long first, double *t_start)
 {
     const struct run_config *cfg = L->cfg;
     struct trainer *t = L->t;
@@ -273,15 +384,18 @@ static int run_epoch(struct loop *L, int epoch, double *t_start)
     train_epoch_order(L->order, L->ds.count[SPLIT_TRAIN], cfg->dataset_repetitions,
                       cfg->diffusion.seed, epoch);
     upload_order(L, L->order, L->ds.count[SPLIT_TRAIN] * cfg->dataset_repetitions);
-    for (long b = 0; b < L->steps_per_epoch && L->global_step < L->total_steps; b++) {
+    for (long b = first; b < L->steps_per_epoch && L->global_step < L->total_steps; b++) {
         load_batch(L, SPLIT_TRAIN, L->order, b);
         trainer_draw(t, (uint32_t)L->global_step, 0);
         trainer_train_step(t);
-        record_losses(L, b);
+        record_losses(L, done);
         L->global_step++;
         done++;
         double now = util_now();
-        if (now - last_print >= cfg->progress_seconds || L->global_step == L->total_steps ||
+        /* a stop request, agreed by all ranks at the same step */
+        int stop = (L->comm->world == 1 || L->global_step % STOP_CHECK_STEPS == 0) &&
+                   !L->comm->all_ok(L->comm, !stop_signal);
+        if (stop || now - last_print >= cfg->progress_seconds || L->global_step == L->total_steps ||
             b == L->steps_per_epoch - 1) {
             /* read back the steps since the last print: the only wait for the device */
             const float *losses = read_losses(L, logged, done);
@@ -296,7 +410,7 @@ static int run_epoch(struct loop *L, int epoch, double *t_start)
             }
             logged = done;
             now = util_now();
-            double rate = L->global_step / (now - *t_start);
+            double rate = (L->global_step - L->start_step) / (now - *t_start);
             char eta[32];
             format_duration(eta, sizeof eta, (L->total_steps - L->global_step) / rate);
             util_log("epoch %d/%d  step %ld/%ld  n_loss %.4f  i_loss %.4f  %.1f img/s  ETA %s\n",
@@ -304,7 +418,13 @@ static int run_epoch(struct loop *L, int epoch, double *t_start)
                      sum[1] / done, rate * t->global_batch, eta);
             last_print = now;
         }
+        if (stop) {
+            L->stopped = 1;
+            break;
+        }
     }
+    if (L->stopped && L->global_step % L->steps_per_epoch != 0)
+        return 0; /* the epoch goes on when the run is resumed */
     double val[2];
     validate(L, epoch, val);
     if (L->comm->rank == 0) {
@@ -326,8 +446,17 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
     L.cfg = cfg;
     L.be = be;
     L.comm = comm;
-    char err[1024];
+    char err[2048];
     int rc = 0;
+    /* SIGUSR1 (Slurm's warning before the time limit) and SIGTERM: stop at the next agreed
+     * step, write the checkpoint, exit 0 */
+    struct sigaction sa, old_usr1, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    stop_signal = 0;
+    sigaction(SIGUSR1, &sa, &old_usr1);
+    sigaction(SIGTERM, &sa, &old_term);
     int ok = setup(&L, err, sizeof err) == 0;
     if (!ok)
         fprintf(stderr, "ddim-dist: error (rank %d): %s\n", comm->rank, err);
@@ -339,6 +468,7 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
                     comm->rank);
         rc = 1;
     } else {
+        resume_share(&L);
         char where[128];
         if (L.resident)
             snprintf(where, sizeof where, "resident in backend memory (%.1f MiB per rank)",
@@ -350,13 +480,32 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
                  L.ds.count[SPLIT_TRAIN], L.ds.count[SPLIT_VALIDATION], cfg->dataset_repetitions,
                  L.steps_per_epoch, L.total_steps, comm->world, be->name, where);
         double t_start = util_now();
-        for (int e = 0; e < cfg->num_epochs && L.global_step < L.total_steps && rc == 0; e++)
-            if (run_epoch(&L, e, &t_start) != 0)
+        if (L.global_step >= L.total_steps)
+            util_log("ddim-dist: nothing to do: the checkpoint is at step %ld, where this run "
+                     "ends (raise train.num_epochs or train.max_steps to go on)\n",
+                     L.global_step);
+        /* a checkpoint after every epoch, and wherever the loop ends (max_steps, a signal).
+         * One that cannot be written leaves the last good one, and the run goes on (rank 0
+         * cannot stop alone); if the last one failed, the run fails. */
+        int saved = 1;
+        for (int e = (int)(L.global_step / L.steps_per_epoch);
+             e < cfg->num_epochs && L.global_step < L.total_steps && rc == 0 && !L.stopped; e++) {
+            long first = e == L.resume.epoch ? L.resume.step_in_epoch : 0;
+            if (run_epoch(&L, e, first, &t_start) != 0)
                 rc = 1;
-        if (rc == 0) {
+            else if (comm->rank == 0)
+                saved = save_checkpoint(&L) == 0;
+        }
+        if (!saved)
+            rc = 1;
+        if (rc == 0 && L.stopped) {
+            util_log("ddim-dist: stopped by signal at step %ld; checkpoint written; start again "
+                     "with the same run.dir to resume\n",
+                     L.global_step);
+        } else if (rc == 0) {
             double total = util_now() - t_start;
-            util_log("ddim-dist: finished %ld steps in %.1fs; outputs in %s\n", L.global_step,
-                     total, cfg->run_dir);
+            util_log("ddim-dist: finished %ld steps in %.1fs; outputs in %s\n",
+                     L.global_step - L.start_step, total, cfg->run_dir);
             if (comm->world > 1)
                 util_log("ddim-dist: rank 0 spent %.2fs (%.1f%%) in %ld collective calls\n",
                          comm->seconds, 100.0 * comm->seconds / total, comm->calls);
@@ -377,5 +526,8 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
     free(L.host_order);
     free(L.order);
     dataset_close(&L.ds);
+    free(L.config_yaml);
+    sigaction(SIGUSR1, &old_usr1, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     return rc;
 }

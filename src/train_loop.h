@@ -10,7 +10,11 @@
 #include "comm.h"
 #include "config.h"
 
-/* 0 when the run completed, 1 after printing what went wrong. */
+/* 0 when the run completed (or was stopped by a signal and wrote its checkpoint), 1 after
+ * printing what went wrong. Resumes from run_dir/checkpoint.h5 when there is one
+ * (train.resume=auto); writes it after every epoch and where the run ends. While it runs,
+ * SIGUSR1 and SIGTERM set a file-scope flag (its only global state; the previous handlers
+ * are put back on return): the ranks stop together, checkpoint and return 0. */
 int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm *comm);
 
 /* Epoch `epoch`'s order: a seeded permutation of the training split repeated `reps`

@@ -289,7 +289,7 @@ static void roundtrip(const struct run_config *c, const char *name)
         }
     if (f)
         fclose(f);
-    CHECK(keys == 33, "%s: %d keys written, expected 33", path, keys);
+    CHECK(keys == 34, "%s: %d keys written, expected 34", path, keys);
 }
 
 static void test_roundtrip(void)

@@ -1,0 +1,39 @@
+/* checkpoint.h: a training run's whole state in one HDF5 file, so that a stopped run
+ * continues exactly where it left off (the random streams are keyed by the global step and
+ * the epoch, so the state below is all there is):
+ *   /weights/<layer>/<weight>         training network, BN moving statistics included
+ *   /ema_weights/<layer>/<weight>     EMA network
+ *   /optimizer/m/..., /optimizer/v/...  Adam moments (trainable weights only)
+ *   /normalizer/mean, /normalizer/variance  (3) each
+ *   root attributes: format ("ddim-dist checkpoint 1"), optimizer_step, epoch (epochs
+ *   done), global_step, step_in_epoch (steps done of the next epoch), image_size, widths,
+ *   block_depth, embedding_dims, config (the resolved configuration as YAML).
+ * h5py and h5dump read it. Weights use the layout of weights_h5.h. */
+#ifndef DDIM_CHECKPOINT_H
+#define DDIM_CHECKPOINT_H
+
+#include "trainer.h"
+
+#include <stddef.h>
+
+#define CHECKPOINT_FORMAT "ddim-dist checkpoint 1"
+
+struct checkpoint_info {
+    int epoch;          /* epochs done */
+    long global_step;   /* training steps done in all */
+    long step_in_epoch; /* steps done of epoch `epoch` (0-based) */
+};
+
+/* Writes t's state (downloaded from the backend) to path atomically: path.tmp is written,
+ * flushed, closed and fsync'ed, then renamed over path, so that a crash while writing
+ * leaves the previous checkpoint whole. 0, or -1 with a message naming the file. */
+int checkpoint_write(const char *path, const struct trainer *t, int epoch_done, long global_step,
+                     long step_in_epoch, const char *config_yaml, char *err, size_t errlen);
+
+/* Checks the format and the model shape against t's network (a difference is an error that
+ * names the file, the attribute and both values), then loads the state into t (uploaded;
+ * t->step set) and the position into *info. On error t may be partly overwritten. */
+int checkpoint_read(const char *path, struct trainer *t, struct checkpoint_info *info, char *err,
+                    size_t errlen);
+
+#endif

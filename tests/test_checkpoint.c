@@ -1,0 +1,286 @@
+/* test_checkpoint.c: checkpoints and resuming (test layer 4). A tiny run of 3 epochs goes
+ * once uninterrupted and once stopped twice by train.max_steps inside epochs (steps 11 and
+ * 17 of 8-step epochs) and resumed: the final checkpoints' weights, EMA weights, Adam
+ * moments and step counts must be bit-identical, and the resumed run's metrics log must
+ * hold every step once. Then the faults: a truncated checkpoint and one written for another
+ * model shape give errors naming the file (and the attribute), train.resume=never refuses
+ * an existing checkpoint, and none of these touches the checkpoint.
+ *
+ * usage: test_checkpoint PATH/TO/ddim-prep */
+#define _POSIX_C_SOURCE 200809L
+#include "checkpoint.h"
+#include "config.h"
+#include "h5_util.h"
+#include "test_util.h"
+#include "train_loop.h"
+#include "weights_h5.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct backend *be;
+static struct comm *comm;
+
+/* Runs train_loop_run with its stderr captured into out (NUL-terminated). */
+static int run_captured(const struct run_config *cfg, const char *log_path, char *out, size_t len)
+{
+    fflush(stderr);
+    int saved = dup(2), fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    close(fd);
+    int rc = train_loop_run(cfg, be, comm);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    FILE *f = fopen(log_path, "r");
+    size_t n = f ? fread(out, 1, len - 1, f) : 0;
+    out[n] = 0;
+    if (f)
+        fclose(f);
+    fprintf(stderr, "%s", out);
+    return rc;
+}
+
+/* The whole file as bytes (malloc'd), for "left as it is" checks. */
+static char *slurp(const char *path, long *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    *size = ftell(f);
+    rewind(f);
+    char *buf = malloc((size_t)*size + 1);
+    if (fread(buf, 1, (size_t)*size, f) != (size_t)*size)
+        *size = -1;
+    fclose(f);
+    return buf;
+}
+
+static void check_untouched(const char *path, const char *bytes, long size, const char *what)
+{
+    long now_size;
+    char *now = slurp(path, &now_size);
+    if (!now || now_size != size || memcmp(now, bytes, (size_t)size) != 0)
+        test_fail("%s: %s was changed", what, path);
+    else
+        printf("ok   %s: %s left as it was\n", what, path);
+    free(now);
+}
+
+static double attr(const char *path, const char *name)
+{
+    char err[512];
+    double v = -1;
+    size_t n = 1;
+    hid_t f = h5u_open_read(path, err, sizeof err);
+    if (f < 0 || h5u_read_attr_doubles(f, path, "/", name, &v, &n, err, sizeof err) != 0)
+        test_fail("%s", err);
+    if (f >= 0)
+        H5Fclose(f);
+    return v;
+}
+
+/* The two checkpoints' weights, EMA weights and Adam moments must be bit-identical. */
+static void compare_checkpoints(const char *a, const char *b, const struct unet_config *model)
+{
+    char err[512];
+    struct unet *net = unet_create(model, err, sizeof err);
+    const struct param_table *p = unet_params(net);
+    static const char *groups[] = {"/weights", "/ema_weights", "/optimizer/m", "/optimizer/v"};
+    float *va = malloc(p->total * sizeof(float)), *vb = malloc(p->total * sizeof(float));
+    hid_t fa = h5u_open_read(a, err, sizeof err), fb = h5u_open_read(b, err, sizeof err);
+    for (int g = 0; g < 4 && fa >= 0 && fb >= 0; g++) {
+        int trainable_only = g >= 2;
+        size_t n = trainable_only ? p->trainable : p->total;
+        if (weights_read_h5(fa, a, groups[g], p, va, trainable_only, err, sizeof err) != 0 ||
+            weights_read_h5(fb, b, groups[g], p, vb, trainable_only, err, sizeof err) != 0) {
+            test_fail("%s", err);
+            continue;
+        }
+        size_t diff = 0;
+        while (diff < n && memcmp(&va[diff], &vb[diff], sizeof(float)) == 0)
+            diff++;
+        if (diff < n)
+            test_fail("%s: element %zu differs: %.9g uninterrupted, %.9g resumed", groups[g], diff,
+                      va[diff], vb[diff]);
+        else
+            printf("ok   %s: %zu values bit-identical\n", groups[g], n);
+    }
+    if (fa < 0 || fb < 0)
+        test_fail("%s", err);
+    if (fa >= 0)
+        H5Fclose(fa);
+    if (fb >= 0)
+        H5Fclose(fb);
+    const char *names[] = {"optimizer_step", "global_step", "epoch", "step_in_epoch"};
+    for (int i = 0; i < 4; i++)
+        if (attr(a, names[i]) != attr(b, names[i]))
+            test_fail("attribute %s: %g uninterrupted, %g resumed", names[i], attr(a, names[i]),
+                      attr(b, names[i]));
+    free(va);
+    free(vb);
+    unet_destroy(net);
+}
+
+static int count_lines(const char *path, const char *type)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, type) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* (c) and (d): runs on a copy of a good checkpoint that must refuse and leave it alone. */
+static void check_refusals(const struct run_config *good, const char *ckpt, const char *dir)
+{
+    char path[CONFIG_PATH_MAX + 64], log[CONFIG_PATH_MAX + 64], out[16384], cmd[4096];
+    long size;
+    snprintf(log, sizeof log, "%s/stderr.txt", dir);
+
+    /* another model shape */
+    struct run_config other = *good;
+    other.model.widths[1] = 24;
+    if (run_captured(&other, log, out, sizeof out) == 0)
+        test_fail("a run with model.widths [8,24] started from a checkpoint for [8,16]");
+    else if (!strstr(out, ckpt) || !strstr(out, "model.widths [8,16], the config has [8,24]") ||
+             !strstr(out, "'widths'"))
+        test_fail("other shape: the message does not name the file, the key and both values");
+    else
+        printf("ok   another model shape refused\n");
+
+    /* train.resume=never */
+    struct run_config never = *good;
+    never.resume = RESUME_NEVER;
+    char *bytes = slurp(ckpt, &size);
+    if (run_captured(&never, log, out, sizeof out) == 0)
+        test_fail("train.resume=never started although %s exists", ckpt);
+    else if (!strstr(out, ckpt) || !strstr(out, "train.resume is never") ||
+             !strstr(out, "another run.dir"))
+        test_fail("train.resume=never: unclear message");
+    else
+        printf("ok   train.resume=never refused\n");
+    check_untouched(ckpt, bytes, size, "other shape and resume=never");
+    free(bytes);
+
+    /* a truncated checkpoint (a copy in another run directory) */
+    struct run_config cut = *good;
+    snprintf(cut.run_dir, sizeof cut.run_dir, "%s/run_cut", dir);
+    snprintf(path, sizeof path, "%s/checkpoint.h5", cut.run_dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && head -c %ld %s > %s", cut.run_dir, size / 2, ckpt,
+             path);
+    if (system(cmd) != 0)
+        test_fail("'%s' failed", cmd);
+    bytes = slurp(path, &size);
+    if (run_captured(&cut, log, out, sizeof out) == 0)
+        test_fail("a run started from the truncated %s", path);
+    else if (!strstr(out, path) || !strstr(out, "cannot resume"))
+        test_fail("truncated checkpoint: the message does not name %s", path);
+    else
+        printf("ok   truncated checkpoint refused\n");
+    check_untouched(path, bytes, size, "truncated checkpoint");
+    free(bytes);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_checkpoint PATH/TO/ddim-prep\n");
+        return 2;
+    }
+    char dir[] = "/tmp/ddim_checkpoint_XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    char cmd[2048], data[512];
+    snprintf(data, sizeof data, "%s/data.h5", dir);
+    snprintf(cmd, sizeof cmd, "%s --synthetic 80 --size 16 --seed 5 --output %s 2>&1", argv[1],
+             data);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "test_checkpoint: '%s' failed\n", cmd);
+        return 1;
+    }
+    struct run_config cfg;
+    run_config_defaults(&cfg);
+    snprintf(cfg.data_path, sizeof cfg.data_path, "%s", data);
+    snprintf(cfg.backend, sizeof cfg.backend, "cpu");
+    snprintf(cfg.resident, sizeof cfg.resident, "off");
+    cfg.dataset_repetitions = 1; /* 64 training images / 8 = 8 steps per epoch */
+    cfg.model.image_size = 16;
+    cfg.model.num_levels = 2;
+    cfg.model.widths[0] = 8;
+    cfg.model.widths[1] = 16;
+    cfg.model.block_depth = 1;
+    cfg.model.embedding_dims = 8;
+    cfg.batch_size = 8;
+    cfg.num_epochs = 3;
+    cfg.diffusion.learning_rate = 3e-3f;
+    cfg.plot_diffusion_steps = 2;
+    cfg.plot_rows = 1;
+    cfg.plot_cols = 2;
+    cfg.progress_seconds = 0;
+    char err[1024];
+    if (run_config_check(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "test_checkpoint: %s\n", err);
+        return 1;
+    }
+    be = backend_cpu_create();
+    comm = comm_single();
+
+    /* (a) uninterrupted */
+    struct run_config a = cfg;
+    snprintf(a.run_dir, sizeof a.run_dir, "%s/run_a", dir);
+    if (train_loop_run(&a, be, comm) != 0)
+        test_fail("the uninterrupted run failed");
+
+    /* (b) stopped at steps 11 and 17 (inside epochs 2 and 3), resumed to the end */
+    struct run_config b = cfg;
+    snprintf(b.run_dir, sizeof b.run_dir, "%s/run_b", dir);
+    char ckpt_a[CONFIG_PATH_MAX + 32], ckpt_b[CONFIG_PATH_MAX + 32], path[CONFIG_PATH_MAX + 32];
+    snprintf(ckpt_a, sizeof ckpt_a, "%s/checkpoint.h5", a.run_dir);
+    snprintf(ckpt_b, sizeof ckpt_b, "%s/checkpoint.h5", b.run_dir);
+    long stops[] = {11, 17, 0};
+    for (int i = 0; i < 3; i++) {
+        b.max_steps = stops[i];
+        if (train_loop_run(&b, be, comm) != 0)
+            test_fail("run b, part %d (max_steps %ld) failed", i + 1, stops[i]);
+        if (stops[i] && (attr(ckpt_b, "global_step") != stops[i] ||
+                         attr(ckpt_b, "step_in_epoch") != stops[i] % 8 ||
+                         attr(ckpt_b, "epoch") != stops[i] / 8))
+            test_fail("%s after max_steps %ld: global_step %g, epoch %g, step_in_epoch %g", ckpt_b,
+                      stops[i], attr(ckpt_b, "global_step"), attr(ckpt_b, "epoch"),
+                      attr(ckpt_b, "step_in_epoch"));
+    }
+    compare_checkpoints(ckpt_a, ckpt_b, &cfg.model);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", b.run_dir);
+    int steps = count_lines(path, "\"type\":\"step\"");
+    if (steps != 24)
+        test_fail("%s: %d step lines, expected 24 (each step once)", path, steps);
+    else
+        printf("ok   %s: 24 step lines across the three parts\n", path);
+
+    /* a finished run started again does nothing and keeps its checkpoint */
+    long size;
+    char *bytes = slurp(ckpt_b, &size);
+    if (train_loop_run(&b, be, comm) != 0)
+        test_fail("starting a finished run again failed");
+    check_untouched(ckpt_b, bytes, size, "finished run started again");
+    free(bytes);
+
+    check_refusals(&b, ckpt_b, dir);
+
+    be->destroy(be);
+    comm->destroy(comm);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (test_failures() == 0 && system(cmd) != 0)
+        fprintf(stderr, "test_checkpoint: could not remove %s\n", dir);
+    return test_finish("test_checkpoint");
+}
