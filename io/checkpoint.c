@@ -5,60 +5,12 @@
 #include "util.h"
 #include "weights_h5.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* --- writing ------------------------------------------------------------------------- */
-
-/* Root attribute `name`: n int64 values (a scalar when n == 1). */
-static int attr_write_i64(hid_t file, const char *name, const long long *v, int n)
-{
-    hsize_t dims[1] = {(hsize_t)n};
-    hid_t sp = n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, dims, NULL);
-    hid_t a = H5Acreate2(file, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a >= 0 && H5Awrite(a, H5T_NATIVE_LLONG, v) >= 0 ? 0 : -1;
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(sp);
-    return rc;
-}
-
-/* Root attribute `name`: a fixed-length string (h5py reads it as bytes). */
-static int attr_write_str(hid_t file, const char *name, const char *text)
-{
-    hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, strlen(text) + 1);
-    H5Tset_strpad(type, H5T_STR_NULLTERM);
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(file, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a >= 0 && H5Awrite(a, type, text) >= 0 ? 0 : -1;
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(sp);
-    H5Tclose(type);
-    return rc;
-}
-
-static int write_floats(hid_t file, const char *name, const float *v, size_t n)
-{
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    hsize_t dims[1] = {(hsize_t)n};
-    hid_t sp = H5Screate_simple(1, dims, NULL);
-    hid_t d = H5Dcreate2(file, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    int rc =
-        d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0 ? 0 : -1;
-    if (d >= 0)
-        H5Dclose(d);
-    H5Sclose(sp);
-    H5Pclose(lcpl);
-    return rc;
-}
 
 /* Everything but the fsync and the rename, into an open file. */
 static int write_contents(hid_t f, const char *label, const struct trainer *t,
@@ -90,103 +42,33 @@ static int write_contents(hid_t f, const char *label, const struct trainer *t,
         widths[i] = u->widths[i];
     static const char *num_names[] = {"optimizer_step", "epoch", "global_step", "step_in_epoch"};
     static const char *shape_names[] = {"image_size", "block_depth", "embedding_dims"};
-    int bad = write_floats(f, "/normalizer/mean", norm, 3) ||
-              write_floats(f, "/normalizer/variance", norm + 3, 3) ||
-              attr_write_str(f, "format", CHECKPOINT_FORMAT) ||
-              attr_write_i64(f, "widths", widths, u->num_levels) ||
-              attr_write_str(f, "config", config_yaml ? config_yaml : "");
+    int bad = h5u_write_floats(f, "/normalizer/mean", norm, 3) ||
+              h5u_write_floats(f, "/normalizer/variance", norm + 3, 3) ||
+              h5u_write_attr_str(f, "format", CHECKPOINT_FORMAT) ||
+              h5u_write_attr_i64(f, "widths", widths, u->num_levels) ||
+              h5u_write_attr_str(f, "config", config_yaml ? config_yaml : "");
     for (int i = 0; i < 4; i++)
-        bad = bad || attr_write_i64(f, num_names[i], &nums[i], 1);
+        bad = bad || h5u_write_attr_i64(f, num_names[i], &nums[i], 1);
     for (int i = 0; i < 3; i++)
-        bad = bad || attr_write_i64(f, shape_names[i], &shape[i], 1);
+        bad = bad || h5u_write_attr_i64(f, shape_names[i], &shape[i], 1);
     if (bad)
         return util_error(err, errlen, "%s: cannot write the normalizer or the attributes", label);
     return 0;
-}
-
-static int fsync_path(const char *path, int directory)
-{
-    int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
 }
 
 int checkpoint_write(const char *path, const struct trainer *t, int epoch_done, long global_step,
                      long step_in_epoch, const char *config_yaml, char *err, size_t errlen)
 {
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t f = h5u_create_tmp(path, tmp, sizeof tmp, err, errlen);
     if (f < 0)
-        return util_error(err, errlen, "cannot create '%s' (check run.dir and the free space)",
-                          tmp);
+        return -1;
     long long nums[4] = {t->step, epoch_done, global_step, step_in_epoch};
     int rc = write_contents(f, tmp, t, nums, config_yaml, err, errlen);
-    if (rc == 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0)
-        rc = util_error(err, errlen, "%s: cannot flush (disk full?)", tmp);
-    if (H5Fclose(f) < 0 && rc == 0)
-        rc = util_error(err, errlen, "%s: cannot close (disk full?)", tmp);
-    if (rc == 0 && fsync_path(tmp, 0) != 0)
-        rc = util_error(err, errlen, "%s: fsync failed: %s", tmp, strerror(errno));
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = util_error(err, errlen, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-    if (rc != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    /* the rename itself is durable once the directory is synced */
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *(slash == dir ? slash + 1 : slash) = '\0';
-    fsync_path(slash ? dir : ".", 1);
-    return 0;
+    return h5u_commit(f, tmp, path, rc, err, errlen);
 }
 
 /* --- reading ------------------------------------------------------------------------- */
-
-/* Root string attribute `name` (fixed or variable length) into buf. */
-static int attr_read_str(hid_t f, const char *label, const char *name, char *buf, size_t len,
-                         char *err, size_t errlen)
-{
-    if (H5Aexists(f, name) <= 0)
-        return util_error(err, errlen, "%s: attribute '%s' is missing", label, name);
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    hid_t type = H5Aget_type(a);
-    int rc = 0;
-    if (H5Tget_class(type) != H5T_STRING) {
-        rc = util_error(err, errlen, "%s: attribute '%s' is not a string", label, name);
-    } else if (H5Tis_variable_str(type) > 0) {
-        hid_t mem = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mem, H5T_VARIABLE);
-        char *s = NULL;
-        if (H5Aread(a, mem, &s) < 0 || !s)
-            rc = util_error(err, errlen, "%s: cannot read attribute '%s'", label, name);
-        else
-            snprintf(buf, len, "%s", s);
-        free(s);
-        H5Tclose(mem);
-    } else {
-        size_t n = H5Tget_size(type);
-        char *s = calloc(n + 1, 1);
-        hid_t mem = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mem, n);
-        if (!s || H5Aread(a, mem, s) < 0)
-            rc = util_error(err, errlen, "%s: cannot read attribute '%s'", label, name);
-        else
-            snprintf(buf, len, "%s", s);
-        free(s);
-        H5Tclose(mem);
-    }
-    H5Tclose(type);
-    H5Aclose(a);
-    return rc;
-}
 
 static void format_list(char *buf, size_t len, const double *v, int n)
 {
@@ -264,7 +146,7 @@ int checkpoint_read(const char *path, struct trainer *t, struct checkpoint_info 
     if (f < 0)
         return -1;
     char format[128];
-    int rc = attr_read_str(f, path, "format", format, sizeof format, err, errlen);
+    int rc = h5u_read_attr_str(f, path, "format", format, sizeof format, err, errlen);
     if (rc == 0 && strcmp(format, CHECKPOINT_FORMAT) != 0)
         rc = util_error(err, errlen, "%s: attribute 'format' is \"%s\", expected \"%s\"", path,
                         format, CHECKPOINT_FORMAT);

@@ -395,6 +395,18 @@ int config_load_yaml(struct run_config *c, const char *path, char *err, size_t e
     return rc;
 }
 
+int config_load_yaml_text(struct run_config *c, const char *label, const char *text, char *err,
+                          size_t errlen)
+{
+    struct src s = {.file = label, .err = err, .errlen = errlen};
+    struct run_config tmp = *c;
+    struct file_job job = {&tmp, &s};
+    if (parse_and_apply(text, strlen(text), &s, apply_file_doc, &job) != 0)
+        return -1;
+    *c = tmp;
+    return 0;
+}
+
 struct set_job {
     const struct config_key *k;
     struct run_config *c;

@@ -1,8 +1,14 @@
 /* h5_util.c: see h5_util.h. */
+#define _POSIX_C_SOURCE 200809L
 #include "h5_util.h"
 #include "util.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void quiet_hdf5(void)
 {
@@ -118,4 +124,129 @@ int h5u_read_attr_doubles(hid_t file, const char *file_label, const char *obj, c
     H5Sclose(sp);
     H5Aclose(a);
     return rc;
+}
+
+int h5u_read_attr_str(hid_t f, const char *label, const char *name, char *buf, size_t len,
+                      char *err, size_t errlen)
+{
+    quiet_hdf5();
+    if (H5Aexists(f, name) <= 0)
+        return util_error(err, errlen, "%s: attribute '%s' is missing", label, name);
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    hid_t type = H5Aget_type(a);
+    int rc = 0;
+    if (H5Tget_class(type) != H5T_STRING) {
+        rc = util_error(err, errlen, "%s: attribute '%s' is not a string", label, name);
+    } else if (H5Tis_variable_str(type) > 0) {
+        hid_t mem = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mem, H5T_VARIABLE);
+        char *s = NULL;
+        if (H5Aread(a, mem, &s) < 0 || !s)
+            rc = util_error(err, errlen, "%s: cannot read attribute '%s'", label, name);
+        else
+            snprintf(buf, len, "%s", s);
+        free(s);
+        H5Tclose(mem);
+    } else {
+        size_t n = H5Tget_size(type);
+        char *s = calloc(n + 1, 1);
+        hid_t mem = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mem, n);
+        if (!s || H5Aread(a, mem, s) < 0)
+            rc = util_error(err, errlen, "%s: cannot read attribute '%s'", label, name);
+        else
+            snprintf(buf, len, "%s", s);
+        free(s);
+        H5Tclose(mem);
+    }
+    H5Tclose(type);
+    H5Aclose(a);
+    return rc;
+}
+
+int h5u_write_attr_i64(hid_t file, const char *name, const long long *v, int n)
+{
+    hsize_t dims[1] = {(hsize_t)n};
+    hid_t sp = n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, dims, NULL);
+    hid_t a = H5Acreate2(file, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = a >= 0 && H5Awrite(a, H5T_NATIVE_LLONG, v) >= 0 ? 0 : -1;
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(sp);
+    return rc;
+}
+
+int h5u_write_attr_str(hid_t file, const char *name, const char *text)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, strlen(text) + 1);
+    H5Tset_strpad(type, H5T_STR_NULLTERM);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(file, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = a >= 0 && H5Awrite(a, type, text) >= 0 ? 0 : -1;
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(type);
+    return rc;
+}
+
+int h5u_write_floats(hid_t file, const char *name, const float *v, size_t n)
+{
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hsize_t dims[1] = {(hsize_t)n};
+    hid_t sp = H5Screate_simple(1, dims, NULL);
+    hid_t d = H5Dcreate2(file, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    int rc =
+        d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0 ? 0 : -1;
+    if (d >= 0)
+        H5Dclose(d);
+    H5Sclose(sp);
+    H5Pclose(lcpl);
+    return rc;
+}
+
+static int fsync_path(const char *path, int directory)
+{
+    int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+hid_t h5u_create_tmp(const char *path, char *tmp, size_t tmplen, char *err, size_t errlen)
+{
+    quiet_hdf5();
+    snprintf(tmp, tmplen, "%s.tmp", path);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0)
+        util_error(err, errlen, "cannot create '%s' (check the directory and the free space)", tmp);
+    return f;
+}
+
+int h5u_commit(hid_t f, const char *tmp, const char *path, int rc, char *err, size_t errlen)
+{
+    if (rc == 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0)
+        rc = util_error(err, errlen, "%s: cannot flush (disk full?)", tmp);
+    if (H5Fclose(f) < 0 && rc == 0)
+        rc = util_error(err, errlen, "%s: cannot close (disk full?)", tmp);
+    if (rc == 0 && fsync_path(tmp, 0) != 0)
+        rc = util_error(err, errlen, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = util_error(err, errlen, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+    if (rc != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    /* the rename itself is durable once the directory is synced */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    fsync_path(slash ? dir : ".", 1);
+    return 0;
 }

@@ -30,4 +30,25 @@ int h5u_read_floats(hid_t file, const char *file_label, const char *name, float 
 int h5u_read_attr_doubles(hid_t file, const char *file_label, const char *obj, const char *attr,
                           double *out, size_t *count, char *err, size_t errlen);
 
+/* Reads string attribute `attr` of the file root (fixed or variable length) into buf. */
+int h5u_read_attr_str(hid_t file, const char *file_label, const char *attr, char *buf, size_t len,
+                      char *err, size_t errlen);
+
+/* Root attribute `name`: n int64 values (a scalar when n == 1). 0 or -1. */
+int h5u_write_attr_i64(hid_t file, const char *name, const long long *v, int n);
+
+/* Root attribute `name`: a fixed-length string (h5py reads it as bytes). 0 or -1. */
+int h5u_write_attr_str(hid_t file, const char *name, const char *text);
+
+/* Dataset `name` (parent groups created): n float32 values. 0 or -1. */
+int h5u_write_floats(hid_t file, const char *name, const float *v, size_t n);
+
+/* Atomic files: h5u_create_tmp creates "path.tmp" (its name into tmp); h5u_commit takes the
+ * open file and the writer's status rc: when rc is 0 it flushes, closes, fsyncs and renames
+ * the temporary over path (then syncs the directory), so that a crash while writing leaves
+ * the previous file whole; otherwise, or on any failure, it closes and removes the
+ * temporary. 0, or -1 with a message naming the file. */
+hid_t h5u_create_tmp(const char *path, char *tmp, size_t tmplen, char *err, size_t errlen);
+int h5u_commit(hid_t file, const char *tmp, const char *path, int rc, char *err, size_t errlen);
+
 #endif

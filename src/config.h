@@ -61,6 +61,11 @@ void run_config_defaults(struct run_config *c);
  * out-of-range values are errors naming the file, line and key. 0 or -1. */
 int config_load_yaml(struct run_config *c, const char *path, char *err, size_t errlen);
 
+/* The same for YAML text held in memory (e.g. a checkpoint's config attribute); `label`
+ * stands for the file name in messages. */
+int config_load_yaml_text(struct run_config *c, const char *label, const char *text, char *err,
+                          size_t errlen);
+
 /* Applies one "section.key=value" override (value in YAML syntax, e.g. widths=[8,16]). */
 int config_set(struct run_config *c, const char *assignment, char *err, size_t errlen);
 

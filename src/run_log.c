@@ -1,7 +1,7 @@
 /* run_log.c: see run_log.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "run_log.h"
-#include "image_io.h"
+#include "image_grid.h"
 #include "plot.h"
 #include "util.h"
 
@@ -180,29 +180,9 @@ void run_log_epoch(struct run_log *log, int epoch, long step, double noise_loss,
 int run_log_grid(struct run_log *log, int epoch, const float *images, int rows, int cols, int size,
                  char *err, size_t errlen)
 {
-    int zoom = size >= 96 ? 1 : (96 + size - 1) / size; /* small images, enlarged */
-    int gap = 4, cell = size * zoom;
-    int width = cols * cell + (cols + 1) * gap, height = rows * cell + (rows + 1) * gap;
-    uint8_t *rgb = util_xmalloc((size_t)width * height * 3);
-    memset(rgb, 255, (size_t)width * height * 3);
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) {
-            const float *img = images + (size_t)(r * cols + c) * size * size * 3;
-            for (int y = 0; y < cell; y++)
-                for (int x = 0; x < cell; x++) {
-                    const float *px = img + ((size_t)(y / zoom) * size + x / zoom) * 3;
-                    uint8_t *dst = rgb + ((size_t)(gap + r * (cell + gap) + y) * width + gap +
-                                          c * (cell + gap) + x) *
-                                             3;
-                    for (int k = 0; k < 3; k++)
-                        dst[k] = (uint8_t)lrintf(fminf(fmaxf(px[k], 0.0f), 1.0f) * 255.0f);
-                }
-        }
     char path[CONFIG_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/samples/epoch_%04d.png", log->dir, epoch);
-    int rc = image_write_png(path, rgb, width, height, err, errlen);
-    free(rgb);
-    return rc;
+    return image_grid_write_png(path, images, rows * cols, rows, cols, size, err, errlen);
 }
 
 void run_log_close(struct run_log *log)

@@ -1,0 +1,57 @@
+/* image_grid.c: see image_grid.h. */
+#include "image_grid.h"
+#include "image_io.h"
+#include "util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { GRID_GAP = 4, GRID_MIN_CELL = 96 };
+
+void image_to_u8(const float *x, size_t count, uint8_t *out)
+{
+    for (size_t i = 0; i < count; i++)
+        out[i] = (uint8_t)lrintf(fminf(fmaxf(x[i], 0.0f), 1.0f) * 255.0f);
+}
+
+static int grid_zoom(int size)
+{
+    return size >= GRID_MIN_CELL ? 1 : (GRID_MIN_CELL + size - 1) / size;
+}
+
+void image_grid_dims(int rows, int cols, int size, int *width, int *height)
+{
+    int cell = size * grid_zoom(size);
+    *width = cols * cell + (cols + 1) * GRID_GAP;
+    *height = rows * cell + (rows + 1) * GRID_GAP;
+}
+
+int image_grid_write_png(const char *path, const float *images, int n, int rows, int cols, int size,
+                         char *err, size_t errlen)
+{
+    if (rows < 1 || cols < 1 || size < 1 || n < 0 || n > rows * cols)
+        return util_error(err, errlen, "%s: cannot place %d images of %d px in %d x %d cells", path,
+                          n, size, rows, cols);
+    int zoom = grid_zoom(size), cell = size * zoom, width, height;
+    image_grid_dims(rows, cols, size, &width, &height);
+    size_t per = (size_t)size * size * 3;
+    uint8_t *rgb = util_xmalloc((size_t)width * height * 3), *img = util_xmalloc(per);
+    memset(rgb, 255, (size_t)width * height * 3);
+    for (int i = 0; i < n; i++) {
+        int r = i / cols, c = i % cols;
+        image_to_u8(images + (size_t)i * per, per, img);
+        for (int y = 0; y < cell; y++)
+            for (int x = 0; x < cell; x++) {
+                const uint8_t *px = img + ((size_t)(y / zoom) * size + x / zoom) * 3;
+                uint8_t *dst = rgb + ((size_t)(GRID_GAP + r * (cell + GRID_GAP) + y) * width +
+                                      GRID_GAP + c * (cell + GRID_GAP) + x) *
+                                         3;
+                memcpy(dst, px, 3);
+            }
+    }
+    int rc = image_write_png(path, rgb, width, height, err, errlen);
+    free(img);
+    free(rgb);
+    return rc;
+}
