@@ -11,6 +11,7 @@
 #include "checkpoint.h"
 #include "config.h"
 #include "h5_util.h"
+#include "test_run_util.h"
 #include "test_util.h"
 #include "train_loop.h"
 #include "weights_h5.h"
@@ -195,38 +196,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: test_checkpoint PATH/TO/ddim-prep\n");
         return 2;
     }
-    char dir[] = "/tmp/ddim_checkpoint_XXXXXX";
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    char dir[] = "/tmp/ddim_checkpoint_XXXXXX", cmd[2048], data[512];
+    if (test_make_synthetic_data(argv[1], dir, 80, 5, data, sizeof data) != 0)
         return 1;
-    }
-    char cmd[2048], data[512];
-    snprintf(data, sizeof data, "%s/data.h5", dir);
-    snprintf(cmd, sizeof cmd, "%s --synthetic 80 --size 16 --seed 5 --output %s 2>&1", argv[1],
-             data);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "test_checkpoint: '%s' failed\n", cmd);
-        return 1;
-    }
     struct run_config cfg;
-    run_config_defaults(&cfg);
-    snprintf(cfg.data_path, sizeof cfg.data_path, "%s", data);
-    snprintf(cfg.backend, sizeof cfg.backend, "cpu");
-    snprintf(cfg.resident, sizeof cfg.resident, "off");
-    cfg.dataset_repetitions = 1; /* 64 training images / 8 = 8 steps per epoch */
-    cfg.model.image_size = 16;
-    cfg.model.num_levels = 2;
-    cfg.model.widths[0] = 8;
-    cfg.model.widths[1] = 16;
-    cfg.model.block_depth = 1;
-    cfg.model.embedding_dims = 8;
-    cfg.batch_size = 8;
-    cfg.num_epochs = 3;
+    test_tiny_run_config(&cfg, data, dir); /* each part below sets its own run.dir */
+    cfg.num_epochs = 3;                    /* 64 training images / 8 = 8 steps per epoch */
     cfg.diffusion.learning_rate = 3e-3f;
-    cfg.plot_diffusion_steps = 2;
-    cfg.plot_rows = 1;
-    cfg.plot_cols = 2;
-    cfg.progress_seconds = 0;
     char err[1024];
     if (run_config_check(&cfg, err, sizeof err) != 0) {
         fprintf(stderr, "test_checkpoint: %s\n", err);

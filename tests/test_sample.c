@@ -13,6 +13,7 @@
 #include "h5_util.h"
 #include "image_grid.h"
 #include "image_io.h"
+#include "test_run_util.h"
 #include "test_util.h"
 #include "train_loop.h"
 #include "weights_h5.h"
@@ -193,37 +194,12 @@ int main(int argc, char **argv)
         return 2;
     }
     sample_bin = argv[2];
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    char data[512], run_dir[600], cmd[2048];
+    if (test_make_synthetic_data(argv[1], dir, 80, 5, data, sizeof data) != 0)
         return 1;
-    }
-    char cmd[2048], data[512];
-    snprintf(data, sizeof data, "%s/data.h5", dir);
-    snprintf(cmd, sizeof cmd, "%s --synthetic 80 --size 16 --seed 5 --output %s 2>&1", argv[1],
-             data);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "test_sample: '%s' failed\n", cmd);
-        return 1;
-    }
+    snprintf(run_dir, sizeof run_dir, "%s/run", dir);
     struct run_config cfg;
-    run_config_defaults(&cfg);
-    snprintf(cfg.data_path, sizeof cfg.data_path, "%s", data);
-    snprintf(cfg.run_dir, sizeof cfg.run_dir, "%s/run", dir);
-    snprintf(cfg.backend, sizeof cfg.backend, "cpu");
-    snprintf(cfg.resident, sizeof cfg.resident, "off");
-    cfg.dataset_repetitions = 1;
-    cfg.model.image_size = 16;
-    cfg.model.num_levels = 2;
-    cfg.model.widths[0] = 8;
-    cfg.model.widths[1] = 16;
-    cfg.model.block_depth = 1;
-    cfg.model.embedding_dims = 8;
-    cfg.batch_size = 8;
-    cfg.num_epochs = 1;
-    cfg.plot_diffusion_steps = 2;
-    cfg.plot_rows = 1;
-    cfg.plot_cols = 2;
-    cfg.progress_seconds = 0;
+    test_tiny_run_config(&cfg, data, run_dir);
     struct backend *be = backend_cpu_create();
     struct comm *comm = comm_single();
     if (train_loop_run(&cfg, be, comm) != 0) {

@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "config.h"
 #include "image_io.h"
+#include "test_run_util.h"
 #include "test_util.h"
 #include "train_loop.h"
 
@@ -128,39 +129,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: test_train_run PATH/TO/ddim-prep\n");
         return 2;
     }
-    char dir[] = "/tmp/ddim_train_run_XXXXXX";
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    char dir[] = "/tmp/ddim_train_run_XXXXXX", data[512], run_dir[600], cmd[2048];
+    if (test_make_synthetic_data(argv[1], dir, 80, 3, data, sizeof data) != 0)
         return 1;
-    }
-    char cmd[2048], data[512];
-    snprintf(data, sizeof data, "%s/data.h5", dir);
-    snprintf(cmd, sizeof cmd, "%s --synthetic 80 --size 16 --seed 3 --output %s 2>&1", argv[1],
-             data);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "test_train_run: '%s' failed\n", cmd);
-        return 1;
-    }
+    snprintf(run_dir, sizeof run_dir, "%s/run", dir);
     struct run_config cfg;
-    run_config_defaults(&cfg);
-    snprintf(cfg.data_path, sizeof cfg.data_path, "%s", data);
-    snprintf(cfg.run_dir, sizeof cfg.run_dir, "%s/run", dir);
-    snprintf(cfg.backend, sizeof cfg.backend, "cpu");
-    snprintf(cfg.resident, sizeof cfg.resident, "off");
+    test_tiny_run_config(&cfg, data, run_dir);
     cfg.dataset_repetitions = 2;
-    cfg.model.image_size = 16;
-    cfg.model.num_levels = 2;
-    cfg.model.widths[0] = 8;
-    cfg.model.widths[1] = 16;
-    cfg.model.block_depth = 1;
-    cfg.model.embedding_dims = 8;
-    cfg.batch_size = 8;
     cfg.num_epochs = 4; /* 64 train images x 2 repetitions / 8 = 16 steps per epoch */
     cfg.diffusion.learning_rate = 3e-3f;
     cfg.plot_diffusion_steps = 3;
     cfg.plot_rows = 2;
     cfg.plot_cols = 3;
-    cfg.progress_seconds = 0;
     char err[1024];
     if (run_config_check(&cfg, err, sizeof err) != 0) {
         fprintf(stderr, "test_train_run: %s\n", err);
