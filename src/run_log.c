@@ -36,6 +36,12 @@ int make_dirs(const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* A metrics value read back: JSON's null (see json_number) is NaN. */
+static double json_value(const char *p)
+{
+    return strncmp(p, "null", 4) == 0 ? NAN : strtod(p, NULL);
+}
+
 static void history_push(struct history *h, double v);
 
 /* Resuming: keeps the lines of metrics.jsonl up to global step `keep` (through a temporary
@@ -59,7 +65,7 @@ static int keep_metrics(struct run_log *log, const char *path, long keep, char *
         fputs(line, out);
         const char *vn = strstr(line, "\"val_n_loss\":"), *vi = strstr(line, "\"val_i_loss\":");
         if (strstr(line, "\"type\":\"step\"") && nl) {
-            log->window_sum += strtod(nl + 9, NULL);
+            log->window_sum += json_value(nl + 9);
             if (++log->window_count == PLOT_WINDOW) {
                 history_push(&log->step_x, (double)strtol(st + 7, NULL, 10));
                 history_push(&log->step_noise, log->window_sum / PLOT_WINDOW);
@@ -68,8 +74,8 @@ static int keep_metrics(struct run_log *log, const char *path, long keep, char *
             }
         } else if (strstr(line, "\"type\":\"epoch\"") && vn && vi) {
             history_push(&log->epoch_x, (double)strtol(st + 7, NULL, 10));
-            history_push(&log->epoch_val_noise, strtod(vn + 13, NULL));
-            history_push(&log->epoch_val_image, strtod(vi + 13, NULL));
+            history_push(&log->epoch_val_noise, json_value(vn + 13));
+            history_push(&log->epoch_val_image, json_value(vi + 13));
         }
     }
     fclose(in);
@@ -114,15 +120,27 @@ static void history_push(struct history *h, double v)
     h->v[h->n++] = v;
 }
 
+/* A number as JSON: null for NaN and infinities (no validation split, a diverged run),
+ * which JSON cannot spell. buf holds 32 bytes. */
+static const char *json_number(char *buf, double v, const char *fmt)
+{
+    if (!isfinite(v))
+        return "null";
+    snprintf(buf, 32, fmt, v);
+    return buf;
+}
+
 void run_log_step(struct run_log *log, int epoch, long step, double noise_loss, double image_loss,
                   double images_per_second)
 {
     if (!log->metrics)
         return;
+    char n[32], i[32], ips[32];
     fprintf(log->metrics,
-            "{\"type\":\"step\",\"epoch\":%d,\"step\":%ld,\"n_loss\":%.6g,\"i_loss\":%.6g,"
-            "\"images_per_s\":%.4g}\n",
-            epoch, step, noise_loss, image_loss, images_per_second);
+            "{\"type\":\"step\",\"epoch\":%d,\"step\":%ld,\"n_loss\":%s,\"i_loss\":%s,"
+            "\"images_per_s\":%s}\n",
+            epoch, step, json_number(n, noise_loss, "%.6g"), json_number(i, image_loss, "%.6g"),
+            json_number(ips, images_per_second, "%.4g"));
     log->window_sum += noise_loss;
     if (++log->window_count == PLOT_WINDOW) {
         history_push(&log->step_x, (double)step);
@@ -166,10 +184,13 @@ void run_log_epoch(struct run_log *log, int epoch, long step, double noise_loss,
 {
     if (!log->metrics)
         return;
+    char n[32], i[32], vn[32], vi[32];
     fprintf(log->metrics,
-            "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%ld,\"n_loss\":%.6g,\"i_loss\":%.6g,"
-            "\"val_n_loss\":%.6g,\"val_i_loss\":%.6g,\"seconds\":%.3f}\n",
-            epoch, step, noise_loss, image_loss, val_noise_loss, val_image_loss, seconds);
+            "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%ld,\"n_loss\":%s,\"i_loss\":%s,"
+            "\"val_n_loss\":%s,\"val_i_loss\":%s,\"seconds\":%.3f}\n",
+            epoch, step, json_number(n, noise_loss, "%.6g"), json_number(i, image_loss, "%.6g"),
+            json_number(vn, val_noise_loss, "%.6g"), json_number(vi, val_image_loss, "%.6g"),
+            seconds);
     fflush(log->metrics);
     history_push(&log->epoch_x, (double)step);
     history_push(&log->epoch_val_noise, val_noise_loss);
