@@ -18,46 +18,16 @@
 
 static const char *split_names[2] = {"/train/images", "/validation/images"};
 
-/* Reads a string attribute of "/" (fixed or variable length) into out. */
+/* Reads a string attribute of "/" into out; a failure adds the hint to re-make the file. */
 static int read_attr_string(hid_t file, const char *path, const char *name, char *out,
                             size_t outlen, char *err, size_t errlen)
 {
-    if (H5Aexists(file, name) <= 0)
-        return util_error(err, errlen, "%s: attribute '%s' of '/' is missing %s", path, name,
-                          DATASET_HINT);
-    hid_t a = H5Aopen(file, name, H5P_DEFAULT);
-    hid_t t = H5Aget_type(a);
-    int rc = 0;
     out[0] = '\0';
-    if (H5Tget_class(t) != H5T_STRING) {
-        rc = util_error(err, errlen, "%s: attribute '%s' of '/' is not a string", path, name);
-    } else if (H5Tis_variable_str(t) > 0) {
-        char *s = NULL;
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, H5T_VARIABLE);
-        H5Tset_cset(mt, H5Tget_cset(t));
-        if (H5Aread(a, mt, &s) < 0 || !s)
-            rc = util_error(err, errlen, "%s: cannot read attribute '%s'", path, name);
-        else
-            snprintf(out, outlen, "%s", s);
-        if (s)
-            H5free_memory(s);
-        H5Tclose(mt);
-    } else {
-        size_t n = H5Tget_size(t);
-        char *buf = util_xcalloc(n + 1, 1);
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, n + 1);
-        if (H5Aread(a, mt, buf) < 0)
-            rc = util_error(err, errlen, "%s: cannot read attribute '%s'", path, name);
-        else
-            snprintf(out, outlen, "%s", buf);
-        H5Tclose(mt);
-        free(buf);
-    }
-    H5Tclose(t);
-    H5Aclose(a);
-    return rc;
+    if (h5u_read_attr_str(file, path, name, out, outlen, err, errlen) == 0)
+        return 0;
+    size_t used = strlen(err);
+    snprintf(err + used, errlen - used, " %s", DATASET_HINT);
+    return -1;
 }
 
 static int read_attr_long(hid_t file, const char *path, const char *name, long *out, char *err,

@@ -140,18 +140,20 @@ int h5u_read_attr_str(hid_t f, const char *label, const char *name, char *buf, s
     } else if (H5Tis_variable_str(type) > 0) {
         hid_t mem = H5Tcopy(H5T_C_S1);
         H5Tset_size(mem, H5T_VARIABLE);
+        H5Tset_cset(mem, H5Tget_cset(type)); /* h5py writes UTF-8: no conversion */
         char *s = NULL;
         if (H5Aread(a, mem, &s) < 0 || !s)
             rc = util_error(err, errlen, "%s: cannot read attribute '%s'", label, name);
         else
             snprintf(buf, len, "%s", s);
-        free(s);
+        H5free_memory(s); /* allocated by the HDF5 library */
         H5Tclose(mem);
     } else {
         size_t n = H5Tget_size(type);
         char *s = calloc(n + 1, 1);
         hid_t mem = H5Tcopy(H5T_C_S1);
         H5Tset_size(mem, n);
+        H5Tset_cset(mem, H5Tget_cset(type));
         if (!s || H5Aread(a, mem, s) < 0)
             rc = util_error(err, errlen, "%s: cannot read attribute '%s'", label, name);
         else
