@@ -98,6 +98,8 @@ struct comm *comm_nccl_create(struct comm *mpi, void *stream, char *err, size_t 
     if (!mpi->all_ok(mpi, r == ncclSuccess)) {
         util_error(err, errlen, "ncclCommInitRank failed on rank %d: %s", mpi->rank,
                    ncclGetErrorString(r));
+        if (r == ncclSuccess) /* this rank's init worked, another's did not: release it */
+            ncclCommAbort(s->nccl);
         free(s);
         return NULL;
     }

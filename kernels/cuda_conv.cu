@@ -132,13 +132,19 @@ static void grow(struct backend *be, void **buf, size_t *have, size_t bytes)
  * kernels by algorithm AND math type) and returns the entry's index, or -1.
  * query(algo, &bytes) asks the workspace size. */
 template <typename Perf, typename Query>
+/* Workspace an algorithm may ask for before a slower one with less is preferred: at the
+ * seed's sizes the heuristics can rank algorithms needing gigabytes first. */
+#define WORKSPACE_CAP ((size_t)1 << 30)
+
+/* The first usable entry of cuDNN's ranking: deterministic within the workspace cap, then
+ * any within the cap, then any at all. */
 static int choose_algo(const Perf *perf, int count, int no_tf32, cudnnConvolutionDescriptor_t conv,
                        Query query, size_t *bytes)
 {
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 3; pass++) {
         for (int i = 0; i < count; i++) {
             int det = perf[i].determinism == CUDNN_DETERMINISTIC;
-            if (perf[i].status != CUDNN_STATUS_SUCCESS || det != (pass == 0))
+            if (perf[i].status != CUDNN_STATUS_SUCCESS || (pass == 0 && !det))
                 continue;
             cudnnMathType_t math = perf[i].mathType;
             if (math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
@@ -149,7 +155,8 @@ static int choose_algo(const Perf *perf, int count, int no_tf32, cudnnConvolutio
                 math = CUDNN_FMA_MATH; /* DEFAULT would allow TF32 again */
             }
             CUDNN_CHECK(cudnnSetConvolutionMathType(conv, math));
-            if (query(perf[i].algo, bytes) == CUDNN_STATUS_SUCCESS)
+            if (query(perf[i].algo, bytes) == CUDNN_STATUS_SUCCESS &&
+                (pass == 2 || *bytes <= WORKSPACE_CAP))
                 return i;
         }
     }
