@@ -506,9 +506,13 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
             double total = util_now() - t_start;
             util_log("ddim-dist: finished %ld steps in %.1fs; outputs in %s\n",
                      L.global_step - L.start_step, total, cfg->run_dir);
-            if (comm->world > 1)
+            if (comm->world > 1 && comm->seconds > 0)
                 util_log("ddim-dist: rank 0 spent %.2fs (%.1f%%) in %ld collective calls\n",
                          comm->seconds, 100.0 * comm->seconds / total, comm->calls);
+            else if (comm->world > 1) /* NCCL collectives are asynchronous: not timed here */
+                util_log("ddim-dist: %ld collective calls (asynchronous; ddim-bench times the "
+                         "gradient all-reduce)\n",
+                         comm->calls);
         }
     }
     if (comm->rank == 0)
