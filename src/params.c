@@ -65,14 +65,6 @@ void params_finalize(struct param_table *t)
     t->total = off;
 }
 
-int params_find(const struct param_table *t, const char *name)
-{
-    for (int i = 0; i < t->count; i++)
-        if (strcmp(t->items[i].name, name) == 0)
-            return i;
-    return -1;
-}
-
 void params_free(struct param_table *t)
 {
     free(t->items);

@@ -34,7 +34,6 @@ int params_add(struct param_table *t, const char *layer, enum param_kind kind, i
                const int *shape);
 /* Assigns offsets: trainable weights first, then moving statistics. */
 void params_finalize(struct param_table *t);
-int params_find(const struct param_table *t, const char *name);
 void params_free(struct param_table *t);
 int params_is_trainable(enum param_kind kind);
 const char *params_kind_name(enum param_kind kind); /* "kernel", "bias", ... */
