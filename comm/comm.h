@@ -34,9 +34,10 @@ struct comm *comm_single(void);
 struct comm *comm_mpi_create(int *argc, char ***argv);
 
 /* The device-buffer communicator for the CUDA backend: NCCL over the ranks of `mpi`, its
- * collectives enqueued on `stream` (the backend's cudaStream_t). Takes ownership of mpi.
- * NULL with a message (e.g. a run-time NCCL older than the one built against) on every
- * rank if any rank fails. Only in builds with the CUDA backend. */
+ * collectives enqueued on `stream` (the backend's cudaStream_t). mpi and the stream stay
+ * their creators': both must outlive it (destroy it first; launch_finish does). NULL with
+ * a message (e.g. a run-time NCCL older than the one built against) on every rank if any
+ * rank fails. Only in builds with the CUDA backend. */
 struct comm *comm_nccl_create(struct comm *mpi, void *stream, char *err, size_t errlen);
 
 #endif

@@ -8,10 +8,11 @@
 
 #include <cuda_runtime.h>
 #include <nccl.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 struct nccl_state {
-    struct comm *mpi; /* the job's MPI communicator: start-up, all_ok, destroy */
+    struct comm *mpi; /* the job's MPI communicator (not owned): start-up, all_ok, barrier */
     ncclComm_t nccl;
     cudaStream_t stream;
 };
@@ -55,12 +56,21 @@ static int nccl_all_ok(struct comm *c, int ok)
     return state(c)->mpi->all_ok(state(c)->mpi, ok);
 }
 
+/* Leaves mpi and the stream to their creators. The stream still exists here (the caller
+ * destroys this communicator before the backend): waiting on it makes every collective
+ * enqueued there finish before the communicator goes. */
 static void nccl_destroy(struct comm *c)
 {
     struct nccl_state *s = state(c);
-    cudaStreamSynchronize(s->stream);
-    ncclCommDestroy(s->nccl);
-    s->mpi->destroy(s->mpi);
+    cudaError_t e = cudaStreamSynchronize(s->stream);
+    if (e != cudaSuccess)
+        fprintf(stderr,
+                "ddim-dist: warning: rank %d: cudaStreamSynchronize before ncclCommDestroy: %s\n",
+                c->rank, cudaGetErrorString(e));
+    ncclResult_t r = ncclCommDestroy(s->nccl);
+    if (r != ncclSuccess)
+        fprintf(stderr, "ddim-dist: warning: rank %d: ncclCommDestroy: %s\n", c->rank,
+                ncclGetErrorString(r));
     free(s);
     free(c);
 }

@@ -45,3 +45,13 @@ struct comm *launch_comm_for_backend(struct comm *mpi, struct backend *be)
     (void)be;
     return mpi;
 }
+
+void launch_finish(struct comm *comm, struct backend *be, struct comm *mpi)
+{
+    if (comm && comm != mpi)
+        comm->destroy(comm);
+    if (be)
+        be->destroy(be);
+    if (mpi)
+        mpi->destroy(mpi);
+}

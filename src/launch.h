@@ -13,7 +13,13 @@
 struct backend *launch_pick_backend(const char *name, struct comm *comm, const char *program);
 
 /* NCCL over the ranks of mpi for the CUDA backend's device buffers; mpi itself (host
- * buffers) for the CPU backend. Takes ownership of mpi when it wraps it. */
+ * buffers) for the CPU backend. mpi stays the caller's: it must outlive the result. */
 struct comm *launch_comm_for_backend(struct comm *mpi, struct backend *be);
+
+/* The teardown that matches the three calls above, in the reverse order of creation: the
+ * backend's communicator (NCCL synchronizes and releases what it enqueued on the backend's
+ * stream, so it goes while that stream exists), then the backend (its stream and context),
+ * then mpi (MPI_Finalize). comm may be mpi itself (CPU backend): then it goes once. */
+void launch_finish(struct comm *comm, struct backend *be, struct comm *mpi);
 
 #endif

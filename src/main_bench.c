@@ -443,14 +443,13 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
-    struct comm *comm = comm_mpi_create(&argc, &argv);
-    struct backend *be = launch_pick_backend(o.backend, comm, "ddim-bench");
+    struct comm *mpi = comm_mpi_create(&argc, &argv);
+    struct backend *be = launch_pick_backend(o.backend, mpi, "ddim-bench");
     if (!be->event_create || !be->event_record || !be->event_elapsed_ms || !be->event_destroy ||
         !be->memory_peak_bytes)
         DDIM_FATAL("the %s backend has no timing events", be->name);
-    comm = launch_comm_for_backend(comm, be);
+    struct comm *comm = launch_comm_for_backend(mpi, be);
     run_bench(&o, be, comm);
-    be->destroy(be);
-    comm->destroy(comm);
+    launch_finish(comm, be, mpi);
     return 0;
 }

@@ -3,6 +3,7 @@
  * as a PNG grid and optionally as uint8 in HDF5; and the EMA export itself. */
 #include "config.h"
 #include "ema_weights.h"
+#include "h5_util.h"
 #include "image_grid.h"
 #include "launch.h"
 #include "trainer.h"
@@ -185,8 +186,8 @@ static int write_images_h5(const char *path, const float *images, int n, int siz
     size_t count = (size_t)n * size * size * 3;
     uint8_t *u8 = util_xmalloc(count);
     image_to_u8(images, count, u8);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    char tmp[4096];
+    hid_t f = h5u_create_tmp(path, tmp, sizeof tmp, err, errlen); /* in memory, then renamed */
     int rc = -1;
     if (f >= 0) {
         hsize_t dims[4] = {(hsize_t)n, (hsize_t)size, (hsize_t)size, 3};
@@ -194,17 +195,15 @@ static int write_images_h5(const char *path, const float *images, int n, int siz
         hid_t d = H5Dcreate2(f, "images", H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         if (d >= 0 && H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, u8) >= 0)
             rc = 0;
+        else
+            util_error(err, errlen, "%s: HDF5 cannot store the images", path);
         if (d >= 0)
             H5Dclose(d);
         H5Sclose(sp);
-        if (H5Fclose(f) < 0)
-            rc = -1;
+        rc = h5u_commit(f, tmp, path, rc, err, errlen);
     }
     free(u8);
-    if (rc != 0)
-        return util_error(err, errlen, "cannot write '%s' (check the directory and free space)",
-                          path);
-    return 0;
+    return rc;
 }
 
 /* All n images (n, S, S, 3) in [0, 1] into host memory, SAMPLE_CHUNK at a time. */
@@ -237,8 +236,7 @@ static float *sample_images(const struct opts *o, const struct ema_weights *ew)
     be->free(be, noise);
     be->free(be, dev);
     trainer_destroy(t);
-    be->destroy(be);
-    comm->destroy(comm);
+    launch_finish(comm, be, comm);
     return host;
 }
 

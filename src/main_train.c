@@ -85,15 +85,14 @@ int main(int argc, char **argv)
         config_write_yaml(&cfg, stdout);
         return 0;
     }
-    struct comm *comm = comm_mpi_create(&argc, &argv);
-    if (comm->rank == 0) {
+    struct comm *mpi = comm_mpi_create(&argc, &argv);
+    if (mpi->rank == 0) {
         config_write_yaml(&cfg, stdout);
         fflush(stdout);
     }
-    struct backend *be = launch_pick_backend(cfg.backend, comm, "ddim-dist");
-    comm = launch_comm_for_backend(comm, be);
+    struct backend *be = launch_pick_backend(cfg.backend, mpi, "ddim-dist");
+    struct comm *comm = launch_comm_for_backend(mpi, be);
     int rc = train_loop_run(&cfg, be, comm);
-    be->destroy(be);
-    comm->destroy(comm);
+    launch_finish(comm, be, mpi);
     return rc;
 }

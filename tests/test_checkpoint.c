@@ -253,8 +253,8 @@ int main(int argc, char **argv)
 
     check_refusals(&b, ckpt_b, dir);
 
+    comm->destroy(comm); /* reverse order of creation */
     be->destroy(be);
-    comm->destroy(comm);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (test_failures() == 0 && system(cmd) != 0)
         fprintf(stderr, "test_checkpoint: could not remove %s\n", dir);

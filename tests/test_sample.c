@@ -206,8 +206,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "test_sample: the training run failed\n");
         return 1;
     }
+    comm->destroy(comm); /* reverse order of creation */
     be->destroy(be);
-    comm->destroy(comm);
 
     char ck[1200], ema[600], a[4096];
     snprintf(ck, sizeof ck, "%s/checkpoint.h5", cfg.run_dir);

@@ -198,8 +198,8 @@ int main(int argc, char **argv)
     else
         compare_runs(cfg.run_dir, res.run_dir, cfg.num_epochs);
 
+    comm->destroy(comm); /* reverse order of creation */
     be->destroy(be);
-    comm->destroy(comm);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (test_failures() == 0 && system(cmd) != 0)
         fprintf(stderr, "test_train_run: could not remove %s\n", dir);

@@ -1,6 +1,8 @@
 /* prep_output.c: ddim-prep's HDF5 writer (layout in io/dataset.h), the split shuffle and
- * the training statistics. The file is written as PATH.tmp and renamed when complete. */
+ * the training statistics. The file is built in memory, written as PATH.tmp and renamed
+ * when complete. */
 #define _POSIX_C_SOURCE 200809L
+#include "h5_util.h"
 #include "prep.h"
 #include "rng.h"
 #include "util.h"
@@ -96,11 +98,12 @@ int prep_output_create(struct prep_output *o, const char *path, char *err, size_
     snprintf(pending_tmp, sizeof pending_tmp, "%s", o->tmp_path);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    o->file = H5Fcreate(o->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    /* built in memory, then written out by h5u_commit: a full disk fails a plain write,
+     * never one of HDF5's (which would leave the file half-open) */
+    o->file = h5u_create_mem(o->tmp_path, err, errlen);
     if (o->file < 0) {
         prep_output_abort(o);
-        return util_error(err, errlen, "--output %s: HDF5 cannot create %s.tmp", path, path);
+        return -1;
     }
     return 0;
 }
@@ -186,14 +189,10 @@ int prep_output_write(struct prep_output *o, const uint8_t *images, long n_train
 
 int prep_output_commit(struct prep_output *o, char *err, size_t errlen)
 {
-    herr_t st = H5Fclose(o->file);
+    int rc = h5u_commit(o->file, o->tmp_path, o->path, 0, err, errlen); /* closes the file */
     o->file = -1;
-    if (st < 0)
-        return util_error(err, errlen, "%s: closing the HDF5 file failed (disk full?)",
-                          o->tmp_path);
-    if (rename(o->tmp_path, o->path) != 0)
-        return util_error(err, errlen, "cannot rename %s to %s (%s)", o->tmp_path, o->path,
-                          strerror(errno));
+    if (rc != 0)
+        return -1;
     o->tmp_path[0] = '\0';
     pending_tmp[0] = '\0';
     return 0;
