@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 enum { S = 16, N_RANDOM = 8 };
@@ -32,25 +31,17 @@ static const char *prep;
 static char tmp[256];
 static char log_text[16384];
 
-/* Runs ddim-prep with args; its stderr+stdout go to log_text. Returns the exit status. */
+/* Runs ddim-prep with args; its stderr+stdout go to log_text. Returns the exit status (-1,
+ * a failure already recorded, after a signal). */
 static int run_prep(const char *fmt, ...)
 {
-    char args[2048], cmd[4096], log_path[300];
+    char args[2048], cmd[4096];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    snprintf(log_path, sizeof log_path, "%s/log.txt", tmp);
-    snprintf(cmd, sizeof cmd, "'%s' %s > '%s' 2>&1", prep, args, log_path);
-    int st = system(cmd);
-    log_text[0] = '\0';
-    FILE *f = fopen(log_path, "r");
-    if (f) {
-        size_t n = fread(log_text, 1, sizeof log_text - 1, f);
-        log_text[n] = '\0';
-        fclose(f);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    snprintf(cmd, sizeof cmd, "'%s' %s", prep, args);
+    return test_run_program(cmd, log_text, sizeof log_text);
 }
 
 static int exists(const char *path)

@@ -1,6 +1,7 @@
 /* test_run_util.c: see test_run_util.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "test_run_util.h"
+#include "test_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +13,13 @@ int test_make_synthetic_data(const char *prep, char *dir_template, int count, in
         perror("mkdtemp");
         return -1;
     }
-    char cmd[4096];
+    char cmd[4096], out[4096];
     snprintf(data, datalen, "%s/data.h5", dir_template);
-    snprintf(cmd, sizeof cmd, "%s --synthetic %d --size 16 --seed %d --output %s 2>&1", prep, count,
+    snprintf(cmd, sizeof cmd, "%s --synthetic %d --size 16 --seed %d --output %s", prep, count,
              seed, data);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "test: '%s' failed\n", cmd);
+    int rc = test_run_program(cmd, out, sizeof out);
+    if (rc != 0) {
+        fprintf(stderr, "test: '%s' exited with %d:\n%s", cmd, rc, out);
         return -1;
     }
     return 0;

@@ -21,27 +21,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *sample_bin;
 static char dir[] = "/tmp/ddim_sample_XXXXXX";
 static char out[16384]; /* the last run's stderr and stdout */
 
-/* Runs ddim-sample with `args` (its output into out); its exit code. */
+/* Runs ddim-sample with `args` (its output into out); its exit code (-1, a failure already
+ * recorded, after a signal). */
 static int sample(const char *args)
 {
-    char cmd[8192], log[256];
-    snprintf(log, sizeof log, "%s/out.txt", dir);
-    snprintf(cmd, sizeof cmd, "%s %s > %s 2>&1", sample_bin, args, log);
-    int st = system(cmd);
-    FILE *f = fopen(log, "r");
-    size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
-    out[n] = 0;
-    if (f)
-        fclose(f);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s %s", sample_bin, args);
+    int rc = test_run_program(cmd, out, sizeof out);
     printf("$ ddim-sample %s\n%s", args, out);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return rc;
 }
 
 /* Dataset /images of an --images-h5 file (malloc'd floats; NULL on error). */

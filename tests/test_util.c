@@ -1,10 +1,12 @@
 /* test_util.c: see test_util.h. */
+#define _POSIX_C_SOURCE 200809L
 #include "test_util.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 static uint64_t test_state = 0x9E3779B97F4A7C15ull;
 static int test_failed = 0;
@@ -143,4 +145,35 @@ int test_finish(const char *suite)
 {
     printf("%s: %d checks, %d failed\n", suite, test_checked, test_failed);
     return test_failed ? 1 : 0;
+}
+
+int test_run_program(const char *cmd, char *out, size_t outlen)
+{
+    char full[8192], drop[4096];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    fflush(NULL); /* the child's output comes after ours */
+    FILE *p = popen(full, "r");
+    if (!p) {
+        test_fail("cannot run '%s'", cmd);
+        return -1;
+    }
+    size_t n = 0;
+    while (out && outlen > 0 && n < outlen - 1) {
+        size_t k = fread(out + n, 1, outlen - 1 - n, p);
+        if (k == 0)
+            break;
+        n += k;
+    }
+    if (out && outlen > 0)
+        out[n] = '\0';
+    while (fread(drop, 1, sizeof drop, p) > 0) {
+    }
+    int st = pclose(p);
+    if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) >= 128) {
+        int sig = st == -1 ? 0 : WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st) - 128;
+        test_fail("'%s' was killed by signal %d (status %#x): a crash, never an expected exit", cmd,
+                  sig, (unsigned)st);
+        return -1;
+    }
+    return WEXITSTATUS(st);
 }

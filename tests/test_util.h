@@ -23,6 +23,12 @@ int test_close(const char *name, const float *got, const float *want, size_t n, 
                float rtol);
 /* Relative L2 error ||got - want|| / max(||want||, tiny), printed; passes if <= tol. */
 int test_rel_l2(const char *name, const float *got, const float *want, size_t n, double tol);
+/* Runs `cmd` through the shell, its stdout and stderr into out (outlen bytes, always
+ * NUL-terminated; the rest is read and dropped). Returns the exit status 0..127. A death by
+ * a signal (or a shell status of 128 and more, e.g. 139 after a segmentation fault) is
+ * recorded as a test failure naming the command and returns -1, so that no test of an
+ * error path can take a crash for the error it expects. */
+int test_run_program(const char *cmd, char *out, size_t outlen);
 /* Record a failed condition with a message. */
 void test_fail(const char *fmt, ...);
 /* Print the summary line and return the process exit code (0 pass, 1 fail). */

@@ -4,13 +4,12 @@
 # from that step (label lifecycle).
 # usage: test_signal.sh DDIM_DIST DDIM_PREP
 set -u
+source "$(dirname "$0")/../test_lib.sh"
 dist=$1 prep=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; [[ -f $tmp/out ]] && tail -20 "$tmp/out"; exit 1; }
-ok() { echo "ok   $*"; }
 
-"$prep" --synthetic 48 --size 16 --output "$tmp/data.h5" >/dev/null 2>&1 || fail "ddim-prep"
+run_expect "ddim-prep" 0 "$prep" --synthetic 48 --size 16 --output "$tmp/data.h5"
 cat >"$tmp/cfg.yaml" <<YAML
 data: {path: "$tmp/data.h5", dataset_repetitions: 3}
 model: {image_size: 16, widths: [8, 16], block_depth: 1, embedding_dims: 8}
@@ -32,8 +31,7 @@ for _ in $(seq 300); do
 done
 kill -0 "$job" 2>/dev/null && { kill -KILL "$job"; fail "ddim-dist did not stop within 30 s of SIGUSR1"; }
 wait "$job"
-rc=$?
-((rc == 0)) || fail "ddim-dist exited with $rc after SIGUSR1, expected 0"
+check_status "ddim-dist after SIGUSR1" $? 0
 line=$(grep -o 'stopped by signal at step [0-9]*; checkpoint written' "$tmp/out") ||
     fail "no 'stopped by signal at step N; checkpoint written' line"
 step=${line#stopped by signal at step }
@@ -42,8 +40,7 @@ ok "SIGUSR1: exit 0, $line"
 [[ ! -e $tmp/run/checkpoint.h5.tmp ]] || fail "checkpoint.h5.tmp left behind"
 
 # resume: two more steps from where the signal stopped it
-"$dist" --config "$tmp/cfg.yaml" --set train.max_steps=$((step + 2)) >"$tmp/out" 2>&1 ||
-    fail "the resumed run failed"
+run_expect "the resumed run" 0 "$dist" --config "$tmp/cfg.yaml" --set train.max_steps=$((step + 2))
 grep -q "resuming from $tmp/run/checkpoint.h5 at epoch [0-9]* step [0-9]* (step $step in all)" \
     "$tmp/out" || fail "no 'resuming from ... (step $step in all)' line"
 grep -q 'finished 2 steps' "$tmp/out" || fail "the resumed run did not run 2 steps"

@@ -48,6 +48,7 @@ while read -r v; do unset "$v"; done < <(env | sed -n 's/^\(SLURM_[A-Za-z0-9_]*\
 unset DDIM_BIN DDIM_CONFIG DDIM_RUN_DIR DDIM_ARGS DDIM_SRUN_MPI DDIM_SRUN_ARGS \
     DDIM_SRUN_GPU_ARGS DDIM_FORWARD_SIGNAL
 
+source "$(dirname "$0")/../test_lib.sh" # status_problem; fail and ok are redefined below
 t0=$SECONDS
 tmp=$(mktemp -d /tmp/ddim_slurm_XXXXXX) || exit 1
 chmod 755 "$tmp" # munged wants its socket's parents searchable by all
@@ -255,10 +256,13 @@ refused() {
         submit "$name" "$@"
     )
     result=$(wait_job "$id" 60)
-    if [[ "$result" == FAILED* ]] && grep -qF "$msg" "$tmp/$name.out"; then
+    # FAILED with an error exit (1..127) and no signal: Slurm's ExitCode is "status:signal"
+    local exit_code=${result#FAILED } clean=0
+    [[ "$result" == FAILED\ *:0 ]] && status_problem "${exit_code%:0}" error >/dev/null && clean=1
+    if ((clean)) && grep -qF "$msg" "$tmp/$name.out"; then
         ok "$name: refused ($result): $(grep -oF "$msg" "$tmp/$name.out" | head -n 1)"
     else
-        fail "$name job $id: $result; expected FAILED and '$msg' in its output"
+        fail "$name job $id: $result; expected FAILED N:0 (N in 1..127) and '$msg' in its output"
         show_output "$tmp/$name.out"
     fi
 }
