@@ -19,9 +19,12 @@
  *
  * Math: by default cuDNN may use TF32 tensor cores on Ampere and later (CUDNN_DEFAULT_MATH,
  * or the tensor-op math its heuristic pairs with an algorithm), as TensorFlow does.
- * DDIM_CUDNN_NO_TF32=1, read once when the backend is created, keeps every convolution on
- * CUDNN_FMA_MATH (plain float32 FMA kernels) for comparisons with the CPU backend; the gpu
- * tests set it.
+ * DDIM_CUDNN_NO_TF32=1, read once when the backend is created, is exact mode: every
+ * convolution on CUDNN_FMA_MATH (plain float32 FMA kernels) and only algorithms that compute
+ * in float32 as written (no FFT, no Winograd: they transform the data and lose about 1e-4
+ * relative), for comparisons with the CPU backend at float32 rounding; the exact gpu tests
+ * set it. DDIM_CUDNN_LOG_ALGOS=1 (or DDIM_CUDNN_VERBOSE=1) prints each convolution shape's
+ * algorithm and math type per direction when its plan is made.
  *
  * Semantics (backend.h): y = conv(x, w) + bias is written; backward writes dw and dbias (=)
  * and accumulates dx (+=, cuDNN's beta = 1), skipped when dx is NULL. dbias reuses the
@@ -42,6 +45,7 @@ struct conv_plan {
     cudnnConvolutionBwdDataAlgo_t bwd_data_algo;     /* conv_desc[DIR_BWD_DATA] */
     cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo; /* conv_desc[DIR_BWD_FILTER] */
     size_t ws_bytes[3];                              /* workspace each direction needs */
+    cudnnMathType_t math[3];                         /* the math type each direction got */
 };
 
 enum { DIR_FWD = 0, DIR_BWD_DATA = 1, DIR_BWD_FILTER = 2 };
@@ -56,7 +60,7 @@ struct cuda_conv_cache {
     size_t w_krsc_bytes, dw_krsc_bytes;
     float *bias_sums; /* (2 * largest cout): [sum dy, sum dy^2] from cuda_bn_stats */
     size_t bias_sums_bytes;
-    int verbose; /* DDIM_CUDNN_VERBOSE: print each plan's algorithms */
+    int verbose; /* DDIM_CUDNN_LOG_ALGOS or DDIM_CUDNN_VERBOSE: print each plan's choice */
 };
 
 /* --- kernels -------------------------------------------------------------------------- */
@@ -125,21 +129,43 @@ static void grow(struct backend *be, void **buf, size_t *have, size_t bytes)
     *have = bytes;
 }
 
-/* The first usable entry of cuDNN's heuristic ranking (perf, count entries): status SUCCESS,
- * never ALLOW_CONVERSION (float32 data converted down to FP16), no tensor-op math at all
- * when TF32 is off, and accepted by the descriptor (the workspace query succeeds);
- * deterministic entries first. Sets conv's math type to the chosen pairing (cuDNN picks
- * kernels by algorithm AND math type) and returns the entry's index, or -1.
- * query(algo, &bytes) asks the workspace size. */
-template <typename Perf, typename Query>
 /* Workspace an algorithm may ask for before a slower one with less is preferred: at the
  * seed's sizes the heuristics can rank algorithms needing gigabytes first. */
 #define WORKSPACE_CAP ((size_t)1 << 30)
 
-/* The first usable entry of cuDNN's ranking: deterministic within the workspace cap, then
- * any within the cap, then any at all. */
-static int choose_algo(const Perf *perf, int count, int no_tf32, cudnnConvolutionDescriptor_t conv,
-                       Query query, size_t *bytes)
+/* Whether algorithm `algo` of direction `dir` computes in float32 as written (GEMM-based or
+ * direct): FFT and Winograd transform the data first and lose about 1e-4 relative. */
+static int algo_exact(int dir, int algo)
+{
+    switch (dir) {
+    case DIR_FWD:
+        return algo != CUDNN_CONVOLUTION_FWD_ALGO_FFT &&
+               algo != CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING &&
+               algo != CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD &&
+               algo != CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED;
+    case DIR_BWD_DATA:
+        return algo != CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT &&
+               algo != CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING &&
+               algo != CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD &&
+               algo != CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED;
+    default:
+        return algo != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT &&
+               algo != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING &&
+               algo != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD &&
+               algo != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED;
+    }
+}
+
+/* The first usable entry of cuDNN's heuristic ranking (perf, count entries) for direction
+ * dir: status SUCCESS, never ALLOW_CONVERSION (float32 data converted down to FP16); in
+ * exact mode (no_tf32) no tensor-op math and only algo_exact algorithms; accepted by the
+ * descriptor (the workspace query succeeds). Three passes: deterministic within the
+ * workspace cap, then any within the cap, then any at all. Sets conv's math type to the
+ * chosen pairing (cuDNN picks kernels by algorithm AND math type) and returns the entry's
+ * index, or -1. query(algo, &bytes) asks the workspace size. */
+template <typename Perf, typename Query>
+static int choose_algo(const Perf *perf, int count, int dir, int no_tf32,
+                       cudnnConvolutionDescriptor_t conv, Query query, size_t *bytes)
 {
     for (int pass = 0; pass < 3; pass++) {
         for (int i = 0; i < count; i++) {
@@ -150,7 +176,7 @@ static int choose_algo(const Perf *perf, int count, int no_tf32, cudnnConvolutio
             if (math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
                 continue;
             if (no_tf32) {
-                if (math == CUDNN_TENSOR_OP_MATH)
+                if (math == CUDNN_TENSOR_OP_MATH || !algo_exact(dir, (int)perf[i].algo))
                     continue;
                 math = CUDNN_FMA_MATH; /* DEFAULT would allow TF32 again */
             }
@@ -161,6 +187,51 @@ static int choose_algo(const Perf *perf, int count, int no_tf32, cudnnConvolutio
         }
     }
     return -1;
+}
+
+static const char *algo_name(int dir, int algo)
+{
+    static const char *fwd[] = {
+        "IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING",
+        "WINOGRAD",      "WINOGRAD_NONFUSED"};
+    static const char *bwd_data[] = {"ALGO_0",     "ALGO_1",   "FFT",
+                                     "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
+    static const char *bwd_filter[] = {
+        "ALGO_0", "ALGO_1", "FFT", "ALGO_3", "WINOGRAD", "WINOGRAD_NONFUSED", "FFT_TILING"};
+    const char **names = dir == DIR_FWD ? fwd : dir == DIR_BWD_DATA ? bwd_data : bwd_filter;
+    int n = dir == DIR_FWD ? 8 : dir == DIR_BWD_DATA ? 6 : 7;
+    return algo >= 0 && algo < n ? names[algo] : "unknown";
+}
+
+static const char *math_name(cudnnMathType_t m)
+{
+    switch (m) {
+    case CUDNN_DEFAULT_MATH:
+        return "DEFAULT (TF32 allowed)";
+    case CUDNN_TENSOR_OP_MATH:
+        return "TENSOR_OP (TF32)";
+    case CUDNN_FMA_MATH:
+        return "FMA (float32)";
+    default:
+        return "TENSOR_OP_ALLOW_CONVERSION";
+    }
+}
+
+/* One line per plan (DDIM_CUDNN_LOG_ALGOS): the shape, then algorithm, math and workspace of
+ * each direction, so that a GPU run shows which algorithm every convolution got. */
+static void plan_log(const struct cuda_ctx *ctx, const struct conv_plan *p, int index)
+{
+    const struct conv_shape *s = &p->s;
+    int algo[3] = {(int)p->fwd_algo, (int)p->bwd_data_algo, (int)p->bwd_filter_algo};
+    static const char *dirs[3] = {"fwd", "bwd-data", "bwd-filter"};
+    char text[512];
+    int used = snprintf(text, sizeof text, "cudnn conv %d: n=%d h=%d w=%d cin=%d cout=%d k=%d%s",
+                        index, s->n, s->h, s->w, s->cin, s->cout, s->k,
+                        ctx->cudnn_no_tf32 ? " [exact mode]" : "");
+    for (int d = 0; d < 3 && used > 0 && (size_t)used < sizeof text; d++)
+        used += snprintf(text + used, sizeof text - (size_t)used, "; %s %s %s ws %zu", dirs[d],
+                         algo_name(d, algo[d]), math_name(p->math[d]), p->ws_bytes[d]);
+    util_log("%s\n", text);
 }
 
 #define MAX_PERF 64 /* room for cuDNN's ranking in every direction */
@@ -177,7 +248,8 @@ DDIM_NORETURN static void plan_fatal(const struct cuda_ctx *ctx, const struct co
     DDIM_FATAL("cuda conv: cuDNN offers no usable %s algorithm for n=%d h=%d w=%d cin=%d "
                "cout=%d k=%d (NHWC float32%s); try without DDIM_CUDNN_NO_TF32, or report the "
                "cuDNN version (cudnnGetVersion %zu)",
-               dir, s->n, s->h, s->w, s->cin, s->cout, s->k, ctx->cudnn_no_tf32 ? ", FMA math" : "",
+               dir, s->n, s->h, s->w, s->cin, s->cout, s->k,
+               ctx->cudnn_no_tf32 ? ", exact mode: FMA math, no FFT or Winograd" : "",
                cudnnGetVersion());
 }
 
@@ -196,7 +268,7 @@ static void plan_choose_algos(struct cuda_ctx *ctx, struct conv_plan *p)
     CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p->x_desc, p->w_desc, c, p->y_desc, max,
                                                        &got, fwd));
     i = choose_algo(
-        fwd, got, nt, c,
+        fwd, got, DIR_FWD, nt, c,
         [&](cudnnConvolutionFwdAlgo_t a, size_t *b) {
             return cudnnGetConvolutionForwardWorkspaceSize(h, p->x_desc, p->w_desc, c, p->y_desc, a,
                                                            b);
@@ -214,7 +286,7 @@ static void plan_choose_algos(struct cuda_ctx *ctx, struct conv_plan *p)
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w_desc, p->y_desc, cd, p->x_desc,
                                                             max, &got, bd));
     i = choose_algo(
-        bd, got, nt, cd,
+        bd, got, DIR_BWD_DATA, nt, cd,
         [&](cudnnConvolutionBwdDataAlgo_t a, size_t *b) {
             return cudnnGetConvolutionBackwardDataWorkspaceSize(h, p->w_desc, p->y_desc, cd,
                                                                 p->x_desc, a, b);
@@ -232,7 +304,7 @@ static void plan_choose_algos(struct cuda_ctx *ctx, struct conv_plan *p)
     CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->x_desc, p->y_desc, cf,
                                                               p->w_desc, max, &got, bf));
     i = choose_algo(
-        bf, got, nt, cf,
+        bf, got, DIR_BWD_FILTER, nt, cf,
         [&](cudnnConvolutionBwdFilterAlgo_t a, size_t *b) {
             return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p->x_desc, p->y_desc, cf,
                                                                   p->w_desc, a, b);
@@ -241,6 +313,8 @@ static void plan_choose_algos(struct cuda_ctx *ctx, struct conv_plan *p)
     if (i < 0)
         plan_fatal(ctx, &p->s, "backward-filter");
     p->bwd_filter_algo = bf[i].algo;
+    for (int d = 0; d < 3; d++)
+        CUDNN_CHECK(cudnnGetConvolutionMathType(p->conv_desc[d], &p->math[d]));
 }
 
 static void plan_init(struct cuda_ctx *ctx, struct conv_plan *p, const struct conv_shape *s)
@@ -315,11 +389,7 @@ static const struct conv_plan *plan_get(struct backend *be, const struct conv_sh
     grow(be, (void **)&c->bias_sums, &c->bias_sums_bytes, 2 * (size_t)s->cout * sizeof(float));
 
     if (c->verbose)
-        util_log("cuda conv plan %d: n=%d h=%d w=%d cin=%d cout=%d k=%d: fwd algo %d, bwd-data "
-                 "algo %d, bwd-filter algo %d, workspace %zu/%zu/%zu bytes%s\n",
-                 c->count, s->n, s->h, s->w, s->cin, s->cout, s->k, (int)p->fwd_algo,
-                 (int)p->bwd_data_algo, (int)p->bwd_filter_algo, p->ws_bytes[0], p->ws_bytes[1],
-                 p->ws_bytes[2], ctx->cudnn_no_tf32 ? " (FMA math)" : "");
+        plan_log(ctx, p, c->count);
     return p;
 }
 
@@ -409,7 +479,7 @@ int cuda_conv_init(struct cuda_ctx *ctx, char *err, size_t errlen)
     ctx->cudnn = h;
     ctx->cudnn_no_tf32 = env_flag("DDIM_CUDNN_NO_TF32");
     ctx->conv = (struct cuda_conv_cache *)util_xcalloc(1, sizeof *ctx->conv);
-    ctx->conv->verbose = env_flag("DDIM_CUDNN_VERBOSE");
+    ctx->conv->verbose = env_flag("DDIM_CUDNN_LOG_ALGOS") || env_flag("DDIM_CUDNN_VERBOSE");
     return 0;
 }
 

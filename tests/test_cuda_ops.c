@@ -15,10 +15,19 @@
  * - reductions (both accumulate in double, in different orders, then round to float):
  *   atol 1e-5, rtol 1e-6.
  * - convolutions (cuDNN vs im2col + BLAS, float32 sums of k*k*cin or n*h*w products in
- *   different orders, maybe Winograd): rtol 1e-4 and atol 1e-4 * rms(reference), i.e.
- *   scaled to the magnitude of the sums. Rounding in a float32 sum of K terms grows like
- *   sqrt(K) * 6e-8 relative to that rms (< 3e-6 for every K here), so a wrong tap,
- *   transpose or missed accumulation (errors of order the rms) cannot pass. */
+ *   different orders): rtol 1e-4 and atol 1e-4 * rms(reference) element-wise, i.e. scaled
+ *   to the magnitude of the sums, so a wrong tap, transpose or missed accumulation (errors
+ *   of order the rms) cannot pass; and the whole tensor within CONV_REL_L2 = 2e-5 in
+ *   relative L2. Rounding in a float32 sum of K terms grows like sqrt(K) * 6e-8 relative
+ *   to that rms: at most 5.4e-6 for the largest K here (n*h*w = 2*64*64 for dw; 9*224 for
+ *   y), on each side, so the difference stays under ~8e-6. FFT and Winograd algorithms,
+ *   which exact mode must not use, typically err by about 1e-4 and fail that bound.
+ *
+ * Shapes: besides small odd ones, every convolution and BatchNorm shape that the Keras
+ * fixture (tests/data/keras_small.h5: 16x16, widths 8,16,24, batch 4) and the seed network
+ * (configs/flowers64.yaml: 64x64, widths 32,64,96,128; batch 2 here instead of 64) reach:
+ * the 3-channel stem and head, the concatenations of the up path (40, 224, 160 ... input
+ * channels), and BN over up to 64*64*64 rows as in a real batch of 64. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 
 #include "backend.h"
@@ -416,12 +425,17 @@ static float rms(const float *x, size_t n)
 
 #define CONV_RTOL 1e-4f
 #define CONV_ATOL_REL 1e-4f /* times rms of the reference */
+#define CONV_REL_L2 2e-5    /* float32 reordering only: see the top of the file */
 
 static void check_conv(const char *what, const struct conv_shape *s, const struct pair *p)
 {
     char name[128];
     snprintf(name, sizeof name, "%s n=%d %dx%d cin=%d cout=%d k=%d", what, s->n, s->h, s->w, s->cin,
              s->cout, s->k);
+    float *got = malloc(p->n * sizeof(float));
+    gpu->download(gpu, got, p->g, p->n * sizeof(float));
+    test_rel_l2(name, got, p->c, p->n, CONV_REL_L2); /* before check() syncs the sides */
+    free(got);
     check(name, p, CONV_ATOL_REL * rms(p->c, p->n), CONV_RTOL);
 }
 
@@ -454,6 +468,37 @@ static void test_conv(int n, int h, int w, int cin, int cout, int k)
     check_conv("conv2d_backward dx NULL, dbias (=)", &s, &db);
     pair_free(&x), pair_free(&wt), pair_free(&bias), pair_free(&y), pair_free(&dy);
     pair_free(&dx), pair_free(&dw), pair_free(&db);
+}
+
+/* Every convolution shape of the Keras fixture and the seed network (see the top of the
+ * file), and BatchNorm over their sizes. */
+static void test_network_shapes(void)
+{
+    static const int fixture[][4] = {/* h, cin, cout, k at batch 4 */
+                                     {16, 3, 8, 1},  {16, 16, 8, 3}, {16, 16, 8, 1}, {16, 8, 8, 3},
+                                     {8, 8, 16, 3},  {8, 8, 16, 1},  {8, 16, 16, 3}, {4, 16, 24, 3},
+                                     {4, 16, 24, 1}, {4, 24, 24, 3}, {8, 40, 16, 3}, {8, 40, 16, 1},
+                                     {8, 32, 16, 3}, {8, 32, 16, 1}, {16, 24, 8, 3}, {16, 24, 8, 1},
+                                     {16, 8, 3, 1}};
+    static const int seed[][4] = {
+        /* h, cin, cout, k at batch 2 */
+        {64, 3, 32, 1},   {64, 64, 32, 3},  {64, 64, 32, 1},  {64, 32, 32, 3},  {32, 32, 64, 3},
+        {32, 32, 64, 1},  {32, 64, 64, 3},  {16, 64, 96, 3},  {16, 64, 96, 1},  {16, 96, 96, 3},
+        {8, 96, 128, 3},  {8, 96, 128, 1},  {8, 128, 128, 3}, {16, 224, 96, 3}, {16, 224, 96, 1},
+        {16, 192, 96, 3}, {16, 192, 96, 1}, {32, 160, 64, 3}, {32, 160, 64, 1}, {32, 128, 64, 3},
+        {32, 128, 64, 1}, {64, 96, 32, 3},  {64, 96, 32, 1},  {64, 32, 3, 1}};
+    for (size_t i = 0; i < sizeof fixture / sizeof fixture[0]; i++)
+        test_conv(4, fixture[i][0], fixture[i][0], fixture[i][1], fixture[i][2], fixture[i][3]);
+    for (size_t i = 0; i < sizeof seed / sizeof seed[0]; i++)
+        test_conv(2, seed[i][0], seed[i][0], seed[i][1], seed[i][2], seed[i][3]);
+    /* BN: the fixture's levels at batch 4, the seed's at batch 2, and one seed layer at
+     * its real batch of 64 (262144 rows: the long reductions of a real step) */
+    static const int bn[][2] = {{4 * 16 * 16, 8},  {4 * 16 * 16, 16},  {4 * 8 * 8, 40},
+                                {4 * 4 * 4, 24},   {2 * 64 * 64, 32},  {2 * 64 * 64, 64},
+                                {2 * 32 * 32, 96}, {2 * 16 * 16, 224}, {2 * 8 * 8, 128},
+                                {64 * 64 * 64, 32}};
+    for (size_t i = 0; i < sizeof bn / sizeof bn[0]; i++)
+        test_batchnorm((size_t)bn[i][0], bn[i][1]);
 }
 
 /* The CUDA backend must fill the whole op table: an op added to backend.h needs its CUDA
@@ -515,7 +560,9 @@ int main(void)
     test_conv(2, 16, 16, 64, 32, 3); /* U-Net-like widths, multiples of 8 */
     test_conv(4, 8, 8, 96, 64, 1);
     test_conv(2, 8, 8, 128, 128, 3);
-    test_conv(2, 6, 10, 5, 7, 3); /* a known shape again: cached plan, grown buffers */
+    test_conv(2, 6, 10, 5, 7, 3);    /* a known shape again: cached plan, grown buffers */
+    test_conv(2, 16, 16, 56, 24, 3); /* odd multiples of 8 */
+    test_network_shapes();
 
     gpu->destroy(gpu);
     cpu->destroy(cpu);
