@@ -1,35 +1,41 @@
 #!/usr/bin/env bash
-# bench_gpu.sh: the one command for the GPU machine, after the CUDA build: ddim-bench at the
-# seed's configuration (batch 64, 64x64, widths 32,64,96,128, block depth 2), then the same
-# network and step in PyTorch (tools/torch_reference.py) eager and with torch.compile, on
-# the same GPU with the same batch and precision, and a comparison table.
+# bench_gpu.sh: the training step, ours against PyTorch, on one GPU: ddim-bench at the seed's
+# configuration (batch 64, 64x64, widths 32,64,96,128, block depth 2), then the same network
+# and step in PyTorch (tools/torch_reference.py) eager, torch.compile in its default mode and
+# torch.compile with CUDA graphs (mode reduce-overhead), same batch and precision, and a
+# comparison table. The table always comes out: each row holds its figures or why it has
+# none (its exit status, or the time limit it ran into); every row is bounded in time.
 #
 #   cmake -S . -B build-gpu -DDDIM_CUDA=ON && cmake --build build-gpu -j   (docs/gpu.md)
 #   tools/bench_gpu.sh
 #
-# Environment: BUILD (build-gpu), PYTHON (python3, the one with torch), BATCH, IMAGE_SIZE,
-# WIDTHS, BLOCK_DEPTH, WARMUP, STEPS (the seed's configuration, 10 and 50). Convolutions may
+# Environment: BUILD (build-gpu), PYTHON (/opt/torch/.venv/bin/python3 where it exists, else
+# python3), BATCH, IMAGE_SIZE, WIDTHS, BLOCK_DEPTH, WARMUP, STEPS (the seed's configuration,
+# 10 and 50), BACKEND (cuda; cpu to try the script without a GPU), time limits in seconds:
+# LIMIT_OURS (120), LIMIT_EAGER (180), LIMIT_COMPILE (240 each compile row). Convolutions may
 # use TF32 on both sides (cuDNN's default, torch's --tf32); DDIM_CUDNN_NO_TF32=1 turns TF32
 # off on both. Raw output goes to $OUT/bench when OUT is set, else to runs/bench-<time>.
-# The targets are reported, not asserted: the script fails only when ddim-bench fails.
+# Exit status: 0 when the table came out, whatever its rows say (the targets are reported,
+# not asserted); the rows' statuses are in bench/status.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
 BUILD=${BUILD:-build-gpu}
-PYTHON=${PYTHON:-python3}
+if [[ -z "${PYTHON:-}" ]]; then
+    PYTHON=python3
+    [[ -x /opt/torch/.venv/bin/python3 ]] && PYTHON=/opt/torch/.venv/bin/python3
+fi
+backend=${BACKEND:-cuda}
+device=cuda
+[[ $backend == cpu ]] && device=cpu
 config=(--batch "${BATCH:-64}" --image-size "${IMAGE_SIZE:-64}" --widths "${WIDTHS:-32,64,96,128}"
-        --block-depth "${BLOCK_DEPTH:-2}" --warmup "${WARMUP:-10}" --steps "${STEPS:-50}")
+    --block-depth "${BLOCK_DEPTH:-2}" --warmup "${WARMUP:-10}" --steps "${STEPS:-50}")
 if [[ -n "${OUT:-}" ]]; then
     dest="$OUT/bench"
 else
     dest="runs/bench-$(date +%Y%m%d-%H%M%S)"
 fi
 mkdir -p "$dest" || exit 1
-if [[ ! -x "$BUILD/ddim-bench" ]]; then
-    echo "bench_gpu.sh: $BUILD/ddim-bench not found; build it first:" >&2
-    echo "  cmake -S . -B $BUILD -DDDIM_CUDA=ON && cmake --build $BUILD -j" >&2
-    exit 1
-fi
 tf32=--tf32
 if [[ -n "${DDIM_CUDNN_NO_TF32:-}" && "${DDIM_CUDNN_NO_TF32}" != 0 ]]; then
     tf32=--no-tf32
@@ -45,31 +51,33 @@ summary="$dest/summary.txt"
     echo "bench_gpu.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname)"
     echo "git: $rev"
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 || true
-    echo "config: ${config[*]} $tf32"
+    echo "config: ${config[*]} $tf32; python: $PYTHON"
 } | tee "$summary"
 
-echo "== ddim-bench --backend cuda"
-"$BUILD/ddim-bench" --backend cuda "${config[@]}" --json --csv "$dest/ddim_bench_steps.csv" 2>&1 |
-    tee "$dest/ddim_bench.txt"
-if [[ ${PIPESTATUS[0]} -ne 0 ]]; then
-    echo "bench_gpu.sh: ddim-bench failed (output in $dest/ddim_bench.txt)" | tee -a "$summary"
-    exit 1
-fi
-
-for mode in eager compile; do
-    echo "== torch_reference.py --mode $mode"
-    PYTHONUNBUFFERED=1 "$PYTHON" tools/torch_reference.py --mode "$mode" --device cuda \
-        "${config[@]}" "$tf32" >"$dest/torch_$mode.log" 2>&1
+# row NAME LIMIT COMMAND...: runs one row under `timeout` (output into $dest/NAME.log) and
+# appends "NAME STATUS LIMIT SECONDS" to $dest/status.txt for the table.
+: >"$dest/status.txt"
+row() {
+    local name=$1 limit=$2 t0=$SECONDS rc
+    shift 2
+    echo "== $name (at most $limit s): $*"
+    PYTHONUNBUFFERED=1 timeout -k 10 "$limit" "$@" >"$dest/$name.log" 2>&1
     rc=$?
-    grep '^{' "$dest/torch_$mode.log" | tail -n 1
-    if [[ $rc -ne 0 ]]; then
-        echo "bench_gpu.sh: torch_reference.py --mode $mode failed (rc $rc); its log's end:"
-        tail -n 20 "$dest/torch_$mode.log"
-    fi
-done
+    echo "$name $rc $limit $((SECONDS - t0))" >>"$dest/status.txt"
+    grep '^{' "$dest/$name.log" | tail -n 1
+    ((rc == 0)) || { echo "   exit status $rc; the log's end:" && tail -n 5 "$dest/$name.log"; }
+}
 
-"$PYTHON" - "$dest" <<'EOF' | tee -a "$summary"
-import json, sys
+row ours "${LIMIT_OURS:-120}" "$BUILD/ddim-bench" --backend "$backend" "${config[@]}" --json \
+    --csv "$dest/ddim_bench_steps.csv"
+torch=("$PYTHON" tools/torch_reference.py --device "$device" "${config[@]}" "$tf32")
+row torch_eager "${LIMIT_EAGER:-180}" "${torch[@]}" --mode eager
+row torch_compile_cudagraphs "${LIMIT_COMPILE:-240}" "${torch[@]}" --mode compile \
+    --compile-mode reduce-overhead
+row torch_compile "${LIMIT_COMPILE:-240}" "${torch[@]}" --mode compile --compile-mode default
+
+python3 - "$dest" <<'EOF' | tee -a "$summary"
+import json, signal, sys
 
 dest = sys.argv[1]
 
@@ -80,39 +88,67 @@ def last_json(path):
     except (OSError, ValueError):
         return None
 
-ours = last_json(f"{dest}/ddim_bench.txt")
-rows = [("ddim-bench (ours)", ours), ("torch eager", last_json(f"{dest}/torch_eager.log")),
-        ("torch.compile", last_json(f"{dest}/torch_compile.log"))]
+def reason(rc, limit, log):
+    """Why a row has no figures: its time limit, its signal or exit status, its last line."""
+    if rc in (124, 137):
+        return f"timed out: still running after its limit of {limit} s"
+    try:
+        tail = [l.strip() for l in open(log) if l.strip()][-1][:90]
+    except (OSError, IndexError):
+        tail = "no output"
+    if rc > 128:
+        try:
+            name = signal.Signals(rc - 128).name
+        except ValueError:
+            name = f"signal {rc - 128}"
+        return f"killed by {name} (exit status {rc}): {tail}"
+    if rc == 0:
+        return f"exit 0 but no result line: {tail}"
+    return f"exit status {rc}: {tail}"
+
+status = {}
+for line in open(f"{dest}/status.txt"):
+    name, rc, limit, secs = line.split()
+    status[name] = (int(rc), int(limit), int(secs))
+labels = [("ours", "ddim-bench (ours)"), ("torch_eager", "torch eager"),
+          ("torch_compile", "torch.compile default"),
+          ("torch_compile_cudagraphs", "torch.compile CUDA graphs")]
+results = {}
+for name, _ in labels:
+    rc, limit, _ = status.get(name, (-1, 0, 0))
+    r = last_json(f"{dest}/{name}.log") if rc == 0 else None
+    results[name] = r if r is not None else reason(rc, limit, f"{dest}/{name}.log")
+ours = results["ours"] if isinstance(results["ours"], dict) else None
 mib = lambda b: f"{b / 2**20:.1f} MiB" if b else "unknown"
 print()
-print(f"{'':20} {'step ms':>10} {'images/s':>10} {'ours faster by':>15} {'peak memory':>13}")
-for name, r in rows:
-    if r is None:
-        print(f"{name:20} {'failed: see its log in ' + dest}")
+print(f"{'':27} {'step ms':>9} {'images/s':>9} {'ours faster by':>15} {'peak memory':>13} {'run s':>6}")
+for name, label in labels:
+    r, secs = results[name], status.get(name, (0, 0, 0))[2]
+    if not isinstance(r, dict):
+        print(f"{label:27} no figures: {r}")
         continue
-    speed = r["step_ms_median"] / ours["step_ms_median"]
-    print(f"{name:20} {r['step_ms_median']:10.3f} {r['images_per_s']:10.1f} {speed:14.2f}x "
-          f"{mib(r['peak_mem_bytes']):>13}")
+    speed = f"{r['step_ms_median'] / ours['step_ms_median']:14.2f}x" if ours else f"{'-':>15}"
+    print(f"{label:27} {r['step_ms_median']:9.3f} {r['images_per_s']:9.1f} {speed} "
+          f"{mib(r['peak_mem_bytes']):>13} {secs:6d}")
 print()
 if ours:
     p = ours["phases_ms_median"]
     print("ours by phase (median ms): " + ", ".join(f"{k} {v:.3f}" for k, v in p.items()))
     print(f"ours: {ours['conv_gflop_per_step']:.2f} GFLOP of convolutions per step, "
           f"{ours['tflops']:.2f} TFLOP/s")
-eager, comp = rows[1][1], rows[2][1]
 def verdict(ok):
     return "met" if ok else "NOT met"
-if ours and eager:
-    s = eager["step_ms_median"] / ours["step_ms_median"]
-    print(f"target: step >= 2x faster than torch eager: {s:.2f}x, {verdict(s >= 2)}")
-if ours and comp:
-    s = comp["step_ms_median"] / ours["step_ms_median"]
-    print(f"target: step faster than torch.compile: {s:.2f}x, {verdict(s > 1)}")
-for name, r in (("eager", eager), ("compile", comp)):
-    if ours and r and ours["peak_mem_bytes"] and r["peak_mem_bytes"]:
-        ratio = ours["peak_mem_bytes"] / r["peak_mem_bytes"]
-        print(f"target: peak memory below torch {name}'s: {ratio:.2f} of it, "
-              f"{verdict(ratio < 1)}")
+for name, target, ok in (("torch_eager", "step >= 2x faster than torch eager", lambda s: s >= 2),
+                         ("torch_compile", "step faster than torch.compile", lambda s: s > 1),
+                         ("torch_compile_cudagraphs", "step faster than torch.compile with "
+                          "CUDA graphs", lambda s: s > 1)):
+    r = results[name]
+    if ours and isinstance(r, dict):
+        s = r["step_ms_median"] / ours["step_ms_median"]
+        print(f"target: {target}: {s:.2f}x, {verdict(ok(s))}")
+        if ours["peak_mem_bytes"] and r["peak_mem_bytes"]:
+            ratio = ours["peak_mem_bytes"] / r["peak_mem_bytes"]
+            print(f"        peak memory {ratio:.2f} of {name}'s, {verdict(ratio < 1)}")
 print("(torch: max_memory_allocated over the timed steps; ours: the backend's device "
       "allocations at their peak)")
 EOF

@@ -137,9 +137,15 @@ class Trainer:
         self.trainable = sum(p.numel() for p in self.net.parameters())
         self.fwd_loss, self.update = self._fwd_loss, self._update
         self.update_compiled = False
+        # CUDA graphs (reduce-overhead, max-autotune): each step must be marked, or a graph's
+        # outputs are overwritten while the optimizer still reads them
+        self.cudagraphs = args.mode == "compile" and args.compile_mode in (
+            "reduce-overhead", "max-autotune")
         if args.mode == "compile":
             self.fwd_loss = torch.compile(self._fwd_loss, mode=args.compile_mode)
-            self.update = torch.compile(self._update, mode=args.compile_mode)
+            # the optimizer step in the default mode: its in-place updates of parameters that
+            # live outside the graph pools do not fit a CUDA graph
+            self.update = torch.compile(self._update, mode="default")
             self.update_compiled = True
 
     def _fwd_loss(self, images, noises, times):
@@ -160,6 +166,8 @@ class Trainer:
         torch._foreach_lerp_(self.dst, self.src, 1.0 - 0.999)  # ema + 0.001 * (w - ema)
 
     def step(self):
+        if self.cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
         noises = torch.randn_like(self.images)
         times = torch.rand(self.args.batch, 1, 1, 1, device=self.device)
         loss, noise_loss, _ = self.fwd_loss(self.images, noises, times)
@@ -174,7 +182,8 @@ class Trainer:
             self.update, self.update_compiled = self._update, False
             self.update()
         self.opt.zero_grad(set_to_none=True)
-        return noise_loss
+        # a copy: a CUDA graph's output is overwritten by the next step's replay
+        return noise_loss.clone() if self.cudagraphs else noise_loss
 
 
 def time_steps(trainer, steps, cuda):
@@ -251,6 +260,7 @@ def main():
         "warmup": args.warmup, "steps": args.steps, "tf32": args.tf32, "bf16": args.bf16,
         "cudnn_benchmark": args.cudnn_benchmark, "fused_adam": args.fused_adam,
         "compile_mode": args.compile_mode if args.mode == "compile" else None,
+        "cudagraph_mark_step_begin": trainer.cudagraphs,
         "update_compiled": trainer.update_compiled, "warmup_s": round(warmup_s, 3),
         "step_ms_median": round(median, 4), "step_ms_mean": round(statistics.fmean(ms), 4),
         "step_ms_min": round(min(ms), 4),
