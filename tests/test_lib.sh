@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # test_lib.sh: what the shell tests share (sourced, not run). Every program a test runs
 # has its exit status checked here, the same way everywhere: a status of 128 or more is a
 # death by a signal as the shell reports it (139: a segmentation fault) and never passes,

@@ -12,7 +12,8 @@
 # Environment: BUILD (build-gpu), PYTHON (/opt/torch/.venv/bin/python3 where it exists, else
 # python3), BATCH, IMAGE_SIZE, WIDTHS, BLOCK_DEPTH, WARMUP, STEPS (the seed's configuration,
 # 10 and 50), BACKEND (cuda; cpu to try the script without a GPU), time limits in seconds:
-# LIMIT_OURS (120), LIMIT_EAGER (180), LIMIT_COMPILE (240 each compile row). Convolutions may
+# LIMIT_OURS (120), LIMIT_EAGER (180), LIMIT_COMPILE (240 each compile row), BUDGET_S (all
+# rows together: a row gets at most what is left of it; unset, no bound). Convolutions may
 # use TF32 on both sides (cuDNN's default, torch's --tf32); DDIM_CUDNN_NO_TF32=1 turns TF32
 # off on both. Raw output goes to $OUT/bench when OUT is set, else to runs/bench-<time>.
 # Exit status: 0 when the table came out, whatever its rows say (the targets are reported,
@@ -50,16 +51,24 @@ summary="$dest/summary.txt"
 {
     echo "bench_gpu.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname)"
     echo "git: $rev"
-    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 || true
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>/dev/null || echo "gpu: none visible (nvidia-smi)"
     echo "config: ${config[*]} $tf32; python: $PYTHON"
 } | tee "$summary"
 
 # row NAME LIMIT COMMAND...: runs one row under `timeout` (output into $dest/NAME.log) and
-# appends "NAME STATUS LIMIT SECONDS" to $dest/status.txt for the table.
+# appends "NAME STATUS LIMIT SECONDS" to $dest/status.txt for the table (STATUS -1: not run,
+# the budget was spent).
 : >"$dest/status.txt"
+budget_end=$((SECONDS + ${BUDGET_S:-1000000}))
 row() {
-    local name=$1 limit=$2 t0=$SECONDS rc
+    local name=$1 limit=$2 t0=$SECONDS rc left=$((budget_end - SECONDS - 20))
     shift 2
+    ((left < limit)) && limit=$left
+    if ((limit < 5)); then
+        echo "== $name: not run, the time budget is spent"
+        echo "$name -1 0 0" >>"$dest/status.txt"
+        return
+    fi
     echo "== $name (at most $limit s): $*"
     PYTHONUNBUFFERED=1 timeout -k 10 "$limit" "$@" >"$dest/$name.log" 2>&1
     rc=$?
@@ -90,6 +99,8 @@ def last_json(path):
 
 def reason(rc, limit, log):
     """Why a row has no figures: its time limit, its signal or exit status, its last line."""
+    if rc == -1:
+        return "not run: the time budget (BUDGET_S) was spent"
     if rc in (124, 137):
         return f"timed out: still running after its limit of {limit} s"
     try:
@@ -104,6 +115,8 @@ def reason(rc, limit, log):
         return f"killed by {name} (exit status {rc}): {tail}"
     if rc == 0:
         return f"exit 0 but no result line: {tail}"
+    if rc == -2:
+        return "not run"
     return f"exit status {rc}: {tail}"
 
 status = {}
@@ -115,7 +128,7 @@ labels = [("ours", "ddim-bench (ours)"), ("torch_eager", "torch eager"),
           ("torch_compile_cudagraphs", "torch.compile CUDA graphs")]
 results = {}
 for name, _ in labels:
-    rc, limit, _ = status.get(name, (-1, 0, 0))
+    rc, limit, _ = status.get(name, (-2, 0, 0))
     r = last_json(f"{dest}/{name}.log") if rc == 0 else None
     results[name] = r if r is not None else reason(rc, limit, f"{dest}/{name}.log")
 ours = results["ours"] if isinstance(results["ours"], dict) else None

@@ -9,6 +9,7 @@
 # usage: test_disk_full.sh DDIM_DIST DDIM_PREP DDIM_SAMPLE
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=tests/test_lib.sh
 source "$here/test_lib.sh"
 if [[ -z ${DDIM_PRIVATE_MOUNTS:-} ]] && unshare -m --propagation private true 2>/dev/null; then
     DDIM_PRIVATE_MOUNTS=1 exec unshare -m --propagation private bash "$0" "$@"
