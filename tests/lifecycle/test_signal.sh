@@ -4,6 +4,7 @@
 # from that step (label lifecycle).
 # usage: test_signal.sh DDIM_DIST DDIM_PREP
 set -u
+# shellcheck source=tests/test_lib.sh
 source "$(dirname "$0")/../test_lib.sh"
 dist=$1 prep=$2
 tmp=$(mktemp -d)

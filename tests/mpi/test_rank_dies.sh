@@ -5,6 +5,7 @@
 #  2. rank 1 of test_mpi_fault fails through DDIM_FATAL while rank 0 waits in all-reduce.
 # usage: test_rank_dies.sh MPIEXEC DDIM_DIST DDIM_PREP TEST_MPI_FAULT
 set -u
+# shellcheck source=tests/test_lib.sh
 source "$(dirname "$0")/../test_lib.sh"
 mpiexec=$1 dist=$2 prep=$3 fault=$4
 limit=60 # seconds a job may take to notice and exit
