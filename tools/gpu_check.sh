@@ -4,7 +4,8 @@
 # order of importance, each step bounded in time and its exit status checked and recorded:
 #   build (tools/device_build.sh, no tests), the gpu tests (test_cuda_ops, the Keras fixture
 #   in exact mode and in TF32, each printing its cuDNN algorithms), the programs' exits (a
-#   short training run, a SIGTERM stop, ddim-sample; each must exit 0, never a signal), the
+#   short training run, a SIGTERM stop, ddim-sample; each must exit 0, never a signal; a
+#   run with a missing dataset must exit with a clean error), the
 #   benchmark table (tools/bench_gpu.sh: ours, torch eager, torch.compile with and without
 #   CUDA graphs, ddim-bench's exit status), then the CPU tests (unit|model) if time is left.
 # The whole fits GPU_CHECK_BUDGET_S (540 s) inside run's 600 s limit; a step that would
@@ -144,6 +145,9 @@ else
         --set data.path="$work/synthetic.h5" --set run.progress_seconds=1000 "${tiny[@]}")
     step prep 0 60 "$bdir/ddim-prep" --synthetic 512 --size $size --output "$work/synthetic.h5"
     step train 0 120 "$bdir/ddim-dist" "${train_args[@]}" --set train.num_epochs=1 --run-dir "$work/run"
+    # an error after the backend and the communicator exist: a clean exit 1..127 (teardown)
+    step train_error error 60 "$bdir/ddim-dist" "${train_args[@]}" --set data.path="$work/none.h5" \
+        --run-dir "$work/run_error"
     if (($(limit_for 130) >= 130)); then
         sigterm_stop "$work/run_sigterm"
     else
