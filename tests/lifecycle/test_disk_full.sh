@@ -3,7 +3,8 @@
 # fails at the end of an epoch, ddim-sample writing --images-h5 and --export, and ddim-prep
 # writing a dataset. Each must end by a normal exit (a clean error or 0, never a signal:
 # the HDF5 file of a failed write once stayed half-open and crashed the exit with 139),
-# leave the earlier checkpoint byte for byte, and leave no .tmp behind. The full disk is a
+# leave the earlier checkpoint byte for byte, and leave no partial file or .tmp behind (a
+# sample file, a .tmp of a failed create once stayed). The full disk is a
 # small tmpfs mounted as root in a private mount namespace; without the right to mount
 # the test is skipped (77).
 # usage: test_disk_full.sh DDIM_DIST DDIM_PREP DDIM_SAMPLE
@@ -49,15 +50,20 @@ cmp -s "$ckpt" "$tmp/before.h5" || fail "the first epoch's checkpoint changed"
 [[ ! -e $ckpt.tmp ]] || fail "checkpoint.h5.tmp left behind"
 ok "checkpoint write on a full disk: a normal exit, the earlier checkpoint intact"
 
-dd if=/dev/zero of="$disk/filler2" bs=4096 >/dev/null 2>&1 # now no room at all
+# room for a file to be created and half written, not for any of the outputs below (the
+# EMA export is over 50 KiB): a write that fails midway is the case that once crashed
+dd if=/dev/zero of="$disk/filler2" bs=4096 >/dev/null 2>&1
+truncate -s -16K "$disk/filler2" || fail "truncate"
 run_expect "ddim-sample --images-h5 on a full disk" error "$sample" --checkpoint "$tmp/before.h5" \
     --num-images 400 --steps 1 --backend cpu --images-h5 "$disk/images.h5"
 run_expect "ddim-sample --export on a full disk" error "$sample" --checkpoint "$tmp/before.h5" \
     --export "$disk/ema.h5"
-[[ ! -e $disk/images.h5.tmp && ! -e $disk/ema.h5.tmp ]] || fail "ddim-sample left a .tmp behind"
-ok "ddim-sample on a full disk: error exits, no .tmp left"
+for f in images.h5 images.h5.tmp ema.h5 ema.h5.tmp; do
+    [[ ! -e $disk/$f ]] || fail "ddim-sample left $f behind (a failed write leaves nothing)"
+done
+ok "ddim-sample on a full disk: error exits, nothing left"
 
-run_expect "ddim-prep on a full disk" error "$prep" --synthetic 80 --size 16 --output "$disk/d.h5"
+run_expect "ddim-prep on a full disk" error "$prep" --synthetic 400 --size 32 --output "$disk/d.h5"
 [[ ! -e $disk/d.h5.tmp && ! -e $disk/d.h5 ]] || fail "ddim-prep left a file behind"
 ok "ddim-prep on a full disk: an error exit, nothing left"
 echo "test_disk_full: all checks passed"
