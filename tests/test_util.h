@@ -31,7 +31,8 @@ int test_rel_l2(const char *name, const float *got, const float *want, size_t n,
 int test_run_program(const char *cmd, char *out, size_t outlen);
 /* Record a failed condition with a message. */
 void test_fail(const char *fmt, ...);
-/* Print the summary line and return the process exit code (0 pass, 1 fail). */
+/* Print the summary line and return the process exit code (0 pass, 1 fail). First fails
+ * the test if any HDF5 object is still open (a handle leaked on some path). */
 int test_finish(const char *suite);
 int test_failures(void);
 
