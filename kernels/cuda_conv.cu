@@ -24,7 +24,8 @@
  * in float32 as written (no FFT, no Winograd: they transform the data and lose about 1e-4
  * relative), for comparisons with the CPU backend at float32 rounding; the exact gpu tests
  * set it. DDIM_CUDNN_LOG_ALGOS=1 (or DDIM_CUDNN_VERBOSE=1) prints each convolution shape's
- * algorithm and math type per direction when its plan is made.
+ * algorithm and math type per direction when its plan is made. DDIM_CUDNN_ALLOW_INEXACT=1
+ * (a diagnostic) lets exact mode take FFT and Winograd again, to show what they cost.
  *
  * Semantics (backend.h): y = conv(x, w) + bias is written; backward writes dw and dbias (=)
  * and accumulates dx (+=, cuDNN's beta = 1), skipped when dx is NULL. dbias reuses the
@@ -61,6 +62,10 @@ struct cuda_conv_cache {
     float *bias_sums; /* (2 * largest cout): [sum dy, sum dy^2] from cuda_bn_stats */
     size_t bias_sums_bytes;
     int verbose; /* DDIM_CUDNN_LOG_ALGOS or DDIM_CUDNN_VERBOSE: print each plan's choice */
+    /* DDIM_CUDNN_ALLOW_INEXACT=1, a diagnostic: exact mode keeps FMA math but may take FFT
+     * and Winograd again, as before they were excluded (tools/gpu_check.sh shows with it
+     * whether they explain a mismatch) */
+    int allow_inexact;
 };
 
 /* --- kernels -------------------------------------------------------------------------- */
@@ -158,13 +163,14 @@ static int algo_exact(int dir, int algo)
 
 /* The first usable entry of cuDNN's heuristic ranking (perf, count entries) for direction
  * dir: status SUCCESS, never ALLOW_CONVERSION (float32 data converted down to FP16); in
- * exact mode (no_tf32) no tensor-op math and only algo_exact algorithms; accepted by the
+ * exact mode (no_tf32) no tensor-op math, and only algo_exact algorithms unless
+ * allow_inexact (a diagnostic, see cuda_conv_cache); accepted by the
  * descriptor (the workspace query succeeds). Three passes: deterministic within the
  * workspace cap, then any within the cap, then any at all. Sets conv's math type to the
  * chosen pairing (cuDNN picks kernels by algorithm AND math type) and returns the entry's
  * index, or -1. query(algo, &bytes) asks the workspace size. */
 template <typename Perf, typename Query>
-static int choose_algo(const Perf *perf, int count, int dir, int no_tf32,
+static int choose_algo(const Perf *perf, int count, int dir, int no_tf32, int allow_inexact,
                        cudnnConvolutionDescriptor_t conv, Query query, size_t *bytes)
 {
     for (int pass = 0; pass < 3; pass++) {
@@ -176,7 +182,8 @@ static int choose_algo(const Perf *perf, int count, int dir, int no_tf32,
             if (math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
                 continue;
             if (no_tf32) {
-                if (math == CUDNN_TENSOR_OP_MATH || !algo_exact(dir, (int)perf[i].algo))
+                if (math == CUDNN_TENSOR_OP_MATH ||
+                    (!allow_inexact && !algo_exact(dir, (int)perf[i].algo)))
                     continue;
                 math = CUDNN_FMA_MATH; /* DEFAULT would allow TF32 again */
             }
@@ -227,7 +234,9 @@ static void plan_log(const struct cuda_ctx *ctx, const struct conv_plan *p, int 
     char text[512];
     int used = snprintf(text, sizeof text, "cudnn conv %d: n=%d h=%d w=%d cin=%d cout=%d k=%d%s",
                         index, s->n, s->h, s->w, s->cin, s->cout, s->k,
-                        ctx->cudnn_no_tf32 ? " [exact mode]" : "");
+                        !ctx->cudnn_no_tf32        ? ""
+                        : ctx->conv->allow_inexact ? " [exact mode, FFT/Winograd allowed]"
+                                                   : " [exact mode]");
     for (int d = 0; d < 3 && used > 0 && (size_t)used < sizeof text; d++)
         used += snprintf(text + used, sizeof text - (size_t)used, "; %s %s %s ws %zu", dirs[d],
                          algo_name(d, algo[d]), math_name(p->math[d]), p->ws_bytes[d]);
@@ -256,7 +265,7 @@ DDIM_NORETURN static void plan_fatal(const struct cuda_ctx *ctx, const struct co
 static void plan_choose_algos(struct cuda_ctx *ctx, struct conv_plan *p)
 {
     cudnnHandle_t h = ctx->cudnn;
-    int nt = ctx->cudnn_no_tf32, got = 0, max = 0, i;
+    int nt = ctx->cudnn_no_tf32, inexact = ctx->conv->allow_inexact, got = 0, max = 0, i;
     cudnnMathType_t start = nt ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
 
     /* The math type set before the heuristic tells it which kernels it may rank. */
@@ -268,7 +277,7 @@ static void plan_choose_algos(struct cuda_ctx *ctx, struct conv_plan *p)
     CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p->x_desc, p->w_desc, c, p->y_desc, max,
                                                        &got, fwd));
     i = choose_algo(
-        fwd, got, DIR_FWD, nt, c,
+        fwd, got, DIR_FWD, nt, inexact, c,
         [&](cudnnConvolutionFwdAlgo_t a, size_t *b) {
             return cudnnGetConvolutionForwardWorkspaceSize(h, p->x_desc, p->w_desc, c, p->y_desc, a,
                                                            b);
@@ -286,7 +295,7 @@ static void plan_choose_algos(struct cuda_ctx *ctx, struct conv_plan *p)
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w_desc, p->y_desc, cd, p->x_desc,
                                                             max, &got, bd));
     i = choose_algo(
-        bd, got, DIR_BWD_DATA, nt, cd,
+        bd, got, DIR_BWD_DATA, nt, inexact, cd,
         [&](cudnnConvolutionBwdDataAlgo_t a, size_t *b) {
             return cudnnGetConvolutionBackwardDataWorkspaceSize(h, p->w_desc, p->y_desc, cd,
                                                                 p->x_desc, a, b);
@@ -304,7 +313,7 @@ static void plan_choose_algos(struct cuda_ctx *ctx, struct conv_plan *p)
     CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->x_desc, p->y_desc, cf,
                                                               p->w_desc, max, &got, bf));
     i = choose_algo(
-        bf, got, DIR_BWD_FILTER, nt, cf,
+        bf, got, DIR_BWD_FILTER, nt, inexact, cf,
         [&](cudnnConvolutionBwdFilterAlgo_t a, size_t *b) {
             return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p->x_desc, p->y_desc, cf,
                                                                   p->w_desc, a, b);
@@ -480,6 +489,7 @@ int cuda_conv_init(struct cuda_ctx *ctx, char *err, size_t errlen)
     ctx->cudnn_no_tf32 = env_flag("DDIM_CUDNN_NO_TF32");
     ctx->conv = (struct cuda_conv_cache *)util_xcalloc(1, sizeof *ctx->conv);
     ctx->conv->verbose = env_flag("DDIM_CUDNN_LOG_ALGOS") || env_flag("DDIM_CUDNN_VERBOSE");
+    ctx->conv->allow_inexact = env_flag("DDIM_CUDNN_ALLOW_INEXACT");
     return 0;
 }
 
