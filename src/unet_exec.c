@@ -57,7 +57,12 @@ static struct conv_shape conv_shape_of(const struct unet *net, const struct unet
                                        const struct node *n)
 {
     const struct tensor_desc *x = &net->tensors[n->in0];
-    struct conv_shape s = {a->batch, x->h, x->w, x->c, net->tensors[n->out].c, n->k};
+    struct conv_shape s = {.n = a->batch,
+                           .h = x->h,
+                           .w = x->w,
+                           .cin = x->c,
+                           .cout = net->tensors[n->out].c,
+                           .k = n->k};
     return s;
 }
 
