@@ -39,6 +39,7 @@ enum rng_purpose {
     RNG_SAMPLE_NOISE = 5,
     RNG_INIT = 6,
     RNG_SHUFFLE = 7,
+    RNG_KID_NOISE = 8,
 };
 
 /* A convolution's shape. The first six fields alone (k = 1 or 3, the rest 0) describe the

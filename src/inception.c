@@ -230,16 +230,22 @@ static void keras_order(struct inception *net, int output_kl)
             net->order[net->num_weighted++] = ids[i];
 }
 
-struct inception *inception_create(int image_size, char *err, size_t errlen)
+struct inception *inception_create(int image_size, int input_size, char *err, size_t errlen)
 {
     if (image_size < 1 || image_size > 4096) {
         util_error(err, errlen, "inception: image size %d out of range 1..4096", image_size);
         return NULL;
     }
+    if (input_size < INCEPTION_INPUT_SIZE || input_size > 4096) {
+        util_error(err, errlen,
+                   "inception: input size %d out of range %d..4096 (InceptionV3's smallest)",
+                   input_size, INCEPTION_INPUT_SIZE);
+        return NULL;
+    }
     struct inception *net = util_xcalloc(1, sizeof *net);
     struct graph *g = &net->g;
     net->image_size = image_size;
-    int s = INCEPTION_INPUT_SIZE, three[1] = {3};
+    int s = input_size, three[1] = {3};
     g->input = graph_tensor(g, image_size, image_size, 3, 0);
     int t = graph_add_simple(g, NODE_RESIZE, g->input, -1, s, s, 3);
     t = graph_add_simple(g, NODE_NORMALIZE, t, -1, s, s, 3);

@@ -19,9 +19,9 @@ enum { INCEPTION_INPUT_SIZE = 75, INCEPTION_FEATURES = 2048 };
 
 struct inception;
 
-/* The network for images of image_size x image_size x 3; NULL with a message if the size
- * is out of range. */
-struct inception *inception_create(int image_size, char *err, size_t errlen);
+/* The network for images of image_size x image_size x 3, resized to input_size (75 in the
+ * example, eval.kid_image_size); NULL with a message if a size is out of range. */
+struct inception *inception_create(int image_size, int input_size, char *err, size_t errlen);
 void inception_destroy(struct inception *net);
 const struct graph *inception_graph(const struct inception *net);
 

@@ -19,7 +19,7 @@ struct kid_encoder {
 };
 
 struct kid_encoder *kid_encoder_create(struct backend *be, const char *weights_path, int image_size,
-                                       int batch, char *err, size_t errlen)
+                                       int kid_image_size, int batch, char *err, size_t errlen)
 {
     char missing[256];
     if (backend_missing_inference_ops(be, missing, sizeof missing) != 0) {
@@ -31,7 +31,7 @@ struct kid_encoder *kid_encoder_create(struct backend *be, const char *weights_p
         util_error(err, errlen, "KID needs batches of at least 2 images, got %d", batch);
         return NULL;
     }
-    struct inception *net = inception_create(image_size, err, errlen);
+    struct inception *net = inception_create(image_size, kid_image_size, err, errlen);
     if (!net)
         return NULL;
     const struct graph *g = inception_graph(net);

@@ -15,11 +15,12 @@
 
 struct kid_encoder;
 
-/* The encoder for images of image_size px, in batches of up to `batch` images, with the
- * weights of Keras's InceptionV3 notop file at `weights_path`. NULL with a message when the
- * file is missing or does not match, or the backend lacks the inference ops. */
+/* The encoder for images of image_size px resized to kid_image_size (75), in batches of up
+ * to `batch` images, with the weights of Keras's InceptionV3 notop file at `weights_path`.
+ * NULL with a message when the file is missing or does not match, or the backend lacks the
+ * inference ops. */
 struct kid_encoder *kid_encoder_create(struct backend *be, const char *weights_path, int image_size,
-                                       int batch, char *err, size_t errlen);
+                                       int kid_image_size, int batch, char *err, size_t errlen);
 void kid_encoder_destroy(struct kid_encoder *e);
 int kid_encoder_batch(const struct kid_encoder *e);
 

@@ -3,6 +3,8 @@
 #include "train_loop.h"
 #include "checkpoint.h"
 #include "dataset.h"
+#include "h5_util.h"
+#include "kid_eval.h"
 #include "rng.h"
 #include "run_log.h"
 #include "trainer.h"
@@ -62,6 +64,8 @@ struct loop {
     char *config_yaml;                    /* the resolved configuration, for checkpoints */
     struct checkpoint_info resume;        /* rank 0: where its checkpoint left off */
     int resuming;                         /* rank 0: a checkpoint was read */
+    struct kid_eval *kid;                 /* NULL: KID off */
+    double last_kid, best_kid;            /* the last epoch's KID (NaN if none); best.h5's */
 
     /* data.resident: both splits in backend memory, every rank holding all of each (over the
      * epochs every rank touches every image), and the current order as int32 indices, so
@@ -145,7 +149,7 @@ static const float *read_losses(struct loop *L, long from, long to)
 
 /* The example's test_step over the validation split (repeated like the training split),
  * with the EMA network; returns mean noise and image loss. */
-static void validate(struct loop *L, int epoch, double out[2])
+static void validate(struct loop *L, int epoch, double out[2], int kid_on)
 {
     long n = L->ds.count[SPLIT_VALIDATION];
     int reps = L->cfg->dataset_repetitions;
@@ -155,6 +159,8 @@ static void validate(struct loop *L, int epoch, double out[2])
     double sum[2] = {0, 0};
     for (long b = 0; b < L->val_steps; b++) {
         load_batch(L, SPLIT_VALIDATION, order, b);
+        if (kid_on) /* the example's KID of each validation batch against generated images */
+            kid_eval_batch(L->kid, epoch, b);
         trainer_draw(L->t, (uint32_t)(epoch * L->val_steps + b), 1);
         trainer_eval_losses(L->t);
         record_losses(L, b);
@@ -293,6 +299,52 @@ static void resume_share(struct loop *L)
              L->resume.epoch + 1, L->resume.step_in_epoch, L->global_step);
 }
 
+/* Rank 0: the model of the best validation KID so far into run_dir/best.h5 (as the example's
+ * ModelCheckpoint(monitor="val_kid", save_best_only=True)), the KID in its attribute
+ * val_kid. Written atomically; a failure keeps the previous best.h5. */
+static void save_best(struct loop *L)
+{
+    if (!(L->last_kid < L->best_kid))
+        return;
+    char path[CONFIG_PATH_MAX + 32], err[1536];
+    snprintf(path, sizeof path, "%s/best.h5", L->cfg->run_dir);
+    long spe = L->steps_per_epoch;
+    double kid = L->last_kid;
+    if (checkpoint_write(path, L->t, (int)(L->global_step / spe), L->global_step,
+                         L->global_step % spe, L->config_yaml, err, sizeof err) != 0) {
+        fprintf(stderr, "ddim-dist: warning: best.h5 not written: %s\n", err);
+        return;
+    }
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a =
+        f >= 0 ? H5Acreate2(f, "val_kid", H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT) : -1;
+    int ok = a >= 0 && H5Awrite(a, H5T_NATIVE_DOUBLE, &kid) >= 0;
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(space);
+    if (f >= 0)
+        H5Fclose(f);
+    if (!ok)
+        fprintf(stderr, "ddim-dist: warning: cannot store val_kid in %s\n", path);
+    L->best_kid = kid;
+    util_log("ddim-dist: best.h5: val_kid %.4f at step %ld\n", kid, L->global_step);
+}
+
+/* Rank 0, resuming: the KID of the existing best.h5, so that a worse model never replaces it. */
+static void read_best_kid(struct loop *L)
+{
+    char path[CONFIG_PATH_MAX + 32], err[512];
+    snprintf(path, sizeof path, "%s/best.h5", L->cfg->run_dir);
+    hid_t f = access(path, R_OK) == 0 ? h5u_open_read(path, err, sizeof err) : -1;
+    double v = INFINITY;
+    size_t n = 1;
+    if (f >= 0 && h5u_read_attr_doubles(f, path, "/", "val_kid", &v, &n, err, sizeof err) == 0)
+        L->best_kid = v;
+    if (f >= 0)
+        H5Fclose(f);
+}
+
 /* Rank 0: the state after global_step steps into run_dir/checkpoint.h5. */
 static int save_checkpoint(struct loop *L)
 {
@@ -353,6 +405,10 @@ static int setup(struct loop *L, char *err, size_t errlen)
                   (!strcmp(cfg->resident, "auto") && !strcmp(L->be->name, "cuda"));
     if (L->resident && setup_resident(L, err, errlen) != 0)
         return -1;
+    L->last_kid = NAN;
+    L->best_kid = INFINITY;
+    if (kid_eval_create(&L->kid, cfg, L->t, err, errlen) != 0)
+        return -1;
     if (!L->resident)
         L->host_images = util_xmalloc((size_t)b * L->t->per_image * sizeof(float));
     L->order = util_xmalloc((size_t)n_train * sizeof(long));
@@ -370,6 +426,8 @@ static int setup(struct loop *L, char *err, size_t errlen)
     }
     if (resume_read(L, err, errlen) != 0)
         return -1;
+    if (L->resuming)
+        read_best_kid(L);
     return run_log_open(&L->log, cfg, L->resuming ? L->resume.global_step : -1, err, errlen);
 }
 
@@ -425,16 +483,21 @@ static int run_epoch(struct loop *L, int epoch, long first, double *t_start)
     }
     if (L->stopped && L->global_step % L->steps_per_epoch != 0)
         return 0; /* the epoch goes on when the run is resumed */
-    double val[2];
-    validate(L, epoch, val);
+    double val[2], kid_seconds = 0;
+    int kid_on = kid_eval_due(L->kid, epoch);
+    validate(L, epoch, val, kid_on);
+    L->last_kid = kid_on ? kid_eval_result(L->kid, &kid_seconds) : NAN;
     if (L->comm->rank == 0) {
         write_samples(L, epoch + 1);
         run_log_epoch(&L->log, epoch + 1, L->global_step, sum[0] / done, sum[1] / done, val[0],
-                      val[1], util_now() - epoch_start);
+                      val[1], L->last_kid, util_now() - epoch_start);
+        char kid[48] = "";
+        if (kid_on)
+            snprintf(kid, sizeof kid, "  val_kid %.4f (%.1fs)", L->last_kid, kid_seconds);
         util_log("epoch %d/%d done in %.1fs: n_loss %.4f  i_loss %.4f  val_n_loss %.4f  "
-                 "val_i_loss %.4f\n",
+                 "val_i_loss %.4f%s\n",
                  epoch + 1, cfg->num_epochs, util_now() - epoch_start, sum[0] / done, sum[1] / done,
-                 val[0], val[1]);
+                 val[0], val[1], kid);
     }
     return 0;
 }
@@ -493,8 +556,10 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
             long first = e == L.resume.epoch ? L.resume.step_in_epoch : 0;
             if (run_epoch(&L, e, first, &t_start) != 0)
                 rc = 1;
-            else if (comm->rank == 0)
+            else if (comm->rank == 0) {
                 saved = save_checkpoint(&L) == 0;
+                save_best(&L);
+            }
         }
         if (!saved)
             rc = 1;
@@ -517,6 +582,7 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
     }
     if (comm->rank == 0)
         run_log_close(&L.log);
+    kid_eval_destroy(L.kid);
     trainer_destroy(L.t);
     free(L.host_images);
     free(L.host_hist);

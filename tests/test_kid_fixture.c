@@ -87,7 +87,7 @@ static void check_wrong_shape(struct backend *be, const char *weights)
     if (nw < 1 || H5Ldelete(f, ds, H5P_DEFAULT) < 0 || h5u_write_floats(f, ds, &one, 1) != 0)
         test_fail("cannot replace %s in %s", ds, tmp);
     H5Fclose(f);
-    struct kid_encoder *e = kid_encoder_create(be, tmp, S, 4, err, sizeof err);
+    struct kid_encoder *e = kid_encoder_create(be, tmp, S, 75, 4, err, sizeof err);
     if (e || !strstr(err, victim))
         test_fail("wrong shape of layer '%s': expected an error naming it, got '%s'", victim,
                   e ? "success" : err);
@@ -103,11 +103,11 @@ static void check_errors(struct backend *be, const char *weights)
 {
     char err[1024];
     struct kid_encoder *e =
-        kid_encoder_create(be, "/nonexistent/inception.h5", S, 4, err, sizeof err);
+        kid_encoder_create(be, "/nonexistent/inception.h5", S, 75, 4, err, sizeof err);
     if (e || !strstr(err, "/nonexistent/inception.h5"))
         test_fail("missing weights file: expected an error naming it, got '%s'", e ? "" : err);
     kid_encoder_destroy(e);
-    e = kid_encoder_create(be, "tests/data/keras_small.h5", S, 4, err, sizeof err);
+    e = kid_encoder_create(be, "tests/data/keras_small.h5", S, 75, 4, err, sizeof err);
     if (e || !strstr(err, "layer_names"))
         test_fail("a file without layer_names: expected an error naming it, got '%s'",
                   e ? "" : err);
@@ -163,7 +163,7 @@ int main(int argc, char **argv)
     }
     check_scalar("kid of keras features", mean_ref, want_kid, 1e-4 * (1 + fabs(want_kid)));
 
-    struct kid_encoder *e = kid_encoder_create(be, argv[1], S, batch, err, sizeof err);
+    struct kid_encoder *e = kid_encoder_create(be, argv[1], S, 75, batch, err, sizeof err);
     if (!e) {
         test_fail("%s", err);
         return test_finish("test_kid_fixture");
