@@ -1,5 +1,7 @@
 /* kid_eval.c: the validation KID during training (kid_eval.h). */
 #include "kid_eval.h"
+#include "checkpoint.h"
+#include "h5_util.h"
 #include "inception.h"
 #include "kid.h"
 #include "util.h"
@@ -19,6 +21,7 @@ struct kid_eval {
     float *host_all;          /* (2, global_batch, 2048) */
     double sum, seconds;
     long count;
+    double best; /* the KID of best.h5; +inf before the first */
 };
 
 int kid_eval_create(struct kid_eval **out, const struct run_config *cfg, struct trainer *t,
@@ -46,6 +49,7 @@ int kid_eval_create(struct kid_eval **out, const struct run_config *cfg, struct 
     }
     struct backend *be = t->be;
     k->t = t;
+    k->best = INFINITY;
     k->every = cfg->kid_every;
     k->steps = cfg->kid_diffusion_steps;
     k->seed = cfg->diffusion.seed;
@@ -117,4 +121,52 @@ double kid_eval_result(struct kid_eval *k, double *seconds)
         k->seconds = 0;
     }
     return r;
+}
+
+void kid_eval_save_best(struct kid_eval *k, double kid, const char *run_dir,
+                        const struct trainer *t, int epoch_done, long global_step,
+                        long step_in_epoch, const char *config_yaml)
+{
+    if (!k || !(kid < k->best))
+        return;
+    char path[CONFIG_PATH_MAX + 32], err[1536];
+    snprintf(path, sizeof path, "%s/best.h5", run_dir);
+    if (checkpoint_write(path, t, epoch_done, global_step, step_in_epoch, config_yaml, err,
+                         sizeof err) != 0) {
+        fprintf(stderr, "ddim-dist: warning: best.h5 not written: %s\n", err);
+        return;
+    }
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a =
+        f >= 0 ? H5Acreate2(f, "val_kid", H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT) : -1;
+    int ok = a >= 0 && H5Awrite(a, H5T_NATIVE_DOUBLE, &kid) >= 0;
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(space);
+    if (f >= 0)
+        H5Fclose(f);
+    if (!ok)
+        fprintf(stderr, "ddim-dist: warning: cannot store val_kid in %s\n", path);
+    k->best = kid;
+    util_log("ddim-dist: best.h5: val_kid %.4f at step %ld\n", kid, global_step);
+}
+
+void kid_eval_read_best(struct kid_eval *k, const char *run_dir)
+{
+    if (!k)
+        return;
+    char path[CONFIG_PATH_MAX + 32], err[512];
+    snprintf(path, sizeof path, "%s/best.h5", run_dir);
+    FILE *probe = fopen(path, "rb");
+    if (!probe)
+        return; /* no best model yet */
+    fclose(probe);
+    hid_t f = h5u_open_read(path, err, sizeof err);
+    double v = INFINITY;
+    size_t n = 1;
+    if (f >= 0 && h5u_read_attr_doubles(f, path, "/", "val_kid", &v, &n, err, sizeof err) == 0)
+        k->best = v;
+    if (f >= 0)
+        H5Fclose(f);
 }

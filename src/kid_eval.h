@@ -32,4 +32,14 @@ void kid_eval_batch(struct kid_eval *k, int epoch, long batch);
  * took (generation, encoding, gathering); resets. */
 double kid_eval_result(struct kid_eval *k, double *seconds);
 
+/* Rank 0: when kid is better than the best so far, the model into run_dir/best.h5 (the
+ * format of checkpoint.h5, written atomically, with the root attribute val_kid), as the
+ * example's ModelCheckpoint(monitor="val_kid", save_best_only=True). A failure is a warning
+ * and keeps the previous best.h5. No-op when k is NULL or kid is NaN. */
+void kid_eval_save_best(struct kid_eval *k, double kid, const char *run_dir,
+                        const struct trainer *t, int epoch_done, long global_step,
+                        long step_in_epoch, const char *config_yaml);
+/* Rank 0, resuming: the best KID so far from run_dir/best.h5's val_kid, if there is one. */
+void kid_eval_read_best(struct kid_eval *k, const char *run_dir);
+
 #endif

@@ -3,7 +3,6 @@
 #include "train_loop.h"
 #include "checkpoint.h"
 #include "dataset.h"
-#include "h5_util.h"
 #include "kid_eval.h"
 #include "rng.h"
 #include "run_log.h"
@@ -65,7 +64,7 @@ struct loop {
     struct checkpoint_info resume;        /* rank 0: where its checkpoint left off */
     int resuming;                         /* rank 0: a checkpoint was read */
     struct kid_eval *kid;                 /* NULL: KID off */
-    double last_kid, best_kid;            /* the last epoch's KID (NaN if none); best.h5's */
+    double last_kid;                      /* the last epoch's KID (NaN if none) */
 
     /* data.resident: both splits in backend memory, every rank holding all of each (over the
      * epochs every rank touches every image), and the current order as int32 indices, so
@@ -299,52 +298,6 @@ static void resume_share(struct loop *L)
              L->resume.epoch + 1, L->resume.step_in_epoch, L->global_step);
 }
 
-/* Rank 0: the model of the best validation KID so far into run_dir/best.h5 (as the example's
- * ModelCheckpoint(monitor="val_kid", save_best_only=True)), the KID in its attribute
- * val_kid. Written atomically; a failure keeps the previous best.h5. */
-static void save_best(struct loop *L)
-{
-    if (!(L->last_kid < L->best_kid))
-        return;
-    char path[CONFIG_PATH_MAX + 32], err[1536];
-    snprintf(path, sizeof path, "%s/best.h5", L->cfg->run_dir);
-    long spe = L->steps_per_epoch;
-    double kid = L->last_kid;
-    if (checkpoint_write(path, L->t, (int)(L->global_step / spe), L->global_step,
-                         L->global_step % spe, L->config_yaml, err, sizeof err) != 0) {
-        fprintf(stderr, "ddim-dist: warning: best.h5 not written: %s\n", err);
-        return;
-    }
-    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t a =
-        f >= 0 ? H5Acreate2(f, "val_kid", H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT) : -1;
-    int ok = a >= 0 && H5Awrite(a, H5T_NATIVE_DOUBLE, &kid) >= 0;
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(space);
-    if (f >= 0)
-        H5Fclose(f);
-    if (!ok)
-        fprintf(stderr, "ddim-dist: warning: cannot store val_kid in %s\n", path);
-    L->best_kid = kid;
-    util_log("ddim-dist: best.h5: val_kid %.4f at step %ld\n", kid, L->global_step);
-}
-
-/* Rank 0, resuming: the KID of the existing best.h5, so that a worse model never replaces it. */
-static void read_best_kid(struct loop *L)
-{
-    char path[CONFIG_PATH_MAX + 32], err[512];
-    snprintf(path, sizeof path, "%s/best.h5", L->cfg->run_dir);
-    hid_t f = access(path, R_OK) == 0 ? h5u_open_read(path, err, sizeof err) : -1;
-    double v = INFINITY;
-    size_t n = 1;
-    if (f >= 0 && h5u_read_attr_doubles(f, path, "/", "val_kid", &v, &n, err, sizeof err) == 0)
-        L->best_kid = v;
-    if (f >= 0)
-        H5Fclose(f);
-}
-
 /* Rank 0: the state after global_step steps into run_dir/checkpoint.h5. */
 static int save_checkpoint(struct loop *L)
 {
@@ -406,7 +359,6 @@ static int setup(struct loop *L, char *err, size_t errlen)
     if (L->resident && setup_resident(L, err, errlen) != 0)
         return -1;
     L->last_kid = NAN;
-    L->best_kid = INFINITY;
     if (kid_eval_create(&L->kid, cfg, L->t, err, errlen) != 0)
         return -1;
     if (!L->resident)
@@ -427,7 +379,7 @@ static int setup(struct loop *L, char *err, size_t errlen)
     if (resume_read(L, err, errlen) != 0)
         return -1;
     if (L->resuming)
-        read_best_kid(L);
+        kid_eval_read_best(L->kid, cfg->run_dir);
     return run_log_open(&L->log, cfg, L->resuming ? L->resume.global_step : -1, err, errlen);
 }
 
@@ -558,7 +510,9 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
                 rc = 1;
             else if (comm->rank == 0) {
                 saved = save_checkpoint(&L) == 0;
-                save_best(&L);
+                long spe = L.steps_per_epoch;
+                kid_eval_save_best(L.kid, L.last_kid, cfg->run_dir, L.t, (int)(L.global_step / spe),
+                                   L.global_step, L.global_step % spe, L.config_yaml);
             }
         }
         if (!saved)
