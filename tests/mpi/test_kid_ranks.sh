@@ -35,3 +35,11 @@ for np in 2 4; do
         fail "val_kid ${kid[$np]} on $np ranks differs from ${kid[1]} on 1 rank"
 done
 echo "ok: val_kid agrees on 1, 2 and 4 ranks"
+# a configured weights file that is missing: an error at start naming it, no training step
+sed "s|inception_weights: \"$weights\"|inception_weights: \"$tmp/missing.h5\"|; s|run$|runx|" \
+    "$tmp/cfg1.yaml" >"$tmp/cfgx.yaml"
+sed -i "s|dir: \"$tmp/run1\"|dir: \"$tmp/runx\"|" "$tmp/cfgx.yaml"
+if "$dist" --config "$tmp/cfgx.yaml" >"$tmp/out" 2>&1; then fail "missing weights accepted"; fi
+grep -q "$tmp/missing.h5" "$tmp/out" || fail "the error does not name the missing file"
+grep -q '"type":"step"' "$tmp/runx/metrics.jsonl" 2>/dev/null && fail "trained before failing"
+echo "ok: a missing inception_weights file is an error at start"
