@@ -27,8 +27,8 @@ struct kid_encoder *kid_encoder_create(struct backend *be, const char *weights_p
                    be->name, missing);
         return NULL;
     }
-    if (batch < 2) {
-        util_error(err, errlen, "KID needs batches of at least 2 images, got %d", batch);
+    if (batch < 1) { /* a rank's share of a KID batch may be one image */
+        util_error(err, errlen, "the KID encoder needs a batch of at least 1 image, got %d", batch);
         return NULL;
     }
     struct inception *net = inception_create(image_size, kid_image_size, err, errlen);
