@@ -166,6 +166,84 @@ int h5u_read_attr_str(hid_t f, const char *label, const char *name, char *buf, s
     return rc;
 }
 
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s);
+    char *d = util_xcalloc(n + 1, 1);
+    memcpy(d, s, n);
+    return d;
+}
+
+/* The strings of an open string attribute, fixed or variable length, into a malloc'd array. */
+static int read_string_array(hid_t a, hid_t type, char ***out, int count)
+{
+    char **res = util_xcalloc(count ? (size_t)count : 1, sizeof *res);
+    hid_t mem = H5Tcopy(H5T_C_S1);
+    H5Tset_cset(mem, H5Tget_cset(type));
+    int rc = 0;
+    if (H5Tis_variable_str(type) > 0) {
+        char **vl = util_xcalloc(count ? (size_t)count : 1, sizeof *vl);
+        H5Tset_size(mem, H5T_VARIABLE);
+        rc = H5Aread(a, mem, vl) < 0 ? -1 : 0;
+        for (int i = 0; i < count; i++) {
+            res[i] = dup_str(vl[i] ? vl[i] : "");
+            H5free_memory(vl[i]); /* allocated by the HDF5 library */
+        }
+        free(vl);
+    } else {
+        /* one more byte than the file's size: h5py's null-padded strings may fill it all */
+        size_t n = H5Tget_size(type) + 1;
+        char *flat = util_xcalloc((size_t)count * n + 1, 1);
+        H5Tset_size(mem, n);
+        rc = H5Aread(a, mem, flat) < 0 ? -1 : 0;
+        for (int i = 0; i < count; i++) {
+            res[i] = util_xcalloc(n + 1, 1);
+            memcpy(res[i], flat + (size_t)i * n, n);
+        }
+        free(flat);
+    }
+    H5Tclose(mem);
+    *out = res;
+    return rc;
+}
+
+int h5u_read_attr_strings(hid_t f, const char *label, const char *obj, const char *attr,
+                          char ***out, int *count, char *err, size_t errlen)
+{
+    quiet_hdf5();
+    *out = NULL;
+    *count = 0;
+    if (H5Aexists_by_name(f, obj, attr, H5P_DEFAULT) <= 0)
+        return util_error(err, errlen, "%s: attribute '%s' of '%s' is missing", label, attr, obj);
+    hid_t a = H5Aopen_by_name(f, obj, attr, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t type = H5Aget_type(a), space = H5Aget_space(a);
+    int ndim = H5Sget_simple_extent_ndims(space);
+    hssize_t n = H5Sget_simple_extent_npoints(space);
+    int rc = 0;
+    if (H5Tget_class(type) != H5T_STRING || ndim > 1 || n < 0 || n > 1000000)
+        rc = util_error(err, errlen, "%s: attribute '%s' of '%s' is not a list of strings", label,
+                        attr, obj);
+    else if (read_string_array(a, type, out, (int)n) != 0) {
+        h5u_free_strings(*out, (int)n);
+        *out = NULL;
+        rc = util_error(err, errlen, "%s: cannot read attribute '%s' of '%s'", label, attr, obj);
+    } else
+        *count = (int)n;
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Aclose(a);
+    return rc;
+}
+
+void h5u_free_strings(char **strings, int count)
+{
+    if (!strings)
+        return;
+    for (int i = 0; i < count; i++)
+        free(strings[i]);
+    free(strings);
+}
+
 int h5u_write_attr_i64(hid_t file, const char *name, const long long *v, int n)
 {
     hsize_t dims[1] = {(hsize_t)n};

@@ -34,6 +34,13 @@ int h5u_read_attr_doubles(hid_t file, const char *file_label, const char *obj, c
 int h5u_read_attr_str(hid_t file, const char *file_label, const char *attr, char *buf, size_t len,
                       char *err, size_t errlen);
 
+/* String-array attribute `attr` of object `obj` (fixed or variable length strings, as
+ * Keras's HDF5 files hold `layer_names` and `weight_names`): *out gets *count malloc'd
+ * strings in one malloc'd array (free with h5u_free_strings). 0, or -1 with a message. */
+int h5u_read_attr_strings(hid_t file, const char *file_label, const char *obj, const char *attr,
+                          char ***out, int *count, char *err, size_t errlen);
+void h5u_free_strings(char **strings, int count);
+
 /* Root attribute `name`: n int64 values (a scalar when n == 1). 0 or -1. */
 int h5u_write_attr_i64(hid_t file, const char *name, const long long *v, int n);
 

@@ -92,6 +92,10 @@ struct backend *backend_cpu_create(void)
     be->fill_uniform = cpu_fill_uniform;
     be->adamw_update = cpu_adamw_update;
     be->ema_update = cpu_ema_update;
+    be->relu_forward = cpu_relu_forward;
+    be->pool_forward = cpu_pool_forward;
+    be->global_avgpool_forward = cpu_global_avgpool_forward;
+    be->resize_bilinear_forward = cpu_resize_bilinear_forward;
     be->event_create = cpu_event_create;
     be->event_record = cpu_event_record;
     be->event_elapsed_ms = cpu_event_elapsed_ms;

@@ -78,6 +78,14 @@ void cpu_ema_update(struct backend *be, float *ema, const float *w, size_t n, fl
 void cpu_gather_images(struct backend *be, float *out, const uint8_t *images, const int32_t *idx,
                        int n, size_t per);
 
+/* Inference-only ops for InceptionV3 (cpu_infer.c) */
+void cpu_relu_forward(struct backend *be, float *y, const float *x, size_t n);
+void cpu_pool_forward(struct backend *be, float *y, const float *x, const struct pool_shape *s);
+void cpu_global_avgpool_forward(struct backend *be, float *y, const float *x, int n, int h, int w,
+                                int c);
+void cpu_resize_bilinear_forward(struct backend *be, float *y, const float *x, int n, int h, int w,
+                                 int c, int ho, int wo);
+
 /* Timing events and memory figure, backend.h's optional hooks (cpu_timing.c) */
 void *cpu_event_create(struct backend *be);
 void cpu_event_record(struct backend *be, void *ev);

@@ -144,6 +144,10 @@ static void cuda_fill_table(struct backend *be)
     be->fill_uniform = cuda_fill_uniform;
     be->adamw_update = cuda_adamw_update;
     be->ema_update = cuda_ema_update;
+    be->relu_forward = cuda_relu_forward;
+    be->pool_forward = cuda_pool_forward;
+    be->global_avgpool_forward = cuda_global_avgpool_forward;
+    be->resize_bilinear_forward = cuda_resize_bilinear_forward;
     cuda_timing_fill_table(be);
 }
 

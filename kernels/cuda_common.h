@@ -195,6 +195,14 @@ void cuda_upsample2_backward(struct backend *be, float *dx, const float *dy, int
 void cuda_sinusoidal_embedding(struct backend *be, float *e, const float *v, int n, int h, int w,
                                int dims, float fmin, float fmax);
 
+/* inference-only ops for InceptionV3: cuda_infer.cu */
+void cuda_relu_forward(struct backend *be, float *y, const float *x, size_t n);
+void cuda_pool_forward(struct backend *be, float *y, const float *x, const struct pool_shape *s);
+void cuda_global_avgpool_forward(struct backend *be, float *y, const float *x, int n, int h, int w,
+                                 int c);
+void cuda_resize_bilinear_forward(struct backend *be, float *y, const float *x, int n, int h, int w,
+                                  int c, int ho, int wo);
+
 /* diffusion, normalization, random numbers: cuda_diffusion.cu */
 void cuda_diffusion_schedule(struct backend *be, float *noise_rates, float *signal_rates,
                              const float *times, int n, float min_signal_rate,

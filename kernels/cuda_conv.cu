@@ -1,5 +1,7 @@
-/* cuda_conv.cu: 2D convolution (stride 1, 'same' zero padding, bias) with cuDNN's legacy
- * convolution API, NHWC float32 activations as backend.h states.
+/* cuda_conv.cu: 2D convolution (zero padding, bias; any kernel height and width, stride and
+ * TensorFlow padding of struct conv_shape whose 'same' padding is symmetric) with cuDNN's
+ * legacy convolution API, NHWC float32 activations as backend.h states. Backward only for
+ * the U-Net's shapes (conv_is_basic), as backend.h states.
  *
  * Layout of the kernel: the trainer keeps Keras's HWIO kernels, (k,k,Cin,Cout), i.e. a
  * (k*k*Cin, Cout) row-major matrix. cuDNN has no HWIO filter layout; its NHWC filter
@@ -39,8 +41,8 @@
 struct conv_plan {
     struct conv_shape s;
     cudnnTensorDescriptor_t x_desc;                  /* NHWC (n, h, w, cin) */
-    cudnnTensorDescriptor_t y_desc;                  /* NHWC (n, h, w, cout) */
-    cudnnFilterDescriptor_t w_desc;                  /* KRSC (cout, k, k, cin) */
+    cudnnTensorDescriptor_t y_desc;                  /* NHWC (n, ho, wo, cout) */
+    cudnnFilterDescriptor_t w_desc;                  /* KRSC (cout, kh, kw, cin) */
     cudnnConvolutionDescriptor_t conv_desc[3];       /* per direction: each holds its math type */
     cudnnConvolutionFwdAlgo_t fwd_algo;              /* conv_desc[DIR_FWD] */
     cudnnConvolutionBwdDataAlgo_t bwd_data_algo;     /* conv_desc[DIR_BWD_DATA] */
@@ -232,11 +234,12 @@ static void plan_log(const struct cuda_ctx *ctx, const struct conv_plan *p, int 
     int algo[3] = {(int)p->fwd_algo, (int)p->bwd_data_algo, (int)p->bwd_filter_algo};
     static const char *dirs[3] = {"fwd", "bwd-data", "bwd-filter"};
     char text[512];
-    int used = snprintf(text, sizeof text, "cudnn conv %d: n=%d h=%d w=%d cin=%d cout=%d k=%d%s",
-                        index, s->n, s->h, s->w, s->cin, s->cout, s->k,
-                        !ctx->cudnn_no_tf32        ? ""
-                        : ctx->conv->allow_inexact ? " [exact mode, FFT/Winograd allowed]"
-                                                   : " [exact mode]");
+    int used =
+        snprintf(text, sizeof text, "cudnn conv %d: n=%d h=%d w=%d cin=%d cout=%d k=%dx%d s=%d%s",
+                 index, s->n, s->h, s->w, s->cin, s->cout, conv_kh(s), conv_kw(s), conv_stride(s),
+                 !ctx->cudnn_no_tf32        ? ""
+                 : ctx->conv->allow_inexact ? " [exact mode, FFT/Winograd allowed]"
+                                            : " [exact mode]");
     for (int d = 0; d < 3 && used > 0 && (size_t)used < sizeof text; d++)
         used += snprintf(text + used, sizeof text - (size_t)used, "; %s %s %s ws %zu", dirs[d],
                          algo_name(d, algo[d]), math_name(p->math[d]), p->ws_bytes[d]);
@@ -255,9 +258,9 @@ DDIM_NORETURN static void plan_fatal(const struct cuda_ctx *ctx, const struct co
                                      const char *dir)
 {
     DDIM_FATAL("cuda conv: cuDNN offers no usable %s algorithm for n=%d h=%d w=%d cin=%d "
-               "cout=%d k=%d (NHWC float32%s); try without DDIM_CUDNN_NO_TF32, or report the "
-               "cuDNN version (cudnnGetVersion %zu)",
-               dir, s->n, s->h, s->w, s->cin, s->cout, s->k,
+               "cout=%d k=%dx%d (NHWC float32%s); try without DDIM_CUDNN_NO_TF32, or report "
+               "the cuDNN version (cudnnGetVersion %zu)",
+               dir, s->n, s->h, s->w, s->cin, s->cout, conv_kh(s), conv_kw(s),
                ctx->cudnn_no_tf32 ? ", exact mode: FMA math, no FFT or Winograd" : "",
                cudnnGetVersion());
 }
@@ -337,14 +340,16 @@ static void plan_init(struct cuda_ctx *ctx, struct conv_plan *p, const struct co
     CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->x_desc, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s->n,
                                            s->cin, s->h, s->w));
     CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->y_desc, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s->n,
-                                           s->cout, s->h, s->w));
+                                           s->cout, conv_out_h(s), conv_out_w(s)));
     CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w_desc, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, s->cout,
-                                           s->cin, s->k, s->k));
-    int pad = s->k / 2; /* 'same' for odd k at stride 1 */
+                                           s->cin, conv_kh(s), conv_kw(s)));
+    int st = conv_stride(s); /* plan_get checked that 'same' padding is symmetric here */
+    int pad_h = conv_pad_before(s->h, conv_kh(s), st, s->valid);
+    int pad_w = conv_pad_before(s->w, conv_kw(s), st, s->valid);
     for (int d = 0; d < 3; d++) {
         CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&p->conv_desc[d]));
         /* cross-correlation, as TensorFlow's conv2d computes */
-        CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p->conv_desc[d], pad, pad, 1, 1, 1, 1,
+        CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p->conv_desc[d], pad_h, pad_w, st, st, 1, 1,
                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     }
     plan_choose_algos(ctx, p);
@@ -362,7 +367,15 @@ static void plan_release(struct conv_plan *p)
 static int same_shape(const struct conv_shape *a, const struct conv_shape *b)
 {
     return a->n == b->n && a->h == b->h && a->w == b->w && a->cin == b->cin && a->cout == b->cout &&
-           a->k == b->k;
+           conv_kh(a) == conv_kh(b) && conv_kw(a) == conv_kw(b) &&
+           conv_stride(a) == conv_stride(b) && a->valid == b->valid;
+}
+
+/* cuDNN pads both sides alike: TensorFlow's 'same' padding must come out symmetric. */
+static int padding_symmetric(int in, int k, int stride, int valid)
+{
+    int total = (conv_out_size(in, k, stride, valid) - 1) * stride + k - in;
+    return valid || total <= 0 || total % 2 == 0;
 }
 
 /* The plan of shape s, built (and the shared buffers grown) on its first use. */
@@ -374,10 +387,14 @@ static const struct conv_plan *plan_get(struct backend *be, const struct conv_sh
         if (same_shape(&c->plans[i].s, s))
             return &c->plans[i];
 
-    if ((s->k != 1 && s->k != 3) || s->n < 1 || s->h < 1 || s->w < 1 || s->cin < 1 || s->cout < 1)
-        DDIM_FATAL("cuda conv: unsupported shape n=%d h=%d w=%d cin=%d cout=%d k=%d (k must be "
-                   "1 or 3, every size >= 1)",
-                   s->n, s->h, s->w, s->cin, s->cout, s->k);
+    int kh = conv_kh(s), kw = conv_kw(s), st = conv_stride(s);
+    if (kh < 1 || kw < 1 || s->n < 1 || s->h < 1 || s->w < 1 || s->cin < 1 || s->cout < 1 ||
+        conv_out_h(s) < 1 || conv_out_w(s) < 1 || !padding_symmetric(s->h, kh, st, s->valid) ||
+        !padding_symmetric(s->w, kw, st, s->valid))
+        DDIM_FATAL("cuda conv: unsupported shape n=%d h=%d w=%d cin=%d cout=%d kernel %dx%d "
+                   "stride %d %s (every size >= 1, an output at least 1x1, and 'same' padding "
+                   "that is symmetric: cuDNN pads both sides alike)",
+                   s->n, s->h, s->w, s->cin, s->cout, kh, kw, st, s->valid ? "valid" : "same");
     if (c->count == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 16;
         c->plans = (struct conv_plan *)realloc(c->plans, (size_t)c->cap * sizeof *c->plans);
@@ -392,7 +409,7 @@ static const struct conv_plan *plan_get(struct backend *be, const struct conv_sh
     for (int d = 1; d < 3; d++)
         ws = p->ws_bytes[d] > ws ? p->ws_bytes[d] : ws;
     grow(be, &c->workspace, &c->workspace_bytes, ws);
-    size_t kernel_bytes = (size_t)s->k * s->k * s->cin * s->cout * sizeof(float);
+    size_t kernel_bytes = (size_t)kh * kw * s->cin * s->cout * sizeof(float);
     grow(be, (void **)&c->w_krsc, &c->w_krsc_bytes, kernel_bytes);
     grow(be, (void **)&c->dw_krsc, &c->dw_krsc_bytes, kernel_bytes);
     grow(be, (void **)&c->bias_sums, &c->bias_sums_bytes, 2 * (size_t)s->cout * sizeof(float));
@@ -410,14 +427,14 @@ void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const flo
     struct cuda_ctx *ctx = cuda_ctx_of(be);
     const struct conv_plan *p = plan_get(be, s);
     struct cuda_conv_cache *c = ctx->conv;
-    size_t kkc = (size_t)s->k * s->k * s->cin;
+    size_t kkc = (size_t)conv_kh(s) * conv_kw(s) * s->cin;
     transpose(be, c->w_krsc, w, kkc, (size_t)s->cout); /* HWIO (kkc, cout) -> KRSC */
     const float one = 1.0f, zero = 0.0f;
     /* beta = 0: y is written, never read (it may hold NaN) */
     CUDNN_CHECK(cudnnConvolutionForward(ctx->cudnn, &one, p->x_desc, x, p->w_desc, c->w_krsc,
                                         p->conv_desc[DIR_FWD], p->fwd_algo, c->workspace,
                                         p->ws_bytes[DIR_FWD], &zero, p->y_desc, y));
-    size_t n = (size_t)s->n * s->h * s->w * s->cout;
+    size_t n = (size_t)s->n * conv_out_h(s) * conv_out_w(s) * s->cout;
     bias_add_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(y, bias, n, s->cout);
     KERNEL_CHECK();
 }
@@ -425,6 +442,10 @@ void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const flo
 void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
                           const float *x, const float *w, const struct conv_shape *s)
 {
+    if (!conv_is_basic(s))
+        DDIM_FATAL("cuda conv2d_backward: only square kernels at stride 1 with 'same' padding "
+                   "have a backward (got %dx%d, stride %d, %s)",
+                   conv_kh(s), conv_kw(s), conv_stride(s), s->valid ? "valid" : "same");
     struct cuda_ctx *ctx = cuda_ctx_of(be);
     const struct conv_plan *p = plan_get(be, s);
     struct cuda_conv_cache *c = ctx->conv;

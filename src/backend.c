@@ -67,6 +67,22 @@ int backend_missing_ops(const struct backend *be, char *out, size_t outlen)
     return missing;
 }
 
+int backend_missing_inference_ops(const struct backend *be, char *out, size_t outlen)
+{
+    int missing = 0;
+    if (out && outlen)
+        out[0] = '\0';
+    if (!be->relu_forward)
+        note_missing(&missing, out, outlen, "relu_forward");
+    if (!be->pool_forward)
+        note_missing(&missing, out, outlen, "pool_forward");
+    if (!be->global_avgpool_forward)
+        note_missing(&missing, out, outlen, "global_avgpool_forward");
+    if (!be->resize_bilinear_forward)
+        note_missing(&missing, out, outlen, "resize_bilinear_forward");
+    return missing;
+}
+
 #ifndef DDIM_HAVE_CUDA
 struct backend *backend_cuda_create(int device, char *err, size_t errlen)
 {

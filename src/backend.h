@@ -39,12 +39,70 @@ enum rng_purpose {
     RNG_SAMPLE_NOISE = 5,
     RNG_INIT = 6,
     RNG_SHUFFLE = 7,
+    RNG_KID_NOISE = 8,
 };
 
+/* A convolution's shape. The first six fields alone (k = 1 or 3, the rest 0) describe the
+ * U-Net's convolutions: square kernel, stride 1, 'same' padding. InceptionV3 also sets
+ * kh/kw (1x7, 7x1, 1x3, 3x1, 5x5), stride 2 and 'valid' padding. Padding follows
+ * TensorFlow: 'same' gives ceil(in/stride) outputs with pad_total = max((out-1)*stride +
+ * k - in, 0), pad_total/2 before and the rest after; 'valid' gives (in-k)/stride + 1. */
 struct conv_shape {
-    int n, h, w; /* batch and spatial size; stride 1, 'same' padding */
+    int n, h, w; /* batch and INPUT spatial size */
     int cin, cout;
-    int k; /* kernel size: 1 or 3 */
+    int k;      /* square kernel size, used when kh and kw are 0 */
+    int kh, kw; /* kernel height and width (0: k) */
+    int stride; /* 0 or 1: stride 1; else that stride in both directions */
+    int valid;  /* 0: 'same' zero padding; 1: 'valid' (no padding) */
+};
+
+static inline int conv_kh(const struct conv_shape *s)
+{
+    return s->kh ? s->kh : s->k;
+}
+static inline int conv_kw(const struct conv_shape *s)
+{
+    return s->kw ? s->kw : s->k;
+}
+static inline int conv_stride(const struct conv_shape *s)
+{
+    return s->stride > 1 ? s->stride : 1;
+}
+/* Output size along an axis of input size `in`, kernel k (TensorFlow's rule). */
+static inline int conv_out_size(int in, int k, int stride, int valid)
+{
+    return valid ? (in - k) / stride + 1 : (in + stride - 1) / stride;
+}
+/* Zero rows (or columns) before the first input along an axis: 'same' pads pad_total/2. */
+static inline int conv_pad_before(int in, int k, int stride, int valid)
+{
+    int total = (conv_out_size(in, k, stride, valid) - 1) * stride + k - in;
+    return valid || total < 0 ? 0 : total / 2;
+}
+static inline int conv_out_h(const struct conv_shape *s)
+{
+    return conv_out_size(s->h, conv_kh(s), conv_stride(s), s->valid);
+}
+static inline int conv_out_w(const struct conv_shape *s)
+{
+    return conv_out_size(s->w, conv_kw(s), conv_stride(s), s->valid);
+}
+/* The U-Net's kind (square, stride 1, 'same'): the only kind conv2d_backward takes. */
+static inline int conv_is_basic(const struct conv_shape *s)
+{
+    return conv_kh(s) == s->k && conv_kw(s) == s->k && conv_stride(s) == 1 && !s->valid;
+}
+
+enum pool_mode { POOL_MAX = 0, POOL_AVG = 1 };
+
+/* A k x k pooling window with TensorFlow's padding rules (as conv_shape). Average pooling
+ * with 'same' padding divides by the number of cells inside the image (padded cells are
+ * left out of the average), as TensorFlow's AvgPool does. */
+struct pool_shape {
+    int n, h, w, c; /* INPUT size */
+    int k, stride;
+    int valid; /* 0: 'same'; 1: 'valid' */
+    enum pool_mode mode;
 };
 
 struct backend {
@@ -62,11 +120,12 @@ struct backend {
     void (*synchronize)(struct backend *be);
     void (*destroy)(struct backend *be);
 
-    /* --- convolution (stride 1, 'same' zero padding, bias) --- */
-    /* y (n,h,w,cout) = conv(x (n,h,w,cin), w (k,k,cin,cout)) + bias (cout) */
+    /* --- convolution (zero padding, bias; see struct conv_shape) --- */
+    /* y (n,ho,wo,cout) = conv(x (n,h,w,cin), w (kh,kw,cin,cout)) + bias (cout) */
     void (*conv2d_forward)(struct backend *be, float *y, const float *x, const float *w,
                            const float *bias, const struct conv_shape *s);
-    /* dx += dL/dx (skipped when dx is NULL); dw = dL/dw; dbias = dL/dbias */
+    /* dx += dL/dx (skipped when dx is NULL); dw = dL/dw; dbias = dL/dbias. Only for
+     * conv_is_basic shapes (the U-Net's): the other shapes are inference-only. */
     void (*conv2d_backward)(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
                             const float *x, const float *w, const struct conv_shape *s);
 
@@ -179,6 +238,21 @@ struct backend {
     /* ema = decay*ema + (1-decay)*w */
     void (*ema_update)(struct backend *be, float *ema, const float *w, size_t n, float decay);
 
+    /* --- inference-only ops (optional: InceptionV3 for KID; NULL where a backend has none,
+     * see backend_missing_inference_ops; no backward exists) --- */
+    /* y = max(x, 0) */
+    void (*relu_forward)(struct backend *be, float *y, const float *x, size_t n);
+    /* y (n, ho, wo, c) = max or average pooling of x (n, h, w, c), see struct pool_shape */
+    void (*pool_forward)(struct backend *be, float *y, const float *x, const struct pool_shape *s);
+    /* y (n, c) = mean over h*w of x (n, h, w, c), accumulated in double */
+    void (*global_avgpool_forward)(struct backend *be, float *y, const float *x, int n, int h,
+                                   int w, int c);
+    /* y (n, ho, wo, c) = bilinear resize of x (n, h, w, c) as TensorFlow's ResizeBilinear with
+     * half_pixel_centers (tf.image.resize, antialias off): src = (o + 0.5) * in/out - 0.5,
+     * taps floor(src) clamped to >= 0 and ceil(src) clamped to <= in-1 */
+    void (*resize_bilinear_forward)(struct backend *be, float *y, const float *x, int n, int h,
+                                    int w, int c, int ho, int wo);
+
     /* --- timing and memory (optional: NULL where a backend has none; ddim-bench) ---
      * Events are recorded in op order (CUDA: on be->stream), so the time between two is the
      * time the ops queued between them took, without a host synchronization per step. */
@@ -201,6 +275,9 @@ struct backend *backend_cuda_create(int device, char *err, size_t errlen);
 /* Names of the ops a backend leaves NULL, comma-separated into out; returns their count.
  * A backend with missing ops cannot train (the CUDA backend grows op by op). */
 int backend_missing_ops(const struct backend *be, char *out, size_t outlen);
+
+/* The same for the optional inference-only ops that InceptionV3 (KID) needs. */
+int backend_missing_inference_ops(const struct backend *be, char *out, size_t outlen);
 
 #ifdef __cplusplus
 }

@@ -103,6 +103,8 @@ const struct config_key config_keys[] = {
           "KID resizes images to this (InceptionV3 needs >= 75)"),
     K_INT("eval.kid_diffusion_steps", kid_diffusion_steps, 1, 10000,
           "sampling steps for KID images"),
+    K_INT("eval.kid_every", kid_every, 0, 1000000,
+          "validation KID every this many epochs; 0: never"),
     K_INT("eval.plot_diffusion_steps", plot_diffusion_steps, 1, 10000,
           "sampling steps for image grids"),
     K_INT("eval.plot_rows", plot_rows, 1, 64, "rows of the image grid"),
@@ -130,6 +132,7 @@ void run_config_defaults(struct run_config *c)
     c->max_steps = 0;
     c->kid_image_size = 75;
     c->kid_diffusion_steps = 5;
+    c->kid_every = 1;
     c->plot_diffusion_steps = 20;
     c->plot_rows = 3;
     c->plot_cols = 6;

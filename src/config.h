@@ -10,7 +10,7 @@
  *   diffusion: min_signal_rate, max_signal_rate
  *   train:     num_epochs, batch_size, learning_rate, weight_decay, adam_beta_1,
  *              adam_beta_2, adam_epsilon, ema, loss, seed, max_steps, resume
- *   eval:      kid_image_size, kid_diffusion_steps, plot_diffusion_steps, plot_rows,
+ *   eval:      kid_image_size, kid_diffusion_steps, kid_every, plot_diffusion_steps, plot_rows,
  *              plot_cols, inception_weights
  *   run:       dir, backend, progress_seconds
  */
@@ -44,6 +44,7 @@ struct run_config {
     /* eval */
     int kid_image_size;                      /* 75 */
     int kid_diffusion_steps;                 /* 5 */
+    int kid_every;                           /* 1: KID every epoch; 0: never */
     int plot_diffusion_steps;                /* 20 */
     int plot_rows, plot_cols;                /* 3 x 6 */
     char inception_weights[CONFIG_PATH_MAX]; /* Keras InceptionV3 notop .h5; "" = no KID */

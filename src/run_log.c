@@ -76,6 +76,8 @@ static int keep_metrics(struct run_log *log, const char *path, long keep, char *
             history_push(&log->epoch_x, (double)strtol(st + 7, NULL, 10));
             history_push(&log->epoch_val_noise, json_value(vn + 13));
             history_push(&log->epoch_val_image, json_value(vi + 13));
+            const char *vk = strstr(line, "\"val_kid\":");
+            history_push(&log->epoch_val_kid, vk ? json_value(vk + 10) : NAN);
         }
     }
     fclose(in);
@@ -177,24 +179,37 @@ static void write_plot(struct run_log *log)
     struct plot_spec spec = {"ddim-dist training", "step", "loss", 800, 500, 1};
     if (plot_write_png(path, &spec, series, 3, err, sizeof err) != 0)
         fprintf(stderr, "ddim-dist: warning: %s\n", err);
+    int any_kid = 0;
+    for (long i = 0; i < log->epoch_val_kid.n; i++)
+        any_kid = any_kid || isfinite(log->epoch_val_kid.v[i]);
+    if (!any_kid)
+        return; /* KID off: no empty plot */
+    snprintf(path, sizeof path, "%s/kid.png", log->dir);
+    struct plot_series kid = {
+        "KID (validation, EMA network)", log->epoch_x.v,  log->epoch_val_kid.v,
+        (int)log->epoch_val_kid.n,       {148, 103, 189}, PLOT_LINE_MARKERS};
+    struct plot_spec kspec = {"ddim-dist validation KID", "step", "KID", 800, 500, 0};
+    if (plot_write_png(path, &kspec, &kid, 1, err, sizeof err) != 0)
+        fprintf(stderr, "ddim-dist: warning: %s\n", err);
 }
 
 void run_log_epoch(struct run_log *log, int epoch, long step, double noise_loss, double image_loss,
-                   double val_noise_loss, double val_image_loss, double seconds)
+                   double val_noise_loss, double val_image_loss, double val_kid, double seconds)
 {
     if (!log->metrics)
         return;
-    char n[32], i[32], vn[32], vi[32];
+    char n[32], i[32], vn[32], vi[32], vk[32];
     fprintf(log->metrics,
             "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%ld,\"n_loss\":%s,\"i_loss\":%s,"
-            "\"val_n_loss\":%s,\"val_i_loss\":%s,\"seconds\":%.3f}\n",
+            "\"val_n_loss\":%s,\"val_i_loss\":%s,\"val_kid\":%s,\"seconds\":%.3f}\n",
             epoch, step, json_number(n, noise_loss, "%.6g"), json_number(i, image_loss, "%.6g"),
             json_number(vn, val_noise_loss, "%.6g"), json_number(vi, val_image_loss, "%.6g"),
-            seconds);
+            json_number(vk, val_kid, "%.6g"), seconds);
     fflush(log->metrics);
     history_push(&log->epoch_x, (double)step);
     history_push(&log->epoch_val_noise, val_noise_loss);
     history_push(&log->epoch_val_image, val_image_loss);
+    history_push(&log->epoch_val_kid, val_kid);
     write_plot(log);
 }
 
@@ -211,8 +226,8 @@ void run_log_close(struct run_log *log)
     if (log->metrics)
         fclose(log->metrics);
     log->metrics = NULL;
-    struct history *all[] = {&log->step_x, &log->epoch_x, &log->step_noise, &log->epoch_val_noise,
-                             &log->epoch_val_image};
+    struct history *all[] = {&log->step_x,          &log->epoch_x,         &log->step_noise,
+                             &log->epoch_val_noise, &log->epoch_val_image, &log->epoch_val_kid};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         free(all[i]->v);
         memset(all[i], 0, sizeof *all[i]);

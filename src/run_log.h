@@ -1,8 +1,10 @@
 /* run_log.h: what rank 0 writes under the run directory while training:
  *   config.yaml          the resolved configuration
  *   metrics.jsonl        one JSON object per line: {"type":"step",...} after every step,
- *                        {"type":"epoch",...} after every epoch (train and validation losses)
+ *                        {"type":"epoch",...} after every epoch (train and validation losses,
+ *                        val_kid: the validation KID, null when not measured)
  *   loss.png             the loss curves, redrawn after every epoch
+ *   kid.png              the validation KID per epoch, beside it (when KID is measured)
  *   samples/epoch_NNNN.png  the epoch's sample grid (EMA network, plot_diffusion_steps) */
 #ifndef DDIM_RUN_LOG_H
 #define DDIM_RUN_LOG_H
@@ -24,7 +26,7 @@ struct run_log {
     struct history step_x, step_noise;
     double window_sum;
     long window_count;
-    struct history epoch_x, epoch_val_noise, epoch_val_image;
+    struct history epoch_x, epoch_val_noise, epoch_val_image, epoch_val_kid;
 };
 
 /* Creates the run directory (and samples/), writes config.yaml, opens metrics.jsonl: a new
@@ -37,7 +39,7 @@ int run_log_open(struct run_log *log, const struct run_config *cfg, long resume_
 void run_log_step(struct run_log *log, int epoch, long step, double noise_loss, double image_loss,
                   double images_per_second);
 void run_log_epoch(struct run_log *log, int epoch, long step, double noise_loss, double image_loss,
-                   double val_noise_loss, double val_image_loss, double seconds);
+                   double val_noise_loss, double val_image_loss, double val_kid, double seconds);
 /* Writes samples/epoch_NNNN.png from images (rows*cols, size, size, 3) in [0, 1]. */
 int run_log_grid(struct run_log *log, int epoch, const float *images, int rows, int cols, int size,
                  char *err, size_t errlen);

@@ -3,6 +3,7 @@
 #include "train_loop.h"
 #include "checkpoint.h"
 #include "dataset.h"
+#include "kid_eval.h"
 #include "rng.h"
 #include "run_log.h"
 #include "trainer.h"
@@ -62,6 +63,8 @@ struct loop {
     char *config_yaml;                    /* the resolved configuration, for checkpoints */
     struct checkpoint_info resume;        /* rank 0: where its checkpoint left off */
     int resuming;                         /* rank 0: a checkpoint was read */
+    struct kid_eval *kid;                 /* NULL: KID off */
+    double last_kid;                      /* the last epoch's KID (NaN if none) */
 
     /* data.resident: both splits in backend memory, every rank holding all of each (over the
      * epochs every rank touches every image), and the current order as int32 indices, so
@@ -145,7 +148,7 @@ static const float *read_losses(struct loop *L, long from, long to)
 
 /* The example's test_step over the validation split (repeated like the training split),
  * with the EMA network; returns mean noise and image loss. */
-static void validate(struct loop *L, int epoch, double out[2])
+static void validate(struct loop *L, int epoch, double out[2], int kid_on)
 {
     long n = L->ds.count[SPLIT_VALIDATION];
     int reps = L->cfg->dataset_repetitions;
@@ -155,6 +158,8 @@ static void validate(struct loop *L, int epoch, double out[2])
     double sum[2] = {0, 0};
     for (long b = 0; b < L->val_steps; b++) {
         load_batch(L, SPLIT_VALIDATION, order, b);
+        if (kid_on) /* the example's KID of each validation batch against generated images */
+            kid_eval_batch(L->kid, epoch, b);
         trainer_draw(L->t, (uint32_t)(epoch * L->val_steps + b), 1);
         trainer_eval_losses(L->t);
         record_losses(L, b);
@@ -353,6 +358,9 @@ static int setup(struct loop *L, char *err, size_t errlen)
                   (!strcmp(cfg->resident, "auto") && !strcmp(L->be->name, "cuda"));
     if (L->resident && setup_resident(L, err, errlen) != 0)
         return -1;
+    L->last_kid = NAN;
+    if (kid_eval_create(&L->kid, cfg, L->t, err, errlen) != 0)
+        return -1;
     if (!L->resident)
         L->host_images = util_xmalloc((size_t)b * L->t->per_image * sizeof(float));
     L->order = util_xmalloc((size_t)n_train * sizeof(long));
@@ -370,6 +378,8 @@ static int setup(struct loop *L, char *err, size_t errlen)
     }
     if (resume_read(L, err, errlen) != 0)
         return -1;
+    if (L->resuming)
+        kid_eval_read_best(L->kid, cfg->run_dir);
     return run_log_open(&L->log, cfg, L->resuming ? L->resume.global_step : -1, err, errlen);
 }
 
@@ -425,16 +435,21 @@ static int run_epoch(struct loop *L, int epoch, long first, double *t_start)
     }
     if (L->stopped && L->global_step % L->steps_per_epoch != 0)
         return 0; /* the epoch goes on when the run is resumed */
-    double val[2];
-    validate(L, epoch, val);
+    double val[2], kid_seconds = 0;
+    int kid_on = kid_eval_due(L->kid, epoch);
+    validate(L, epoch, val, kid_on);
+    L->last_kid = kid_on ? kid_eval_result(L->kid, &kid_seconds) : NAN;
     if (L->comm->rank == 0) {
         write_samples(L, epoch + 1);
         run_log_epoch(&L->log, epoch + 1, L->global_step, sum[0] / done, sum[1] / done, val[0],
-                      val[1], util_now() - epoch_start);
+                      val[1], L->last_kid, util_now() - epoch_start);
+        char kid[48] = "";
+        if (kid_on)
+            snprintf(kid, sizeof kid, "  val_kid %.4f (%.1fs)", L->last_kid, kid_seconds);
         util_log("epoch %d/%d done in %.1fs: n_loss %.4f  i_loss %.4f  val_n_loss %.4f  "
-                 "val_i_loss %.4f\n",
+                 "val_i_loss %.4f%s\n",
                  epoch + 1, cfg->num_epochs, util_now() - epoch_start, sum[0] / done, sum[1] / done,
-                 val[0], val[1]);
+                 val[0], val[1], kid);
     }
     return 0;
 }
@@ -493,8 +508,12 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
             long first = e == L.resume.epoch ? L.resume.step_in_epoch : 0;
             if (run_epoch(&L, e, first, &t_start) != 0)
                 rc = 1;
-            else if (comm->rank == 0)
+            else if (comm->rank == 0) {
                 saved = save_checkpoint(&L) == 0;
+                long spe = L.steps_per_epoch;
+                kid_eval_save_best(L.kid, L.last_kid, cfg->run_dir, L.t, (int)(L.global_step / spe),
+                                   L.global_step, L.global_step % spe, L.config_yaml);
+            }
         }
         if (!saved)
             rc = 1;
@@ -517,6 +536,7 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
     }
     if (comm->rank == 0)
         run_log_close(&L.log);
+    kid_eval_destroy(L.kid);
     trainer_destroy(L.t);
     free(L.host_images);
     free(L.host_hist);

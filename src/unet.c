@@ -57,77 +57,16 @@ int unet_config_check(const struct unet_config *c, char *err, size_t errlen)
     return 0;
 }
 
-/* --- building ------------------------------------------------------------------------ */
-
-static int new_tensor(struct unet *net, int h, int w, int c, int needs_grad)
-{
-    if (net->num_tensors == net->cap_tensors) {
-        net->cap_tensors = net->cap_tensors ? 2 * net->cap_tensors : 128;
-        net->tensors = realloc(net->tensors, (size_t)net->cap_tensors * sizeof *net->tensors);
-        if (!net->tensors)
-            DDIM_FATAL("out of host memory building the U-Net");
-    }
-    struct tensor_desc *t = &net->tensors[net->num_tensors];
-    t->offset = net->floats_per_example;
-    t->h = h;
-    t->w = w;
-    t->c = c;
-    t->needs_grad = needs_grad;
-    net->floats_per_example += (size_t)h * w * c;
-    return net->num_tensors++;
-}
-
-static struct node *new_node(struct unet *net, enum node_kind kind, int in0, int in1)
-{
-    if (net->num_nodes == net->cap_nodes) {
-        net->cap_nodes = net->cap_nodes ? 2 * net->cap_nodes : 128;
-        net->nodes = realloc(net->nodes, (size_t)net->cap_nodes * sizeof *net->nodes);
-        if (!net->nodes)
-            DDIM_FATAL("out of host memory building the U-Net");
-    }
-    struct node *n = &net->nodes[net->num_nodes++];
-    memset(n, 0, sizeof *n);
-    n->kind = kind;
-    n->in0 = in0;
-    n->in1 = in1;
-    return n;
-}
+/* --- building (on graph.h's builder) ---------------------------------------------------- */
 
 static int add_conv(struct unet *net, const char *name, int in, int cout, int k)
 {
-    const struct tensor_desc *x = &net->tensors[in];
-    int kshape[4] = {k, k, x->c, cout}, bshape[1] = {cout};
-    struct node *n = new_node(net, NODE_CONV, in, -1);
-    n->k = k;
-    n->kernel = params_add(&net->params, name, PARAM_KERNEL, 4, kshape);
-    n->bias = params_add(&net->params, name, PARAM_BIAS, 1, bshape);
-    n->out = new_tensor(net, x->h, x->w, cout, 1); /* reallocates tensors, never nodes */
-    return n->out;
+    return graph_add_conv(&net->g, name, in, cout, k, k, 1, 0);
 }
 
 static int add_simple(struct unet *net, enum node_kind kind, int in0, int in1, int h, int w, int c)
 {
-    struct node *n = new_node(net, kind, in0, in1);
-    int idx = (int)(n - net->nodes);
-    int out = new_tensor(net, h, w, c, kind != NODE_EMBED);
-    net->nodes[idx].out = out;
-    return out;
-}
-
-static int add_bn(struct unet *net, const char *name, int in)
-{
-    const struct tensor_desc *x = &net->tensors[in];
-    int shape[1] = {x->c};
-    int c = x->c, h = x->h, w = x->w;
-    struct node *n = new_node(net, NODE_BN, in, -1);
-    int idx = (int)(n - net->nodes);
-    n->mean = params_add(&net->params, name, PARAM_MOVING_MEAN, 1, shape);
-    n->var = params_add(&net->params, name, PARAM_MOVING_VARIANCE, 1, shape);
-    n->bn_offset = net->bn_floats;
-    net->bn_floats += 6 * (size_t)c;
-    int out = new_tensor(net, h, w, c, 1);
-    net->nodes[idx].out = out;
-    return out;
+    return graph_add_simple(&net->g, kind, in0, in1, h, w, c);
 }
 
 /* Keras ResidualBlock(width): residual = x or 1x1 conv(x); BN (no center/scale); 3x3 conv
@@ -136,26 +75,20 @@ static int add_res_block(struct unet *net, const char *prefix, int x, int width)
 {
     char name[64];
     int residual = x;
-    if (net->tensors[x].c != width) {
+    if (net->g.tensors[x].c != width) {
         snprintf(name, sizeof name, "%s_skip", prefix);
         residual = add_conv(net, name, x, width, 1);
     }
     snprintf(name, sizeof name, "%s_bn", prefix);
-    int h = add_bn(net, name, x);
+    int h = graph_add_bn(&net->g, name, x);
     snprintf(name, sizeof name, "%s_conv1", prefix);
     h = add_conv(net, name, h, width, 3);
-    const struct tensor_desc *t = &net->tensors[h];
+    const struct tensor_desc *t = &net->g.tensors[h];
     h = add_simple(net, NODE_SWISH, h, -1, t->h, t->w, t->c);
     snprintf(name, sizeof name, "%s_conv2", prefix);
     h = add_conv(net, name, h, width, 3);
-    t = &net->tensors[h];
+    t = &net->g.tensors[h];
     return add_simple(net, NODE_ADD, h, residual, t->h, t->w, t->c);
-}
-
-static int add_concat(struct unet *net, int a, int b)
-{
-    const struct tensor_desc *ta = &net->tensors[a], *tb = &net->tensors[b];
-    return add_simple(net, NODE_CONCAT, a, b, ta->h, ta->w, ta->c + tb->c);
 }
 
 struct unet *unet_create(const struct unet_config *cfg, char *err, size_t errlen)
@@ -167,10 +100,16 @@ struct unet *unet_create(const struct unet_config *cfg, char *err, size_t errlen
     int s = cfg->image_size, L = cfg->num_levels, D = cfg->block_depth;
     char name[64];
 
-    net->input = new_tensor(net, s, s, 3, 0);
-    int x = add_conv(net, "stem", net->input, cfg->widths[0], 1);
+    struct graph *g = &net->g;
+    g->trainable = 1;
+    g->bn_momentum = cfg->bn_momentum;
+    g->bn_epsilon = cfg->bn_epsilon;
+    g->input = graph_tensor(g, s, s, 3, 0);
+    int x = add_conv(net, "stem", g->input, cfg->widths[0], 1);
     int e = add_simple(net, NODE_EMBED, -1, -1, s, s, cfg->embedding_dims);
-    x = add_concat(net, x, e);
+    g->nodes[g->num_nodes - 1].fmin = cfg->embedding_min_frequency;
+    g->nodes[g->num_nodes - 1].fmax = cfg->embedding_max_frequency;
+    x = graph_add_concat(g, x, e);
 
     int skips[UNET_MAX_LEVELS * 16], num_skips = 0;
     for (int l = 0; l < L - 1; l++) {
@@ -179,7 +118,7 @@ struct unet *unet_create(const struct unet_config *cfg, char *err, size_t errlen
             x = add_res_block(net, name, x, cfg->widths[l]);
             skips[num_skips++] = x;
         }
-        const struct tensor_desc *t = &net->tensors[x];
+        const struct tensor_desc *t = &g->tensors[x];
         x = add_simple(net, NODE_POOL, x, -1, t->h / 2, t->w / 2, t->c);
     }
     for (int j = 0; j < D; j++) {
@@ -187,16 +126,16 @@ struct unet *unet_create(const struct unet_config *cfg, char *err, size_t errlen
         x = add_res_block(net, name, x, cfg->widths[L - 1]);
     }
     for (int l = L - 2; l >= 0; l--) {
-        const struct tensor_desc *t = &net->tensors[x];
+        const struct tensor_desc *t = &g->tensors[x];
         x = add_simple(net, NODE_UPSAMPLE, x, -1, t->h * 2, t->w * 2, t->c);
         for (int j = 0; j < D; j++) {
-            x = add_concat(net, x, skips[--num_skips]);
+            x = graph_add_concat(g, x, skips[--num_skips]);
             snprintf(name, sizeof name, "up%d_block%d", l, j);
             x = add_res_block(net, name, x, cfg->widths[l]);
         }
     }
-    net->output = add_conv(net, "head", x, 3, 1);
-    params_finalize(&net->params);
+    g->output = add_conv(net, "head", x, 3, 1);
+    params_finalize(&g->params);
     return net;
 }
 
@@ -204,15 +143,13 @@ void unet_destroy(struct unet *net)
 {
     if (!net)
         return;
-    params_free(&net->params);
-    free(net->tensors);
-    free(net->nodes);
+    graph_free(&net->g);
     free(net);
 }
 
 const struct param_table *unet_params(const struct unet *net)
 {
-    return &net->params;
+    return &net->g.params;
 }
 
 const struct unet_config *unet_get_config(const struct unet *net)
@@ -222,7 +159,7 @@ const struct unet_config *unet_get_config(const struct unet *net)
 
 void unet_init_weights(const struct unet *net, float *w_host, uint64_t seed, uint32_t stream)
 {
-    const struct param_table *pt = &net->params;
+    const struct param_table *pt = &net->g.params;
     for (int i = 0; i < pt->count; i++) {
         const struct param *p = &pt->items[i];
         float *dst = w_host + p->offset;

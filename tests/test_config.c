@@ -289,7 +289,7 @@ static void roundtrip(const struct run_config *c, const char *name)
         }
     if (f)
         fclose(f);
-    CHECK(keys == 34, "%s: %d keys written, expected 34", path, keys);
+    CHECK(keys == 35, "%s: %d keys written, expected 35", path, keys);
 }
 
 static void test_roundtrip(void)

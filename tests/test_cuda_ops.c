@@ -443,7 +443,7 @@ static void check_conv(const char *what, const struct conv_shape *s, const struc
  * dw/dbias written over NaN, then backward again with dx NULL (fresh NaN in dw/dbias). */
 static void test_conv(int n, int h, int w, int cin, int cout, int k)
 {
-    struct conv_shape s = {n, h, w, cin, cout, k};
+    struct conv_shape s = {.n = n, .h = h, .w = w, .cin = cin, .cout = cout, .k = k};
     size_t xs = (size_t)n * h * w * cin, ys = (size_t)n * h * w * cout;
     size_t ws = (size_t)k * k * cin * cout;
     struct pair x = pair_normal(xs, 1.0f), wt = pair_normal(ws, 1.0f / sqrtf((float)(k * k * cin)));

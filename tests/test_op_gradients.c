@@ -100,7 +100,7 @@ static double conv_loss(void *p)
 
 static void check_conv(int n, int h, int w, int cin, int cout, int k, size_t max_x)
 {
-    struct conv_case c = {{n, h, w, cin, cout, k}, NULL, NULL, NULL, NULL, NULL};
+    struct conv_case c = {.s = {.n = n, .h = h, .w = w, .cin = cin, .cout = cout, .k = k}};
     size_t nx = (size_t)n * h * w * cin, ny = (size_t)n * h * w * cout;
     size_t nw = (size_t)k * k * cin * cout;
     c.x = test_alloc_normal(nx, 1.0f);

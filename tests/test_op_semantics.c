@@ -81,7 +81,7 @@ static void conv_dx(void *p, float *dx)
  * without changing dw and dbias. */
 static void check_conv_contract(int n, int h, int w, int cin, int cout, int k)
 {
-    struct conv_ctx c = {{n, h, w, cin, cout, k}, NULL, NULL, NULL, NULL, NULL};
+    struct conv_ctx c = {.s = {.n = n, .h = h, .w = w, .cin = cin, .cout = cout, .k = k}};
     size_t nx = (size_t)n * h * w * cin, ny = (size_t)n * h * w * cout;
     size_t nw = (size_t)k * k * cin * cout;
     c.x = test_alloc_normal(nx, 1.0f);

@@ -1,0 +1,105 @@
+/* graph.h: a network as a list of nodes over numbered tensors, and the one executor that
+ * runs any such list on a backend. Two builders use it: the U-Net (unet.c, trained) and
+ * InceptionV3 (inception.c, inference only, for KID).
+ *
+ * Every activation (and, for training, its gradient) lives in one arena per batch (struct
+ * graph_acts): tensor t of example-major layout starts at tensors[t].offset * batch floats.
+ * So zeroing all activation gradients is one fill and no allocation happens in a step.
+ * Weights live in one flat buffer described by the graph's parameter table. */
+#ifndef DDIM_GRAPH_H
+#define DDIM_GRAPH_H
+
+#include "backend.h"
+#include "comm.h"
+#include "params.h"
+
+#include <stddef.h>
+
+enum node_kind {
+    NODE_CONV,     /* conv2d + bias (kernel shape, stride, padding in the node) */
+    NODE_BN,       /* BatchNormalization without center/scale (training or inference) */
+    NODE_SWISH,    /* x * sigmoid(x) */
+    NODE_ADD,      /* in0 + in1 */
+    NODE_CONCAT,   /* [in0 | in1] along channels */
+    NODE_POOL,     /* 2x2 average pooling, stride 2 (the U-Net's) */
+    NODE_UPSAMPLE, /* 2x bilinear upsampling */
+    NODE_EMBED,    /* sinusoidal embedding of the per-example variances */
+    /* inference only (no backward): InceptionV3 */
+    NODE_RELU,       /* max(x, 0) */
+    NODE_POOL2D,     /* max or average k x k pooling with TF padding */
+    NODE_GLOBAL_AVG, /* mean over h, w: (h, w, c) -> (1, 1, c) */
+    NODE_RESIZE,     /* bilinear resize to the output tensor's h, w */
+    NODE_NORMALIZE   /* (x - mean[c]) / sqrt(var[c]) with constant parameters mean, var */
+};
+
+struct tensor_desc {
+    size_t offset; /* floats per example before this tensor in the arena */
+    int h, w, c;
+    int needs_grad; /* 0 for inputs, the embedding and every tensor of an inference graph */
+};
+
+struct node {
+    enum node_kind kind;
+    int in0, in1, out;         /* tensor ids; in1 only for add/concat */
+    int kh, kw, stride, valid; /* conv: kernel, stride (1 or 2), 'valid' (1) or 'same' */
+    int kernel, bias;          /* conv: parameter ids */
+    int mean, var;             /* bn: moving statistics; normalize: the constants */
+    size_t bn_offset;          /* bn: [saved 2c | stats 2c | bstats 2c] in the bn arena */
+    int pool_k, pool_stride;   /* pool2d (with valid) */
+    enum pool_mode pool_mode;  /* pool2d */
+    float fmin, fmax;          /* embed: frequencies */
+};
+
+struct graph {
+    struct param_table params;
+    struct tensor_desc *tensors;
+    int num_tensors, cap_tensors;
+    struct node *nodes;
+    int num_nodes, cap_nodes;
+    size_t floats_per_example; /* activation arena size per example */
+    size_t bn_floats;          /* bn arena size (independent of batch) */
+    int input, output;         /* tensor ids */
+    float bn_momentum, bn_epsilon;
+    int trainable; /* set before building: 0 for an inference-only graph (no gradients) */
+};
+
+/* --- building (graph.c) --- */
+/* A new tensor of h x w x c per example; returns its id. */
+int graph_tensor(struct graph *g, int h, int w, int c, int needs_grad);
+/* A node of `kind` reading in0 (and in1) into a new tensor (h, w, c); returns the tensor.
+ * Outputs need gradients in a trainable graph, but the embedding's. */
+int graph_add_simple(struct graph *g, enum node_kind kind, int in0, int in1, int h, int w, int c);
+/* Convolution `name` (kernel kh x kw x cin x cout and bias cout in the parameter table). */
+int graph_add_conv(struct graph *g, const char *name, int in, int cout, int kh, int kw, int stride,
+                   int valid);
+int graph_add_bn(struct graph *g, const char *name, int in);
+int graph_add_concat(struct graph *g, int a, int b);
+int graph_add_pool2d(struct graph *g, int in, int k, int stride, int valid, enum pool_mode mode);
+void graph_free(struct graph *g);
+
+/* --- running (graph_exec.c) --- */
+struct graph_acts {
+    int batch;
+    float *act;  /* (batch * floats_per_example) */
+    float *grad; /* same layout, or NULL for inference */
+    float *bn;   /* bn_floats */
+    size_t bytes;
+};
+
+struct graph_acts *graph_acts_create(struct backend *be, const struct graph *g, int batch,
+                                     int with_grads);
+void graph_acts_destroy(struct backend *be, struct graph_acts *acts);
+/* Tensor t of a batch (backend memory). */
+float *graph_value(const struct graph *g, const struct graph_acts *a, int t);
+
+/* out (batch, output tensor) = the graph run on input (batch, input tensor), with `aux` the
+ * per-example values NODE_EMBED reads (NULL if none). training: BatchNorm uses the batch
+ * statistics summed over the ranks of comm and updates the moving statistics in w. */
+void graph_forward(struct backend *be, const struct graph *g, struct graph_acts *a, float *w,
+                   const float *input, const float *aux, int training, struct comm *comm,
+                   float *out);
+/* After a training forward: dw = parameter gradients (written, =) for dout. */
+void graph_backward(struct backend *be, const struct graph *g, struct graph_acts *a, const float *w,
+                    float *dw, const float *dout, struct comm *comm);
+
+#endif

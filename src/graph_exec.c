@@ -1,0 +1,241 @@
+/* graph_exec.c: the one executor: runs a node list (graph.h) forward and backward on a
+ * backend, whichever builder made it. */
+#include "graph.h"
+#include "util.h"
+
+#include <stdlib.h>
+
+struct graph_acts *graph_acts_create(struct backend *be, const struct graph *g, int batch,
+                                     int with_grads)
+{
+    if (batch < 1)
+        DDIM_FATAL("graph_acts_create: batch must be >= 1, got %d", batch);
+    if (with_grads && !g->trainable)
+        DDIM_FATAL("graph_acts_create: gradients asked of an inference-only network");
+    struct graph_acts *a = util_xcalloc(1, sizeof *a);
+    size_t floats = g->floats_per_example * (size_t)batch;
+    a->batch = batch;
+    a->act = be->alloc(be, floats * sizeof(float));
+    a->grad = with_grads ? be->alloc(be, floats * sizeof(float)) : NULL;
+    a->bn = be->alloc(be, (g->bn_floats ? g->bn_floats : 1) * sizeof(float));
+    a->bytes = (with_grads ? 2 : 1) * floats * sizeof(float) + g->bn_floats * sizeof(float);
+    return a;
+}
+
+void graph_acts_destroy(struct backend *be, struct graph_acts *a)
+{
+    if (!a)
+        return;
+    be->free(be, a->act);
+    if (a->grad)
+        be->free(be, a->grad);
+    be->free(be, a->bn);
+    free(a);
+}
+
+float *graph_value(const struct graph *g, const struct graph_acts *a, int t)
+{
+    return a->act + g->tensors[t].offset * (size_t)a->batch;
+}
+
+static float *grad(const struct graph *g, const struct graph_acts *a, int t)
+{
+    if (t < 0 || !g->tensors[t].needs_grad)
+        return NULL;
+    return a->grad + g->tensors[t].offset * (size_t)a->batch;
+}
+
+static size_t rows_of(const struct graph *g, const struct graph_acts *a, int t)
+{
+    return (size_t)a->batch * g->tensors[t].h * g->tensors[t].w;
+}
+
+static size_t numel_of(const struct graph *g, const struct graph_acts *a, int t)
+{
+    return rows_of(g, a, t) * g->tensors[t].c;
+}
+
+static struct conv_shape conv_shape_of(const struct graph *g, const struct graph_acts *a,
+                                       const struct node *n)
+{
+    const struct tensor_desc *x = &g->tensors[n->in0];
+    struct conv_shape s = {.n = a->batch,
+                           .h = x->h,
+                           .w = x->w,
+                           .cin = x->c,
+                           .cout = g->tensors[n->out].c,
+                           .k = n->kh == n->kw ? n->kh : 0,
+                           .kh = n->kh,
+                           .kw = n->kw,
+                           .stride = n->stride,
+                           .valid = n->valid};
+    return s;
+}
+
+static const float *param(const struct graph *g, const float *w, int id)
+{
+    return w + g->params.items[id].offset;
+}
+
+static void forward_bn(struct backend *be, const struct graph *g, struct graph_acts *a, float *w,
+                       const struct node *n, int training, struct comm *comm)
+{
+    const struct param *pm = &g->params.items[n->mean], *pv = &g->params.items[n->var];
+    int c = g->tensors[n->in0].c;
+    size_t rows = rows_of(g, a, n->in0);
+    float *x = graph_value(g, a, n->in0), *y = graph_value(g, a, n->out);
+    if (!training) {
+        be->bn_forward_infer(be, y, x, w + pm->offset, w + pv->offset, rows, c, g->bn_epsilon);
+        return;
+    }
+    float *saved = a->bn + n->bn_offset, *stats = saved + 2 * c;
+    be->bn_stats(be, stats, x, rows, c);
+    comm->allreduce_sum(comm, stats, 2 * (size_t)c); /* synchronized BatchNorm */
+    be->bn_forward_train(be, y, saved, w + pm->offset, w + pv->offset, x, stats,
+                         (double)rows * comm->world, rows, c, g->bn_momentum, g->bn_epsilon);
+}
+
+/* The inference-only kinds (InceptionV3's). */
+static void forward_infer_node(struct backend *be, const struct graph *g, struct graph_acts *a,
+                               const float *w, const struct node *n)
+{
+    const struct tensor_desc *in = &g->tensors[n->in0], *out = &g->tensors[n->out];
+    float *y = graph_value(g, a, n->out);
+    const float *x = graph_value(g, a, n->in0);
+    switch (n->kind) {
+    case NODE_RELU:
+        be->relu_forward(be, y, x, numel_of(g, a, n->out));
+        break;
+    case NODE_POOL2D: {
+        struct pool_shape s = {a->batch,  in->h,          in->w,    in->c,
+                               n->pool_k, n->pool_stride, n->valid, n->pool_mode};
+        be->pool_forward(be, y, x, &s);
+        break;
+    }
+    case NODE_GLOBAL_AVG:
+        be->global_avgpool_forward(be, y, x, a->batch, in->h, in->w, in->c);
+        break;
+    case NODE_RESIZE:
+        be->resize_bilinear_forward(be, y, x, a->batch, in->h, in->w, in->c, out->h, out->w);
+        break;
+    case NODE_NORMALIZE:
+        be->normalize(be, y, x, param(g, w, n->mean), param(g, w, n->var), rows_of(g, a, n->in0),
+                      in->c);
+        break;
+    default:
+        DDIM_FATAL("graph: node kind %d is not an inference node", (int)n->kind);
+    }
+}
+
+void graph_forward(struct backend *be, const struct graph *g, struct graph_acts *a, float *w,
+                   const float *input, const float *aux, int training, struct comm *comm,
+                   float *out)
+{
+    be->copy(be, graph_value(g, a, g->input), input, numel_of(g, a, g->input) * sizeof(float));
+    for (int i = 0; i < g->num_nodes; i++) {
+        const struct node *n = &g->nodes[i];
+        const struct tensor_desc *in = n->in0 >= 0 ? &g->tensors[n->in0] : NULL;
+        const struct tensor_desc *o = &g->tensors[n->out];
+        float *y = graph_value(g, a, n->out);
+        const float *x0 = n->in0 >= 0 ? graph_value(g, a, n->in0) : NULL;
+        const float *x1 = n->in1 >= 0 ? graph_value(g, a, n->in1) : NULL;
+        size_t numel = numel_of(g, a, n->out);
+        switch (n->kind) {
+        case NODE_CONV: {
+            struct conv_shape s = conv_shape_of(g, a, n);
+            be->conv2d_forward(be, y, x0, param(g, w, n->kernel), param(g, w, n->bias), &s);
+            break;
+        }
+        case NODE_BN:
+            forward_bn(be, g, a, w, n, training, comm);
+            break;
+        case NODE_SWISH:
+            be->swish_forward(be, y, x0, numel);
+            break;
+        case NODE_ADD:
+            be->add(be, y, x0, x1, numel);
+            break;
+        case NODE_CONCAT:
+            be->concat_forward(be, y, x0, x1, rows_of(g, a, n->out), in->c, g->tensors[n->in1].c);
+            break;
+        case NODE_POOL:
+            be->avgpool2_forward(be, y, x0, a->batch, in->h, in->w, in->c);
+            break;
+        case NODE_UPSAMPLE:
+            be->upsample2_forward(be, y, x0, a->batch, in->h, in->w, in->c);
+            break;
+        case NODE_EMBED:
+            be->sinusoidal_embedding(be, y, aux, a->batch, o->h, o->w, o->c, n->fmin, n->fmax);
+            break;
+        default:
+            forward_infer_node(be, g, a, w, n);
+            break;
+        }
+    }
+    be->copy(be, out, graph_value(g, a, g->output), numel_of(g, a, g->output) * sizeof(float));
+}
+
+static void backward_bn(struct backend *be, const struct graph *g, struct graph_acts *a,
+                        const struct node *n, struct comm *comm)
+{
+    int c = g->tensors[n->in0].c;
+    size_t rows = rows_of(g, a, n->in0);
+    float *saved = a->bn + n->bn_offset, *bstats = saved + 4 * c;
+    const float *x = graph_value(g, a, n->in0), *dy = grad(g, a, n->out);
+    be->bn_backward_stats(be, bstats, dy, x, saved, rows, c);
+    comm->allreduce_sum(comm, bstats, 2 * (size_t)c);
+    be->bn_backward_apply(be, grad(g, a, n->in0), dy, x, saved, bstats, (double)rows * comm->world,
+                          rows, c);
+}
+
+void graph_backward(struct backend *be, const struct graph *g, struct graph_acts *a, const float *w,
+                    float *dw, const float *dout, struct comm *comm)
+{
+    if (!a->grad)
+        DDIM_FATAL("graph_backward: activations were created without gradients");
+    be->fill(be, a->grad, 0.0f, g->floats_per_example * (size_t)a->batch);
+    be->copy(be, grad(g, a, g->output), dout, numel_of(g, a, g->output) * sizeof(float));
+    for (int i = g->num_nodes - 1; i >= 0; i--) {
+        const struct node *n = &g->nodes[i];
+        const struct tensor_desc *in = n->in0 >= 0 ? &g->tensors[n->in0] : NULL;
+        const float *dy = grad(g, a, n->out);
+        float *dx0 = grad(g, a, n->in0), *dx1 = grad(g, a, n->in1);
+        const float *x0 = n->in0 >= 0 ? graph_value(g, a, n->in0) : NULL;
+        size_t numel = numel_of(g, a, n->out);
+        switch (n->kind) {
+        case NODE_CONV: {
+            struct conv_shape s = conv_shape_of(g, a, n);
+            const struct param *pk = &g->params.items[n->kernel];
+            const struct param *pb = &g->params.items[n->bias];
+            be->conv2d_backward(be, dx0, dw + pk->offset, dw + pb->offset, dy, x0, w + pk->offset,
+                                &s);
+            break;
+        }
+        case NODE_BN:
+            backward_bn(be, g, a, n, comm);
+            break;
+        case NODE_SWISH:
+            be->swish_backward(be, dx0, dy, x0, numel);
+            break;
+        case NODE_ADD:
+            be->axpy(be, dx0, 1.0f, dy, numel);
+            if (dx1)
+                be->axpy(be, dx1, 1.0f, dy, numel);
+            break;
+        case NODE_CONCAT:
+            be->concat_backward(be, dx0, dx1, dy, rows_of(g, a, n->out), in->c,
+                                g->tensors[n->in1].c);
+            break;
+        case NODE_POOL:
+            be->avgpool2_backward(be, dx0, dy, a->batch, in->h, in->w, in->c);
+            break;
+        case NODE_UPSAMPLE:
+            be->upsample2_backward(be, dx0, dy, a->batch, in->h, in->w, in->c);
+            break;
+        case NODE_EMBED:
+            break; /* the noise variance is an input, not a weight */
+        default:
+            DDIM_FATAL("graph_backward: node kind %d has no backward", (int)n->kind);
+        }
+    }
+}
