@@ -39,6 +39,7 @@ enum rng_purpose {
     RNG_SAMPLE_NOISE = 5,
     RNG_INIT = 6,
     RNG_SHUFFLE = 7,
+    RNG_SAMPLE_ETA = 13, /* the stochastic sampler's fresh noise (eta > 0), keyed by step */
 };
 
 struct conv_shape {
