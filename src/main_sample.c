@@ -307,6 +307,14 @@ static int resolve(struct opts *o, const struct run_config *run)
                     SAMPLE_TRAJECTORY_MAX, p->num_images);
             return -1;
         }
+        if (p->mode == SAMPLE_TRAJECTORY &&
+            (long)(p->steps + 1) * p->num_images > SAMPLE_TRAJECTORY_FRAMES) {
+            fprintf(stderr,
+                    "ddim-sample: --trajectory keeps every step's images: (steps + 1) x images "
+                    "must be at most %d (got (%d + 1) x %d)\n",
+                    SAMPLE_TRAJECTORY_FRAMES, p->steps, p->num_images);
+            return -1;
+        }
         return 0;
     }
     return resolve_grid(p, run);

@@ -12,7 +12,8 @@
 #include <stdint.h>
 
 enum sample_mode { SAMPLE_GRID = 0, SAMPLE_SWEEP, SAMPLE_INTERPOLATE, SAMPLE_TRAJECTORY };
-enum { SAMPLE_MAX_SWEEP = 32, SAMPLE_TRAJECTORY_MAX = 64 };
+/* limits: sweep settings; trajectory images, and images times frames (memory) */
+enum { SAMPLE_MAX_SWEEP = 32, SAMPLE_TRAJECTORY_MAX = 64, SAMPLE_TRAJECTORY_FRAMES = 4096 };
 
 struct sample_plan {
     enum sample_mode mode;

@@ -322,6 +322,9 @@ static void test_errors(void)
            "--sweep 1,,2: refused");
     expect(sample("--trajectory --num-images 65 --output x.png") == 2 && strstr(out, "at most"),
            "--trajectory of too many images: refused");
+    expect(sample("--trajectory --num-images 64 --steps 100 --output x.png") == 2 &&
+               strstr(out, "(100 + 1) x 64"),
+           "--trajectory of too many frames: refused");
     expect(sample("--help") == 0 && strstr(out, "--sweep") && strstr(out, "--sampler") &&
                strstr(out, "--save-noise"),
            "--help explains the new options");
