@@ -3,10 +3,13 @@
 #include "gif_write.h"
 #include "util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <gif_lib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct gif_writer {
     GifFileType *gif;
@@ -91,10 +94,16 @@ struct gif_writer *gif_writer_open(const char *path, int width, int height, int 
                    width, height);
         return NULL;
     }
-    int code = 0;
-    GifFileType *gif = EGifOpenFileName(path, false, &code);
+    /* open() ourselves: giflib's EGifOpenFileName creates files readable by their owner only */
+    int code = 0, fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (fd < 0) {
+        util_error(err, errlen, "%s: cannot create the file (%s)", path, strerror(errno));
+        return NULL;
+    }
+    GifFileType *gif = EGifOpenFileHandle(fd, &code);
     if (!gif) {
-        gif_error(err, errlen, path, "create the file", code);
+        close(fd);
+        gif_error(err, errlen, path, "start the GIF", code);
         return NULL;
     }
     EGifSetGifVersion(gif, true);
