@@ -15,15 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 enum { ARCHIVE_BATCH = 64, ARCHIVE_BLOCK = 1 << 16 };
-
-int prep_input_is_archive(const char *input)
-{
-    struct stat st;
-    return stat(input, &st) == 0 && S_ISREG(st.st_mode);
-}
 
 /* An image entry: a regular file whose base name has an image extension and is no dot
  * file (such as the ._name files macOS adds to archives). */
