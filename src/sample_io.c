@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <hdf5.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,13 @@ int sample_noise_read(const char *path, int size, float **noise, int *n, char *e
         *noise = util_xmalloc(count * sizeof(float));
         rc = h5u_read_floats(f, path, SAMPLE_NOISE_DATASET, *noise, count, err, errlen);
         *n = (int)shape[0];
+        for (size_t i = 0; rc == 0 && i < count; i++)
+            if (!isfinite((*noise)[i]))
+                rc = util_error(err, errlen,
+                                "--noise %s: dataset '%s' holds %g at noise %zu, element %zu "
+                                "(expected finite numbers)",
+                                path, SAMPLE_NOISE_DATASET, (double)(*noise)[i],
+                                i / (shape[1] * shape[2] * 3), i % (shape[1] * shape[2] * 3));
     }
     H5Fclose(f);
     if (rc != 0) {

@@ -277,8 +277,9 @@ static void test_modes(void)
            "--sampler heun: 2K + 1 evaluations reported, K + 1 trajectory frames");
 }
 
-/* Writes /noise of the given shape and type into DIR/file. */
-static void write_noise(const char *file, int n, int size, hid_t type)
+/* Writes /noise of the given shape and type into DIR/file: zeros, or a NaN at element 5 of
+ * noise 1. */
+static void write_noise(const char *file, int n, int size, hid_t type, int nan)
 {
     char path[256];
     snprintf(path, sizeof path, "%s/%s", dir, file);
@@ -287,6 +288,8 @@ static void write_noise(const char *file, int n, int size, hid_t type)
     hid_t sp = H5Screate_simple(4, dims, NULL);
     hid_t d = H5Dcreate2(f, "noise", type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     double *zeros = calloc((size_t)n * size * size * 3, sizeof(double));
+    if (nan)
+        zeros[(size_t)size * size * 3 + 5] = NAN;
     H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, zeros);
     free(zeros);
     H5Dclose(d);
@@ -296,14 +299,18 @@ static void write_noise(const char *file, int n, int size, hid_t type)
 
 static void test_errors(void)
 {
-    write_noise("n8.h5", 2, 8, H5T_IEEE_F32LE);
+    write_noise("n8.h5", 2, 8, H5T_IEEE_F32LE, 0);
     expect(sample("--noise n8.h5 --output x.png") == 1 && strstr(out, "n8.h5") &&
                strstr(out, "/noise") && strstr(out, "(2, 8, 8, 3)") &&
                strstr(out, "(N, 16, 16, 3)"),
            "--noise of another size: names the file, the dataset, its and the expected shape");
-    write_noise("n64.h5", 2, 16, H5T_IEEE_F64LE);
+    write_noise("n64.h5", 2, 16, H5T_IEEE_F64LE, 0);
     expect(sample("--noise n64.h5 --output x.png") == 1 && strstr(out, "not float32"),
            "--noise stored as float64: 'not float32'");
+    write_noise("nan.h5", 2, 16, H5T_IEEE_F32LE, 1);
+    expect(sample("--noise nan.h5 --output x.png") == 1 && strstr(out, "nan.h5") &&
+               strstr(out, "at noise 1, element 5"),
+           "--noise holding a NaN: names the noise and element");
     expect(sample("--noise det.h5 --output x.png") == 1 && strstr(out, "no dataset '/noise'"),
            "--noise without /noise: says so");
     expect(sample("--noise noise.h5 --num-images 5 --output x.png") == 2 &&
