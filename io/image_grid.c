@@ -27,12 +27,8 @@ void image_grid_dims(int rows, int cols, int size, int *width, int *height)
     *height = rows * cell + (rows + 1) * GRID_GAP;
 }
 
-int image_grid_write_png(const char *path, const float *images, int n, int rows, int cols, int size,
-                         char *err, size_t errlen)
+uint8_t *image_grid_render(const float *images, int n, int rows, int cols, int size)
 {
-    if (rows < 1 || cols < 1 || size < 1 || n < 0 || n > rows * cols)
-        return util_error(err, errlen, "%s: cannot place %d images of %d px in %d x %d cells", path,
-                          n, size, rows, cols);
     int zoom = grid_zoom(size), cell = size * zoom, width, height;
     image_grid_dims(rows, cols, size, &width, &height);
     size_t per = (size_t)size * size * 3;
@@ -50,8 +46,20 @@ int image_grid_write_png(const char *path, const float *images, int n, int rows,
                 memcpy(dst, px, 3);
             }
     }
-    int rc = image_write_png(path, rgb, width, height, err, errlen);
     free(img);
+    return rgb;
+}
+
+int image_grid_write_png(const char *path, const float *images, int n, int rows, int cols, int size,
+                         char *err, size_t errlen)
+{
+    if (rows < 1 || cols < 1 || size < 1 || n < 0 || n > rows * cols)
+        return util_error(err, errlen, "%s: cannot place %d images of %d px in %d x %d cells", path,
+                          n, size, rows, cols);
+    int width, height;
+    image_grid_dims(rows, cols, size, &width, &height);
+    uint8_t *rgb = image_grid_render(images, n, rows, cols, size);
+    int rc = image_write_png(path, rgb, width, height, err, errlen);
     free(rgb);
     return rc;
 }

@@ -16,6 +16,10 @@ void image_to_u8(const float *x, size_t count, uint8_t *out);
 int image_grid_write_png(const char *path, const float *images, int n, int rows, int cols, int size,
                          char *err, size_t errlen);
 
+/* The same grid as RGB pixels (height, width, 3) of image_grid_dims' size, malloc'd: for
+ * the frames of an animated GIF. The arguments must be valid (see above). */
+uint8_t *image_grid_render(const float *images, int n, int rows, int cols, int size);
+
 /* The grid's size in pixels for the arguments above. */
 void image_grid_dims(int rows, int cols, int size, int *width, int *height);
 

@@ -242,17 +242,23 @@ int image_load_dct(const char *path, struct image_u8 *out, enum image_jpeg_dct d
     size_t size = 0;
     if (read_file(path, &data, &size, err, errlen) != 0)
         return -1;
-    static const unsigned char png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    int rc;
-    if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF)
-        rc = decode_jpeg(path, data, size, dct, out, err, errlen);
-    else if (size >= 8 && memcmp(data, png_magic, 8) == 0)
-        rc = decode_png(path, data, size, out, err, errlen);
-    else
-        rc = util_error(err, errlen, "%s: not a JPEG or PNG file (%zu bytes, unknown signature)",
-                        path, size);
+    int rc = image_decode(path, data, size, out, dct, err, errlen);
     free(data);
     return rc;
+}
+
+int image_decode(const char *label, const unsigned char *data, size_t size, struct image_u8 *out,
+                 enum image_jpeg_dct dct, char *err, size_t errlen)
+{
+    out->width = out->height = 0;
+    out->pixels = NULL;
+    static const unsigned char png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF)
+        return decode_jpeg(label, data, size, dct, out, err, errlen);
+    if (size >= 8 && memcmp(data, png_magic, 8) == 0)
+        return decode_png(label, data, size, out, err, errlen);
+    return util_error(err, errlen, "%s: not a JPEG or PNG file (%zu bytes, unknown signature)",
+                      label, size);
 }
 
 void image_free(struct image_u8 *img)

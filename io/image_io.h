@@ -22,6 +22,9 @@ int image_load(const char *path, struct image_u8 *out, char *err, size_t errlen)
 enum image_jpeg_dct { IMAGE_JPEG_DCT_TF = 0, IMAGE_JPEG_DCT_ISLOW = 1 };
 int image_load_dct(const char *path, struct image_u8 *out, enum image_jpeg_dct dct, char *err,
                    size_t errlen);
+/* The same from the file's bytes in memory (an archive entry); label names it in errors. */
+int image_decode(const char *label, const unsigned char *data, size_t size, struct image_u8 *out,
+                 enum image_jpeg_dct dct, char *err, size_t errlen);
 void image_free(struct image_u8 *img);
 
 /* Writes RGB uint8 pixels (height, width, 3) as PNG. 0 or -1 with a message. */

@@ -40,6 +40,7 @@ enum rng_purpose {
     RNG_INIT = 6,
     RNG_SHUFFLE = 7,
     RNG_KID_NOISE = 8,
+    RNG_SAMPLE_ETA = 13, /* the stochastic sampler's fresh noise (eta > 0), keyed by step */
 };
 
 /* A convolution's shape. The first six fields alone (k = 1 or 3, the rest 0) describe the

@@ -1,36 +1,34 @@
 /* main_sample.c: the ddim-sample program: images from a trained model (a checkpoint or an
- * EMA export, io/ema_weights.h) by the Keras example's DDIM sampler with the EMA network,
- * as a PNG grid and optionally as uint8 in HDF5; and the EMA export itself. */
+ * EMA export, io/ema_weights.h) by the Keras example's DDIM sampler with the EMA network
+ * (or its stochastic and second-order variants), as PNG grids, animated GIFs and HDF5; and
+ * the EMA export itself. This file parses and checks the options; src/sample_modes.c
+ * draws. */
 #include "config.h"
 #include "ema_weights.h"
-#include "h5_util.h"
-#include "image_grid.h"
-#include "launch.h"
-#include "trainer.h"
+#include "sample_io.h"
+#include "sample_modes.h"
 #include "util.h"
 
 #include <errno.h>
-#include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { SAMPLE_CHUNK = 64 }; /* images sampled at once (memory); the result is the same */
-
 struct opts {
-    const char *checkpoint, *weights, *output, *images_h5, *export_path, *backend;
-    int num_images, rows, cols, steps; /* 0: not given */
-    int have_seed;
-    unsigned long long seed;
+    const char *checkpoint, *weights, *export_path, *noise_path, *sampler;
+    int have_seed, have_eta, have_num_images, modes;
+    struct sample_plan plan; /* zero fields: not given */
 };
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: ddim-sample (--checkpoint RUN/checkpoint.h5 | --weights EMA.h5)\n"
-            "                   [--output GRID.png] [--images-h5 OUT.h5] [--export EMA.h5]\n"
+            "                   [--output PNG] [--gif GIF] [--images-h5 OUT.h5] [--export EMA.h5]\n"
+            "                   [--sweep K1,K2,... | --interpolate N | --trajectory]\n"
             "                   [--num-images N] [--rows R] [--cols C] [--steps K] [--seed S]\n"
-            "                   [--backend auto|cpu|cuda]\n"
+            "                   [--eta E] [--sampler ddim|heun] [--noise IN.h5]\n"
+            "                   [--save-noise OUT.h5] [--backend auto|cpu|cuda]\n"
             "\n"
             "Draws images from a model trained by ddim-dist: the Keras example's DDIM sampler\n"
             "(reverse diffusion with the EMA network, BatchNorm in inference mode), from\n"
@@ -43,10 +41,24 @@ static void usage(FILE *out)
             "  --weights FILE     an EMA export made by --export; samples exactly as the\n"
             "                     checkpoint it came from\n"
             "\n"
+            "what to draw (default: a grid of images):\n"
+            "  --sweep K1,K2,...  the same initial noises sampled with each number of steps,\n"
+            "                     one row per setting (e.g. 1,2,5,10,20; at most %d)\n"
+            "  --interpolate N    N images from the spherical interpolation (slerp) between two\n"
+            "                     initial noises (images 0 and 1 of the seed, or of --noise);\n"
+            "                     the first and last are those two noises' images exactly\n"
+            "  --trajectory       the sampling process: for every step the noisy images (above)\n"
+            "                     and the predicted images (below); the PNG has two rows per\n"
+            "                     image and a column per step, the GIF a frame per step\n"
+            "\n"
             "what to write (at least one):\n"
-            "  --output FILE      the images as one PNG grid (rows x cols, images under 96 px\n"
-            "                     enlarged), as the run's samples/epoch_NNNN.png\n"
-            "  --images-h5 FILE   every image as uint8 in dataset /images, shape (N, S, S, 3)\n"
+            "  --output FILE      a PNG grid (images under 96 px enlarged), as the run's\n"
+            "                     samples/epoch_NNNN.png\n"
+            "  --gif FILE         an animated GIF (with --trajectory or --interpolate)\n"
+            "  --images-h5 FILE   the final images as uint8 in dataset /images, (N, S, S, 3)\n"
+            "                     (a sweep: all rows, row after row)\n"
+            "  --save-noise FILE  the initial noise of every image drawn, float32 in dataset\n"
+            "                     /noise, (N, S, S, 3): --noise FILE draws the same images\n"
             "  --export FILE      only what sampling needs: /weights/<layer>/<weight> (the EMA\n"
             "                     network, BN moving statistics included), /normalizer/mean and\n"
             "                     /variance, the model shape and config attributes; written to\n"
@@ -54,13 +66,22 @@ static void usage(FILE *out)
             "\n"
             "sampling (defaults: the run's eval.* and train.seed, so that with none given the\n"
             "grid is the one the run drew at its last epoch):\n"
-            "  --num-images N     images to draw (default rows x cols)\n"
+            "  --num-images N     images to draw (default rows x cols; a sweep or trajectory:\n"
+            "                     eval.plot_cols; with --noise, the file's count)\n"
             "  --rows R, --cols C grid shape (default eval.plot_rows x eval.plot_cols, 3 x 6 in\n"
             "                     the example; with --num-images only, C = min(N, plot_cols) and\n"
             "                     R = as many rows as needed); R x C must hold N\n"
             "  --steps K          diffusion steps (default eval.plot_diffusion_steps, 20)\n"
-            "  --seed S           keys the initial noise (default the run's train.seed): image\n"
-            "                     i's noise depends only on S and i\n"
+            "  --seed S           keys the initial noise and eta's noise (default the run's\n"
+            "                     train.seed): image i's noise depends only on S and i, on\n"
+            "                     every backend\n"
+            "  --eta E            DDIM's eta in [0, 1]: 0 (default) is the deterministic sampler,\n"
+            "                     bit for bit; 1 replaces the predicted noise as DDPM does\n"
+            "  --sampler NAME     ddim (default) or heun: Heun's second-order method on the DDIM\n"
+            "                     ODE from time 1 to 0, 2K + 1 network evaluations for K steps\n"
+            "                     (DDIM: K); the count is printed\n"
+            "  --noise FILE       initial noises from dataset /noise of FILE: float32, shape\n"
+            "                     (N, S, S, 3), S the model's image size\n"
             "  --backend NAME     auto (the GPU when there is one), cpu or cuda (default auto)\n"
             "  -h, --help         this text\n"
             "\n"
@@ -68,7 +89,14 @@ static void usage(FILE *out)
             "  ddim-sample --checkpoint runs/quickstart/checkpoint.h5 --output grid.png\n"
             "  ddim-sample --checkpoint runs/quickstart/checkpoint.h5 --export ema.h5\n"
             "  ddim-sample --weights ema.h5 --num-images 64 --rows 8 --seed 7 --steps 50 \\\n"
-            "              --output grid.png --images-h5 images.h5\n");
+            "              --output grid.png --images-h5 images.h5 --save-noise noise.h5\n"
+            "  ddim-sample --weights ema.h5 --sweep 1,2,5,10,20 --num-images 6 --output sweep.png\n"
+            "  ddim-sample --weights ema.h5 --interpolate 10 --seed 3 --output i.png --gif i.gif\n"
+            "  ddim-sample --weights ema.h5 --trajectory --num-images 6 --steps 40 --gif t.gif\n"
+            "  ddim-sample --weights ema.h5 --trajectory --eta 1 --steps 80 --gif stochastic.gif\n"
+            "  ddim-sample --weights ema.h5 --sampler heun --steps 10 --output heun.png\n"
+            "  ddim-sample --weights ema.h5 --noise noise.h5 --output again.png\n",
+            SAMPLE_MAX_SWEEP);
 }
 
 static int parse_int(const char *name, const char *v, int lo, int hi, int *out)
@@ -85,6 +113,120 @@ static int parse_int(const char *name, const char *v, int lo, int hi, int *out)
     return 0;
 }
 
+/* --sweep 1,2,5: step counts, comma-separated. */
+static int parse_sweep(const char *v, struct sample_plan *p)
+{
+    char item[32];
+    p->sweep_count = 0;
+    for (const char *c = v;;) {
+        size_t len = strcspn(c, ",");
+        if (p->sweep_count == SAMPLE_MAX_SWEEP || len == 0 || len >= sizeof item) {
+            fprintf(stderr,
+                    "ddim-sample: --sweep: expected 1 to %d step counts separated by commas "
+                    "(e.g. 1,2,5,10,20), got '%s'\n",
+                    SAMPLE_MAX_SWEEP, v);
+            return -1;
+        }
+        memcpy(item, c, len);
+        item[len] = 0;
+        if (parse_int("--sweep", item, 1, 100000, &p->sweep[p->sweep_count++]) != 0)
+            return -1;
+        if (!c[len])
+            return 0;
+        c += len + 1;
+    }
+}
+
+static int parse_eta(const char *v, struct opts *o)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    o->have_eta = 1;
+    o->plan.eta = (float)x;
+    if (errno || end == v || *end || !(x >= 0.0 && x <= 1.0)) {
+        fprintf(stderr, "ddim-sample: --eta: expected a number in [0, 1], got '%s'\n", v);
+        return -1;
+    }
+    return 0;
+}
+
+/* One option with its value. 0, or -1 after a message. */
+static int parse_option(const char *a, const char *v, struct opts *o)
+{
+    struct sample_plan *p = &o->plan;
+    const struct {
+        const char *name, **dst;
+    } paths[] = {{"--checkpoint", &o->checkpoint}, {"--weights", &o->weights},
+                 {"--output", &p->output},         {"--gif", &p->gif},
+                 {"--images-h5", &p->images_h5},   {"--export", &o->export_path},
+                 {"--noise", &o->noise_path},      {"--save-noise", &p->save_noise},
+                 {"--sampler", &o->sampler},       {"--backend", &p->backend}};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        if (!strcmp(a, paths[i].name)) {
+            *paths[i].dst = v;
+            return 0;
+        }
+    if (!strcmp(a, "--num-images")) {
+        o->have_num_images = 1;
+        return parse_int(a, v, 1, 1 << 20, &p->num_images);
+    }
+    if (!strcmp(a, "--rows"))
+        return parse_int(a, v, 1, 4096, &p->rows);
+    if (!strcmp(a, "--cols"))
+        return parse_int(a, v, 1, 4096, &p->cols);
+    if (!strcmp(a, "--steps"))
+        return parse_int(a, v, 1, 100000, &p->steps);
+    if (!strcmp(a, "--interpolate")) {
+        p->mode = SAMPLE_INTERPOLATE;
+        return parse_int(a, v, 2, 4096, &p->num_images);
+    }
+    if (!strcmp(a, "--sweep")) {
+        p->mode = SAMPLE_SWEEP;
+        return parse_sweep(v, p);
+    }
+    if (!strcmp(a, "--eta"))
+        return parse_eta(v, o);
+    if (!strcmp(a, "--seed")) {
+        char *end;
+        errno = 0;
+        p->seed = strtoull(v, &end, 10);
+        o->have_seed = 1;
+        if (!errno && end != v && !*end && v[0] != '-')
+            return 0;
+        fprintf(stderr, "ddim-sample: --seed: expected an unsigned integer, got '%s'\n", v);
+        return -1;
+    }
+    fprintf(stderr, "ddim-sample: unknown option '%s' (see ddim-sample --help)\n", a);
+    return -1;
+}
+
+/* The first reason why the options do not go together, or NULL. */
+static const char *conflict(const struct opts *o)
+{
+    const struct sample_plan *p = &o->plan;
+    if (!o->checkpoint == !o->weights)
+        return "give the model with exactly one of --checkpoint and --weights";
+    if (!p->output && !p->gif && !p->images_h5 && !p->save_noise && !o->export_path)
+        return "nothing to write: give --output, --gif, --images-h5, --save-noise or --export";
+    if (o->modes > 1)
+        return "--sweep, --interpolate and --trajectory draw different things: give one";
+    if (o->sampler && strcmp(o->sampler, "ddim") && strcmp(o->sampler, "heun"))
+        return "--sampler: expected ddim or heun";
+    if (p->kind == SAMPLER_HEUN && p->eta > 0.0f)
+        return "--eta applies to the DDIM sampler; the Heun sampler is deterministic";
+    if (p->gif && p->mode != SAMPLE_TRAJECTORY && p->mode != SAMPLE_INTERPOLATE)
+        return "--gif animates --trajectory or --interpolate; the grid and the sweep are PNGs";
+    if (p->mode == SAMPLE_SWEEP && (p->steps || p->rows || p->cols))
+        return "--sweep sets the steps of each row and the grid (one row per step count, one "
+               "column per image): leave out --steps, --rows and --cols";
+    if (p->mode == SAMPLE_INTERPOLATE && o->have_num_images)
+        return "--interpolate N sets the number of images: leave out --num-images";
+    if (p->mode == SAMPLE_TRAJECTORY && (p->rows || p->cols))
+        return "--trajectory lays out its own grid: leave out --rows and --cols";
+    return NULL;
+}
+
 /* 1: --help was printed; -1: an error; 0: go on. */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
@@ -94,58 +236,21 @@ static int parse_args(int argc, char **argv, struct opts *o)
             usage(stdout);
             return 1;
         }
+        if (!strcmp(a, "--trajectory")) {
+            o->plan.mode = SAMPLE_TRAJECTORY;
+            o->modes++;
+            continue;
+        }
         if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
             fprintf(stderr, "ddim-sample: unknown option or missing value: '%s' (see --help)\n", a);
             return -1;
         }
-        const char *v = argv[++i];
-        int rc = 0;
-        if (!strcmp(a, "--checkpoint")) {
-            o->checkpoint = v;
-        } else if (!strcmp(a, "--weights")) {
-            o->weights = v;
-        } else if (!strcmp(a, "--output")) {
-            o->output = v;
-        } else if (!strcmp(a, "--images-h5")) {
-            o->images_h5 = v;
-        } else if (!strcmp(a, "--export")) {
-            o->export_path = v;
-        } else if (!strcmp(a, "--num-images")) {
-            rc = parse_int(a, v, 1, 1 << 20, &o->num_images);
-        } else if (!strcmp(a, "--rows")) {
-            rc = parse_int(a, v, 1, 4096, &o->rows);
-        } else if (!strcmp(a, "--cols")) {
-            rc = parse_int(a, v, 1, 4096, &o->cols);
-        } else if (!strcmp(a, "--steps")) {
-            rc = parse_int(a, v, 1, 100000, &o->steps);
-        } else if (!strcmp(a, "--seed")) {
-            char *end;
-            errno = 0;
-            o->seed = strtoull(v, &end, 10);
-            o->have_seed = 1;
-            if (errno || end == v || *end || v[0] == '-') {
-                fprintf(stderr, "ddim-sample: --seed: expected an unsigned integer, got '%s'\n", v);
-                rc = -1;
-            }
-        } else if (!strcmp(a, "--backend")) {
-            o->backend = v;
-            if (strcmp(v, "cpu") && strcmp(v, "cuda") && strcmp(v, "auto")) {
-                fprintf(stderr, "ddim-sample: --backend: expected auto, cpu or cuda, got '%s'\n",
-                        v);
-                rc = -1;
-            }
-        } else {
-            fprintf(stderr, "ddim-sample: unknown option '%s' (see ddim-sample --help)\n", a);
-            rc = -1;
-        }
-        if (rc != 0)
+        o->modes += !strcmp(a, "--sweep") || !strcmp(a, "--interpolate");
+        if (parse_option(a, argv[++i], o) != 0)
             return -1;
     }
-    const char *why = NULL;
-    if (!o->checkpoint == !o->weights)
-        why = "give the model with exactly one of --checkpoint and --weights";
-    else if (!o->output && !o->images_h5 && !o->export_path)
-        why = "nothing to write: give --output, --images-h5 or --export";
+    o->plan.kind = o->sampler && !strcmp(o->sampler, "heun") ? SAMPLER_HEUN : SAMPLER_DDIM;
+    const char *why = conflict(o);
     if (why) {
         fprintf(stderr, "ddim-sample: %s (see ddim-sample --help)\n", why);
         return -1;
@@ -153,91 +258,66 @@ static int parse_args(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-/* Fills in the grid shape, image count, steps and seed from the options and the run. */
-static int resolve(struct opts *o, const struct run_config *run)
+/* The grid shape of GRID and INTERPOLATE from the options and the run. */
+static int resolve_grid(struct sample_plan *p, const struct run_config *run)
 {
-    if (!o->steps)
-        o->steps = run->plot_diffusion_steps;
-    if (!o->have_seed)
-        o->seed = run->diffusion.seed;
-    if (!o->num_images) {
-        o->rows = o->rows ? o->rows : run->plot_rows;
-        o->cols = o->cols ? o->cols : run->plot_cols;
-        o->num_images = o->rows * o->cols;
-    } else if (!o->rows && !o->cols) {
-        o->cols = o->num_images < run->plot_cols ? o->num_images : run->plot_cols;
+    if (!p->num_images) {
+        p->rows = p->rows ? p->rows : run->plot_rows;
+        p->cols = p->cols ? p->cols : run->plot_cols;
+        p->num_images = p->rows * p->cols;
+    } else if (!p->rows && !p->cols) {
+        int cols = p->mode == SAMPLE_INTERPOLATE ? p->num_images : run->plot_cols;
+        p->cols = p->num_images < cols ? p->num_images : cols;
     }
-    if (!o->rows)
-        o->rows = (o->num_images + o->cols - 1) / o->cols;
-    if (!o->cols)
-        o->cols = (o->num_images + o->rows - 1) / o->rows;
-    if ((long)o->rows * o->cols < o->num_images) {
-        fprintf(stderr, "ddim-sample: a grid of %d x %d cannot hold %d images\n", o->rows, o->cols,
-                o->num_images);
+    if (!p->rows)
+        p->rows = (p->num_images + p->cols - 1) / p->cols;
+    if (!p->cols)
+        p->cols = (p->num_images + p->rows - 1) / p->rows;
+    if ((long)p->rows * p->cols < p->num_images) {
+        fprintf(stderr, "ddim-sample: a grid of %d x %d cannot hold %d images\n", p->rows, p->cols,
+                p->num_images);
         return -1;
     }
     return 0;
 }
 
-/* images (n, S, S, 3) in [0, 1] as uint8 dataset /images of a new HDF5 file. */
-static int write_images_h5(const char *path, const float *images, int n, int size, char *err,
-                           size_t errlen)
+/* Fills in the image count, grid shape, steps and seed from the options, the noise file
+ * and the run. */
+static int resolve(struct opts *o, const struct run_config *run)
 {
-    size_t count = (size_t)n * size * size * 3;
-    uint8_t *u8 = util_xmalloc(count);
-    image_to_u8(images, count, u8);
-    char tmp[4096];
-    hid_t f = h5u_create_tmp(path, tmp, sizeof tmp, err, errlen); /* in memory, then renamed */
-    int rc = -1;
-    if (f >= 0) {
-        hsize_t dims[4] = {(hsize_t)n, (hsize_t)size, (hsize_t)size, 3};
-        hid_t sp = H5Screate_simple(4, dims, NULL);
-        hid_t d = H5Dcreate2(f, "images", H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        if (d >= 0 && H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, u8) >= 0)
-            rc = 0;
-        else
-            util_error(err, errlen, "%s: HDF5 cannot store the images", path);
-        if (d >= 0)
-            H5Dclose(d);
-        H5Sclose(sp);
-        rc = h5u_commit(f, tmp, path, rc, err, errlen);
+    struct sample_plan *p = &o->plan;
+    if (!p->steps && p->mode != SAMPLE_SWEEP)
+        p->steps = run->plot_diffusion_steps;
+    if (!o->have_seed)
+        p->seed = run->diffusion.seed;
+    int needed = p->mode == SAMPLE_INTERPOLATE ? 2 : p->num_images;
+    if (p->noise && needed > p->noise_count) {
+        fprintf(stderr, "ddim-sample: --noise %s holds %d initial noises; %d are needed%s\n",
+                o->noise_path, p->noise_count, needed,
+                p->mode == SAMPLE_INTERPOLATE ? " (the two ends of the interpolation)" : "");
+        return -1;
     }
-    free(u8);
-    return rc;
-}
-
-/* All n images (n, S, S, 3) in [0, 1] into host memory, SAMPLE_CHUNK at a time. */
-static float *sample_images(const struct opts *o, const struct ema_weights *ew)
-{
-    struct comm *comm = comm_single();
-    struct backend *be = launch_pick_backend(o->backend ? o->backend : "auto", comm, "ddim-sample");
-    const struct run_config *run = &ew->cfg;
-    int chunk = o->num_images < SAMPLE_CHUNK ? o->num_images : SAMPLE_CHUNK;
-    char err[2048];
-    struct trainer *t =
-        trainer_create(be, comm, &run->model, &run->diffusion, 1, 1, 0, err, sizeof err);
-    if (!t)
-        DDIM_FATAL("%s", err);
-    be->upload(be, t->ema_w, ew->w, unet_params(ew->net)->total * sizeof(float));
-    trainer_set_normalizer(t, ew->norm, ew->norm + 3);
-    size_t per = t->per_image;
-    float *noise = be->alloc(be, (size_t)chunk * per * sizeof(float));
-    float *dev = be->alloc(be, (size_t)chunk * per * sizeof(float));
-    float *host = util_xmalloc((size_t)o->num_images * per * sizeof(float));
-    double start = util_now();
-    for (int first = 0; first < o->num_images; first += chunk) {
-        int n = o->num_images - first < chunk ? o->num_images - first : chunk;
-        be->fill_normal(be, noise, n, per, (uint64_t)o->seed, 0, RNG_SAMPLE_NOISE, (uint32_t)first);
-        trainer_sample(t, noise, n, o->steps, NULL, dev);
-        be->download(be, host + (size_t)first * per, dev, (size_t)n * per * sizeof(float));
+    if (!p->num_images && p->noise)
+        p->num_images = p->noise_count;
+    if (p->mode == SAMPLE_SWEEP || p->mode == SAMPLE_TRAJECTORY) {
+        if (!p->num_images)
+            p->num_images = run->plot_cols;
+        if (p->mode == SAMPLE_TRAJECTORY && p->num_images > SAMPLE_TRAJECTORY_MAX) {
+            fprintf(stderr, "ddim-sample: --trajectory draws at most %d images (got %d)\n",
+                    SAMPLE_TRAJECTORY_MAX, p->num_images);
+            return -1;
+        }
+        if (p->mode == SAMPLE_TRAJECTORY &&
+            (long)(p->steps + 1) * p->num_images > SAMPLE_TRAJECTORY_FRAMES) {
+            fprintf(stderr,
+                    "ddim-sample: --trajectory keeps every step's images: (steps + 1) x images "
+                    "must be at most %d (got (%d + 1) x %d)\n",
+                    SAMPLE_TRAJECTORY_FRAMES, p->steps, p->num_images);
+            return -1;
+        }
+        return 0;
     }
-    util_log("ddim-sample: %d images of %d px, %d steps, seed %llu, %s backend: %.2f s\n",
-             o->num_images, run->model.image_size, o->steps, o->seed, be->name, util_now() - start);
-    be->free(be, noise);
-    be->free(be, dev);
-    trainer_destroy(t);
-    launch_finish(comm, be, comm);
-    return host;
+    return resolve_grid(p, run);
 }
 
 int main(int argc, char **argv)
@@ -255,37 +335,32 @@ int main(int argc, char **argv)
         fprintf(stderr, "ddim-sample: %s\n", err);
         return 1;
     }
-    if ((o.output || o.images_h5) && resolve(&o, &ew.cfg) != 0) {
-        ema_weights_free(&ew);
-        return 2;
+    const struct sample_plan *p = &o.plan;
+    int draws = p->output || p->gif || p->images_h5 || p->save_noise;
+    float *noise = NULL;
+    rc = 0;
+    if (draws && o.noise_path &&
+        sample_noise_read(o.noise_path, ew.cfg.model.image_size, &noise, &o.plan.noise_count, err,
+                          sizeof err) != 0) {
+        fprintf(stderr, "ddim-sample: %s\n", err);
+        rc = 1;
     }
-    if (o.export_path) {
+    o.plan.noise = noise;
+    if (rc == 0 && draws && resolve(&o, &ew.cfg) != 0)
+        rc = 2;
+    if (rc == 0 && o.export_path) {
         if (ema_weights_export(o.export_path, &ew, err, sizeof err) != 0) {
             fprintf(stderr, "ddim-sample: %s\n", err);
-            ema_weights_free(&ew);
-            return 1;
+            rc = 1;
+        } else {
+            util_log("ddim-sample: wrote %s (EMA weights of %s)\n", o.export_path, src);
         }
-        util_log("ddim-sample: wrote %s (EMA weights of %s)\n", o.export_path, src);
     }
-    rc = 0;
-    if (o.output || o.images_h5) {
-        float *images = sample_images(&o, &ew);
-        int size = ew.cfg.model.image_size;
-        if (o.output && image_grid_write_png(o.output, images, o.num_images, o.rows, o.cols, size,
-                                             err, sizeof err) != 0)
-            rc = 1;
-        else if (o.output)
-            util_log("ddim-sample: wrote %s (%d x %d grid)\n", o.output, o.rows, o.cols);
-        if (rc == 0 && o.images_h5 &&
-            write_images_h5(o.images_h5, images, o.num_images, size, err, sizeof err) != 0)
-            rc = 1;
-        else if (rc == 0 && o.images_h5)
-            util_log("ddim-sample: wrote %s (/images, uint8 %d x %d x %d x 3)\n", o.images_h5,
-                     o.num_images, size, size);
-        if (rc != 0)
-            fprintf(stderr, "ddim-sample: %s\n", err);
-        free(images);
+    if (rc == 0 && draws && sample_run(p, &ew, err, sizeof err) != 0) {
+        fprintf(stderr, "ddim-sample: %s\n", err);
+        rc = 1;
     }
+    free(noise);
     ema_weights_free(&ew);
     return rc;
 }

@@ -36,8 +36,8 @@ die() {
 }
 [[ $(uname -m) == x86_64 ]] || die "the GPU machine is x86-64: run this on an x86-64 machine"
 ma=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
-for p in libhdf5-dev libyaml-dev libpng-dev libjpeg-dev libopenblas-openmp-dev librandom123-dev \
-    zlib1g-dev binutils xz-utils; do
+for p in libhdf5-dev libyaml-dev libpng-dev libjpeg-dev libgif-dev libopenblas-openmp-dev \
+    librandom123-dev zlib1g-dev binutils xz-utils; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         die "package $p is not installed (tools/setup.sh installs what the build needs)"
 done
@@ -62,6 +62,7 @@ cp -L /usr/include/jpeglib.h /usr/include/jmorecfg.h /usr/include/jerror.h \
 cp -L "/usr/include/$ma/openblas-openmp/cblas.h" \
     "/usr/include/$ma/openblas-openmp/openblas_config.h" "$stage/include/"
 cp -L /usr/include/zlib.h /usr/include/zconf.h "$stage/include/"
+cp -L /usr/include/gif_lib.h "$stage/include/"
 cp -rL /usr/include/Random123 "$stage/include/"
 
 # --- the libraries ddim-dist links against ------------------------------------------------
@@ -85,6 +86,9 @@ add_lib "/usr/lib/$ma/hdf5/serial/libhdf5.so" libhdf5.so
 add_lib "/usr/lib/$ma/libyaml.so"
 add_lib "/usr/lib/$ma/libpng16.so" libpng16.so libpng.so
 add_lib "/usr/lib/$ma/libjpeg.so"
+add_lib "/usr/lib/$ma/libgif.so"
+# libarchive is left out: its closure (libxml2, ICU's data, ...) would double the payload,
+# and the GPU machine prepares data from folders; ddim-prep is built there without it
 add_lib "/usr/lib/$ma/openblas-openmp/libopenblas.so"
 # HDF5's compression filters (libaec's szip): not on a stock GPU image either
 add_lib "/usr/lib/$ma/libsz.so.2" libsz.so.2
@@ -98,7 +102,8 @@ if [[ -n "${DDIM_BUNDLE_BUILD:-}" ]]; then
 else
     tmpbuild=$(mktemp -d /tmp/ddim-bundle-build.XXXXXX)
     echo "device_bundle: building ddim-dist and ddim-prep (-DDDIM_MPI=OFF -DDDIM_CUDA=OFF) for ldd"
-    cmake -S "$repo" -B "$tmpbuild" -DDDIM_MPI=OFF -DDDIM_CUDA=OFF >/dev/null
+    cmake -S "$repo" -B "$tmpbuild" -DDDIM_MPI=OFF -DDDIM_CUDA=OFF \
+        -DCMAKE_DISABLE_FIND_PACKAGE_LibArchive=ON >/dev/null
     cmake --build "$tmpbuild" -j"$(nproc)" --target ddim-dist ddim-prep >/dev/null
     bins=("$tmpbuild/ddim-dist" "$tmpbuild/ddim-prep")
 fi
@@ -130,8 +135,8 @@ done | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)
 {
     echo "# made by tools/device_bundle.sh on $(date -u +%Y-%m-%dT%H:%MZ) from $(. /etc/os-release && echo "$PRETTY_NAME")"
     echo "glibc_needed $glibc_needed"
-    for p in libhdf5-103-1 libyaml-0-2 libpng16-16 libjpeg62-turbo libopenblas0-openmp libaec0 \
-        librandom123-dev; do
+    for p in libhdf5-103-1 libyaml-0-2 libpng16-16 libjpeg62-turbo libgif7 libopenblas0-openmp \
+        libaec0 librandom123-dev; do
         dpkg-query -W -f='package ${Package} ${Version}\n' "$p" 2>/dev/null || true
     done
     (cd "$stage" && find lib lib-fallback -maxdepth 1 \( -type f -o -type l \) | sort | sed 's/^/file /')

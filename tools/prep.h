@@ -22,6 +22,22 @@ void prep_shuffle(long *perm, long n, uint64_t seed);
  * an error, with a hint when a subfolder holds the images. */
 int prep_list_images(const char *dir, char ***names, long *count, char *err, size_t errlen);
 
+/* Whether --input names a file (an archive) rather than a folder. */
+int prep_input_is_archive(const char *input);
+
+/* The image entries of an archive (.tar, .tar.gz/.tgz, .zip: whatever libarchive reads):
+ * regular files at any depth whose base name has an image extension and is no dot file,
+ * sorted by their path (a folder's order when the archive holds one folder), duplicates
+ * once. As prep_list_images; errors name the archive. */
+int prep_archive_list(const char *archive, char ***names, long *count, char *err, size_t errlen);
+
+/* Decodes entry names[order[i]] into slot i of images (n, size, size, 3) for i < n, reading
+ * the archive once in its own order, with a progress line; ok[i] says whether it worked.
+ * Returns the number skipped, or -1 with a message when the archive cannot be read. */
+long prep_archive_load(const char *archive, char **names, long count, const long *order, long n,
+                       int size, enum image_jpeg_dct dct, uint8_t *images, char *ok, char *err,
+                       size_t errlen);
+
 /* Hidden option --dump-resize IN OUT: writes int32 width, height, size, the decoded uint8
  * pixels (height, width, 3) and the preprocessed floats (size, size, 3), for
  * tools/check_resize.py. Returns the exit code. */

@@ -1,5 +1,6 @@
-/* prep_main.c: ddim-prep, the dataset preparation program. It turns a folder of JPEG/PNG
- * photos (e.g. the Oxford Flowers 102 archive's jpg/) or procedural flowers (--synthetic N)
+/* prep_main.c: ddim-prep, the dataset preparation program. It turns a folder or an archive
+ * of JPEG/PNG photos (e.g. the Oxford Flowers 102 102flowers.tgz, read directly by
+ * tools/prep_archive.c) or procedural flowers (--synthetic N)
  * into the HDF5 file the trainer reads (layout in io/dataset.h), with the Keras example's
  * preprocessing (center crop, antialiased bilinear resize) and a seeded 80/20 split.
  * Exit codes: 0 done, 1 runtime error, 2 usage error. */
@@ -24,7 +25,7 @@ struct prep_options {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: ddim-prep --input DIR --output FILE.h5 [options]\n"
+            "usage: ddim-prep --input DIR|ARCHIVE --output FILE.h5 [options]\n"
             "       ddim-prep --synthetic N --output FILE.h5 [options]\n"
             "\n"
             "Prepares the image dataset that ddim-dist trains on: one HDF5 file with uint8\n"
@@ -35,6 +36,9 @@ static void usage(FILE *f)
             "  --input DIR      folder of .jpg/.jpeg/.png images (any case; decoded by content,\n"
             "                   so a PNG named .jpg works), e.g. the jpg/ folder of the Oxford\n"
             "                   Flowers 102 archive; subfolders are not searched\n"
+            "  --input ARCHIVE  or a .tgz/.tar.gz/.tar/.zip of such images (e.g. 102flowers.tgz),\n"
+            "                   read directly, never unpacked: images at any depth, in the order\n"
+            "                   of their paths, so the dataset equals that of the unpacked folder\n"
             "  --synthetic N    instead of --input: N procedural flower images (petal rosettes\n"
             "                   on smooth backgrounds) drawn at the output size, deterministic\n"
             "                   in --seed; for demos and tests without a download\n"
@@ -69,6 +73,7 @@ static void usage(FILE *f)
             "\n"
             "example:\n"
             "  ddim-prep --input ../shared/data/flowers102/jpg --output data/flowers64.h5\n"
+            "  ddim-prep --input 102flowers.tgz --output data/flowers64.h5\n"
             "  ddim-prep --synthetic 2000 --output data/synthetic64.h5 --preview sheet.png\n");
 }
 
@@ -156,7 +161,7 @@ static int parse_args(int argc, char **argv, struct prep_options *o)
     if (!o->output)
         return usage_error("%s", "missing --output FILE.h5 (where to write the dataset)");
     if (!o->input == !o->synthetic)
-        return usage_error("%s", "give exactly one of --input DIR or --synthetic N");
+        return usage_error("%s", "give exactly one of --input DIR|ARCHIVE or --synthetic N");
     if (o->synthetic && o->limit)
         return usage_error("%s", "--limit applies to --input; with --synthetic, choose N");
     return 0;
@@ -231,8 +236,12 @@ static int run(const struct prep_options *o, struct prep_output *out)
     const size_t per_image = (size_t)o->size * (size_t)o->size * 3;
     char **files = NULL;
     long nfiles = 0, skipped = 0;
+    int failed = 0; /* the archive could not be read: the error is printed */
+    int archive = o->input && prep_input_is_archive(o->input);
     if (o->input) {
-        if (prep_list_images(o->input, &files, &nfiles, err, sizeof err) != 0) {
+        int listed = archive ? prep_archive_list(o->input, &files, &nfiles, err, sizeof err)
+                             : prep_list_images(o->input, &files, &nfiles, err, sizeof err);
+        if (listed != 0) {
             fprintf(stderr, "ddim-prep: error: %s\n", err);
             return 1;
         }
@@ -249,9 +258,17 @@ static int run(const struct prep_options *o, struct prep_output *out)
     if (o->input) {
         fprintf(stderr, "ddim-prep: %ld images from %s%s\n", n, o->input,
                 n < nfiles ? " (a seeded random subset, --limit)" : "");
-        skipped = load_folder(o, files, order, n, images, ok);
-        snprintf(source, sizeof source, "folder %s (%ld image files, %ld used)", o->input, nfiles,
-                 n - skipped);
+        skipped = archive ? prep_archive_load(o->input, files, nfiles, order, n, o->size,
+                                              o->jpeg_dct, images, ok, err, sizeof err)
+                          : load_folder(o, files, order, n, images, ok);
+        if (skipped < 0) {
+            fprintf(stderr, "ddim-prep: error: %s\n", err);
+            failed = 1;
+            skipped = n;
+            memset(ok, 0, (size_t)n);
+        }
+        snprintf(source, sizeof source, "%s %s (%ld image files, %ld used)",
+                 archive ? "archive" : "folder", o->input, nfiles, n - skipped);
         snprintf(preprocessing, sizeof preprocessing,
                  "JPEG decoded with the %s IDCT; center crop to min(h, w); TF-compatible "
                  "antialiased bilinear resize (scale_and_translate, triangle kernel) to %dx%d; "
@@ -288,7 +305,9 @@ static int run(const struct prep_options *o, struct prep_output *out)
     if (o->validation_fraction > 0.0 && n_val == 0 && kept >= 2)
         n_val = 1; /* keep a validation image whenever one was asked for */
     long n_train = kept - n_val;
-    if (kept == 0) {
+    if (failed) {
+        rc = 1;
+    } else if (kept == 0) {
         fprintf(stderr,
                 "ddim-prep: error: none of the %ld image files in %s could be read "
                 "(%ld skipped, see the warnings above)\n",

@@ -1,4 +1,5 @@
-/* prep_sources.c: where ddim-prep's images come from: the folder listing, and the hidden
+/* prep_sources.c: where ddim-prep's images come from: the folder listing (archives:
+ * prep_archive.c, and stand-ins here for a build without libarchive), and the hidden
  * --dump-resize option that lets tools/check_resize.py compare our resize with TF's on the
  * very pixels libjpeg decoded. */
 #define _POSIX_C_SOURCE 200809L
@@ -98,6 +99,34 @@ int prep_list_images(const char *dir, char ***names, long *count, char *err, siz
     *count = n;
     return 0;
 }
+
+int prep_input_is_archive(const char *input)
+{
+    struct stat st;
+    return stat(input, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+#ifndef DDIM_HAVE_LIBARCHIVE
+/* Built without libarchive (tools/prep_archive.c): an archive is refused, clearly. */
+int prep_archive_list(const char *archive, char ***names, long *count, char *err, size_t errlen)
+{
+    (void)names;
+    (void)count;
+    return util_error(err, errlen,
+                      "--input %s: this ddim-prep was built without libarchive, so it reads "
+                      "folders only: unpack the archive and give its folder, or install "
+                      "libarchive (Debian: libarchive-dev) and rebuild",
+                      archive);
+}
+
+long prep_archive_load(const char *archive, char **names, long count, const long *order, long n,
+                       int size, enum image_jpeg_dct dct, uint8_t *images, char *ok, char *err,
+                       size_t errlen)
+{
+    (void)names, (void)count, (void)order, (void)n, (void)size, (void)dct, (void)images, (void)ok;
+    return util_error(err, errlen, "--input %s: built without libarchive", archive);
+}
+#endif
 
 int prep_dump_resize(const char *in, const char *out, int size, enum image_jpeg_dct dct)
 {
