@@ -1,14 +1,12 @@
 /* h5_util.c: see h5_util.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "h5_util.h"
+#include "atomic_file.h"
 #include "util.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static void quiet_hdf5(void)
 {
@@ -209,46 +207,44 @@ int h5u_write_floats(hid_t file, const char *name, const float *v, size_t n)
     return rc;
 }
 
-static int fsync_path(const char *path, int directory)
-{
-    int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 hid_t h5u_create_tmp(const char *path, char *tmp, size_t tmplen, char *err, size_t errlen)
 {
     quiet_hdf5();
     snprintf(tmp, tmplen, "%s.tmp", path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    /* built in memory (the core driver, no backing store): HDF5 never writes to the disk
+     * itself, so a full disk cannot leave it with a half-closed file, and h5u_commit's
+     * plain writes report the system's cause */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    hid_t f = -1;
+    if (fapl >= 0 && H5Pset_fapl_core(fapl, (size_t)8 << 20, 0) >= 0)
+        f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (fapl >= 0)
+        H5Pclose(fapl);
     if (f < 0)
-        util_error(err, errlen, "cannot create '%s' (check the directory and the free space)", tmp);
+        util_error(err, errlen, "cannot create '%s' in memory (HDF5 core driver)", tmp);
     return f;
 }
 
 int h5u_commit(hid_t f, const char *tmp, const char *path, int rc, char *err, size_t errlen)
 {
-    if (rc == 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0)
-        rc = util_error(err, errlen, "%s: cannot flush (disk full?)", tmp);
-    if (H5Fclose(f) < 0 && rc == 0)
-        rc = util_error(err, errlen, "%s: cannot close (disk full?)", tmp);
-    if (rc == 0 && fsync_path(tmp, 0) != 0)
-        rc = util_error(err, errlen, "%s: fsync failed: %s", tmp, strerror(errno));
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = util_error(err, errlen, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-    if (rc != 0) {
-        unlink(tmp);
-        return -1;
+    void *image = NULL;
+    ssize_t size = -1;
+    if (rc == 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0)
+        size = H5Fget_file_image(f, NULL, 0);
+    if (rc == 0 && size > 0) {
+        image = malloc((size_t)size);
+        if (!image || H5Fget_file_image(f, image, (size_t)size) != size)
+            size = -1;
     }
-    /* the rename itself is durable once the directory is synced */
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *(slash == dir ? slash + 1 : slash) = '\0';
-    fsync_path(slash ? dir : ".", 1);
-    return 0;
+    if (rc == 0 && size <= 0)
+        rc = util_error(err, errlen,
+                        "%s: cannot build the file image in memory (HDF5; out of "
+                        "host memory?)",
+                        tmp);
+    if (H5Fclose(f) < 0 && rc == 0)
+        rc = util_error(err, errlen, "%s: cannot close the in-memory file (HDF5)", tmp);
+    if (rc == 0)
+        rc = atomic_file_write(path, image, (size_t)size, err, errlen);
+    free(image);
+    return rc;
 }

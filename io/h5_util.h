@@ -43,11 +43,12 @@ int h5u_write_attr_str(hid_t file, const char *name, const char *text);
 /* Dataset `name` (parent groups created): n float32 values. 0 or -1. */
 int h5u_write_floats(hid_t file, const char *name, const float *v, size_t n);
 
-/* Atomic files: h5u_create_tmp creates "path.tmp" (its name into tmp); h5u_commit takes the
- * open file and the writer's status rc: when rc is 0 it flushes, closes, fsyncs and renames
- * the temporary over path (then syncs the directory), so that a crash while writing leaves
- * the previous file whole; otherwise, or on any failure, it closes and removes the
- * temporary. 0, or -1 with a message naming the file. */
+/* Atomic files: h5u_create_tmp creates the file in memory (its name "path.tmp" into tmp);
+ * h5u_commit takes the open file and the writer's status rc: when rc is 0 it writes the
+ * file's image with atomic_file_write (path.tmp, fsync, rename: a crash or a full disk
+ * leaves the previous file whole, and the message says the system's cause). The file is
+ * closed in every case. Takes the file's size in host memory twice while committing.
+ * 0, or -1 with a message naming the file. */
 hid_t h5u_create_tmp(const char *path, char *tmp, size_t tmplen, char *err, size_t errlen);
 int h5u_commit(hid_t file, const char *tmp, const char *path, int rc, char *err, size_t errlen);
 

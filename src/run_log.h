@@ -7,6 +7,7 @@
 #ifndef DDIM_RUN_LOG_H
 #define DDIM_RUN_LOG_H
 
+#include "atomic_file.h"
 #include "config.h"
 
 #include <stdio.h>
@@ -19,7 +20,8 @@ struct history {
 
 struct run_log {
     char dir[CONFIG_PATH_MAX];
-    FILE *metrics;
+    struct line_log metrics; /* metrics.jsonl: whole lines, written as they come */
+    int open;                /* metrics is open */
     /* the training noise loss averaged over windows of steps, and per-epoch values */
     struct history step_x, step_noise;
     double window_sum;
@@ -41,7 +43,12 @@ void run_log_epoch(struct run_log *log, int epoch, long step, double noise_loss,
 /* Writes samples/epoch_NNNN.png from images (rows*cols, size, size, 3) in [0, 1]. */
 int run_log_grid(struct run_log *log, int epoch, const float *images, int rows, int cols, int size,
                  char *err, size_t errlen);
-void run_log_close(struct run_log *log);
+/* One more line of metrics.jsonl: a JSON object (no newline), e.g. a config change. */
+void run_log_line(struct run_log *log, const char *json);
+/* text as a JSON string, quotes included (cut to fit len). */
+void run_log_json_string(char *out, size_t len, const char *text);
+/* Closes metrics.jsonl: 0, or -1 when lines it held back could not be written (printed). */
+int run_log_close(struct run_log *log);
 
 /* mkdir -p; 0 or -1 with a message. */
 int make_dirs(const char *path, char *err, size_t errlen);
