@@ -171,8 +171,8 @@ int divergence_feed(struct divergence *d, long step, double noise_loss, double i
         if (noise_loss > d->factor * median) {
             d->step = step;
             snprintf(d->why, sizeof d->why,
-                     "the noise loss %g is more than %g times the median %g of the %d steps "
-                     "before it (train.divergence_factor)",
+                     "the noise loss %g is more than %g times the median %g of the last %d "
+                     "step(s) (train.divergence_factor)",
                      noise_loss, d->factor, median, d->count);
             return 1;
         }
@@ -261,6 +261,11 @@ int run_guard_check_resume_config(const struct run_config *cfg, const char *labe
     int n = config_differences(&old, cfg, d, MAX_CHANGES);
     if (n > MAX_CHANGES)
         n = MAX_CHANGES;
+    int kept = 0;
+    for (int i = 0; i < n; i++) /* how to resume is not a setting of the training */
+        if (strcmp(d[i].key, "train.resume") != 0)
+            d[kept++] = d[i];
+    n = kept;
     int harmful = 0;
     for (int i = 0; i < n; i++)
         harmful += !run_guard_change_is_harmless(d[i].key);

@@ -40,7 +40,10 @@ void run_lock_release(struct run_lock *l);
 
 /* --- the divergence guard -------------------------------------------------------------- */
 
-enum { DIVERGENCE_WINDOW = 50, DIVERGENCE_MIN_HISTORY = 8 };
+/* the median of the last WINDOW noise losses is the reference; from the second step on (a
+ * diverging run can explode within a few steps: seen 0.8, 33, 2.6e8 with a learning rate of
+ * 10) */
+enum { DIVERGENCE_WINDOW = 50, DIVERGENCE_MIN_HISTORY = 1 };
 
 struct divergence {
     double factor;                    /* train.divergence_factor; 0: only non-finite losses */

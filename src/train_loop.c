@@ -241,15 +241,6 @@ static int resume_read(struct loop *L, char *err, size_t errlen)
                           "cannot resume: %s (the checkpoint is left as it is: move it away or "
                           "delete it to start afresh, or pick another run.dir)",
                           msg);
-    if (r->step_in_epoch >= L->steps_per_epoch ||
-        r->global_step != r->epoch * L->steps_per_epoch + r->step_in_epoch)
-        return util_error(err, errlen,
-                          "cannot resume: %s stopped at epoch %d step %ld (global step %ld), "
-                          "which does not fit %ld steps per epoch: was train.batch_size, "
-                          "data.dataset_repetitions or the dataset changed? Resume with the "
-                          "settings it was written with, or pick another run.dir",
-                          L->ckpt_path, r->epoch + 1, r->step_in_epoch, r->global_step,
-                          L->steps_per_epoch);
     char *stored = checkpoint_read_config(L->ckpt_path, msg, sizeof msg);
     if (!stored)
         return util_error(err, errlen, "cannot resume: %s", msg);
@@ -260,6 +251,15 @@ static int resume_read(struct loop *L, char *err, size_t errlen)
     free(stored);
     if (rc != 0)
         return -1;
+    if (r->step_in_epoch >= L->steps_per_epoch ||
+        r->global_step != r->epoch * L->steps_per_epoch + r->step_in_epoch)
+        return util_error(err, errlen,
+                          "cannot resume: %s stopped at epoch %d step %ld (global step %ld), "
+                          "which does not fit %ld steps per epoch: was train.batch_size, "
+                          "data.dataset_repetitions or the dataset changed? Resume with the "
+                          "settings it was written with, or pick another run.dir",
+                          L->ckpt_path, r->epoch + 1, r->step_in_epoch, r->global_step,
+                          L->steps_per_epoch);
     if (summary[0])
         util_log("ddim-dist: resuming with changed settings (recorded in metrics.jsonl; "
                  "config.yaml now holds the new ones): %s\n",
@@ -540,8 +540,9 @@ static int report_end(struct loop *L, double t_start)
             run_log_line(&L->log, line);
             fprintf(stderr,
                     "ddim-dist: error: the training diverged at step %ld: %s. Stopped without "
-                    "writing a checkpoint: %s. Lower train.learning_rate and start again (or "
-                    "set train.divergence_factor=0 to turn this guard off)\n",
+                    "writing a checkpoint: %s. To go on from it, lower train.learning_rate "
+                    "(with --set train.resume=force: that changes the training), or set "
+                    "train.divergence_factor=0 to turn this guard off\n",
                     L->div.step, L->div.why, disk);
         }
         return 1;
