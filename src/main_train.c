@@ -92,6 +92,7 @@ int main(int argc, char **argv)
     }
     struct backend *be = launch_pick_backend(cfg.backend, comm, "ddim-dist");
     comm = launch_comm_for_backend(comm, be);
+    comm_set_timeout(comm, cfg.collective_timeout_s);
     int rc = train_loop_run(&cfg, be, comm);
     be->destroy(be);
     comm->destroy(comm);

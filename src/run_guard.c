@@ -40,8 +40,14 @@ void run_guard_signals_install(void)
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
     stop_signal = 0;
-    for (int i = 0; i < NUM_STOP_SIGNALS; i++)
-        sigaction(stop_signals[i], &sa, &saved_actions[i]);
+    for (int i = 0; i < NUM_STOP_SIGNALS; i++) {
+        sigaction(stop_signals[i], NULL, &saved_actions[i]);
+        /* an interrupt or hang-up ignored by whoever started us stays ignored: nohup, or a
+         * background job of a shell without job control, which Ctrl-C must not reach */
+        int quiet = stop_signals[i] == SIGINT || stop_signals[i] == SIGHUP;
+        if (!(quiet && saved_actions[i].sa_handler == SIG_IGN))
+            sigaction(stop_signals[i], &sa, NULL);
+    }
 }
 
 void run_guard_signals_restore(void)

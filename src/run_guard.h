@@ -2,7 +2,8 @@
  * training itself (train_loop.c calls these):
  *   - stop signals: SIGTERM, SIGINT (Ctrl-C), SIGHUP (the terminal went away) and SIGUSR1
  *     (Slurm's warning) ask for a stop at the next step the ranks agree on, with a
- *     checkpoint; a second SIGINT stops at once, without one (exit status 130);
+ *     checkpoint; a second SIGINT stops at once, without one (exit status 130); SIGINT
+ *     and SIGHUP that were ignored when the run started (nohup) stay ignored;
  *   - the run directory's lock (run.dir/lock), so that two jobs never write one run;
  *   - the divergence guard: a non-finite loss, or a noise loss that explodes relative to
  *     the run's own recent losses, stops the run before a checkpoint can be spoiled;

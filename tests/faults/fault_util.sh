@@ -3,9 +3,12 @@
 # and the checks that nothing was lost (metrics.jsonl whole, the checkpoint readable).
 # Expects $dist and $prep (the ddim-dist and ddim-prep binaries) to be set.
 
+set -m # job control: background jobs get SIGINT (a shell without it has them ignore it)
 tmp=$(mktemp -d)
 mounts=()
 cleanup() {
+    local pid
+    for pid in $(jobs -p); do kill -KILL "$pid" 2>/dev/null; done # our own jobs, on failure
     for m in "${mounts[@]}"; do umount "$m" 2>/dev/null; done
     rm -rf "$tmp"
 }

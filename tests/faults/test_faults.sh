@@ -20,17 +20,19 @@ export OMP_NUM_THREADS=1
 
 second_sigint() {
     make_data data32 48 32
-    write_cfg "$tmp/cfg.yaml" "$tmp/run" "data: {path: \"$tmp/data32.h5\", dataset_repetitions: 1}" \
-        "model: {image_size: 32, widths: [32, 64], block_depth: 2, embedding_dims: 8}" \
-        "train: {num_epochs: 100000, batch_size: 16}"
     # a step takes about half a second: the second SIGINT comes while the first waits for
-    # the step's end; if both land too close (merged) or too far apart, try again
+    # the step's end; if both land too close (merged) or too far apart, try again (each
+    # attempt in a run directory of its own: a signal before training starts would kill it)
     for attempt in 1 2 3 4 5; do
+        local run=$tmp/run$attempt
+        write_cfg "$tmp/cfg.yaml" "$run" "data: {path: \"$tmp/data32.h5\", dataset_repetitions: 1}" \
+            "model: {image_size: 32, widths: [32, 64], block_depth: 2, embedding_dims: 8}" \
+            "train: {num_epochs: 100000, batch_size: 16}"
         "$dist" --config "$tmp/cfg.yaml" >"$tmp/out" 2>&1 &
         local job=$!
-        wait_until 120 test -f "$tmp/run/checkpoint.h5" || fail "no checkpoint after an epoch"
+        wait_until 120 test -f "$run/checkpoint.h5" || fail "no checkpoint after an epoch"
         local before
-        before=$(checkpoint_step "$tmp/run/checkpoint.h5")
+        before=$(checkpoint_step "$run/checkpoint.h5")
         sleep 0.2
         kill -INT "$job"
         sleep 0.05
@@ -39,9 +41,9 @@ second_sigint() {
         if ((rc == 130)); then
             expect_out "interrupted again: stopping at once, without a checkpoint" "second SIGINT"
             local after
-            after=$(checkpoint_step "$tmp/run/checkpoint.h5")
+            after=$(checkpoint_step "$run/checkpoint.h5")
             ((after >= before)) || fail "the checkpoint went back from step $before to $after"
-            check_metrics "$tmp/run/metrics.jsonl"
+            check_metrics "$run/metrics.jsonl"
             ok "second SIGINT (attempt $attempt): exit 130, checkpoint of step $after intact, metrics whole"
             return 0
         fi
@@ -80,8 +82,11 @@ disk_full_logs() {
     local job=$!
     wait_until 60 test -f "$tmp/disk/run/checkpoint.h5" || fail "no first checkpoint"
     dd if=/dev/zero of="$tmp/disk/filler" bs=4k 2>/dev/null # until the disk is full
+    # the checkpoint and the PNGs fail at once, metrics.jsonl when its last page is full
     wait_until 60 grep -q "checkpoint of step [0-9]* was not written" "$tmp/out" ||
         fail "no checkpoint failure on the full disk"
+    wait_until 60 grep -q "cannot write to '$tmp/disk/run/metrics.jsonl'" "$tmp/out" ||
+        fail "no metrics.jsonl failure on the full disk"
     rm -f "$tmp/disk/filler"
     wait_until 60 grep -q "written, after [0-9]* that could not be" "$tmp/out" ||
         fail "no checkpoint once the disk had room again"
@@ -131,7 +136,7 @@ two_jobs() {
     "$dist" --config "$tmp/cfg.yaml" >"$tmp/out1" 2>&1 &
     local first=$!
     wait_until 60 test -f "$tmp/run/checkpoint.h5" || fail "the first job wrote no checkpoint"
-    "$dist" --config "$tmp/cfg.yaml" >"$tmp/out" 2>&1
+    timeout 60 "$dist" --config "$tmp/cfg.yaml" >"$tmp/out" 2>&1
     rc=$?
     expect_status "$rc" nonzero
     expect_out "run.dir '$tmp/run' is in use by another ddim-dist: PID $first on host $(hostname)" "refusal"
@@ -257,7 +262,7 @@ no_gpu_driver() {
 rank_hangs() {
     [[ -n $mpiexec ]] || { echo "SKIP: no MPI"; exit 77; }
     make_data data 48 16
-    write_cfg "$tmp/cfg.yaml" "$tmp/run" "run: {dir: \"$tmp/run\", backend: cpu, progress_seconds: 1000, collective_timeout_s: 3}"
+    write_cfg "$tmp/cfg.yaml" "$tmp/run" "run: {dir: \"$tmp/run\", backend: cpu, progress_seconds: 1000, collective_timeout_s: 5}"
     "$mpiexec" --allow-run-as-root --oversubscribe -np 2 "$dist" --config "$tmp/cfg.yaml" >"$tmp/out" 2>&1 &
     local job=$!
     wait_until 60 test -f "$tmp/run/checkpoint.h5" || fail "no first checkpoint"
@@ -274,7 +279,7 @@ rank_hangs() {
     rc=$?
     kill -KILL "$victim" 2>/dev/null
     ((rc != 0)) || fail "the job exited 0"
-    expect_out "rank\(s\) 1 did not arrive at .* within 3 s \(run.collective_timeout_s\)" "naming rank 1"
+    expect_out "rank\(s\) 1 did not arrive at .* within 5 s \(run.collective_timeout_s\)" "naming rank 1"
     [[ $(checkpoint_step "$tmp/run/checkpoint.h5") -ge 4 ]] || fail "checkpoint unreadable"
     check_metrics "$tmp/run/metrics.jsonl"
     ok "rank 1 stopped: the job ended after $((SECONDS - start)) s (exit $rc), naming rank 1"

@@ -5,6 +5,7 @@
 # or the ssh session went away), given as SIGNAL (label faults).
 # usage: test_signal.sh DDIM_DIST DDIM_PREP [SIGNAL (USR1)]
 set -u
+set -m # job control: the background job gets SIGINT (a shell without it has it ignored)
 dist=$1 prep=$2 sig=${3:-USR1}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
