@@ -61,6 +61,64 @@ int run_guard_stop_signal(void)
     return stop_signal;
 }
 
+const char *run_guard_signal_name(int sig)
+{
+    switch (sig) {
+    case SIGINT:
+        return "SIGINT";
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGHUP:
+        return "SIGHUP";
+    case SIGUSR1:
+        return "SIGUSR1";
+    default:
+        return "a signal";
+    }
+}
+
+/* --- checkpoints that cannot be written ------------------------------------------------ */
+
+void ckpt_state_init(struct ckpt_state *c)
+{
+    memset(c, 0, sizeof *c);
+    c->on_disk = -1;
+}
+
+void ckpt_state_describe(const struct ckpt_state *c, const char *path, char *out, size_t len)
+{
+    if (c->on_disk >= 0)
+        snprintf(out, len, "the checkpoint on disk, %s, is that of step %ld", path, c->on_disk);
+    else
+        snprintf(out, len, "there is no checkpoint yet");
+}
+
+void ckpt_state_record(struct ckpt_state *c, const char *path, long step, int rc,
+                       struct run_log *log)
+{
+    if (rc == 0) {
+        if (c->failures > 0)
+            util_log("ddim-dist: checkpoint of step %ld written, after %d that could not be\n",
+                     step, c->failures);
+        c->failures = 0;
+        c->on_disk = step;
+        return;
+    }
+    char disk[CONFIG_PATH_MAX + 128], why[1700], line[2048];
+    ckpt_state_describe(c, path, disk, sizeof disk);
+    c->failures++;
+    fprintf(stderr,
+            "ddim-dist: error: the checkpoint of step %ld was not written (%d time(s) in a "
+            "row): %s; %s; trying again at the next checkpoint\n",
+            step, c->failures, c->error, disk);
+    run_log_json_string(why, sizeof why, c->error);
+    snprintf(line, sizeof line,
+             "{\"type\":\"checkpoint_failed\",\"step\":%ld,\"on_disk_step\":%ld,"
+             "\"message\":%s}",
+             step, c->on_disk, why);
+    run_log_line(log, line);
+}
+
 /* --- the run directory's lock ---------------------------------------------------------- */
 
 /* The holder recorded in an open lock file: 1 with pid and host, 0 when it is empty. */
@@ -188,6 +246,22 @@ int divergence_feed(struct divergence *d, long step, double noise_loss, double i
     if (d->count < DIVERGENCE_WINDOW)
         d->count++;
     return 0;
+}
+
+void divergence_report(const struct divergence *d, const char *on_disk, struct run_log *log)
+{
+    char why[1100], line[1300];
+    run_log_json_string(why, sizeof why, d->why);
+    snprintf(line, sizeof line,
+             "{\"type\":\"stop\",\"reason\":\"diverged\",\"step\":%ld,\"message\":%s}", d->step,
+             why);
+    run_log_line(log, line);
+    fprintf(stderr,
+            "ddim-dist: error: the training diverged at step %ld: %s. Stopped without writing a "
+            "checkpoint: %s. To go on from it, lower train.learning_rate (with --set "
+            "train.resume=force: that changes the training), or set train.divergence_factor=0 "
+            "to turn this guard off\n",
+            d->step, d->why, on_disk);
 }
 
 /* --- resuming with other settings ------------------------------------------------------ */

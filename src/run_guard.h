@@ -13,6 +13,7 @@
 #define DDIM_RUN_GUARD_H
 
 #include "config.h"
+#include "run_log.h"
 
 #include <stddef.h>
 
@@ -23,6 +24,26 @@ void run_guard_signals_install(void);
 void run_guard_signals_restore(void);
 /* The signal that asked for a stop, or 0. */
 int run_guard_stop_signal(void);
+
+/* The signal's name ("SIGINT"). */
+const char *run_guard_signal_name(int sig);
+
+/* --- checkpoints that cannot be written ------------------------------------------------ */
+
+struct ckpt_state {
+    long on_disk;     /* the step of the checkpoint on disk (-1: none) */
+    int failures;     /* checkpoints not written since the last one that was */
+    char error[1536]; /* why the last one was not (checkpoint_write's message) */
+};
+
+void ckpt_state_init(struct ckpt_state *c);
+/* After checkpoint_write of `step` to path returned rc (its message in c->error): a failure
+ * is reported on stderr (with the cause and the step on disk) and in metrics.jsonl
+ * ({"type":"checkpoint_failed",...}); a success after failures says so. */
+void ckpt_state_record(struct ckpt_state *c, const char *path, long step, int rc,
+                       struct run_log *log);
+/* "the checkpoint on disk, PATH, is that of step N" or "there is no checkpoint yet". */
+void ckpt_state_describe(const struct ckpt_state *c, const char *path, char *out, size_t len);
 
 /* --- the run directory's lock ---------------------------------------------------------- */
 
@@ -58,6 +79,11 @@ void divergence_init(struct divergence *d, double factor);
 /* Feeds one step's (global, 1-based) mean losses; 1 when this or an earlier step diverged.
  * Depends only on the sequence of losses, so every rank decides the same. */
 int divergence_feed(struct divergence *d, long step, double noise_loss, double image_loss);
+
+/* Rank 0, after a divergence: the error (naming the step and what was seen, and that no
+ * checkpoint was written: `on_disk` says which one is there) on stderr, and a line
+ * {"type":"stop","reason":"diverged",...} in metrics.jsonl. */
+void divergence_report(const struct divergence *d, const char *on_disk, struct run_log *log);
 
 /* --- resuming with other settings ------------------------------------------------------ */
 

@@ -10,7 +10,6 @@
 #include "util.h"
 
 #include <math.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,9 +56,7 @@ struct loop {
     int resuming;                         /* rank 0: a checkpoint was read */
     struct run_lock lock;                 /* rank 0: run_dir/lock */
     struct divergence div;                /* every rank, fed the same losses */
-    long ckpt_step;           /* rank 0: the step of the checkpoint on disk (-1: none) */
-    int ckpt_failures;        /* rank 0: checkpoints not written since the last one that was */
-    char ckpt_error[1536];    /* rank 0: why the last one was not */
+    struct ckpt_state ckpt;   /* rank 0: the checkpoint on disk, and failures to replace it */
     char config_change[8192]; /* rank 0: the metrics line of the settings a resume changed */
 
     /* data.resident: both splits in backend memory, every rank holding all of each (over the
@@ -265,7 +262,7 @@ static int resume_read(struct loop *L, char *err, size_t errlen)
                  "config.yaml now holds the new ones): %s\n",
                  summary);
     L->resuming = 1;
-    L->ckpt_step = r->global_step;
+    L->ckpt.on_disk = r->global_step;
     return 0;
 }
 
@@ -303,47 +300,16 @@ static void resume_share(struct loop *L)
              L->resume.epoch + 1, L->resume.step_in_epoch, L->global_step);
 }
 
-/* "step N" of the checkpoint on disk, or that there is none. */
-static void describe_checkpoint_on_disk(const struct loop *L, char *out, size_t len)
-{
-    if (L->ckpt_step >= 0)
-        snprintf(out, len, "the checkpoint on disk, %s, is that of step %ld", L->ckpt_path,
-                 L->ckpt_step);
-    else
-        snprintf(out, len, "there is no checkpoint yet");
-}
-
 /* Rank 0: the state after global_step steps into run_dir/checkpoint.h5. One that cannot be
  * written leaves the last good one (the file is replaced atomically) and is tried again at
- * the next checkpoint; each failure is reported. */
-static int save_checkpoint(struct loop *L)
+ * the next checkpoint; each failure is reported (ckpt_state_record). */
+static void save_checkpoint(struct loop *L)
 {
     long spe = L->steps_per_epoch;
-    if (checkpoint_write(L->ckpt_path, L->t, (int)(L->global_step / spe), L->global_step,
-                         L->global_step % spe, L->config_yaml, L->ckpt_error,
-                         sizeof L->ckpt_error) != 0) {
-        char disk[CONFIG_PATH_MAX + 128];
-        describe_checkpoint_on_disk(L, disk, sizeof disk);
-        L->ckpt_failures++;
-        fprintf(stderr,
-                "ddim-dist: error: the checkpoint of step %ld was not written (%d time(s) in a "
-                "row): %s; %s; trying again at the next checkpoint\n",
-                L->global_step, L->ckpt_failures, L->ckpt_error, disk);
-        char why[1700], line[2048];
-        run_log_json_string(why, sizeof why, L->ckpt_error);
-        snprintf(line, sizeof line,
-                 "{\"type\":\"checkpoint_failed\",\"step\":%ld,\"on_disk_step\":%ld,"
-                 "\"message\":%s}",
-                 L->global_step, L->ckpt_step, why);
-        run_log_line(&L->log, line);
-        return -1;
-    }
-    if (L->ckpt_failures > 0)
-        util_log("ddim-dist: checkpoint of step %ld written, after %d that could not be\n",
-                 L->global_step, L->ckpt_failures);
-    L->ckpt_failures = 0;
-    L->ckpt_step = L->global_step;
-    return 0;
+    int rc =
+        checkpoint_write(L->ckpt_path, L->t, (int)(L->global_step / spe), L->global_step,
+                         L->global_step % spe, L->config_yaml, L->ckpt.error, sizeof L->ckpt.error);
+    ckpt_state_record(&L->ckpt, L->ckpt_path, L->global_step, rc, &L->log);
 }
 
 static int setup(struct loop *L, char *err, size_t errlen)
@@ -507,44 +473,17 @@ static int run_epoch(struct loop *L, int epoch, long first, double *t_start)
     return 0;
 }
 
-static const char *signal_name(int sig)
-{
-    switch (sig) {
-    case SIGINT:
-        return "SIGINT";
-    case SIGTERM:
-        return "SIGTERM";
-    case SIGHUP:
-        return "SIGHUP";
-    case SIGUSR1:
-        return "SIGUSR1";
-    default:
-        return "a signal";
-    }
-}
-
 /* How the run ended, in the log, in metrics.jsonl and in the exit status (returned). */
 static int report_end(struct loop *L, double t_start)
 {
     const struct run_config *cfg = L->cfg;
     struct comm *comm = L->comm;
-    char disk[CONFIG_PATH_MAX + 128], line[2048], why[1024];
-    describe_checkpoint_on_disk(L, disk, sizeof disk);
-    int failed = comm->rank == 0 && L->ckpt_failures > 0; /* the last checkpoint failed */
+    char disk[CONFIG_PATH_MAX + 128], line[2048];
+    ckpt_state_describe(&L->ckpt, L->ckpt_path, disk, sizeof disk);
+    int failed = comm->rank == 0 && L->ckpt.failures > 0; /* the last checkpoint failed */
     if (L->div.step != 0) {
-        if (comm->rank == 0) {
-            run_log_json_string(why, sizeof why, L->div.why);
-            snprintf(line, sizeof line,
-                     "{\"type\":\"stop\",\"reason\":\"diverged\",\"step\":%ld,\"message\":%s}",
-                     L->div.step, why);
-            run_log_line(&L->log, line);
-            fprintf(stderr,
-                    "ddim-dist: error: the training diverged at step %ld: %s. Stopped without "
-                    "writing a checkpoint: %s. To go on from it, lower train.learning_rate "
-                    "(with --set train.resume=force: that changes the training), or set "
-                    "train.divergence_factor=0 to turn this guard off\n",
-                    L->div.step, L->div.why, disk);
-        }
+        if (comm->rank == 0)
+            divergence_report(&L->div, disk, &L->log);
         return 1;
     }
     if (L->stopped) {
@@ -552,26 +491,26 @@ static int report_end(struct loop *L, double t_start)
         snprintf(line, sizeof line,
                  "{\"type\":\"stop\",\"reason\":\"signal\",\"signal\":\"%s\",\"step\":%ld,"
                  "\"checkpoint\":%s}",
-                 signal_name(sig), L->global_step, failed ? "false" : "true");
+                 run_guard_signal_name(sig), L->global_step, failed ? "false" : "true");
         if (comm->rank == 0)
             run_log_line(&L->log, line);
         if (failed) {
             fprintf(stderr,
                     "ddim-dist: error: stopped by %s at step %ld, but its checkpoint could not "
                     "be written: %s; %s\n",
-                    signal_name(sig), L->global_step, L->ckpt_error, disk);
+                    run_guard_signal_name(sig), L->global_step, L->ckpt.error, disk);
             return 1;
         }
         util_log("ddim-dist: stopped by signal at step %ld; checkpoint written; start again "
                  "with the same run.dir to resume (%s)\n",
-                 L->global_step, signal_name(sig));
+                 L->global_step, run_guard_signal_name(sig));
         return 0;
     }
     if (failed) {
         fprintf(stderr,
                 "ddim-dist: error: finished %ld steps, but the last checkpoint (step %ld) could "
                 "not be written: %s; %s\n",
-                L->global_step - L->start_step, L->global_step, L->ckpt_error, disk);
+                L->global_step - L->start_step, L->global_step, L->ckpt.error, disk);
         return 1;
     }
     double total = util_now() - t_start;
@@ -595,7 +534,7 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
     L.be = be;
     L.comm = comm;
     L.lock.fd = -1;
-    L.ckpt_step = -1;
+    ckpt_state_init(&L.ckpt);
     divergence_init(&L.div, cfg->divergence_factor);
     char err[2048];
     int rc = 0;
