@@ -1,8 +1,10 @@
 /* run_log.h: what rank 0 writes under the run directory while training:
- *   config.yaml          the resolved configuration
- *   metrics.jsonl        one JSON object per line: {"type":"step",...} after every step,
- *                        {"type":"epoch",...} after every epoch (train and validation losses)
- *   loss.png             the loss curves, redrawn after every epoch
+ *   config.yaml          the resolved configuration (atomically)
+ *   metrics.jsonl        one JSON object per line, each written whole as it comes:
+ *                        {"type":"step",...} after every step, {"type":"epoch",...} after
+ *                        every epoch (train and validation losses), and the run guard's
+ *                        {"type":"config_change"|"checkpoint_failed"|"stop",...}
+ *   loss.png             the loss curves, redrawn after every epoch (atomically)
  *   samples/epoch_NNNN.png  the epoch's sample grid (EMA network, plot_diffusion_steps) */
 #ifndef DDIM_RUN_LOG_H
 #define DDIM_RUN_LOG_H
