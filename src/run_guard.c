@@ -337,7 +337,7 @@ int run_guard_check_resume_config(const struct run_config *cfg, const char *labe
                           "resume anyway",
                           label, msg);
     }
-    static struct config_difference d[MAX_CHANGES];
+    static struct config_difference d[MAX_CHANGES]; /* 33 KB: off the stack */
     int n = config_differences(&old, cfg, d, MAX_CHANGES);
     if (n > MAX_CHANGES)
         n = MAX_CHANGES;
