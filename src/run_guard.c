@@ -258,9 +258,9 @@ void divergence_report(const struct divergence *d, const char *on_disk, struct r
     run_log_line(log, line);
     fprintf(stderr,
             "ddim-dist: error: the training diverged at step %ld: %s. Stopped without writing a "
-            "checkpoint: %s. To go on from it, lower train.learning_rate (with --set "
-            "train.resume=force: that changes the training), or set train.divergence_factor=0 "
-            "to turn this guard off\n",
+            "checkpoint: %s. To go on, lower train.learning_rate (resuming from a checkpoint "
+            "then needs --set train.resume=force, as that changes the training), or set "
+            "train.divergence_factor=0 to turn this guard off\n",
             d->step, d->why, on_disk);
 }
 
