@@ -13,6 +13,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM HUP # a test killed (a CTest timeout) still unmounts and cleans up
 fail() {
     echo "FAIL: $*"
     [[ -f $tmp/out ]] && tail -20 "$tmp/out"
