@@ -19,10 +19,28 @@ struct comm {
      * when one of them cannot start, instead of the others waiting in a collective) */
     int (*all_ok)(struct comm *c, int ok);
     void (*destroy)(struct comm *c);
+    /* run.collective_timeout_s: a rank that has not reached a collective this many seconds
+     * after another did ends the job with an error naming it (0: wait forever). NULL
+     * where no rank can be missing (one rank). */
+    void (*set_timeout)(struct comm *c, double seconds);
     /* time spent in allreduce_sum and broadcast, and their count, for the report */
     double seconds;
     long calls;
 };
+
+/* The collective timeout where the transport has one (see set_timeout). */
+static inline void comm_set_timeout(struct comm *c, double seconds)
+{
+    if (c->set_timeout)
+        c->set_timeout(c, seconds);
+}
+
+/* For transports that wait asynchronously (NCCL): a collective, the seq-th of its kind on
+ * every rank, has not finished `waited` seconds after it was started. Learns from the other
+ * ranks (over MPI) which ranks never reached it, calls release(arg) (e.g. ncclCommAbort),
+ * prints an error naming them and ends the job. Never returns. */
+void comm_timeout_abort(long seq, const char *what, double waited, void (*release)(void *),
+                        void *arg);
 
 /* A one-rank communicator: reductions and broadcasts leave buffers as they are. */
 struct comm *comm_single(void);

@@ -3,8 +3,10 @@
  * uses NCCL for device buffers, with MPI only to start up and share the NCCL id).
  *
  * A rank that fails calls MPI_Abort through util's abort hook, so the whole job stops
- * with that rank's message instead of the others waiting forever in a collective. */
+ * with that rank's message instead of the others waiting forever in a collective; a rank
+ * that hangs or is stopped is named by the others' watchdog (comm_mpi_watchdog.h). */
 #include "comm.h"
+#include "comm_mpi_watchdog.h"
 #include "util.h"
 
 #include <mpi.h>
@@ -27,9 +29,11 @@ static void mpi_allreduce(struct comm *c, float *buf, size_t n)
     /* MPI counts are int: reduce in pieces of at most 2^30 floats */
     for (size_t off = 0; off < n; off += (size_t)1 << 30) {
         size_t len = n - off < ((size_t)1 << 30) ? n - off : ((size_t)1 << 30);
+        watchdog_enter("MPI_Allreduce (sum)");
         mpi_check(
             MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)len, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
             "MPI_Allreduce");
+        watchdog_leave();
     }
     c->seconds += util_now() - t0;
     c->calls++;
@@ -40,7 +44,9 @@ static void mpi_broadcast(struct comm *c, void *buf, size_t bytes)
     double t0 = util_now();
     for (size_t off = 0; off < bytes; off += (size_t)1 << 30) {
         size_t len = bytes - off < ((size_t)1 << 30) ? bytes - off : ((size_t)1 << 30);
+        watchdog_enter("MPI_Bcast");
         mpi_check(MPI_Bcast((char *)buf + off, (int)len, MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast");
+        watchdog_leave();
     }
     c->seconds += util_now() - t0;
     c->calls++;
@@ -49,17 +55,27 @@ static void mpi_broadcast(struct comm *c, void *buf, size_t bytes)
 static int mpi_all_ok(struct comm *c, int ok)
 {
     int mine = ok != 0, all = 0;
+    watchdog_enter("MPI_Allreduce (all ranks ok?)");
     mpi_check(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD), "MPI_Allreduce");
+    watchdog_leave();
     return all;
 }
 
 static void mpi_barrier(struct comm *c)
 {
+    watchdog_enter("MPI_Barrier");
     mpi_check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+    watchdog_leave();
+}
+
+static void mpi_set_timeout(struct comm *c, double seconds)
+{
+    watchdog_set_timeout(seconds);
 }
 
 static void mpi_destroy(struct comm *c)
 {
+    watchdog_stop();
     util_set_abort_hook(NULL);
     MPI_Finalize();
     free(c);
@@ -93,7 +109,8 @@ static int find_local_rank(void)
 struct comm *comm_mpi_create(int *argc, char ***argv)
 {
     int provided;
-    mpi_check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+    /* MULTIPLE: the watchdog thread exchanges its notes while the main thread waits */
+    mpi_check(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
     struct comm *c = util_xcalloc(1, sizeof *c);
     MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &c->world);
@@ -104,7 +121,10 @@ struct comm *comm_mpi_create(int *argc, char ***argv)
     c->all_ok = mpi_all_ok;
     c->destroy = mpi_destroy;
     util_set_rank(c->rank);
-    if (c->world > 1)
+    if (c->world > 1) {
         util_set_abort_hook(mpi_abort_job);
+        c->set_timeout = mpi_set_timeout;
+    }
+    watchdog_start(provided >= MPI_THREAD_MULTIPLE);
     return c;
 }

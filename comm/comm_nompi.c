@@ -45,3 +45,12 @@ struct comm *comm_mpi_create(int *argc, char ***argv)
     util_set_rank(0);
     return c;
 }
+
+void comm_timeout_abort(long seq, const char *what, double waited, void (*release)(void *),
+                        void *arg)
+{
+    if (release)
+        release(arg);
+    DDIM_FATAL("%s (collective #%ld) did not finish within %.0f s (run.collective_timeout_s)", what,
+               seq, waited);
+}

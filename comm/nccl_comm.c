@@ -2,19 +2,40 @@
  * on device buffers, enqueued on the backend's stream so that they sit between kernels
  * without a host synchronization (synchronized BatchNorm's small all-reduces and the
  * fused gradient all-reduce alike). MPI starts the job, carries the NCCL unique id from
- * rank 0 to the others, and answers all_ok. Built only with the CUDA backend. */
+ * rank 0 to the others, and answers all_ok. Built only with the CUDA backend.
+ *
+ * The collective timeout: NCCL collectives never block the host, so a rank that does not
+ * arrive shows as a collective that never finishes. An event is recorded after each one; a
+ * watchdog thread polls it and ncclCommGetAsyncError, and when the last collective has not
+ * finished run.collective_timeout_s after it was enqueued (or NCCL reports an error), it
+ * aborts the communicator (ncclCommAbort) and ends the job naming the ranks that never
+ * arrived (comm_timeout_abort asks the others over MPI). */
+#define _POSIX_C_SOURCE 200809L
 #include "comm.h"
 #include "util.h"
 
 #include <cuda_runtime.h>
 #include <nccl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 struct nccl_state {
     struct comm *mpi; /* the job's MPI communicator (not owned): start-up, all_ok, barrier */
     ncclComm_t nccl;
     cudaStream_t stream;
+    int device;
+    /* the watchdog */
+    cudaEvent_t done;           /* recorded after the last collective */
+    atomic_llong enqueued_us;   /* when the last collective was enqueued; 0: it finished */
+    atomic_long seq;            /* collectives enqueued so far (the same on every rank) */
+    _Atomic(const char *) what; /* the last one's name */
+    atomic_llong timeout_us;    /* 0: no timeout */
+    atomic_int stop;
+    pthread_t thread;
+    int running;
 };
 
 #define NCCL_OK(expr)                                                                              \
@@ -29,10 +50,67 @@ static struct nccl_state *state(struct comm *c)
     return c->ctx;
 }
 
+static long long now_us(void)
+{
+    return (long long)(util_now() * 1e6);
+}
+
+/* After enqueueing a collective: the event the watchdog polls. */
+static void watch_collective(struct nccl_state *s, const char *what)
+{
+    if (!s->running)
+        return;
+    cudaEventRecord(s->done, s->stream);
+    atomic_store(&s->what, what);
+    atomic_fetch_add(&s->seq, 1);
+    atomic_store(&s->enqueued_us, now_us());
+}
+
+static void release_nccl(void *arg)
+{
+    ncclCommAbort(((struct nccl_state *)arg)->nccl); /* frees the kernels that wait */
+}
+
+static void *watch(void *arg)
+{
+    struct nccl_state *s = arg;
+    cudaSetDevice(s->device);
+    struct timespec tick = {0, 200 * 1000000L};
+    while (!atomic_load(&s->stop)) {
+        nanosleep(&tick, NULL);
+        ncclResult_t async = ncclSuccess;
+        if (ncclCommGetAsyncError(s->nccl, &async) == ncclSuccess && async != ncclSuccess &&
+            async != ncclInProgress) {
+            release_nccl(s);
+            DDIM_FATAL("NCCL reported an error during a collective: %s (another rank failed?)",
+                       ncclGetErrorString(async));
+        }
+        long long since = atomic_load(&s->enqueued_us), limit = atomic_load(&s->timeout_us);
+        if (since == 0)
+            continue;
+        if (cudaEventQuery(s->done) == cudaSuccess) { /* finished, unless re-recorded since */
+            atomic_compare_exchange_strong(&s->enqueued_us, &since, 0);
+            continue;
+        }
+        if (limit > 0 && now_us() - since > limit)
+            comm_timeout_abort(atomic_load(&s->seq), atomic_load(&s->what), limit / 1e6,
+                               release_nccl, s);
+    }
+    return NULL;
+}
+
+static void nccl_set_timeout(struct comm *c, double seconds)
+{
+    struct nccl_state *s = state(c);
+    atomic_store(&s->timeout_us, (long long)(seconds * 1e6));
+    comm_set_timeout(s->mpi, seconds); /* all_ok and barrier go over MPI */
+}
+
 static void nccl_allreduce(struct comm *c, float *buf, size_t n)
 {
     struct nccl_state *s = state(c);
     NCCL_OK(ncclAllReduce(buf, buf, n, ncclFloat32, ncclSum, s->nccl, s->stream));
+    watch_collective(s, "ncclAllReduce");
     c->calls++;
 }
 
@@ -40,6 +118,7 @@ static void nccl_broadcast(struct comm *c, void *buf, size_t bytes)
 {
     struct nccl_state *s = state(c);
     NCCL_OK(ncclBroadcast(buf, buf, bytes, ncclUint8, 0, s->nccl, s->stream));
+    watch_collective(s, "ncclBroadcast");
     c->calls++;
 }
 
@@ -62,11 +141,17 @@ static int nccl_all_ok(struct comm *c, int ok)
 static void nccl_destroy(struct comm *c)
 {
     struct nccl_state *s = state(c);
+    if (s->running) { /* the watchdog first: it polls the stream's event */
+        atomic_store(&s->stop, 1);
+        pthread_join(s->thread, NULL);
+    }
     cudaError_t e = cudaStreamSynchronize(s->stream);
     if (e != cudaSuccess)
         fprintf(stderr,
                 "ddim-dist: warning: rank %d: cudaStreamSynchronize before ncclCommDestroy: %s\n",
                 c->rank, cudaGetErrorString(e));
+    if (s->running)
+        cudaEventDestroy(s->done);
     ncclResult_t r = ncclCommDestroy(s->nccl);
     if (r != ncclSuccess)
         fprintf(stderr, "ddim-dist: warning: rank %d: ncclCommDestroy: %s\n", c->rank,
@@ -123,5 +208,10 @@ struct comm *comm_nccl_create(struct comm *mpi, void *stream, char *err, size_t 
     c->barrier = nccl_barrier;
     c->all_ok = nccl_all_ok;
     c->destroy = nccl_destroy;
+    c->set_timeout = nccl_set_timeout;
+    atomic_store(&s->timeout_us, 600LL * 1000000);
+    cudaGetDevice(&s->device);
+    if (mpi->world > 1 && cudaEventCreateWithFlags(&s->done, cudaEventDisableTiming) == cudaSuccess)
+        s->running = pthread_create(&s->thread, NULL, watch, s) == 0;
     return c;
 }

@@ -182,3 +182,19 @@ int checkpoint_read(const char *path, struct trainer *t, struct checkpoint_info 
     free(v);
     return rc;
 }
+
+char *checkpoint_read_config(const char *path, char *err, size_t errlen)
+{
+    hid_t f = h5u_open_read(path, err, errlen);
+    if (f < 0)
+        return NULL;
+    size_t len = 1 << 20;
+    char *text = util_xmalloc(len);
+    int rc = h5u_read_attr_str(f, path, "config", text, len, err, errlen);
+    H5Fclose(f);
+    if (rc != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}

@@ -36,4 +36,8 @@ int checkpoint_write(const char *path, const struct trainer *t, int epoch_done, 
 int checkpoint_read(const char *path, struct trainer *t, struct checkpoint_info *info, char *err,
                     size_t errlen);
 
+/* The settings the checkpoint was written with (its "config" attribute, YAML; "" if it has
+ * none), malloc'ed; NULL with a message. */
+char *checkpoint_read_config(const char *path, char *err, size_t errlen);
+
 #endif

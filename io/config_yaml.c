@@ -344,11 +344,16 @@ static int parse_and_apply(const char *text, size_t length, const struct src *s,
 struct file_job {
     struct run_config *c;
     const struct src *s;
+    int refuse_empty; /* a file given with --config that holds no settings is a mistake */
 };
 
 static int apply_file_doc(yaml_document_t *doc, void *arg)
 {
     struct file_job *job = arg;
+    if (job->refuse_empty && is_null(yaml_document_get_root_node(doc)))
+        return fail(job->s, 0, NULL,
+                    "the configuration file is empty (no settings): give it its settings "
+                    "(configs/ has examples), or leave --config out to run with the defaults");
     return apply_document(doc, job->c, job->s);
 }
 
@@ -387,7 +392,7 @@ int config_load_yaml(struct run_config *c, const char *path, char *err, size_t e
         return -1;
     /* apply to a copy: a file with an error changes nothing */
     struct run_config tmp = *c;
-    struct file_job job = {&tmp, &s};
+    struct file_job job = {&tmp, &s, 1};
     int rc = parse_and_apply(text, length, &s, apply_file_doc, &job);
     free(text);
     if (rc == 0)
@@ -400,7 +405,7 @@ int config_load_yaml_text(struct run_config *c, const char *label, const char *t
 {
     struct src s = {.file = label, .err = err, .errlen = errlen};
     struct run_config tmp = *c;
-    struct file_job job = {&tmp, &s};
+    struct file_job job = {&tmp, &s, 0};
     if (parse_and_apply(text, strlen(text), &s, apply_file_doc, &job) != 0)
         return -1;
     *c = tmp;

@@ -1,14 +1,12 @@
 /* h5_util.c: see h5_util.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "h5_util.h"
+#include "atomic_file.h"
 #include "util.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static void quiet_hdf5(void)
 {
@@ -287,22 +285,13 @@ int h5u_write_floats(hid_t file, const char *name, const float *v, size_t n)
     return rc;
 }
 
-static int fsync_path(const char *path, int directory)
-{
-    int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 hid_t h5u_create_mem(const char *name, char *err, size_t errlen)
 {
     quiet_hdf5();
     /* the core driver without a backing store: HDF5 writes nothing to disk, so a full disk
      * can never fail one of its own writes (HDF5 1.10 cannot close a file whose flush
-     * failed: its handle stays half-open and crashes the library's clean-up at exit) */
+     * failed: its handle stays half-open and crashes the library's clean-up at exit), and
+     * h5u_commit's plain writes report the system's cause */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     hid_t f = -1;
     if (fapl >= 0 && H5Pset_fapl_core(fapl, (size_t)4 << 20, 0) >= 0)
@@ -320,72 +309,24 @@ hid_t h5u_create_tmp(const char *path, char *tmp, size_t tmplen, char *err, size
     return h5u_create_mem(tmp, err, errlen);
 }
 
-/* The in-memory file's bytes (malloc'd, *size bytes), or NULL. */
-static void *file_image(hid_t f, size_t *size)
-{
-    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0)
-        return NULL;
-    ssize_t n = H5Fget_file_image(f, NULL, 0);
-    void *buf = n > 0 ? malloc((size_t)n) : NULL;
-    if (buf && H5Fget_file_image(f, buf, (size_t)n) != n) {
-        free(buf);
-        buf = NULL;
-    }
-    *size = buf ? (size_t)n : 0;
-    return buf;
-}
-
-/* bytes into a new file at path, fsynced. 0, or -1 with errno set. */
-static int write_fully(const char *path, const void *bytes, size_t size)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        return -1;
-    const char *p = bytes;
-    while (size > 0) {
-        ssize_t k = write(fd, p, size);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            int e = k < 0 ? errno : ENOSPC;
-            close(fd);
-            errno = e;
-            return -1;
-        }
-        p += k;
-        size -= (size_t)k;
-    }
-    if (fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return close(fd);
-}
-
 int h5u_commit(hid_t f, const char *tmp, const char *path, int rc, char *err, size_t errlen)
 {
-    size_t size = 0;
-    void *bytes = rc == 0 ? file_image(f, &size) : NULL;
-    if (rc == 0 && !bytes)
-        rc = util_error(err, errlen, "%s: HDF5 cannot serialize the file (out of memory?)", tmp);
-    H5Fclose(f); /* in memory: nothing that can fail for lack of disk */
-    if (rc == 0 && write_fully(tmp, bytes, size) != 0)
-        rc = util_error(err, errlen, "cannot write '%s': %s", tmp, strerror(errno));
-    free(bytes);
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = util_error(err, errlen, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-    if (rc != 0) {
-        unlink(tmp);
-        return -1;
+    void *image = NULL;
+    ssize_t size = -1;
+    if (rc == 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0)
+        size = H5Fget_file_image(f, NULL, 0);
+    if (rc == 0 && size > 0) {
+        image = malloc((size_t)size);
+        if (!image || H5Fget_file_image(f, image, (size_t)size) != size)
+            size = -1;
     }
-    /* the rename itself is durable once the directory is synced */
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *(slash == dir ? slash + 1 : slash) = '\0';
-    fsync_path(slash ? dir : ".", 1);
-    return 0;
+    if (rc == 0 && size <= 0)
+        rc = util_error(err, errlen, "%s: HDF5 cannot serialize the file (out of host memory?)",
+                        tmp);
+    if (H5Fclose(f) < 0 && rc == 0) /* in memory: nothing that can fail for lack of disk */
+        rc = util_error(err, errlen, "%s: cannot close the in-memory file (HDF5)", tmp);
+    if (rc == 0) /* atomic_file_write writes to path.tmp, the name given to tmp */
+        rc = atomic_file_write(path, image, (size_t)size, err, errlen);
+    free(image);
+    return rc;
 }

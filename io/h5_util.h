@@ -52,12 +52,13 @@ int h5u_write_floats(hid_t file, const char *name, const float *v, size_t n);
 
 /* Atomic files, built in memory: h5u_create_tmp opens an empty HDF5 file that lives in
  * memory and puts the name of its temporary, "path.tmp", into tmp (h5u_create_mem does the
- * same under a name of the caller's). h5u_commit takes that file and the writer's status
- * rc, and always closes the file; when rc is 0 it writes the file's bytes to tmp, fsyncs,
- * renames tmp over path and syncs the directory, so that a crash or a full disk leaves the
- * previous file whole; otherwise, or on any failure, it removes tmp. HDF5 itself never
- * writes to the disk, so no error leaves an HDF5 file half-open. 0, or -1 with a message
- * naming the file (and strerror of a failed write). */
+ * same under a name of the caller's, which must be "path.tmp" for a later h5u_commit).
+ * h5u_commit takes that file and the writer's status rc, and always closes the file; when
+ * rc is 0 it writes the file's image with atomic_file_write (path.tmp, fsync, rename: a
+ * crash or a full disk leaves the previous file whole, and the message says the system's
+ * cause). HDF5 itself never writes to the disk, so no error leaves an HDF5 file half-open.
+ * Takes the file's size in host memory twice while committing. 0, or -1 with a message
+ * naming the file. */
 hid_t h5u_create_mem(const char *name, char *err, size_t errlen);
 hid_t h5u_create_tmp(const char *path, char *tmp, size_t tmplen, char *err, size_t errlen);
 int h5u_commit(hid_t file, const char *tmp, const char *path, int rc, char *err, size_t errlen);

@@ -20,6 +20,7 @@
  * Oxford flowers, at sizes 64, 37 and 200: the float outputs are bit-identical (max
  * difference 0), so the stored uint8 values are too. */
 #include "image_io.h"
+#include "atomic_file.h"
 #include "util.h"
 
 #include <errno.h>
@@ -270,29 +271,54 @@ void image_free(struct image_u8 *img)
 
 /* ---- writers --------------------------------------------------------------------------- */
 
+/* The PNG being encoded, in memory: written to its file in one atomic step. */
+struct png_buffer {
+    unsigned char *data;
+    size_t len, cap;
+};
+
+static void png_buffer_write(png_structp png, png_bytep bytes, png_size_t n)
+{
+    struct png_buffer *b = png_get_io_ptr(png);
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 65536;
+        while (cap < b->len + n)
+            cap *= 2;
+        unsigned char *grown = realloc(b->data, cap);
+        if (!grown)
+            png_error(png, "out of host memory");
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, bytes, n);
+    b->len += n;
+}
+
+static void png_buffer_flush(png_structp png)
+{
+    (void)png;
+}
+
 int image_write_png(const char *path, const uint8_t *rgb, int width, int height, char *err,
                     size_t errlen)
 {
     if (width < 1 || height < 1)
         return util_error(err, errlen, "%s: cannot write a %dx%d PNG", path, width, height);
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return util_error(err, errlen, "%s: cannot create (%s)", path, strerror(errno));
     char message[256] = "";
+    struct png_buffer buf = {NULL, 0, 0};
     png_structp png =
         png_create_write_struct(PNG_LIBPNG_VER_STRING, message, png_error_cb, png_warning_cb);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
         png_destroy_write_struct(&png, NULL);
-        fclose(f);
         return util_error(err, errlen, "%s: cannot initialise libpng", path);
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        fclose(f);
-        return util_error(err, errlen, "%s: PNG write failed (libpng: %s)", path, message);
+        free(buf.data);
+        return util_error(err, errlen, "%s: PNG encoding failed (libpng: %s)", path, message);
     }
-    png_init_io(png, f);
+    png_set_write_fn(png, &buf, png_buffer_write, png_buffer_flush);
     png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8, PNG_COLOR_TYPE_RGB,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
@@ -300,9 +326,10 @@ int image_write_png(const char *path, const uint8_t *rgb, int width, int height,
         png_write_row(png, rgb + (size_t)y * (size_t)width * 3);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    if (fclose(f) != 0)
-        return util_error(err, errlen, "%s: write failed (%s)", path, strerror(errno));
-    return 0;
+    /* whole or absent: a full disk leaves no 0-byte or cut-off PNG behind */
+    int rc = atomic_file_write(path, buf.data, buf.len, err, errlen);
+    free(buf.data);
+    return rc;
 }
 
 int image_write_jpeg(const char *path, const uint8_t *rgb, int width, int height, int quality,

@@ -27,7 +27,8 @@ int image_decode(const char *label, const unsigned char *data, size_t size, stru
                  enum image_jpeg_dct dct, char *err, size_t errlen);
 void image_free(struct image_u8 *img);
 
-/* Writes RGB uint8 pixels (height, width, 3) as PNG. 0 or -1 with a message. */
+/* Writes RGB uint8 pixels (height, width, 3) as PNG, atomically (atomic_file.h: encoded in
+ * memory, then path.tmp, fsync, rename). 0 or -1 with a message that says the cause. */
 int image_write_png(const char *path, const uint8_t *rgb, int width, int height, char *err,
                     size_t errlen);
 

@@ -151,6 +151,25 @@ static void cuda_fill_table(struct backend *be)
     cuda_timing_fill_table(be);
 }
 
+/* cudaGetDeviceCount's failure in the user's terms: the runtime says "driver version is
+ * insufficient" also when there is no driver at all. */
+static int no_device_error(cudaError_t e, char *err, size_t errlen)
+{
+    int driver = 0, runtime = 0;
+    cudaDriverGetVersion(&driver); /* 0 when no driver is installed */
+    cudaRuntimeGetVersion(&runtime);
+    if (driver == 0)
+        return util_error(err, errlen, "no usable GPU: no NVIDIA driver was found (CUDA says: %s)",
+                          cudaGetErrorString(e));
+    if (e == cudaErrorInsufficientDriver)
+        return util_error(err, errlen,
+                          "no usable GPU: the NVIDIA driver supports CUDA %d.%d, older than the "
+                          "CUDA %d.%d this ddim-dist was built with (update the driver)",
+                          driver / 1000, driver % 1000 / 10, runtime / 1000, runtime % 1000 / 10);
+    return util_error(err, errlen, "no usable GPU (cudaGetDeviceCount: %s, error %d %s)",
+                      cudaGetErrorString(e), (int)e, cudaGetErrorName(e));
+}
+
 /* Everything that can fail on a machine without a usable GPU, checked without dying. On
  * success the device is current and *stream and *scratch are created. */
 static int cuda_open_device(int device, cudaStream_t *stream, double **scratch, int *num_sms,
@@ -160,12 +179,12 @@ static int cuda_open_device(int device, cudaStream_t *stream, double **scratch, 
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) {
         cudaGetLastError(); /* clear it, so that later runtime calls do not report it */
-        return util_error(err, errlen,
-                          "no CUDA device visible (cudaGetDeviceCount: %s, error %d %s)",
-                          cudaGetErrorString(e), (int)e, cudaGetErrorName(e));
+        return no_device_error(e, err, errlen);
     }
     if (count <= 0)
-        return util_error(err, errlen, "no CUDA device visible (cudaGetDeviceCount found 0)");
+        return util_error(err, errlen,
+                          "no usable GPU: the NVIDIA driver sees no device (check "
+                          "CUDA_VISIBLE_DEVICES)");
     if (device < 0 || device >= count)
         return util_error(err, errlen,
                           "CUDA device %d does not exist: %d device(s) visible (check "

@@ -96,8 +96,11 @@ const struct config_key config_keys[] = {
     {.name = "train.resume",
      .type = KEY_ENUM,
      .off = OFF(resume),
-     .choices = "auto|never", /* the order of enum resume_mode */
-     .help = "auto: continue from run.dir/checkpoint.h5 if any; never: refuse if one exists"},
+     .choices = "auto|never|force", /* the order of enum resume_mode */
+     .help = "auto: continue from run.dir/checkpoint.h5 if any; never: refuse if one exists; "
+             "force: continue even with settings that change the training"},
+    K_NUM("train.divergence_factor", KEY_DOUBLE, divergence_factor, 0, 1e12, 0,
+          "stop when the noise loss exceeds this times the median of the last 50 steps (0: off)"),
 
     K_INT("eval.kid_image_size", kid_image_size, 75, 1024,
           "KID resizes images to this (InceptionV3 needs >= 75)"),
@@ -116,6 +119,8 @@ const struct config_key config_keys[] = {
     K_STR("run.backend", backend, 0, "auto|cpu|cuda", "auto: CUDA if a GPU works, else CPU"),
     K_NUM("run.progress_seconds", KEY_DOUBLE, progress_seconds, 0, 86400, 0,
           "seconds between progress lines"),
+    K_NUM("run.collective_timeout_s", KEY_DOUBLE, collective_timeout_s, 0, 604800, 0,
+          "end the job when a rank does not reach a collective within this (0: wait forever)"),
 };
 const int config_num_keys = (int)(sizeof config_keys / sizeof config_keys[0]);
 
@@ -139,6 +144,8 @@ void run_config_defaults(struct run_config *c)
     snprintf(c->run_dir, sizeof c->run_dir, "runs/ddim");
     snprintf(c->backend, sizeof c->backend, "auto");
     c->progress_seconds = 5.0;
+    c->divergence_factor = 20.0;
+    c->collective_timeout_s = 600.0;
 }
 
 /* --- the table's helpers ------------------------------------------------------------- */
@@ -475,6 +482,26 @@ void config_write_yaml(const struct run_config *c, FILE *out)
         snprintf(line, sizeof line, "  %s: %s", k->name + sl + 1, value);
         fprintf(out, "%-44s # %s\n", line, k->help);
     }
+}
+
+int config_differences(const struct run_config *a, const struct run_config *b,
+                       struct config_difference *out, int max)
+{
+    int n = 0;
+    for (int i = 0; i < config_num_keys; i++) {
+        char va[sizeof out->old_value], vb[sizeof out->new_value];
+        format_value(&config_keys[i], a, va, sizeof va);
+        format_value(&config_keys[i], b, vb, sizeof vb);
+        if (!strcmp(va, vb))
+            continue;
+        if (n < max) {
+            out[n].key = config_keys[i].name;
+            snprintf(out[n].old_value, sizeof out[n].old_value, "%s", va);
+            snprintf(out[n].new_value, sizeof out[n].new_value, "%s", vb);
+        }
+        n++;
+    }
+    return n;
 }
 
 /* --- checks -------------------------------------------------------------------------- */

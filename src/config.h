@@ -9,10 +9,11 @@
  *              embedding_max_frequency, bn_momentum, bn_epsilon
  *   diffusion: min_signal_rate, max_signal_rate
  *   train:     num_epochs, batch_size, learning_rate, weight_decay, adam_beta_1,
- *              adam_beta_2, adam_epsilon, ema, loss, seed, max_steps, resume
+ *              adam_beta_2, adam_epsilon, ema, loss, seed, max_steps, resume,
+ *              divergence_factor
  *   eval:      kid_image_size, kid_diffusion_steps, kid_every, plot_diffusion_steps, plot_rows,
  *              plot_cols, inception_weights
- *   run:       dir, backend, progress_seconds
+ *   run:       dir, backend, progress_seconds, collective_timeout_s
  */
 #ifndef DDIM_CONFIG_H
 #define DDIM_CONFIG_H
@@ -24,9 +25,10 @@
 
 enum { CONFIG_PATH_MAX = 1024 };
 
-/* train.resume: auto continues from run.dir/checkpoint.h5 when there is one; never refuses
- * to start when there is one. */
-enum resume_mode { RESUME_AUTO, RESUME_NEVER };
+/* train.resume: auto continues from run.dir/checkpoint.h5 when there is one (refusing
+ * settings that change the training: see run_guard.h); never refuses to start when there is
+ * one; force continues from it whatever the settings. */
+enum resume_mode { RESUME_AUTO, RESUME_NEVER, RESUME_FORCE };
 
 struct run_config {
     /* data */
@@ -37,10 +39,11 @@ struct run_config {
     struct unet_config model;
     struct diffusion_config diffusion;
     /* train */
-    int num_epochs; /* the example's code says 1 and recommends at least 50 */
-    int batch_size; /* global batch, 64; split across ranks */
-    long max_steps; /* stop after this many steps in total (0: no limit) */
-    int resume;     /* enum resume_mode: what to do with run.dir/checkpoint.h5 */
+    int num_epochs;           /* the example's code says 1 and recommends at least 50 */
+    int batch_size;           /* global batch, 64; split across ranks */
+    long max_steps;           /* stop after this many steps in total (0: no limit) */
+    int resume;               /* enum resume_mode: what to do with run.dir/checkpoint.h5 */
+    double divergence_factor; /* 20: stop when the loss explodes (see run_guard.h); 0: off */
     /* eval */
     int kid_image_size;                      /* 75 */
     int kid_diffusion_steps;                 /* 5 */
@@ -52,6 +55,7 @@ struct run_config {
     char run_dir[CONFIG_PATH_MAX]; /* everything a run writes goes here */
     char backend[16];              /* auto, cpu or cuda */
     double progress_seconds;       /* seconds between progress lines */
+    double collective_timeout_s;   /* 600: a rank missing from a collective ends the job */
 };
 
 /* The Keras example's settings (and run defaults: runs/ddim, backend auto, 5 s, data.resident
@@ -75,5 +79,16 @@ int run_config_check(const struct run_config *c, char *err, size_t errlen);
 
 /* Writes the resolved configuration as YAML that config_load_yaml reads back. */
 void config_write_yaml(const struct run_config *c, FILE *out);
+
+/* One key whose value differs between two configurations, as the YAML file spells them. */
+struct config_difference {
+    const char *key; /* "section.key" */
+    char old_value[256], new_value[256];
+};
+
+/* The keys whose values differ between a and b, in table order: up to max into out; returns
+ * how many differ. */
+int config_differences(const struct run_config *a, const struct run_config *b,
+                       struct config_difference *out, int max);
 
 #endif

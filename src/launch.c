@@ -22,9 +22,13 @@ struct backend *launch_pick_backend(const char *name, struct comm *comm, const c
         return be;
     if (be)
         be->destroy(be);
-    if (!strcmp(name, "cuda"))
-        DDIM_FATAL("the cuda backend was asked for but %s",
-                   err[0] ? err : "another rank cannot use its GPU (see its error)");
+    if (!strcmp(name, "cuda")) {
+        int train = !strcmp(program, "ddim-dist"); /* the others take --backend */
+        DDIM_FATAL("the cuda backend was asked for but %s; to run on the CPU instead, use %s "
+                   "(or auto: a GPU when there is one, else the CPU)",
+                   err[0] ? err : "another rank cannot use its GPU (see its error)",
+                   train ? "--set run.backend=cpu" : "--backend cpu");
+    }
     if (strcmp(name, "cpu") != 0)
         util_log("%s: using the CPU backend (%s)\n", program,
                  err[0] ? err : "another rank has no usable GPU");

@@ -92,6 +92,7 @@ int main(int argc, char **argv)
     }
     struct backend *be = launch_pick_backend(cfg.backend, mpi, "ddim-dist");
     struct comm *comm = launch_comm_for_backend(mpi, be);
+    comm_set_timeout(comm, cfg.collective_timeout_s);
     int rc = train_loop_run(&cfg, be, comm);
     launch_finish(comm, be, mpi);
     return rc;

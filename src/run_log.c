@@ -1,6 +1,7 @@
 /* run_log.c: see run_log.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "run_log.h"
+#include "atomic_file.h"
 #include "image_grid.h"
 #include "plot.h"
 #include "util.h"
@@ -44,20 +45,19 @@ static double json_value(const char *p)
 
 static void history_push(struct history *h, double v);
 
-/* Resuming: keeps the lines of metrics.jsonl up to global step `keep` (through a temporary
- * file and a rename, so that a crash here loses nothing) and replays them into the curves. */
+/* Resuming: keeps the lines of metrics.jsonl up to global step `keep` (rewritten
+ * atomically, so that a crash or a full disk here loses nothing) and replays them into the
+ * curves. */
 static int keep_metrics(struct run_log *log, const char *path, long keep, char *err, size_t errlen)
 {
     FILE *in = fopen(path, "r");
     if (!in)
         return 0; /* none yet: a new file */
-    char tmp[CONFIG_PATH_MAX + 80], line[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *out = fopen(tmp, "w");
-    if (!out) {
-        fclose(in);
-        return util_error(err, errlen, "cannot write '%s': %s", tmp, strerror(errno));
-    }
+    char *kept = NULL, line[4096];
+    size_t kept_len = 0;
+    FILE *out = open_memstream(&kept, &kept_len);
+    if (!out)
+        DDIM_FATAL("out of host memory reading %s", path);
     while (fgets(line, sizeof line, in)) {
         const char *st = strstr(line, "\"step\":"), *nl = strstr(line, "\"n_loss\":");
         if (!st || !strchr(line, '\n') || strtol(st + 7, NULL, 10) > keep)
@@ -81,9 +81,26 @@ static int keep_metrics(struct run_log *log, const char *path, long keep, char *
         }
     }
     fclose(in);
-    if (fclose(out) != 0 || rename(tmp, path) != 0)
-        return util_error(err, errlen, "cannot replace '%s': %s", path, strerror(errno));
-    return 0;
+    fclose(out);
+    int rc = atomic_file_write(path, kept, kept_len, err, errlen);
+    free(kept);
+    return rc;
+}
+
+/* config.yaml, atomically. */
+static int write_config_yaml(const struct run_config *cfg, const char *path, char *err,
+                             size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        DDIM_FATAL("out of host memory writing %s", path);
+    config_write_yaml(cfg, f);
+    fclose(f);
+    int rc = atomic_file_write(path, text, len, err, errlen);
+    free(text);
+    return rc;
 }
 
 int run_log_open(struct run_log *log, const struct run_config *cfg, long resume_step, char *err,
@@ -96,18 +113,14 @@ int run_log_open(struct run_log *log, const struct run_config *cfg, long resume_
     if (make_dirs(path, err, errlen) != 0)
         return -1;
     snprintf(path, sizeof path, "%s/config.yaml", log->dir);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return util_error(err, errlen, "cannot write '%s': %s (check run.dir)", path,
-                          strerror(errno));
-    config_write_yaml(cfg, f);
-    fclose(f);
+    if (write_config_yaml(cfg, path, err, errlen) != 0)
+        return -1;
     snprintf(path, sizeof path, "%s/metrics.jsonl", log->dir);
     if (resume_step >= 0 && keep_metrics(log, path, resume_step, err, errlen) != 0)
         return -1;
-    log->metrics = fopen(path, resume_step >= 0 ? "a" : "w");
-    if (!log->metrics)
-        return util_error(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+    if (line_log_open(&log->metrics, path, resume_step < 0, err, errlen) != 0)
+        return -1;
+    log->open = 1;
     return 0;
 }
 
@@ -135,14 +148,15 @@ static const char *json_number(char *buf, double v, const char *fmt)
 void run_log_step(struct run_log *log, int epoch, long step, double noise_loss, double image_loss,
                   double images_per_second)
 {
-    if (!log->metrics)
+    if (!log->open)
         return;
-    char n[32], i[32], ips[32];
-    fprintf(log->metrics,
-            "{\"type\":\"step\",\"epoch\":%d,\"step\":%ld,\"n_loss\":%s,\"i_loss\":%s,"
-            "\"images_per_s\":%s}\n",
-            epoch, step, json_number(n, noise_loss, "%.6g"), json_number(i, image_loss, "%.6g"),
-            json_number(ips, images_per_second, "%.4g"));
+    char n[32], i[32], ips[32], line[256];
+    snprintf(line, sizeof line,
+             "{\"type\":\"step\",\"epoch\":%d,\"step\":%ld,\"n_loss\":%s,\"i_loss\":%s,"
+             "\"images_per_s\":%s}",
+             epoch, step, json_number(n, noise_loss, "%.6g"), json_number(i, image_loss, "%.6g"),
+             json_number(ips, images_per_second, "%.4g"));
+    line_log_write(&log->metrics, line);
     log->window_sum += noise_loss;
     if (++log->window_count == PLOT_WINDOW) {
         history_push(&log->step_x, (double)step);
@@ -196,16 +210,16 @@ static void write_plot(struct run_log *log)
 void run_log_epoch(struct run_log *log, int epoch, long step, double noise_loss, double image_loss,
                    double val_noise_loss, double val_image_loss, double val_kid, double seconds)
 {
-    if (!log->metrics)
+    if (!log->open)
         return;
-    char n[32], i[32], vn[32], vi[32], vk[32];
-    fprintf(log->metrics,
-            "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%ld,\"n_loss\":%s,\"i_loss\":%s,"
-            "\"val_n_loss\":%s,\"val_i_loss\":%s,\"val_kid\":%s,\"seconds\":%.3f}\n",
-            epoch, step, json_number(n, noise_loss, "%.6g"), json_number(i, image_loss, "%.6g"),
-            json_number(vn, val_noise_loss, "%.6g"), json_number(vi, val_image_loss, "%.6g"),
-            json_number(vk, val_kid, "%.6g"), seconds);
-    fflush(log->metrics);
+    char n[32], i[32], vn[32], vi[32], vk[32], line[512];
+    snprintf(line, sizeof line,
+             "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%ld,\"n_loss\":%s,\"i_loss\":%s,"
+             "\"val_n_loss\":%s,\"val_i_loss\":%s,\"val_kid\":%s,\"seconds\":%.3f}",
+             epoch, step, json_number(n, noise_loss, "%.6g"), json_number(i, image_loss, "%.6g"),
+             json_number(vn, val_noise_loss, "%.6g"), json_number(vi, val_image_loss, "%.6g"),
+             json_number(vk, val_kid, "%.6g"), seconds);
+    line_log_write(&log->metrics, line);
     history_push(&log->epoch_x, (double)step);
     history_push(&log->epoch_val_noise, val_noise_loss);
     history_push(&log->epoch_val_image, val_image_loss);
@@ -221,15 +235,43 @@ int run_log_grid(struct run_log *log, int epoch, const float *images, int rows, 
     return image_grid_write_png(path, images, rows * cols, rows, cols, size, err, errlen);
 }
 
-void run_log_close(struct run_log *log)
+void run_log_line(struct run_log *log, const char *json)
 {
-    if (log->metrics)
-        fclose(log->metrics);
-    log->metrics = NULL;
+    if (log->open)
+        line_log_write(&log->metrics, json);
+}
+
+void run_log_json_string(char *out, size_t len, const char *text)
+{
+    size_t j = 0;
+    if (len < 3)
+        return;
+    out[j++] = '"';
+    for (const unsigned char *p = (const unsigned char *)text; *p && j + 8 < len; p++) {
+        if (*p == '"' || *p == '\\') {
+            out[j++] = '\\';
+            out[j++] = (char)*p;
+        } else if (*p < 0x20) {
+            j += (size_t)snprintf(out + j, len - j, "\\u%04x", *p);
+        } else {
+            out[j++] = (char)*p;
+        }
+    }
+    out[j++] = '"';
+    out[j] = '\0';
+}
+
+int run_log_close(struct run_log *log)
+{
+    int rc = 0;
+    if (log->open)
+        rc = line_log_close(&log->metrics);
+    log->open = 0;
     struct history *all[] = {&log->step_x,          &log->epoch_x,         &log->step_noise,
                              &log->epoch_val_noise, &log->epoch_val_image, &log->epoch_val_kid};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         free(all[i]->v);
         memset(all[i], 0, sizeof *all[i]);
     }
+    return rc;
 }

@@ -1,14 +1,17 @@
 /* run_log.h: what rank 0 writes under the run directory while training:
- *   config.yaml          the resolved configuration
- *   metrics.jsonl        one JSON object per line: {"type":"step",...} after every step,
- *                        {"type":"epoch",...} after every epoch (train and validation losses,
- *                        val_kid: the validation KID, null when not measured)
- *   loss.png             the loss curves, redrawn after every epoch
+ *   config.yaml          the resolved configuration (atomically)
+ *   metrics.jsonl        one JSON object per line, each written whole as it comes:
+ *                        {"type":"step",...} after every step, {"type":"epoch",...} after
+ *                        every epoch (train and validation losses, val_kid: the validation
+ *                        KID, null when not measured), and the run guard's
+ *                        {"type":"config_change"|"checkpoint_failed"|"stop",...}
+ *   loss.png             the loss curves, redrawn after every epoch (atomically)
  *   kid.png              the validation KID per epoch, beside it (when KID is measured)
  *   samples/epoch_NNNN.png  the epoch's sample grid (EMA network, plot_diffusion_steps) */
 #ifndef DDIM_RUN_LOG_H
 #define DDIM_RUN_LOG_H
 
+#include "atomic_file.h"
 #include "config.h"
 
 #include <stdio.h>
@@ -21,7 +24,8 @@ struct history {
 
 struct run_log {
     char dir[CONFIG_PATH_MAX];
-    FILE *metrics;
+    struct line_log metrics; /* metrics.jsonl: whole lines, written as they come */
+    int open;                /* metrics is open */
     /* the training noise loss averaged over windows of steps, and per-epoch values */
     struct history step_x, step_noise;
     double window_sum;
@@ -43,7 +47,12 @@ void run_log_epoch(struct run_log *log, int epoch, long step, double noise_loss,
 /* Writes samples/epoch_NNNN.png from images (rows*cols, size, size, 3) in [0, 1]. */
 int run_log_grid(struct run_log *log, int epoch, const float *images, int rows, int cols, int size,
                  char *err, size_t errlen);
-void run_log_close(struct run_log *log);
+/* One more line of metrics.jsonl: a JSON object (no newline), e.g. a config change. */
+void run_log_line(struct run_log *log, const char *json);
+/* text as a JSON string, quotes included (cut to fit len). */
+void run_log_json_string(char *out, size_t len, const char *text);
+/* Closes metrics.jsonl: 0, or -1 when lines it held back could not be written (printed). */
+int run_log_close(struct run_log *log);
 
 /* mkdir -p; 0 or -1 with a message. */
 int make_dirs(const char *path, char *err, size_t errlen);

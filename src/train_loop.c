@@ -5,24 +5,16 @@
 #include "dataset.h"
 #include "kid_eval.h"
 #include "rng.h"
+#include "run_guard.h"
 #include "run_log.h"
 #include "trainer.h"
 #include "util.h"
 
 #include <math.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* Set by SIGUSR1 and SIGTERM (train_loop_run installs the handler); read in run_epoch. */
-static volatile sig_atomic_t stop_signal = 0;
-
-static void on_stop_signal(int sig)
-{
-    stop_signal = sig;
-}
 
 /* With several ranks they agree on stopping every this many global steps (an all_ok, a
  * host all-reduce of one int; every step with one rank): the same step on every rank. */
@@ -58,13 +50,17 @@ struct loop {
     long *order;
     long steps_per_epoch, val_steps, total_steps, global_step;
     long start_step; /* global_step when this process started (a checkpoint's, or 0) */
-    int stopped;     /* a signal stopped the run */
+    int stopped;     /* a signal stopped the run, or the divergence guard */
     char ckpt_path[CONFIG_PATH_MAX + 32]; /* run_dir/checkpoint.h5 */
     char *config_yaml;                    /* the resolved configuration, for checkpoints */
     struct checkpoint_info resume;        /* rank 0: where its checkpoint left off */
     int resuming;                         /* rank 0: a checkpoint was read */
     struct kid_eval *kid;                 /* NULL: KID off */
     double last_kid;                      /* the last epoch's KID (NaN if none) */
+    struct run_lock lock;                 /* rank 0: run_dir/lock */
+    struct divergence div;                /* every rank, fed the same losses */
+    struct ckpt_state ckpt;   /* rank 0: the checkpoint on disk, and failures to replace it */
+    char config_change[8192]; /* rank 0: the metrics line of the settings a resume changed */
 
     /* data.resident: both splits in backend memory, every rank holding all of each (over the
      * epochs every rank touches every image), and the current order as int32 indices, so
@@ -129,20 +125,16 @@ static void record_losses(struct loop *L, long k)
     t->be->copy(t->be, L->loss_hist + 2 * k, t->losses, 2 * sizeof(float));
 }
 
-/* Host copy of history slots [from, to), as means over ranks (equal shares). A non-finite
- * loss ends the whole job: the ranks read their histories at different times, so no rank
- * could stop alone without leaving the others waiting in a collective. */
+/* Host copy of history slots [from, to), as means over ranks (equal shares). Non-finite
+ * losses are the divergence guard's to judge (run_epoch): the ranks read their histories
+ * at different times, but every rank reads them all before the loop ends, so all judge
+ * the same. */
 static const float *read_losses(struct loop *L, long from, long to)
 {
     size_t n = 2 * (size_t)(to - from);
     L->be->download(L->be, L->host_hist, L->loss_hist + 2 * from, n * sizeof(float));
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         L->host_hist[i] /= (float)L->comm->world;
-        if (!isfinite(L->host_hist[i]))
-            DDIM_FATAL("the %s loss became %g at step %ld of the epoch: stopping (lower "
-                       "train.learning_rate?)",
-                       i % 2 ? "image" : "noise", L->host_hist[i], from + (long)i / 2 + 1);
-    }
     return L->host_hist;
 }
 
@@ -251,6 +243,16 @@ static int resume_read(struct loop *L, char *err, size_t errlen)
                           "cannot resume: %s (the checkpoint is left as it is: move it away or "
                           "delete it to start afresh, or pick another run.dir)",
                           msg);
+    char *stored = checkpoint_read_config(L->ckpt_path, msg, sizeof msg);
+    if (!stored)
+        return util_error(err, errlen, "cannot resume: %s", msg);
+    char summary[4096];
+    int rc = run_guard_check_resume_config(L->cfg, L->ckpt_path, stored, r->global_step,
+                                           L->config_change, sizeof L->config_change, summary,
+                                           sizeof summary, err, errlen);
+    free(stored);
+    if (rc != 0)
+        return -1;
     if (r->step_in_epoch >= L->steps_per_epoch ||
         r->global_step != r->epoch * L->steps_per_epoch + r->step_in_epoch)
         return util_error(err, errlen,
@@ -260,7 +262,12 @@ static int resume_read(struct loop *L, char *err, size_t errlen)
                           "settings it was written with, or pick another run.dir",
                           L->ckpt_path, r->epoch + 1, r->step_in_epoch, r->global_step,
                           L->steps_per_epoch);
+    if (summary[0])
+        util_log("ddim-dist: resuming with changed settings (recorded in metrics.jsonl; "
+                 "config.yaml now holds the new ones): %s\n",
+                 summary);
     L->resuming = 1;
+    L->ckpt.on_disk = r->global_step;
     return 0;
 }
 
@@ -298,17 +305,16 @@ static void resume_share(struct loop *L)
              L->resume.epoch + 1, L->resume.step_in_epoch, L->global_step);
 }
 
-/* Rank 0: the state after global_step steps into run_dir/checkpoint.h5. */
-static int save_checkpoint(struct loop *L)
+/* Rank 0: the state after global_step steps into run_dir/checkpoint.h5. One that cannot be
+ * written leaves the last good one (the file is replaced atomically) and is tried again at
+ * the next checkpoint; each failure is reported (ckpt_state_record). */
+static void save_checkpoint(struct loop *L)
 {
-    char err[1536];
     long spe = L->steps_per_epoch;
-    if (checkpoint_write(L->ckpt_path, L->t, (int)(L->global_step / spe), L->global_step,
-                         L->global_step % spe, L->config_yaml, err, sizeof err) != 0) {
-        fprintf(stderr, "ddim-dist: error: checkpoint not written: %s\n", err);
-        return -1;
-    }
-    return 0;
+    int rc =
+        checkpoint_write(L->ckpt_path, L->t, (int)(L->global_step / spe), L->global_step,
+                         L->global_step % spe, L->config_yaml, L->ckpt.error, sizeof L->ckpt.error);
+    ckpt_state_record(&L->ckpt, L->ckpt_path, L->global_step, rc, &L->log);
 }
 
 static int setup(struct loop *L, char *err, size_t errlen)
@@ -368,8 +374,16 @@ static int setup(struct loop *L, char *err, size_t errlen)
     L->loss_hist = L->be->alloc(L->be, 2 * (size_t)slots * sizeof(float));
     L->host_hist = util_xmalloc(2 * (size_t)slots * sizeof(float));
     snprintf(L->ckpt_path, sizeof L->ckpt_path, "%s/checkpoint.h5", cfg->run_dir);
+    if (L->val_steps == 0)
+        util_log("ddim-dist: note: the validation split (%ld images x %d repetitions) is "
+                 "smaller than one batch of %d: no validation losses (n/a; null in "
+                 "metrics.jsonl)\n",
+                 L->ds.count[SPLIT_VALIDATION], cfg->dataset_repetitions, B);
     if (comm->rank != 0)
         return 0;
+    /* before anything under run.dir is read or written: one job per run directory */
+    if (run_lock_take(&L->lock, cfg->run_dir, err, errlen) != 0)
+        return -1;
     size_t len = 0;
     FILE *yaml = open_memstream(&L->config_yaml, &len);
     if (yaml) {
@@ -380,7 +394,11 @@ static int setup(struct loop *L, char *err, size_t errlen)
         return -1;
     if (L->resuming)
         kid_eval_read_best(L->kid, cfg->run_dir);
-    return run_log_open(&L->log, cfg, L->resuming ? L->resume.global_step : -1, err, errlen);
+    if (run_log_open(&L->log, cfg, L->resuming ? L->resume.global_step : -1, err, errlen) != 0)
+        return -1;
+    if (L->config_change[0])
+        run_log_line(&L->log, L->config_change);
+    return 0;
 }
 
 /* Epoch `epoch` from its step `first` (> 0 when resuming inside it). */
@@ -402,9 +420,11 @@ static int run_epoch(struct loop *L, int epoch, long first, double *t_start)
         L->global_step++;
         done++;
         double now = util_now();
-        /* a stop request, agreed by all ranks at the same step */
+        /* a stop request (a signal, or a diverged loss seen here), agreed by all ranks at
+         * the same step */
+        int want = run_guard_stop_signal() != 0 || L->div.step != 0;
         int stop = (L->comm->world == 1 || L->global_step % STOP_CHECK_STEPS == 0) &&
-                   !L->comm->all_ok(L->comm, !stop_signal);
+                   !L->comm->all_ok(L->comm, !want);
         if (stop || now - last_print >= cfg->progress_seconds || L->global_step == L->total_steps ||
             b == L->steps_per_epoch - 1) {
             /* read back the steps since the last print: the only wait for the device */
@@ -414,9 +434,10 @@ static int run_epoch(struct loop *L, int epoch, long first, double *t_start)
                 const float *l = losses + 2 * (k - logged);
                 sum[0] += l[0];
                 sum[1] += l[1];
+                long step = L->global_step - done + k + 1;
+                divergence_feed(&L->div, step, l[0], l[1]);
                 if (L->comm->rank == 0)
-                    run_log_step(&L->log, epoch + 1, L->global_step - done + k + 1, l[0], l[1],
-                                 window_rate);
+                    run_log_step(&L->log, epoch + 1, step, l[0], l[1], window_rate);
             }
             logged = done;
             now = util_now();
@@ -428,29 +449,95 @@ static int run_epoch(struct loop *L, int epoch, long first, double *t_start)
                      sum[1] / done, rate * t->global_batch, eta);
             last_print = now;
         }
-        if (stop) {
+        if (stop || (L->comm->world == 1 && L->div.step != 0)) {
             L->stopped = 1;
             break;
         }
     }
-    if (L->stopped && L->global_step % L->steps_per_epoch != 0)
+    /* every rank has read every loss by now (a stop, the epoch's end and the last step all
+     * print), so all agree whether the run diverged */
+    if (L->div.step != 0 || (L->stopped && L->global_step % L->steps_per_epoch != 0))
         return 0; /* the epoch goes on when the run is resumed */
     double val[2], kid_seconds = 0;
     int kid_on = kid_eval_due(L->kid, epoch);
     validate(L, epoch, val, kid_on);
     L->last_kid = kid_on ? kid_eval_result(L->kid, &kid_seconds) : NAN;
+    if (L->val_steps > 0 && !(isfinite(val[0]) && isfinite(val[1]))) {
+        L->div.step = L->global_step;
+        snprintf(L->div.why, sizeof L->div.why, "the validation losses of epoch %d became %g, %g",
+                 epoch + 1, val[0], val[1]);
+        return 0;
+    }
     if (L->comm->rank == 0) {
         write_samples(L, epoch + 1);
         run_log_epoch(&L->log, epoch + 1, L->global_step, sum[0] / done, sum[1] / done, val[0],
                       val[1], L->last_kid, util_now() - epoch_start);
+        char vn[32] = "n/a", vi[32] = "n/a"; /* n/a: the validation split holds no batch */
+        if (L->val_steps > 0) {
+            snprintf(vn, sizeof vn, "%.4f", val[0]);
+            snprintf(vi, sizeof vi, "%.4f", val[1]);
+        }
         char kid[48] = "";
         if (kid_on)
             snprintf(kid, sizeof kid, "  val_kid %.4f (%.1fs)", L->last_kid, kid_seconds);
-        util_log("epoch %d/%d done in %.1fs: n_loss %.4f  i_loss %.4f  val_n_loss %.4f  "
-                 "val_i_loss %.4f%s\n",
+        util_log("epoch %d/%d done in %.1fs: n_loss %.4f  i_loss %.4f  val_n_loss %s  "
+                 "val_i_loss %s%s\n",
                  epoch + 1, cfg->num_epochs, util_now() - epoch_start, sum[0] / done, sum[1] / done,
-                 val[0], val[1], kid);
+                 vn, vi, kid);
     }
+    return 0;
+}
+
+/* How the run ended, in the log, in metrics.jsonl and in the exit status (returned). */
+static int report_end(struct loop *L, double t_start)
+{
+    const struct run_config *cfg = L->cfg;
+    struct comm *comm = L->comm;
+    char disk[CONFIG_PATH_MAX + 128], line[2048];
+    ckpt_state_describe(&L->ckpt, L->ckpt_path, disk, sizeof disk);
+    int failed = comm->rank == 0 && L->ckpt.failures > 0; /* the last checkpoint failed */
+    if (L->div.step != 0) {
+        if (comm->rank == 0)
+            divergence_report(&L->div, disk, &L->log);
+        return 1;
+    }
+    if (L->stopped) {
+        int sig = run_guard_stop_signal();
+        snprintf(line, sizeof line,
+                 "{\"type\":\"stop\",\"reason\":\"signal\",\"signal\":\"%s\",\"step\":%ld,"
+                 "\"checkpoint\":%s}",
+                 run_guard_signal_name(sig), L->global_step, failed ? "false" : "true");
+        if (comm->rank == 0)
+            run_log_line(&L->log, line);
+        if (failed) {
+            fprintf(stderr,
+                    "ddim-dist: error: stopped by %s at step %ld, but its checkpoint could not "
+                    "be written: %s; %s\n",
+                    run_guard_signal_name(sig), L->global_step, L->ckpt.error, disk);
+            return 1;
+        }
+        util_log("ddim-dist: stopped by signal at step %ld; checkpoint written; start again "
+                 "with the same run.dir to resume (%s)\n",
+                 L->global_step, run_guard_signal_name(sig));
+        return 0;
+    }
+    if (failed) {
+        fprintf(stderr,
+                "ddim-dist: error: finished %ld steps, but the last checkpoint (step %ld) could "
+                "not be written: %s; %s\n",
+                L->global_step - L->start_step, L->global_step, L->ckpt.error, disk);
+        return 1;
+    }
+    double total = util_now() - t_start;
+    util_log("ddim-dist: finished %ld steps in %.1fs; outputs in %s\n",
+             L->global_step - L->start_step, total, cfg->run_dir);
+    if (comm->world > 1 && comm->seconds > 0)
+        util_log("ddim-dist: rank 0 spent %.2fs (%.1f%%) in %ld collective calls\n", comm->seconds,
+                 100.0 * comm->seconds / total, comm->calls);
+    else if (comm->world > 1) /* NCCL collectives are asynchronous: not timed here */
+        util_log("ddim-dist: %ld collective calls (asynchronous; ddim-bench times the "
+                 "gradient all-reduce)\n",
+                 comm->calls);
     return 0;
 }
 
@@ -461,17 +548,14 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
     L.cfg = cfg;
     L.be = be;
     L.comm = comm;
+    L.lock.fd = -1;
+    ckpt_state_init(&L.ckpt);
+    divergence_init(&L.div, cfg->divergence_factor);
     char err[2048];
     int rc = 0;
-    /* SIGUSR1 (Slurm's warning before the time limit) and SIGTERM: stop at the next agreed
-     * step, write the checkpoint, exit 0 */
-    struct sigaction sa, old_usr1, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    stop_signal = 0;
-    sigaction(SIGUSR1, &sa, &old_usr1);
-    sigaction(SIGTERM, &sa, &old_term);
+    /* SIGUSR1 (Slurm's warning before the time limit), SIGTERM, SIGINT and SIGHUP: stop at
+     * the next agreed step, write the checkpoint, exit 0 (run_guard.h) */
+    run_guard_signals_install();
     int ok = setup(&L, err, sizeof err) == 0;
     if (!ok)
         fprintf(stderr, "ddim-dist: error (rank %d): %s\n", comm->rank, err);
@@ -499,44 +583,28 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
             util_log("ddim-dist: nothing to do: the checkpoint is at step %ld, where this run "
                      "ends (raise train.num_epochs or train.max_steps to go on)\n",
                      L.global_step);
-        /* a checkpoint after every epoch, and wherever the loop ends (max_steps, a signal).
-         * One that cannot be written leaves the last good one, and the run goes on (rank 0
-         * cannot stop alone); if the last one failed, the run fails. */
-        int saved = 1;
+        /* a checkpoint after every epoch, and wherever the loop ends (max_steps, a signal),
+         * never after a divergence. One that cannot be written leaves the last good one, and
+         * the run goes on (rank 0 cannot stop alone); if the last one failed, the run
+         * fails. */
         for (int e = (int)(L.global_step / L.steps_per_epoch);
-             e < cfg->num_epochs && L.global_step < L.total_steps && rc == 0 && !L.stopped; e++) {
+             e < cfg->num_epochs && L.global_step < L.total_steps && !L.stopped && !L.div.step;
+             e++) {
             long first = e == L.resume.epoch ? L.resume.step_in_epoch : 0;
-            if (run_epoch(&L, e, first, &t_start) != 0)
-                rc = 1;
-            else if (comm->rank == 0) {
-                saved = save_checkpoint(&L) == 0;
+            run_epoch(&L, e, first, &t_start);
+            if (comm->rank == 0 && L.div.step == 0) {
+                save_checkpoint(&L);
                 long spe = L.steps_per_epoch;
                 kid_eval_save_best(L.kid, L.last_kid, cfg->run_dir, L.t, (int)(L.global_step / spe),
                                    L.global_step, L.global_step % spe, L.config_yaml);
             }
         }
-        if (!saved)
-            rc = 1;
-        if (rc == 0 && L.stopped) {
-            util_log("ddim-dist: stopped by signal at step %ld; checkpoint written; start again "
-                     "with the same run.dir to resume\n",
-                     L.global_step);
-        } else if (rc == 0) {
-            double total = util_now() - t_start;
-            util_log("ddim-dist: finished %ld steps in %.1fs; outputs in %s\n",
-                     L.global_step - L.start_step, total, cfg->run_dir);
-            if (comm->world > 1 && comm->seconds > 0)
-                util_log("ddim-dist: rank 0 spent %.2fs (%.1f%%) in %ld collective calls\n",
-                         comm->seconds, 100.0 * comm->seconds / total, comm->calls);
-            else if (comm->world > 1) /* NCCL collectives are asynchronous: not timed here */
-                util_log("ddim-dist: %ld collective calls (asynchronous; ddim-bench times the "
-                         "gradient all-reduce)\n",
-                         comm->calls);
-        }
+        rc = report_end(&L, t_start);
     }
-    if (comm->rank == 0)
-        run_log_close(&L.log);
+    if (comm->rank == 0 && run_log_close(&L.log) != 0)
+        rc = 1;
     kid_eval_destroy(L.kid);
+    run_lock_release(&L.lock);
     trainer_destroy(L.t);
     free(L.host_images);
     free(L.host_hist);
@@ -551,7 +619,6 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
     free(L.order);
     dataset_close(&L.ds);
     free(L.config_yaml);
-    sigaction(SIGUSR1, &old_usr1, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    run_guard_signals_restore();
     return rc;
 }

@@ -25,53 +25,6 @@
 static struct backend *be;
 static struct comm *comm;
 
-/* Runs train_loop_run with its stderr captured into out (NUL-terminated). */
-static int run_captured(const struct run_config *cfg, const char *log_path, char *out, size_t len)
-{
-    fflush(stderr);
-    int saved = dup(2), fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 2);
-    close(fd);
-    int rc = train_loop_run(cfg, be, comm);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    FILE *f = fopen(log_path, "r");
-    size_t n = f ? fread(out, 1, len - 1, f) : 0;
-    out[n] = 0;
-    if (f)
-        fclose(f);
-    fprintf(stderr, "%s", out);
-    return rc;
-}
-
-/* The whole file as bytes (malloc'd), for "left as it is" checks. */
-static char *slurp(const char *path, long *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    *size = ftell(f);
-    rewind(f);
-    char *buf = malloc((size_t)*size + 1);
-    if (fread(buf, 1, (size_t)*size, f) != (size_t)*size)
-        *size = -1;
-    fclose(f);
-    return buf;
-}
-
-static void check_untouched(const char *path, const char *bytes, long size, const char *what)
-{
-    long now_size;
-    char *now = slurp(path, &now_size);
-    if (!now || now_size != size || memcmp(now, bytes, (size_t)size) != 0)
-        test_fail("%s: %s was changed", what, path);
-    else
-        printf("ok   %s: %s left as it was\n", what, path);
-    free(now);
-}
-
 static double attr(const char *path, const char *name)
 {
     char err[512];
@@ -149,7 +102,7 @@ static void check_refusals(const struct run_config *good, const char *ckpt, cons
     /* another model shape */
     struct run_config other = *good;
     other.model.widths[1] = 24;
-    if (run_captured(&other, log, out, sizeof out) == 0)
+    if (test_run_captured(be, comm, &other, log, out, sizeof out) == 0)
         test_fail("a run with model.widths [8,24] started from a checkpoint for [8,16]");
     else if (!strstr(out, ckpt) || !strstr(out, "model.widths [8,16], the config has [8,24]") ||
              !strstr(out, "'widths'"))
@@ -160,15 +113,15 @@ static void check_refusals(const struct run_config *good, const char *ckpt, cons
     /* train.resume=never */
     struct run_config never = *good;
     never.resume = RESUME_NEVER;
-    char *bytes = slurp(ckpt, &size);
-    if (run_captured(&never, log, out, sizeof out) == 0)
+    char *bytes = test_slurp(ckpt, &size);
+    if (test_run_captured(be, comm, &never, log, out, sizeof out) == 0)
         test_fail("train.resume=never started although %s exists", ckpt);
     else if (!strstr(out, ckpt) || !strstr(out, "train.resume is never") ||
              !strstr(out, "another run.dir"))
         test_fail("train.resume=never: unclear message");
     else
         printf("ok   train.resume=never refused\n");
-    check_untouched(ckpt, bytes, size, "other shape and resume=never");
+    test_check_untouched(ckpt, bytes, size, "other shape and resume=never");
     free(bytes);
 
     /* a truncated checkpoint (a copy in another run directory) */
@@ -179,14 +132,14 @@ static void check_refusals(const struct run_config *good, const char *ckpt, cons
              path);
     if (system(cmd) != 0)
         test_fail("'%s' failed", cmd);
-    bytes = slurp(path, &size);
-    if (run_captured(&cut, log, out, sizeof out) == 0)
+    bytes = test_slurp(path, &size);
+    if (test_run_captured(be, comm, &cut, log, out, sizeof out) == 0)
         test_fail("a run started from the truncated %s", path);
     else if (!strstr(out, path) || !strstr(out, "cannot resume"))
         test_fail("truncated checkpoint: the message does not name %s", path);
     else
         printf("ok   truncated checkpoint refused\n");
-    check_untouched(path, bytes, size, "truncated checkpoint");
+    test_check_untouched(path, bytes, size, "truncated checkpoint");
     free(bytes);
 }
 
@@ -245,10 +198,10 @@ int main(int argc, char **argv)
 
     /* a finished run started again does nothing and keeps its checkpoint */
     long size;
-    char *bytes = slurp(ckpt_b, &size);
+    char *bytes = test_slurp(ckpt_b, &size);
     if (train_loop_run(&b, be, comm) != 0)
         test_fail("starting a finished run again failed");
-    check_untouched(ckpt_b, bytes, size, "finished run started again");
+    test_check_untouched(ckpt_b, bytes, size, "finished run started again");
     free(bytes);
 
     check_refusals(&b, ckpt_b, dir);

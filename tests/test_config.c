@@ -193,15 +193,24 @@ static void test_bad_files(void)
           "missing file: \"%s\"", err);
     CHECK(config_load_yaml(&c, tmpdir, err, sizeof err) == -1 && strstr(err, tmpdir),
           "a directory: \"%s\"", err);
-    /* files that change nothing */
-    const char *empty[] = {"", "# only a comment\n", "eval:\n", "eval: ~\nrun:\n"};
+    /* files without a setting are refused, naming the file (a wrong file, or one cut off) */
+    const char *empty[] = {"", "# only a comment\n", "\n\n", "---\n"};
     for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "empty%d.yaml", i);
+        const char *path = write_file(name, empty[i]);
+        CHECK(config_load_yaml(&c, path, err, sizeof err) == -1 && strstr(err, path) &&
+                  strstr(err, "the configuration file is empty"),
+              "empty file %d: \"%s\"", i, err);
+    }
+    /* sections without a key change nothing */
+    const char *bare[] = {"eval:\n", "eval: ~\nrun:\n"};
+    for (int i = 0; i < 2; i++) {
         struct run_config d;
         run_config_defaults(&d);
-        snprintf(name, sizeof name, "empty%d.yaml", i);
-        CHECK(config_load_yaml(&c, write_file(name, empty[i]), err, sizeof err) == 0,
-              "empty file %d: %s", i, err);
-        CHECK(!first_difference(&c, &d), "empty file %d changed the config", i);
+        snprintf(name, sizeof name, "bare%d.yaml", i);
+        CHECK(config_load_yaml(&c, write_file(name, bare[i]), err, sizeof err) == 0,
+              "bare sections %d: %s", i, err);
+        CHECK(!first_difference(&c, &d), "bare sections %d changed the config", i);
     }
 }
 
@@ -289,7 +298,7 @@ static void roundtrip(const struct run_config *c, const char *name)
         }
     if (f)
         fclose(f);
-    CHECK(keys == 35, "%s: %d keys written, expected 35", path, keys);
+    CHECK(keys == 37, "%s: %d keys written, expected 37", path, keys);
 }
 
 static void test_roundtrip(void)
@@ -333,6 +342,9 @@ static void test_roundtrip(void)
     snprintf(c.run_dir, sizeof c.run_dir, "runs/ümlaut & 'x'");
     snprintf(c.backend, sizeof c.backend, "cuda");
     c.progress_seconds = 0.1 + 0.2;
+    c.resume = RESUME_FORCE;
+    c.divergence_factor = 1.0 / 3;
+    c.collective_timeout_s = 0.5;
     char err[1024];
     CHECK(run_config_check(&c, err, sizeof err) == 0, "modified config fails the check: %s", err);
     roundtrip(&c, "modified.yaml");

@@ -2,9 +2,13 @@
 #define _POSIX_C_SOURCE 200809L
 #include "test_run_util.h"
 #include "test_util.h"
+#include "train_loop.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 int test_make_synthetic_data(const char *prep, char *dir_template, int count, int seed, char *data,
                              size_t datalen)
@@ -45,4 +49,51 @@ void test_tiny_run_config(struct run_config *cfg, const char *data, const char *
     cfg->plot_rows = 1;
     cfg->plot_cols = 2;
     cfg->progress_seconds = 0;
+}
+
+int test_run_captured(struct backend *be, struct comm *comm, const struct run_config *cfg,
+                      const char *log_path, char *out, size_t len)
+{
+    fflush(stderr);
+    int saved = dup(2), fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    close(fd);
+    int rc = train_loop_run(cfg, be, comm);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    FILE *f = fopen(log_path, "r");
+    size_t n = f ? fread(out, 1, len - 1, f) : 0;
+    out[n] = 0;
+    if (f)
+        fclose(f);
+    fprintf(stderr, "%s", out);
+    return rc;
+}
+
+char *test_slurp(const char *path, long *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    *size = ftell(f);
+    rewind(f);
+    char *buf = malloc((size_t)*size + 1);
+    if (fread(buf, 1, (size_t)*size, f) != (size_t)*size)
+        *size = -1;
+    buf[*size > 0 ? *size : 0] = '\0';
+    fclose(f);
+    return buf;
+}
+
+void test_check_untouched(const char *path, const char *bytes, long size, const char *what)
+{
+    long now_size;
+    char *now = test_slurp(path, &now_size);
+    if (!now || now_size != size || memcmp(now, bytes, (size_t)size) != 0)
+        test_fail("%s: %s was changed", what, path);
+    else
+        printf("ok   %s: %s left as it was\n", what, path);
+    free(now);
 }

@@ -1,9 +1,12 @@
 /* test_run_util.h: what the tests that train for real share: a synthetic dataset made by the
- * ddim-prep binary in a fresh temporary folder, and a tiny CPU run configuration (16 px
- * images, widths 8,16, depth 1, batch 8) that each test then adjusts. */
+ * ddim-prep binary in a fresh temporary folder, a tiny CPU run configuration (16 px
+ * images, widths 8,16, depth 1, batch 8) that each test then adjusts, a run with its errors
+ * captured, and "this file was left as it was" checks. */
 #ifndef DDIM_TEST_RUN_UTIL_H
 #define DDIM_TEST_RUN_UTIL_H
 
+#include "backend.h"
+#include "comm.h"
 #include "config.h"
 
 #include <stddef.h>
@@ -18,5 +21,17 @@ int test_make_synthetic_data(const char *prep, char *dir_template, int count, in
  * 8 images per step, one epoch, progress after every step, a 1 x 2 grid of 2-step samples.
  * With 80 synthetic images (64 for training) an epoch is 8 steps per repetition. */
 void test_tiny_run_config(struct run_config *cfg, const char *data, const char *run_dir);
+
+/* Runs train_loop_run with its stderr captured into log_path and out (NUL-terminated; also
+ * echoed to stderr). Returns its status. */
+int test_run_captured(struct backend *be, struct comm *comm, const struct run_config *cfg,
+                      const char *log_path, char *out, size_t len);
+
+/* The whole file as bytes (malloc'd, NUL-terminated; *size -1 if it cannot be read whole),
+ * or NULL when it cannot be opened. */
+char *test_slurp(const char *path, long *size);
+
+/* A test failure unless path still holds exactly bytes (size of them). */
+void test_check_untouched(const char *path, const char *bytes, long size, const char *what);
 
 #endif

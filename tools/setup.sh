@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake make gcc g++ pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools libyaml-dev
-          libpng-dev libjpeg-dev librandom123-dev libgif-dev libarchive-dev
+          libpng-dev libjpeg-dev jq librandom123-dev libgif-dev libarchive-dev
           libopenmpi-dev openmpi-bin clang-format slurm-wlm munge libpmix-dev)
 if [[ "${SKIP_APT:-0}" != 1 ]]; then
     missing=()

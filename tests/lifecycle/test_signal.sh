@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # SIGUSR1 (Slurm's warning before the time limit) stops ddim-dist at the next step: it
 # writes its checkpoint mid-epoch and exits 0; started again on the same run.dir it resumes
-# from that step (label lifecycle).
-# usage: test_signal.sh DDIM_DIST DDIM_PREP
+# from that step (label lifecycle). So do SIGTERM, SIGINT (Ctrl-C) and SIGHUP (the terminal
+# or the ssh session went away), given as SIGNAL (label faults).
+# usage: test_signal.sh DDIM_DIST DDIM_PREP [SIGNAL (USR1)]
 set -u
 # shellcheck source=tests/test_lib.sh
 source "$(dirname "$0")/../test_lib.sh"
-dist=$1 prep=$2
+set -m # job control: the background job gets SIGINT (a shell without it has it ignored)
+dist=$1 prep=$2 sig=${3:-USR1}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -25,19 +27,20 @@ for _ in $(seq 300); do # wait for the first epoch's checkpoint: training is und
     sleep 0.1
 done
 [[ -f $tmp/run/checkpoint.h5 ]] || fail "no checkpoint after the first epoch"
-kill -USR1 "$job"
+kill -"$sig" "$job"
 for _ in $(seq 300); do
     kill -0 "$job" 2>/dev/null || break
     sleep 0.1
 done
-kill -0 "$job" 2>/dev/null && { kill -KILL "$job"; fail "ddim-dist did not stop within 30 s of SIGUSR1"; }
+kill -0 "$job" 2>/dev/null && { kill -KILL "$job"; fail "ddim-dist did not stop within 30 s of SIG$sig"; }
 wait "$job"
-check_status "ddim-dist after SIGUSR1" $? 0
+check_status "ddim-dist after SIG$sig" $? 0
 line=$(grep -o 'stopped by signal at step [0-9]*; checkpoint written' "$tmp/out") ||
     fail "no 'stopped by signal at step N; checkpoint written' line"
 step=${line#stopped by signal at step }
 step=${step%%;*}
-ok "SIGUSR1: exit 0, $line"
+grep -q "(SIG$sig)" "$tmp/out" || fail "the stop line does not name SIG$sig"
+ok "SIG$sig: exit 0, $line"
 [[ ! -e $tmp/run/checkpoint.h5.tmp ]] || fail "checkpoint.h5.tmp left behind"
 
 # resume: two more steps from where the signal stopped it
