@@ -1,0 +1,706 @@
+/* cuda_emu.cc: the host emulation's scheduler (the threads of a block as fibers, barriers,
+ * warp exchanges) and its runtime API (one device whose memory is host memory, every call
+ * synchronous). See cuda_emu.h for what it is for.
+ *
+ * Scheduling: a worker fiber runs the block's threads one after another until one of them
+ * waits at a barrier; that thread keeps the fiber, and a fresh worker goes on with the next
+ * thread. So a kernel without barriers runs a whole block on one fiber (cheap), and only a
+ * kernel with barriers pays one fiber per thread. Released threads resume in thread order
+ * (or the reverse with DDIM_CUDA_EMU_ORDER=reverse: the threads start from the last one, so
+ * that a missing barrier between a write by a later thread and a read by an earlier one,
+ * and its mirror image, can both be caught by one of the two orders). */
+#include "cuda_emu.h"
+
+#include <sys/mman.h>
+#include <ucontext.h>
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <vector>
+
+uint3 threadIdx, blockIdx;
+dim3 blockDim, gridDim;
+
+namespace emu
+{
+namespace
+{
+
+constexpr size_t FIBER_STACK = 256 * 1024;
+constexpr int MAX_THREADS = 1024;
+constexpr size_t MAX_DYNAMIC_SHARED = 48 * 1024; /* without cudaFuncSetAttribute */
+
+enum thread_state { NOT_STARTED, RUNNING, AT_BARRIER, AT_WARP, DONE };
+
+struct fiber {
+    ucontext_t ctx;
+    void *stack = nullptr;
+    int thread = -1; /* the thread this fiber runs now */
+};
+
+struct warp {
+    unsigned arrived = 0, mask = 0;
+    warp_op op = WARP_SYNC;
+    const char *file = nullptr;
+    int line = 0;
+    uint64_t value[32], result[32];
+    int param[32], width[32];
+};
+
+struct block_run {
+    const config *cfg;
+    void (*thread_fn)(void *);
+    void *arg;
+    int nthreads;
+    std::vector<thread_state> state;
+    std::vector<fiber *> fiber_of; /* the fiber a waiting thread sleeps on */
+    std::vector<int> order;        /* start order of the threads */
+    int next_start = 0;            /* index into order */
+    std::deque<int> ready;         /* released threads, to resume in this order */
+    int at_barrier = 0;
+    const char *barrier_file = nullptr;
+    int barrier_line = 0;
+    std::vector<warp> warps;
+    bool failed = false;
+};
+
+ucontext_t scheduler_ctx;
+std::vector<fiber *> all_fibers, free_fibers;
+fiber *current_fiber = nullptr;
+block_run *current_block = nullptr;
+int current_thread = -1;
+std::vector<unsigned char> dynamic_shared_mem(MAX_DYNAMIC_SHARED);
+cudaError_t last_error = cudaSuccess;
+std::map<uintptr_t, size_t> allocations; /* device allocations: start -> bytes */
+struct shared_area {
+    void *p;
+    size_t bytes;
+};
+std::vector<shared_area> shared_areas; /* the __shared__ variables (emu::shared_var) */
+
+bool reverse_order()
+{
+    static int rev = -1;
+    if (rev < 0) {
+        const char *s = getenv("DDIM_CUDA_EMU_ORDER");
+        rev = s && !strcmp(s, "reverse");
+    }
+    return rev;
+}
+
+void set_thread_indices(int t)
+{
+    const dim3 &b = current_block->cfg->block;
+    threadIdx.x = (unsigned)t % b.x;
+    threadIdx.y = (unsigned)t / b.x % b.y;
+    threadIdx.z = (unsigned)t / (b.x * b.y);
+    current_thread = t;
+}
+
+const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* Prints the emulator's diagnosis of the running block and marks it failed. */
+__attribute__((format(printf, 1, 2))) void block_error(const char *fmt, ...)
+{
+    block_run *b = current_block;
+    fprintf(stderr,
+            "cuda emulator: kernel launched at %s:%d, block (%u,%u,%u): ", base_name(b->cfg->file),
+            b->cfg->line, blockIdx.x, blockIdx.y, blockIdx.z);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    b->failed = true;
+}
+
+/* Back to the scheduler; returns when this thread is resumed. */
+void yield()
+{
+    swapcontext(&current_fiber->ctx, &scheduler_ctx);
+}
+
+/* A worker: runs not yet started threads until one waits (it keeps this fiber) or none
+ * is left (the fiber goes back to the pool). */
+void worker_main()
+{
+    for (;;) {
+        block_run *b = current_block;
+        if (b->failed || b->next_start >= b->nthreads)
+            break;
+        int t = b->order[b->next_start++];
+        b->state[t] = RUNNING;
+        current_fiber->thread = t;
+        set_thread_indices(t);
+        b->thread_fn(b->arg);
+        b = current_block;
+        b->state[t] = DONE;
+    }
+    current_fiber->thread = -1;
+    free_fibers.push_back(current_fiber);
+    swapcontext(&current_fiber->ctx, &scheduler_ctx); /* never resumed: reset by makecontext */
+}
+
+fiber *fiber_get()
+{
+    if (free_fibers.empty()) {
+        fiber *f = new fiber;
+        /* a guard page below the stack: an overflow faults instead of corrupting memory */
+        char *mem = (char *)mmap(nullptr, FIBER_STACK + 4096, PROT_READ | PROT_WRITE,
+                                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (mem == MAP_FAILED) {
+            fprintf(stderr, "cuda emulator: cannot map a fiber stack\n");
+            exit(1);
+        }
+        mprotect(mem, 4096, PROT_NONE);
+        f->stack = mem + 4096;
+        all_fibers.push_back(f);
+        return f;
+    }
+    fiber *f = free_fibers.back();
+    free_fibers.pop_back();
+    return f;
+}
+
+void fiber_switch_to(fiber *f)
+{
+    current_fiber = f;
+    swapcontext(&scheduler_ctx, &f->ctx);
+}
+
+void start_worker()
+{
+    fiber *f = fiber_get();
+    getcontext(&f->ctx);
+    f->ctx.uc_stack.ss_sp = f->stack;
+    f->ctx.uc_stack.ss_size = FIBER_STACK;
+    f->ctx.uc_link = nullptr;
+    makecontext(&f->ctx, worker_main, 0);
+    fiber_switch_to(f);
+}
+
+void resume(int t)
+{
+    current_block->state[t] = RUNNING;
+    set_thread_indices(t);
+    fiber_switch_to(current_block->fiber_of[t]);
+}
+
+/* Why the block cannot go on: threads wait where others never come. */
+void report_stuck(block_run *b)
+{
+    int done = 0, at_warp = 0;
+    for (int t = 0; t < b->nthreads; t++) {
+        done += b->state[t] == DONE;
+        at_warp += b->state[t] == AT_WARP;
+    }
+    if (b->at_barrier)
+        block_error("__syncthreads() at %s:%d reached by %d of %d threads; %d exited before it "
+                    "and %d wait at a warp operation (a barrier every thread must reach)",
+                    base_name(b->barrier_file), b->barrier_line, b->at_barrier, b->nthreads, done,
+                    at_warp);
+    for (size_t w = 0; w < b->warps.size(); w++) {
+        const warp &wp = b->warps[w];
+        if (wp.arrived)
+            block_error("warp %zu: the warp operation at %s:%d with mask 0x%08x was reached by "
+                        "lanes 0x%08x only",
+                        w, base_name(wp.file), wp.line, wp.mask, wp.arrived);
+    }
+}
+
+/* Runs one block to its end; false if it failed. */
+bool run_block(block_run *b)
+{
+    for (int t = 0; t < b->nthreads; t++)
+        b->state[t] = NOT_STARTED;
+    b->next_start = 0;
+    b->ready.clear();
+    b->at_barrier = 0;
+    for (warp &w : b->warps)
+        w.arrived = 0;
+    for (const shared_area &a : shared_areas)
+        memset(a.p, 0xff, a.bytes);
+    memset(dynamic_shared_mem.data(), 0xff, b->cfg->shmem);
+    for (;;) {
+        if (b->failed)
+            break;
+        if (!b->ready.empty()) {
+            int t = b->ready.front();
+            b->ready.pop_front();
+            resume(t);
+        } else if (b->next_start < b->nthreads) {
+            start_worker();
+        } else {
+            break;
+        }
+    }
+    if (!b->failed)
+        for (int t = 0; t < b->nthreads; t++)
+            if (b->state[t] != DONE) {
+                report_stuck(b);
+                break;
+            }
+    if (b->failed) /* the waiting threads' fibers are abandoned: back to the pool */
+        for (int t = 0; t < b->nthreads; t++)
+            if ((b->state[t] == AT_BARRIER || b->state[t] == AT_WARP) && b->fiber_of[t]) {
+                free_fibers.push_back(b->fiber_of[t]);
+                b->fiber_of[t] = nullptr;
+            }
+    return !b->failed;
+}
+
+/* The running thread waits here until resumed; false when the block failed meanwhile. */
+void wait_here(thread_state why)
+{
+    block_run *b = current_block;
+    int t = current_thread;
+    b->state[t] = why;
+    b->fiber_of[t] = current_fiber;
+    yield();
+    set_thread_indices(t); /* resumed: the scheduler set them, but be explicit */
+}
+
+/* A failed block's threads never resume: the one that found the error parks here. */
+[[noreturn]] void park_failed()
+{
+    block_run *b = current_block;
+    int t = current_thread;
+    b->state[t] = AT_BARRIER;
+    b->fiber_of[t] = current_fiber;
+    yield();
+    abort(); /* unreachable: a failed block's fibers are never resumed */
+}
+
+} // namespace
+
+cudaError_t run_grid(const config &cfg, void (*thread_fn)(void *), void *arg)
+{
+    const dim3 &bd = cfg.block, &gd = cfg.grid;
+    unsigned long long threads = (unsigned long long)bd.x * bd.y * bd.z;
+    if (!threads || threads > MAX_THREADS || bd.z > 64 || !gd.x || !gd.y || !gd.z || gd.y > 65535 ||
+        gd.z > 65535 || gd.x > 0x7fffffffu) {
+        fprintf(stderr,
+                "cuda emulator: kernel launched at %s:%d: invalid configuration grid (%u,%u,%u) "
+                "block (%u,%u,%u)\n",
+                base_name(cfg.file), cfg.line, gd.x, gd.y, gd.z, bd.x, bd.y, bd.z);
+        return cudaErrorInvalidConfiguration;
+    }
+    if (cfg.shmem > MAX_DYNAMIC_SHARED) {
+        fprintf(stderr,
+                "cuda emulator: kernel launched at %s:%d asks %zu bytes of dynamic shared "
+                "memory (at most %zu)\n",
+                base_name(cfg.file), cfg.line, cfg.shmem, MAX_DYNAMIC_SHARED);
+        return cudaErrorInvalidValue;
+    }
+    if (current_block) {
+        fprintf(stderr, "cuda emulator: kernel launched at %s:%d from inside a kernel\n",
+                base_name(cfg.file), cfg.line);
+        return cudaErrorLaunchFailure;
+    }
+    block_run b;
+    b.cfg = &cfg;
+    b.thread_fn = thread_fn;
+    b.arg = arg;
+    b.nthreads = (int)threads;
+    b.state.assign(threads, NOT_STARTED);
+    b.fiber_of.assign(threads, nullptr);
+    b.warps.resize((threads + 31) / 32);
+    for (int t = 0; t < b.nthreads; t++)
+        b.order.push_back(reverse_order() ? b.nthreads - 1 - t : t);
+    blockDim = bd;
+    gridDim = gd;
+    current_block = &b;
+    bool ok = true;
+    for (unsigned z = 0; z < gd.z && ok; z++)
+        for (unsigned y = 0; y < gd.y && ok; y++)
+            for (unsigned x = 0; x < gd.x && ok; x++) {
+                blockIdx = uint3{x, y, z};
+                ok = run_block(&b);
+            }
+    current_block = nullptr;
+    current_fiber = nullptr;
+    return ok ? cudaSuccess : cudaErrorLaunchFailure;
+}
+
+void syncthreads(const char *file, int line)
+{
+    block_run *b = current_block;
+    if (!b) {
+        fprintf(stderr, "cuda emulator: __syncthreads() at %s:%d outside a kernel\n",
+                base_name(file), line);
+        abort();
+    }
+    if (b->at_barrier && (b->barrier_line != line || strcmp(b->barrier_file, file))) {
+        block_error("thread %d reached __syncthreads() at %s:%d while %d threads wait at the one "
+                    "at %s:%d (divergent barriers)",
+                    current_thread, base_name(file), line, b->at_barrier,
+                    base_name(b->barrier_file), b->barrier_line);
+        park_failed();
+    }
+    b->barrier_file = file;
+    b->barrier_line = line;
+    if (++b->at_barrier == b->nthreads) { /* the last one: release all, in start order */
+        b->at_barrier = 0;
+        for (int k = 0; k < b->nthreads; k++)
+            b->ready.push_back(b->order[k]);
+    }
+    wait_here(AT_BARRIER);
+}
+
+/* Lane `lane`'s source for a shuffle, or -1 when it keeps its own value. */
+static int shfl_source(warp_op op, int lane, int param, int width)
+{
+    int base = lane / width * width;
+    switch (op) {
+    case WARP_SHFL:
+        return base + (param % width + width) % width;
+    case WARP_SHFL_UP:
+        return lane - param >= base ? lane - param : -1;
+    case WARP_SHFL_DOWN:
+        return lane + param < base + width ? lane + param : -1;
+    case WARP_SHFL_XOR: {
+        int src = lane ^ param;
+        return src < base + width ? src : -1; /* later groups: own value (CUDA's rule) */
+    }
+    default:
+        return -1;
+    }
+}
+
+/* The last lane arrived: every lane's result. */
+static bool warp_release(warp &w)
+{
+    unsigned ballot = 0;
+    for (int l = 0; l < 32; l++)
+        if ((w.mask >> l & 1u) && w.value[l])
+            ballot |= 1u << l;
+    for (int l = 0; l < 32; l++) {
+        if (!(w.mask >> l & 1u))
+            continue;
+        if (w.op == WARP_BALLOT) {
+            w.result[l] = ballot;
+            continue;
+        }
+        int src = shfl_source(w.op, l, w.param[l], w.width[l]);
+        if (src >= 0 && !(w.mask >> src & 1u)) {
+            block_error("lane %d of warp %d shuffles from lane %d, which is not in the mask "
+                        "0x%08x (at %s:%d)",
+                        l, current_thread / 32, src, w.mask, base_name(w.file), w.line);
+            return false;
+        }
+        w.result[l] = src >= 0 ? w.value[src] : w.value[l];
+    }
+    return true;
+}
+
+uint64_t warp_exchange(warp_op op, unsigned mask, uint64_t bits, int param, int width,
+                       const char *file, int line)
+{
+    block_run *b = current_block;
+    if (!b) {
+        fprintf(stderr, "cuda emulator: warp operation at %s:%d outside a kernel\n",
+                base_name(file), line);
+        abort();
+    }
+    int t = current_thread, lane = t % 32;
+    warp &w = b->warps[t / 32];
+    int lanes = b->nthreads - t / 32 * 32; /* lanes this warp has */
+    if (!(mask >> lane & 1u)) {
+        block_error("thread %d calls the warp operation at %s:%d with mask 0x%08x, which "
+                    "leaves out its own lane %d",
+                    t, base_name(file), line, mask, lane);
+        park_failed();
+    }
+    if (lanes < 32 && (mask >> lanes)) {
+        block_error("the warp operation at %s:%d names lanes (mask 0x%08x) that warp %d of a "
+                    "%d-thread block does not have",
+                    base_name(file), line, mask, t / 32, b->nthreads);
+        park_failed();
+    }
+    if (width < 1 || width > 32 || (width & (width - 1))) {
+        block_error("shuffle width %d at %s:%d is not a power of 2 up to 32", width,
+                    base_name(file), line);
+        park_failed();
+    }
+    if (w.arrived && (w.line != line || strcmp(w.file, file) || w.mask != mask || w.op != op)) {
+        block_error("lane %d of warp %d reached the warp operation at %s:%d (mask 0x%08x) while "
+                    "lanes 0x%08x wait at the one at %s:%d (mask 0x%08x)",
+                    lane, t / 32, base_name(file), line, mask, w.arrived, base_name(w.file), w.line,
+                    w.mask);
+        park_failed();
+    }
+    w.op = op, w.mask = mask, w.file = file, w.line = line;
+    w.value[lane] = bits, w.param[lane] = param, w.width[lane] = width;
+    w.arrived |= 1u << lane;
+    if (w.arrived == mask) { /* the last lane: results, then all continue */
+        w.arrived = 0;
+        if (!warp_release(w))
+            park_failed();
+        for (int k = 0; k < b->nthreads; k++) {
+            int u = b->order[k];
+            if (u / 32 == t / 32 && (mask >> (u % 32) & 1u))
+                b->ready.push_back(u);
+        }
+    }
+    wait_here(AT_WARP);
+    return w.result[lane];
+}
+
+cudaError_t check_kernel_pointer(const config &cfg, int index, const void *p)
+{
+    if (!p)
+        return cudaSuccess;
+    uintptr_t a = (uintptr_t)p;
+    auto it = allocations.upper_bound(a);
+    if (it != allocations.begin()) {
+        --it;
+        if (a <= it->first + it->second) /* inside, or one past the end */
+            return cudaSuccess;
+    }
+    fprintf(stderr,
+            "cuda emulator: kernel launched at %s:%d: argument %d (%p) is not device memory "
+            "(not from cudaMalloc)\n",
+            base_name(cfg.file), cfg.line, index + 1, p);
+    return cudaErrorIllegalAddress;
+}
+
+void set_launch_error(cudaError_t e)
+{
+    if (e != cudaSuccess && last_error == cudaSuccess)
+        last_error = e;
+}
+
+void register_shared(void *p, size_t bytes)
+{
+    shared_areas.push_back(shared_area{p, bytes});
+    memset(p, 0xff, bytes);
+}
+
+void *dynamic_shared()
+{
+    return dynamic_shared_mem.data();
+}
+
+} // namespace emu
+
+/* --- runtime API ------------------------------------------------------------------------ */
+using emu::allocations;
+using emu::last_error;
+
+struct emu_stream {
+    unsigned flags;
+};
+struct emu_event {
+    double ms; /* host time when recorded: the work before it has finished (synchronous) */
+};
+
+static double now_ms()
+{
+    using namespace std::chrono;
+    return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+static cudaError_t fail(cudaError_t e)
+{
+    if (last_error == cudaSuccess)
+        last_error = e;
+    return e;
+}
+
+cudaError_t cudaGetDeviceCount(int *count)
+{
+    *count = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int device)
+{
+    return device == 0 ? cudaSuccess : fail(cudaErrorInvalidDevice);
+}
+cudaError_t cudaGetDevice(int *device)
+{
+    *device = 0;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device)
+{
+    if (device != 0)
+        return fail(cudaErrorInvalidDevice);
+    memset(prop, 0, sizeof *prop);
+    snprintf(prop->name, sizeof prop->name, "ddim-dist host emulation");
+    prop->totalGlobalMem = (size_t)16 << 30;
+    prop->sharedMemPerBlock = 48 * 1024;
+    prop->sharedMemPerBlockOptin = 48 * 1024;
+    prop->regsPerBlock = 65536;
+    prop->warpSize = 32;
+    prop->maxThreadsPerBlock = 1024;
+    prop->maxThreadsDim[0] = prop->maxThreadsDim[1] = 1024;
+    prop->maxThreadsDim[2] = 64;
+    prop->maxGridSize[0] = 0x7fffffff;
+    prop->maxGridSize[1] = prop->maxGridSize[2] = 65535;
+    prop->multiProcessorCount = 8;
+    prop->major = 9;
+    prop->clockRate = 1000000;
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize()
+{
+    return last_error;
+}
+cudaError_t cudaGetLastError()
+{
+    cudaError_t e = last_error;
+    last_error = cudaSuccess;
+    return e;
+}
+cudaError_t cudaPeekAtLastError()
+{
+    return last_error;
+}
+const char *cudaGetErrorName(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess:
+        return "cudaSuccess";
+    case cudaErrorInvalidValue:
+        return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation:
+        return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration:
+        return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidDevicePointer:
+        return "cudaErrorInvalidDevicePointer";
+    case cudaErrorInvalidResourceHandle:
+        return "cudaErrorInvalidResourceHandle";
+    case cudaErrorNoDevice:
+        return "cudaErrorNoDevice";
+    case cudaErrorInvalidDevice:
+        return "cudaErrorInvalidDevice";
+    case cudaErrorIllegalAddress:
+        return "cudaErrorIllegalAddress";
+    case cudaErrorLaunchFailure:
+        return "cudaErrorLaunchFailure";
+    }
+    return "cudaErrorUnknown";
+}
+const char *cudaGetErrorString(cudaError_t e)
+{
+    return e == cudaSuccess ? "no error"
+                            : "error found by the CUDA host emulation (its message is above)";
+}
+
+cudaError_t cudaMalloc(void **p, size_t bytes)
+{
+    *p = aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
+    if (!*p)
+        return fail(cudaErrorMemoryAllocation);
+    allocations[(uintptr_t)*p] = bytes;
+    return cudaSuccess;
+}
+cudaError_t cudaFree(void *p)
+{
+    if (!p)
+        return cudaSuccess;
+    auto it = allocations.find((uintptr_t)p);
+    if (it == allocations.end()) {
+        fprintf(stderr, "cuda emulator: cudaFree(%p) of memory cudaMalloc did not return\n", p);
+        return fail(cudaErrorInvalidDevicePointer);
+    }
+    allocations.erase(it);
+    free(p);
+    return last_error;
+}
+cudaError_t cudaMallocHost(void **p, size_t bytes)
+{
+    *p = malloc(bytes ? bytes : 1);
+    return *p ? cudaSuccess : fail(cudaErrorMemoryAllocation);
+}
+cudaError_t cudaFreeHost(void *p)
+{
+    free(p);
+    return cudaSuccess;
+}
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
+{
+    *free_bytes = *total_bytes = (size_t)16 << 30;
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
+{
+    if (bytes)
+        memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t)
+{
+    return cudaMemcpy(dst, src, bytes, kind);
+}
+cudaError_t cudaMemset(void *p, int value, size_t bytes)
+{
+    if (bytes)
+        memset(p, value, bytes);
+    return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t)
+{
+    return cudaMemset(p, value, bytes);
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t *stream)
+{
+    return cudaStreamCreateWithFlags(stream, cudaStreamDefault);
+}
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned flags)
+{
+    *stream = new emu_stream{flags};
+    return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t stream)
+{
+    delete stream;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t)
+{
+    return last_error;
+}
+cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned)
+{
+    return cudaSuccess;
+}
+cudaError_t cudaEventCreate(cudaEvent_t *ev)
+{
+    *ev = new emu_event{0.0};
+    return cudaSuccess;
+}
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *ev, unsigned)
+{
+    return cudaEventCreate(ev);
+}
+cudaError_t cudaEventRecord(cudaEvent_t ev, cudaStream_t)
+{
+    ev->ms = now_ms();
+    return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t)
+{
+    return last_error;
+}
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
+{
+    *ms = (float)(end->ms - start->ms);
+    return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t ev)
+{
+    delete ev;
+    return cudaSuccess;
+}
