@@ -8,9 +8,15 @@
  * kernel with barriers pays one fiber per thread. Released threads resume in thread order
  * (or the reverse with DDIM_CUDA_EMU_ORDER=reverse: the threads start from the last one, so
  * that a missing barrier between a write by a later thread and a read by an earlier one,
- * and its mirror image, can both be caught by one of the two orders). */
+ * and its mirror image, can both be caught by one of the two orders).
+ *
+ * Switching: a fiber's stack is entered once through ucontext (makecontext); every switch
+ * after that is _setjmp/_longjmp, which save no signal mask (swapcontext makes a system
+ * call for it each time, and a barrier kernel switches a dozen times per thread). */
+#undef _FORTIFY_SOURCE /* its longjmp check refuses a jump to another stack */
 #include "cuda_emu.h"
 
+#include <setjmp.h>
 #include <sys/mman.h>
 #include <ucontext.h>
 
@@ -37,7 +43,8 @@ constexpr size_t MAX_DYNAMIC_SHARED = 48 * 1024; /* without cudaFuncSetAttribute
 enum thread_state { NOT_STARTED, RUNNING, AT_BARRIER, AT_WARP, DONE };
 
 struct fiber {
-    ucontext_t ctx;
+    ucontext_t boot; /* enters the stack, once */
+    jmp_buf resume;  /* where the fiber goes on */
     void *stack = nullptr;
     int thread = -1; /* the thread this fiber runs now */
 };
@@ -68,7 +75,8 @@ struct block_run {
     bool failed = false;
 };
 
-ucontext_t scheduler_ctx;
+jmp_buf scheduler_jb;
+ucontext_t boot_return;
 std::vector<fiber *> all_fibers, free_fibers;
 fiber *current_fiber = nullptr;
 block_run *current_block = nullptr;
@@ -122,31 +130,61 @@ __attribute__((format(printf, 1, 2))) void block_error(const char *fmt, ...)
     b->failed = true;
 }
 
-/* Back to the scheduler; returns when this thread is resumed. */
+/* Back to the scheduler; returns when the scheduler switches to this fiber again. */
 void yield()
 {
-    swapcontext(&current_fiber->ctx, &scheduler_ctx);
+    if (!_setjmp(current_fiber->resume))
+        _longjmp(scheduler_jb, 1);
+}
+
+void fiber_switch_to(fiber *f)
+{
+    current_fiber = f;
+    if (!_setjmp(scheduler_jb))
+        _longjmp(f->resume, 1);
 }
 
 /* A worker: runs not yet started threads until one waits (it keeps this fiber) or none
  * is left (the fiber goes back to the pool). */
-void worker_main()
+void run_threads()
 {
     for (;;) {
         block_run *b = current_block;
         if (b->failed || b->next_start >= b->nthreads)
-            break;
+            return;
         int t = b->order[b->next_start++];
         b->state[t] = RUNNING;
         current_fiber->thread = t;
         set_thread_indices(t);
         b->thread_fn(b->arg);
-        b = current_block;
-        b->state[t] = DONE;
+        current_block->state[t] = DONE;
     }
-    current_fiber->thread = -1;
-    free_fibers.push_back(current_fiber);
-    swapcontext(&current_fiber->ctx, &scheduler_ctx); /* never resumed: reset by makecontext */
+}
+
+/* A fiber's whole life: registers where it starts, returns to fiber_boot, then each time
+ * the scheduler switches to it runs threads and goes back to the pool. */
+void fiber_main()
+{
+    if (!_setjmp(current_fiber->resume))
+        swapcontext(&current_fiber->boot, &boot_return);
+    for (;;) {
+        run_threads();
+        current_fiber->thread = -1;
+        free_fibers.push_back(current_fiber);
+        yield();
+    }
+}
+
+/* (Re)starts f's stack at fiber_main: for a new fiber, and for one a failed block left. */
+void fiber_boot(fiber *f)
+{
+    getcontext(&f->boot);
+    f->boot.uc_stack.ss_sp = f->stack;
+    f->boot.uc_stack.ss_size = FIBER_STACK;
+    f->boot.uc_link = nullptr;
+    makecontext(&f->boot, fiber_main, 0);
+    current_fiber = f;
+    swapcontext(&boot_return, &f->boot);
 }
 
 fiber *fiber_get()
@@ -163,6 +201,7 @@ fiber *fiber_get()
         mprotect(mem, 4096, PROT_NONE);
         f->stack = mem + 4096;
         all_fibers.push_back(f);
+        fiber_boot(f);
         return f;
     }
     fiber *f = free_fibers.back();
@@ -170,21 +209,9 @@ fiber *fiber_get()
     return f;
 }
 
-void fiber_switch_to(fiber *f)
-{
-    current_fiber = f;
-    swapcontext(&scheduler_ctx, &f->ctx);
-}
-
 void start_worker()
 {
-    fiber *f = fiber_get();
-    getcontext(&f->ctx);
-    f->ctx.uc_stack.ss_sp = f->stack;
-    f->ctx.uc_stack.ss_size = FIBER_STACK;
-    f->ctx.uc_link = nullptr;
-    makecontext(&f->ctx, worker_main, 0);
-    fiber_switch_to(f);
+    fiber_switch_to(fiber_get());
 }
 
 void resume(int t)
@@ -248,9 +275,10 @@ bool run_block(block_run *b)
                 report_stuck(b);
                 break;
             }
-    if (b->failed) /* the waiting threads' fibers are abandoned: back to the pool */
+    if (b->failed) /* the waiting threads are abandoned: their fibers start afresh */
         for (int t = 0; t < b->nthreads; t++)
             if ((b->state[t] == AT_BARRIER || b->state[t] == AT_WARP) && b->fiber_of[t]) {
+                fiber_boot(b->fiber_of[t]);
                 free_fibers.push_back(b->fiber_of[t]);
                 b->fiber_of[t] = nullptr;
             }
