@@ -2,16 +2,17 @@
  * own kernels compile with g++ and run on the CPU (tests/cuda_emu/CMakeLists.txt, test
  * test_cuda_emu). Not a simulator of a GPU: it checks what the kernels compute (indexing,
  * reductions, shared memory, barriers, warp shuffles, arithmetic), not how fast or with
- * which real concurrency (docs/gpu.md, "Host emulation").
+ * which real concurrency (docs/gpu.md, "Without a GPU: the host emulation").
  *
  * How a kernel runs: the blocks of a grid one after another; the threads of a block as
- * cooperative fibers on one OS thread (cuda_emu.cc). A thread runs until it finishes or
- * reaches __syncthreads() or a warp operation (__shfl_*_sync, __syncwarp, votes); it then
- * waits until every thread of its block (its warp's lanes in `mask`) has reached the same
- * call, and all continue. A block whose threads cannot all get there (an exit before the
- * barrier, a barrier in a branch, different barriers) is reported as an error, with the
- * file:line of the calls, instead of hanging. Static __shared__ memory is filled with 0xff
- * bytes (NaN) before every block, so a read before the block wrote it shows up.
+ * cooperative fibers on one OS thread (cuda_emu.cc; the runtime API is
+ * cuda_emu_runtime.cc). A thread runs until it finishes or reaches __syncthreads() or a
+ * warp operation (__shfl_*_sync, __syncwarp, votes); it then waits until every thread of
+ * its block (its warp's lanes in `mask`) has reached the same call, and all continue. A
+ * block whose threads cannot all get there (an exit before the barrier, a barrier in a
+ * branch, different barriers) is reported as an error, with the file:line of the calls,
+ * instead of hanging. Static __shared__ memory is filled with 0xff bytes (NaN) before
+ * every block, so a read before the block wrote it shows up.
  *
  * The triple-chevron launch `k<<<grid, block, shmem, stream>>>(args)` is not C++: the build
  * copies each .cu file with `<<<` turned into `<< ::emu::launch(` and `>>>` into `)`
@@ -134,6 +135,7 @@ cudaError_t run_grid(const config &cfg, void (*thread_fn)(void *), void *arg);
 /* A kernel argument that is a pointer must be device memory (cudaMalloc) or NULL. */
 cudaError_t check_kernel_pointer(const config &cfg, int index, const void *p);
 void set_launch_error(cudaError_t e);
+const char *base_name(const char *path); /* for messages */
 void *dynamic_shared();
 void register_shared(void *p, size_t bytes); /* poisoned now and before every block */
 
