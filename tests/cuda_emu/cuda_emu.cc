@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <deque>
+#include <map>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,8 @@ namespace
 
 constexpr size_t FIBER_STACK = 256 * 1024;
 constexpr int MAX_THREADS = 1024;
-constexpr size_t MAX_DYNAMIC_SHARED = 48 * 1024; /* without cudaFuncSetAttribute */
+constexpr size_t DEFAULT_DYNAMIC_SHARED = 48 * 1024; /* without cudaFuncSetAttribute */
+constexpr size_t MAX_DYNAMIC_SHARED = 227 * 1024;    /* an H100's, with it */
 
 enum thread_state { NOT_STARTED, RUNNING, AT_BARRIER, AT_WARP, DONE };
 
@@ -85,7 +87,8 @@ struct shared_area {
     void *p;
     size_t bytes;
 };
-std::vector<shared_area> shared_areas; /* the __shared__ variables (emu::shared_var) */
+std::vector<shared_area> shared_areas;        /* the __shared__ variables (emu::shared_var) */
+std::map<const void *, size_t> shared_limits; /* cudaFuncSetAttribute's, by kernel */
 
 bool reverse_order()
 {
@@ -318,11 +321,14 @@ cudaError_t run_grid(const config &cfg, void (*thread_fn)(void *), void *arg)
                 base_name(cfg.file), cfg.line, gd.x, gd.y, gd.z, bd.x, bd.y, bd.z);
         return cudaErrorInvalidConfiguration;
     }
-    if (cfg.shmem > MAX_DYNAMIC_SHARED) {
+    auto limit = shared_limits.find(cfg.kernel);
+    size_t max_shared = limit != shared_limits.end() ? limit->second : DEFAULT_DYNAMIC_SHARED;
+    if (cfg.shmem > max_shared) {
         fprintf(stderr,
                 "cuda emulator: kernel launched at %s:%d asks %zu bytes of dynamic shared "
-                "memory (at most %zu)\n",
-                base_name(cfg.file), cfg.line, cfg.shmem, MAX_DYNAMIC_SHARED);
+                "memory (at most %zu%s)\n",
+                base_name(cfg.file), cfg.line, cfg.shmem, max_shared,
+                max_shared == DEFAULT_DYNAMIC_SHARED ? " without cudaFuncSetAttribute" : "");
         return cudaErrorInvalidValue;
     }
     if (current_block) {
@@ -477,6 +483,14 @@ uint64_t warp_exchange(warp_op op, unsigned mask, uint64_t bits, int param, int 
     }
     wait_here(AT_WARP);
     return w.result[lane];
+}
+
+cudaError_t set_shared_limit(const void *kernel, int bytes)
+{
+    if (bytes < 0 || (size_t)bytes > MAX_DYNAMIC_SHARED)
+        return cudaErrorInvalidValue;
+    shared_limits[kernel] = (size_t)bytes;
+    return cudaSuccess;
 }
 
 void register_shared(void *p, size_t bytes)

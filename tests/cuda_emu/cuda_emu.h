@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <functional>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -89,6 +90,10 @@ enum cudaError_t {
     cudaErrorInvalidDevice = 101,
     cudaErrorIllegalAddress = 700,
     cudaErrorLaunchFailure = 719,
+    cudaErrorInsufficientDriver = 35,
+    cudaErrorNotSupported = 801,
+    cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorStreamCaptureInvalidated = 901,
 };
 typedef enum cudaError_t cudaError;
 enum cudaMemcpyKind {
@@ -100,6 +105,29 @@ enum cudaMemcpyKind {
 };
 typedef struct emu_stream *cudaStream_t;
 typedef struct emu_event *cudaEvent_t;
+typedef struct emu_graph *cudaGraph_t;
+typedef struct emu_graph_exec *cudaGraphExec_t;
+enum cudaStreamCaptureMode {
+    cudaStreamCaptureModeGlobal = 0,
+    cudaStreamCaptureModeThreadLocal = 1,
+    cudaStreamCaptureModeRelaxed = 2,
+};
+enum cudaStreamCaptureStatus {
+    cudaStreamCaptureStatusNone = 0,
+    cudaStreamCaptureStatusActive = 1,
+    cudaStreamCaptureStatusInvalidated = 2,
+};
+enum cudaDeviceAttr {
+    cudaDevAttrMaxThreadsPerBlock = 1,
+    cudaDevAttrMaxSharedMemoryPerBlock = 8,
+    cudaDevAttrWarpSize = 10,
+    cudaDevAttrMultiProcessorCount = 16,
+    cudaDevAttrComputeCapabilityMajor = 75,
+    cudaDevAttrComputeCapabilityMinor = 76,
+};
+enum cudaFuncAttribute {
+    cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
+};
 #define cudaStreamDefault 0x0
 #define cudaStreamNonBlocking 0x1
 #define cudaEventDefault 0x0
@@ -123,6 +151,7 @@ namespace emu
 
 /* One launch's configuration, and where it was launched (for the emulator's messages). */
 struct config {
+    const void *kernel; /* set by the launch */
     dim3 grid, block;
     size_t shmem;
     cudaStream_t stream;
@@ -135,6 +164,9 @@ cudaError_t run_grid(const config &cfg, void (*thread_fn)(void *), void *arg);
 /* A kernel argument that is a pointer must be device memory (cudaMalloc) or NULL. */
 cudaError_t check_kernel_pointer(const config &cfg, int index, const void *p);
 void set_launch_error(cudaError_t e);
+/* While `stream` is captured into a CUDA graph, its work is recorded, not run: true when
+ * `work` was recorded (cuda_emu_runtime.cc). */
+bool capture(cudaStream_t stream, std::function<cudaError_t()> work);
 const char *base_name(const char *path); /* for messages */
 void *dynamic_shared();
 void register_shared(void *p, size_t bytes); /* poisoned now and before every block */
@@ -167,6 +199,7 @@ inline launch_cfg launch(dim3 grid, dim3 block, size_t shmem = 0, cudaStream_t s
                          const char *file = __builtin_FILE(), int line = __builtin_LINE())
 {
     launch_cfg c;
+    c.kernel = nullptr;
     c.grid = grid, c.block = block, c.shmem = shmem, c.stream = stream, c.file = file;
     c.line = line;
     return c;
@@ -196,6 +229,7 @@ template <class... P, class... A> void operator<<(void (*kernel)(P...), pending<
 {
     static_assert(sizeof...(P) == sizeof...(A), "kernel launched with the wrong argument count");
     kernel_call<P...> call{kernel, std::make_from_tuple<std::tuple<std::decay_t<P>...>>(p.args)};
+    p.cfg.kernel = (const void *)kernel;
     cudaError_t e = cudaSuccess;
     int index = 0;
     std::apply(
@@ -203,8 +237,14 @@ template <class... P, class... A> void operator<<(void (*kernel)(P...), pending<
             ((e = e != cudaSuccess ? e : check_param(p.cfg, index++, v)), ...);
         },
         call.params);
-    if (e == cudaSuccess)
-        e = run_grid(p.cfg, &kernel_call<P...>::run_thread, &call);
+    if (e == cudaSuccess) {
+        config cfg = p.cfg;
+        auto work = [call, cfg]() mutable {
+            return run_grid(cfg, &kernel_call<P...>::run_thread, &call);
+        };
+        if (!capture(cfg.stream, work))
+            e = work();
+    }
     set_launch_error(e);
 }
 
@@ -337,6 +377,31 @@ cudaError_t cudaEventRecord(cudaEvent_t ev, cudaStream_t stream = nullptr);
 cudaError_t cudaEventSynchronize(cudaEvent_t ev);
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end);
 cudaError_t cudaEventDestroy(cudaEvent_t ev);
+cudaError_t cudaDriverGetVersion(int *version);
+cudaError_t cudaRuntimeGetVersion(int *version);
+cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int device);
+/* graphs by stream capture: the captured launches, copies and fills, replayed in order */
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph);
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus *status);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph,
+                                 unsigned long long flags = 0);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+
+/* A kernel may use more than 48 KiB of dynamic shared memory (up to an H100's 227 KiB)
+ * only after this call. */
+namespace emu
+{
+cudaError_t set_shared_limit(const void *kernel, int bytes);
+}
+template <class F> cudaError_t cudaFuncSetAttribute(F *kernel, cudaFuncAttribute attr, int value)
+{
+    return attr == cudaFuncAttributeMaxDynamicSharedMemorySize
+               ? emu::set_shared_limit((const void *)kernel, value)
+               : cudaSuccess;
+}
 
 /* Any kernel exists for the emulated device. */
 template <class F> cudaError_t cudaFuncGetAttributes(cudaFuncAttributes *attr, F *)

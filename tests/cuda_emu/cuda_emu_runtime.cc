@@ -8,9 +8,26 @@
 #include <map>
 #include <stdio.h>
 #include <stdlib.h>
+#include <vector>
+
+struct emu_graph {
+    std::vector<std::function<cudaError_t()>> nodes; /* in stream order */
+};
+struct emu_graph_exec {
+    std::vector<std::function<cudaError_t()>> nodes;
+};
+struct emu_stream {
+    unsigned flags;
+    emu_graph *capture; /* while captured: where its work goes */
+    bool invalidated;   /* a call during the capture that a capture does not allow */
+};
+struct emu_event {
+    double ms; /* host time when recorded: the work before it has finished (synchronous) */
+};
 
 static cudaError_t last_error = cudaSuccess;
 static std::map<uintptr_t, size_t> allocations; /* device allocations: start -> bytes */
+static cudaStream_t capturing = nullptr;        /* the stream being captured, if any */
 
 namespace emu
 {
@@ -39,15 +56,17 @@ void set_launch_error(cudaError_t e)
         last_error = e;
 }
 
+bool capture(cudaStream_t stream, std::function<cudaError_t()> work)
+{
+    if (!capturing || stream != capturing)
+        return false;
+    stream->capture->nodes.push_back(std::move(work));
+    return true;
+}
+
 } // namespace emu
 
 /* --- runtime API ------------------------------------------------------------------------ */
-struct emu_stream {
-    unsigned flags;
-};
-struct emu_event {
-    double ms; /* host time when recorded: the work before it has finished (synchronous) */
-};
 
 static double now_ms()
 {
@@ -60,6 +79,21 @@ static cudaError_t fail(cudaError_t e)
     if (last_error == cudaSuccess)
         last_error = e;
     return e;
+}
+
+/* A call that waits for the device, allocates, or uses the legacy stream, made while a
+ * stream is captured: CUDA refuses it and invalidates the capture (global mode, which is
+ * what a training step captured as one graph must live with). */
+static cudaError_t refuse_in_capture(const char *call)
+{
+    if (!capturing)
+        return cudaSuccess;
+    fprintf(stderr,
+            "cuda emulator: %s while a stream is captured into a CUDA graph (not allowed "
+            "there: the capture is invalidated)\n",
+            call);
+    capturing->invalidated = true;
+    return fail(cudaErrorStreamCaptureUnsupported);
 }
 
 cudaError_t cudaGetDeviceCount(int *count)
@@ -99,6 +133,8 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device)
 }
 cudaError_t cudaDeviceSynchronize()
 {
+    if (capturing)
+        return refuse_in_capture("cudaDeviceSynchronize");
     return last_error;
 }
 cudaError_t cudaGetLastError()
@@ -113,28 +149,26 @@ cudaError_t cudaPeekAtLastError()
 }
 const char *cudaGetErrorName(cudaError_t e)
 {
+#define EMU_ERROR_NAME(name)                                                                       \
+    case name:                                                                                     \
+        return #name;
     switch (e) {
-    case cudaSuccess:
-        return "cudaSuccess";
-    case cudaErrorInvalidValue:
-        return "cudaErrorInvalidValue";
-    case cudaErrorMemoryAllocation:
-        return "cudaErrorMemoryAllocation";
-    case cudaErrorInvalidConfiguration:
-        return "cudaErrorInvalidConfiguration";
-    case cudaErrorInvalidDevicePointer:
-        return "cudaErrorInvalidDevicePointer";
-    case cudaErrorInvalidResourceHandle:
-        return "cudaErrorInvalidResourceHandle";
-    case cudaErrorNoDevice:
-        return "cudaErrorNoDevice";
-    case cudaErrorInvalidDevice:
-        return "cudaErrorInvalidDevice";
-    case cudaErrorIllegalAddress:
-        return "cudaErrorIllegalAddress";
-    case cudaErrorLaunchFailure:
-        return "cudaErrorLaunchFailure";
+        EMU_ERROR_NAME(cudaSuccess)
+        EMU_ERROR_NAME(cudaErrorInvalidValue)
+        EMU_ERROR_NAME(cudaErrorMemoryAllocation)
+        EMU_ERROR_NAME(cudaErrorInvalidConfiguration)
+        EMU_ERROR_NAME(cudaErrorInvalidDevicePointer)
+        EMU_ERROR_NAME(cudaErrorInvalidResourceHandle)
+        EMU_ERROR_NAME(cudaErrorNoDevice)
+        EMU_ERROR_NAME(cudaErrorInvalidDevice)
+        EMU_ERROR_NAME(cudaErrorIllegalAddress)
+        EMU_ERROR_NAME(cudaErrorLaunchFailure)
+        EMU_ERROR_NAME(cudaErrorInsufficientDriver)
+        EMU_ERROR_NAME(cudaErrorNotSupported)
+        EMU_ERROR_NAME(cudaErrorStreamCaptureUnsupported)
+        EMU_ERROR_NAME(cudaErrorStreamCaptureInvalidated)
     }
+#undef EMU_ERROR_NAME
     return "cudaErrorUnknown";
 }
 const char *cudaGetErrorString(cudaError_t e)
@@ -145,6 +179,8 @@ const char *cudaGetErrorString(cudaError_t e)
 
 cudaError_t cudaMalloc(void **p, size_t bytes)
 {
+    if (capturing)
+        return refuse_in_capture("cudaMalloc");
     size_t rounded = (bytes + 255) / 256 * 256; /* aligned_alloc needs a multiple */
     *p = aligned_alloc(256, rounded ? rounded : 256);
     if (!*p)
@@ -154,6 +190,8 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
 }
 cudaError_t cudaFree(void *p)
 {
+    if (capturing)
+        return refuse_in_capture("cudaFree");
     if (!p)
         return cudaSuccess;
     auto it = allocations.find((uintptr_t)p);
@@ -182,24 +220,46 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
 }
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
 {
+    if (capturing)
+        return refuse_in_capture("cudaMemcpy");
     if (bytes)
         memmove(dst, src, bytes);
     return cudaSuccess;
 }
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
-                            cudaStream_t)
+                            cudaStream_t stream)
 {
-    return cudaMemcpy(dst, src, bytes, kind);
+    if (emu::capture(stream, [=]() {
+            memmove(dst, src, bytes);
+            return cudaSuccess;
+        }))
+        return cudaSuccess;
+    if (capturing)
+        return refuse_in_capture("cudaMemcpyAsync on another stream");
+    if (bytes)
+        memmove(dst, src, bytes);
+    return cudaSuccess;
 }
 cudaError_t cudaMemset(void *p, int value, size_t bytes)
 {
+    if (capturing)
+        return refuse_in_capture("cudaMemset");
     if (bytes)
         memset(p, value, bytes);
     return cudaSuccess;
 }
-cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t)
+cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t stream)
 {
-    return cudaMemset(p, value, bytes);
+    if (emu::capture(stream, [=]() {
+            memset(p, value, bytes);
+            return cudaSuccess;
+        }))
+        return cudaSuccess;
+    if (capturing)
+        return refuse_in_capture("cudaMemsetAsync on another stream");
+    if (bytes)
+        memset(p, value, bytes);
+    return cudaSuccess;
 }
 
 cudaError_t cudaStreamCreate(cudaStream_t *stream)
@@ -208,7 +268,7 @@ cudaError_t cudaStreamCreate(cudaStream_t *stream)
 }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned flags)
 {
-    *stream = new emu_stream{flags};
+    *stream = new emu_stream{flags, nullptr, false};
     return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t stream)
@@ -218,6 +278,8 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream)
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t)
 {
+    if (capturing)
+        return refuse_in_capture("cudaStreamSynchronize");
     return last_error;
 }
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned)
@@ -233,13 +295,19 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *ev, unsigned)
 {
     return cudaEventCreate(ev);
 }
-cudaError_t cudaEventRecord(cudaEvent_t ev, cudaStream_t)
+cudaError_t cudaEventRecord(cudaEvent_t ev, cudaStream_t stream)
 {
-    ev->ms = now_ms();
+    if (!emu::capture(stream, [=]() {
+            ev->ms = now_ms();
+            return cudaSuccess;
+        }))
+        ev->ms = now_ms();
     return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t)
 {
+    if (capturing)
+        return refuse_in_capture("cudaEventSynchronize");
     return last_error;
 }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
@@ -250,5 +318,111 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
 cudaError_t cudaEventDestroy(cudaEvent_t ev)
 {
     delete ev;
+    return cudaSuccess;
+}
+
+cudaError_t cudaDriverGetVersion(int *version)
+{
+    *version = CUDART_VERSION;
+    return cudaSuccess;
+}
+cudaError_t cudaRuntimeGetVersion(int *version)
+{
+    *version = CUDART_VERSION;
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int device)
+{
+    cudaDeviceProp p;
+    cudaError_t e = cudaGetDeviceProperties(&p, device);
+    if (e != cudaSuccess)
+        return e;
+    switch (attr) {
+    case cudaDevAttrMaxThreadsPerBlock:
+        *value = p.maxThreadsPerBlock;
+        break;
+    case cudaDevAttrMaxSharedMemoryPerBlock:
+        *value = (int)p.sharedMemPerBlock;
+        break;
+    case cudaDevAttrWarpSize:
+        *value = p.warpSize;
+        break;
+    case cudaDevAttrMultiProcessorCount:
+        *value = p.multiProcessorCount;
+        break;
+    case cudaDevAttrComputeCapabilityMajor:
+        *value = p.major;
+        break;
+    case cudaDevAttrComputeCapabilityMinor:
+        *value = p.minor;
+        break;
+    default:
+        return fail(cudaErrorInvalidValue);
+    }
+    return cudaSuccess;
+}
+
+/* --- graphs by stream capture -------------------------------------------------------------- */
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode)
+{
+    if (!stream || capturing)
+        return fail(stream ? cudaErrorInvalidValue : cudaErrorStreamCaptureUnsupported);
+    stream->capture = new emu_graph;
+    stream->invalidated = false;
+    capturing = stream;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph)
+{
+    *graph = nullptr;
+    if (!stream || stream != capturing)
+        return fail(cudaErrorInvalidValue);
+    capturing = nullptr;
+    if (stream->invalidated) {
+        delete stream->capture;
+        stream->capture = nullptr;
+        return fail(cudaErrorStreamCaptureInvalidated);
+    }
+    *graph = stream->capture;
+    stream->capture = nullptr;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus *status)
+{
+    *status = stream && stream == capturing
+                  ? (stream->invalidated ? cudaStreamCaptureStatusInvalidated
+                                         : cudaStreamCaptureStatusActive)
+                  : cudaStreamCaptureStatusNone;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long)
+{
+    if (!graph)
+        return fail(cudaErrorInvalidValue);
+    *exec = new emu_graph_exec{graph->nodes};
+    return cudaSuccess;
+}
+/* The captured work in order; stops at the first error, which the launch reports. */
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t)
+{
+    if (!exec)
+        return fail(cudaErrorInvalidValue);
+    if (capturing)
+        return refuse_in_capture("cudaGraphLaunch");
+    for (auto &node : exec->nodes) {
+        cudaError_t e = node();
+        if (e != cudaSuccess)
+            return fail(e);
+    }
+    return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec)
+{
+    delete exec;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t graph)
+{
+    delete graph;
     return cudaSuccess;
 }

@@ -82,6 +82,13 @@ static __global__ void index_kernel(int *out, unsigned *count)
     atomicAdd(count, 1u);
 }
 
+/* x[i] += 1 */
+static __global__ void add_one_kernel(float *x, int n)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x)
+        x[i] += 1.0f;
+}
+
 /* --- kernels with errors the emulator must report ---------------------------------------- */
 /* the lines of the calls that the messages must name */
 static const int early_exit_line = __LINE__ + 6, divergent_line = __LINE__ + 15;
@@ -310,12 +317,75 @@ static void test_errors(void)
     cudaFree(out);
 }
 
+static void expect_all(const char *what, const float *x, int n, float want)
+{
+    float *h = (float *)malloc(n * sizeof(float));
+    cudaMemcpy(h, x, n * sizeof(float), cudaMemcpyDeviceToHost);
+    int bad = 0;
+    for (int i = 0; i < n; i++)
+        bad += h[i] != want;
+    CHECK(bad == 0, "%s: %d of %d elements differ from %g", what, bad, n, want);
+    free(h);
+}
+
+/* Stream capture: the captured work runs only when the graph is launched, in order, each
+ * time; a synchronization inside the capture invalidates it. More than 48 KiB of dynamic
+ * shared memory needs cudaFuncSetAttribute first. */
+static void test_graph_and_limits(void)
+{
+    const int n = 1000;
+    float *x = device_floats(n);
+    cudaStream_t s;
+    cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal) == cudaSuccess, "capture");
+    cudaMemsetAsync(x, 0, n * sizeof(float), s);
+    add_one_kernel<<<2, 128, 0, s>>>(x, n);
+    add_one_kernel<<<3, 64, 0, s>>>(x, n);
+    CHECK(cudaGetLastError() == cudaSuccess, "captured launches");
+    CHECK(cudaStreamEndCapture(s, &graph) == cudaSuccess && graph, "end capture");
+    cudaMemset(x, 0x7f, n * sizeof(float)); /* not zero: the graph's memset must run */
+    CHECK(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess, "instantiate");
+    for (int k = 0; k < 2; k++)
+        CHECK(cudaGraphLaunch(exec, s) == cudaSuccess, "graph launch %d", k);
+    expect_all("graph launched twice", x, n, 2.0f);
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+
+    capture_begin();
+    cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal);
+    add_one_kernel<<<2, 128, 0, s>>>(x, n);
+    cudaError_t sync = cudaStreamSynchronize(s);
+    cudaError_t end = cudaStreamEndCapture(s, &graph);
+    CHECK(sync == cudaErrorStreamCaptureUnsupported && end == cudaErrorStreamCaptureInvalidated &&
+              !graph,
+          "synchronize in a capture: %d, end %d", (int)sync, (int)end);
+    expect_error("synchronize in a capture", cudaErrorStreamCaptureUnsupported,
+                 "cudaStreamSynchronize", 0, "capture is invalidated");
+    expect_all("an invalidated capture runs nothing", x, n, 2.0f);
+
+    capture_begin();
+    tree_sum_dynamic_kernel<<<1, 256, 64 * 1024>>>(x, x, n);
+    expect_error("64 KiB shared", cudaErrorInvalidValue, "at most 49152", 0,
+                 "without cudaFuncSetAttribute");
+    CHECK(cudaFuncSetAttribute(tree_sum_dynamic_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               64 * 1024) == cudaSuccess,
+          "cudaFuncSetAttribute");
+    tree_sum_dynamic_kernel<<<1, 256, 64 * 1024>>>(x, x, 256);
+    CHECK(cudaGetLastError() == cudaSuccess, "64 KiB shared after cudaFuncSetAttribute");
+    expect_all("the sum over 256 twos", x, 1, 512.0f);
+    cudaStreamDestroy(s);
+    cudaFree(x);
+}
+
 int main(void)
 {
     test_sums();
     test_shuffles();
     test_indices();
     test_errors();
+    test_graph_and_limits();
     printf("test_cuda_emu_selftest: %s (%d failed)\n", failures ? "FAIL" : "ok", failures);
     return failures ? 1 : 0;
 }
