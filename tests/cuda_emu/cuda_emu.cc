@@ -78,7 +78,7 @@ struct block_run {
 
 jmp_buf scheduler_jb;
 ucontext_t boot_return;
-std::vector<fiber *> all_fibers, free_fibers;
+std::vector<fiber *> free_fibers; /* fibers live as long as the process */
 fiber *current_fiber = nullptr;
 block_run *current_block = nullptr;
 int current_thread = -1;
@@ -194,7 +194,6 @@ fiber *fiber_get()
         }
         mprotect(mem, 4096, PROT_NONE);
         f->stack = mem + 4096;
-        all_fibers.push_back(f);
         fiber_boot(f);
         return f;
     }
