@@ -163,6 +163,8 @@ struct config {
 cudaError_t run_grid(const config &cfg, void (*thread_fn)(void *), void *arg);
 /* A kernel argument that is a pointer must be device memory (cudaMalloc) or NULL. */
 cudaError_t check_kernel_pointer(const config &cfg, int index, const void *p);
+/* After a launch: every device allocation's red zones intact, or the error (printed). */
+cudaError_t check_red_zones(const config &cfg);
 void set_launch_error(cudaError_t e);
 /* While `stream` is captured into a CUDA graph, its work is recorded, not run: true when
  * `work` was recorded (cuda_emu_runtime.cc). */
@@ -240,7 +242,8 @@ template <class... P, class... A> void operator<<(void (*kernel)(P...), pending<
     if (e == cudaSuccess) {
         config cfg = p.cfg;
         auto work = [call, cfg]() mutable {
-            return run_grid(cfg, &kernel_call<P...>::run_thread, &call);
+            cudaError_t r = run_grid(cfg, &kernel_call<P...>::run_thread, &call);
+            return r != cudaSuccess ? r : check_red_zones(cfg);
         };
         if (!capture(cfg.stream, work))
             e = work();

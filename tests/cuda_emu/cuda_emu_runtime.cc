@@ -1,7 +1,13 @@
 /* cuda_emu_runtime.cc: the host emulation's CUDA runtime API: one device, whose memory is
- * host memory (cudaMalloc'd ranges are recorded, so that a kernel given a host pointer is an
- * error), every call synchronous (streams and events are markers, events read the host
- * clock), errors kept until cudaGetLastError as the runtime keeps them. */
+ * host memory, every call synchronous (streams and events are markers, events read the
+ * host clock), errors kept until cudaGetLastError as the runtime keeps them.
+ *
+ * Device memory: each cudaMalloc'd range is recorded (a kernel given a host pointer is an
+ * error) and lies between two red zones; red zones and new memory hold the float
+ * signalling NaN 0xff800001. So a read before the start, past the end, or of memory nothing
+ * wrote gives NaN, and after every launch a red zone that is no longer intact reports an
+ * out-of-bounds write (arithmetic quiets a signalling NaN, so even `x[i] += v` past the end
+ * changes the bits). */
 #include "cuda_emu.h"
 
 #include <chrono>
@@ -27,7 +33,26 @@ struct emu_event {
 
 static cudaError_t last_error = cudaSuccess;
 static std::map<uintptr_t, size_t> allocations; /* device allocations: start -> bytes */
-static cudaStream_t capturing = nullptr;        /* the stream being captured, if any */
+static const size_t RED_ZONE = 256;             /* bytes before and after each */
+static const unsigned char POISON[4] = {0x01, 0x00, 0x80, 0xff}; /* 0xff800001, little end */
+
+/* The poison over bytes [from, to) of an allocation's block (base: 256-aligned, so that
+ * the pattern lines up with the floats). */
+static void poison(unsigned char *base, size_t from, size_t to)
+{
+    for (size_t k = from; k < to; k++)
+        base[k] = POISON[k % 4];
+}
+
+/* First byte of [from, to) no longer poisoned, or -1. */
+static long first_changed(const unsigned char *base, size_t from, size_t to)
+{
+    for (size_t k = from; k < to; k++)
+        if (base[k] != POISON[k % 4])
+            return (long)k;
+    return -1;
+}
+static cudaStream_t capturing = nullptr; /* the stream being captured, if any */
 
 namespace emu
 {
@@ -54,6 +79,29 @@ void set_launch_error(cudaError_t e)
 {
     if (e != cudaSuccess && last_error == cudaSuccess)
         last_error = e;
+}
+
+cudaError_t check_red_zones(const config &cfg)
+{
+    cudaError_t e = cudaSuccess;
+    for (const auto &a : allocations) {
+        unsigned char *base = (unsigned char *)a.first - RED_ZONE;
+        size_t end = RED_ZONE + a.second, total = 2 * RED_ZONE + (a.second + 255) / 256 * 256;
+        long at = first_changed(base, 0, RED_ZONE);
+        if (at < 0)
+            at = first_changed(base, end, total);
+        if (at < 0)
+            continue;
+        at -= at % 4; /* the float it belongs to */
+        fprintf(stderr,
+                "cuda emulator: kernel launched at %s:%d wrote outside the %zu-byte device "
+                "allocation at %p: at byte offset %ld\n",
+                base_name(cfg.file), cfg.line, a.second, (void *)a.first, at - (long)RED_ZONE);
+        poison(base, 0, RED_ZONE); /* reported once */
+        poison(base, end, total);
+        e = cudaErrorIllegalAddress;
+    }
+    return e;
 }
 
 bool capture(cudaStream_t stream, std::function<cudaError_t()> work)
@@ -181,10 +229,12 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
 {
     if (capturing)
         return refuse_in_capture("cudaMalloc");
-    size_t rounded = (bytes + 255) / 256 * 256; /* aligned_alloc needs a multiple */
-    *p = aligned_alloc(256, rounded ? rounded : 256);
-    if (!*p)
+    size_t total = RED_ZONE + (bytes + 255) / 256 * 256 + RED_ZONE; /* a multiple of 256 */
+    char *base = (char *)aligned_alloc(256, total);
+    if (!base)
         return fail(cudaErrorMemoryAllocation);
+    poison((unsigned char *)base, 0, total);
+    *p = base + RED_ZONE;
     allocations[(uintptr_t)*p] = bytes;
     return cudaSuccess;
 }
@@ -200,7 +250,7 @@ cudaError_t cudaFree(void *p)
         return fail(cudaErrorInvalidDevicePointer);
     }
     allocations.erase(it);
-    free(p);
+    free((char *)p - RED_ZONE);
     return last_error;
 }
 cudaError_t cudaMallocHost(void **p, size_t bytes)

@@ -118,6 +118,14 @@ static __global__ void partial_shuffle_kernel(float *out)
     out[threadIdx.x] = v;
 }
 
+/* y[i] = x[i - 1] for i <= n: an off-by-one at both ends */
+static __global__ void off_by_one_kernel(float *y, const float *x, int n)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i <= n)
+        y[i] = x[i - 1];
+}
+
 /* reads shared memory that no thread wrote */
 static __global__ void uninitialized_shared_kernel(float *out)
 {
@@ -298,6 +306,18 @@ static void test_errors(void)
     capture_begin();
     tree_sum_kernel<<<1, 64>>>(out, host, 64);
     expect_error("host pointer", cudaErrorIllegalAddress, "argument 2", 0, "not device memory");
+
+    float *x = device_floats(1000), *y = device_floats(1000);
+    cudaMemset(x, 0, 1000 * sizeof(float));
+    capture_begin();
+    off_by_one_kernel<<<4, 256>>>(y, x, 1000);
+    expect_error("write past the end", cudaErrorIllegalAddress,
+                 "wrote outside the 4000-byte device allocation", 0, "at byte offset 4000");
+    float first;
+    cudaMemcpy(&first, y, sizeof first, cudaMemcpyDeviceToHost);
+    CHECK(isnan(first), "a read before the allocation's start gives NaN, not %g", first);
+    cudaFree(x);
+    cudaFree(y);
 
     float outh[64];
     uninitialized_shared_kernel<<<1, 64>>>(out);
