@@ -1,0 +1,37 @@
+/* emu_backend.cc: the emulated CUDA backend's entry point (cuda_emu_backend.h), and what
+ * kernels/cuda_backend.cu needs from kernels/cuda_conv.cu, which is not emulated: cuDNN is
+ * a library, not this project's kernels. The table is kernels/cuda_backend.cu's own, made
+ * by its backend_cuda_create; only the convolutions are taken out. */
+#include "cuda_common.h"
+#include "cuda_emu_backend.h"
+
+int cuda_conv_init(struct cuda_ctx *ctx, char *err, size_t errlen)
+{
+    return 0; /* no cuDNN handle: ctx->cudnn stays NULL */
+}
+
+void cuda_conv_destroy(struct cuda_ctx *ctx) {}
+
+/* In the table only until backend_cuda_emu_create takes them out. */
+void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
+                         const float *bias, const struct conv_shape *s)
+{
+    DDIM_FATAL("cuda emulator: conv2d_forward is cuDNN's and is not emulated");
+}
+
+void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
+                          const float *x, const float *w, const struct conv_shape *s)
+{
+    DDIM_FATAL("cuda emulator: conv2d_backward is cuDNN's and is not emulated");
+}
+
+extern "C" struct backend *backend_cuda_emu_create(char *err, size_t errlen)
+{
+    struct backend *be = backend_cuda_create(0, err, errlen);
+    if (!be)
+        return NULL;
+    be->name = "cuda-emu";
+    be->conv2d_forward = NULL;
+    be->conv2d_backward = NULL;
+    return be;
+}
