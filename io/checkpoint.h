@@ -12,11 +12,24 @@
 #ifndef DDIM_CHECKPOINT_H
 #define DDIM_CHECKPOINT_H
 
-#include "trainer.h"
+#include "params.h"
+#include "weights_h5.h"
 
 #include <stddef.h>
 
 #define CHECKPOINT_FORMAT "ddim-dist checkpoint 1"
+
+/* A training state in host memory: all that a checkpoint holds. src/trainer_state.c fills
+ * it from a trainer and loads it back; it is the one list of what a training state is. */
+struct train_state {
+    struct model_shape shape;
+    const struct param_table *params; /* the network's weights, by name */
+    float *w;                         /* (total) training network, BN moving statistics */
+    float *ema_w;                     /* (total) EMA network */
+    float *adam_m, *adam_v;           /* (trainable) Adam moments */
+    float norm[6];                    /* normalizer: mean[3], variance[3] */
+    int step;                         /* optimizer steps done */
+};
 
 struct checkpoint_info {
     int epoch;          /* epochs done */
@@ -24,16 +37,18 @@ struct checkpoint_info {
     long step_in_epoch; /* steps done of epoch `epoch` (0-based) */
 };
 
-/* Writes t's state (downloaded from the backend) to path atomically: path.tmp is written,
- * flushed, closed and fsync'ed, then renamed over path, so that a crash while writing
- * leaves the previous checkpoint whole. 0, or -1 with a message naming the file. */
-int checkpoint_write(const char *path, const struct trainer *t, int epoch_done, long global_step,
-                     long step_in_epoch, const char *config_yaml, char *err, size_t errlen);
+/* Writes s and the position to path atomically: path.tmp is written, flushed, closed and
+ * fsync'ed, then renamed over path, so that a crash while writing leaves the previous
+ * checkpoint whole. 0, or -1 with a message naming the file. */
+int checkpoint_write(const char *path, const struct train_state *s,
+                     const struct checkpoint_info *pos, const char *config_yaml, char *err,
+                     size_t errlen);
 
-/* Checks the format and the model shape against t's network (a difference is an error that
- * names the file, the attribute and both values), then loads the state into t (uploaded;
- * t->step set) and the position into *info. On error t may be partly overwritten. */
-int checkpoint_read(const char *path, struct trainer *t, struct checkpoint_info *info, char *err,
+/* Checks the format and the model shape against s->shape (a difference is an error that
+ * names the file, the attribute and both values), then reads the state into s's buffers
+ * (allocated by the caller for s->params) and the position into *pos. On error s may be
+ * partly overwritten. */
+int checkpoint_read(const char *path, struct train_state *s, struct checkpoint_info *pos, char *err,
                     size_t errlen);
 
 /* The settings the checkpoint was written with (its "config" attribute, YAML; "" if it has

@@ -13,8 +13,6 @@
 
 enum { CONFIG_TEXT_MAX = 1 << 16 };
 
-static const char *shape_names[] = {"image_size", "widths", "block_depth", "embedding_dims"};
-
 /* The format attribute, with a hint when the file is the other kind. */
 static int check_format(hid_t f, const char *path, int from_checkpoint, char *err, size_t errlen)
 {
@@ -35,51 +33,8 @@ static int check_format(hid_t f, const char *path, int from_checkpoint, char *er
                       path, what, format, want, hint);
 }
 
-/* The stored config (if any) on top of the defaults, then the shape attributes, which are
- * what the weights were written for. */
-static int read_config(hid_t f, const char *path, struct ema_weights *ew, char *err, size_t errlen)
-{
-    char *text = util_xmalloc(CONFIG_TEXT_MAX);
-    if (h5u_read_attr_str(f, path, "config", text, CONFIG_TEXT_MAX, err, errlen) != 0) {
-        free(text);
-        return -1;
-    }
-    ew->config_yaml = text;
-    run_config_defaults(&ew->cfg);
-    char label[CONFIG_PATH_MAX + 32];
-    snprintf(label, sizeof label, "%s (attribute 'config')", path);
-    if (text[0] && config_load_yaml_text(&ew->cfg, label, text, err, errlen) != 0)
-        return -1;
-    struct unet_config *u = &ew->cfg.model;
-    for (int k = 0; k < 4; k++) {
-        double v[UNET_MAX_LEVELS];
-        size_t n = k == 1 ? UNET_MAX_LEVELS : 1;
-        if (h5u_read_attr_doubles(f, path, "/", shape_names[k], v, &n, err, errlen) != 0)
-            return -1;
-        for (size_t i = 0; i < n; i++)
-            if (v[i] < 1 || v[i] > 1e6 || v[i] != (double)(int)v[i])
-                return util_error(err, errlen, "%s: attribute '%s' holds %g, not a size", path,
-                                  shape_names[k], v[i]);
-        if (k == 1) {
-            u->num_levels = (int)n;
-            for (size_t i = 0; i < n; i++)
-                u->widths[i] = (int)v[i];
-        } else {
-            *(k == 0 ? &u->image_size : k == 2 ? &u->block_depth : &u->embedding_dims) = (int)v[0];
-        }
-    }
-    char why[1024];
-    if (unet_config_check(u, why, sizeof why) != 0 ||
-        diffusion_config_check(&ew->cfg.diffusion, why, sizeof why) != 0)
-        return util_error(err, errlen, "%s: the stored model cannot be built: %s", path, why);
-    ew->net = unet_create(u, why, sizeof why);
-    if (!ew->net)
-        return util_error(err, errlen, "%s: the stored model cannot be built: %s", path, why);
-    return 0;
-}
-
-int ema_weights_read(const char *path, int from_checkpoint, struct ema_weights *ew, char *err,
-                     size_t errlen)
+int ema_weights_read_head(const char *path, int from_checkpoint, struct ema_weights *ew, char *err,
+                          size_t errlen)
 {
     memset(ew, 0, sizeof *ew);
     FILE *probe = fopen(path, "rb");
@@ -90,52 +45,60 @@ int ema_weights_read(const char *path, int from_checkpoint, struct ema_weights *
     if (f < 0)
         return -1;
     int rc = check_format(f, path, from_checkpoint, err, errlen);
-    if (rc == 0)
-        rc = read_config(f, path, ew, err, errlen);
     if (rc == 0) {
-        const struct param_table *p = unet_params(ew->net);
-        ew->w = util_xmalloc(p->total * sizeof(float));
-        const char *group = from_checkpoint ? "/ema_weights" : "/weights";
-        rc = weights_read_h5(f, path, group, p, ew->w, 0, err, errlen) ||
-                     h5u_read_floats(f, path, "/normalizer/mean", ew->norm, 3, err, errlen) ||
-                     h5u_read_floats(f, path, "/normalizer/variance", ew->norm + 3, 3, err, errlen)
-                 ? -1
-                 : 0;
+        ew->config_yaml = util_xmalloc(CONFIG_TEXT_MAX);
+        rc = h5u_read_attr_str(f, path, "config", ew->config_yaml, CONFIG_TEXT_MAX, err, errlen);
     }
+    if (rc == 0)
+        rc = model_shape_read_h5(f, path, &ew->shape, err, errlen);
     H5Fclose(f);
     if (rc != 0)
         ema_weights_free(ew);
     return rc;
 }
 
-static int write_contents(hid_t f, const char *label, const struct ema_weights *ew, char *err,
-                          size_t errlen)
+int ema_weights_read_weights(const char *path, int from_checkpoint,
+                             const struct param_table *params, struct ema_weights *ew, char *err,
+                             size_t errlen)
 {
-    const struct unet_config *u = unet_get_config(ew->net);
-    if (weights_write_h5(f, label, "/weights", unet_params(ew->net), ew->w, 0, err, errlen))
+    hid_t f = h5u_open_read(path, err, errlen);
+    if (f < 0)
         return -1;
-    long long widths[UNET_MAX_LEVELS], one[3] = {u->image_size, u->block_depth, u->embedding_dims};
-    for (int i = 0; i < u->num_levels; i++)
-        widths[i] = u->widths[i];
+    free(ew->w);
+    ew->w = util_xmalloc(params->total * sizeof(float));
+    const char *group = from_checkpoint ? "/ema_weights" : "/weights";
+    int rc = weights_read_h5(f, path, group, params, ew->w, 0, err, errlen) ||
+                     h5u_read_floats(f, path, "/normalizer/mean", ew->norm, 3, err, errlen) ||
+                     h5u_read_floats(f, path, "/normalizer/variance", ew->norm + 3, 3, err, errlen)
+                 ? -1
+                 : 0;
+    H5Fclose(f);
+    return rc;
+}
+
+static int write_contents(hid_t f, const char *label, const struct ema_weights *ew,
+                          const struct param_table *params, char *err, size_t errlen)
+{
+    if (weights_write_h5(f, label, "/weights", params, ew->w, 0, err, errlen))
+        return -1;
     int bad = h5u_write_floats(f, "/normalizer/mean", ew->norm, 3) ||
               h5u_write_floats(f, "/normalizer/variance", ew->norm + 3, 3) ||
               h5u_write_attr_str(f, "format", EMA_WEIGHTS_FORMAT) ||
-              h5u_write_attr_i64(f, "widths", widths, u->num_levels) ||
+              model_shape_write_h5(f, &ew->shape) ||
               h5u_write_attr_str(f, "config", ew->config_yaml ? ew->config_yaml : "");
-    for (int i = 0; i < 3; i++)
-        bad = bad || h5u_write_attr_i64(f, shape_names[i == 0 ? 0 : i + 1], &one[i], 1);
     if (bad)
         return util_error(err, errlen, "%s: cannot write the normalizer or the attributes", label);
     return 0;
 }
 
-int ema_weights_export(const char *path, const struct ema_weights *ew, char *err, size_t errlen)
+int ema_weights_export(const char *path, const struct ema_weights *ew,
+                       const struct param_table *params, char *err, size_t errlen)
 {
     char tmp[4096];
     hid_t f = h5u_create_tmp(path, tmp, sizeof tmp, err, errlen);
     if (f < 0)
         return -1;
-    int rc = write_contents(f, tmp, ew, err, errlen);
+    int rc = write_contents(f, tmp, ew, params, err, errlen);
     return h5u_commit(f, tmp, path, rc, err, errlen);
 }
 
@@ -143,7 +106,5 @@ void ema_weights_free(struct ema_weights *ew)
 {
     free(ew->config_yaml);
     free(ew->w);
-    if (ew->net)
-        unet_destroy(ew->net);
     memset(ew, 0, sizeof *ew);
 }

@@ -9,30 +9,39 @@
 #ifndef DDIM_EMA_WEIGHTS_H
 #define DDIM_EMA_WEIGHTS_H
 
-#include "config.h"
-#include "unet.h"
+#include "params.h"
+#include "weights_h5.h"
 
 #include <stddef.h>
 
 #define EMA_WEIGHTS_FORMAT "ddim-dist ema weights 1"
 
+/* What the file holds, in host memory. The model layer (src/infer_model.h) turns the
+ * stored config and shape into a network and reads the weights for its parameter table. */
 struct ema_weights {
-    struct run_config cfg; /* defaults, then the stored config, then the stored model shape */
-    char *config_yaml;     /* the stored config text (malloc'd; "" when there was none) */
-    struct unet *net;      /* built from cfg.model (host only: the parameter table) */
-    float *w;              /* the EMA network's weights, unet_params(net)->total floats */
-    float norm[6];         /* the normalizer: mean[3], variance[3] */
+    struct model_shape shape; /* what the weights were written for */
+    char *config_yaml;        /* the stored config text (malloc'd; "" when there was none) */
+    float *w;                 /* the EMA network's weights (params->total floats), or NULL */
+    float norm[6];            /* the normalizer: mean[3], variance[3] */
 };
 
-/* Reads a checkpoint (from_checkpoint: format "ddim-dist checkpoint 1", group
- * /ema_weights) or an EMA export (format EMA_WEIGHTS_FORMAT, group /weights). A missing or
- * unreadable file, the other format, a missing dataset or attribute, or a stored config or
- * shape that cannot be built is an error naming the file and what is wrong. 0 or -1. */
-int ema_weights_read(const char *path, int from_checkpoint, struct ema_weights *ew, char *err,
-                     size_t errlen);
+/* Reads the head of a checkpoint (from_checkpoint: format "ddim-dist checkpoint 1") or of
+ * an EMA export (format EMA_WEIGHTS_FORMAT): the format, the stored config text and the
+ * shape, into ew (weights not yet read). A missing or unreadable file, the other format,
+ * a missing attribute is an error naming the file and what is wrong. 0 or -1. */
+int ema_weights_read_head(const char *path, int from_checkpoint, struct ema_weights *ew, char *err,
+                          size_t errlen);
 
-/* Writes ew as an EMA export at path atomically (path.tmp, fsync, rename). 0 or -1. */
-int ema_weights_export(const char *path, const struct ema_weights *ew, char *err, size_t errlen);
+/* Then the weights (group /ema_weights of a checkpoint, /weights of an export) by the
+ * names and shapes of params, and the normalizer. 0 or -1. */
+int ema_weights_read_weights(const char *path, int from_checkpoint,
+                             const struct param_table *params, struct ema_weights *ew, char *err,
+                             size_t errlen);
+
+/* Writes ew (weights named by params) as an EMA export at path atomically (path.tmp,
+ * fsync, rename). 0 or -1. */
+int ema_weights_export(const char *path, const struct ema_weights *ew,
+                       const struct param_table *params, char *err, size_t errlen);
 
 void ema_weights_free(struct ema_weights *ew);
 

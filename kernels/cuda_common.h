@@ -9,10 +9,8 @@
 #ifndef DDIM_CUDA_COMMON_H
 #define DDIM_CUDA_COMMON_H
 
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
-#include <nccl.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,28 +27,12 @@
                        cudaGetErrorName(cuda_check_e_), cudaGetErrorString(cuda_check_e_), #expr); \
     } while (0)
 
-#define CUBLAS_CHECK(expr)                                                                         \
-    do {                                                                                           \
-        cublasStatus_t cublas_check_s_ = (expr);                                                   \
-        if (cublas_check_s_ != CUBLAS_STATUS_SUCCESS)                                              \
-            DDIM_FATAL("cuBLAS error %d %s in %s", (int)cublas_check_s_,                           \
-                       cublasGetStatusString(cublas_check_s_), #expr);                             \
-    } while (0)
-
 #define CUDNN_CHECK(expr)                                                                          \
     do {                                                                                           \
         cudnnStatus_t cudnn_check_s_ = (expr);                                                     \
         if (cudnn_check_s_ != CUDNN_STATUS_SUCCESS)                                                \
             DDIM_FATAL("cuDNN error %d %s in %s", (int)cudnn_check_s_,                             \
                        cudnnGetErrorString(cudnn_check_s_), #expr);                                \
-    } while (0)
-
-#define NCCL_CHECK(expr)                                                                           \
-    do {                                                                                           \
-        ncclResult_t nccl_check_r_ = (expr);                                                       \
-        if (nccl_check_r_ != ncclSuccess)                                                          \
-            DDIM_FATAL("NCCL error %d %s in %s", (int)nccl_check_r_,                               \
-                       ncclGetErrorString(nccl_check_r_), #expr);                                  \
     } while (0)
 
 /* After every kernel launch. Configure with -DDDIM_DEBUG_SYNC=ON to also wait for the

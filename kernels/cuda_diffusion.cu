@@ -4,7 +4,7 @@
  * Scalars that the CPU computes once per call (acosf of the signal rates) are computed here
  * on the host with the same expressions and passed to the kernels, so both backends start
  * from the same bits; only sinf/cosf/logf inside kernels differ from glibc by an ulp or
- * two. The random numbers call src/rng.h with exactly the CPU's arguments. */
+ * two. The random numbers call src/base/rng.h with exactly the CPU's arguments. */
 #include "cuda_common.h"
 #include "rng.h"
 

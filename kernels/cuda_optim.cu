@@ -1,10 +1,10 @@
 /* cuda_optim.cu: Keras AdamW and the EMA update on the GPU, over flat parameter buffers.
  * The per-call scalars are computed on the host and the per-element arithmetic is
- * src/optim_math.h's, the same code the CPU backend runs, so both give the same bits. */
+ * src/base/optim_math.h's, the same code the CPU backend runs, so both give the same bits. */
 #include "cuda_common.h"
 #include "optim_math.h"
 
-/* Keras AdamW per element: src/optim_math.h, shared with the CPU backend */
+/* Keras AdamW per element: src/base/optim_math.h, shared with the CPU backend */
 static __global__ void adamw_kernel(float *w, const float *g, float *m, float *v, size_t n,
                                     struct adamw_scalars s)
 {

@@ -1,9 +1,9 @@
 /* kid_eval.c: the validation KID during training (kid_eval.h). */
 #include "kid_eval.h"
-#include "checkpoint.h"
 #include "h5_util.h"
 #include "inception.h"
 #include "kid.h"
+#include "trainer_state.h"
 #include "util.h"
 
 #include <math.h>
@@ -131,8 +131,8 @@ void kid_eval_save_best(struct kid_eval *k, double kid, const char *run_dir,
         return;
     char path[CONFIG_PATH_MAX + 32], err[1536];
     snprintf(path, sizeof path, "%s/best.h5", run_dir);
-    if (checkpoint_write(path, t, epoch_done, global_step, step_in_epoch, config_yaml, err,
-                         sizeof err) != 0) {
+    struct checkpoint_info pos = {epoch_done, global_step, step_in_epoch};
+    if (trainer_checkpoint_write(t, path, &pos, config_yaml, err, sizeof err) != 0) {
         fprintf(stderr, "ddim-dist: warning: best.h5 not written: %s\n", err);
         return;
     }

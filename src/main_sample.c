@@ -4,7 +4,7 @@
  * the EMA export itself. This file parses and checks the options; src/sample_modes.c
  * draws. */
 #include "config.h"
-#include "ema_weights.h"
+#include "infer_model.h"
 #include "sample_io.h"
 #include "sample_modes.h"
 #include "util.h"
@@ -329,9 +329,9 @@ int main(int argc, char **argv)
     if (rc != 0)
         return rc > 0 ? 0 : 2;
     char err[4096];
-    struct ema_weights ew;
+    struct infer_model ew;
     const char *src = o.checkpoint ? o.checkpoint : o.weights;
-    if (ema_weights_read(src, o.checkpoint != NULL, &ew, err, sizeof err) != 0) {
+    if (infer_model_load(src, o.checkpoint != NULL, &ew, err, sizeof err) != 0) {
         fprintf(stderr, "ddim-sample: %s\n", err);
         return 1;
     }
@@ -349,7 +349,7 @@ int main(int argc, char **argv)
     if (rc == 0 && draws && resolve(&o, &ew.cfg) != 0)
         rc = 2;
     if (rc == 0 && o.export_path) {
-        if (ema_weights_export(o.export_path, &ew, err, sizeof err) != 0) {
+        if (infer_model_export(&ew, o.export_path, err, sizeof err) != 0) {
             fprintf(stderr, "ddim-sample: %s\n", err);
             rc = 1;
         } else {
@@ -361,6 +361,6 @@ int main(int argc, char **argv)
         rc = 1;
     }
     free(noise);
-    ema_weights_free(&ew);
+    infer_model_free(&ew);
     return rc;
 }

@@ -26,7 +26,7 @@ struct session {
 };
 
 static void session_open(struct session *s, const struct sample_plan *p,
-                         const struct ema_weights *ew)
+                         const struct infer_model *ew)
 {
     const struct run_config *run = &ew->cfg;
     s->comm = comm_single();
@@ -35,8 +35,8 @@ static void session_open(struct session *s, const struct sample_plan *p,
     s->t = trainer_create(s->be, s->comm, &run->model, &run->diffusion, 1, 1, 0, err, sizeof err);
     if (!s->t)
         DDIM_FATAL("%s", err);
-    s->be->upload(s->be, s->t->ema_w, ew->w, unet_params(ew->net)->total * sizeof(float));
-    trainer_set_normalizer(s->t, ew->norm, ew->norm + 3);
+    s->be->upload(s->be, s->t->ema_w, ew->ew.w, unet_params(ew->net)->total * sizeof(float));
+    trainer_set_normalizer(s->t, ew->ew.norm, ew->ew.norm + 3);
     s->per = s->t->per_image;
     s->size = run->model.image_size;
     s->dev_in = s->be->alloc(s->be, SAMPLE_CHUNK * s->per * sizeof(float));
@@ -305,7 +305,7 @@ static int run_trajectory(struct session *s, const struct sample_plan *p, char *
     return rc;
 }
 
-int sample_run(const struct sample_plan *p, const struct ema_weights *ew, char *err, size_t errlen)
+int sample_run(const struct sample_plan *p, const struct infer_model *ew, char *err, size_t errlen)
 {
     struct session s;
     memset(&s, 0, sizeof s);

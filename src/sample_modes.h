@@ -5,7 +5,7 @@
 #ifndef DDIM_SAMPLE_MODES_H
 #define DDIM_SAMPLE_MODES_H
 
-#include "ema_weights.h"
+#include "infer_model.h"
 #include "sampler.h"
 
 #include <stddef.h>
@@ -31,7 +31,7 @@ struct sample_plan {
 
 /* Draws what the plan asks with the EMA network of ew and writes its files. Progress and
  * the number of network evaluations go to stderr. 0, or -1 with a message. */
-int sample_run(const struct sample_plan *p, const struct ema_weights *ew, char *err, size_t errlen);
+int sample_run(const struct sample_plan *p, const struct infer_model *ew, char *err, size_t errlen);
 
 /* Spherical interpolation (slerp) of two noises a, b (count floats) at n points,
  * out (n, count): point 0 is a and point n-1 is b exactly. */

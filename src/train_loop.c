@@ -1,13 +1,13 @@
 /* train_loop.c: see train_loop.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "train_loop.h"
-#include "checkpoint.h"
 #include "dataset.h"
 #include "kid_eval.h"
 #include "rng.h"
 #include "run_guard.h"
 #include "run_log.h"
 #include "trainer.h"
+#include "trainer_state.h"
 #include "util.h"
 
 #include <math.h>
@@ -238,7 +238,7 @@ static int resume_read(struct loop *L, char *err, size_t errlen)
                           L->ckpt_path);
     struct checkpoint_info *r = &L->resume;
     char msg[1024];
-    if (checkpoint_read(L->ckpt_path, L->t, r, msg, sizeof msg) != 0)
+    if (trainer_checkpoint_read(L->t, L->ckpt_path, r, msg, sizeof msg) != 0)
         return util_error(err, errlen,
                           "cannot resume: %s (the checkpoint is left as it is: move it away or "
                           "delete it to start afresh, or pick another run.dir)",
@@ -293,14 +293,8 @@ static void resume_share(struct loop *L)
     L->resume.global_step = L->global_step = L->start_step = (long)n[2];
     L->resume.step_in_epoch = (long)n[3];
     t->step = (int)n[4];
-    if (comm->world > 1) {
-        const struct param_table *p = unet_params(t->net);
-        comm->broadcast(comm, t->w, p->total * sizeof(float));
-        comm->broadcast(comm, t->ema_w, p->total * sizeof(float));
-        comm->broadcast(comm, t->adam_m, p->trainable * sizeof(float));
-        comm->broadcast(comm, t->adam_v, p->trainable * sizeof(float));
-        comm->broadcast(comm, t->norm, 6 * sizeof(float));
-    }
+    if (comm->world > 1)
+        trainer_state_broadcast(t);
     util_log("ddim-dist: resuming from %s at epoch %d step %ld (step %ld in all)\n", L->ckpt_path,
              L->resume.epoch + 1, L->resume.step_in_epoch, L->global_step);
 }
@@ -311,9 +305,10 @@ static void resume_share(struct loop *L)
 static void save_checkpoint(struct loop *L)
 {
     long spe = L->steps_per_epoch;
-    int rc =
-        checkpoint_write(L->ckpt_path, L->t, (int)(L->global_step / spe), L->global_step,
-                         L->global_step % spe, L->config_yaml, L->ckpt.error, sizeof L->ckpt.error);
+    struct checkpoint_info pos = {(int)(L->global_step / spe), L->global_step,
+                                  L->global_step % spe};
+    int rc = trainer_checkpoint_write(L->t, L->ckpt_path, &pos, L->config_yaml, L->ckpt.error,
+                                      sizeof L->ckpt.error);
     ckpt_state_record(&L->ckpt, L->ckpt_path, L->global_step, rc, &L->log);
 }
 

@@ -1,4 +1,4 @@
-/* test_rng.c: the Philox streams (src/rng.h) through the backend's fill ops: Random123's
+/* test_rng.c: the Philox streams (src/base/rng.h) through the backend's fill ops: Random123's
  * published known answers, determinism in (seed, step, purpose, example, element),
  * independence of the example offset and count, and the moments of the distributions. */
 #include "backend.h"

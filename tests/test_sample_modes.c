@@ -11,10 +11,10 @@
  * usage: test_sample_modes PATH/TO/ddim-prep PATH/TO/ddim-sample */
 #define _POSIX_C_SOURCE 200809L
 #include "config.h"
-#include "ema_weights.h"
 #include "h5_util.h"
 #include "image_grid.h"
 #include "image_io.h"
+#include "infer_model.h"
 #include "sample_io.h"
 #include "sampler.h"
 #include "test_run_util.h"
@@ -162,8 +162,8 @@ static double rel_error(const float *a, const float *b, size_t n)
 static void test_in_process(void)
 {
     char err[2048];
-    struct ema_weights ew;
-    if (ema_weights_read(ck, 1, &ew, err, sizeof err) != 0) {
+    struct infer_model ew;
+    if (infer_model_load(ck, 1, &ew, err, sizeof err) != 0) {
         test_fail("%s", err);
         return;
     }
@@ -173,8 +173,8 @@ static void test_in_process(void)
         trainer_create(be, comm, &ew.cfg.model, &ew.cfg.diffusion, 1, 1, 0, err, sizeof err);
     if (!t)
         DDIM_FATAL("%s", err);
-    be->upload(be, t->ema_w, ew.w, unet_params(ew.net)->total * sizeof(float));
-    trainer_set_normalizer(t, ew.norm, ew.norm + 3);
+    be->upload(be, t->ema_w, ew.ew.w, unet_params(ew.net)->total * sizeof(float));
+    trainer_set_normalizer(t, ew.ew.norm, ew.ew.norm + 3);
     int n = 2;
     size_t count = (size_t)n * t->per_image;
     float *noise = be->alloc(be, count * sizeof(float));
@@ -218,7 +218,7 @@ static void test_in_process(void)
     trainer_destroy(t);
     be->destroy(be);
     comm->destroy(comm);
-    ema_weights_free(&ew);
+    infer_model_free(&ew);
 }
 
 static void test_eta_and_noise(void)

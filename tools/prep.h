@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Purposes of ddim-prep's Philox streams (src/rng.h); the trainer's are in backend.h. */
+/* Purposes of ddim-prep's Philox streams (src/base/rng.h); the trainer's are in backend.h. */
 enum prep_rng_purpose { PREP_RNG_SPLIT = 101, PREP_RNG_SYNTHETIC = 102 };
 
 /* Fisher-Yates shuffle of perm[0..n) with Philox(seed): the same permutation on every

@@ -8,7 +8,7 @@
  * textured centre disc, under a directional light and a vignette. Everything is drawn as
  * soft-edged coverage functions and supersampled 3x3 per pixel, at the output size directly.
  *
- * Random draws come from Philox keyed by (seed, image index, draw number) (src/rng.h), so an
+ * Random draws come from Philox keyed by (seed, image index, draw number) (src/base/rng.h), so an
  * image depends only on (seed, index, size): runs are reproducible and images can be drawn
  * in parallel in any order. */
 #include "prep.h"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what ddim-dist needs to build and test on Debian 12 / Ubuntu (as root, or with
 # sudo), then configures and builds it in ./build. The CUDA backend is built too when nvcc,
-# cuDNN, cuBLAS and NCCL are found (e.g. under /usr/local/cuda); it is skipped otherwise.
+# cuDNN and NCCL are found (e.g. under /usr/local/cuda); it is skipped otherwise.
 #   tools/setup.sh            install + build (Release, warnings as errors)
 #   SKIP_APT=1 tools/setup.sh build only
 set -euo pipefail

@@ -53,7 +53,7 @@
 #include "cuda_emu_math.h"
 
 /* Random123 configured as nvcc configures it for device code (R123_CUDA_DEVICE, the CUDA
- * multiply-high intrinsic for 64-bit words), so src/rng.h runs the device variant of Philox.
+ * multiply-high intrinsic for 64-bit words), so src/base/rng.h runs the device variant of Philox.
  * __CUDACC__ stays defined only for this include: system headers test it too. */
 #ifndef CUDART_VERSION
 #define CUDART_VERSION 12000

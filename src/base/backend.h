@@ -30,7 +30,7 @@ extern "C" {
 enum loss_kind { LOSS_MAE = 0, LOSS_MSE = 1 };
 
 /* Purposes of random streams: part of the Philox counter, so that each use of the seed
- * draws independent numbers (see src/rng.h). */
+ * draws independent numbers (see src/base/rng.h). */
 enum rng_purpose {
     RNG_TRAIN_NOISE = 1,
     RNG_TRAIN_TIME = 2,
@@ -223,7 +223,7 @@ struct backend {
     void (*gather_images)(struct backend *be, float *out, const uint8_t *images, const int32_t *idx,
                           int n, size_t per);
 
-    /* --- random numbers (Philox4x32-10, counter-based, see src/rng.h) ---
+    /* --- random numbers (Philox4x32-10, counter-based, see src/base/rng.h) ---
      * Element j of example i (global index first + i) is a function of (seed, step,
      * purpose, first + i, j) only: the same on every backend and any number of ranks. */
     void (*fill_normal)(struct backend *be, float *x, int n, size_t per, uint64_t seed,

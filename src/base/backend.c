@@ -88,7 +88,7 @@ struct backend *backend_cuda_create(int device, char *err, size_t errlen)
 {
     util_error(err, errlen,
                "this ddim-dist was built without the CUDA backend (reconfigure "
-               "with -DDDIM_CUDA=ON where nvcc, cuDNN, cuBLAS and NCCL are found)");
+               "with -DDDIM_CUDA=ON where nvcc, cuDNN and NCCL are found)");
     return NULL;
 }
 #endif

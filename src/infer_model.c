@@ -1,0 +1,59 @@
+/* infer_model.c: see infer_model.h. */
+#include "infer_model.h"
+#include "trainer_state.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* The stored config (if any) on top of the defaults, then the stored shape, which is what
+ * the weights were written for; then the network. */
+static int build(const char *path, struct infer_model *m, char *err, size_t errlen)
+{
+    run_config_defaults(&m->cfg);
+    char label[CONFIG_PATH_MAX + 32];
+    snprintf(label, sizeof label, "%s (attribute 'config')", path);
+    const char *text = m->ew.config_yaml;
+    if (text[0] && config_load_yaml_text(&m->cfg, label, text, err, errlen) != 0)
+        return -1;
+    if (m->ew.shape.num_levels > UNET_MAX_LEVELS)
+        return util_error(err, errlen, "%s: the stored model has %d levels, at most %d", path,
+                          m->ew.shape.num_levels, (int)UNET_MAX_LEVELS);
+    unet_config_set_shape(&m->cfg.model, &m->ew.shape);
+    char why[1024];
+    if (unet_config_check(&m->cfg.model, why, sizeof why) != 0 ||
+        diffusion_config_check(&m->cfg.diffusion, why, sizeof why) != 0)
+        return util_error(err, errlen, "%s: the stored model cannot be built: %s", path, why);
+    m->net = unet_create(&m->cfg.model, why, sizeof why);
+    if (!m->net)
+        return util_error(err, errlen, "%s: the stored model cannot be built: %s", path, why);
+    return 0;
+}
+
+int infer_model_load(const char *path, int from_checkpoint, struct infer_model *m, char *err,
+                     size_t errlen)
+{
+    memset(m, 0, sizeof *m);
+    if (ema_weights_read_head(path, from_checkpoint, &m->ew, err, errlen) != 0)
+        return -1;
+    int rc = build(path, m, err, errlen);
+    if (rc == 0)
+        rc = ema_weights_read_weights(path, from_checkpoint, unet_params(m->net), &m->ew, err,
+                                      errlen);
+    if (rc != 0)
+        infer_model_free(m);
+    return rc;
+}
+
+int infer_model_export(const struct infer_model *m, const char *path, char *err, size_t errlen)
+{
+    return ema_weights_export(path, &m->ew, unet_params(m->net), err, errlen);
+}
+
+void infer_model_free(struct infer_model *m)
+{
+    ema_weights_free(&m->ew);
+    if (m->net)
+        unet_destroy(m->net);
+    memset(m, 0, sizeof *m);
+}
