@@ -7,21 +7,12 @@
  * that hangs or is stopped is named by the others' watchdog (comm_mpi_watchdog.h). */
 #include "comm.h"
 #include "comm_mpi_watchdog.h"
+#include "mpi_check.h"
 #include "util.h"
 
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void mpi_check(int rc, const char *what)
-{
-    if (rc != MPI_SUCCESS) {
-        char msg[MPI_MAX_ERROR_STRING];
-        int len = 0;
-        MPI_Error_string(rc, msg, &len);
-        DDIM_FATAL("%s failed: %s", what, msg);
-    }
-}
 
 static void mpi_allreduce(struct comm *c, float *buf, size_t n)
 {
@@ -30,9 +21,8 @@ static void mpi_allreduce(struct comm *c, float *buf, size_t n)
     for (size_t off = 0; off < n; off += (size_t)1 << 30) {
         size_t len = n - off < ((size_t)1 << 30) ? n - off : ((size_t)1 << 30);
         watchdog_enter("MPI_Allreduce (sum)");
-        mpi_check(
-            MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)len, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
-            "MPI_Allreduce");
+        MPI_CHECK(
+            MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)len, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
         watchdog_leave();
     }
     c->seconds += util_now() - t0;
@@ -45,7 +35,7 @@ static void mpi_broadcast(struct comm *c, void *buf, size_t bytes)
     for (size_t off = 0; off < bytes; off += (size_t)1 << 30) {
         size_t len = bytes - off < ((size_t)1 << 30) ? bytes - off : ((size_t)1 << 30);
         watchdog_enter("MPI_Bcast");
-        mpi_check(MPI_Bcast((char *)buf + off, (int)len, MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast");
+        MPI_CHECK(MPI_Bcast((char *)buf + off, (int)len, MPI_BYTE, 0, MPI_COMM_WORLD));
         watchdog_leave();
     }
     c->seconds += util_now() - t0;
@@ -56,7 +46,7 @@ static int mpi_all_ok(struct comm *c, int ok)
 {
     int mine = ok != 0, all = 0;
     watchdog_enter("MPI_Allreduce (all ranks ok?)");
-    mpi_check(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD), "MPI_Allreduce");
+    MPI_CHECK(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
     watchdog_leave();
     return all;
 }
@@ -64,7 +54,7 @@ static int mpi_all_ok(struct comm *c, int ok)
 static void mpi_barrier(struct comm *c)
 {
     watchdog_enter("MPI_Barrier");
-    mpi_check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+    MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
     watchdog_leave();
 }
 
@@ -93,8 +83,8 @@ static int find_local_rank(void)
     if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
         MPI_SUCCESS) {
         int local = 0;
-        MPI_Comm_rank(node, &local);
-        MPI_Comm_free(&node);
+        MPI_CHECK(MPI_Comm_rank(node, &local));
+        MPI_CHECK(MPI_Comm_free(&node));
         return local;
     }
     const char *vars[] = {"SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK"};
@@ -110,10 +100,11 @@ struct comm *comm_mpi_create(int *argc, char ***argv)
 {
     int provided;
     /* MULTIPLE: the watchdog thread exchanges its notes while the main thread waits */
-    mpi_check(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
+    MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided));
     struct comm *c = util_xcalloc(1, sizeof *c);
-    MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &c->world);
+    mpi_errors_return();
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &c->rank));
+    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &c->world));
     c->local_rank = find_local_rank();
     c->allreduce_sum = mpi_allreduce;
     c->broadcast = mpi_broadcast;

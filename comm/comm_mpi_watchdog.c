@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "comm_mpi_watchdog.h"
 #include "comm.h"
+#include "mpi_check.h"
 #include "util.h"
 
 #include <pthread.h>
@@ -69,7 +70,9 @@ static void list_missing(const char *arrived, char *out, size_t len)
 
 /* The note exchange: tells every rank that this one waited in collective #seq, and
  * collects the others' notes for a grace period (the ranks that wait time out at about the
- * same moment). A note of a later collective counts: that rank got past this one. */
+ * same moment). A note of a later collective counts: that rank got past this one. Its calls
+ * are left unchecked on purpose: they run while ranks are dying, and a failure here must
+ * not hide the report that follows. */
 static void collect_notes(int tag, long seq, char *arrived, double grace)
 {
     static long long note;
@@ -141,12 +144,12 @@ static void *watch(void *unused)
 void watchdog_start(int multiple)
 {
     wd.multiple = multiple;
-    MPI_Comm_rank(MPI_COMM_WORLD, &wd.rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &wd.world);
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &wd.rank));
+    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &wd.world));
     watchdog_set_timeout(600);
     if (wd.world < 2)
         return;
-    MPI_Comm_dup(MPI_COMM_WORLD, &wd.comm);
+    MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &wd.comm));
     wd.running = pthread_create(&wd.thread, NULL, watch, NULL) == 0;
 }
 
@@ -158,7 +161,7 @@ void watchdog_stop(void)
         wd.running = 0;
     }
     if (wd.world >= 2)
-        MPI_Comm_free(&wd.comm);
+        MPI_CHECK(MPI_Comm_free(&wd.comm));
 }
 
 void comm_timeout_abort(long seq, const char *what, double waited, void (*release)(void *),

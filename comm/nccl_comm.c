@@ -38,11 +38,15 @@ struct nccl_state {
     int running;
 };
 
-#define NCCL_OK(expr)                                                                              \
+/* NCCL's member of the check family (mpi_check.h): rank, host, file:line (DDIM_FATAL), the
+ * call, NCCL's error string and its last error message, which says what went wrong in
+ * words (a peer that left, a transport that failed); COMM may be NULL before one exists. */
+#define NCCL_CHECK(comm, expr)                                                                     \
     do {                                                                                           \
-        ncclResult_t nccl_ok_r_ = (expr);                                                          \
-        if (nccl_ok_r_ != ncclSuccess)                                                             \
-            DDIM_FATAL("%s failed: %s", #expr, ncclGetErrorString(nccl_ok_r_));                    \
+        ncclResult_t nccl_check_r_ = (expr);                                                       \
+        if (nccl_check_r_ != ncclSuccess)                                                          \
+            DDIM_FATAL("NCCL error %d in %s: %s (%s)", (int)nccl_check_r_, #expr,                  \
+                       ncclGetErrorString(nccl_check_r_), ncclGetLastError(comm));                 \
     } while (0)
 
 static struct nccl_state *state(struct comm *c)
@@ -81,9 +85,12 @@ static void *watch(void *arg)
         ncclResult_t async = ncclSuccess;
         if (ncclCommGetAsyncError(s->nccl, &async) == ncclSuccess && async != ncclSuccess &&
             async != ncclInProgress) {
+            const char *last = ncclGetLastError(s->nccl); /* before the abort clears it */
+            char why[512];
+            snprintf(why, sizeof why, "%s", last ? last : "");
             release_nccl(s);
-            DDIM_FATAL("NCCL reported an error during a collective: %s (another rank failed?)",
-                       ncclGetErrorString(async));
+            DDIM_FATAL("NCCL reported an error during a collective: %s (%s; another rank failed?)",
+                       ncclGetErrorString(async), why);
         }
         long long since = atomic_load(&s->enqueued_us), limit = atomic_load(&s->timeout_us);
         if (since == 0)
@@ -109,7 +116,7 @@ static void nccl_set_timeout(struct comm *c, double seconds)
 static void nccl_allreduce(struct comm *c, float *buf, size_t n)
 {
     struct nccl_state *s = state(c);
-    NCCL_OK(ncclAllReduce(buf, buf, n, ncclFloat32, ncclSum, s->nccl, s->stream));
+    NCCL_CHECK(s->nccl, ncclAllReduce(buf, buf, n, ncclFloat32, ncclSum, s->nccl, s->stream));
     watch_collective(s, "ncclAllReduce");
     c->calls++;
 }
@@ -117,7 +124,7 @@ static void nccl_allreduce(struct comm *c, float *buf, size_t n)
 static void nccl_broadcast(struct comm *c, void *buf, size_t bytes)
 {
     struct nccl_state *s = state(c);
-    NCCL_OK(ncclBroadcast(buf, buf, bytes, ncclUint8, 0, s->nccl, s->stream));
+    NCCL_CHECK(s->nccl, ncclBroadcast(buf, buf, bytes, ncclUint8, 0, s->nccl, s->stream));
     watch_collective(s, "ncclBroadcast");
     c->calls++;
 }
@@ -154,8 +161,8 @@ static void nccl_destroy(struct comm *c)
         cudaEventDestroy(s->done);
     ncclResult_t r = ncclCommDestroy(s->nccl);
     if (r != ncclSuccess)
-        fprintf(stderr, "ddim-dist: warning: rank %d: ncclCommDestroy: %s\n", c->rank,
-                ncclGetErrorString(r));
+        fprintf(stderr, "ddim-dist: warning: rank %d: ncclCommDestroy: %s (%s)\n", c->rank,
+                ncclGetErrorString(r), ncclGetLastError(NULL));
     free(s);
     free(c);
 }
@@ -184,15 +191,15 @@ struct comm *comm_nccl_create(struct comm *mpi, void *stream, char *err, size_t 
     }
     ncclUniqueId id;
     if (mpi->rank == 0)
-        NCCL_OK(ncclGetUniqueId(&id));
+        NCCL_CHECK(NULL, ncclGetUniqueId(&id));
     mpi->broadcast(mpi, &id, sizeof id); /* host memory: the MPI communicator */
     struct nccl_state *s = util_xcalloc(1, sizeof *s);
     s->mpi = mpi;
     s->stream = (cudaStream_t)stream;
     ncclResult_t r = ncclCommInitRank(&s->nccl, mpi->world, id, mpi->rank);
     if (!mpi->all_ok(mpi, r == ncclSuccess)) {
-        util_error(err, errlen, "ncclCommInitRank failed on rank %d: %s", mpi->rank,
-                   ncclGetErrorString(r));
+        util_error(err, errlen, "ncclCommInitRank failed on rank %d: %s (%s)", mpi->rank,
+                   ncclGetErrorString(r), ncclGetLastError(NULL));
         if (r == ncclSuccess) /* this rank's init worked, another's did not: release it */
             ncclCommAbort(s->nccl);
         free(s);

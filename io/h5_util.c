@@ -17,15 +17,43 @@ static void quiet_hdf5(void)
     }
 }
 
+/* H5Ewalk2's callback: keeps the innermost error, which an upward walk visits first. */
+static herr_t keep_innermost(unsigned n, const H5E_error2_t *e, void *data)
+{
+    char **buf = data;
+    if (n == 0 && e->desc)
+        snprintf(buf[0], (size_t)(buf[1] - buf[0]), "%s", e->desc);
+    return 0;
+}
+
+const char *h5u_last_error(char *buf, size_t len)
+{
+    if (!len)
+        return buf;
+    buf[0] = '\0';
+    char *span[2] = {buf, buf + len};
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_innermost, span);
+    return buf;
+}
+
+void h5u_check_at(const char *file, int line, long long rc, const char *call)
+{
+    if (rc >= 0)
+        return;
+    char why[512];
+    util_fatal_at(file, line, "HDF5 error in %s: %s", call, h5u_last_error(why, sizeof why));
+}
+
 hid_t h5u_open_read(const char *path, char *err, size_t errlen)
 {
     quiet_hdf5();
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0)
+    if (f < 0) {
+        char why[512];
         util_error(err, errlen,
-                   "%s: cannot open as an HDF5 file (missing, unreadable or not "
-                   "HDF5)",
-                   path);
+                   "%s: cannot open as an HDF5 file (missing, unreadable or not HDF5: %s)", path,
+                   h5u_last_error(why, sizeof why));
+    }
     return f;
 }
 

@@ -9,6 +9,18 @@
 
 enum { H5U_MAX_DIMS = 8 };
 
+/* HDF5's member of the check family (CUDA_CHECK, MPI_CHECK, ...), for calls that cannot
+ * fail on good handles (closing, dataspaces, attributes of a file just written): a
+ * negative result ends the program through DDIM_FATAL, naming the rank, the host,
+ * file:line, the call and HDF5's own innermost message. Bad input never goes through it:
+ * readers return errors that name the file and the object. */
+#define H5_CHECK(expr) h5u_check_at(__FILE__, __LINE__, (long long)(expr), #expr)
+void h5u_check_at(const char *file, int line, long long rc, const char *call);
+
+/* HDF5's description of the innermost error on this thread's stack into buf ("" when
+ * none), e.g. "unable to open file: name = 'x.h5', errno = 2, ..."; returns buf. */
+const char *h5u_last_error(char *buf, size_t len);
+
 /* Opens read-only; returns < 0 with a message in err. */
 hid_t h5u_open_read(const char *path, char *err, size_t errlen);
 

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void *cuda_alloc(struct backend *be, size_t bytes)
+void *cuda_alloc(struct backend *be, size_t bytes)
 {
     void *p = NULL;
     size_t rounded = (bytes + 255) / 256 * 256; /* never a 0-byte (NULL) allocation */
@@ -33,7 +33,7 @@ static void *cuda_alloc(struct backend *be, size_t bytes)
     return p;
 }
 
-static void cuda_free(struct backend *be, void *p)
+void cuda_free(struct backend *be, void *p)
 {
     if (!p)
         return;
@@ -41,7 +41,7 @@ static void cuda_free(struct backend *be, void *p)
     CUDA_CHECK(cudaFree(p)); /* waits for the device, so no op still uses p */
 }
 
-static void cuda_upload(struct backend *be, void *dst, const void *src_host, size_t bytes)
+void cuda_upload(struct backend *be, void *dst, const void *src_host, size_t bytes)
 {
     if (!bytes)
         return;
@@ -49,7 +49,7 @@ static void cuda_upload(struct backend *be, void *dst, const void *src_host, siz
     CUDA_CHECK(cudaStreamSynchronize(cuda_stream(be)));
 }
 
-static void cuda_download(struct backend *be, void *dst_host, const void *src, size_t bytes)
+void cuda_download(struct backend *be, void *dst_host, const void *src, size_t bytes)
 {
     if (!bytes)
         return;
@@ -57,7 +57,7 @@ static void cuda_download(struct backend *be, void *dst_host, const void *src, s
     CUDA_CHECK(cudaStreamSynchronize(cuda_stream(be)));
 }
 
-static void cuda_copy(struct backend *be, void *dst, const void *src, size_t bytes)
+void cuda_copy(struct backend *be, void *dst, const void *src, size_t bytes)
 {
     if (!bytes)
         return;
@@ -80,12 +80,12 @@ void cuda_fill(struct backend *be, float *x, float value, size_t n)
     KERNEL_CHECK();
 }
 
-static void cuda_synchronize(struct backend *be)
+void cuda_synchronize(struct backend *be)
 {
     CUDA_CHECK(cudaStreamSynchronize(cuda_stream(be)));
 }
 
-static void cuda_destroy(struct backend *be)
+void cuda_destroy(struct backend *be)
 {
     if (!be)
         return;
@@ -104,51 +104,9 @@ static void cuda_destroy(struct backend *be)
 static void cuda_fill_table(struct backend *be)
 {
     be->name = "cuda";
-    be->alloc = cuda_alloc;
-    be->free = cuda_free;
-    be->upload = cuda_upload;
-    be->download = cuda_download;
-    be->copy = cuda_copy;
-    be->fill = cuda_fill;
-    be->synchronize = cuda_synchronize;
-    be->destroy = cuda_destroy;
-    be->conv2d_forward = cuda_conv2d_forward;
-    be->conv2d_backward = cuda_conv2d_backward;
-    be->bn_stats = cuda_bn_stats;
-    be->bn_forward_train = cuda_bn_forward_train;
-    be->bn_forward_infer = cuda_bn_forward_infer;
-    be->bn_backward_stats = cuda_bn_backward_stats;
-    be->bn_backward_apply = cuda_bn_backward_apply;
-    be->swish_forward = cuda_swish_forward;
-    be->swish_backward = cuda_swish_backward;
-    be->add = cuda_add;
-    be->axpy = cuda_axpy;
-    be->scale = cuda_scale;
-    be->concat_forward = cuda_concat_forward;
-    be->concat_backward = cuda_concat_backward;
-    be->avgpool2_forward = cuda_avgpool2_forward;
-    be->avgpool2_backward = cuda_avgpool2_backward;
-    be->upsample2_forward = cuda_upsample2_forward;
-    be->upsample2_backward = cuda_upsample2_backward;
-    be->sinusoidal_embedding = cuda_sinusoidal_embedding;
-    be->loss_value = cuda_loss_value;
-    be->loss_backward = cuda_loss_backward;
-    be->diffusion_schedule = cuda_diffusion_schedule;
-    be->mix = cuda_mix;
-    be->pred_images = cuda_pred_images;
-    be->square = cuda_square;
-    be->normalize = cuda_normalize;
-    be->denormalize = cuda_denormalize;
-    be->gather_images = cuda_gather_images;
-    be->fill_normal = cuda_fill_normal;
-    be->fill_uniform = cuda_fill_uniform;
-    be->adamw_update = cuda_adamw_update;
-    be->ema_update = cuda_ema_update;
-    be->relu_forward = cuda_relu_forward;
-    be->pool_forward = cuda_pool_forward;
-    be->global_avgpool_forward = cuda_global_avgpool_forward;
-    be->resize_bilinear_forward = cuda_resize_bilinear_forward;
-    cuda_timing_fill_table(be);
+#define CUDA_OP_FILL(need, ret, op, params) be->op = cuda_##op;
+    BACKEND_OPS(CUDA_OP_FILL)
+#undef CUDA_OP_FILL
 }
 
 /* cudaGetDeviceCount's failure in the user's terms: the runtime says "driver version is

@@ -116,100 +116,26 @@ static __device__ inline double cuda_block_sum(double v, double *shared32)
     return v;
 }
 
-/* --- the ops (same signatures and semantics as backend.h) ----------------------------- */
-/* memory: cuda_backend.cu */
-void cuda_fill(struct backend *be, float *x, float value, size_t n);
+/* --- the ops (backend.h's list, as cuda_<op>) ------------------------------------------
+ * in the file of their family: cuda_backend.cu (memory), cuda_conv.cu (cuDNN),
+ * cuda_norm.cu, cuda_elementwise.cu (elementwise, layout, loss), cuda_resample.cu
+ * (pooling, upsampling, the embedding), cuda_diffusion.cu (diffusion, normalization, random
+ * numbers), cuda_data.cu (the resident set's gather), cuda_optim.cu, cuda_infer.cu
+ * (InceptionV3's inference-only ops), cuda_timing.cu (events, memory figure). */
+#define CUDA_OP_DECLARE(need, ret, op, params) ret cuda_##op params;
+BACKEND_OPS(CUDA_OP_DECLARE)
+#undef CUDA_OP_DECLARE
 
-/* timing events and the memory figure: cuda_timing.cu. A file that calls cudaMalloc/cudaFree
- * itself reports them through note_alloc/note_free, so that memory_peak_bytes counts them. */
-void cuda_timing_fill_table(struct backend *be);
+/* A file that calls cudaMalloc/cudaFree itself reports them through note_alloc/note_free
+ * (cuda_timing.cu), so that memory_peak_bytes counts them. */
 void cuda_mem_note_alloc(struct cuda_ctx *ctx, void *p, size_t bytes);
 void cuda_mem_note_free(struct cuda_ctx *ctx, void *p);
 void cuda_mem_track_destroy(struct cuda_ctx *ctx);
 
-/* convolution with cuDNN: cuda_conv.cu. init checks the cuDNN version, creates the handle on
- * ctx->stream and reads DDIM_CUDNN_NO_TF32; it returns 0, or -1 with the reason in err (it
- * never dies). destroy releases what init and the ops created. */
+/* cuDNN (cuda_conv.cu): init checks the cuDNN version, creates the handle on ctx->stream
+ * and reads DDIM_CUDNN_NO_TF32; it returns 0, or -1 with the reason in err (it never
+ * dies). destroy releases what init and the ops created. */
 int cuda_conv_init(struct cuda_ctx *ctx, char *err, size_t errlen);
 void cuda_conv_destroy(struct cuda_ctx *ctx);
-void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
-                         const float *bias, const struct conv_shape *s);
-void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
-                          const float *x, const float *w, const struct conv_shape *s);
-
-/* BatchNorm: cuda_norm.cu */
-void cuda_bn_stats(struct backend *be, float *stats, const float *x, size_t rows, int c);
-void cuda_bn_forward_train(struct backend *be, float *y, float *saved, float *moving_mean,
-                           float *moving_var, const float *x, const float *stats, double count,
-                           size_t rows, int c, float momentum, float eps);
-void cuda_bn_forward_infer(struct backend *be, float *y, const float *x, const float *moving_mean,
-                           const float *moving_var, size_t rows, int c, float eps);
-void cuda_bn_backward_stats(struct backend *be, float *bstats, const float *dy, const float *x,
-                            const float *saved, size_t rows, int c);
-void cuda_bn_backward_apply(struct backend *be, float *dx, const float *dy, const float *x,
-                            const float *saved, const float *bstats, double count, size_t rows,
-                            int c);
-
-/* elementwise, layout, loss: cuda_elementwise.cu */
-void cuda_swish_forward(struct backend *be, float *y, const float *x, size_t n);
-void cuda_swish_backward(struct backend *be, float *dx, const float *dy, const float *x, size_t n);
-void cuda_add(struct backend *be, float *y, const float *a, const float *b, size_t n);
-void cuda_axpy(struct backend *be, float *y, float alpha, const float *x, size_t n);
-void cuda_scale(struct backend *be, float *x, float alpha, size_t n);
-void cuda_concat_forward(struct backend *be, float *y, const float *a, const float *b, size_t rows,
-                         int ca, int cb);
-void cuda_concat_backward(struct backend *be, float *da, float *db, const float *dy, size_t rows,
-                          int ca, int cb);
-void cuda_loss_value(struct backend *be, float *out, const float *pred, const float *target,
-                     size_t n, enum loss_kind kind);
-void cuda_loss_backward(struct backend *be, float *dpred, const float *pred, const float *target,
-                        size_t n, float scale, enum loss_kind kind);
-
-/* resampling and the embedding: cuda_resample.cu */
-void cuda_avgpool2_forward(struct backend *be, float *y, const float *x, int n, int h, int w,
-                           int c);
-void cuda_avgpool2_backward(struct backend *be, float *dx, const float *dy, int n, int h, int w,
-                            int c);
-void cuda_upsample2_forward(struct backend *be, float *y, const float *x, int n, int h, int w,
-                            int c);
-void cuda_upsample2_backward(struct backend *be, float *dx, const float *dy, int n, int h, int w,
-                             int c);
-void cuda_sinusoidal_embedding(struct backend *be, float *e, const float *v, int n, int h, int w,
-                               int dims, float fmin, float fmax);
-
-/* inference-only ops for InceptionV3: cuda_infer.cu */
-void cuda_relu_forward(struct backend *be, float *y, const float *x, size_t n);
-void cuda_pool_forward(struct backend *be, float *y, const float *x, const struct pool_shape *s);
-void cuda_global_avgpool_forward(struct backend *be, float *y, const float *x, int n, int h, int w,
-                                 int c);
-void cuda_resize_bilinear_forward(struct backend *be, float *y, const float *x, int n, int h, int w,
-                                  int c, int ho, int wo);
-
-/* diffusion, normalization, random numbers: cuda_diffusion.cu */
-void cuda_diffusion_schedule(struct backend *be, float *noise_rates, float *signal_rates,
-                             const float *times, int n, float min_signal_rate,
-                             float max_signal_rate);
-void cuda_mix(struct backend *be, float *y, const float *sa, const float *a, const float *sb,
-              const float *b, int n, size_t per);
-void cuda_pred_images(struct backend *be, float *y, const float *noisy, const float *pred_noises,
-                      const float *noise_rates, const float *signal_rates, int n, size_t per);
-void cuda_square(struct backend *be, float *v, const float *x, size_t n);
-void cuda_normalize(struct backend *be, float *y, const float *x, const float *mean,
-                    const float *var, size_t rows, int c);
-void cuda_denormalize(struct backend *be, float *y, const float *x, const float *mean,
-                      const float *var, size_t rows, int c);
-void cuda_fill_normal(struct backend *be, float *x, int n, size_t per, uint64_t seed, uint32_t step,
-                      uint32_t purpose, uint32_t first);
-void cuda_fill_uniform(struct backend *be, float *x, int n, size_t per, uint64_t seed,
-                       uint32_t step, uint32_t purpose, uint32_t first);
-
-/* the resident training set's gather: cuda_data.cu */
-void cuda_gather_images(struct backend *be, float *out, const uint8_t *images, const int32_t *idx,
-                        int n, size_t per);
-
-/* optimizer: cuda_optim.cu */
-void cuda_adamw_update(struct backend *be, float *w, const float *g, float *m, float *v, size_t n,
-                       float lr, float beta1, float beta2, float eps, float wd, int step);
-void cuda_ema_update(struct backend *be, float *ema, const float *w, size_t n, float decay);
 
 #endif

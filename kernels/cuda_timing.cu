@@ -72,25 +72,25 @@ void cuda_mem_track_destroy(struct cuda_ctx *ctx)
     ctx->mem = NULL;
 }
 
-static size_t cuda_memory_peak_bytes(struct backend *be)
+size_t cuda_memory_peak_bytes(struct backend *be)
 {
     struct cuda_ctx *ctx = cuda_ctx_of(be);
     return track_of(ctx)->peak + ctx->scratch_doubles * sizeof(double);
 }
 
-static void *cuda_event_create(struct backend *be)
+void *cuda_event_create(struct backend *be)
 {
     cudaEvent_t ev = NULL;
     CUDA_CHECK(cudaEventCreate(&ev));
     return (void *)ev;
 }
 
-static void cuda_event_record(struct backend *be, void *ev)
+void cuda_event_record(struct backend *be, void *ev)
 {
     CUDA_CHECK(cudaEventRecord((cudaEvent_t)ev, cuda_stream(be)));
 }
 
-static float cuda_event_elapsed_ms(struct backend *be, void *start, void *end)
+float cuda_event_elapsed_ms(struct backend *be, void *start, void *end)
 {
     float ms = 0.0f;
     CUDA_CHECK(cudaEventSynchronize((cudaEvent_t)end));
@@ -98,17 +98,8 @@ static float cuda_event_elapsed_ms(struct backend *be, void *start, void *end)
     return ms;
 }
 
-static void cuda_event_destroy(struct backend *be, void *ev)
+void cuda_event_destroy(struct backend *be, void *ev)
 {
     if (ev)
         CUDA_CHECK(cudaEventDestroy((cudaEvent_t)ev));
-}
-
-void cuda_timing_fill_table(struct backend *be)
-{
-    be->event_create = cuda_event_create;
-    be->event_record = cuda_event_record;
-    be->event_elapsed_ms = cuda_event_elapsed_ms;
-    be->event_destroy = cuda_event_destroy;
-    be->memory_peak_bytes = cuda_memory_peak_bytes;
 }

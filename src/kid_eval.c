@@ -143,7 +143,7 @@ void kid_eval_save_best(struct kid_eval *k, double kid, const char *run_dir,
     int ok = a >= 0 && H5Awrite(a, H5T_NATIVE_DOUBLE, &kid) >= 0;
     if (a >= 0)
         H5Aclose(a);
-    H5Sclose(space);
+    H5_CHECK(H5Sclose(space));
     if (f >= 0)
         H5Fclose(f);
     if (!ok)

@@ -35,7 +35,7 @@ int sample_h5_write(const char *path, const char *dataset, const float *x, int n
             util_error(err, errlen, "%s: HDF5 cannot store dataset '%s'", path, dataset);
         if (d >= 0)
             H5Dclose(d);
-        H5Sclose(sp);
+        H5_CHECK(H5Sclose(sp));
         rc = h5u_commit(f, tmp, path, rc, err, errlen);
     }
     free(u8);
@@ -50,7 +50,7 @@ static int is_float32(hid_t f, const char *name)
         return 0;
     hid_t t = H5Dget_type(d);
     int ok = H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) == 4;
-    H5Tclose(t);
+    H5_CHECK(H5Tclose(t));
     H5Dclose(d);
     return ok;
 }

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static struct backend *be;
 
@@ -172,6 +173,30 @@ static void check_relu(void)
     test_close("relu", y, want, 5, 0.0f, 0.0f);
 }
 
+/* The capability query (backend.h's op list): an optional op left out is named among the
+ * inference ops and does not stop training; a required one does. */
+static void check_capabilities(void)
+{
+    struct backend partial = *be;
+    char missing[256];
+    partial.pool_forward = NULL;
+    if (backend_missing(&partial, OP_INFERENCE, missing, sizeof missing) != 1 ||
+        strcmp(missing, "pool_forward") != 0)
+        test_fail("without pool_forward: missing inference ops [%s], expected [pool_forward]",
+                  missing);
+    if (backend_missing_ops(&partial, missing, sizeof missing) != 0)
+        test_fail("without pool_forward: missing required ops [%s], expected none", missing);
+    partial.event_record = NULL;
+    partial.mix = NULL;
+    partial.adamw_update = NULL;
+    if (backend_missing(&partial, OP_REQUIRED, missing, sizeof missing) != 2 ||
+        strcmp(missing, "mix, adamw_update") != 0)
+        test_fail("without mix and adamw_update: missing required ops [%s]", missing);
+    if (backend_missing(&partial, OP_TIMING, missing, sizeof missing) != 1 ||
+        strcmp(missing, "event_record") != 0)
+        test_fail("without event_record: missing timing ops [%s]", missing);
+}
+
 int main(void)
 {
     test_seed(10);
@@ -190,6 +215,7 @@ int main(void)
     check_global_avgpool();
     check_resize();
     check_relu();
+    check_capabilities();
     be->destroy(be);
     return test_finish("test_infer_ops");
 }

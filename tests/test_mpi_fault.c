@@ -1,16 +1,26 @@
 /* test_mpi_fault.c: a rank that fails must end the whole job (driven by
  * tests/mpi/test_rank_dies.sh). Rank 1 fails through the trainer's one error path,
  * DDIM_FATAL, after a few all-reduces; the other ranks keep calling all-reduce, where they
- * would wait forever if the failure did not abort the job. */
+ * would wait forever if the failure did not abort the job.
+ * With --bad-call (one rank): an MPI call that fails (a broadcast from a rank that does not
+ * exist) must be reported by MPI_CHECK with the rank, host and call, which it can only be
+ * when the communicator has set MPI_ERRORS_RETURN (tests/CMakeLists.txt: test_mpi_check). */
 #include "comm.h"
+#include "mpi_check.h"
 #include "util.h"
 
 #include <stdio.h>
+#include <string.h>
 
 int main(int argc, char **argv)
 {
     struct comm *comm = comm_mpi_create(&argc, &argv);
     float x[4] = {1, 2, 3, 4};
+    if (argc > 1 && !strcmp(argv[1], "--bad-call")) {
+        MPI_CHECK(MPI_Bcast(x, 4, MPI_FLOAT, comm->world + 7, MPI_COMM_WORLD));
+        fprintf(stderr, "test_mpi_fault: the bad broadcast returned success\n");
+        return 0; /* expect_exit.sh wants an error */
+    }
     for (int i = 0;; i++) {
         if (comm->rank == 1 && i == 3)
             DDIM_FATAL("test_mpi_fault: rank 1 fails on purpose at iteration %d", i);
