@@ -13,10 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DATASET_FORMAT "ddim-dist dataset 1"
 #define DATASET_HINT "(re-create it with ddim-prep; see ddim-prep --help)"
 
-static const char *split_names[2] = {"/train/images", "/validation/images"};
+static const char *const *const split_names = dataset_split_images;
 
 /* Reads a string attribute of "/" into out; a failure adds the hint to re-make the file. */
 static int read_attr_string(hid_t file, const char *path, const char *name, char *out,
@@ -86,7 +85,7 @@ static int open_split(struct dataset *ds, int split, char *err, size_t errlen)
 
 static int check_counts_and_stats(struct dataset *ds, char *err, size_t errlen)
 {
-    static const char *count_attrs[2] = {"num_train", "num_validation"};
+    const char *const *count_attrs = dataset_split_count;
     for (int split = 0; split < 2; split++) {
         long n;
         if (read_attr_long(ds->file, ds->path, count_attrs[split], &n, err, errlen) != 0)

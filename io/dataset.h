@@ -1,4 +1,5 @@
-/* dataset.h: the preprocessed image dataset, one HDF5 file made by ddim-prep.
+/* dataset.h: the preprocessed image dataset, one HDF5 file made by ddim-prep: its layout,
+ * defined here once, the reader (dataset.c) and the writer (dataset_write.c).
  *
  * Layout (h5py / h5dump readable):
  *   /train/images       uint8 (N, S, S, 3), chunked one image per chunk, gzip
@@ -19,7 +20,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define DATASET_FORMAT "ddim-dist dataset 1"
+
 enum dataset_split { SPLIT_TRAIN = 0, SPLIT_VALIDATION = 1 };
+
+/* The names of the layout above, for the reader (dataset.c) and the writer
+ * (dataset_write.c): indexed by enum dataset_split. */
+extern const char *const dataset_split_group[2];  /* "/train", "/validation" */
+extern const char *const dataset_split_images[2]; /* "/train/images", ... */
+extern const char *const dataset_split_count[2];  /* "num_train", "num_validation" */
 
 struct dataset {
     char path[1024];
@@ -38,6 +47,22 @@ void dataset_close(struct dataset *ds);
 /* Reads images idx[0..n) of a split into out (n, S, S, 3) as floats in [0, 1]. */
 int dataset_read(struct dataset *ds, enum dataset_split split, const long *idx, int n, float *out,
                  char *err, size_t errlen);
+
+/* What the writer stores besides the images and their counts. */
+struct dataset_meta {
+    const char *source;        /* "folder ..." or "synthetic ..." */
+    const char *preprocessing; /* crop and resize method */
+    uint64_t split_seed;
+    double validation_fraction;
+    long skipped;                /* unreadable inputs */
+    double mean[3], variance[3]; /* of the training images in [0, 1] */
+};
+
+/* Writes the layout above into an open (empty) file: images (n_train + n_val, S, S, 3),
+ * the first n_train the training split, and the root attributes. 0, or -1 with a message
+ * naming label. */
+int dataset_write(hid_t file, const char *label, const uint8_t *images, long n_train, long n_val,
+                  int size, const struct dataset_meta *meta, char *err, size_t errlen);
 
 /* Reads a whole split into out (count, S, S, 3) as the stored uint8 pixels, in one
  * hyperslab: for keeping the training set resident in backend memory (data.resident). */

@@ -1,9 +1,9 @@
 /* prep.h: the parts of ddim-prep (tools/prep_*.c) shared between its files: the synthetic
- * flower generator, the seeded split shuffle and the HDF5 writer of the layout documented
- * in io/dataset.h. */
+ * flower generator, the seeded split shuffle and the output file (io/dataset.h's layout). */
 #ifndef DDIM_PREP_H
 #define DDIM_PREP_H
 
+#include "dataset.h"
 #include "image_io.h"
 
 #include <hdf5.h>
@@ -55,15 +55,6 @@ void prep_quantize(const float *x, size_t n, uint8_t *out);
 void prep_channel_stats(const uint8_t *images, long n, int size, double mean[3],
                         double variance[3]);
 
-/* What goes into the root attributes besides the counts and statistics. */
-struct prep_meta {
-    const char *source;        /* "folder ..." or "synthetic ..." */
-    const char *preprocessing; /* crop and resize method */
-    uint64_t split_seed;
-    double validation_fraction;
-    long skipped;
-};
-
 /* The output file is written as PATH.tmp and renamed to PATH only when complete, so an
  * error or an interrupt never leaves a half-written PATH behind. */
 struct prep_output {
@@ -74,10 +65,10 @@ struct prep_output {
 
 /* Creates PATH.tmp (and checks that PATH is writable) before any work is done. */
 int prep_output_create(struct prep_output *o, const char *path, char *err, size_t errlen);
-/* Writes images (n_train + n_val, size, size, 3): the first n_train are the training split.
- */
+/* Writes images (n_train + n_val, size, size, 3), the first n_train the training split,
+ * with meta and the training split's statistics (prep_channel_stats). */
 int prep_output_write(struct prep_output *o, const uint8_t *images, long n_train, long n_val,
-                      int size, const struct prep_meta *meta, char *err, size_t errlen);
+                      int size, const struct dataset_meta *meta, char *err, size_t errlen);
 /* Closes PATH.tmp and renames it to PATH. */
 int prep_output_commit(struct prep_output *o, char *err, size_t errlen);
 /* Closes and deletes PATH.tmp (safe to call after a failed create or a commit). */

@@ -317,7 +317,11 @@ static int run(const struct prep_options *o, struct prep_output *out)
         fprintf(stderr, "ddim-prep: error: %ld readable images leave no training image\n", kept);
         rc = 1;
     } else {
-        struct prep_meta meta = {source, preprocessing, o->seed, o->validation_fraction, skipped};
+        struct dataset_meta meta = {.source = source,
+                                    .preprocessing = preprocessing,
+                                    .split_seed = o->seed,
+                                    .validation_fraction = o->validation_fraction,
+                                    .skipped = skipped};
         if (prep_output_write(out, images, n_train, n_val, o->size, &meta, err, sizeof err) != 0 ||
             prep_output_commit(out, err, sizeof err) != 0) {
             fprintf(stderr, "ddim-prep: error: %s\n", err);
