@@ -1,11 +1,11 @@
-/* config_yaml.c: the run configuration's one table of keys and everything driven by it:
- * YAML loading (libyaml's document API, for line numbers), --set overrides, range checks,
- * did-you-mean suggestions and writing the resolved configuration back as YAML.
+/* config_yaml.c: config.h's YAML loading (libyaml's document API, for line numbers) and
+ * --set overrides, driven by the one table of keys (config_keys.h, filled in config.c: a
+ * key's YAML name, type, place in struct run_config, bounds and help text). It sits in the
+ * model layer with config.c, since struct run_config gathers the model's settings.
  *
- * A key exists in exactly one place, the table KEYS below: its YAML name, type, where it
- * lives in struct run_config, its bounds and its help text. Loading checks the type and
- * bounds of each value as it is read (so errors carry the line); run_config_check checks
- * the same bounds again on the struct (src/config.c), then the cross-field rules. */
+ * Loading checks the type and bounds of each value as it is read (so errors carry the
+ * line); run_config_check (config.c) checks the same bounds again on the struct, then the
+ * cross-field rules. */
 #include "config_keys.h"
 
 #include "util.h"

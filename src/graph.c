@@ -118,3 +118,16 @@ void graph_free(struct graph *g)
     free(g->nodes);
     memset(g, 0, sizeof *g);
 }
+
+double graph_conv_flops(const struct graph *g, int batch)
+{
+    double flops = 0;
+    for (int i = 0; i < g->num_nodes; i++) {
+        const struct node *n = &g->nodes[i];
+        if (n->kind != NODE_CONV)
+            continue;
+        const struct tensor_desc *in = &g->tensors[n->in0], *out = &g->tensors[n->out];
+        flops += 2.0 * batch * out->h * out->w * (double)n->kh * n->kw * in->c * out->c;
+    }
+    return flops;
+}

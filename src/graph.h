@@ -77,6 +77,10 @@ int graph_add_concat(struct graph *g, int a, int b);
 int graph_add_pool2d(struct graph *g, int in, int k, int stride, int valid, enum pool_mode mode);
 void graph_free(struct graph *g);
 
+/* Forward convolution FLOPs for `batch` examples (2 per multiply-add), from the tensor
+ * shapes: what ddim-bench reports, for any network built on the graph. */
+double graph_conv_flops(const struct graph *g, int batch);
+
 /* --- running (graph_exec.c) --- */
 struct graph_acts {
     int batch;

@@ -12,7 +12,7 @@ struct backend *launch_pick_backend(const char *name, struct comm *comm, const c
     if (strcmp(name, "cpu") != 0) {
         be = backend_cuda_create(comm->local_rank, err, sizeof err);
         if (be && backend_missing_ops(be, missing, sizeof missing) > 0) {
-            snprintf(err, sizeof err, "the CUDA backend does not implement %s yet", missing);
+            snprintf(err, sizeof err, "the CUDA backend lacks the required ops %s", missing);
             be->destroy(be);
             be = NULL;
         }

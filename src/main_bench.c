@@ -8,6 +8,7 @@
  * breakdown is a second loop of as many steps that records an event between phases
  * (trainer_step_* in trainer.h), so its sum can sit slightly above the whole step. */
 #include "comm.h"
+#include "graph.h"
 #include "launch.h"
 #include "trainer.h"
 #include "util.h"
@@ -145,32 +146,10 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
     return 0;
 }
 
-/* Forward convolution FLOPs of one step of `batch` images (2 per multiply-add), from the
- * kernel shapes and the level each layer's name places it at (unet.c's names: stem, head,
- * down<l>_*, mid_*, up<l>_*); -1 if a name is not one of those. */
+/* Forward convolution FLOPs of one step of `batch` images, from the network's graph. */
 static double conv_flops_forward(const struct unet *net, int batch)
 {
-    const struct param_table *pt = unet_params(net);
-    const struct unet_config *cfg = unet_get_config(net);
-    double flops = 0;
-    for (int i = 0; i < pt->count; i++) {
-        const struct param *p = &pt->items[i];
-        if (p->kind != PARAM_KERNEL)
-            continue;
-        int level = -1;
-        if (!strncmp(p->name, "stem/", 5) || !strncmp(p->name, "head/", 5))
-            level = 0;
-        else if (!strncmp(p->name, "mid_", 4))
-            level = cfg->num_levels - 1;
-        else if (sscanf(p->name, "down%d_", &level) != 1 && sscanf(p->name, "up%d_", &level) != 1)
-            level = -1;
-        if (level < 0 || level >= cfg->num_levels)
-            return -1;
-        double side = (double)(cfg->image_size >> level);
-        double rows = (double)batch * side * side;
-        flops += 2.0 * rows * p->shape[0] * p->shape[1] * p->shape[2] * p->shape[3];
-    }
-    return flops;
+    return graph_conv_flops(unet_graph(net), batch);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -311,7 +290,7 @@ static void print_table(const struct bench_opts *o, const struct backend *be,
         util_log("  conv FLOPs     %.2f GFLOP per step per rank (forward x3), %.2f TFLOP/s\n",
                  r->flops * 1e-9, r->tflops);
     else
-        util_log("  conv FLOPs     unknown (layer names not recognized)\n");
+        util_log("  conv FLOPs     unknown\n");
     util_log("  peak memory    %s%s\n"
              "  of which       %s activations and their gradients, %s weights, EMA, Adam, "
              "gradient\n",

@@ -147,6 +147,11 @@ void unet_destroy(struct unet *net)
     free(net);
 }
 
+const struct graph *unet_graph(const struct unet *net)
+{
+    return &net->g;
+}
+
 const struct param_table *unet_params(const struct unet *net)
 {
     return &net->g.params;

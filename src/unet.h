@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct graph;
+
 enum { UNET_MAX_LEVELS = 8 };
 
 struct unet_config {
@@ -42,6 +44,8 @@ struct unet *unet_create(const struct unet_config *cfg, char *err, size_t errlen
 void unet_destroy(struct unet *net);
 const struct param_table *unet_params(const struct unet *net);
 const struct unet_config *unet_get_config(const struct unet *net);
+/* The network as a graph (graph.h): its tensors' shapes and its nodes. */
+const struct graph *unet_graph(const struct unet *net);
 
 /* Keras's initial weights into a host buffer of params->total floats: glorot-uniform
  * kernels (drawn from Philox keyed by seed, stream and parameter index), zero biases, the
