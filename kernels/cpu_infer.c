@@ -84,14 +84,7 @@ void cpu_resize_bilinear_forward(struct backend *be, float *y, const float *x, i
         float ly, lx;
         resize_taps(oy, h, sy, &y0, &y1, &ly);
         resize_taps(ox, w, sx, &x0, &x1, &lx);
-        const float *base = x + (size_t)i * h * w * c;
-        const float *tl = base + ((size_t)y0 * w + x0) * c, *tr = base + ((size_t)y0 * w + x1) * c;
-        const float *bl = base + ((size_t)y1 * w + x0) * c, *br = base + ((size_t)y1 * w + x1) * c;
-        float *dst = y + (size_t)r * c;
-        for (int j = 0; j < c; j++) {
-            float top = tl[j] + (tr[j] - tl[j]) * lx;
-            float bottom = bl[j] + (br[j] - bl[j]) * lx;
-            dst[j] = top + (bottom - top) * ly;
-        }
+        cpu_bilinear_pixel(y + (size_t)r * c, x + (size_t)i * h * w * c, w, c, y0, y1, x0, x1, ly,
+                           lx);
     }
 }

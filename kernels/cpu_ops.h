@@ -10,6 +10,21 @@ struct cpu_ctx {
     size_t workspace_floats;
 };
 
+/* One output pixel (c channels) of a bilinear resampling of image (h, w, c): the taps rows
+ * y0, y1 and columns x0, x1, weights ly, lx. Shared by upsample2 and resize_bilinear, in
+ * TensorFlow's order of operations (top row, bottom row, then between them). */
+static inline void cpu_bilinear_pixel(float *dst, const float *image, int w, int c, int y0, int y1,
+                                      int x0, int x1, float ly, float lx)
+{
+    const float *tl = image + ((size_t)y0 * w + x0) * c, *tr = image + ((size_t)y0 * w + x1) * c;
+    const float *bl = image + ((size_t)y1 * w + x0) * c, *br = image + ((size_t)y1 * w + x1) * c;
+    for (int j = 0; j < c; j++) {
+        float top = tl[j] + (tr[j] - tl[j]) * lx;
+        float bottom = bl[j] + (br[j] - bl[j]) * lx;
+        dst[j] = top + (bottom - top) * ly;
+    }
+}
+
 /* Every op of backend.h's list as cpu_<op>, defined in the file of its family:
  * cpu_backend.c (memory), cpu_conv.c, cpu_norm.c, cpu_elementwise.c (elementwise, layout,
  * loss), cpu_resample.c (pooling, upsampling, the embedding), cpu_diffusion.c (diffusion,

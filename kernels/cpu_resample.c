@@ -55,15 +55,8 @@ void cpu_upsample2_forward(struct backend *be, float *y, const float *x, int n, 
         float ly, lx;
         upsample_taps(oy, h, &y0, &y1, &ly);
         upsample_taps(ox, w, &x0, &x1, &lx);
-        const float *base = x + (size_t)i * h * w * c;
-        const float *tl = base + ((size_t)y0 * w + x0) * c, *tr = base + ((size_t)y0 * w + x1) * c;
-        const float *bl = base + ((size_t)y1 * w + x0) * c, *br = base + ((size_t)y1 * w + x1) * c;
-        float *dst = y + (size_t)r * c;
-        for (int j = 0; j < c; j++) {
-            float top = tl[j] + (tr[j] - tl[j]) * lx;
-            float bottom = bl[j] + (br[j] - bl[j]) * lx;
-            dst[j] = top + (bottom - top) * ly;
-        }
+        cpu_bilinear_pixel(y + (size_t)r * c, x + (size_t)i * h * w * c, w, c, y0, y1, x0, x1, ly,
+                           lx);
     }
 }
 

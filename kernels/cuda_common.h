@@ -116,6 +116,19 @@ static __device__ inline double cuda_block_sum(double v, double *shared32)
     return v;
 }
 
+/* Channel 0 of `base` (image (h, w, c), offset to the channel) bilinearly resampled from the
+ * taps rows y0, y1 and columns x0, x1 with weights ly, lx: upsample2 and resize_bilinear,
+ * in TensorFlow's order (the CPU backend's cpu_bilinear_pixel, the same bits). */
+static __device__ inline float cuda_bilinear_value(const float *base, int w, int c, int y0, int y1,
+                                                   int x0, int x1, float ly, float lx)
+{
+    float tl = base[((size_t)y0 * w + x0) * c], tr = base[((size_t)y0 * w + x1) * c];
+    float bl = base[((size_t)y1 * w + x0) * c], br = base[((size_t)y1 * w + x1) * c];
+    float top = tl + (tr - tl) * lx;
+    float bottom = bl + (br - bl) * lx;
+    return top + (bottom - top) * ly;
+}
+
 /* --- the ops (backend.h's list, as cuda_<op>) ------------------------------------------
  * in the file of their family: cuda_backend.cu (memory), cuda_conv.cu (cuDNN),
  * cuda_norm.cu, cuda_elementwise.cu (elementwise, layout, loss), cuda_resample.cu

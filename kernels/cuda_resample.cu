@@ -87,12 +87,7 @@ static __global__ void upsample2_forward_kernel(float *y, const float *x, int n,
         float ly, lx;
         upsample_taps(oy, h, &y0, &y1, &ly);
         upsample_taps(ox, w, &x0, &x1, &lx);
-        const float *base = x + (size_t)i * h * w * c + j;
-        float tl = base[((size_t)y0 * w + x0) * c], tr = base[((size_t)y0 * w + x1) * c];
-        float bl = base[((size_t)y1 * w + x0) * c], br = base[((size_t)y1 * w + x1) * c];
-        float top = tl + (tr - tl) * lx;
-        float bottom = bl + (br - bl) * lx;
-        y[k] = top + (bottom - top) * ly;
+        y[k] = cuda_bilinear_value(x + (size_t)i * h * w * c + j, w, c, y0, y1, x0, x1, ly, lx);
     }
 }
 

@@ -61,15 +61,7 @@ static void usage(FILE *out)
 
 static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
 {
-    char *end = NULL;
-    long x = strtol(v, &end, 10);
-    if (!v[0] || *end || x < lo || x > hi) {
-        fprintf(stderr, "ddim-bench: %s: expected an integer in %d..%d, got '%s'\n", opt, lo, hi,
-                v);
-        return -1;
-    }
-    *out = (int)x;
-    return 0;
+    return util_parse_int("ddim-bench", opt, v, lo, hi, out);
 }
 
 static int parse_widths(const char *v, struct bench_opts *o)

@@ -70,16 +70,7 @@ static void usage(FILE *f)
 
 static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
 {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "ddim-kid: %s: expected an integer in [%d, %d], got '%s'\n", opt, lo, hi,
-                v);
-        return -1;
-    }
-    *out = (int)x;
-    return 0;
+    return util_parse_int("ddim-kid", opt, v, lo, hi, out);
 }
 
 /* 0, 1 (help) or -1 */

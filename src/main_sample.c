@@ -101,16 +101,7 @@ static void usage(FILE *out)
 
 static int parse_int(const char *name, const char *v, int lo, int hi, int *out)
 {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "ddim-sample: %s: expected an integer in %d..%d, got '%s'\n", name, lo, hi,
-                v);
-        return -1;
-    }
-    *out = (int)x;
-    return 0;
+    return util_parse_int("ddim-sample", name, v, lo, hi, out);
 }
 
 /* --sweep 1,2,5: step counts, comma-separated. */

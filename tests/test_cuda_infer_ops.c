@@ -15,9 +15,6 @@
 
 #include "backend.h"
 #include "test_util.h"
-#ifdef DDIM_CUDA_EMU
-#include "cuda_emu_backend.h"
-#endif
 
 #include <math.h>
 #include <stdio.h>
@@ -109,13 +106,8 @@ static void check_pool(const char *name, int h, int w, int k, int stride, int va
 int main(void)
 {
     test_seed(11);
-    setenv("DDIM_CUDNN_NO_TF32", "1", 1);
     char err[512];
-#ifdef DDIM_CUDA_EMU
-    gpu = backend_cuda_emu_create(err, sizeof err);
-#else
-    gpu = backend_cuda_create(0, err, sizeof err);
-#endif
+    gpu = test_gpu_backend(err, sizeof err);
     if (!gpu) {
         printf("SKIP: %s\n", err);
         return TEST_SKIP;

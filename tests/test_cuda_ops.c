@@ -36,9 +36,6 @@
 
 #include "backend.h"
 #include "test_util.h"
-#ifdef DDIM_CUDA_EMU
-#include "cuda_emu_backend.h"
-#endif
 
 #include <math.h>
 #include <stdio.h>
@@ -533,13 +530,7 @@ static void test_missing_list(void)
 int main(void)
 {
     char err[512] = "";
-    /* plain float32 convolutions, read once by backend_cuda_create */
-    setenv("DDIM_CUDNN_NO_TF32", "1", 1);
-#ifdef DDIM_CUDA_EMU
-    gpu = backend_cuda_emu_create(err, sizeof err);
-#else
-    gpu = backend_cuda_create(0, err, sizeof err);
-#endif
+    gpu = test_gpu_backend(err, sizeof err);
     if (!gpu) {
         printf("SKIP: %s\n", err);
         return TEST_SKIP;

@@ -1,6 +1,10 @@
 /* test_util.c: see test_util.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "test_util.h"
+#include "backend.h"
+#ifdef DDIM_CUDA_EMU
+#include "cuda_emu_backend.h"
+#endif
 
 #include <hdf5.h>
 #include <math.h>
@@ -200,4 +204,15 @@ int test_run_program(const char *cmd, char *out, size_t outlen)
         return -1;
     }
     return WEXITSTATUS(st);
+}
+
+struct backend *test_gpu_backend(char *err, size_t errlen)
+{
+    /* plain float32 convolutions, read once by backend_cuda_create */
+    setenv("DDIM_CUDNN_NO_TF32", "1", 1);
+#ifdef DDIM_CUDA_EMU
+    return backend_cuda_emu_create(err, errlen);
+#else
+    return backend_cuda_create(0, err, errlen);
+#endif
 }

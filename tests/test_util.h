@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct backend;
+
 #define TEST_SKIP 77 /* CTest's SKIP_RETURN_CODE */
 
 /* Deterministic test random numbers (not the trainer's generator). */
@@ -30,6 +32,11 @@ int test_rel_l2(const char *name, const float *got, const float *want, size_t n,
  * error path can take a crash for the error it expects. */
 int test_run_program(const char *cmd, char *out, size_t outlen);
 /* Record a failed condition with a message. */
+/* The CUDA backend on GPU 0 for the gpu tests, or the host emulation's in a test built with
+ * DDIM_CUDA_EMU (tests/cuda_emu); convolutions in plain float32 (no TF32). NULL with the
+ * reason when there is none: the test then skips. */
+struct backend *test_gpu_backend(char *err, size_t errlen);
+
 void test_fail(const char *fmt, ...);
 /* Print the summary line and return the process exit code (0 pass, 1 fail). First fails
  * the test if any HDF5 object is still open (a handle leaked on some path). */

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "util.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <time.h>
@@ -95,4 +96,18 @@ int util_error(char *err, size_t errlen, const char *fmt, ...)
         va_end(ap);
     }
     return -1;
+}
+
+int util_parse_int(const char *program, const char *opt, const char *text, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(text, &end, 10);
+    if (errno || end == text || *end || x < lo || x > hi) {
+        fprintf(stderr, "%s: %s: expected an integer in [%d, %d], got '%s'\n", program, opt, lo, hi,
+                text);
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
 }

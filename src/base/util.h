@@ -46,6 +46,11 @@ void util_prefer_passive_openmp(char **argv);
 void *util_xmalloc(size_t bytes);
 void *util_xcalloc(size_t count, size_t size);
 
+/* A command-line integer: text must be a whole number in [lo, hi]; else a message
+ * "PROGRAM: OPT: expected an integer in [lo, hi], got 'text'" on stderr and -1. */
+int util_parse_int(const char *program, const char *opt, const char *text, int lo, int hi,
+                   int *out);
+
 /* snprintf into err (if non-NULL) and return -1: for functions that report errors upward. */
 int util_error(char *err, size_t errlen, const char *fmt, ...) DDIM_PRINTF(3, 4);
 
