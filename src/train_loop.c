@@ -6,6 +6,7 @@
 #include "rng.h"
 #include "run_guard.h"
 #include "run_log.h"
+#include "train_loop_internal.h"
 #include "trainer.h"
 #include "trainer_state.h"
 #include "util.h"
@@ -34,43 +35,6 @@ void train_epoch_order(long *order, long n, int reps, uint64_t seed, int epoch)
         order[j] = tmp;
     }
 }
-
-struct loop {
-    const struct run_config *cfg;
-    struct backend *be;
-    struct comm *comm;
-    struct dataset ds;
-    struct trainer *t;
-    struct run_log log;
-    float *host_images; /* (local batch, S, S, 3); NULL when resident */
-    float *loss_hist;   /* (2 * max(steps_per_epoch, val_steps)) backend memory: each step's
-                           global losses, read back only when progress is printed, so that
-                           a step never waits for the host */
-    float *host_hist;   /* host copy of loss_hist */
-    long *order;
-    long steps_per_epoch, val_steps, total_steps, global_step;
-    long start_step; /* global_step when this process started (a checkpoint's, or 0) */
-    int stopped;     /* a signal stopped the run, or the divergence guard */
-    char ckpt_path[CONFIG_PATH_MAX + 32]; /* run_dir/checkpoint.h5 */
-    char *config_yaml;                    /* the resolved configuration, for checkpoints */
-    struct checkpoint_info resume;        /* rank 0: where its checkpoint left off */
-    int resuming;                         /* rank 0: a checkpoint was read */
-    struct kid_eval *kid;                 /* NULL: KID off */
-    double last_kid;                      /* the last epoch's KID (NaN if none) */
-    struct run_lock lock;                 /* rank 0: run_dir/lock */
-    struct divergence div;                /* every rank, fed the same losses */
-    struct ckpt_state ckpt;   /* rank 0: the checkpoint on disk, and failures to replace it */
-    char config_change[8192]; /* rank 0: the metrics line of the settings a resume changed */
-
-    /* data.resident: both splits in backend memory, every rank holding all of each (over the
-     * epochs every rank touches every image), and the current order as int32 indices, so
-     * that a step gathers its images on the device without a host round trip */
-    int resident;
-    uint8_t *dev_images[2]; /* (count[split], S, S, 3) backend memory */
-    int32_t *dev_order;     /* (longest order) backend memory: the order being run */
-    int32_t *host_order;    /* (longest order) staging for dev_order */
-    size_t resident_bytes;  /* what the above take in backend memory */
-};
 
 static void format_duration(char *out, size_t len, double s)
 {
@@ -224,94 +188,6 @@ static int setup_resident(struct loop *L, char *err, size_t errlen)
     return 0;
 }
 
-/* Rank 0: reads run_dir/checkpoint.h5 into its trainer if there is one (train.resume=auto)
- * and checks that its position fits this run's steps per epoch. A checkpoint that cannot be
- * used is an error, and the file is left alone. */
-static int resume_read(struct loop *L, char *err, size_t errlen)
-{
-    if (access(L->ckpt_path, F_OK) != 0)
-        return 0;
-    if (L->cfg->resume == RESUME_NEVER)
-        return util_error(err, errlen,
-                          "%s exists and train.resume is never: pick another run.dir, or delete "
-                          "the checkpoint to start afresh (train.resume=auto continues from it)",
-                          L->ckpt_path);
-    struct checkpoint_info *r = &L->resume;
-    char msg[1024];
-    if (trainer_checkpoint_read(L->t, L->ckpt_path, r, msg, sizeof msg) != 0)
-        return util_error(err, errlen,
-                          "cannot resume: %s (the checkpoint is left as it is: move it away or "
-                          "delete it to start afresh, or pick another run.dir)",
-                          msg);
-    char *stored = checkpoint_read_config(L->ckpt_path, msg, sizeof msg);
-    if (!stored)
-        return util_error(err, errlen, "cannot resume: %s", msg);
-    char summary[4096];
-    int rc = run_guard_check_resume_config(L->cfg, L->ckpt_path, stored, r->global_step,
-                                           L->config_change, sizeof L->config_change, summary,
-                                           sizeof summary, err, errlen);
-    free(stored);
-    if (rc != 0)
-        return -1;
-    if (r->step_in_epoch >= L->steps_per_epoch ||
-        r->global_step != r->epoch * L->steps_per_epoch + r->step_in_epoch)
-        return util_error(err, errlen,
-                          "cannot resume: %s stopped at epoch %d step %ld (global step %ld), "
-                          "which does not fit %ld steps per epoch: was train.batch_size, "
-                          "data.dataset_repetitions or the dataset changed? Resume with the "
-                          "settings it was written with, or pick another run.dir",
-                          L->ckpt_path, r->epoch + 1, r->step_in_epoch, r->global_step,
-                          L->steps_per_epoch);
-    if (summary[0])
-        util_log("ddim-dist: resuming with changed settings (recorded in metrics.jsonl; "
-                 "config.yaml now holds the new ones): %s\n",
-                 summary);
-    L->resuming = 1;
-    L->ckpt.on_disk = r->global_step;
-    return 0;
-}
-
-/* All ranks, after setup: rank 0's checkpoint state (if it read one) on every rank. */
-static void resume_share(struct loop *L)
-{
-    struct backend *be = L->be;
-    struct trainer *t = L->t;
-    struct comm *comm = L->comm;
-    long long n[5] = {L->resuming, L->resume.epoch, L->resume.global_step, L->resume.step_in_epoch,
-                      t->step};
-    if (comm->world > 1) { /* broadcast works on backend memory */
-        void *dev = be->alloc(be, sizeof n);
-        be->upload(be, dev, n, sizeof n);
-        comm->broadcast(comm, dev, sizeof n);
-        be->download(be, n, dev, sizeof n);
-        be->free(be, dev);
-    }
-    if (!n[0])
-        return;
-    L->resuming = 1;
-    L->resume.epoch = (int)n[1];
-    L->resume.global_step = L->global_step = L->start_step = (long)n[2];
-    L->resume.step_in_epoch = (long)n[3];
-    t->step = (int)n[4];
-    if (comm->world > 1)
-        trainer_state_broadcast(t);
-    util_log("ddim-dist: resuming from %s at epoch %d step %ld (step %ld in all)\n", L->ckpt_path,
-             L->resume.epoch + 1, L->resume.step_in_epoch, L->global_step);
-}
-
-/* Rank 0: the state after global_step steps into run_dir/checkpoint.h5. One that cannot be
- * written leaves the last good one (the file is replaced atomically) and is tried again at
- * the next checkpoint; each failure is reported (ckpt_state_record). */
-static void save_checkpoint(struct loop *L)
-{
-    long spe = L->steps_per_epoch;
-    struct checkpoint_info pos = {(int)(L->global_step / spe), L->global_step,
-                                  L->global_step % spe};
-    int rc = trainer_checkpoint_write(L->t, L->ckpt_path, &pos, L->config_yaml, L->ckpt.error,
-                                      sizeof L->ckpt.error);
-    ckpt_state_record(&L->ckpt, L->ckpt_path, L->global_step, rc, &L->log);
-}
-
 static int setup(struct loop *L, char *err, size_t errlen)
 {
     const struct run_config *cfg = L->cfg;
@@ -385,7 +261,7 @@ static int setup(struct loop *L, char *err, size_t errlen)
         config_write_yaml(cfg, yaml);
         fclose(yaml);
     }
-    if (resume_read(L, err, errlen) != 0)
+    if (loop_resume_read(L, err, errlen) != 0)
         return -1;
     if (L->resuming)
         kid_eval_read_best(L->kid, cfg->run_dir);
@@ -562,7 +438,7 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
                     comm->rank);
         rc = 1;
     } else {
-        resume_share(&L);
+        loop_resume_share(&L);
         char where[128];
         if (L.resident)
             snprintf(where, sizeof where, "resident in backend memory (%.1f MiB per rank)",
@@ -588,7 +464,7 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
             long first = e == L.resume.epoch ? L.resume.step_in_epoch : 0;
             run_epoch(&L, e, first, &t_start);
             if (comm->rank == 0 && L.div.step == 0) {
-                save_checkpoint(&L);
+                loop_save_checkpoint(&L);
                 long spe = L.steps_per_epoch;
                 kid_eval_save_best(L.kid, L.last_kid, cfg->run_dir, L.t, (int)(L.global_step / spe),
                                    L.global_step, L.global_step % spe, L.config_yaml);
