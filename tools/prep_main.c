@@ -230,6 +230,83 @@ static long load_folder(const struct prep_options *o, char **files, const long *
     return skipped;
 }
 
+/* --synthetic: flowers order[0..n) of the seed's generator into images. */
+static void draw_synthetic(const struct prep_options *o, const long *order, long n, uint8_t *images,
+                           char *ok, char *source, size_t source_len, char *preprocessing,
+                           size_t preprocessing_len)
+{
+    const size_t per_image = (size_t)o->size * (size_t)o->size * 3;
+    fprintf(stderr, "ddim-prep: drawing %ld synthetic flowers at %dx%d\n", n, o->size, o->size);
+#pragma omp parallel
+    {
+        float *x = util_xmalloc(per_image * sizeof(float));
+#pragma omp for schedule(dynamic, 4)
+        for (long i = 0; i < n; i++) {
+            prep_synthetic_image(o->seed, order[i], o->size, x);
+            prep_quantize(x, per_image, images + (size_t)i * per_image);
+            ok[i] = 1;
+        }
+        free(x);
+    }
+    snprintf(source, source_len, "synthetic (ddim-prep procedural flowers, seed %llu)",
+             (unsigned long long)o->seed);
+    snprintf(preprocessing, preprocessing_len,
+             "procedural flowers drawn at %dx%d (3x3 supersampling), stored as round(255 x)",
+             o->size, o->size);
+}
+
+/* The readable images (ok) compacted in their shuffled order, split into training and
+ * validation, and written with their description; the exit code. */
+static int write_dataset(const struct prep_options *o, struct prep_output *out, uint8_t *images,
+                         const char *ok, long n, long skipped, int failed, const char *source,
+                         const char *preprocessing)
+{
+    const size_t per_image = (size_t)o->size * (size_t)o->size * 3;
+    char err[2048];
+    long kept = 0; /* compact the readable images, keeping the shuffled order */
+    for (long i = 0; i < n; i++) {
+        if (ok[i] && kept != i)
+            memmove(images + (size_t)kept * per_image, images + (size_t)i * per_image, per_image);
+        kept += ok[i] ? 1 : 0;
+    }
+    int rc = 0;
+    long n_val = (long)(kept * o->validation_fraction + 0.5);
+    if (o->validation_fraction > 0.0 && n_val == 0 && kept >= 2)
+        n_val = 1; /* keep a validation image whenever one was asked for */
+    long n_train = kept - n_val;
+    if (failed) {
+        rc = 1;
+    } else if (kept == 0) {
+        fprintf(stderr,
+                "ddim-prep: error: none of the %ld image files in %s could be read "
+                "(%ld skipped, see the warnings above)\n",
+                n, o->input, skipped);
+        rc = 1;
+    } else if (n_train < 1) {
+        fprintf(stderr, "ddim-prep: error: %ld readable images leave no training image\n", kept);
+        rc = 1;
+    } else {
+        struct dataset_meta meta = {.source = source,
+                                    .preprocessing = preprocessing,
+                                    .split_seed = o->seed,
+                                    .validation_fraction = o->validation_fraction,
+                                    .skipped = skipped};
+        if (prep_output_write(out, images, n_train, n_val, o->size, &meta, err, sizeof err) != 0 ||
+            prep_output_commit(out, err, sizeof err) != 0) {
+            fprintf(stderr, "ddim-prep: error: %s\n", err);
+            rc = 1;
+        } else {
+            fprintf(stderr,
+                    "ddim-prep: wrote %s: %ld train + %ld validation images at %dx%d, %ld "
+                    "skipped\n",
+                    o->output, n_train, n_val, o->size, o->size, skipped);
+            if (o->preview)
+                write_preview(o->preview, images, n_train, o->size);
+        }
+    }
+    return rc;
+}
+
 static int run(const struct prep_options *o, struct prep_output *out)
 {
     char err[2048], source[1536], preprocessing[512];
@@ -276,65 +353,10 @@ static int run(const struct prep_options *o, struct prep_output *out)
                  o->jpeg_dct == IMAGE_JPEG_DCT_TF ? "TF (libjpeg ifast)" : "libjpeg islow", o->size,
                  o->size);
     } else {
-        fprintf(stderr, "ddim-prep: drawing %ld synthetic flowers at %dx%d\n", n, o->size, o->size);
-#pragma omp parallel
-        {
-            float *x = util_xmalloc(per_image * sizeof(float));
-#pragma omp for schedule(dynamic, 4)
-            for (long i = 0; i < n; i++) {
-                prep_synthetic_image(o->seed, order[i], o->size, x);
-                prep_quantize(x, per_image, images + (size_t)i * per_image);
-                ok[i] = 1;
-            }
-            free(x);
-        }
-        snprintf(source, sizeof source, "synthetic (ddim-prep procedural flowers, seed %llu)",
-                 (unsigned long long)o->seed);
-        snprintf(preprocessing, sizeof preprocessing,
-                 "procedural flowers drawn at %dx%d (3x3 supersampling), stored as round(255 x)",
-                 o->size, o->size);
+        draw_synthetic(o, order, n, images, ok, source, sizeof source, preprocessing,
+                       sizeof preprocessing);
     }
-    long kept = 0; /* compact the readable images, keeping the shuffled order */
-    for (long i = 0; i < n; i++) {
-        if (ok[i] && kept != i)
-            memmove(images + (size_t)kept * per_image, images + (size_t)i * per_image, per_image);
-        kept += ok[i] ? 1 : 0;
-    }
-    int rc = 0;
-    long n_val = (long)(kept * o->validation_fraction + 0.5);
-    if (o->validation_fraction > 0.0 && n_val == 0 && kept >= 2)
-        n_val = 1; /* keep a validation image whenever one was asked for */
-    long n_train = kept - n_val;
-    if (failed) {
-        rc = 1;
-    } else if (kept == 0) {
-        fprintf(stderr,
-                "ddim-prep: error: none of the %ld image files in %s could be read "
-                "(%ld skipped, see the warnings above)\n",
-                n, o->input, skipped);
-        rc = 1;
-    } else if (n_train < 1) {
-        fprintf(stderr, "ddim-prep: error: %ld readable images leave no training image\n", kept);
-        rc = 1;
-    } else {
-        struct dataset_meta meta = {.source = source,
-                                    .preprocessing = preprocessing,
-                                    .split_seed = o->seed,
-                                    .validation_fraction = o->validation_fraction,
-                                    .skipped = skipped};
-        if (prep_output_write(out, images, n_train, n_val, o->size, &meta, err, sizeof err) != 0 ||
-            prep_output_commit(out, err, sizeof err) != 0) {
-            fprintf(stderr, "ddim-prep: error: %s\n", err);
-            rc = 1;
-        } else {
-            fprintf(stderr,
-                    "ddim-prep: wrote %s: %ld train + %ld validation images at %dx%d, %ld "
-                    "skipped\n",
-                    o->output, n_train, n_val, o->size, o->size, skipped);
-            if (o->preview)
-                write_preview(o->preview, images, n_train, o->size);
-        }
-    }
+    int rc = write_dataset(o, out, images, ok, n, skipped, failed, source, preprocessing);
     for (long i = 0; files && i < nfiles; i++)
         free(files[i]);
     free(files);
