@@ -57,3 +57,28 @@ void infer_model_free(struct infer_model *m)
         unet_destroy(m->net);
     memset(m, 0, sizeof *m);
 }
+
+void infer_model_upload(const struct infer_model *m, struct backend *be, struct comm *comm,
+                        struct infer_net *out)
+{
+    const struct unet_config *u = &m->cfg.model;
+    size_t total = unet_params(m->net)->total;
+    *out = (struct infer_net){.be = be,
+                              .comm = comm,
+                              .net = m->net,
+                              .w = be->alloc(be, total * sizeof(float)),
+                              .norm = be->alloc(be, 6 * sizeof(float)),
+                              .min_signal_rate = m->cfg.diffusion.min_signal_rate,
+                              .max_signal_rate = m->cfg.diffusion.max_signal_rate,
+                              .per_image = (size_t)u->image_size * u->image_size * 3};
+    be->upload(be, out->w, m->ew.w, total * sizeof(float));
+    be->upload(be, out->norm, m->ew.norm, 6 * sizeof(float));
+}
+
+void infer_net_release(struct infer_net *n)
+{
+    sampler_destroy(n->be, n->sampler);
+    n->be->free(n->be, n->w);
+    n->be->free(n->be, n->norm);
+    memset(n, 0, sizeof *n);
+}

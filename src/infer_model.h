@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "ema_weights.h"
+#include "sampler.h"
 #include "unet.h"
 
 #include <stddef.h>
@@ -22,6 +23,12 @@ struct infer_model {
  * file. 0 or -1 (m freed). */
 int infer_model_load(const char *path, int from_checkpoint, struct infer_model *m, char *err,
                      size_t errlen);
+
+/* m's network, EMA weights and normalizer on a backend, for infer_sample (sampler.h);
+ * infer_net_release frees what it allocated there. */
+void infer_model_upload(const struct infer_model *m, struct backend *be, struct comm *comm,
+                        struct infer_net *out);
+void infer_net_release(struct infer_net *n);
 
 /* m as an EMA export at path (atomically). 0 or -1. */
 int infer_model_export(const struct infer_model *m, const char *path, char *err, size_t errlen);

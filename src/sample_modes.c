@@ -18,11 +18,11 @@ enum { SAMPLE_CHUNK = 64, GIF_DELAY_CS = 10 };
 struct session {
     struct backend *be;
     struct comm *comm;
-    struct trainer *t;
-    size_t per;     /* S*S*3 */
-    int size;       /* S */
-    float *dev_in;  /* (SAMPLE_CHUNK, S, S, 3) initial noises */
-    float *dev_out; /* (SAMPLE_CHUNK, S, S, 3) images */
+    struct infer_net net; /* the EMA network and normalizer on the backend */
+    size_t per;           /* S*S*3 */
+    int size;             /* S */
+    float *dev_in;        /* (SAMPLE_CHUNK, S, S, 3) initial noises */
+    float *dev_out;       /* (SAMPLE_CHUNK, S, S, 3) images */
 };
 
 static void session_open(struct session *s, const struct sample_plan *p,
@@ -31,13 +31,8 @@ static void session_open(struct session *s, const struct sample_plan *p,
     const struct run_config *run = &ew->cfg;
     s->comm = comm_single();
     s->be = launch_pick_backend(p->backend ? p->backend : "auto", s->comm, "ddim-sample");
-    char err[2048];
-    s->t = trainer_create(s->be, s->comm, &run->model, &run->diffusion, 1, 1, 0, err, sizeof err);
-    if (!s->t)
-        DDIM_FATAL("%s", err);
-    s->be->upload(s->be, s->t->ema_w, ew->ew.w, unet_params(ew->net)->total * sizeof(float));
-    trainer_set_normalizer(s->t, ew->ew.norm, ew->ew.norm + 3);
-    s->per = s->t->per_image;
+    infer_model_upload(ew, s->be, s->comm, &s->net);
+    s->per = s->net.per_image;
     s->size = run->model.image_size;
     s->dev_in = s->be->alloc(s->be, SAMPLE_CHUNK * s->per * sizeof(float));
     s->dev_out = s->be->alloc(s->be, SAMPLE_CHUNK * s->per * sizeof(float));
@@ -47,7 +42,7 @@ static void session_close(struct session *s)
 {
     s->be->free(s->be, s->dev_in);
     s->be->free(s->be, s->dev_out);
-    trainer_destroy(s->t);
+    infer_net_release(&s->net);
     launch_finish(s->comm, s->be, s->comm);
 }
 
@@ -86,7 +81,7 @@ static int sample_all(struct session *s, const struct sample_plan *p, const floa
         size_t bytes = (size_t)m * s->per * sizeof(float);
         s->be->upload(s->be, s->dev_in, noise + (size_t)first * s->per, bytes);
         struct sample_options so = options_for(p, (uint32_t)first);
-        evaluations = trainer_sample_ex(s->t, s->dev_in, m, steps, &so, NULL, s->dev_out);
+        evaluations = infer_sample(&s->net, s->dev_in, m, steps, &so, NULL, s->dev_out);
         s->be->download(s->be, images + (size_t)first * s->per, s->dev_out, bytes);
     }
     return evaluations;
@@ -129,7 +124,7 @@ static void trajectory_step(void *ctx, int step, const float *noisy, const float
     const float *src[2] = {noisy, pred_images};
     float *dst[2] = {tr->noisy + (size_t)step * count, tr->pred + (size_t)step * count};
     for (int k = 0; k < 2; k++) {
-        be->denormalize(be, tr->s->dev_out, src[k], tr->s->t->norm, tr->s->t->norm + 3, count / 3,
+        be->denormalize(be, tr->s->dev_out, src[k], tr->s->net.norm, tr->s->net.norm + 3, count / 3,
                         3);
         be->download(be, dst[k], tr->s->dev_out, count * sizeof(float));
     }
@@ -277,7 +272,7 @@ static int run_trajectory(struct session *s, const struct sample_plan *p, char *
     so.on_step = trajectory_step;
     so.ctx = &tr;
     double start = util_now();
-    int evaluations = trainer_sample_ex(s->t, s->dev_in, n, p->steps, &so, NULL, NULL);
+    int evaluations = infer_sample(&s->net, s->dev_in, n, p->steps, &so, NULL, NULL);
     util_log("ddim-sample: trajectory of %d images, %s sampler, %d steps, %d frames (%d network "
              "evaluations per image), %s backend: %.2f s\n",
              n, sampler_name(p), p->steps, tr.frames, evaluations, s->be->name, util_now() - start);

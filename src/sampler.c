@@ -47,7 +47,7 @@ void sampler_destroy(struct backend *be, struct sampler *s)
     free(s);
 }
 
-static struct sampler *sampler_for(struct trainer *t, int n)
+static struct sampler *sampler_for(struct infer_net *t, int n)
 {
     if (t->sampler && t->sampler->n == n)
         return t->sampler;
@@ -76,23 +76,23 @@ static struct sampler *sampler_for(struct trainer *t, int n)
 
 /* The network's noise prediction for x at `time` (every image), into out; the rates of
  * that time are left in s->noise_rates and s->signal_rates. */
-static void denoise(struct trainer *t, struct sampler *s, const float *x, float time, float *out)
+static void denoise(struct infer_net *t, struct sampler *s, const float *x, float time, float *out)
 {
     struct backend *be = t->be;
     be->fill(be, s->times, time, (size_t)s->n);
-    be->diffusion_schedule(be, s->noise_rates, s->signal_rates, s->times, s->n,
-                           t->dc.min_signal_rate, t->dc.max_signal_rate);
+    be->diffusion_schedule(be, s->noise_rates, s->signal_rates, s->times, s->n, t->min_signal_rate,
+                           t->max_signal_rate);
     be->square(be, s->variances, s->noise_rates, (size_t)s->n);
-    unet_forward(be, t->net, s->acts, t->ema_w, x, s->variances, 0, t->comm, out);
+    unet_forward(be, t->net, s->acts, t->w, x, s->variances, 0, t->comm, out);
 }
 
 /* The rates of `time` into s->next_noise_rates and s->next_signal_rates. */
-static void schedule_next(struct trainer *t, struct sampler *s, float time)
+static void schedule_next(struct infer_net *t, struct sampler *s, float time)
 {
     struct backend *be = t->be;
     be->fill(be, s->times, time, (size_t)s->n);
     be->diffusion_schedule(be, s->next_noise_rates, s->next_signal_rates, s->times, s->n,
-                           t->dc.min_signal_rate, t->dc.max_signal_rate);
+                           t->min_signal_rate, t->max_signal_rate);
 }
 
 /* Element 0 of a per-image vector (all images share it) as a host value. */
@@ -106,7 +106,7 @@ static double first_value(struct backend *be, const float *v)
 /* DDIM's stochastic remix (DDIM paper, eq. 12 and 16) in the example's rates, where
  * alpha = signal^2 and 1 - alpha = noise^2: sigma = eta * (noise'/noise) *
  * sqrt(1 - signal^2/signal'^2); x' = signal' x0 + sqrt(noise'^2 - sigma^2) eps + sigma z. */
-static void remix_eta(struct trainer *t, struct sampler *s, int step,
+static void remix_eta(struct infer_net *t, struct sampler *s, int step,
                       const struct sample_options *so)
 {
     struct backend *be = t->be;
@@ -123,7 +123,7 @@ static void remix_eta(struct trainer *t, struct sampler *s, int step,
 }
 
 /* The example's sampler, with eta. Returns the network evaluations. */
-static int sample_ddim(struct trainer *t, struct sampler *s, int steps,
+static int sample_ddim(struct infer_net *t, struct sampler *s, int steps,
                        const struct sample_options *so)
 {
     struct backend *be = t->be;
@@ -153,7 +153,7 @@ static int sample_ddim(struct trainer *t, struct sampler *s, int steps,
  * a = signal'/signal and b = noise' - signal' noise/signal, the Euler step (which is the
  * DDIM step) is x' = a x + b eps(x, t); Heun's corrector re-evaluates eps at (x', t') and
  * steps with the mean of both. Times 1 - k/K, the last step ending at time 0. */
-static int sample_heun(struct trainer *t, struct sampler *s, int steps,
+static int sample_heun(struct infer_net *t, struct sampler *s, int steps,
                        const struct sample_options *so)
 {
     struct backend *be = t->be;
@@ -192,8 +192,8 @@ static int sample_heun(struct trainer *t, struct sampler *s, int steps,
     return evaluations;
 }
 
-int trainer_sample_ex(struct trainer *t, const float *initial_noise, int n, int steps,
-                      const struct sample_options *so, float *pred_images, float *images)
+int infer_sample(struct infer_net *t, const float *initial_noise, int n, int steps,
+                 const struct sample_options *so, float *pred_images, float *images)
 {
     if (n < 1 || steps < 1)
         DDIM_FATAL("sampling needs at least one image and one step (got %d images, %d steps)", n,
@@ -211,6 +211,28 @@ int trainer_sample_ex(struct trainer *t, const float *initial_noise, int n, int 
     if (images)
         be->denormalize(be, images, s->pred_images, t->norm, t->norm + 3, (size_t)n * per / 3, 3);
     return evaluations;
+}
+
+int trainer_sample_ex(struct trainer *t, const float *initial_noise, int n, int steps,
+                      const struct sample_options *so, float *pred_images, float *images)
+{
+    struct infer_net view = trainer_infer_net(t);
+    int evaluations = infer_sample(&view, initial_noise, n, steps, so, pred_images, images);
+    t->sampler = view.sampler; /* the buffers stay with the trainer for the next call */
+    return evaluations;
+}
+
+struct infer_net trainer_infer_net(struct trainer *t)
+{
+    return (struct infer_net){t->be,
+                              t->comm,
+                              t->net,
+                              t->ema_w,
+                              t->norm,
+                              t->dc.min_signal_rate,
+                              t->dc.max_signal_rate,
+                              t->per_image,
+                              t->sampler};
 }
 
 void trainer_sample(struct trainer *t, const float *initial_noise, int n, int steps,

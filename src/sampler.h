@@ -1,7 +1,8 @@
-/* sampler.h: the sampler's options beyond the Keras example's deterministic DDIM
- * (trainer_sample in trainer.h stays that sampler): DDIM's eta (stochastic sampling), a
- * second-order sampler (Heun's method on the DDIM ODE) and a per-step hook that lets
- * ddim-sample draw the sampling process. */
+/* sampler.h: sampling from an inference network (struct infer_net: the EMA network and the
+ * normalizer on a backend, the trainer's or one read from a file), with options beyond the
+ * Keras example's deterministic DDIM (trainer_sample in trainer.h stays that sampler):
+ * DDIM's eta (stochastic sampling), a second-order sampler (Heun's method on the DDIM ODE)
+ * and a per-step hook that lets ddim-sample draw the sampling process. */
 #ifndef DDIM_SAMPLER_H
 #define DDIM_SAMPLER_H
 
@@ -29,11 +30,35 @@ struct sample_options {
     void *ctx;
 };
 
-/* trainer_sample with options (so NULL: the deterministic DDIM sampler). DDIM with K steps
- * evaluates the network K times at times 1, 1 - 1/K, ..., 1/K and returns the last
- * predicted image. Heun with K steps integrates the ODE from time 1 to time 0 in K steps of
- * two evaluations each and predicts the image at time 0 with one more: 2K + 1 evaluations.
- * Returns the number of network evaluations. */
+/* An inference network on a backend: all that sampling needs (the EMA network, run in
+ * inference mode, and the normalizer), without a trainer's optimizer state or gradients.
+ * The trainer lends its own (trainer_infer_net); ddim-sample makes one from a file
+ * (infer_model_upload in infer_model.h). */
+struct infer_net {
+    struct backend *be;
+    struct comm *comm; /* passed to the network (inference BatchNorm does not use it) */
+    const struct unet *net;
+    float *w;                               /* (total) EMA weights, backend memory */
+    float *norm;                            /* (6) normalizer mean[3], variance[3], backend */
+    float min_signal_rate, max_signal_rate; /* the diffusion schedule */
+    size_t per_image;                       /* S*S*3 */
+    struct sampler *sampler;                /* buffers for the last sample size (NULL at first) */
+};
+
+/* Samples n images from initial_noise (n, S, S, 3) (backend memory) with options so (NULL:
+ * the deterministic DDIM sampler). DDIM with K steps evaluates the network K times at times
+ * 1, 1 - 1/K, ..., 1/K and returns the last predicted image. Heun with K steps integrates
+ * the ODE from time 1 to time 0 in K steps of two evaluations each and predicts the image
+ * at time 0 with one more: 2K + 1 evaluations. pred_images (normalized space) and images
+ * (denormalized, clipped to [0, 1]) may each be NULL. Returns the number of network
+ * evaluations. */
+int infer_sample(struct infer_net *m, const float *initial_noise, int n, int steps,
+                 const struct sample_options *so, float *pred_images, float *images);
+
+/* The trainer's EMA network as an inference network (its buffers, not copies). */
+struct infer_net trainer_infer_net(struct trainer *t);
+
+/* infer_sample on the trainer's EMA network (trainer_infer_net). */
 int trainer_sample_ex(struct trainer *t, const float *initial_noise, int n, int steps,
                       const struct sample_options *so, float *pred_images, float *images);
 

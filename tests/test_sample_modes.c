@@ -190,6 +190,15 @@ static void test_in_process(void)
     be->download(be, got, dev, count * sizeof(float));
     expect(!memcmp(ref, got, count * sizeof(float)),
            "eta 0 (in process): trainer_sample's images, bit for bit");
+    /* the inference model alone (no trainer), as ddim-sample runs it */
+    struct infer_net net;
+    infer_model_upload(&ew, be, comm, &net);
+    infer_sample(&net, noise, n, 5, NULL, NULL, dev);
+    infer_sample(&net, noise, n, 5, NULL, NULL, dev); /* again, on its kept buffers */
+    be->download(be, got, dev, count * sizeof(float));
+    infer_net_release(&net);
+    expect(!memcmp(ref, got, count * sizeof(float)),
+           "the inference model (no trainer): trainer_sample's images, bit for bit");
     eta.eta = 0.5f;
     trainer_sample_ex(t, noise, n, 5, &eta, NULL, dev);
     be->download(be, got, dev, count * sizeof(float));
