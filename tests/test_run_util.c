@@ -97,3 +97,15 @@ void test_check_untouched(const char *path, const char *bytes, long size, const 
         printf("ok   %s: %s left as it was\n", what, path);
     free(now);
 }
+
+int test_train_cpu(const char *who, const struct run_config *cfg)
+{
+    struct backend *be = backend_cpu_create();
+    struct comm *comm = comm_single();
+    int rc = train_loop_run(cfg, be, comm);
+    comm->destroy(comm); /* reverse order of creation */
+    be->destroy(be);
+    if (rc != 0)
+        fprintf(stderr, "%s: the training run failed\n", who);
+    return rc != 0 ? -1 : 0;
+}

@@ -22,6 +22,10 @@ int test_make_synthetic_data(const char *prep, char *dir_template, int count, in
  * With 80 synthetic images (64 for training) an epoch is 8 steps per repetition. */
 void test_tiny_run_config(struct run_config *cfg, const char *data, const char *run_dir);
 
+/* cfg trained to the end on the CPU backend and one rank (a fresh backend and
+ * communicator, released after); 0, or -1 after printing that `who`'s run failed. */
+int test_train_cpu(const char *who, const struct run_config *cfg);
+
 /* Runs train_loop_run with its stderr captured into log_path and out (NUL-terminated; also
  * echoed to stderr). Returns its status. */
 int test_run_captured(struct backend *be, struct comm *comm, const struct run_config *cfg,

@@ -194,14 +194,8 @@ int main(int argc, char **argv)
     snprintf(run_dir, sizeof run_dir, "%s/run", dir);
     struct run_config cfg;
     test_tiny_run_config(&cfg, data, run_dir);
-    struct backend *be = backend_cpu_create();
-    struct comm *comm = comm_single();
-    if (train_loop_run(&cfg, be, comm) != 0) {
-        fprintf(stderr, "test_sample: the training run failed\n");
+    if (test_train_cpu("test_sample", &cfg) != 0)
         return 1;
-    }
-    comm->destroy(comm); /* reverse order of creation */
-    be->destroy(be);
 
     char ck[1200], ema[600], a[4096];
     snprintf(ck, sizeof ck, "%s/checkpoint.h5", cfg.run_dir);

@@ -364,14 +364,8 @@ int main(int argc, char **argv)
      * sampler reaches its asymptotic order below thousands of steps. A smooth embedding
      * lets the convergence test see the orders at 16 to 64 steps. */
     cfg.model.embedding_max_frequency = 2.0f;
-    struct backend *be = backend_cpu_create();
-    struct comm *comm = comm_single();
-    if (train_loop_run(&cfg, be, comm) != 0) {
-        fprintf(stderr, "test_sample_modes: the training run failed\n");
+    if (test_train_cpu("test_sample_modes", &cfg) != 0)
         return 1;
-    }
-    be->destroy(be);
-    comm->destroy(comm);
     snprintf(ck, sizeof ck, "%s/checkpoint.h5", cfg.run_dir);
     test_in_process();
     test_eta_and_noise();
