@@ -22,7 +22,7 @@ declare -A label=([ddim]="DDIM (eta 0)" [eta1]="stochastic (eta 1)" [heun]="Heun
 declare -A opts=([ddim]="" [eta1]="--eta 1" [heun]="--sampler heun")
 steps=${KID_STEPS:-1 2 5 10 20}
 header="| sampler |" rule="| --- |"
-for k in $steps; do header+=" $k steps |" rule+=" --- |"; done
+for k in $steps; do header+=" K = $k |" rule+=" --- |"; done
 rows=()
 for s in ddim eta1 heun; do
     row="| ${label[$s]} |"
@@ -31,12 +31,12 @@ for s in ddim eta1 heun; do
         # shellcheck disable=SC2086
         build/ddim-kid --checkpoint "$checkpoint" --dataset "$dataset" --split val \
             --inception-weights "$inception" --steps "$k" ${opts[$s]} "$@" >"$json"
-        row+=" $(printf '%.2f' "$(field kid "$json")") ($(field network_evaluations_per_image "$json")) |"
+        row+=" $(printf '%.3g' "$(field kid "$json")") ($(field network_evaluations_per_image "$json")) |"
         echo "$s $k steps: $(cat "$json")" >&2
     done
     rows+=("$row")
 done
-echo "KID (network evaluations per image in brackets); $(field images_used "$out/ddim_1.json") \
+echo "KID for K sampling steps (network evaluations per image in brackets); $(field images_used "$out/ddim_1.json") \
 images in batches of $(field batch_size "$out/ddim_1.json"), seed $(field seed "$out/ddim_1.json")"
 echo
 echo "$header"
