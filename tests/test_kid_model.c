@@ -106,11 +106,16 @@ static void test_samplers(void)
     check_same_kid(opt, "--steps 3 --seed 5", "\"network_evaluations_per_image\":3", ema_kid,
                    sizeof ema_kid);
     expect(!strcmp(ddim, ema_kid), "the EMA export: the checkpoint's KID");
-    /* the defaults: all the validation images, the run's kid_diffusion_steps and seed */
-    expect(run("%s --checkpoint %s --dataset %s --batch 8 --backend cpu", kid_bin, ck, data) == 0 &&
-               strstr(out, "\"images_generated\":16,\"images_used\":16") &&
+    /* the defaults: all the validation images, the run's kid_diffusion_steps and seed; stdout
+     * alone (stderr dropped) is the JSON line and nothing else */
+    int rc = run("(%s --checkpoint %s --dataset %s --batch 8 --backend cpu 2>/dev/null)", kid_bin,
+                 ck, data);
+    char *nl = strchr(out, '\n');
+    expect(rc == 0 && strstr(out, "\"images_generated\":16,\"images_used\":16") &&
                strstr(out, "\"steps\":5,\"eta\":0,\"seed\":42"),
            "defaults: the split's image count, eval.kid_diffusion_steps, train.seed");
+    expect(!strncmp(out, "{\"kid\":", 7) && nl && nl[-1] == '}' && !nl[1],
+           "stdout holds the JSON line only (progress goes to stderr)");
     expect(run("%s --checkpoint %s --dataset %s --split train --num-images 16 --batch 8 "
                "--backend cpu",
                kid_bin, ck, data) == 0 &&
