@@ -97,7 +97,7 @@ int main(int argc, char **argv)
                 argv[0]);
         return 2;
     }
-    long total = 0;
+    long total = 0, seeds = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--accept") || !strcmp(argv[i], "--any")) {
             must_accept = !strcmp(argv[i], "--accept");
@@ -116,7 +116,8 @@ int main(int argc, char **argv)
         if (n <= 0)
             return 1;
         total += n;
+        seeds += must_accept ? n : 0;
     }
-    printf("replay: %ld input(s), none crashed, every seed loaded\n", total);
+    printf("replay: %ld input(s), none crashed%s\n", total, seeds ? ", every seed loaded" : "");
     return 0;
 }
