@@ -130,7 +130,7 @@ static int read_contents(hid_t f, const char *label, const struct param_table *p
         size_t n = 1;
         if (h5u_read_attr_doubles(f, label, "/", names[i], &nums[i], &n, err, errlen) != 0)
             return -1;
-        if (nums[i] < 0 || nums[i] > 1e15 || nums[i] != (double)(long long)nums[i])
+        if (!(nums[i] >= 0 && nums[i] <= 1e15) || nums[i] != (double)(long long)nums[i])
             return util_error(err, errlen, "%s: attribute '%s' is %g, not a step count", label,
                               names[i], nums[i]);
     }

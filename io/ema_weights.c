@@ -57,7 +57,7 @@ static int read_config(hid_t f, const char *path, struct ema_weights *ew, char *
         if (h5u_read_attr_doubles(f, path, "/", shape_names[k], v, &n, err, errlen) != 0)
             return -1;
         for (size_t i = 0; i < n; i++)
-            if (v[i] < 1 || v[i] > 1e6 || v[i] != (double)(int)v[i])
+            if (!(v[i] >= 1 && v[i] <= 1e6) || v[i] != (double)(int)v[i]) /* NaN too */
                 return util_error(err, errlen, "%s: attribute '%s' holds %g, not a size", path,
                                   shape_names[k], v[i]);
         if (k == 1) {
