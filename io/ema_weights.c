@@ -92,10 +92,14 @@ int ema_weights_read(const char *path, int from_checkpoint, struct ema_weights *
     int rc = check_format(f, path, from_checkpoint, err, errlen);
     if (rc == 0)
         rc = read_config(f, path, ew, err, errlen);
+    const char *group = from_checkpoint ? "/ema_weights" : "/weights";
+    /* the shapes first: the stored model may be far larger than the weights stored with it
+     * (a 1 KB file can describe a 170 GB network) */
+    if (rc == 0)
+        rc = weights_read_h5(f, path, group, unet_params(ew->net), NULL, 0, err, errlen);
     if (rc == 0) {
         const struct param_table *p = unet_params(ew->net);
         ew->w = util_xmalloc(p->total * sizeof(float));
-        const char *group = from_checkpoint ? "/ema_weights" : "/weights";
         rc = weights_read_h5(f, path, group, p, ew->w, 0, err, errlen) ||
                      h5u_read_floats(f, path, "/normalizer/mean", ew->norm, 3, err, errlen) ||
                      h5u_read_floats(f, path, "/normalizer/variance", ew->norm + 3, 3, err, errlen)
