@@ -9,6 +9,7 @@
  *   fuzz_replay_<target> [--accept] FOLDER_OR_FILE... [--any FOLDER_OR_FILE...] */
 #define _POSIX_C_SOURCE 200809L
 #include "fuzz_util.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -27,17 +28,18 @@ static int replay_file(const char *path)
         return -1;
     }
     size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
-    for (size_t got; buf && (got = fread(buf + n, 1, cap - n, f)) > 0;) {
+    uint8_t *buf = util_xmalloc(cap);
+    for (size_t got; (got = fread(buf + n, 1, cap - n, f)) > 0;) {
         n += got;
-        if (n == cap)
-            buf = realloc(buf, cap *= 2);
+        if (n == cap) {
+            uint8_t *bigger = util_xmalloc(cap * 2);
+            memcpy(bigger, buf, n);
+            free(buf);
+            buf = bigger;
+            cap *= 2;
+        }
     }
     fclose(f);
-    if (!buf) {
-        fprintf(stderr, "replay: %s: out of memory\n", path);
-        return -1;
-    }
     printf("replay %s (%zu bytes): ", path, n);
     fflush(stdout);
     fuzz_accepted = 0;
@@ -71,9 +73,14 @@ static long replay_dir(const char *dir)
     for (struct dirent *e; (e = readdir(d));) {
         if (e->d_name[0] == '.')
             continue;
-        names = realloc(names, (n + 1) * sizeof *names);
-        names[n] = malloc(strlen(dir) + strlen(e->d_name) + 2);
-        sprintf(names[n++], "%s/%s", dir, e->d_name);
+        char **more = util_xmalloc((n + 1) * sizeof *names);
+        if (n)
+            memcpy(more, names, n * sizeof *names);
+        free(names);
+        names = more;
+        size_t len = strlen(dir) + strlen(e->d_name) + 2;
+        names[n] = util_xmalloc(len);
+        snprintf(names[n++], len, "%s/%s", dir, e->d_name);
     }
     closedir(d);
     if (n)
