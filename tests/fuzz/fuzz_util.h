@@ -12,6 +12,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* What each fuzz_<loader>.c defines: feeds the file at path to its loader (and to what
+ * runs on what the loader accepts). The drivers fuzz_raw.c (the input is the file) and
+ * fuzz_h5_edit.c (the input edits a valid HDF5 file) call it. */
+void fuzz_load(const char *path);
+
 struct fuzz_file {
     int fd;
     char path[256];

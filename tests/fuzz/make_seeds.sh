@@ -6,7 +6,7 @@
 # and a sample grid (ddim-sample), the configs/ files, and the grid converted by Pillow
 # (PYTHON=... a python with Pillow; skipped without) to the other kinds of JPEG and PNG
 # that photos come as (grey, progressive, subsampled, palette, alpha, 16-bit, 1-bit), so that each
-# decoding path has a seed.
+# decoding path has a seed; and the edit lists of the HDF5 structure fuzzers.
 set -euo pipefail
 build=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,6 +36,15 @@ cp "$tmp/run/checkpoint.h5" "$corpus/checkpoint/tiny.h5"
 cp "$tmp/run/config.yaml" "$corpus/config/resolved.yaml"
 cp "$tmp/cfg.yaml" "$corpus/config/flow_style.yaml"
 cp "$repo"/configs/*.yaml "$corpus/config/"
+
+# the structure fuzzers' seeds are edit lists (fuzz_h5_edit.c) applied to the first file of
+# their loader's corpus: none (the file as it is) and one that adds a root attribute no
+# loader reads ("note")
+for t in dataset checkpoint ema_weights; do
+    mkdir -p "$corpus/${t}_edit"
+    : >"$corpus/${t}_edit/base_unchanged"
+    printf '\x00\x1c\x03\x00' >"$corpus/${t}_edit/note_attr"
+done
 
 python=${PYTHON:-python3}
 if "$python" -c "import PIL" 2>/dev/null; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run_fuzzers.sh BUILD_DIR [SECONDS] [TARGET...]: runs each libFuzzer target of a
-# DDIM_FUZZ build (README "Sanitizers and fuzzing") for SECONDS (default 25) on a copy of
+# DDIM_FUZZ build (README "Sanitizers and fuzzing") for SECONDS (default 20) on a copy of
 # its seed corpus tests/fuzz/corpus/<target>, then sorts what it found.
 #
 # libFuzzer runs in fork mode and goes on after a finding (-ignore_crashes etc.), so that
@@ -19,12 +19,13 @@
 # see README). Exit 0 when no finding is ours.
 set -uo pipefail
 build=$(realpath "$1")
-secs=${2:-25}
+secs=${2:-20}
 shift $(($# >= 2 ? 2 : $#))
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 targets=("$@")
-((${#targets[@]})) || targets=(config dataset checkpoint ema_weights image)
+((${#targets[@]})) || targets=(config dataset checkpoint ema_weights image dataset_edit checkpoint_edit
+    ema_weights_edit)
 out=$build/fuzz-findings
 rm -rf "$out"
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
