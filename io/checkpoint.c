@@ -134,8 +134,9 @@ static int read_contents(hid_t f, const char *label, const struct param_table *p
             return util_error(err, errlen, "%s: attribute '%s' is %g, not a step count", label,
                               names[i], nums[i]);
     }
-    if (nums[0] > 2147483647.0)
-        return util_error(err, errlen, "%s: optimizer_step %.0f is out of range", label, nums[0]);
+    for (int i = 0; i < 2; i++) /* optimizer_step and epoch are ints */
+        if (nums[i] > 2147483647.0)
+            return util_error(err, errlen, "%s: %s %.0f is out of range", label, names[i], nums[i]);
     return 0;
 }
 
