@@ -64,9 +64,15 @@ int ema_weights_read_weights(const char *path, int from_checkpoint,
     hid_t f = h5u_open_read(path, err, errlen);
     if (f < 0)
         return -1;
+    const char *group = from_checkpoint ? "/ema_weights" : "/weights";
+    /* the shapes first: the stored model may be far larger than the weights stored with it
+     * (a 1 KB file can describe a 170 GB network) */
+    if (weights_read_h5(f, path, group, params, NULL, 0, err, errlen) != 0) {
+        H5Fclose(f);
+        return -1;
+    }
     free(ew->w);
     ew->w = util_xmalloc(params->total * sizeof(float));
-    const char *group = from_checkpoint ? "/ema_weights" : "/weights";
     int rc = weights_read_h5(f, path, group, params, ew->w, 0, err, errlen) ||
                      h5u_read_floats(f, path, "/normalizer/mean", ew->norm, 3, err, errlen) ||
                      h5u_read_floats(f, path, "/normalizer/variance", ew->norm + 3, 3, err, errlen)

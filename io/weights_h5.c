@@ -36,7 +36,8 @@ int weights_read_h5(hid_t file, const char *file_label, const char *group,
                               "written for another model configuration?",
                               file_label, name, got, want);
         }
-        if (h5u_read_floats(file, file_label, name, host + p->offset, p->count, err, errlen))
+        if (host &&
+            h5u_read_floats(file, file_label, name, host + p->offset, p->count, err, errlen))
             return -1;
     }
     return 0;
@@ -111,7 +112,7 @@ int model_shape_read_h5(hid_t file, const char *file_label, struct model_shape *
         if (h5u_read_attr_doubles(file, file_label, "/", shape_names[k], v, &n, err, errlen) != 0)
             return -1;
         for (size_t i = 0; i < n; i++)
-            if (v[i] < 1 || v[i] > 1e6 || v[i] != (double)(int)v[i])
+            if (!(v[i] >= 1 && v[i] <= 1e6) || v[i] != (double)(int)v[i]) /* NaN too */
                 return util_error(err, errlen, "%s: attribute '%s' holds %g, not a size",
                                   file_label, shape_names[k], v[i]);
         if (k == 1) {
