@@ -13,8 +13,10 @@ else()
     message(FATAL_ERROR "${TARGET}: ${HEADER} compiled: a lower layer can include a header of "
                         "a higher one (see tests/layering/CMakeLists.txt)")
   endif()
-  string(FIND "${out}" "${HEADER}: No such file" at)
-  if(at EQUAL -1)
+  # gcc: "trainer.h: No such file or directory"; clang: "'trainer.h' file not found"
+  string(FIND "${out}" "${HEADER}: No such file" at_gcc)
+  string(FIND "${out}" "'${HEADER}' file not found" at_clang)
+  if(at_gcc EQUAL -1 AND at_clang EQUAL -1)
     message(FATAL_ERROR "${TARGET}: the build failed, but not for want of ${HEADER}:\n${out}")
   endif()
   message(STATUS "${TARGET}: ${HEADER} is out of this layer's reach, as it should be")
