@@ -115,29 +115,31 @@ struct pool_shape {
  * (OP_INFERENCE: a backend may leave it NULL), ddim-bench (OP_TIMING: likewise). */
 enum backend_op_need { OP_REQUIRED, OP_INFERENCE, OP_TIMING };
 
+/* (clang-format would read "struct backend *be" in the list as a product) */
+/* clang-format off */
 #define BACKEND_OPS(X)                                                                             \
     /* --- memory --- */                                                                           \
     X(OP_REQUIRED, void *, alloc,                                                                  \
-      (struct backend * be, size_t bytes)) /* zero-filled; never NULL (dies) */                    \
-    X(OP_REQUIRED, void, free, (struct backend * be, void *p))                                     \
+      (struct backend *be, size_t bytes)) /* zero-filled; never NULL (dies) */                     \
+    X(OP_REQUIRED, void, free, (struct backend *be, void *p))                                      \
     X(OP_REQUIRED, void, upload,                                                                   \
-      (struct backend * be, void *dst, const void *src_host, size_t bytes))                        \
+      (struct backend *be, void *dst, const void *src_host, size_t bytes))                         \
     X(OP_REQUIRED, void, download,                                                                 \
-      (struct backend * be, void *dst_host, const void *src, size_t bytes))                        \
-    X(OP_REQUIRED, void, copy, (struct backend * be, void *dst, const void *src, size_t bytes))    \
-    X(OP_REQUIRED, void, fill, (struct backend * be, float *x, float value, size_t n))             \
-    X(OP_REQUIRED, void, synchronize, (struct backend * be))                                       \
-    X(OP_REQUIRED, void, destroy, (struct backend * be))                                           \
+      (struct backend *be, void *dst_host, const void *src, size_t bytes))                         \
+    X(OP_REQUIRED, void, copy, (struct backend *be, void *dst, const void *src, size_t bytes))     \
+    X(OP_REQUIRED, void, fill, (struct backend *be, float *x, float value, size_t n))              \
+    X(OP_REQUIRED, void, synchronize, (struct backend *be))                                        \
+    X(OP_REQUIRED, void, destroy, (struct backend *be))                                            \
                                                                                                    \
     /* --- convolution (zero padding, bias; see struct conv_shape) --- */                          \
     /* y (n,ho,wo,cout) = conv(x (n,h,w,cin), w (kh,kw,cin,cout)) + bias (cout) */                 \
     X(OP_REQUIRED, void, conv2d_forward,                                                           \
-      (struct backend * be, float *y, const float *x, const float *w, const float *bias,           \
+      (struct backend *be, float *y, const float *x, const float *w, const float *bias,            \
        const struct conv_shape *s))                                                                \
     /* dx += dL/dx (skipped when dx is NULL); dw = dL/dw; dbias = dL/dbias. Only for               \
      * conv_is_basic shapes (the U-Net's): the other shapes are inference-only. */                 \
     X(OP_REQUIRED, void, conv2d_backward,                                                          \
-      (struct backend * be, float *dx, float *dw, float *dbias, const float *dy, const float *x,   \
+      (struct backend *be, float *dx, float *dw, float *dbias, const float *dy, const float *x,    \
        const float *w, const struct conv_shape *s))                                                \
                                                                                                    \
     /* --- BatchNormalization without center/scale (Keras: momentum, epsilon) ---                  \
@@ -145,155 +147,156 @@ enum backend_op_need { OP_REQUIRED, OP_INFERENCE, OP_TIMING };
      * across ranks between the calls (synchronized BatchNorm). */                                 \
     /* stats (2c) = [sum_r x[r,c], sum_r x[r,c]^2]: written (=) */                                 \
     X(OP_REQUIRED, void, bn_stats,                                                                 \
-      (struct backend * be, float *stats, const float *x, size_t rows, int c))                     \
+      (struct backend *be, float *stats, const float *x, size_t rows, int c))                      \
     /* From global stats over `count` rows: mean, biased var; y = (x-mean)/sqrt(var+eps);          \
      * saved (2c) = [mean, 1/sqrt(var+eps)] for backward; moving_mean/moving_var updated as        \
      * moving = momentum*moving + (1-momentum)*batch, where the batch variance for the             \
      * moving average is var*count/(count-1) (TensorFlow's fused batch norm). */                   \
     X(OP_REQUIRED, void, bn_forward_train,                                                         \
-      (struct backend * be, float *y, float *saved, float *moving_mean, float *moving_var,         \
+      (struct backend *be, float *y, float *saved, float *moving_mean, float *moving_var,          \
        const float *x, const float *stats, double count, size_t rows, int c, float momentum,       \
        float eps))                                                                                 \
     /* y = (x - moving_mean) / sqrt(moving_var + eps) */                                           \
     X(OP_REQUIRED, void, bn_forward_infer,                                                         \
-      (struct backend * be, float *y, const float *x, const float *moving_mean,                    \
+      (struct backend *be, float *y, const float *x, const float *moving_mean,                     \
        const float *moving_var, size_t rows, int c, float eps))                                    \
     /* bstats (2c) = [sum_r dy, sum_r dy*xhat]: written (=) */                                     \
     X(OP_REQUIRED, void, bn_backward_stats,                                                        \
-      (struct backend * be, float *bstats, const float *dy, const float *x, const float *saved,    \
+      (struct backend *be, float *bstats, const float *dy, const float *x, const float *saved,     \
        size_t rows, int c))                                                                        \
     /* dx += invstd * (dy - sum_dy/count - xhat*sum_dy_xhat/count), from global bstats */          \
     X(OP_REQUIRED, void, bn_backward_apply,                                                        \
-      (struct backend * be, float *dx, const float *dy, const float *x, const float *saved,        \
+      (struct backend *be, float *dx, const float *dy, const float *x, const float *saved,         \
        const float *bstats, double count, size_t rows, int c))                                     \
                                                                                                    \
     /* --- elementwise and layout ops --- */                                                       \
     /* y = x * sigmoid(x) */                                                                       \
-    X(OP_REQUIRED, void, swish_forward, (struct backend * be, float *y, const float *x, size_t n)) \
+    X(OP_REQUIRED, void, swish_forward, (struct backend *be, float *y, const float *x, size_t n))  \
     /* dx += dy * d swish(x)/dx */                                                                 \
     X(OP_REQUIRED, void, swish_backward,                                                           \
-      (struct backend * be, float *dx, const float *dy, const float *x, size_t n))                 \
+      (struct backend *be, float *dx, const float *dy, const float *x, size_t n))                  \
     /* y = a + b */                                                                                \
     X(OP_REQUIRED, void, add,                                                                      \
-      (struct backend * be, float *y, const float *a, const float *b, size_t n))                   \
+      (struct backend *be, float *y, const float *a, const float *b, size_t n))                    \
     /* y += alpha * x (the backward of add, and gradient accumulation) */                          \
     X(OP_REQUIRED, void, axpy,                                                                     \
-      (struct backend * be, float *y, float alpha, const float *x, size_t n))                      \
+      (struct backend *be, float *y, float alpha, const float *x, size_t n))                       \
     /* x *= alpha */                                                                               \
-    X(OP_REQUIRED, void, scale, (struct backend * be, float *x, float alpha, size_t n))            \
+    X(OP_REQUIRED, void, scale, (struct backend *be, float *x, float alpha, size_t n))             \
     /* y (rows, ca+cb) = [a (rows, ca) | b (rows, cb)] */                                          \
     X(OP_REQUIRED, void, concat_forward,                                                           \
-      (struct backend * be, float *y, const float *a, const float *b, size_t rows, int ca,         \
+      (struct backend *be, float *y, const float *a, const float *b, size_t rows, int ca,          \
        int cb))                                                                                    \
     /* da += dy[:, :ca]; db += dy[:, ca:] (either may be NULL) */                                  \
     X(OP_REQUIRED, void, concat_backward,                                                          \
-      (struct backend * be, float *da, float *db, const float *dy, size_t rows, int ca, int cb))   \
+      (struct backend *be, float *da, float *db, const float *dy, size_t rows, int ca, int cb))    \
     /* y (n,h/2,w/2,c) = 2x2 average pooling, stride 2, of x (n,h,w,c); h, w even */               \
     X(OP_REQUIRED, void, avgpool2_forward,                                                         \
-      (struct backend * be, float *y, const float *x, int n, int h, int w, int c))                 \
+      (struct backend *be, float *y, const float *x, int n, int h, int w, int c))                  \
     /* dx += pooling backward of dy (n,h/2,w/2,c); h, w are the INPUT size */                      \
     X(OP_REQUIRED, void, avgpool2_backward,                                                        \
-      (struct backend * be, float *dx, const float *dy, int n, int h, int w, int c))               \
+      (struct backend *be, float *dx, const float *dy, int n, int h, int w, int c))                \
     /* y (n,2h,2w,c) = bilinear 2x upsampling of x (n,h,w,c), TF half-pixel centers */             \
     X(OP_REQUIRED, void, upsample2_forward,                                                        \
-      (struct backend * be, float *y, const float *x, int n, int h, int w, int c))                 \
+      (struct backend *be, float *y, const float *x, int n, int h, int w, int c))                  \
     /* dx += backward of the above; h, w are the INPUT size */                                     \
     X(OP_REQUIRED, void, upsample2_backward,                                                       \
-      (struct backend * be, float *dx, const float *dy, int n, int h, int w, int c))               \
+      (struct backend *be, float *dx, const float *dy, int n, int h, int w, int c))                \
     /* e (n,h,w,dims) = [sin(2*pi*f_k*v_i), cos(2*pi*f_k*v_i)], f_k = exp(linspace(log fmin,       \
      * log fmax, dims/2)), v (n,) the noise variances, broadcast over h, w (float32 math in        \
      * TensorFlow's order, see kernels/cpu_elementwise.c) */                                       \
     X(OP_REQUIRED, void, sinusoidal_embedding,                                                     \
-      (struct backend * be, float *e, const float *v, int n, int h, int w, int dims, float fmin,   \
+      (struct backend *be, float *e, const float *v, int n, int h, int w, int dims, float fmin,    \
        float fmax))                                                                                \
                                                                                                    \
     /* --- loss --- */                                                                             \
     /* out[0] = mean over n elements of |pred-target| (MAE) or (pred-target)^2 (MSE) */            \
     X(OP_REQUIRED, void, loss_value,                                                               \
-      (struct backend * be, float *out, const float *pred, const float *target, size_t n,          \
+      (struct backend *be, float *out, const float *pred, const float *target, size_t n,           \
        enum loss_kind kind))                                                                       \
     /* dpred = scale * d loss_elem / d pred (written, =) */                                        \
     X(OP_REQUIRED, void, loss_backward,                                                            \
-      (struct backend * be, float *dpred, const float *pred, const float *target, size_t n,        \
+      (struct backend *be, float *dpred, const float *pred, const float *target, size_t n,         \
        float scale, enum loss_kind kind))                                                          \
                                                                                                    \
     /* --- diffusion (per-example scalars broadcast over `per` elements) --- */                    \
     /* noise_rates = sin(a), signal_rates = cos(a), a = acos(max) + t*(acos(min) - acos(max)) */   \
     X(OP_REQUIRED, void, diffusion_schedule,                                                       \
-      (struct backend * be, float *noise_rates, float *signal_rates, const float *times, int n,    \
+      (struct backend *be, float *noise_rates, float *signal_rates, const float *times, int n,     \
        float min_signal_rate, float max_signal_rate))                                              \
     /* y = sa[i]*a + sb[i]*b: mixing images with noises, and the sampler's remix */                \
     X(OP_REQUIRED, void, mix,                                                                      \
-      (struct backend * be, float *y, const float *sa, const float *a, const float *sb,            \
+      (struct backend *be, float *y, const float *sa, const float *a, const float *sb,             \
        const float *b, int n, size_t per))                                                         \
     /* pred_images = (noisy - noise_rates[i]*pred_noises) / signal_rates[i] */                     \
     X(OP_REQUIRED, void, pred_images,                                                              \
-      (struct backend * be, float *y, const float *noisy, const float *pred_noises,                \
+      (struct backend *be, float *y, const float *noisy, const float *pred_noises,                 \
        const float *noise_rates, const float *signal_rates, int n, size_t per))                    \
     /* v = x*x (the network is fed the noise variance) */                                          \
-    X(OP_REQUIRED, void, square, (struct backend * be, float *v, const float *x, size_t n))        \
+    X(OP_REQUIRED, void, square, (struct backend *be, float *v, const float *x, size_t n))         \
     /* y (rows,c) = (x - mean[c]) / max(sqrt(var[c]), 1e-7) (Keras Normalization) */               \
     X(OP_REQUIRED, void, normalize,                                                                \
-      (struct backend * be, float *y, const float *x, const float *mean, const float *var,         \
+      (struct backend *be, float *y, const float *x, const float *mean, const float *var,          \
        size_t rows, int c))                                                                        \
     /* y = clip(mean[c] + x*sqrt(var[c]), 0, 1) */                                                 \
     X(OP_REQUIRED, void, denormalize,                                                              \
-      (struct backend * be, float *y, const float *x, const float *mean, const float *var,         \
+      (struct backend *be, float *y, const float *x, const float *mean, const float *var,          \
        size_t rows, int c))                                                                        \
     /* out (n, per) = images[idx[i]] / 255 for i < n: uint8 images (count, per), int32             \
      * indices, all in backend memory. The training shard kept resident (data.resident):           \
      * float32 division by 255, exactly as io/dataset.c's host path, so both give the same         \
      * bits. The indices are not checked: the caller keeps them in [0, count). */                  \
     X(OP_REQUIRED, void, gather_images,                                                            \
-      (struct backend * be, float *out, const uint8_t *images, const int32_t *idx, int n,          \
+      (struct backend *be, float *out, const uint8_t *images, const int32_t *idx, int n,           \
        size_t per))                                                                                \
                                                                                                    \
     /* --- random numbers (Philox4x32-10, counter-based, see src/base/rng.h) ---                   \
      * Element j of example i (global index first + i) is a function of (seed, step,               \
      * purpose, first + i, j) only: the same on every backend and any number of ranks. */          \
     X(OP_REQUIRED, void, fill_normal,                                                              \
-      (struct backend * be, float *x, int n, size_t per, uint64_t seed, uint32_t step,             \
+      (struct backend *be, float *x, int n, size_t per, uint64_t seed, uint32_t step,              \
        uint32_t purpose, uint32_t first))                                                          \
     X(OP_REQUIRED, void, fill_uniform,                                                             \
-      (struct backend * be, float *x, int n, size_t per, uint64_t seed, uint32_t step,             \
+      (struct backend *be, float *x, int n, size_t per, uint64_t seed, uint32_t step,              \
        uint32_t purpose, uint32_t first))                                                          \
                                                                                                    \
     /* --- optimizer, over flat parameter buffers --- */                                           \
     /* Keras AdamW, in Keras's order: w -= lr*wd*w; m += (g-m)(1-b1); v += (g^2-v)(1-b2);          \
      * w -= m * lr*sqrt(1-b2^t)/(1-b1^t) / (sqrt(v) + eps), t = step (1-based) */                  \
     X(OP_REQUIRED, void, adamw_update,                                                             \
-      (struct backend * be, float *w, const float *g, float *m, float *v, size_t n, float lr,      \
+      (struct backend *be, float *w, const float *g, float *m, float *v, size_t n, float lr,       \
        float beta1, float beta2, float eps, float wd, int step))                                   \
     /* ema = decay*ema + (1-decay)*w */                                                            \
     X(OP_REQUIRED, void, ema_update,                                                               \
-      (struct backend * be, float *ema, const float *w, size_t n, float decay))                    \
+      (struct backend *be, float *ema, const float *w, size_t n, float decay))                     \
                                                                                                    \
     /* --- inference-only ops (optional: InceptionV3 for KID; NULL where a backend has none,       \
      * see backend_missing_inference_ops; no backward exists) --- */                               \
     /* y = max(x, 0) */                                                                            \
-    X(OP_INFERENCE, void, relu_forward, (struct backend * be, float *y, const float *x, size_t n)) \
+    X(OP_INFERENCE, void, relu_forward, (struct backend *be, float *y, const float *x, size_t n))  \
     /* y (n, ho, wo, c) = max or average pooling of x (n, h, w, c), see struct pool_shape */       \
     X(OP_INFERENCE, void, pool_forward,                                                            \
-      (struct backend * be, float *y, const float *x, const struct pool_shape *s))                 \
+      (struct backend *be, float *y, const float *x, const struct pool_shape *s))                  \
     /* y (n, c) = mean over h*w of x (n, h, w, c), accumulated in double */                        \
     X(OP_INFERENCE, void, global_avgpool_forward,                                                  \
-      (struct backend * be, float *y, const float *x, int n, int h, int w, int c))                 \
+      (struct backend *be, float *y, const float *x, int n, int h, int w, int c))                  \
     /* y (n, ho, wo, c) = bilinear resize of x (n, h, w, c) as TensorFlow's ResizeBilinear with    \
      * half_pixel_centers (tf.image.resize, antialias off): src = (o + 0.5) * in/out - 0.5,        \
      * taps floor(src) clamped to >= 0 and ceil(src) clamped to <= in-1 */                         \
     X(OP_INFERENCE, void, resize_bilinear_forward,                                                 \
-      (struct backend * be, float *y, const float *x, int n, int h, int w, int c, int ho, int wo)) \
+      (struct backend *be, float *y, const float *x, int n, int h, int w, int c, int ho, int wo))  \
                                                                                                    \
     /* --- timing and memory (optional: NULL where a backend has none; ddim-bench) ---             \
      * Events are recorded in op order (CUDA: on be->stream), so the time between two is the       \
      * time the ops queued between them took, without a host synchronization per step. */          \
-    X(OP_TIMING, void *, event_create, (struct backend * be))                                      \
-    X(OP_TIMING, void, event_record, (struct backend * be, void *ev))                              \
+    X(OP_TIMING, void *, event_create, (struct backend *be))                                       \
+    X(OP_TIMING, void, event_record, (struct backend *be, void *ev))                               \
     X(OP_TIMING, float, event_elapsed_ms,                                                          \
-      (struct backend * be, void *start, void *end)) /* waits for end */                           \
-    X(OP_TIMING, void, event_destroy, (struct backend * be, void *ev))                             \
+      (struct backend *be, void *start, void *end)) /* waits for end */                            \
+    X(OP_TIMING, void, event_destroy, (struct backend *be, void *ev))                              \
     /* device memory in use at its peak, or 0 if unknown */                                        \
-    X(OP_TIMING, size_t, memory_peak_bytes, (struct backend * be))
+    X(OP_TIMING, size_t, memory_peak_bytes, (struct backend *be))
+/* clang-format on */
 
 struct backend {
     const char *name; /* "cpu" or "cuda" */
