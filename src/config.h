@@ -18,8 +18,7 @@
 #ifndef DDIM_CONFIG_H
 #define DDIM_CONFIG_H
 
-#include "trainer.h"
-#include "unet.h"
+#include "model_config.h"
 
 #include <stdio.h>
 

@@ -12,21 +12,10 @@
 
 #include "backend.h"
 #include "comm.h"
+#include "model_config.h"
 #include "unet.h"
 
 #include <stdint.h>
-
-struct diffusion_config {
-    float min_signal_rate, max_signal_rate;     /* 0.02, 0.95 */
-    enum loss_kind loss;                        /* MAE */
-    float learning_rate, weight_decay;          /* 1e-3, 1e-4 */
-    float adam_beta1, adam_beta2, adam_epsilon; /* 0.9, 0.999, 1e-7 (Keras) */
-    float ema;                                  /* 0.999 */
-    uint64_t seed;                              /* keys every random stream */
-};
-
-struct diffusion_config diffusion_config_default(void);
-int diffusion_config_check(const struct diffusion_config *c, char *err, size_t errlen);
 
 struct trainer {
     struct backend *be;

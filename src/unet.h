@@ -11,32 +11,13 @@
 
 #include "backend.h"
 #include "comm.h"
+#include "model_config.h"
 #include "params.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 struct graph;
-
-enum { UNET_MAX_LEVELS = 8 };
-
-struct unet_config {
-    int image_size;                /* square images, divisible by 2^(levels-1) */
-    int widths[UNET_MAX_LEVELS];   /* channels per level; the last is the middle */
-    int num_levels;                /* entries used in widths (>= 2) */
-    int block_depth;               /* residual blocks per level */
-    int embedding_dims;            /* sinusoidal embedding size, even */
-    float embedding_min_frequency; /* 1 in the example */
-    float embedding_max_frequency; /* 1000 in the example */
-    float bn_momentum;             /* Keras default 0.99 */
-    float bn_epsilon;              /* Keras default 1e-3 */
-};
-
-/* The example's network: 64 px, widths 32,64,96,128, depth 2, 32-dim embedding. */
-struct unet_config unet_config_default(void);
-
-/* 0 if the configuration can be built; else -1 and a message naming the bad field. */
-int unet_config_check(const struct unet_config *cfg, char *err, size_t errlen);
 
 struct unet; /* opaque: nodes, tensors, parameter table */
 

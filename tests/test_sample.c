@@ -16,6 +16,7 @@
 #include "test_run_util.h"
 #include "test_util.h"
 #include "train_loop.h"
+#include "unet.h"
 #include "weights_h5.h"
 
 #include <stdio.h>
