@@ -273,6 +273,52 @@ static int setup(struct loop *L, char *err, size_t errlen)
 }
 
 /* Epoch `epoch` from its step `first` (> 0 when resuming inside it). */
+/* The steps logged..done of this epoch read back (the only wait for the device), added to
+ * the epoch's sums, fed to the divergence guard and logged; then the progress line. */
+static void report_progress(struct loop *L, int epoch, long b, long logged, long done,
+                            double sum[2], double last_print, double t_start)
+{
+    const struct trainer *t = L->t;
+    const float *losses = read_losses(L, logged, done);
+    double window_rate = t->global_batch * (done - logged) / (util_now() - last_print);
+    for (long k = logged; k < done; k++) {
+        const float *l = losses + 2 * (k - logged);
+        sum[0] += l[0];
+        sum[1] += l[1];
+        long step = L->global_step - done + k + 1;
+        divergence_feed(&L->div, step, l[0], l[1]);
+        if (L->comm->rank == 0)
+            run_log_step(&L->log, epoch + 1, step, l[0], l[1], window_rate);
+    }
+    double rate = (L->global_step - L->start_step) / (util_now() - t_start);
+    char eta[32];
+    format_duration(eta, sizeof eta, (L->total_steps - L->global_step) / rate);
+    util_log("epoch %d/%d  step %ld/%ld  n_loss %.4f  i_loss %.4f  %.1f img/s  ETA %s\n", epoch + 1,
+             L->cfg->num_epochs, b + 1, L->steps_per_epoch, sum[0] / done, sum[1] / done,
+             rate * t->global_batch, eta);
+}
+
+/* Rank 0, at an epoch's end: sample grid, metrics line and the epoch's summary. */
+static void report_epoch(struct loop *L, int epoch, const double sum[2], long done,
+                         const double val[2], int kid_on, double kid_seconds, double epoch_start)
+{
+    write_samples(L, epoch + 1);
+    run_log_epoch(&L->log, epoch + 1, L->global_step, sum[0] / done, sum[1] / done, val[0], val[1],
+                  L->last_kid, util_now() - epoch_start);
+    char vn[32] = "n/a", vi[32] = "n/a"; /* n/a: the validation split holds no batch */
+    if (L->val_steps > 0) {
+        snprintf(vn, sizeof vn, "%.4f", val[0]);
+        snprintf(vi, sizeof vi, "%.4f", val[1]);
+    }
+    char kid[48] = "";
+    if (kid_on)
+        snprintf(kid, sizeof kid, "  val_kid %.4f (%.1fs)", L->last_kid, kid_seconds);
+    util_log("epoch %d/%d done in %.1fs: n_loss %.4f  i_loss %.4f  val_n_loss %s  "
+             "val_i_loss %s%s\n",
+             epoch + 1, L->cfg->num_epochs, util_now() - epoch_start, sum[0] / done, sum[1] / done,
+             vn, vi, kid);
+}
+
 static int run_epoch(struct loop *L, int epoch, long first, double *t_start)
 {
     const struct run_config *cfg = L->cfg;
@@ -298,27 +344,9 @@ static int run_epoch(struct loop *L, int epoch, long first, double *t_start)
                    !L->comm->all_ok(L->comm, !want);
         if (stop || now - last_print >= cfg->progress_seconds || L->global_step == L->total_steps ||
             b == L->steps_per_epoch - 1) {
-            /* read back the steps since the last print: the only wait for the device */
-            const float *losses = read_losses(L, logged, done);
-            double window_rate = t->global_batch * (done - logged) / (util_now() - last_print);
-            for (long k = logged; k < done; k++) {
-                const float *l = losses + 2 * (k - logged);
-                sum[0] += l[0];
-                sum[1] += l[1];
-                long step = L->global_step - done + k + 1;
-                divergence_feed(&L->div, step, l[0], l[1]);
-                if (L->comm->rank == 0)
-                    run_log_step(&L->log, epoch + 1, step, l[0], l[1], window_rate);
-            }
+            report_progress(L, epoch, b, logged, done, sum, last_print, *t_start);
             logged = done;
-            now = util_now();
-            double rate = (L->global_step - L->start_step) / (now - *t_start);
-            char eta[32];
-            format_duration(eta, sizeof eta, (L->total_steps - L->global_step) / rate);
-            util_log("epoch %d/%d  step %ld/%ld  n_loss %.4f  i_loss %.4f  %.1f img/s  ETA %s\n",
-                     epoch + 1, cfg->num_epochs, b + 1, L->steps_per_epoch, sum[0] / done,
-                     sum[1] / done, rate * t->global_batch, eta);
-            last_print = now;
+            last_print = util_now();
         }
         if (stop || (L->comm->world == 1 && L->div.step != 0)) {
             L->stopped = 1;
@@ -339,23 +367,8 @@ static int run_epoch(struct loop *L, int epoch, long first, double *t_start)
                  epoch + 1, val[0], val[1]);
         return 0;
     }
-    if (L->comm->rank == 0) {
-        write_samples(L, epoch + 1);
-        run_log_epoch(&L->log, epoch + 1, L->global_step, sum[0] / done, sum[1] / done, val[0],
-                      val[1], L->last_kid, util_now() - epoch_start);
-        char vn[32] = "n/a", vi[32] = "n/a"; /* n/a: the validation split holds no batch */
-        if (L->val_steps > 0) {
-            snprintf(vn, sizeof vn, "%.4f", val[0]);
-            snprintf(vi, sizeof vi, "%.4f", val[1]);
-        }
-        char kid[48] = "";
-        if (kid_on)
-            snprintf(kid, sizeof kid, "  val_kid %.4f (%.1fs)", L->last_kid, kid_seconds);
-        util_log("epoch %d/%d done in %.1fs: n_loss %.4f  i_loss %.4f  val_n_loss %s  "
-                 "val_i_loss %s%s\n",
-                 epoch + 1, cfg->num_epochs, util_now() - epoch_start, sum[0] / done, sum[1] / done,
-                 vn, vi, kid);
-    }
+    if (L->comm->rank == 0)
+        report_epoch(L, epoch, sum, done, val, kid_on, kid_seconds, epoch_start);
     return 0;
 }
 
