@@ -60,8 +60,7 @@ void loop_resume_share(struct loop *L)
     struct backend *be = L->be;
     struct trainer *t = L->t;
     struct comm *comm = L->comm;
-    long long n[5] = {L->resuming, L->resume.epoch, L->resume.global_step, L->resume.step_in_epoch,
-                      t->step};
+    long long n[4] = {L->resuming, L->resume.epoch, L->resume.global_step, L->resume.step_in_epoch};
     if (comm->world > 1) { /* broadcast works on backend memory */
         void *dev = be->alloc(be, sizeof n);
         be->upload(be, dev, n, sizeof n);
@@ -75,7 +74,6 @@ void loop_resume_share(struct loop *L)
     L->resume.epoch = (int)n[1];
     L->resume.global_step = L->global_step = L->start_step = (long)n[2];
     L->resume.step_in_epoch = (long)n[3];
-    t->step = (int)n[4];
     if (comm->world > 1)
         trainer_state_broadcast(t);
     util_log("ddim-dist: resuming from %s at epoch %d step %ld (step %ld in all)\n", L->ckpt_path,

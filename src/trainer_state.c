@@ -96,6 +96,13 @@ void trainer_state_broadcast(struct trainer *t)
     int n = parts_of(t, &none, p);
     for (int i = 0; i < n; i++)
         t->comm->broadcast(t->comm, p[i].dev, p[i].count * sizeof(float));
+    /* the step is host state: through backend memory, which the communicator works on */
+    struct backend *be = t->be;
+    int *dev = be->alloc(be, sizeof(int));
+    be->upload(be, dev, &t->step, sizeof(int));
+    t->comm->broadcast(t->comm, dev, sizeof(int));
+    be->download(be, &t->step, dev, sizeof(int));
+    be->free(be, dev);
 }
 
 int trainer_checkpoint_write(const struct trainer *t, const char *path,

@@ -20,7 +20,8 @@ void train_state_free(struct train_state *s);
 void trainer_state_get(const struct trainer *t, struct train_state *s);
 void trainer_state_set(struct trainer *t, const struct train_state *s);
 
-/* Rank 0's state on every rank (the comm broadcasts backend memory). */
+/* Rank 0's state on every rank, the optimizer step included (the comm broadcasts backend
+ * memory). */
 void trainer_state_broadcast(struct trainer *t);
 
 /* checkpoint_write / checkpoint_read of t's state: reading checks the stored model shape
