@@ -109,3 +109,18 @@ int test_train_cpu(const char *who, const struct run_config *cfg)
         fprintf(stderr, "%s: the training run failed\n", who);
     return rc != 0 ? -1 : 0;
 }
+
+int test_tiny_run_setup(const char *who, int argc, char **argv, char *dir_template,
+                        struct run_config *cfg)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s PATH/TO/ddim-prep PATH/TO/PROGRAM\n", who);
+        return -1;
+    }
+    char data[512], run_dir[600];
+    if (test_make_synthetic_data(argv[1], dir_template, 80, 5, data, sizeof data) != 0)
+        return -1;
+    snprintf(run_dir, sizeof run_dir, "%s/run", dir_template);
+    test_tiny_run_config(cfg, data, run_dir);
+    return 0;
+}

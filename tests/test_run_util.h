@@ -22,6 +22,12 @@ int test_make_synthetic_data(const char *prep, char *dir_template, int count, in
  * With 80 synthetic images (64 for training) an epoch is 8 steps per repetition. */
 void test_tiny_run_config(struct run_config *cfg, const char *data, const char *run_dir);
 
+/* For a test given PATH/TO/ddim-prep PATH/TO/PROGRAM: checks argc (usage on stderr, -1),
+ * makes 80 synthetic images in dir_template (mkdtemp'ed) and the tiny run's cfg with its
+ * outputs in DIR/run. 0, or -1 after printing what failed. */
+int test_tiny_run_setup(const char *who, int argc, char **argv, char *dir_template,
+                        struct run_config *cfg);
+
 /* cfg trained to the end on the CPU backend and one rank (a fresh backend and
  * communicator, released after); 0, or -1 after printing that `who`'s run failed. */
 int test_train_cpu(const char *who, const struct run_config *cfg);

@@ -184,19 +184,13 @@ static void check_errors(const char *ckpt, const char *data)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: test_sample PATH/TO/ddim-prep PATH/TO/ddim-sample\n");
-        return 2;
-    }
-    sample_bin = argv[2];
-    char data[512], run_dir[600], cmd[2048];
-    if (test_make_synthetic_data(argv[1], dir, 80, 5, data, sizeof data) != 0)
-        return 1;
-    snprintf(run_dir, sizeof run_dir, "%s/run", dir);
     struct run_config cfg;
-    test_tiny_run_config(&cfg, data, run_dir);
-    if (test_train_cpu("test_sample", &cfg) != 0)
+    if (test_tiny_run_setup("test_sample", argc, argv, dir, &cfg) != 0 ||
+        test_train_cpu("test_sample", &cfg) != 0)
         return 1;
+    sample_bin = argv[2];
+    const char *data = cfg.data_path;
+    char cmd[2048];
 
     char ck[1200], ema[600], a[4096];
     snprintf(ck, sizeof ck, "%s/checkpoint.h5", cfg.run_dir);

@@ -348,17 +348,11 @@ static void test_errors(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: test_sample_modes PATH/TO/ddim-prep PATH/TO/ddim-sample\n");
-        return 2;
-    }
-    sample_bin = argv[2];
-    char data[512], run_dir[600], cmd[2048];
-    if (test_make_synthetic_data(argv[1], dir, 80, 5, data, sizeof data) != 0)
-        return 1;
-    snprintf(run_dir, sizeof run_dir, "%s/run", dir);
     struct run_config cfg;
-    test_tiny_run_config(&cfg, data, run_dir);
+    if (test_tiny_run_setup("test_sample_modes", argc, argv, dir, &cfg) != 0)
+        return 1;
+    sample_bin = argv[2];
+    char cmd[2048];
     /* The example's highest embedding frequency (1000) makes an untrained network's noise
      * prediction oscillate in time with a period of 1/1000 in the noise variance: no
      * sampler reaches its asymptotic order below thousands of steps. A smooth embedding
