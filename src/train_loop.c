@@ -188,10 +188,12 @@ static int setup_resident(struct loop *L, char *err, size_t errlen)
     return 0;
 }
 
-static int setup(struct loop *L, char *err, size_t errlen)
+/* The dataset opened and checked against the configuration, and the steps planned: per
+ * epoch, of validation, in all. */
+static int open_data(struct loop *L, char *err, size_t errlen)
 {
     const struct run_config *cfg = L->cfg;
-    struct comm *comm = L->comm;
+    const struct comm *comm = L->comm;
     if (dataset_open(&L->ds, cfg->data_path, err, errlen) != 0)
         return -1;
     if (L->ds.image_size != cfg->model.image_size)
@@ -217,6 +219,17 @@ static int setup(struct loop *L, char *err, size_t errlen)
     L->total_steps = L->steps_per_epoch * cfg->num_epochs;
     if (cfg->max_steps > 0 && cfg->max_steps < L->total_steps)
         L->total_steps = cfg->max_steps;
+    return 0;
+}
+
+static int setup(struct loop *L, char *err, size_t errlen)
+{
+    const struct run_config *cfg = L->cfg;
+    struct comm *comm = L->comm;
+    if (open_data(L, err, errlen) != 0)
+        return -1;
+    int B = cfg->batch_size;
+    long n_train = L->ds.count[SPLIT_TRAIN] * cfg->dataset_repetitions;
     int b = B / comm->world;
     L->t = trainer_create(L->be, comm, &cfg->model, &cfg->diffusion, b, B, comm->rank * b, err,
                           errlen);
