@@ -6,7 +6,11 @@
  * Timing: the whole step is timed by events recorded between steps, with no host
  * synchronization inside the timed loop (CUDA events wait only when read, after it). The
  * breakdown is a second loop of as many steps that records an event between phases
- * (trainer_step_* in trainer.h), so its sum can sit slightly above the whole step. */
+ * (trainer_step_* in trainer.h), so its sum can sit slightly above the whole step. A third
+ * loop of --op-steps steps runs on bench_ops.h's forwarding backend, which brackets every op
+ * with events: the time per group of ops (convolutions, BatchNorm ...), the profile of a
+ * step without a profiler (the events add a little time per op). */
+#include "bench_ops.h"
 #include "comm.h"
 #include "launch.h"
 #include "trainer.h"
@@ -27,7 +31,7 @@ static const char *const phase_help[NUM_PHASES] = {
 struct bench_opts {
     const char *backend; /* "auto", "cpu" or "cuda" */
     int batch;           /* per rank */
-    int image_size, block_depth, warmup, steps, json;
+    int image_size, block_depth, warmup, steps, op_steps, json;
     int widths[UNET_MAX_LEVELS], num_levels;
     const char *csv; /* per-step times, or NULL */
 };
@@ -53,6 +57,8 @@ static void usage(FILE *out)
                  "  --warmup N         untimed steps first (default 10)\n"
                  "  --steps N          timed steps, for the whole step and again by phase\n"
                  "                     (default 50)\n"
+                 "  --op-steps N       steps timed op by op, for the time per group of ops\n"
+                 "                     (default 5; 0: none)\n"
                  "  --csv FILE         every timed step's times, in ms\n"
                  "  --json             also print one JSON line of the results (last line)\n"
                  "  -h, --help         this text\n");
@@ -133,6 +139,8 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
             rc = parse_int(a, v, 0, 1000000, &o->warmup);
         } else if (!strcmp(a, "--steps")) {
             rc = parse_int(a, v, 1, 1000000, &o->steps);
+        } else if (!strcmp(a, "--op-steps")) {
+            rc = parse_int(a, v, 0, 1000000, &o->op_steps);
         } else if (!strcmp(a, "--csv")) {
             o->csv = v;
         } else {
@@ -252,8 +260,31 @@ static void time_phases(struct trainer *t, int steps, double *ms)
     free(ev);
 }
 
+/* Steps on the op-timing backend: group_ms[g] and calls[g] per step, averaged. */
+static void time_op_groups(struct trainer *t, int steps, double *group_ms, double *calls)
+{
+    struct backend *be = t->be;
+    struct bench_ops *b = bench_ops_create(be);
+    double ms[BG_COUNT] = {0};
+    long n[BG_COUNT] = {0};
+    be->synchronize(be);
+    t->be = bench_ops_backend(b);
+    for (int i = 0; i < steps; i++) {
+        trainer_draw(t, (uint32_t)t->step, 0);
+        trainer_train_step(t);
+        bench_ops_collect(b, ms, n); /* a wait per step: the events stay few */
+    }
+    t->be = be;
+    bench_ops_destroy(b);
+    for (int g = 0; g < BG_COUNT; g++) {
+        group_ms[g] = steps ? ms[g] / steps : 0;
+        calls[g] = steps ? (double)n[g] / steps : 0;
+    }
+}
+
 struct results {
     struct stats step, phase[NUM_PHASES];
+    double group_ms[BG_COUNT], group_calls[BG_COUNT];
     double wall_ms, images_per_s, flops, tflops;
     size_t peak_bytes, acts_bytes, state_bytes, trainable;
 };
@@ -304,6 +335,17 @@ static void print_table(const struct bench_opts *o, const struct backend *be,
     format_bytes(peak, sizeof peak, r->peak_bytes);
     format_bytes(acts, sizeof acts, r->acts_bytes);
     format_bytes(state, sizeof state, r->state_bytes);
+    if (o->op_steps) {
+        double total = 0;
+        util_log("\n%-12s %10s %8s  (ops timed one by one over %d steps)\n", "op group", "ms/step",
+                 "ops/step", o->op_steps);
+        for (int g = 0; g < BG_COUNT; g++) {
+            total += r->group_ms[g];
+            util_log("%-12s %10.3f %8.0f\n", bench_group_names[g], r->group_ms[g],
+                     r->group_calls[g]);
+        }
+        util_log("%-12s %10.3f %8s  (the all-reduces are not backend ops)\n", "sum", total, "");
+    }
     util_log("\n  throughput     %.1f images/s (global batch / median step)\n"
              "  host wall      %.3f ms per step (enqueue + run, one wait at the end)\n",
              r->images_per_s, r->wall_ms);
@@ -338,6 +380,9 @@ static void print_json(const struct bench_opts *o, const struct backend *be,
     util_log("\"phases_ms_median\":{");
     for (int p = 0; p < NUM_PHASES; p++)
         util_log("%s\"%s\":%.4f", p ? "," : "", phase_names[p], r->phase[p].median);
+    util_log("},\"op_groups_ms\":{");
+    for (int g = 0; g < BG_COUNT && o->op_steps; g++)
+        util_log("%s\"%s\":%.4f", g ? "," : "", bench_group_names[g], r->group_ms[g]);
     util_log("},\"peak_mem_bytes\":%zu,\"acts_bytes\":%zu,\"state_bytes\":%zu,"
              "\"trainable_params\":%zu,\"conv_gflop_per_step\":%.4f,\"tflops\":%.4f}\n",
              r->peak_bytes, r->acts_bytes, r->state_bytes, r->trainable, r->flops * 1e-9,
@@ -400,6 +445,7 @@ static void run_bench(const struct bench_opts *o, struct backend *be, struct com
     memset(&r, 0, sizeof r);
     r.wall_ms = time_whole_steps(t, o->steps, whole);
     time_phases(t, o->steps, phases);
+    time_op_groups(t, o->op_steps, r.group_ms, r.group_calls);
     float losses[2];
     trainer_read_losses(t, losses);
     if (!isfinite(losses[0]))
@@ -438,6 +484,7 @@ int main(int argc, char **argv)
                            .block_depth = 2,
                            .warmup = 10,
                            .steps = 50,
+                           .op_steps = 5,
                            .widths = {32, 64, 96, 128},
                            .num_levels = 4};
     int rc = parse_args(argc, argv, &o);
