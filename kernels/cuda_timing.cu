@@ -1,5 +1,5 @@
-/* cuda_timing.cu: the CUDA backend's timing events and memory figure (backend.h's optional
- * hooks, used by ddim-bench).
+/* cuda_timing.cu: the CUDA backend's timing events, memory figure and graphs (backend.h's
+ * optional hooks, used by ddim-bench and the trainer's captured step).
  *
  * Events are cudaEvents recorded on the backend's stream, so the time between two is the
  * GPU time of the ops queued between them, and recording needs no host synchronization.
@@ -104,8 +104,52 @@ static void cuda_event_destroy(struct backend *be, void *ev)
         CUDA_CHECK(cudaEventDestroy((cudaEvent_t)ev));
 }
 
+/* Graphs: stream capture of ctx->stream in the global mode, so that a call which would
+ * synchronize or allocate inside the captured work is refused instead of run. Inside one of
+ * this backend's ops such a refusal dies through CUDA_CHECK, naming the call (a clear error,
+ * never a wrong result); the ops promise none in their steady state (cuda_common.h), and
+ * the trainer captures only after an eager warm-up step has made the conv plans and
+ * buffers. A capture spoiled by a call that is not ours (a library's) is reported by end. */
+static void cuda_graph_capture_begin(struct backend *be)
+{
+    CUDA_CHECK(cudaStreamBeginCapture(cuda_stream(be), cudaStreamCaptureModeGlobal));
+}
+
+static void *cuda_graph_capture_end(struct backend *be, char *err, size_t errlen)
+{
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    cudaError_t e = cudaStreamEndCapture(cuda_stream(be), &graph);
+    if (e == cudaSuccess)
+        e = cudaGraphInstantiate(&exec, graph, 0);
+    if (graph)
+        CUDA_CHECK(cudaGraphDestroy(graph));
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError(); /* the sticky-free error of the capture: reported here */
+        util_error(err, errlen, "CUDA graph capture failed: %s (%s)", cudaGetErrorName(e),
+                   cudaGetErrorString(e));
+        return NULL;
+    }
+    return (void *)exec;
+}
+
+static void cuda_graph_launch(struct backend *be, void *graph)
+{
+    CUDA_CHECK(cudaGraphLaunch((cudaGraphExec_t)graph, cuda_stream(be)));
+}
+
+static void cuda_graph_destroy(struct backend *be, void *graph)
+{
+    if (graph)
+        CUDA_CHECK(cudaGraphExecDestroy((cudaGraphExec_t)graph));
+}
+
 void cuda_timing_fill_table(struct backend *be)
 {
+    be->graph_capture_begin = cuda_graph_capture_begin;
+    be->graph_capture_end = cuda_graph_capture_end;
+    be->graph_launch = cuda_graph_launch;
+    be->graph_destroy = cuda_graph_destroy;
     be->event_create = cuda_event_create;
     be->event_record = cuda_event_record;
     be->event_elapsed_ms = cuda_event_elapsed_ms;

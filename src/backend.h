@@ -263,6 +263,18 @@ struct backend {
     void (*event_destroy)(struct backend *be, void *ev);
     /* device memory in use at its peak, or 0 if unknown */
     size_t (*memory_peak_bytes)(struct backend *be);
+
+    /* --- graphs (optional: NULL where a backend has none; CUDA: stream capture) ---
+     * Between graph_capture_begin and graph_capture_end the ops are recorded, not run;
+     * graph_launch runs the recorded ops again, in order, with the same arguments (so what
+     * changes between launches must live in backend memory). An op that cannot be recorded
+     * (a host synchronization, an allocation, an upload) spoils the capture: end then
+     * returns NULL with the reason in err, the backend is usable again and nothing of the
+     * recorded work has run. */
+    void (*graph_capture_begin)(struct backend *be);
+    void *(*graph_capture_end)(struct backend *be, char *err, size_t errlen);
+    void (*graph_launch)(struct backend *be, void *graph);
+    void (*graph_destroy)(struct backend *be, void *graph);
 };
 
 /* The CPU backend: always available. */

@@ -32,6 +32,7 @@ struct bench_opts {
     const char *backend; /* "auto", "cpu" or "cuda" */
     int batch;           /* per rank */
     int image_size, block_depth, warmup, steps, op_steps, json;
+    int graph; /* --cuda-graph: 1 on (where the backend has graphs), 0 off */
     int widths[UNET_MAX_LEVELS], num_levels;
     const char *csv; /* per-step times, or NULL */
 };
@@ -59,6 +60,8 @@ static void usage(FILE *out)
                  "                     (default 50)\n"
                  "  --op-steps N       steps timed op by op, for the time per group of ops\n"
                  "                     (default 5; 0: none)\n"
+                 "  --cuda-graph on|off  the step (but draw and update) as one CUDA graph,\n"
+                 "                     where the backend has graphs (default on)\n"
                  "  --csv FILE         every timed step's times, in ms\n"
                  "  --json             also print one JSON line of the results (last line)\n"
                  "  -h, --help         this text\n");
@@ -139,6 +142,12 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
             rc = parse_int(a, v, 0, 1000000, &o->warmup);
         } else if (!strcmp(a, "--steps")) {
             rc = parse_int(a, v, 1, 1000000, &o->steps);
+        } else if (!strcmp(a, "--cuda-graph")) {
+            o->graph = !strcmp(v, "on");
+            if (!o->graph && strcmp(v, "off")) {
+                fprintf(stderr, "ddim-bench: --cuda-graph: expected on or off, got '%s'\n", v);
+                rc = -1;
+            }
         } else if (!strcmp(a, "--op-steps")) {
             rc = parse_int(a, v, 0, 1000000, &o->op_steps);
         } else if (!strcmp(a, "--csv")) {
@@ -264,6 +273,8 @@ static void time_phases(struct trainer *t, int steps, double *ms)
 static void time_op_groups(struct trainer *t, int steps, double *group_ms, double *calls)
 {
     struct backend *be = t->be;
+    int graph = t->graph_mode != 0;
+    trainer_set_graph(t, 0); /* a graph would replay the ops untimed */
     struct bench_ops *b = bench_ops_create(be);
     double ms[BG_COUNT] = {0};
     long n[BG_COUNT] = {0};
@@ -276,6 +287,7 @@ static void time_op_groups(struct trainer *t, int steps, double *group_ms, doubl
     }
     t->be = be;
     bench_ops_destroy(b);
+    trainer_set_graph(t, graph);
     for (int g = 0; g < BG_COUNT; g++) {
         group_ms[g] = steps ? ms[g] / steps : 0;
         calls[g] = steps ? (double)n[g] / steps : 0;
@@ -285,6 +297,7 @@ static void time_op_groups(struct trainer *t, int steps, double *group_ms, doubl
 struct results {
     struct stats step, phase[NUM_PHASES];
     double group_ms[BG_COUNT], group_calls[BG_COUNT];
+    int graph; /* the whole steps ran as a CUDA graph */
     double wall_ms, images_per_s, flops, tflops;
     size_t peak_bytes, acts_bytes, state_bytes, trainable;
 };
@@ -346,7 +359,10 @@ static void print_table(const struct bench_opts *o, const struct backend *be,
         }
         util_log("%-12s %10.3f %8s  (the all-reduces are not backend ops)\n", "sum", total, "");
     }
-    util_log("\n  throughput     %.1f images/s (global batch / median step)\n"
+    util_log("\n  cuda graph     %s\n", r->graph ? "on: whole steps replay one captured graph (the "
+                                                   "phase and op loops run op by op)"
+                                                 : "off: op by op");
+    util_log("  throughput     %.1f images/s (global batch / median step)\n"
              "  host wall      %.3f ms per step (enqueue + run, one wait at the end)\n",
              r->images_per_s, r->wall_ms);
     if (r->flops > 0)
@@ -371,11 +387,12 @@ static void print_json(const struct bench_opts *o, const struct backend *be,
         snprintf(widths + strlen(widths), sizeof widths - strlen(widths), "%s%d", i ? "," : "",
                  o->widths[i]);
     util_log("{\"tool\":\"ddim-bench\",\"backend\":\"%s\",\"ranks\":%d,\"batch\":%d,"
-             "\"global_batch\":%d,\"image_size\":%d,\"widths\":[%s],\"block_depth\":%d,"
+             "\"global_batch\":%d,\"cuda_graph\":%d,\"image_size\":%d,\"widths\":[%s],\"block_"
+             "depth\":%d,"
              "\"warmup\":%d,\"steps\":%d,\"step_ms_median\":%.4f,\"step_ms_mean\":%.4f,"
              "\"step_ms_min\":%.4f,\"images_per_s\":%.2f,\"host_wall_ms_per_step\":%.4f,",
-             be->name, comm->world, o->batch, o->batch * comm->world, o->image_size, widths,
-             o->block_depth, o->warmup, o->steps, r->step.median, r->step.mean, r->step.min,
+             be->name, comm->world, o->batch, o->batch * comm->world, r->graph, o->image_size,
+             widths, o->block_depth, o->warmup, o->steps, r->step.median, r->step.mean, r->step.min,
              r->images_per_s, r->wall_ms);
     util_log("\"phases_ms_median\":{");
     for (int p = 0; p < NUM_PHASES; p++)
@@ -433,6 +450,7 @@ static void run_bench(const struct bench_opts *o, struct backend *be, struct com
         DDIM_FATAL("%s", err);
     trainer_init_weights(t);
     fill_random_images(t);
+    trainer_set_graph(t, o->graph);
     for (int i = 0; i < o->warmup; i++) {
         trainer_draw(t, (uint32_t)t->step, 0);
         trainer_train_step(t);
@@ -444,6 +462,7 @@ static void run_bench(const struct bench_opts *o, struct backend *be, struct com
     struct results r;
     memset(&r, 0, sizeof r);
     r.wall_ms = time_whole_steps(t, o->steps, whole);
+    r.graph = t->graph != NULL;
     time_phases(t, o->steps, phases);
     time_op_groups(t, o->op_steps, r.group_ms, r.group_calls);
     float losses[2];
@@ -485,6 +504,7 @@ int main(int argc, char **argv)
                            .warmup = 10,
                            .steps = 50,
                            .op_steps = 5,
+                           .graph = 1,
                            .widths = {32, 64, 96, 128},
                            .num_levels = 4};
     int rc = parse_args(argc, argv, &o);

@@ -1,0 +1,209 @@
+/* test_cuda_graph.c: the CUDA backend's graphs (backend.h graph_*): a training-like step of
+ * the backend's own kernels (BatchNorm in training mode forward and backward, swish, loss
+ * and its gradient, an update of the input, EMA, fills and copies) captured once and
+ * launched N times gives the same bits as the same step launched eagerly N times. The step
+ * reads its state from backend memory only (the moving statistics, the input, the EMA), so
+ * every launch advances it: a graph that replays stale work, skips work, runs the capture
+ * itself, or an op that does not survive capture, fails the comparison.
+ *
+ * Label gpu on a GPU (exits 77 without one); built again as test_cuda_emu_graph (label
+ * unit) on the host emulation (tests/cuda_emu), which refuses synchronizations and
+ * allocations during capture as CUDA does.
+ *
+ * On a GPU (the emulation has no cuDNN convolutions) also the trainer's graph mode
+ * (run.cuda_graph): a small U-Net trained STEPS+2 steps with the step captured and
+ * replayed ends with the same weights, EMA and losses, bit for bit, as op by op. */
+#include "backend.h"
+#include "comm.h"
+#include "test_util.h"
+#include "trainer.h"
+#ifdef DDIM_CUDA_EMU
+#include "cuda_emu_backend.h"
+#endif
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { ROWS = 2 * 8 * 8, C = 24, STEPS = 3 };
+#define N ((size_t)ROWS * C)
+
+/* One copy of the step's state and scratch, all in backend memory. */
+struct state {
+    float *x, *target, *y, *s, *ds, *dy, *dx, *stats, *saved, *bstats, *mm, *mv, *ema, *loss;
+    float *x_copy;
+};
+
+static float *upload_new(struct backend *be, const float *host, size_t n)
+{
+    float *p = be->alloc(be, n * sizeof(float));
+    be->upload(be, p, host, n * sizeof(float));
+    return p;
+}
+
+static void state_init(struct backend *be, struct state *st, const float *x, const float *target,
+                       const float *mv)
+{
+    st->x = upload_new(be, x, N);
+    st->target = upload_new(be, target, N);
+    st->ema = upload_new(be, x, N);
+    st->mv = upload_new(be, mv, C);
+    st->mm = be->alloc(be, C * sizeof(float)); /* zero-filled */
+    float **scratch[] = {&st->y, &st->s, &st->ds, &st->dy, &st->dx, &st->x_copy};
+    for (size_t i = 0; i < sizeof scratch / sizeof scratch[0]; i++)
+        *scratch[i] = be->alloc(be, N * sizeof(float));
+    st->stats = be->alloc(be, 2 * C * sizeof(float));
+    st->saved = be->alloc(be, 2 * C * sizeof(float));
+    st->bstats = be->alloc(be, 2 * C * sizeof(float));
+    st->loss = be->alloc(be, sizeof(float));
+}
+
+static void state_free(struct backend *be, struct state *st)
+{
+    float *all[] = {st->x,     st->target, st->y,  st->s,  st->ds,  st->dy,   st->dx,    st->stats,
+                    st->saved, st->bstats, st->mm, st->mv, st->ema, st->loss, st->x_copy};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        be->free(be, all[i]);
+}
+
+/* x -> BN (training) -> swish -> MSE against target; gradient back to x; x -= 0.5 * dx */
+static void step(struct backend *be, struct state *st)
+{
+    be->bn_stats(be, st->stats, st->x, ROWS, C);
+    be->bn_forward_train(be, st->y, st->saved, st->mm, st->mv, st->x, st->stats, ROWS, ROWS, C,
+                         0.9f, 1e-3f);
+    be->swish_forward(be, st->s, st->y, N);
+    be->loss_value(be, st->loss, st->s, st->target, N, LOSS_MSE);
+    be->loss_backward(be, st->ds, st->s, st->target, N, 1.0f, LOSS_MSE);
+    be->fill(be, st->dy, 0.0f, N);
+    be->swish_backward(be, st->dy, st->ds, st->y, N);
+    be->bn_backward_stats(be, st->bstats, st->dy, st->x, st->saved, ROWS, C);
+    be->fill(be, st->dx, 0.0f, N);
+    be->bn_backward_apply(be, st->dx, st->dy, st->x, st->saved, st->bstats, ROWS, ROWS, C);
+    be->axpy(be, st->x, -0.5f, st->dx, N);
+    be->ema_update(be, st->ema, st->x, N, 0.8f);
+    be->copy(be, st->x_copy, st->x, N * sizeof(float));
+}
+
+/* The same bits in both states' buffers of n floats. */
+static void expect_same(struct backend *be, const char *name, const float *a, const float *b,
+                        size_t n)
+{
+    float *ha = malloc(n * sizeof(float)), *hb = malloc(n * sizeof(float));
+    be->download(be, ha, a, n * sizeof(float));
+    be->download(be, hb, b, n * sizeof(float));
+    test_close(name, hb, ha, n, 0.0f, 0.0f);
+    free(ha);
+    free(hb);
+}
+
+/* A trainer on be for a 16x16 U-Net (widths 8,16, depth 1, batch 4), random images. */
+static struct trainer *small_trainer(struct backend *be, struct comm *comm)
+{
+    struct unet_config u = unet_config_default();
+    u.image_size = 16;
+    u.num_levels = 2;
+    u.widths[0] = 8, u.widths[1] = 16;
+    u.block_depth = 1;
+    struct diffusion_config dc = diffusion_config_default();
+    char err[512];
+    struct trainer *t = trainer_create(be, comm, &u, &dc, 4, 4, 0, err, sizeof err);
+    if (!t) {
+        test_fail("trainer_create: %s", err);
+        return NULL;
+    }
+    trainer_init_weights(t);
+    be->fill_uniform(be, t->images, t->batch, t->per_image, 7, 0, RNG_SHUFFLE, 0);
+    const float mean[3] = {0.5f, 0.5f, 0.5f}, var[3] = {0.1f, 0.1f, 0.1f};
+    trainer_set_normalizer(t, mean, var);
+    return t;
+}
+
+static void test_trainer_graph(struct backend *be)
+{
+    struct comm *comm = comm_single();
+    struct trainer *eager = small_trainer(be, comm), *graphed = small_trainer(be, comm);
+    if (!eager || !graphed)
+        return;
+    if (!trainer_set_graph(graphed, 1))
+        test_fail("trainer_set_graph: the %s backend refused a graph", be->name);
+    for (int i = 0; i < STEPS + 2; i++) { /* warm-up, capture, replays */
+        trainer_draw(eager, (uint32_t)eager->step, 0);
+        trainer_train_step(eager);
+        trainer_draw(graphed, (uint32_t)graphed->step, 0);
+        trainer_train_step(graphed);
+    }
+    if (!graphed->graph)
+        test_fail("trainer: no graph after %d steps", STEPS + 2);
+    size_t total = unet_params(eager->net)->total;
+    expect_same(be, "trainer weights, graph vs op by op", eager->w, graphed->w, total);
+    expect_same(be, "trainer EMA weights", eager->ema_w, graphed->ema_w, total);
+    expect_same(be, "trainer losses", eager->losses, graphed->losses, 2);
+    trainer_destroy(eager);
+    trainer_destroy(graphed);
+    comm->destroy(comm);
+}
+
+int main(void)
+{
+    char err[512] = "";
+#ifdef DDIM_CUDA_EMU
+    struct backend *be = backend_cuda_emu_create(err, sizeof err);
+#else
+    struct backend *be = backend_cuda_create(0, err, sizeof err);
+#endif
+    if (!be) {
+        printf("SKIP: %s\n", err);
+        return TEST_SKIP;
+    }
+    if (!be->graph_capture_begin || !be->graph_capture_end || !be->graph_launch ||
+        !be->graph_destroy) {
+        test_fail("the %s backend has no graph hooks", be->name);
+        return test_finish("test_cuda_graph");
+    }
+    test_seed(20261128);
+    float *x = test_alloc_normal(N, 1.0f), *target = test_alloc_normal(N, 0.5f);
+    float mv[C];
+    test_fill_uniform(mv, C, 0.5f, 2.0f);
+    struct state eager, graphed;
+    state_init(be, &eager, x, target, mv);
+    state_init(be, &graphed, x, target, mv);
+
+    for (int i = 0; i < STEPS; i++)
+        step(be, &eager);
+    be->graph_capture_begin(be);
+    step(be, &graphed); /* recorded, not run */
+    void *g = be->graph_capture_end(be, err, sizeof err);
+    if (!g) {
+        test_fail("capture of the step failed: %s", err);
+    } else {
+        /* capturing ran nothing: the input is still the initial one */
+        expect_same(be, "x after capture, before any launch", graphed.x, graphed.ema, N);
+        for (int i = 0; i < STEPS; i++)
+            be->graph_launch(be, g);
+        be->graph_destroy(be, g);
+        expect_same(be, "x after N steps, graph vs eager", eager.x, graphed.x, N);
+        expect_same(be, "copy of x", eager.x_copy, graphed.x_copy, N);
+        expect_same(be, "EMA", eager.ema, graphed.ema, N);
+        expect_same(be, "moving mean", eager.mm, graphed.mm, C);
+        expect_same(be, "moving variance", eager.mv, graphed.mv, C);
+        expect_same(be, "last loss", eager.loss, graphed.loss, 1);
+        /* and the step did move x: replays of a no-op would pass the checks above */
+        float *h = malloc(N * sizeof(float));
+        be->download(be, h, eager.x, N * sizeof(float));
+        if (!memcmp(h, x, N * sizeof(float)))
+            test_fail("the step left x unchanged: the test compares nothing");
+        free(h);
+    }
+    if (be->conv2d_forward)
+        test_trainer_graph(be);
+    else
+        printf("skip the trainer's graph mode: the %s backend has no convolutions\n", be->name);
+    state_free(be, &eager);
+    state_free(be, &graphed);
+    free(x);
+    free(target);
+    const char *name = strcmp(be->name, "cuda") ? "test_cuda_emu_graph" : "test_cuda_graph";
+    be->destroy(be);
+    return test_finish(name);
+}
