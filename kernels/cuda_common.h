@@ -80,6 +80,9 @@ struct cuda_ctx {
     int cudnn_no_tf32;            /* DDIM_CUDNN_NO_TF32=1 at create: FMA math, no TF32 */
     struct cuda_conv_cache *conv; /* grown on each conv shape's first call only */
     struct cuda_mem_track *mem;   /* created on the first allocation */
+    /* Bumped whenever a buffer that ops pass to their launches is replaced (the conv cache
+     * growing for a new shape): a graph captured before that is stale (cuda_timing.cu). */
+    unsigned long graph_epoch;
 };
 
 /* Reduction scratch: enough partial sums for CUDA_RED_MAX_CHUNKS row chunks of up to

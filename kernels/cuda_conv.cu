@@ -133,6 +133,7 @@ static void grow(struct backend *be, void **buf, size_t *have, size_t bytes)
                    "%s (lower the batch size per GPU)",
                    bytes, cudaGetErrorString(e));
     cuda_mem_note_alloc(ctx, *buf, bytes);
+    ctx->graph_epoch++; /* graphs captured with the old buffer must not run again */
     *have = bytes;
 }
 

@@ -115,6 +115,11 @@ static void cuda_graph_capture_begin(struct backend *be)
     CUDA_CHECK(cudaStreamBeginCapture(cuda_stream(be), cudaStreamCaptureModeGlobal));
 }
 
+struct cuda_graph {
+    cudaGraphExec_t exec;
+    unsigned long epoch; /* ctx->graph_epoch at capture */
+};
+
 static void *cuda_graph_capture_end(struct backend *be, char *err, size_t errlen)
 {
     cudaGraph_t graph = NULL;
@@ -130,18 +135,28 @@ static void *cuda_graph_capture_end(struct backend *be, char *err, size_t errlen
                    cudaGetErrorString(e));
         return NULL;
     }
-    return (void *)exec;
+    struct cuda_graph *g = (struct cuda_graph *)util_xcalloc(1, sizeof *g);
+    g->exec = exec;
+    g->epoch = cuda_ctx_of(be)->graph_epoch;
+    return g;
 }
 
-static void cuda_graph_launch(struct backend *be, void *graph)
+static int cuda_graph_launch(struct backend *be, void *graph)
 {
-    CUDA_CHECK(cudaGraphLaunch((cudaGraphExec_t)graph, cuda_stream(be)));
+    struct cuda_graph *g = (struct cuda_graph *)graph;
+    if (g->epoch != cuda_ctx_of(be)->graph_epoch)
+        return 0;
+    CUDA_CHECK(cudaGraphLaunch(g->exec, cuda_stream(be)));
+    return 1;
 }
 
 static void cuda_graph_destroy(struct backend *be, void *graph)
 {
-    if (graph)
-        CUDA_CHECK(cudaGraphExecDestroy((cudaGraphExec_t)graph));
+    struct cuda_graph *g = (struct cuda_graph *)graph;
+    if (!g)
+        return;
+    CUDA_CHECK(cudaGraphExecDestroy(g->exec));
+    free(g);
 }
 
 void cuda_timing_fill_table(struct backend *be)

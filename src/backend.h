@@ -273,7 +273,9 @@ struct backend {
      * recorded work has run. */
     void (*graph_capture_begin)(struct backend *be);
     void *(*graph_capture_end)(struct backend *be, char *err, size_t errlen);
-    void (*graph_launch)(struct backend *be, void *graph);
+    /* 1, or 0 without running anything when the graph is stale: a buffer it uses was
+     * replaced since its capture (a workspace grown for a new shape); capture again */
+    int (*graph_launch)(struct backend *be, void *graph);
     void (*graph_destroy)(struct backend *be, void *graph);
 };
 

@@ -243,7 +243,9 @@ int trainer_set_graph(struct trainer *t, int on)
 }
 
 /* Graph mode: step 1 eager (conv plans and workspaces are made on first use, which
- * allocates and synchronizes: not allowed in a capture), step 2 captured then launched. */
+ * allocates and synchronizes: not allowed in a capture), step 2 captured then launched.
+ * A graph gone stale (other work, e.g. sampling or KID, grew a workspace it uses) is
+ * captured again: the step's own plans exist by then, so that capture allocates nothing. */
 static void step_body_graphed(struct trainer *t)
 {
     struct backend *be = t->be;
@@ -252,19 +254,23 @@ static void step_body_graphed(struct trainer *t)
         t->graph_mode = 2;
         return;
     }
-    if (!t->graph) {
-        char err[512];
-        be->graph_capture_begin(be);
-        step_body(t);
-        t->graph = be->graph_capture_end(be, err, sizeof err);
-        if (!t->graph) {
-            util_log("ddim: %s; run.cuda_graph off, the step runs op by op\n", err);
-            t->graph_mode = 0;
-            step_body(t);
-            return;
-        }
+    if (t->graph && be->graph_launch(be, t->graph))
+        return;
+    if (t->graph) { /* stale */
+        be->graph_destroy(be, t->graph);
+        t->graph = NULL;
     }
-    be->graph_launch(be, t->graph);
+    char err[512];
+    be->graph_capture_begin(be);
+    step_body(t);
+    t->graph = be->graph_capture_end(be, err, sizeof err);
+    if (!t->graph) {
+        util_log("ddim: %s; run.cuda_graph off, the step runs op by op\n", err);
+        t->graph_mode = 0;
+        step_body(t);
+    } else if (!be->graph_launch(be, t->graph)) {
+        DDIM_FATAL("a CUDA graph went stale between its capture and its launch");
+    }
 }
 
 void trainer_train_step(struct trainer *t)

@@ -12,7 +12,10 @@
  *
  * On a GPU (the emulation has no cuDNN convolutions) also the trainer's graph mode
  * (run.cuda_graph): a small U-Net trained STEPS+2 steps with the step captured and
- * replayed ends with the same weights, EMA and losses, bit for bit, as op by op. */
+ * replayed ends with the same weights, EMA and losses, bit for bit, as op by op; also
+ * when, between steps, a convolution of a new, larger shape grows the backend's conv
+ * workspace and kernel copies (as sampling or KID do between epochs): the graph that
+ * still points at the old buffers must be captured again, not replayed. */
 #include "backend.h"
 #include "comm.h"
 #include "test_util.h"
@@ -119,6 +122,19 @@ static struct trainer *small_trainer(struct backend *be, struct comm *comm)
     return t;
 }
 
+/* One forward convolution bigger than any of the small U-Net's (5x5, 64 -> 96 channels):
+ * the conv cache replaces its workspace and kernel copies. */
+static void grow_conv_buffers(struct backend *be)
+{
+    struct conv_shape s = {.n = 2, .h = 12, .w = 12, .cin = 64, .cout = 96, .k = 5};
+    size_t nx = 2 * 12 * 12 * 64, nw = 5 * 5 * 64 * 96, ny = 2 * 12 * 12 * 96;
+    float *x = be->alloc(be, nx * sizeof(float)), *w = be->alloc(be, nw * sizeof(float));
+    float *b = be->alloc(be, 96 * sizeof(float)), *y = be->alloc(be, ny * sizeof(float));
+    be->conv2d_forward(be, y, x, w, b, &s);
+    be->synchronize(be);
+    be->free(be, x), be->free(be, w), be->free(be, b), be->free(be, y);
+}
+
 static void test_trainer_graph(struct backend *be)
 {
     struct comm *comm = comm_single();
@@ -127,14 +143,16 @@ static void test_trainer_graph(struct backend *be)
         return;
     if (!trainer_set_graph(graphed, 1))
         test_fail("trainer_set_graph: the %s backend refused a graph", be->name);
-    for (int i = 0; i < STEPS + 2; i++) { /* warm-up, capture, replays */
+    for (int i = 0; i < 2 * STEPS + 2; i++) { /* warm-up, capture, replays */
+        if (i == STEPS + 2)
+            grow_conv_buffers(be);
         trainer_draw(eager, (uint32_t)eager->step, 0);
         trainer_train_step(eager);
         trainer_draw(graphed, (uint32_t)graphed->step, 0);
         trainer_train_step(graphed);
     }
     if (!graphed->graph)
-        test_fail("trainer: no graph after %d steps", STEPS + 2);
+        test_fail("trainer: no graph after %d steps", 2 * STEPS + 2);
     size_t total = unet_params(eager->net)->total;
     expect_same(be, "trainer weights, graph vs op by op", eager->w, graphed->w, total);
     expect_same(be, "trainer EMA weights", eager->ema_w, graphed->ema_w, total);
@@ -180,7 +198,8 @@ int main(void)
         /* capturing ran nothing: the input is still the initial one */
         expect_same(be, "x after capture, before any launch", graphed.x, graphed.ema, N);
         for (int i = 0; i < STEPS; i++)
-            be->graph_launch(be, g);
+            if (!be->graph_launch(be, g))
+                test_fail("graph launch %d: stale without any new buffer", i);
         be->graph_destroy(be, g);
         expect_same(be, "x after N steps, graph vs eager", eager.x, graphed.x, N);
         expect_same(be, "copy of x", eager.x_copy, graphed.x_copy, N);
