@@ -10,12 +10,14 @@
  * unit) on the host emulation (tests/cuda_emu), which refuses synchronizations and
  * allocations during capture as CUDA does.
  *
- * On a GPU (the emulation has no cuDNN convolutions) also the trainer's graph mode
+ * Then the trainer's graph mode
  * (run.cuda_graph): a small U-Net trained STEPS+2 steps with the step captured and
  * replayed ends with the same weights, EMA and losses, bit for bit, as op by op; also
  * when, between steps, a convolution of a new, larger shape grows the backend's conv
  * workspace and kernel copies (as sampling or KID do between epochs): the graph that
- * still points at the old buffers must be captured again, not replayed. */
+ * still points at the old buffers must be captured again, not replayed. On the emulation
+ * the convolutions are tests/cuda_emu/emu_conv.cu's plain kernels standing in for cuDNN
+ * (which keeps no buffers to grow, so there the growth part is a no-op). */
 #include "backend.h"
 #include "comm.h"
 #include "test_util.h"
@@ -122,6 +124,49 @@ static struct trainer *small_trainer(struct backend *be, struct comm *comm)
     return t;
 }
 
+#ifdef DDIM_CUDA_EMU
+/* The emulation's stand-in convolution against the CPU backend's (both float32, sums in
+ * different orders): a wrong tap or a transposed weight fails by far more than 1e-4. */
+static void check_stand_in_conv(struct backend *be)
+{
+    struct backend *cpu = backend_cpu_create();
+    struct conv_shape s = {.n = 2, .h = 5, .w = 6, .cin = 4, .cout = 7, .k = 3};
+    size_t nx = 2 * 5 * 6 * 4, nw = 3 * 3 * 4 * 7, ny = 2 * 5 * 6 * 7, nb = 7;
+    size_t sizes[6] = {nx, nw, nb, ny, nx, ny}; /* x, w, bias, y, dx, dy */
+    float *h[6], *g[6], *got = malloc(ny * sizeof(float)), *dw[2], *db[2];
+    for (int i = 0; i < 6; i++) {
+        h[i] = test_alloc_normal(sizes[i], 1.0f); /* CPU backend memory is host memory */
+        g[i] = upload_new(be, h[i], sizes[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        dw[i] = test_alloc_zeros(nw);
+        db[i] = test_alloc_zeros(nb);
+    }
+    float *gdw = be->alloc(be, nw * sizeof(float)), *gdb = be->alloc(be, nb * sizeof(float));
+    cpu->conv2d_forward(cpu, h[3], h[0], h[1], h[2], &s);
+    be->conv2d_forward(be, g[3], g[0], g[1], g[2], &s);
+    be->download(be, got, g[3], ny * sizeof(float));
+    test_close("stand-in conv forward", got, h[3], ny, 1e-4f, 1e-4f);
+    cpu->conv2d_backward(cpu, h[4], dw[0], db[0], h[5], h[0], h[1], &s);
+    be->conv2d_backward(be, g[4], gdw, gdb, g[5], g[0], g[1], &s);
+    be->download(be, got, g[4], nx * sizeof(float));
+    test_close("stand-in conv dx (+=)", got, h[4], nx, 1e-4f, 1e-4f);
+    be->download(be, dw[1], gdw, nw * sizeof(float));
+    test_close("stand-in conv dw", dw[1], dw[0], nw, 1e-4f, 1e-4f);
+    be->download(be, db[1], gdb, nb * sizeof(float));
+    test_close("stand-in conv dbias", db[1], db[0], nb, 1e-4f, 1e-4f);
+    for (int i = 0; i < 6; i++) {
+        be->free(be, g[i]);
+        free(h[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        free(dw[i]), free(db[i]);
+    be->free(be, gdw), be->free(be, gdb);
+    free(got);
+    cpu->destroy(cpu);
+}
+#endif
+
 /* One forward convolution bigger than any of the small U-Net's (5x5, 64 -> 96 channels):
  * the conv cache replaces its workspace and kernel copies. */
 static void grow_conv_buffers(struct backend *be)
@@ -166,7 +211,7 @@ int main(void)
 {
     char err[512] = "";
 #ifdef DDIM_CUDA_EMU
-    struct backend *be = backend_cuda_emu_create(err, sizeof err);
+    struct backend *be = backend_cuda_emu_create_with_conv(err, sizeof err);
 #else
     struct backend *be = backend_cuda_create(0, err, sizeof err);
 #endif
@@ -214,6 +259,9 @@ int main(void)
             test_fail("the step left x unchanged: the test compares nothing");
         free(h);
     }
+#ifdef DDIM_CUDA_EMU
+    check_stand_in_conv(be);
+#endif
     if (be->conv2d_forward)
         test_trainer_graph(be);
     else
