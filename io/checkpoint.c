@@ -130,12 +130,13 @@ static int read_contents(hid_t f, const char *label, const struct param_table *p
         size_t n = 1;
         if (h5u_read_attr_doubles(f, label, "/", names[i], &nums[i], &n, err, errlen) != 0)
             return -1;
-        if (nums[i] < 0 || nums[i] > 1e15 || nums[i] != (double)(long long)nums[i])
+        if (!(nums[i] >= 0 && nums[i] <= 1e15) || nums[i] != (double)(long long)nums[i])
             return util_error(err, errlen, "%s: attribute '%s' is %g, not a step count", label,
                               names[i], nums[i]);
     }
-    if (nums[0] > 2147483647.0)
-        return util_error(err, errlen, "%s: optimizer_step %.0f is out of range", label, nums[0]);
+    for (int i = 0; i < 2; i++) /* optimizer_step and epoch are ints */
+        if (nums[i] > 2147483647.0)
+            return util_error(err, errlen, "%s: %s %.0f is out of range", label, names[i], nums[i]);
     return 0;
 }
 

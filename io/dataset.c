@@ -35,12 +35,14 @@ static int read_attr_long(hid_t file, const char *path, const char *name, long *
 {
     double v[1];
     size_t n = 1;
+    *out = 0;
     if (h5u_read_attr_doubles(file, path, "/", name, v, &n, err, errlen) != 0)
         return -1;
-    *out = (long)v[0];
-    if ((double)*out != v[0])
+    /* in range before the conversion, which is undefined for NaN and huge values */
+    if (!(v[0] >= -1e15 && v[0] <= 1e15) || v[0] != (double)(long)v[0])
         return util_error(err, errlen, "%s: attribute '%s' of '/' is %g, expected an integer", path,
                           name, v[0]);
+    *out = (long)v[0];
     return 0;
 }
 

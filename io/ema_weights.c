@@ -57,7 +57,7 @@ static int read_config(hid_t f, const char *path, struct ema_weights *ew, char *
         if (h5u_read_attr_doubles(f, path, "/", shape_names[k], v, &n, err, errlen) != 0)
             return -1;
         for (size_t i = 0; i < n; i++)
-            if (v[i] < 1 || v[i] > 1e6 || v[i] != (double)(int)v[i])
+            if (!(v[i] >= 1 && v[i] <= 1e6) || v[i] != (double)(int)v[i]) /* NaN too */
                 return util_error(err, errlen, "%s: attribute '%s' holds %g, not a size", path,
                                   shape_names[k], v[i]);
         if (k == 1) {
@@ -92,10 +92,14 @@ int ema_weights_read(const char *path, int from_checkpoint, struct ema_weights *
     int rc = check_format(f, path, from_checkpoint, err, errlen);
     if (rc == 0)
         rc = read_config(f, path, ew, err, errlen);
+    const char *group = from_checkpoint ? "/ema_weights" : "/weights";
+    /* the shapes first: the stored model may be far larger than the weights stored with it
+     * (a 1 KB file can describe a 170 GB network) */
+    if (rc == 0)
+        rc = weights_read_h5(f, path, group, unet_params(ew->net), NULL, 0, err, errlen);
     if (rc == 0) {
         const struct param_table *p = unet_params(ew->net);
         ew->w = util_xmalloc(p->total * sizeof(float));
-        const char *group = from_checkpoint ? "/ema_weights" : "/weights";
         rc = weights_read_h5(f, path, group, p, ew->w, 0, err, errlen) ||
                      h5u_read_floats(f, path, "/normalizer/mean", ew->norm, 3, err, errlen) ||
                      h5u_read_floats(f, path, "/normalizer/variance", ew->norm + 3, 3, err, errlen)

@@ -132,9 +132,16 @@ int h5u_read_attr_str(hid_t f, const char *label, const char *name, char *buf, s
         return util_error(err, errlen, "%s: attribute '%s' is missing", label, name);
     hid_t a = H5Aopen(f, name, H5P_DEFAULT);
     hid_t type = H5Aget_type(a);
+    /* one string: H5Aread writes every element of the attribute into the buffers below */
+    hid_t space = H5Aget_space(a);
+    hssize_t npoints = H5Sget_simple_extent_npoints(space);
+    H5Sclose(space);
     int rc = 0;
     if (H5Tget_class(type) != H5T_STRING) {
         rc = util_error(err, errlen, "%s: attribute '%s' is not a string", label, name);
+    } else if (npoints != 1) {
+        rc = util_error(err, errlen, "%s: attribute '%s' holds %lld strings, expected one", label,
+                        name, (long long)npoints);
     } else if (H5Tis_variable_str(type) > 0) {
         hid_t mem = H5Tcopy(H5T_C_S1);
         H5Tset_size(mem, H5T_VARIABLE);

@@ -36,7 +36,8 @@ int weights_read_h5(hid_t file, const char *file_label, const char *group,
                               "written for another model configuration?",
                               file_label, name, got, want);
         }
-        if (h5u_read_floats(file, file_label, name, host + p->offset, p->count, err, errlen))
+        if (host &&
+            h5u_read_floats(file, file_label, name, host + p->offset, p->count, err, errlen))
             return -1;
     }
     return 0;

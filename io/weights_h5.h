@@ -12,7 +12,8 @@
 
 /* Reads every weight of the table from `group` into host (params->total floats), checking
  * each one's presence and shape; 0, or -1 with a message naming the file and weight. With
- * trainable_only, moving statistics are skipped (for gradient groups). */
+ * trainable_only, moving statistics are skipped (for gradient groups). With host NULL it
+ * only checks presence and shapes: before allocating for a model that a file describes. */
 int weights_read_h5(hid_t file, const char *file_label, const char *group,
                     const struct param_table *params, float *host, int trainable_only, char *err,
                     size_t errlen);

@@ -1,47 +1,57 @@
 /* main_kid.c: ddim-kid, the Kernel Inception Distance between two image sets, computed as
  * the Keras example's KID metric computes it (kid.h): per batch of n real and n generated
  * images, averaged over the batches (a last partial batch is dropped, as the example's
- * validation set drops it). Prints one JSON object on stdout; progress on stderr. */
+ * validation set drops it). The generated set is a set of files, or a model's samples drawn
+ * here by ddim-sample's own code (sample_modes.h). One JSON object on stdout; progress and
+ * errors on stderr. */
 #define _POSIX_C_SOURCE 200809L
 #include "comm.h"
-#include "h5_util.h"
-#include "image_io.h"
+#include "ema_weights.h"
 #include "inception.h"
 #include "kid.h"
+#include "kid_sets.h"
 #include "launch.h"
+#include "sample_modes.h"
 #include "util.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <hdf5.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 struct opts {
-    const char *real, *generated, *weights, *backend;
-    int batch, image_size, kid_image_size;
-};
-
-/* A loaded set: n images (n, size, size, 3) in [0, 1]. */
-struct image_set {
-    float *images;
-    long n;
-    int size;
+    const char *real, *dataset, *split, *generated, *checkpoint, *model, *inception;
+    const char *backend, *sampler;
+    int batch, image_size, kid_image_size, steps, num_images, have_seed;
+    float eta;
+    uint64_t seed;
+    int sampling_options; /* how many of --steps, --eta, --sampler, --num-images, --seed */
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ddim-kid --real SET --generated SET --weights INCEPTION.h5 [options]\n"
+    fprintf(f, "usage: ddim-kid (--real SET | --dataset FILE.h5 [--split NAME])\n"
+               "                (--generated SET | --checkpoint FILE | --weights EMA.h5)\n"
+               "                [--inception-weights FILE] [options]\n"
                "\n"
                "Kernel Inception Distance between two image sets, exactly as the Keras DDIM\n"
                "example's KID metric: InceptionV3 features (images x255, resized to 75 px,\n"
                "x/127.5-1, global average pool), kernel (x.y/2048 + 1)^3, the unbiased MMD^2\n"
                "per batch of n real and n generated images, averaged over the batches. Prints\n"
-               "one JSON object.\n"
+               "one JSON object on stdout; progress goes to stderr.\n"
                "\n"
+               "the real images (one of):\n"
+               "  --real SET          a set, as below\n"
+               "  --dataset FILE.h5   a dataset made by ddim-prep, with --split validation (or\n"
+               "                      val, the default) or train\n"
+               "the generated images (one of):\n"
+               "  --generated SET     a set, as below\n"
+               "  --checkpoint FILE   a model's samples, drawn here exactly as ddim-sample draws\n"
+               "  --weights EMA.h5    them (a run's checkpoint.h5 or best.h5, or an EMA export),\n"
+               "                      then stored as 8-bit images are: the KID equals that of\n"
+               "                      ddim-sample --images-h5 of the same settings, bit for bit\n"
                "A SET is one of:\n"
                "  FILE.h5            ddim-prep's dataset (its validation split) or ddim-sample's\n"
                "                     --images-h5 output (/images)\n"
@@ -49,23 +59,32 @@ static void usage(FILE *f)
                "                     float one in [0, 1], e.g. data.h5:train/images\n"
                "  DIR                every .png/.jpg/.jpeg in DIR, centre-cropped and resized to\n"
                "                     --image-size as ddim-prep does\n"
-               "A model's samples: write them with ddim-sample --images-h5 first.\n"
+               "\n"
+               "sampling, with a model (defaults from the run's stored configuration):\n"
+               "  --steps K           diffusion steps (default eval.kid_diffusion_steps, 5)\n"
+               "  --sampler NAME      ddim (default) or heun (2K + 1 network evaluations)\n"
+               "  --eta E             DDIM's eta in [0, 1] (default 0: deterministic)\n"
+               "  --num-images N      images to draw (default: as many as the real set holds)\n"
+               "  --seed S            keys the initial noises (default the run's train.seed)\n"
                "\n"
                "options:\n"
-               "  --weights FILE      Keras's inception_v3_weights_tf_dim_ordering_tf_kernels_\n"
-               "                      notop.h5 (see docs/kid.md)\n"
+               "  --inception-weights FILE  Keras's inception_v3_weights_tf_dim_ordering_tf_\n"
+               "                      kernels_notop.h5 (see docs/kid.md); with a model the\n"
+               "                      default is the run's eval.inception_weights\n"
                "  --batch N           images per KID batch (default 64, the example's batch)\n"
                "  --image-size S      size folder images are resized to (default: the other\n"
                "                      set's size, or 64)\n"
-               "  --kid-image-size S  InceptionV3 input size (default 75, the example's)\n"
+               "  --kid-image-size S  InceptionV3 input size (default the run's\n"
+               "                      eval.kid_image_size, or 75, the example's)\n"
                "  --backend NAME      auto, cpu or cuda (default auto)\n"
                "  -h, --help          this text\n"
                "\n"
-               "example:\n"
-               "  ddim-sample --checkpoint runs/x/best.h5 --num-images 512 --steps 5 \\\n"
-               "              --images-h5 samples.h5\n"
+               "examples:\n"
+               "  ddim-kid --checkpoint runs/x/best.h5 --dataset data/flowers.h5 --split val \\\n"
+               "           --steps 20 --sampler heun\n"
                "  ddim-kid --real data/flowers.h5 --generated samples.h5 \\\n"
-               "           --weights inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5\n");
+               "           --inception-weights inception_v3_weights_tf_dim_ordering_tf_kernels_"
+               "notop.h5\n");
 }
 
 static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
@@ -82,11 +101,103 @@ static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
     return 0;
 }
 
+/* --eta and --seed: a number in [0, 1], an unsigned integer. */
+static int parse_number(const char *opt, const char *v, struct opts *o)
+{
+    char *end;
+    errno = 0;
+    if (!strcmp(opt, "--eta")) {
+        double x = strtod(v, &end);
+        o->eta = (float)x;
+        if (!errno && end != v && !*end && x >= 0.0 && x <= 1.0)
+            return 0;
+        fprintf(stderr, "ddim-kid: --eta: expected a number in [0, 1], got '%s'\n", v);
+        return -1;
+    }
+    o->seed = strtoull(v, &end, 10);
+    o->have_seed = 1;
+    if (!errno && end != v && !*end && v[0] != '-')
+        return 0;
+    fprintf(stderr, "ddim-kid: --seed: expected an unsigned integer, got '%s'\n", v);
+    return -1;
+}
+
+/* One option with its value: 0, or -1 after a message. */
+static int parse_option(const char *a, const char *v, struct opts *o)
+{
+    const struct {
+        const char *name, **dst;
+    } paths[] = {{"--real", &o->real},
+                 {"--dataset", &o->dataset},
+                 {"--split", &o->split},
+                 {"--generated", &o->generated},
+                 {"--checkpoint", &o->checkpoint},
+                 {"--weights", &o->model},
+                 {"--inception-weights", &o->inception},
+                 {"--backend", &o->backend},
+                 {"--sampler", &o->sampler}};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        if (!strcmp(a, paths[i].name)) {
+            *paths[i].dst = v;
+            o->sampling_options += !strcmp(a, "--sampler");
+            return 0;
+        }
+    const struct {
+        const char *name;
+        int lo, hi, *dst, sampling;
+    } ints[] = {{"--batch", 2, 1 << 20, &o->batch, 0},
+                {"--image-size", 1, 4096, &o->image_size, 0},
+                {"--kid-image-size", INCEPTION_INPUT_SIZE, 4096, &o->kid_image_size, 0},
+                {"--steps", 1, 100000, &o->steps, 1},
+                {"--num-images", 2, 1 << 20, &o->num_images, 1}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (!strcmp(a, ints[i].name)) {
+            o->sampling_options += ints[i].sampling;
+            return parse_int(a, v, ints[i].lo, ints[i].hi, ints[i].dst);
+        }
+    if (!strcmp(a, "--eta") || !strcmp(a, "--seed")) {
+        o->sampling_options++;
+        return parse_number(a, v, o);
+    }
+    fprintf(stderr, "ddim-kid: unknown option '%s' (see ddim-kid --help)\n", a);
+    return -1;
+}
+
+/* The first reason why the options do not go together, or NULL. */
+static const char *conflict(const struct opts *o)
+{
+    int model = !!o->checkpoint + !!o->model;
+    if (o->model && o->generated)
+        return "--weights is a model's EMA export, as in ddim-sample; the InceptionV3 file is "
+               "--inception-weights";
+    if (!o->real == !o->dataset)
+        return "give the real images with exactly one of --real and --dataset";
+    if (model + !!o->generated != 1)
+        return "give the generated images with exactly one of --generated, --checkpoint and "
+               "--weights";
+    if (o->split && !o->dataset)
+        return "--split names a split of --dataset";
+    if (o->split && strcmp(o->split, "validation") && strcmp(o->split, "val") &&
+        strcmp(o->split, "train"))
+        return "--split: expected validation (or val) or train";
+    if (!model && o->sampling_options)
+        return "--steps, --sampler, --eta, --num-images and --seed draw a model's samples: give "
+               "--checkpoint or --weights";
+    if (!model && !o->inception)
+        return "give --inception-weights (Keras's InceptionV3 notop file, see docs/kid.md)";
+    if (o->sampler && strcmp(o->sampler, "ddim") && strcmp(o->sampler, "heun"))
+        return "--sampler: expected ddim or heun";
+    if (o->sampler && !strcmp(o->sampler, "heun") && o->eta > 0.0f)
+        return "--eta applies to the DDIM sampler; the Heun sampler is deterministic";
+    if (strcmp(o->backend, "auto") && strcmp(o->backend, "cpu") && strcmp(o->backend, "cuda"))
+        return "--backend: expected auto, cpu or cuda";
+    return NULL;
+}
+
 /* 0, 1 (help) or -1 */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
     o->batch = 64;
-    o->kid_image_size = INCEPTION_INPUT_SIZE;
     o->backend = "auto";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -98,161 +209,28 @@ static int parse_args(int argc, char **argv, struct opts *o)
             fprintf(stderr, "ddim-kid: %s needs a value (see ddim-kid --help)\n", a);
             return -1;
         }
-        const char *v = argv[++i];
-        int rc = 0;
-        if (!strcmp(a, "--real"))
-            o->real = v;
-        else if (!strcmp(a, "--generated"))
-            o->generated = v;
-        else if (!strcmp(a, "--weights"))
-            o->weights = v;
-        else if (!strcmp(a, "--backend"))
-            o->backend = v;
-        else if (!strcmp(a, "--batch"))
-            rc = parse_int(a, v, 2, 1 << 20, &o->batch);
-        else if (!strcmp(a, "--image-size"))
-            rc = parse_int(a, v, 1, 4096, &o->image_size);
-        else if (!strcmp(a, "--kid-image-size"))
-            rc = parse_int(a, v, INCEPTION_INPUT_SIZE, 4096, &o->kid_image_size);
-        else {
-            fprintf(stderr, "ddim-kid: unknown option '%s' (see ddim-kid --help)\n", a);
-            return -1;
-        }
-        if (rc != 0)
+        if (parse_option(a, argv[++i], o) != 0)
             return -1;
     }
-    if (!o->real || !o->generated || !o->weights) {
-        fprintf(stderr, "ddim-kid: give --real, --generated and --weights (see ddim-kid --help)\n");
-        return -1;
-    }
-    if (strcmp(o->backend, "auto") && strcmp(o->backend, "cpu") && strcmp(o->backend, "cuda")) {
-        fprintf(stderr, "ddim-kid: --backend: expected auto, cpu or cuda, got '%s'\n", o->backend);
+    const char *why = conflict(o);
+    if (why) {
+        fprintf(stderr, "ddim-kid: %s (see ddim-kid --help)\n", why);
         return -1;
     }
     return 0;
 }
 
-static int is_dir(const char *path)
+/* Features (n, 2048) of a set, batch by batch, with encoder e. */
+static float *encode_set(struct kid_encoder *e, struct backend *be, const struct image_set *set,
+                         long n, const char *label)
 {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* FILE.h5[:DATASET]: uint8 (0..255) or float ([0, 1]) images (N, S, S, 3). */
-static int load_h5_set(const char *spec, struct image_set *set, char *err, size_t errlen)
-{
-    char path[1024], name[256] = "";
-    snprintf(path, sizeof path, "%s", spec);
-    char *colon = strstr(path, ".h5:"); /* FILE.h5:DATASET */
-    if (colon) {
-        colon += 3;
-        snprintf(name, sizeof name, "%s", colon + 1);
-        *colon = '\0';
-    }
-    hid_t f = h5u_open_read(path, err, errlen);
-    if (f < 0)
-        return -1;
-    if (!name[0])
-        snprintf(name, sizeof name, "%s",
-                 h5u_exists(f, "validation/images") ? "validation/images" : "images");
-    size_t shape[H5U_MAX_DIMS];
-    int nd = 0, rc = h5u_shape(f, path, name, &nd, shape, err, errlen);
-    if (rc == 0 && (nd != 4 || shape[1] != shape[2] || shape[3] != 3 || shape[0] < 1))
-        rc = util_error(err, errlen, "%s: dataset '%s' is not images (N, S, S, 3)", path, name);
-    hid_t d = rc == 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
-    hid_t type = d >= 0 ? H5Dget_type(d) : -1;
-    int is_u8 = type >= 0 && H5Tget_class(type) == H5T_INTEGER && H5Tget_size(type) == 1;
-    int is_float = type >= 0 && H5Tget_class(type) == H5T_FLOAT;
-    if (rc == 0 && !is_u8 && !is_float)
-        rc = util_error(err, errlen, "%s: dataset '%s' is neither uint8 nor float", path, name);
-    if (rc == 0) {
-        size_t count = shape[0] * shape[1] * shape[2] * 3;
-        set->images = util_xmalloc(count * sizeof(float));
-        if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, set->images) < 0)
-            rc = util_error(err, errlen, "%s: cannot read dataset '%s'", path, name);
-        for (size_t i = 0; rc == 0 && is_u8 && i < count; i++)
-            set->images[i] /= 255.0f; /* as ddim-prep's reader: float32 division */
-        set->n = (long)shape[0];
-        set->size = (int)shape[1];
-    }
-    if (type >= 0)
-        H5Tclose(type);
-    if (d >= 0)
-        H5Dclose(d);
-    H5Fclose(f);
-    return rc;
-}
-
-static int has_image_ext(const char *name)
-{
-    const char *dot = strrchr(name, '.');
-    return dot &&
-           (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Every PNG/JPEG of dir (sorted by name), centre-cropped and resized to size. */
-static int load_dir_set(const char *dir, int size, struct image_set *set, char *err, size_t errlen)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return util_error(err, errlen, "cannot open folder '%s': %s", dir, strerror(errno));
-    char **names = NULL;
-    long n = 0, cap = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!has_image_ext(e->d_name))
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 256;
-            names = realloc(names, (size_t)cap * sizeof *names);
-            if (!names)
-                DDIM_FATAL("out of host memory listing '%s'", dir);
-        }
-        size_t len = strlen(dir) + strlen(e->d_name) + 2;
-        names[n] = util_xmalloc(len);
-        snprintf(names[n++], len, "%s/%s", dir, e->d_name);
-    }
-    closedir(d);
-    int rc = n ? 0 : util_error(err, errlen, "folder '%s' has no .png/.jpg/.jpeg files", dir);
-    if (n)
-        qsort(names, (size_t)n, sizeof *names, cmp_names);
-    size_t per = (size_t)size * size * 3;
-    set->images = rc == 0 ? util_xmalloc((size_t)n * per * sizeof(float)) : NULL;
-    for (long i = 0; i < n && rc == 0; i++) {
-        struct image_u8 img;
-        if (image_load(names[i], &img, err, errlen) != 0) {
-            rc = -1;
-            break;
-        }
-        image_center_crop_resize(&img, size, set->images + (size_t)i * per);
-        image_free(&img);
-    }
-    for (long i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    set->n = n;
-    set->size = size;
-    return rc;
-}
-
-/* Features (n, 2048) of a set, batch by batch. */
-static float *encode_set(struct backend *be, const struct opts *o, const struct image_set *set,
-                         long n, const char *label, char *err, size_t errlen)
-{
-    struct kid_encoder *e =
-        kid_encoder_create(be, o->weights, set->size, o->kid_image_size, o->batch, err, errlen);
-    if (!e)
-        return NULL;
+    int batch = kid_encoder_batch(e);
     size_t per = (size_t)set->size * set->size * 3;
-    float *dev = be->alloc(be, (size_t)o->batch * per * sizeof(float));
+    float *dev = be->alloc(be, (size_t)batch * per * sizeof(float));
     float *features = util_xmalloc((size_t)n * INCEPTION_FEATURES * sizeof(float));
     double start = util_now(), last = start;
-    for (long i = 0; i < n; i += o->batch) {
-        int m = (int)(n - i < o->batch ? n - i : o->batch);
+    for (long i = 0; i < n; i += batch) {
+        int m = (int)(n - i < batch ? n - i : batch);
         be->upload(be, dev, set->images + (size_t)i * per, (size_t)m * per * sizeof(float));
         kid_encode(e, dev, m, features + (size_t)i * INCEPTION_FEATURES);
         if (util_now() - last > 5 || i + m == n) {
@@ -262,88 +240,258 @@ static float *encode_set(struct backend *be, const struct opts *o, const struct 
         }
     }
     be->free(be, dev);
-    kid_encoder_destroy(e);
     return features;
 }
 
-static int load_set(const char *spec, int size, struct image_set *set, char *err, size_t errlen)
+/* s as a JSON string. */
+static void json_string(FILE *f, const char *s)
 {
-    if (is_dir(spec))
-        return load_dir_set(spec, size, set, err, errlen);
-    return load_h5_set(spec, set, err, errlen);
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* stdout carries the JSON only: util_log's progress (stdout) is sent to stderr, and the JSON
+ * goes to the original stdout. */
+static FILE *json_stream(void)
+{
+    fflush(stdout);
+    int fd = dup(STDOUT_FILENO);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (f && dup2(STDERR_FILENO, STDOUT_FILENO) >= 0)
+        return f;
+    if (f)
+        fclose(f);
+    return stdout;
+}
+
+/* What a run of ddim-kid holds: the two sets, the model and its sampling settings. */
+struct job {
+    struct opts o;
+    struct image_set sets[2]; /* real, generated */
+    char real_name[1400];     /* the real set as given (a --dataset: FILE:SPLIT/images) */
+    const char *model_path;   /* NULL: the generated set is files */
+    struct ema_weights ew;    /* the model, when there is one */
+    const char *inception;    /* the InceptionV3 file and where its path came from */
+    const char *inception_from;
+    struct sample_plan plan;
+    int evaluations;
+    double sampling_seconds;
+};
+
+/* The model, and the defaults it gives: InceptionV3 file, KID input size. 0 or -1. */
+static int open_model(struct job *j, char *err, size_t errlen)
+{
+    struct opts *o = &j->o;
+    j->inception = o->inception;
+    j->inception_from = "--inception-weights";
+    if (!j->model_path) {
+        o->kid_image_size = o->kid_image_size ? o->kid_image_size : INCEPTION_INPUT_SIZE;
+        return 0;
+    }
+    if (ema_weights_read(j->model_path, o->checkpoint != NULL, &j->ew, err, errlen) != 0)
+        return -1;
+    const struct run_config *run = &j->ew.cfg;
+    if (!j->inception) {
+        j->inception = run->inception_weights;
+        j->inception_from = "the run's eval.inception_weights";
+        if (!j->inception[0])
+            return util_error(err, errlen,
+                              "no InceptionV3 weights: %s stores no eval.inception_weights; give "
+                              "--inception-weights (Keras's notop file, see docs/kid.md)",
+                              j->model_path);
+    }
+    if (!o->kid_image_size)
+        o->kid_image_size = run->kid_image_size;
+    return 0;
+}
+
+/* Loads the real set and a generated set of files: HDF5 sets first, so that a folder takes
+ * the other set's size (a model's samples: the model's). 0 or -1 with a message. */
+static int load_sets(struct job *j, char *err, size_t errlen)
+{
+    const struct opts *o = &j->o;
+    int model_size = j->model_path ? j->ew.cfg.model.image_size : 0;
+    char why[2048];
+    if (o->dataset) {
+        const char *group = o->split && !strcmp(o->split, "train") ? "train" : "validation";
+        snprintf(j->real_name, sizeof j->real_name, "%s:%s/images", o->dataset, group);
+        if (kid_set_load_h5(o->dataset, j->real_name + strlen(o->dataset) + 1, &j->sets[0], why,
+                            sizeof why) != 0)
+            return util_error(err, errlen, "--dataset: %s", why);
+    } else {
+        snprintf(j->real_name, sizeof j->real_name, "%s", o->real);
+    }
+    const char *specs[2] = {o->real, o->generated}, *labels[2] = {"--real", "--generated"};
+    for (int pass = 0; pass < 2; pass++)
+        for (int s = 0; s < 2; s++) {
+            if (!specs[s] || kid_set_is_folder(specs[s]) != pass)
+                continue;
+            int other = s == 1 ? j->sets[0].size : model_size ? model_size : j->sets[1].size;
+            int size = o->image_size ? o->image_size : other ? other : 64;
+            if (kid_set_load(specs[s], size, &j->sets[s], why, sizeof why) != 0)
+                return util_error(err, errlen, "%s: %s", labels[s], why);
+        }
+    if (model_size && j->sets[0].size != model_size)
+        return util_error(err, errlen,
+                          "%s draws %d px images but %s holds %d px images: KID compares images "
+                          "of one size (make the dataset with ddim-prep --size %d)",
+                          j->model_path, model_size, j->real_name, j->sets[0].size, model_size);
+    return 0;
+}
+
+/* The model's samples into the generated set, stored as 8-bit images are. */
+static void draw_samples(struct job *j, struct backend *be, long n)
+{
+    const struct opts *o = &j->o;
+    const struct run_config *run = &j->ew.cfg;
+    struct sample_plan *p = &j->plan;
+    memset(p, 0, sizeof *p);
+    p->mode = SAMPLE_GRID;
+    p->num_images = (int)n;
+    p->steps = o->steps ? o->steps : run->kid_diffusion_steps;
+    p->kind = o->sampler && !strcmp(o->sampler, "heun") ? SAMPLER_HEUN : SAMPLER_DDIM;
+    p->eta = o->eta;
+    p->seed = o->have_seed ? o->seed : run->diffusion.seed;
+    p->program = "ddim-kid";
+    double start = util_now();
+    j->sets[1].images = sample_images(be, p, &j->ew, &j->evaluations);
+    j->sets[1].n = n;
+    j->sets[1].size = run->model.image_size;
+    /* as ddim-sample --images-h5 stores them and the two-set mode reads them back: the KID
+     * of the samples is the KID of their files */
+    kid_set_quantize(&j->sets[1]);
+    j->sampling_seconds = util_now() - start;
+}
+
+/* Both sets' features, the first `used` images of each: the real set's first (which checks
+ * the InceptionV3 file before any sampling), then the model's samples are drawn (n_generated
+ * of them) and encoded. 0 or -1 with a message. */
+static int encode_all(struct job *j, struct backend *be, long n_generated, long used,
+                      float *features[2], char *err, size_t errlen)
+{
+    struct kid_encoder *enc[2] = {NULL, NULL};
+    char why[2048];
+    for (int s = 0; s < 2; s++) {
+        if (s == 1 && j->model_path)
+            draw_samples(j, be, n_generated);
+        if (s == 1 && j->sets[1].size == j->sets[0].size) {
+            enc[1] = enc[0]; /* one network for sets of one size */
+        } else {
+            enc[s] = kid_encoder_create(be, j->inception, j->sets[s].size, j->o.kid_image_size,
+                                        j->o.batch, why, sizeof why);
+            if (!enc[s]) {
+                util_error(err, errlen, "InceptionV3 weights (from %s): %s", j->inception_from,
+                           why);
+                break;
+            }
+        }
+        features[s] = encode_set(enc[s], be, &j->sets[s], used, s ? "generated" : "real");
+    }
+    int ok = enc[0] && enc[1];
+    kid_encoder_destroy(enc[0]);
+    if (enc[1] != enc[0])
+        kid_encoder_destroy(enc[1]);
+    return ok ? 0 : -1;
+}
+
+/* The KID of every batch and their mean, as one JSON object with what was compared. */
+static void print_json(FILE *f, const struct job *j, float *const features[2], long nb,
+                       const char *backend, double seconds)
+{
+    int batch = j->o.batch;
+    double kid = 0.0, *per_batch = util_xcalloc((size_t)nb, sizeof(double));
+    for (long b = 0; b < nb; b++) {
+        double sums[3];
+        size_t off = (size_t)b * batch * INCEPTION_FEATURES;
+        kid_kernel_sums(features[0] + off, features[1] + off, batch, INCEPTION_FEATURES, sums);
+        per_batch[b] = kid_from_sums(sums, batch);
+        kid += per_batch[b] / nb;
+    }
+    /* %.17g: the double itself, so that two runs can be compared bit for bit */
+    fprintf(f, "{\"kid\":%.17g,\"kid_batches\":[", kid);
+    for (long b = 0; b < nb; b++)
+        fprintf(f, "%s%.17g", b ? "," : "", per_batch[b]);
+    fprintf(f,
+            "],\"batch_size\":%d,\"batches\":%ld,\"images_real\":%ld,\"images_generated\":%ld,"
+            "\"images_used\":%ld,\"image_size_real\":%d,\"image_size_generated\":%d,"
+            "\"kid_image_size\":%d,\"real\":",
+            batch, nb, j->sets[0].n, j->sets[1].n, nb * batch, j->sets[0].size, j->sets[1].size,
+            j->o.kid_image_size);
+    json_string(f, j->real_name);
+    fputs(",\"generated\":", f);
+    json_string(f, j->model_path ? j->model_path : j->o.generated);
+    if (j->model_path) {
+        const struct sample_plan *p = &j->plan;
+        fprintf(f,
+                ",\"sampler\":\"%s\",\"steps\":%d,\"eta\":%.9g,\"seed\":%llu,"
+                "\"network_evaluations_per_image\":%d,\"sampling_seconds\":%.3f",
+                p->kind == SAMPLER_HEUN ? "heun" : "ddim", p->steps, (double)p->eta,
+                (unsigned long long)p->seed, j->evaluations, j->sampling_seconds);
+    }
+    fputs(",\"inception_weights\":", f);
+    json_string(f, j->inception);
+    fprintf(f, ",\"backend\":\"%s\",\"seconds\":%.3f}\n", backend, seconds);
+    fflush(f);
+    free(per_batch);
+}
+
+/* Loads, samples, encodes and prints. 0 or -1 with a message. */
+static int run(struct job *j, FILE *json, char *err, size_t errlen)
+{
+    if (open_model(j, err, errlen) != 0 || load_sets(j, err, errlen) != 0)
+        return -1;
+    long n_generated =
+        j->model_path ? (j->o.num_images ? j->o.num_images : j->sets[0].n) : j->sets[1].n;
+    long n = j->sets[0].n < n_generated ? j->sets[0].n : n_generated;
+    if (n < 2)
+        return util_error(err, errlen, "KID needs at least 2 images in each set (%ld and %ld)",
+                          j->sets[0].n, n_generated);
+    if (n < j->o.batch)
+        j->o.batch = (int)n; /* one batch of all the images */
+    long nb = n / j->o.batch;
+    struct comm *comm = comm_single();
+    struct backend *be = launch_pick_backend(j->o.backend, comm, "ddim-kid");
+    float *features[2] = {NULL, NULL};
+    double start = util_now();
+    int rc = encode_all(j, be, n_generated, nb * j->o.batch, features, err, errlen);
+    if (rc == 0)
+        print_json(json, j, features, nb, be->name, util_now() - start);
+    free(features[0]);
+    free(features[1]);
+    be->destroy(be);
+    comm->destroy(comm);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
     util_prefer_passive_openmp(argv);
-    struct opts o;
-    memset(&o, 0, sizeof o);
-    int rc = parse_args(argc, argv, &o);
-    if (rc != 0)
+    struct job *j = util_xcalloc(1, sizeof *j);
+    int rc = parse_args(argc, argv, &j->o);
+    if (rc != 0) {
+        free(j);
         return rc > 0 ? 0 : 2;
-    char err[2048];
-    struct image_set sets[2];
-    memset(sets, 0, sizeof sets);
-    const char *specs[2] = {o.real, o.generated}, *labels[2] = {"real", "generated"};
-    /* HDF5 sets first, so that a folder takes the other set's size */
-    for (int pass = 0; pass < 2 && rc == 0; pass++)
-        for (int s = 0; s < 2 && rc == 0; s++) {
-            if (is_dir(specs[s]) != pass)
-                continue;
-            int size = o.image_size ? o.image_size : sets[1 - s].size ? sets[1 - s].size : 64;
-            if (load_set(specs[s], size, &sets[s], err, sizeof err) != 0) {
-                fprintf(stderr, "ddim-kid: --%s: %s\n", labels[s], err);
-                rc = 1;
-            }
-        }
-    long n = sets[0].n < sets[1].n ? sets[0].n : sets[1].n;
-    if (rc == 0 && n < 2) {
-        fprintf(stderr, "ddim-kid: KID needs at least 2 images in each set (%ld and %ld)\n",
-                sets[0].n, sets[1].n);
-        rc = 1;
     }
-    if (rc == 0 && n < o.batch)
-        o.batch = (int)n; /* one batch of all the images */
-    long nb = rc == 0 ? n / o.batch : 0, used = nb * o.batch;
-    struct comm *comm = comm_single();
-    struct backend *be = rc == 0 ? launch_pick_backend(o.backend, comm, "ddim-kid") : NULL;
-    float *features[2] = {NULL, NULL};
-    double start = util_now();
-    for (int s = 0; s < 2 && rc == 0; s++) {
-        features[s] = encode_set(be, &o, &sets[s], used, labels[s], err, sizeof err);
-        if (!features[s]) {
-            fprintf(stderr, "ddim-kid: %s\n", err);
-            rc = 1;
-        }
-    }
-    if (rc == 0) {
-        double kid = 0;
-        printf("{\"kid\":");
-        double *per_batch = util_xcalloc((size_t)nb, sizeof(double));
-        for (long b = 0; b < nb; b++) {
-            double sums[3];
-            size_t off = (size_t)b * o.batch * INCEPTION_FEATURES;
-            kid_kernel_sums(features[0] + off, features[1] + off, o.batch, INCEPTION_FEATURES,
-                            sums);
-            per_batch[b] = kid_from_sums(sums, o.batch);
-            kid += per_batch[b] / nb;
-        }
-        printf("%.8g,\"kid_batches\":[", kid);
-        for (long b = 0; b < nb; b++)
-            printf("%s%.8g", b ? "," : "", per_batch[b]);
-        printf("],\"batch_size\":%d,\"batches\":%ld,\"images_real\":%ld,\"images_generated\":%ld,"
-               "\"images_used\":%ld,\"image_size_real\":%d,\"image_size_generated\":%d,"
-               "\"kid_image_size\":%d,\"backend\":\"%s\",\"seconds\":%.3f}\n",
-               o.batch, nb, sets[0].n, sets[1].n, used, sets[0].size, sets[1].size,
-               o.kid_image_size, be->name, util_now() - start);
-        free(per_batch);
-    }
-    for (int s = 0; s < 2; s++) {
-        free(sets[s].images);
-        free(features[s]);
-    }
-    if (be)
-        be->destroy(be);
-    comm->destroy(comm);
-    return rc;
+    j->model_path = j->o.checkpoint ? j->o.checkpoint : j->o.model;
+    FILE *json = json_stream();
+    char err[4096];
+    rc = run(j, json, err, sizeof err);
+    if (rc != 0)
+        fprintf(stderr, "ddim-kid: %s\n", err);
+    for (int s = 0; s < 2; s++)
+        kid_set_free(&j->sets[s]);
+    ema_weights_free(&j->ew); /* all zero when there was no model */
+    if (json != stdout)
+        fclose(json);
+    free(j);
+    return rc ? 1 : 0;
 }

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { SAMPLE_CHUNK = 64, GIF_DELAY_CS = 10 };
+enum { SAMPLE_CHUNK = 64, GIF_DELAY_CS = 10, PROGRESS_SECONDS = 5 };
 
 struct session {
     struct backend *be;
@@ -21,16 +21,20 @@ struct session {
     struct trainer *t;
     size_t per;     /* S*S*3 */
     int size;       /* S */
+    int own_be;     /* whether session_close destroys be */
     float *dev_in;  /* (SAMPLE_CHUNK, S, S, 3) initial noises */
     float *dev_out; /* (SAMPLE_CHUNK, S, S, 3) images */
 };
 
+/* be: the backend to sample on (the caller's), or NULL to pick one by p->backend (then the
+ * session owns it). */
 static void session_open(struct session *s, const struct sample_plan *p,
-                         const struct ema_weights *ew)
+                         const struct ema_weights *ew, struct backend *be)
 {
     const struct run_config *run = &ew->cfg;
     s->comm = comm_single();
-    s->be = launch_pick_backend(p->backend ? p->backend : "auto", s->comm, "ddim-sample");
+    s->own_be = be == NULL;
+    s->be = be ? be : launch_pick_backend(p->backend ? p->backend : "auto", s->comm, "ddim-sample");
     char err[2048];
     s->t = trainer_create(s->be, s->comm, &run->model, &run->diffusion, 1, 1, 0, err, sizeof err);
     if (!s->t)
@@ -48,7 +52,10 @@ static void session_close(struct session *s)
     s->be->free(s->be, s->dev_in);
     s->be->free(s->be, s->dev_out);
     trainer_destroy(s->t);
-    launch_finish(s->comm, s->be, s->comm);
+    if (s->own_be)
+        launch_finish(s->comm, s->be, s->comm);
+    else
+        s->comm->destroy(s->comm);
 }
 
 /* n initial noises (host, malloc'd): the given ones, or images 0..n-1 of the seed's stream. */
@@ -69,6 +76,11 @@ static float *initial_noises(struct session *s, const struct sample_plan *p, int
     return noise;
 }
 
+static const char *program(const struct sample_plan *p)
+{
+    return p->program ? p->program : "ddim-sample";
+}
+
 static struct sample_options options_for(const struct sample_plan *p, uint32_t first)
 {
     struct sample_options so = {.kind = p->kind, .eta = p->eta, .seed = p->seed, .first = first};
@@ -76,11 +88,12 @@ static struct sample_options options_for(const struct sample_plan *p, uint32_t f
 }
 
 /* images (n, S, S, 3) in [0, 1] from noise (n, S, S, 3), both host memory. Returns the
- * network evaluations per image. */
+ * network evaluations per image. A progress line every PROGRESS_SECONDS of a long run. */
 static int sample_all(struct session *s, const struct sample_plan *p, const float *noise, int n,
                       int steps, float *images)
 {
     int evaluations = 0;
+    double start = util_now(), last = start;
     for (int first = 0; first < n; first += SAMPLE_CHUNK) {
         int m = n - first < SAMPLE_CHUNK ? n - first : SAMPLE_CHUNK;
         size_t bytes = (size_t)m * s->per * sizeof(float);
@@ -88,6 +101,11 @@ static int sample_all(struct session *s, const struct sample_plan *p, const floa
         struct sample_options so = options_for(p, (uint32_t)first);
         evaluations = trainer_sample_ex(s->t, s->dev_in, m, steps, &so, NULL, s->dev_out);
         s->be->download(s->be, images + (size_t)first * s->per, s->dev_out, bytes);
+        if (util_now() - last > PROGRESS_SECONDS && first + m < n) {
+            util_log("%s: %d/%d images sampled (%.1f s)\n", program(p), first + m, n,
+                     util_now() - start);
+            last = util_now();
+        }
     }
     return evaluations;
 }
@@ -224,6 +242,19 @@ static const char *sampler_name(const struct sample_plan *p)
     return p->kind == SAMPLER_HEUN ? "heun" : p->eta > 0.0f ? "ddim (stochastic)" : "ddim";
 }
 
+/* sample_all with a line saying what was drawn, how and how fast. */
+static int sample_logged(struct session *s, const struct sample_plan *p, const float *noise, int n,
+                         int steps, float *images)
+{
+    double start = util_now();
+    int evaluations = sample_all(s, p, noise, n, steps, images);
+    util_log("%s: %d images of %d px, %s sampler, %d steps (%d network evaluations per image), "
+             "seed %llu, %s backend: %.2f s\n",
+             program(p), n, s->size, sampler_name(p), steps, evaluations,
+             (unsigned long long)p->seed, s->be->name, util_now() - start);
+    return evaluations;
+}
+
 /* The grid, the sweep and the interpolation: images from noises, one row of images per
  * step count in a sweep. */
 static int run_images(struct session *s, const struct sample_plan *p, char *err, size_t errlen)
@@ -240,12 +271,7 @@ static int run_images(struct session *s, const struct sample_plan *p, char *err,
     float *images = util_xmalloc((size_t)settings * n * s->per * sizeof(float));
     for (int r = 0; r < settings; r++) {
         int steps = p->mode == SAMPLE_SWEEP ? p->sweep[r] : p->steps;
-        double start = util_now();
-        int evaluations = sample_all(s, p, noise, n, steps, images + (size_t)r * n * s->per);
-        util_log("ddim-sample: %d images of %d px, %s sampler, %d steps (%d network evaluations "
-                 "per image), seed %llu, %s backend: %.2f s\n",
-                 n, s->size, sampler_name(p), steps, evaluations, (unsigned long long)p->seed,
-                 s->be->name, util_now() - start);
+        sample_logged(s, p, noise, n, steps, images + (size_t)r * n * s->per);
     }
     int rc = 0;
     if (p->mode == SAMPLE_SWEEP)
@@ -309,9 +335,23 @@ int sample_run(const struct sample_plan *p, const struct ema_weights *ew, char *
 {
     struct session s;
     memset(&s, 0, sizeof s);
-    session_open(&s, p, ew);
+    session_open(&s, p, ew, NULL);
     int rc = p->mode == SAMPLE_TRAJECTORY ? run_trajectory(&s, p, err, errlen)
                                           : run_images(&s, p, err, errlen);
     session_close(&s);
     return rc;
+}
+
+float *sample_images(struct backend *be, const struct sample_plan *p, const struct ema_weights *ew,
+                     int *evaluations)
+{
+    struct session s;
+    memset(&s, 0, sizeof s);
+    session_open(&s, p, ew, be);
+    float *noise = initial_noises(&s, p, p->num_images);
+    float *images = util_xmalloc((size_t)p->num_images * s.per * sizeof(float));
+    *evaluations = sample_logged(&s, p, noise, p->num_images, p->steps, images);
+    free(noise);
+    session_close(&s);
+    return images;
 }

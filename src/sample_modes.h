@@ -5,6 +5,7 @@
 #ifndef DDIM_SAMPLE_MODES_H
 #define DDIM_SAMPLE_MODES_H
 
+#include "backend.h"
 #include "ema_weights.h"
 #include "sampler.h"
 
@@ -27,11 +28,19 @@ struct sample_plan {
     const float *noise; /* given initial noises (--noise) or NULL */
     int noise_count;
     const char *output, *gif, *images_h5, *save_noise; /* NULL: not written */
+    const char *program; /* prefixes progress lines; NULL: "ddim-sample" */
 };
 
 /* Draws what the plan asks with the EMA network of ew and writes its files. Progress and
  * the number of network evaluations go to stderr. 0, or -1 with a message. */
 int sample_run(const struct sample_plan *p, const struct ema_weights *ew, char *err, size_t errlen);
+
+/* The images of the grid mode without its files: p->num_images images drawn with p->steps
+ * steps from the seed's initial noises (or p->noise), exactly those that sample_run's grid
+ * writes with --images-h5 before quantization, on the caller's backend be. Returns them,
+ * (n, S, S, 3) host floats in [0, 1] (malloc'd), and the network evaluations per image. */
+float *sample_images(struct backend *be, const struct sample_plan *p, const struct ema_weights *ew,
+                     int *evaluations);
 
 /* Spherical interpolation (slerp) of two noises a, b (count floats) at n points,
  * out (n, count): point 0 is a and point n-1 is b exactly. */

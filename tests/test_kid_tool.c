@@ -23,7 +23,7 @@ static double run_kid(const char *real, const char *gen, char *out, size_t outle
 {
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
-             "%s --real '%s' --generated '%s' --weights '%s' --batch 20 "
+             "%s --real '%s' --generated '%s' --inception-weights '%s' --batch 20 "
              "--backend cpu 2>&1",
              kid_prog, real, gen, weights);
     FILE *p = popen(cmd, "r");
@@ -93,7 +93,7 @@ int main(int argc, char **argv)
         test_fail("a missing set: expected an error naming it, got status %d: %s", st, out);
     snprintf(cmd, sizeof cmd, "%s --real '%s' >/dev/null 2>&1", kid_prog, data);
     if (system(cmd) == 0)
-        test_fail("ddim-kid without --generated and --weights succeeded");
+        test_fail("ddim-kid without --generated and --inception-weights succeeded");
     snprintf(cmd, sizeof cmd, "%s --help >/dev/null 2>&1", kid_prog);
     if (system(cmd) != 0)
         test_fail("ddim-kid --help failed");

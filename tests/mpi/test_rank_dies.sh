@@ -24,7 +24,8 @@ run: {dir: "$tmp/run", backend: cpu, progress_seconds: 1000}
 YAML
 "${run[@]}" "$dist" --config "$tmp/cfg.yaml" >"$tmp/out" 2>&1 &
 job=$!
-for _ in $(seq 100); do # wait until training has started (the metrics log has a step)
+for _ in $(seq 300); do # wait until training has started (the metrics log has a step; 60 s:
+    # the sanitizer build under load starts slowly)
     grep -q '"type":"step"' "$tmp/run/metrics.jsonl" 2>/dev/null && break
     sleep 0.2
 done
