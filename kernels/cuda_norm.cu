@@ -122,17 +122,13 @@ void cuda_bn_backward_stats(struct backend *be, float *bstats, const float *dy, 
 }
 
 /* Per-channel coefficients live in dynamic shared memory, computed by every block at its
- * start (c values, a few flops each) instead of in a separate launch or per element. */
-#define BN_MAX_CHANNELS 4096 /* 4 floats each: 64 KiB would exceed the default 48 KiB */
+ * start (c values, a few flops each) instead of in a separate launch or per element. Wider
+ * tensors than shared memory holds take them from global memory, computed by a separate
+ * one-thread-per-channel kernel (the same device function, so the same bits). */
+#define BN_MAX_CHANNELS 3072 /* 4 floats each: 48 KiB, the most without opting in */
 
 /* 32-bit grid-stride indices below this size: i + stride (at most 2^28) cannot wrap */
 #define BN_IDX32_LIMIT ((size_t)1 << 31)
-
-static void bn_check_channels(int c)
-{
-    if (c > BN_MAX_CHANNELS)
-        DDIM_FATAL("cuda batch norm: %d channels, at most %d supported", c, BN_MAX_CHANNELS);
-}
 
 /* Element i of a (rows, c) tensor belongs to channel i % c. 32-bit indices where the tensor
  * allows (every U-Net tensor): a 64-bit modulo per element costs more than the load. */
@@ -141,39 +137,81 @@ template <typename IDX> static __device__ inline int bn_channel_of(IDX i, int c)
     return (int)(i % (IDX)c);
 }
 
-/* One kernel for the forward pass in training mode. Each block first derives mean and
- * invstd of every channel from the global stats in the CPU's precision (double for
- * mean/var/invstd, float for the moving averages); block 0 alone writes saved and the
- * moving statistics. Then y = (x - mean[c]) * invstd[c]. */
-template <typename IDX>
+/* Channel j's mean and invstd from the global stats into coef (2c), in the CPU's precision
+ * (double for mean/var/invstd, float for the moving averages); with `owner`, also saved and
+ * the moving statistics. */
+static __device__ inline void bn_forward_channel(int j, float *coef, int owner, float *saved,
+                                                 float *moving_mean, float *moving_var,
+                                                 const float *stats, double count, int c,
+                                                 float momentum, float eps)
+{
+    double m = stats[j] / count;
+    double var = stats[c + j] / count - m * m;
+    if (var < 0)
+        var = 0; /* rounding in E[x^2] - E[x]^2 */
+    float mean = (float)m, invstd = (float)(1.0 / sqrt(var + eps));
+    coef[j] = mean;
+    coef[c + j] = invstd;
+    if (owner) {
+        double bessel = count > 1 ? count / (count - 1) : 1.0;
+        saved[j] = mean;
+        saved[c + j] = invstd;
+        moving_mean[j] = momentum * moving_mean[j] + (1.0f - momentum) * (float)m;
+        moving_var[j] = momentum * moving_var[j] + (1.0f - momentum) * (float)(var * bessel);
+    }
+}
+
+/* The wide case: one thread per channel writes saved (which then serves as coef) and the
+ * moving statistics. */
+static __global__ void bn_forward_channel_kernel(float *saved, float *moving_mean,
+                                                 float *moving_var, const float *stats,
+                                                 double count, int c, float momentum, float eps)
+{
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j < c)
+        bn_forward_channel(j, saved, 1, saved, moving_mean, moving_var, stats, count, c, momentum,
+                           eps);
+}
+
+/* y = (x - mean[c]) * invstd[c]. SHARED: each block first derives the coefficients into
+ * shared memory (block 0 also writes saved and the moving statistics); else they are
+ * read from saved, written by bn_forward_channel_kernel before. */
+template <typename IDX, bool SHARED>
 static __global__ void bn_forward_train_kernel(float *y, float *saved, float *moving_mean,
                                                float *moving_var, const float *x,
                                                const float *stats, double count, IDX n, int c,
                                                float momentum, float eps)
 {
-    extern __shared__ float bn_coef[]; /* (2c): mean, invstd */
-    for (int j = threadIdx.x; j < c; j += blockDim.x) {
-        double m = stats[j] / count;
-        double var = stats[c + j] / count - m * m;
-        if (var < 0)
-            var = 0; /* rounding in E[x^2] - E[x]^2 */
-        float mean = (float)m, invstd = (float)(1.0 / sqrt(var + eps));
-        bn_coef[j] = mean;
-        bn_coef[c + j] = invstd;
-        if (blockIdx.x == 0) {
-            double bessel = count > 1 ? count / (count - 1) : 1.0;
-            saved[j] = mean;
-            saved[c + j] = invstd;
-            moving_mean[j] = momentum * moving_mean[j] + (1.0f - momentum) * (float)m;
-            moving_var[j] = momentum * moving_var[j] + (1.0f - momentum) * (float)(var * bessel);
-        }
+    extern __shared__ float bn_coef_sh[]; /* (2c): mean, invstd */
+    const float *coef = saved;
+    if (SHARED) {
+        for (int j = threadIdx.x; j < c; j += blockDim.x)
+            bn_forward_channel(j, bn_coef_sh, blockIdx.x == 0, saved, moving_mean, moving_var,
+                               stats, count, c, momentum, eps);
+        __syncthreads();
+        coef = bn_coef_sh;
     }
-    __syncthreads();
     for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (IDX)blockDim.x * gridDim.x) {
         int j = bn_channel_of(i, c);
-        y[i] = (x[i] - bn_coef[j]) * bn_coef[c + j];
+        y[i] = (x[i] - coef[j]) * coef[c + j];
     }
+}
+
+template <bool SHARED>
+static void bn_forward_train_launch(cudaStream_t st, float *y, float *saved, float *moving_mean,
+                                    float *moving_var, const float *x, const float *stats,
+                                    double count, size_t n, int c, float momentum, float eps)
+{
+    size_t shmem = SHARED ? 2 * (size_t)c * sizeof(float) : 0;
+    unsigned grid = cuda_grid(n ? n : 1, CUDA_BLOCK); /* n == 0: block 0 still updates */
+    if (n < BN_IDX32_LIMIT)
+        bn_forward_train_kernel<uint32_t, SHARED><<<grid, CUDA_BLOCK, shmem, st>>>(
+            y, saved, moving_mean, moving_var, x, stats, count, (uint32_t)n, c, momentum, eps);
+    else
+        bn_forward_train_kernel<size_t, SHARED><<<grid, CUDA_BLOCK, shmem, st>>>(
+            y, saved, moving_mean, moving_var, x, stats, count, n, c, momentum, eps);
+    KERNEL_CHECK();
 }
 
 void cuda_bn_forward_train(struct backend *be, float *y, float *saved, float *moving_mean,
@@ -182,18 +220,19 @@ void cuda_bn_forward_train(struct backend *be, float *y, float *saved, float *mo
 {
     if (c <= 0)
         return;
-    bn_check_channels(c);
     cudaStream_t st = cuda_stream(be);
     size_t n = rows * (size_t)c;
-    size_t shmem = 2 * (size_t)c * sizeof(float);
-    unsigned grid = cuda_grid(n ? n : 1, CUDA_BLOCK); /* rows == 0: block 0 still updates */
-    if (n < BN_IDX32_LIMIT)
-        bn_forward_train_kernel<uint32_t><<<grid, CUDA_BLOCK, shmem, st>>>(
-            y, saved, moving_mean, moving_var, x, stats, count, (uint32_t)n, c, momentum, eps);
-    else
-        bn_forward_train_kernel<size_t><<<grid, CUDA_BLOCK, shmem, st>>>(
-            y, saved, moving_mean, moving_var, x, stats, count, n, c, momentum, eps);
+    if (c <= BN_MAX_CHANNELS) {
+        bn_forward_train_launch<true>(st, y, saved, moving_mean, moving_var, x, stats, count, n, c,
+                                      momentum, eps);
+        return;
+    }
+    bn_forward_channel_kernel<<<cuda_grid((size_t)c, CUDA_BLOCK), CUDA_BLOCK, 0, st>>>(
+        saved, moving_mean, moving_var, stats, count, c, momentum, eps);
     KERNEL_CHECK();
+    if (n)
+        bn_forward_train_launch<false>(st, y, saved, moving_mean, moving_var, x, stats, count, n, c,
+                                       momentum, eps);
 }
 
 /* y = (x - moving_mean) * (1 / sqrt(moving_var + eps)), all float as on the CPU */
@@ -219,29 +258,65 @@ void cuda_bn_forward_infer(struct backend *be, float *y, const float *x, const f
     KERNEL_CHECK();
 }
 
-/* dx += invstd * (dy - mean_dy - xhat*mean_dy_xhat), means from the global bstats: each
- * block first puts mean, invstd, mean_dy and mean_dy_xhat of every channel in shared memory
- * (the double divisions once per channel and block, not per element). */
-template <typename IDX>
-static __global__ void bn_backward_apply_kernel(float *dx, const float *dy, const float *x,
-                                                const float *saved, const float *bstats,
-                                                double count, IDX n, int c)
+/* Channel j's backward coefficients into coef (4c): mean, invstd, mean_dy, mean_dy_xhat
+ * (the double divisions once per channel, not per element). */
+static __device__ inline void bn_backward_channel(int j, float *coef, const float *saved,
+                                                  const float *bstats, double count, int c)
 {
-    extern __shared__ float bn_coef[]; /* (4c): mean, invstd, mean_dy, mean_dy_xhat */
-    for (int j = threadIdx.x; j < c; j += blockDim.x) {
-        bn_coef[j] = saved[j];
-        bn_coef[c + j] = saved[c + j];
-        bn_coef[2 * c + j] = (float)(bstats[j] / count);
-        bn_coef[3 * c + j] = (float)(bstats[c + j] / count);
+    coef[j] = saved[j];
+    coef[c + j] = saved[c + j];
+    coef[2 * c + j] = (float)(bstats[j] / count);
+    coef[3 * c + j] = (float)(bstats[c + j] / count);
+}
+
+/* The wide case: the coefficients into global memory (the reduction scratch). */
+static __global__ void bn_backward_channel_kernel(float *coef, const float *saved,
+                                                  const float *bstats, double count, int c)
+{
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j < c)
+        bn_backward_channel(j, coef, saved, bstats, count, c);
+}
+
+/* dx += invstd * (dy - mean_dy - xhat*mean_dy_xhat), means from the global bstats. SHARED:
+ * each block first derives the coefficients into shared memory; else coef_global holds
+ * them. */
+template <typename IDX, bool SHARED>
+static __global__ void
+bn_backward_apply_kernel(float *dx, const float *dy, const float *x, const float *saved,
+                         const float *bstats, const float *coef_global, double count, IDX n, int c)
+{
+    extern __shared__ float bn_coef_sh[]; /* (4c) */
+    const float *coef = coef_global;
+    if (SHARED) {
+        for (int j = threadIdx.x; j < c; j += blockDim.x)
+            bn_backward_channel(j, bn_coef_sh, saved, bstats, count, c);
+        __syncthreads();
+        coef = bn_coef_sh;
     }
-    __syncthreads();
     for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (IDX)blockDim.x * gridDim.x) {
         int j = bn_channel_of(i, c);
-        float invstd = bn_coef[c + j];
-        float xhat = (x[i] - bn_coef[j]) * invstd;
-        dx[i] += invstd * (dy[i] - bn_coef[2 * c + j] - xhat * bn_coef[3 * c + j]);
+        float invstd = coef[c + j];
+        float xhat = (x[i] - coef[j]) * invstd;
+        dx[i] += invstd * (dy[i] - coef[2 * c + j] - xhat * coef[3 * c + j]);
     }
+}
+
+template <bool SHARED>
+static void bn_backward_apply_launch(cudaStream_t st, float *dx, const float *dy, const float *x,
+                                     const float *saved, const float *bstats, const float *coef,
+                                     double count, size_t n, int c)
+{
+    unsigned grid = cuda_grid(n, CUDA_BLOCK);
+    size_t shmem = SHARED ? 4 * (size_t)c * sizeof(float) : 0;
+    if (n < BN_IDX32_LIMIT)
+        bn_backward_apply_kernel<uint32_t, SHARED><<<grid, CUDA_BLOCK, shmem, st>>>(
+            dx, dy, x, saved, bstats, coef, count, (uint32_t)n, c);
+    else
+        bn_backward_apply_kernel<size_t, SHARED>
+            <<<grid, CUDA_BLOCK, shmem, st>>>(dx, dy, x, saved, bstats, coef, count, n, c);
+    KERNEL_CHECK();
 }
 
 void cuda_bn_backward_apply(struct backend *be, float *dx, const float *dy, const float *x,
@@ -251,15 +326,17 @@ void cuda_bn_backward_apply(struct backend *be, float *dx, const float *dy, cons
     size_t n = rows * (size_t)(c > 0 ? c : 0);
     if (!n || !dx)
         return;
-    bn_check_channels(c);
-    unsigned grid = cuda_grid(n, CUDA_BLOCK);
-    size_t shmem = 4 * (size_t)c * sizeof(float);
-    cudaStream_t st = cuda_stream(be);
-    if (n < BN_IDX32_LIMIT)
-        bn_backward_apply_kernel<uint32_t>
-            <<<grid, CUDA_BLOCK, shmem, st>>>(dx, dy, x, saved, bstats, count, (uint32_t)n, c);
-    else
-        bn_backward_apply_kernel<size_t>
-            <<<grid, CUDA_BLOCK, shmem, st>>>(dx, dy, x, saved, bstats, count, n, c);
+    struct cuda_ctx *ctx = cuda_ctx_of(be);
+    if (c <= BN_MAX_CHANNELS) {
+        bn_backward_apply_launch<true>(ctx->stream, dx, dy, x, saved, bstats, NULL, count, n, c);
+        return;
+    }
+    /* the scratch's partial sums are spent (bstats is final): its room holds 4c floats */
+    if (4 * (size_t)c * sizeof(float) > ctx->scratch_doubles * sizeof(double))
+        DDIM_FATAL("cuda batch norm: %d channels exceed the scratch", c);
+    float *coef = (float *)ctx->scratch;
+    bn_backward_channel_kernel<<<cuda_grid((size_t)c, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(
+        coef, saved, bstats, count, c);
     KERNEL_CHECK();
+    bn_backward_apply_launch<false>(ctx->stream, dx, dy, x, saved, bstats, coef, count, n, c);
 }
