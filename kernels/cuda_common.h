@@ -139,6 +139,15 @@ static __device__ inline double cuda_block_sum(double v, double *shared32)
     return v;
 }
 
+/* Element i of a (rows, c) tensor belongs to channel i % c. IDX uint32_t where the tensor
+ * allows (n < CUDA_IDX32_LIMIT: every U-Net tensor): a 64-bit modulo per element costs more
+ * than the load. Below the limit i + stride (at most 2^28 threads) cannot wrap. */
+#define CUDA_IDX32_LIMIT ((size_t)1 << 31)
+template <typename IDX> static __device__ inline int cuda_channel_of(IDX i, int c)
+{
+    return (int)(i % (IDX)c);
+}
+
 /* --- the ops (same signatures and semantics as backend.h) ----------------------------- */
 /* memory: cuda_backend.cu */
 void cuda_fill(struct backend *be, float *x, float value, size_t n);
@@ -173,7 +182,9 @@ void cuda_bn_backward_apply(struct backend *be, float *dx, const float *dy, cons
                             const float *saved, const float *bstats, double count, size_t rows,
                             int c);
 
-/* elementwise, layout, loss: cuda_elementwise.cu */
+/* elementwise, layout, loss: cuda_elementwise.cu. cuda_bias_add (not an op of the table):
+ * y (rows, c) += bias (c), the convolutions' bias (cuda_conv.cu). */
+void cuda_bias_add(struct backend *be, float *y, const float *bias, size_t rows, int c);
 void cuda_swish_forward(struct backend *be, float *y, const float *x, size_t n);
 void cuda_swish_backward(struct backend *be, float *dx, const float *dy, const float *x, size_t n);
 void cuda_add(struct backend *be, float *y, const float *a, const float *b, size_t n);

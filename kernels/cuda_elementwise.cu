@@ -1,9 +1,32 @@
-/* cuda_elementwise.cu: swish, add, axpy, scale, channel concat and the losses on the GPU.
+/* cuda_elementwise.cu: swish, add, axpy, scale, channel concat, the losses and the
+ * convolutions' bias add on the GPU.
  * Same float32 formulas, in the same order, as kernels/cpu_elementwise.c; with --fmad=false
  * and IEEE division/sqrt the arithmetic ops give the CPU's bits, and only expf (swish)
  * differs by an ulp or two. The loss sums in double, as the CPU does, through per-block
  * partials combined in a fixed order (deterministic, no atomics). */
 #include "cuda_common.h"
+
+template <typename IDX>
+static __global__ void bias_add_kernel(float *y, const float *bias, IDX n, int c)
+{
+    for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (IDX)blockDim.x * gridDim.x)
+        y[i] += bias[cuda_channel_of(i, c)];
+}
+
+void cuda_bias_add(struct backend *be, float *y, const float *bias, size_t rows, int c)
+{
+    size_t n = rows * (size_t)(c > 0 ? c : 0);
+    if (!n)
+        return;
+    unsigned grid = cuda_grid(n, CUDA_BLOCK);
+    if (n < CUDA_IDX32_LIMIT)
+        bias_add_kernel<uint32_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, bias, (uint32_t)n, c);
+    else
+        bias_add_kernel<size_t><<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, bias, n, c);
+    KERNEL_CHECK();
+}
 
 static __device__ inline float sigmoid_dev(float x)
 {

@@ -127,16 +127,6 @@ void cuda_bn_backward_stats(struct backend *be, float *bstats, const float *dy, 
  * one-thread-per-channel kernel (the same device function, so the same bits). */
 #define BN_MAX_CHANNELS 3072 /* 4 floats each: 48 KiB, the most without opting in */
 
-/* 32-bit grid-stride indices below this size: i + stride (at most 2^28) cannot wrap */
-#define BN_IDX32_LIMIT ((size_t)1 << 31)
-
-/* Element i of a (rows, c) tensor belongs to channel i % c. 32-bit indices where the tensor
- * allows (every U-Net tensor): a 64-bit modulo per element costs more than the load. */
-template <typename IDX> static __device__ inline int bn_channel_of(IDX i, int c)
-{
-    return (int)(i % (IDX)c);
-}
-
 /* Channel j's mean and invstd from the global stats into coef (2c), in the CPU's precision
  * (double for mean/var/invstd, float for the moving averages); with `owner`, also saved and
  * the moving statistics. */
@@ -193,7 +183,7 @@ static __global__ void bn_forward_train_kernel(float *y, float *saved, float *mo
     }
     for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (IDX)blockDim.x * gridDim.x) {
-        int j = bn_channel_of(i, c);
+        int j = cuda_channel_of(i, c);
         y[i] = (x[i] - coef[j]) * coef[c + j];
     }
 }
@@ -205,7 +195,7 @@ static void bn_forward_train_launch(cudaStream_t st, float *y, float *saved, flo
 {
     size_t shmem = SHARED ? 2 * (size_t)c * sizeof(float) : 0;
     unsigned grid = cuda_grid(n ? n : 1, CUDA_BLOCK); /* n == 0: block 0 still updates */
-    if (n < BN_IDX32_LIMIT)
+    if (n < CUDA_IDX32_LIMIT)
         bn_forward_train_kernel<uint32_t, SHARED><<<grid, CUDA_BLOCK, shmem, st>>>(
             y, saved, moving_mean, moving_var, x, stats, count, (uint32_t)n, c, momentum, eps);
     else
@@ -296,7 +286,7 @@ bn_backward_apply_kernel(float *dx, const float *dy, const float *x, const float
     }
     for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (IDX)blockDim.x * gridDim.x) {
-        int j = bn_channel_of(i, c);
+        int j = cuda_channel_of(i, c);
         float invstd = coef[c + j];
         float xhat = (x[i] - coef[j]) * invstd;
         dx[i] += invstd * (dy[i] - coef[2 * c + j] - xhat * coef[3 * c + j]);
@@ -310,7 +300,7 @@ static void bn_backward_apply_launch(cudaStream_t st, float *dx, const float *dy
 {
     unsigned grid = cuda_grid(n, CUDA_BLOCK);
     size_t shmem = SHARED ? 4 * (size_t)c * sizeof(float) : 0;
-    if (n < BN_IDX32_LIMIT)
+    if (n < CUDA_IDX32_LIMIT)
         bn_backward_apply_kernel<uint32_t, SHARED><<<grid, CUDA_BLOCK, shmem, st>>>(
             dx, dy, x, saved, bstats, coef, count, (uint32_t)n, c);
     else

@@ -6,9 +6,10 @@
  * are recorded in a CUDA graph like them. Not fast, not for the real GPU build. */
 #include "cuda_common.h"
 
-/* y[n,i,j,o] = bias[o] + sum over (a, b, ci) of x[n, i+a-p, j+b-p, ci] * w[a, b, ci, o] */
+/* y[n,i,j,o] = sum over (a, b, ci) of x[n, i+a-p, j+b-p, ci] * w[a, b, ci, o]; the bias is
+ * added after, by the backend's own cuda_bias_add (as cuda_conv.cu does) */
 static __global__ void emu_conv_forward_kernel(float *y, const float *x, const float *w,
-                                               const float *bias, struct conv_shape s)
+                                               struct conv_shape s)
 {
     int k = s.k, p = (k - 1) / 2;
     size_t total = (size_t)s.n * s.h * s.w * s.cout;
@@ -28,7 +29,7 @@ static __global__ void emu_conv_forward_kernel(float *y, const float *x, const f
                 for (int ci = 0; ci < s.cin; ci++)
                     acc += xr[ci] * wr[(size_t)ci * s.cout];
             }
-        y[idx] = acc + bias[o];
+        y[idx] = acc;
     }
 }
 
@@ -104,8 +105,9 @@ void emu_conv2d_forward(struct backend *be, float *y, const float *x, const floa
     emu_conv_check(s);
     size_t n = (size_t)s->n * s->h * s->w * s->cout;
     emu_conv_forward_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(y, x, w,
-                                                                                          bias, *s);
+                                                                                          *s);
     KERNEL_CHECK();
+    cuda_bias_add(be, y, bias, (size_t)s->n * s->h * s->w, s->cout);
 }
 
 void emu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
