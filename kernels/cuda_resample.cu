@@ -73,16 +73,19 @@ static __device__ inline void upsample_taps(int o, int in, int *lower, int *uppe
     *lerp = src - fl;
 }
 
-static __global__ void upsample2_forward_kernel(float *y, const float *x, int n, int h, int w,
+/* 32-bit indices where the tensor allows (a 64-bit division per element costs more than
+ * the four loads) */
+template <typename IDX>
+static __global__ void upsample2_forward_kernel(float *y, const float *x, IDX total, int h, int w,
                                                 int c)
 {
     int ho = 2 * h, wo = 2 * w;
-    size_t total = (size_t)n * ho * wo * c;
-    CUDA_GRID_STRIDE_LOOP(k, total)
-    {
-        int j = (int)(k % c);
-        size_t r = k / c;
-        int ox = (int)(r % wo), oy = (int)(r / wo % ho), i = (int)(r / ((size_t)wo * ho));
+    for (IDX k = (IDX)blockIdx.x * blockDim.x + threadIdx.x; k < total;
+         k += (IDX)blockDim.x * gridDim.x) {
+        int j = (int)(k % (IDX)c);
+        IDX r = k / (IDX)c;
+        int ox = (int)(r % (IDX)wo), oy = (int)(r / (IDX)wo % (IDX)ho);
+        int i = (int)(r / ((IDX)wo * (IDX)ho));
         int y0, y1, x0, x1;
         float ly, lx;
         upsample_taps(oy, h, &y0, &y1, &ly);
@@ -102,8 +105,13 @@ void cuda_upsample2_forward(struct backend *be, float *y, const float *x, int n,
     size_t total = (size_t)n * (2 * h) * (2 * w) * c;
     if (!total)
         return;
-    upsample2_forward_kernel<<<cuda_grid(total, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
-        y, x, n, h, w, c);
+    unsigned grid = cuda_grid(total, CUDA_BLOCK);
+    if (total < CUDA_IDX32_LIMIT)
+        upsample2_forward_kernel<uint32_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, x, (uint32_t)total, h, w, c);
+    else
+        upsample2_forward_kernel<size_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, x, total, h, w, c);
     KERNEL_CHECK();
 }
 
