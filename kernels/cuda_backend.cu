@@ -107,6 +107,7 @@ static void cuda_fill_table(struct backend *be)
 #define CUDA_OP_FILL(need, ret, op, params) be->op = cuda_##op;
     BACKEND_OPS(CUDA_OP_FILL)
 #undef CUDA_OP_FILL
+    cuda_graph_fill_table(be);
 }
 
 /* cudaGetDeviceCount's failure in the user's terms: the runtime says "driver version is

@@ -62,13 +62,18 @@ struct cuda_ctx {
     int cudnn_no_tf32;            /* DDIM_CUDNN_NO_TF32=1 at create: FMA math, no TF32 */
     struct cuda_conv_cache *conv; /* grown on each conv shape's first call only */
     struct cuda_mem_track *mem;   /* created on the first allocation */
+    /* Bumped whenever a buffer that ops pass to their launches is replaced (the conv cache
+     * growing for a new shape): a graph captured before that is stale (cuda_timing.cu). */
+    unsigned long graph_epoch;
 };
 
 /* Reduction scratch: enough partial sums for CUDA_RED_MAX_CHUNKS row chunks of up to
  * CUDA_SCRATCH_DOUBLES / (2 * CUDA_RED_MAX_CHUNKS) channels; wider tensors use fewer
- * chunks (see cuda_norm.cu). */
+ * chunks (see cuda_norm.cu). 1024 chunks: a batch-64 tensor of 32 channels (262144 rows)
+ * spreads over 1024 blocks, enough resident warps to hide the loads' latency (256 blocks
+ * left most of an H200's 132 SMs a quarter full). */
 #define CUDA_SCRATCH_DOUBLES ((size_t)1 << 21)
-#define CUDA_RED_MAX_CHUNKS 256
+#define CUDA_RED_MAX_CHUNKS 1024
 
 static inline struct cuda_ctx *cuda_ctx_of(struct backend *be)
 {
@@ -129,6 +134,15 @@ static __device__ inline float cuda_bilinear_value(const float *base, int w, int
     return top + (bottom - top) * ly;
 }
 
+/* Element i of a (rows, c) tensor belongs to channel i % c. IDX uint32_t where the tensor
+ * allows (n < CUDA_IDX32_LIMIT: every U-Net tensor): a 64-bit modulo per element costs more
+ * than the load. Below the limit i + stride (at most 2^28 threads) cannot wrap. */
+#define CUDA_IDX32_LIMIT ((size_t)1 << 31)
+template <typename IDX> static __device__ inline int cuda_channel_of(IDX i, int c)
+{
+    return (int)(i % (IDX)c);
+}
+
 /* --- the ops (backend.h's list, as cuda_<op>) ------------------------------------------
  * in the file of their family: cuda_backend.cu (memory), cuda_conv.cu (cuDNN),
  * cuda_norm.cu, cuda_elementwise.cu (elementwise, layout, loss), cuda_resample.cu
@@ -150,5 +164,12 @@ void cuda_mem_track_destroy(struct cuda_ctx *ctx);
  * dies). destroy releases what init and the ops created. */
 int cuda_conv_init(struct cuda_ctx *ctx, char *err, size_t errlen);
 void cuda_conv_destroy(struct cuda_ctx *ctx);
+
+/* cuda_bias_add (not an op of the list): y (rows, c) += bias (c), the convolutions' bias
+ * (cuda_conv.cu), in cuda_elementwise.cu. */
+void cuda_bias_add(struct backend *be, float *y, const float *bias, size_t rows, int c);
+
+/* The graph hooks (backend.h, after the op list): cuda_timing.cu. */
+void cuda_graph_fill_table(struct backend *be);
 
 #endif

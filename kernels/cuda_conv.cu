@@ -91,14 +91,6 @@ static void transpose(struct backend *be, float *out, const float *in, size_t ro
 }
 
 /* y (rows, c) += bias (c) */
-static __global__ void bias_add_kernel(float *y, const float *bias, size_t n, int c)
-{
-    CUDA_GRID_STRIDE_LOOP(i, n)
-    {
-        y[i] += bias[i % (size_t)c];
-    }
-}
-
 /* --- plans ---------------------------------------------------------------------------- */
 
 static int env_flag(const char *name)
@@ -133,6 +125,7 @@ static void grow(struct backend *be, void **buf, size_t *have, size_t bytes)
                    "%s (lower the batch size per GPU)",
                    bytes, cudaGetErrorString(e));
     cuda_mem_note_alloc(ctx, *buf, bytes);
+    ctx->graph_epoch++; /* graphs captured with the old buffer must not run again */
     *have = bytes;
 }
 
@@ -434,9 +427,7 @@ void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const flo
     CUDNN_CHECK(cudnnConvolutionForward(ctx->cudnn, &one, p->x_desc, x, p->w_desc, c->w_krsc,
                                         p->conv_desc[DIR_FWD], p->fwd_algo, c->workspace,
                                         p->ws_bytes[DIR_FWD], &zero, p->y_desc, y));
-    size_t n = (size_t)s->n * conv_out_h(s) * conv_out_w(s) * s->cout;
-    bias_add_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(y, bias, n, s->cout);
-    KERNEL_CHECK();
+    cuda_bias_add(be, y, bias, (size_t)s->n * conv_out_h(s) * conv_out_w(s), s->cout);
 }
 
 void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,

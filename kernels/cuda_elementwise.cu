@@ -1,9 +1,32 @@
-/* cuda_elementwise.cu: swish, add, axpy, scale, channel concat and the losses on the GPU.
+/* cuda_elementwise.cu: swish, add, axpy, scale, channel concat, the losses and the
+ * convolutions' bias add on the GPU.
  * Same float32 formulas, in the same order, as kernels/cpu_elementwise.c; with --fmad=false
  * and IEEE division/sqrt the arithmetic ops give the CPU's bits, and only expf (swish)
  * differs by an ulp or two. The loss sums in double, as the CPU does, through per-block
  * partials combined in a fixed order (deterministic, no atomics). */
 #include "cuda_common.h"
+
+template <typename IDX>
+static __global__ void bias_add_kernel(float *y, const float *bias, IDX n, int c)
+{
+    for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (IDX)blockDim.x * gridDim.x)
+        y[i] += bias[cuda_channel_of(i, c)];
+}
+
+void cuda_bias_add(struct backend *be, float *y, const float *bias, size_t rows, int c)
+{
+    size_t n = rows * (size_t)(c > 0 ? c : 0);
+    if (!n)
+        return;
+    unsigned grid = cuda_grid(n, CUDA_BLOCK);
+    if (n < CUDA_IDX32_LIMIT)
+        bias_add_kernel<uint32_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, bias, (uint32_t)n, c);
+    else
+        bias_add_kernel<size_t><<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, bias, n, c);
+    KERNEL_CHECK();
+}
 
 static __device__ inline float sigmoid_dev(float x)
 {
@@ -97,14 +120,17 @@ void cuda_scale(struct backend *be, float *x, float alpha, size_t n)
 }
 
 /* One thread per element of y (rows, ca+cb): a gather, so each output is written once. */
-static __global__ void concat_forward_kernel(float *y, const float *a, const float *b, size_t rows,
+/* 32-bit indices where the tensor allows (cuda_common.h: a 64-bit division per element
+ * costs more than the copy) */
+template <typename IDX>
+static __global__ void concat_forward_kernel(float *y, const float *a, const float *b, IDX n,
                                              int ca, int cb)
 {
-    size_t c = (size_t)ca + cb;
-    CUDA_GRID_STRIDE_LOOP(i, rows * c)
-    {
-        size_t r = i / c, j = i % c;
-        y[i] = j < (size_t)ca ? a[r * ca + j] : b[r * cb + (j - ca)];
+    IDX c = (IDX)ca + (IDX)cb;
+    for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (IDX)blockDim.x * gridDim.x) {
+        IDX r = i / c, j = i % c;
+        y[i] = j < (IDX)ca ? a[r * ca + j] : b[r * cb + (j - ca)];
     }
 }
 
@@ -114,36 +140,49 @@ void cuda_concat_forward(struct backend *be, float *y, const float *a, const flo
     size_t n = rows * ((size_t)ca + cb);
     if (!n)
         return;
-    concat_forward_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
-        y, a, b, rows, ca, cb);
+    unsigned grid = cuda_grid(n, CUDA_BLOCK);
+    if (n < CUDA_IDX32_LIMIT)
+        concat_forward_kernel<uint32_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, a, b, (uint32_t)n, ca, cb);
+    else
+        concat_forward_kernel<size_t><<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, a, b, n, ca, cb);
     KERNEL_CHECK();
 }
 
-/* d += dy[:, off:off+cd] for d (rows, cd) */
-static __global__ void concat_backward_kernel(float *d, const float *dy, size_t rows, int c,
-                                              int off, int cd)
+/* d += dy[:, off:off+cd] for d (rows, cd), n = rows * cd */
+template <typename IDX>
+static __global__ void concat_backward_kernel(float *d, const float *dy, IDX n, int c, int off,
+                                              int cd)
 {
-    CUDA_GRID_STRIDE_LOOP(i, rows * (size_t)cd)
-    {
-        size_t r = i / cd, j = i % cd;
+    for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (IDX)blockDim.x * gridDim.x) {
+        IDX r = i / cd, j = i % cd;
         d[i] += dy[r * c + off + j];
     }
+}
+
+static void concat_backward_part(struct backend *be, float *d, const float *dy, size_t rows, int c,
+                                 int off, int cd)
+{
+    size_t n = rows * (size_t)cd;
+    unsigned grid = cuda_grid(n, CUDA_BLOCK);
+    if (n < CUDA_IDX32_LIMIT && rows * (size_t)c < CUDA_IDX32_LIMIT)
+        concat_backward_kernel<uint32_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(d, dy, (uint32_t)n, c, off, cd);
+    else
+        concat_backward_kernel<size_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(d, dy, n, c, off, cd);
+    KERNEL_CHECK();
 }
 
 void cuda_concat_backward(struct backend *be, float *da, float *db, const float *dy, size_t rows,
                           int ca, int cb)
 {
     int c = ca + cb;
-    if (da && rows && ca > 0) {
-        concat_backward_kernel<<<cuda_grid(rows * ca, CUDA_BLOCK), CUDA_BLOCK, 0,
-                                 cuda_stream(be)>>>(da, dy, rows, c, 0, ca);
-        KERNEL_CHECK();
-    }
-    if (db && rows && cb > 0) {
-        concat_backward_kernel<<<cuda_grid(rows * cb, CUDA_BLOCK), CUDA_BLOCK, 0,
-                                 cuda_stream(be)>>>(db, dy, rows, c, ca, cb);
-        KERNEL_CHECK();
-    }
+    if (da && rows && ca > 0)
+        concat_backward_part(be, da, dy, rows, c, 0, ca);
+    if (db && rows && cb > 0)
+        concat_backward_part(be, db, dy, rows, c, ca, cb);
 }
 
 /* --- losses ----------------------------------------------------------------------------- */

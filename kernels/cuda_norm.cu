@@ -5,8 +5,13 @@
  * The sums accumulate in double, as kernels/cpu_norm.c does, in two deterministic passes:
  * blocks of 32 channels x 8 row lanes each sum one chunk of rows into ctx->scratch, then one
  * thread per channel adds the chunks in order. No atomics, so a step gives the same bits
- * every time. The per-channel math of the apply steps repeats the CPU's expressions (double
- * where it uses double), so mean, invstd and the moving statistics match it exactly. */
+ * every time (the chunks meet in one warp per sum, in a fixed butterfly). The per-channel
+ * math of the apply steps repeats the CPU's expressions (double where it uses double), so
+ * mean, invstd and the moving statistics match it exactly.
+ *
+ * Launches per layer: forward 3 (partial sums, final sums, one apply kernel that also
+ * derives mean/invstd and the moving statistics), backward 3 (partial, final, apply); the
+ * all-reduce of synchronized BatchNorm sits between the final sums and the apply. */
 #include "cuda_common.h"
 
 #define RED_CH 32        /* channels per block (threadIdx.x) */
@@ -54,16 +59,23 @@ static __global__ void channel_sums_partial_kernel(double *part, const float *a,
     }
 }
 
-/* out[k] = (float) sum over chunks of part[chunk][k], k < 2c, chunks in order */
+/* out[k] = (float) sum over chunks of part[chunk][k], k < 2c. One warp per k: lane l adds
+ * chunks l, l+32, ... in order, then the 32 lane sums meet in a fixed butterfly, so the
+ * result is the same bits every time (no atomics). A warp instead of one thread per k: the
+ * chunks' loads go out together, not one dependent load after another (the single-thread
+ * loop took 11 us a call at b34fd08, longer than the partial pass). */
 static __global__ void channel_sums_final_kernel(float *out, const double *part, int chunks, int c)
 {
-    int k = blockIdx.x * blockDim.x + threadIdx.x;
-    if (k >= 2 * c)
-        return;
+    size_t k = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    int lane = threadIdx.x % 32;
     double acc = 0;
-    for (int t = 0; t < chunks; t++)
-        acc += part[(size_t)t * 2 * c + k];
-    out[k] = (float)acc;
+    if (k < 2 * (size_t)c)
+        for (int t = lane; t < chunks; t += 32)
+            acc += part[(size_t)t * 2 * c + k];
+    for (int off = 16; off > 0; off >>= 1)
+        acc += __shfl_xor_sync(0xffffffffu, acc, off);
+    if (k < 2 * (size_t)c && lane == 0)
+        out[k] = (float)acc;
 }
 
 static void channel_sums(struct backend *be, float *out, const float *a, const float *x,
@@ -93,8 +105,8 @@ static void channel_sums(struct backend *be, float *out, const float *a, const f
         channel_sums_partial_kernel<false>
             <<<grid, block, 0, ctx->stream>>>(ctx->scratch, a, x, saved, rows, c, rows_per_chunk);
     KERNEL_CHECK();
-    channel_sums_final_kernel<<<cuda_grid(2 * (size_t)c, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(
-        out, ctx->scratch, (int)chunks, c);
+    channel_sums_final_kernel<<<cuda_grid(2 * (size_t)c * 32, CUDA_BLOCK), CUDA_BLOCK, 0,
+                                ctx->stream>>>(out, ctx->scratch, (int)chunks, c);
     KERNEL_CHECK();
 }
 
@@ -109,35 +121,87 @@ void cuda_bn_backward_stats(struct backend *be, float *bstats, const float *dy, 
     channel_sums(be, bstats, dy, x, saved, rows, c);
 }
 
-/* One thread per channel: saved = [mean, invstd] and the moving statistics, in the CPU's
- * precision (double for mean/var/invstd, float for the moving averages). */
-static __global__ void bn_channel_kernel(float *saved, float *moving_mean, float *moving_var,
-                                         const float *stats, double count, int c, float momentum,
-                                         float eps)
+/* Per-channel coefficients live in dynamic shared memory, computed by every block at its
+ * start (c values, a few flops each) instead of in a separate launch or per element. Wider
+ * tensors than shared memory holds take them from global memory, computed by a separate
+ * one-thread-per-channel kernel (the same device function, so the same bits). */
+#define BN_MAX_CHANNELS 3072 /* 4 floats each: 48 KiB, the most without opting in */
+
+/* Channel j's mean and invstd from the global stats into coef (2c), in the CPU's precision
+ * (double for mean/var/invstd, float for the moving averages); with `owner`, also saved and
+ * the moving statistics. */
+static __device__ inline void bn_forward_channel(int j, float *coef, int owner, float *saved,
+                                                 float *moving_mean, float *moving_var,
+                                                 const float *stats, double count, int c,
+                                                 float momentum, float eps)
 {
-    int j = blockIdx.x * blockDim.x + threadIdx.x;
-    if (j >= c)
-        return;
-    double bessel = count > 1 ? count / (count - 1) : 1.0;
     double m = stats[j] / count;
     double var = stats[c + j] / count - m * m;
     if (var < 0)
         var = 0; /* rounding in E[x^2] - E[x]^2 */
-    saved[j] = (float)m;
-    saved[c + j] = (float)(1.0 / sqrt(var + eps));
-    moving_mean[j] = momentum * moving_mean[j] + (1.0f - momentum) * (float)m;
-    moving_var[j] = momentum * moving_var[j] + (1.0f - momentum) * (float)(var * bessel);
+    float mean = (float)m, invstd = (float)(1.0 / sqrt(var + eps));
+    coef[j] = mean;
+    coef[c + j] = invstd;
+    if (owner) {
+        double bessel = count > 1 ? count / (count - 1) : 1.0;
+        saved[j] = mean;
+        saved[c + j] = invstd;
+        moving_mean[j] = momentum * moving_mean[j] + (1.0f - momentum) * (float)m;
+        moving_var[j] = momentum * moving_var[j] + (1.0f - momentum) * (float)(var * bessel);
+    }
 }
 
-/* y = (x - mean[c]) * invstd[c] from saved (2c) */
-static __global__ void bn_apply_kernel(float *y, const float *x, const float *saved, size_t rows,
-                                       int c)
+/* The wide case: one thread per channel writes saved (which then serves as coef) and the
+ * moving statistics. */
+static __global__ void bn_forward_channel_kernel(float *saved, float *moving_mean,
+                                                 float *moving_var, const float *stats,
+                                                 double count, int c, float momentum, float eps)
 {
-    CUDA_GRID_STRIDE_LOOP(i, rows * (size_t)c)
-    {
-        int j = (int)(i % c);
-        y[i] = (x[i] - saved[j]) * saved[c + j];
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j < c)
+        bn_forward_channel(j, saved, 1, saved, moving_mean, moving_var, stats, count, c, momentum,
+                           eps);
+}
+
+/* y = (x - mean[c]) * invstd[c]. SHARED: each block first derives the coefficients into
+ * shared memory (block 0 also writes saved and the moving statistics); else they are
+ * read from saved, written by bn_forward_channel_kernel before. */
+template <typename IDX, bool SHARED>
+static __global__ void bn_forward_train_kernel(float *y, float *saved, float *moving_mean,
+                                               float *moving_var, const float *x,
+                                               const float *stats, double count, IDX n, int c,
+                                               float momentum, float eps)
+{
+    extern __shared__ float bn_coef_sh[]; /* (2c): mean, invstd */
+    const float *coef = saved;
+    if (SHARED) {
+        for (int j = threadIdx.x; j < c; j += blockDim.x)
+            bn_forward_channel(j, bn_coef_sh, blockIdx.x == 0, saved, moving_mean, moving_var,
+                               stats, count, c, momentum, eps);
+        __syncthreads();
+        coef = bn_coef_sh;
     }
+    for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (IDX)blockDim.x * gridDim.x) {
+        int j = cuda_channel_of(i, c);
+        y[i] = (x[i] - coef[j]) * coef[c + j];
+    }
+}
+
+template <bool SHARED>
+static void bn_forward_train_launch(cudaStream_t st, float *y, float *saved, float *moving_mean,
+                                    float *moving_var, const float *x, const float *stats,
+                                    double count, size_t n, int c, float momentum, float eps)
+{
+    size_t shmem = SHARED ? 2 * (size_t)c * sizeof(float) : 0;
+    unsigned grid = cuda_grid(n ? n : 1, CUDA_BLOCK); /* n == 0: block 0 still updates */
+    if (n < CUDA_IDX32_LIMIT)
+        bn_forward_train_kernel<uint32_t, SHARED><<<grid, CUDA_BLOCK, shmem, st>>>(
+            y, saved, moving_mean, moving_var, x, stats, count, (uint32_t)n, c, momentum, eps);
+    else
+        bn_forward_train_kernel<size_t, SHARED><<<grid, CUDA_BLOCK, shmem, st>>>(
+            y, saved, moving_mean, moving_var, x, stats, count, n, c, momentum, eps);
+    KERNEL_CHECK();
 }
 
 void cuda_bn_forward_train(struct backend *be, float *y, float *saved, float *moving_mean,
@@ -147,13 +211,18 @@ void cuda_bn_forward_train(struct backend *be, float *y, float *saved, float *mo
     if (c <= 0)
         return;
     cudaStream_t st = cuda_stream(be);
-    bn_channel_kernel<<<cuda_grid((size_t)c, CUDA_BLOCK), CUDA_BLOCK, 0, st>>>(
+    size_t n = rows * (size_t)c;
+    if (c <= BN_MAX_CHANNELS) {
+        bn_forward_train_launch<true>(st, y, saved, moving_mean, moving_var, x, stats, count, n, c,
+                                      momentum, eps);
+        return;
+    }
+    bn_forward_channel_kernel<<<cuda_grid((size_t)c, CUDA_BLOCK), CUDA_BLOCK, 0, st>>>(
         saved, moving_mean, moving_var, stats, count, c, momentum, eps);
     KERNEL_CHECK();
-    if (!rows)
-        return;
-    bn_apply_kernel<<<cuda_grid(rows * c, CUDA_BLOCK), CUDA_BLOCK, 0, st>>>(y, x, saved, rows, c);
-    KERNEL_CHECK();
+    if (n)
+        bn_forward_train_launch<false>(st, y, saved, moving_mean, moving_var, x, stats, count, n, c,
+                                       momentum, eps);
 }
 
 /* y = (x - moving_mean) * (1 / sqrt(moving_var + eps)), all float as on the CPU */
@@ -179,20 +248,65 @@ void cuda_bn_forward_infer(struct backend *be, float *y, const float *x, const f
     KERNEL_CHECK();
 }
 
-/* dx += invstd * (dy - mean_dy - xhat*mean_dy_xhat), means from the global bstats */
-static __global__ void bn_backward_apply_kernel(float *dx, const float *dy, const float *x,
-                                                const float *saved, const float *bstats,
-                                                double count, size_t rows, int c)
+/* Channel j's backward coefficients into coef (4c): mean, invstd, mean_dy, mean_dy_xhat
+ * (the double divisions once per channel, not per element). */
+static __device__ inline void bn_backward_channel(int j, float *coef, const float *saved,
+                                                  const float *bstats, double count, int c)
 {
-    CUDA_GRID_STRIDE_LOOP(i, rows * (size_t)c)
-    {
-        int j = (int)(i % c);
-        float mean = saved[j], invstd = saved[c + j];
-        float xhat = (x[i] - mean) * invstd;
-        float mean_dy = (float)(bstats[j] / count);
-        float mean_dy_xhat = (float)(bstats[c + j] / count);
-        dx[i] += invstd * (dy[i] - mean_dy - xhat * mean_dy_xhat);
+    coef[j] = saved[j];
+    coef[c + j] = saved[c + j];
+    coef[2 * c + j] = (float)(bstats[j] / count);
+    coef[3 * c + j] = (float)(bstats[c + j] / count);
+}
+
+/* The wide case: the coefficients into global memory (the reduction scratch). */
+static __global__ void bn_backward_channel_kernel(float *coef, const float *saved,
+                                                  const float *bstats, double count, int c)
+{
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j < c)
+        bn_backward_channel(j, coef, saved, bstats, count, c);
+}
+
+/* dx += invstd * (dy - mean_dy - xhat*mean_dy_xhat), means from the global bstats. SHARED:
+ * each block first derives the coefficients into shared memory; else coef_global holds
+ * them. */
+template <typename IDX, bool SHARED>
+static __global__ void
+bn_backward_apply_kernel(float *dx, const float *dy, const float *x, const float *saved,
+                         const float *bstats, const float *coef_global, double count, IDX n, int c)
+{
+    extern __shared__ float bn_coef_sh[]; /* (4c) */
+    const float *coef = coef_global;
+    if (SHARED) {
+        for (int j = threadIdx.x; j < c; j += blockDim.x)
+            bn_backward_channel(j, bn_coef_sh, saved, bstats, count, c);
+        __syncthreads();
+        coef = bn_coef_sh;
     }
+    for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (IDX)blockDim.x * gridDim.x) {
+        int j = cuda_channel_of(i, c);
+        float invstd = coef[c + j];
+        float xhat = (x[i] - coef[j]) * invstd;
+        dx[i] += invstd * (dy[i] - coef[2 * c + j] - xhat * coef[3 * c + j]);
+    }
+}
+
+template <bool SHARED>
+static void bn_backward_apply_launch(cudaStream_t st, float *dx, const float *dy, const float *x,
+                                     const float *saved, const float *bstats, const float *coef,
+                                     double count, size_t n, int c)
+{
+    unsigned grid = cuda_grid(n, CUDA_BLOCK);
+    size_t shmem = SHARED ? 4 * (size_t)c * sizeof(float) : 0;
+    if (n < CUDA_IDX32_LIMIT)
+        bn_backward_apply_kernel<uint32_t, SHARED><<<grid, CUDA_BLOCK, shmem, st>>>(
+            dx, dy, x, saved, bstats, coef, count, (uint32_t)n, c);
+    else
+        bn_backward_apply_kernel<size_t, SHARED>
+            <<<grid, CUDA_BLOCK, shmem, st>>>(dx, dy, x, saved, bstats, coef, count, n, c);
+    KERNEL_CHECK();
 }
 
 void cuda_bn_backward_apply(struct backend *be, float *dx, const float *dy, const float *x,
@@ -202,7 +316,17 @@ void cuda_bn_backward_apply(struct backend *be, float *dx, const float *dy, cons
     size_t n = rows * (size_t)(c > 0 ? c : 0);
     if (!n || !dx)
         return;
-    bn_backward_apply_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
-        dx, dy, x, saved, bstats, count, rows, c);
+    struct cuda_ctx *ctx = cuda_ctx_of(be);
+    if (c <= BN_MAX_CHANNELS) {
+        bn_backward_apply_launch<true>(ctx->stream, dx, dy, x, saved, bstats, NULL, count, n, c);
+        return;
+    }
+    /* the scratch's partial sums are spent (bstats is final): its room holds 4c floats */
+    if (4 * (size_t)c * sizeof(float) > ctx->scratch_doubles * sizeof(double))
+        DDIM_FATAL("cuda batch norm: %d channels exceed the scratch", c);
+    float *coef = (float *)ctx->scratch;
+    bn_backward_channel_kernel<<<cuda_grid((size_t)c, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(
+        coef, saved, bstats, count, c);
     KERNEL_CHECK();
+    bn_backward_apply_launch<false>(ctx->stream, dx, dy, x, saved, bstats, coef, count, n, c);
 }

@@ -7,15 +7,19 @@
 #include "cuda_common.h"
 
 /* --- average pooling ------------------------------------------------------------------ */
-static __global__ void avgpool2_forward_kernel(float *y, const float *x, int n, int h, int w, int c)
+/* The resampling kernels index with IDX = uint32_t where the tensor allows (a 64-bit
+ * division per element costs more than the loads), size_t beyond. */
+template <typename IDX>
+static __global__ void avgpool2_forward_kernel(float *y, const float *x, IDX total, int h, int w,
+                                               int c)
 {
     int ho = h / 2, wo = w / 2;
-    size_t total = (size_t)n * ho * wo * c;
-    CUDA_GRID_STRIDE_LOOP(k, total)
-    {
-        int j = (int)(k % c);
-        size_t r = k / c; /* output pixel */
-        int ox = (int)(r % wo), oy = (int)(r / wo % ho), i = (int)(r / ((size_t)wo * ho));
+    for (IDX k = (IDX)blockIdx.x * blockDim.x + threadIdx.x; k < total;
+         k += (IDX)blockDim.x * gridDim.x) {
+        int j = (int)(k % (IDX)c);
+        IDX r = k / (IDX)c; /* output pixel */
+        int ox = (int)(r % (IDX)wo), oy = (int)(r / (IDX)wo % (IDX)ho);
+        int i = (int)(r / ((IDX)wo * (IDX)ho));
         const float *p00 = x + (((size_t)i * h + 2 * oy) * w + 2 * ox) * c + j;
         const float *p01 = p00 + c, *p10 = p00 + (size_t)w * c, *p11 = p10 + c;
         y[k] = (*p00 + *p01 + *p10 + *p11) * 0.25f;
@@ -27,22 +31,28 @@ void cuda_avgpool2_forward(struct backend *be, float *y, const float *x, int n, 
     size_t total = (size_t)n * (h / 2) * (w / 2) * c;
     if (!total)
         return;
-    avgpool2_forward_kernel<<<cuda_grid(total, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
-        y, x, n, h, w, c);
+    unsigned grid = cuda_grid(total, CUDA_BLOCK);
+    if (4 * total < CUDA_IDX32_LIMIT) /* x is 4x the size of y */
+        avgpool2_forward_kernel<uint32_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, x, (uint32_t)total, h, w, c);
+    else
+        avgpool2_forward_kernel<size_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, x, total, h, w, c);
     KERNEL_CHECK();
 }
 
 /* dx (n,h,w,c) += 0.25 * dy (n,h/2,w/2,c) at the covering output pixel */
-static __global__ void avgpool2_backward_kernel(float *dx, const float *dy, int n, int h, int w,
+template <typename IDX>
+static __global__ void avgpool2_backward_kernel(float *dx, const float *dy, IDX total, int h, int w,
                                                 int c)
 {
     int ho = h / 2, wo = w / 2;
-    size_t total = (size_t)n * h * w * c;
-    CUDA_GRID_STRIDE_LOOP(k, total)
-    {
-        int j = (int)(k % c);
-        size_t r = k / c;
-        int xx = (int)(r % w), yy = (int)(r / w % h), i = (int)(r / ((size_t)w * h));
+    for (IDX k = (IDX)blockIdx.x * blockDim.x + threadIdx.x; k < total;
+         k += (IDX)blockDim.x * gridDim.x) {
+        int j = (int)(k % (IDX)c);
+        IDX r = k / (IDX)c;
+        int xx = (int)(r % (IDX)w), yy = (int)(r / (IDX)w % (IDX)h);
+        int i = (int)(r / ((IDX)w * (IDX)h));
         dx[k] += 0.25f * dy[(((size_t)i * ho + yy / 2) * wo + xx / 2) * c + j];
     }
 }
@@ -53,8 +63,13 @@ void cuda_avgpool2_backward(struct backend *be, float *dx, const float *dy, int 
     size_t total = (size_t)n * h * w * c;
     if (!total || !dx)
         return;
-    avgpool2_backward_kernel<<<cuda_grid(total, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
-        dx, dy, n, h, w, c);
+    unsigned grid = cuda_grid(total, CUDA_BLOCK);
+    if (total < CUDA_IDX32_LIMIT)
+        avgpool2_backward_kernel<uint32_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, (uint32_t)total, h, w, c);
+    else
+        avgpool2_backward_kernel<size_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, total, h, w, c);
     KERNEL_CHECK();
 }
 
@@ -73,16 +88,17 @@ static __device__ inline void upsample_taps(int o, int in, int *lower, int *uppe
     *lerp = src - fl;
 }
 
-static __global__ void upsample2_forward_kernel(float *y, const float *x, int n, int h, int w,
+template <typename IDX>
+static __global__ void upsample2_forward_kernel(float *y, const float *x, IDX total, int h, int w,
                                                 int c)
 {
     int ho = 2 * h, wo = 2 * w;
-    size_t total = (size_t)n * ho * wo * c;
-    CUDA_GRID_STRIDE_LOOP(k, total)
-    {
-        int j = (int)(k % c);
-        size_t r = k / c;
-        int ox = (int)(r % wo), oy = (int)(r / wo % ho), i = (int)(r / ((size_t)wo * ho));
+    for (IDX k = (IDX)blockIdx.x * blockDim.x + threadIdx.x; k < total;
+         k += (IDX)blockDim.x * gridDim.x) {
+        int j = (int)(k % (IDX)c);
+        IDX r = k / (IDX)c;
+        int ox = (int)(r % (IDX)wo), oy = (int)(r / (IDX)wo % (IDX)ho);
+        int i = (int)(r / ((IDX)wo * (IDX)ho));
         int y0, y1, x0, x1;
         float ly, lx;
         upsample_taps(oy, h, &y0, &y1, &ly);
@@ -97,29 +113,38 @@ void cuda_upsample2_forward(struct backend *be, float *y, const float *x, int n,
     size_t total = (size_t)n * (2 * h) * (2 * w) * c;
     if (!total)
         return;
-    upsample2_forward_kernel<<<cuda_grid(total, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
-        y, x, n, h, w, c);
+    unsigned grid = cuda_grid(total, CUDA_BLOCK);
+    if (total < CUDA_IDX32_LIMIT)
+        upsample2_forward_kernel<uint32_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, x, (uint32_t)total, h, w, c);
+    else
+        upsample2_forward_kernel<size_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, x, total, h, w, c);
     KERNEL_CHECK();
 }
 
 /* dx[i,iy,ix,j] += sum of w*dy over the output pixels that tap (iy,ix). Output row oy taps
- * rows floor(oy/2 - 0.25) and that + 1 (clamped), so only oy in [2iy-2, 2iy+3] can tap iy;
- * the same for columns. Terms are added in the CPU scatter's order: output pixels in
- * row-major order, and for each the taps top-left, top-right, bottom-left, bottom-right. */
-static __global__ void upsample2_backward_kernel(float *dx, const float *dy, int n, int h, int w,
-                                                 int c)
+ * rows floor(oy/2 - 0.25) and its ceiling (clamped; oy/2 - 0.25 is never whole), so only
+ * oy in [2iy-1, 2iy+2] can tap iy (2iy-2 and 2iy+3 tap iy-2..iy-1 and iy+1..iy+2: the
+ * wider range looped over before added nothing but 20 of 36 empty iterations); the same
+ * for columns. 32-bit indices where the tensor allows. Terms are added in the CPU scatter's order:
+ * output pixels in row-major order, and for each the taps top-left, top-right, bottom-left,
+ * bottom-right. */
+template <typename IDX>
+static __global__ void upsample2_backward_kernel(float *dx, const float *dy, IDX total, int h,
+                                                 int w, int c)
 {
     int ho = 2 * h, wo = 2 * w;
-    size_t total = (size_t)n * h * w * c;
-    CUDA_GRID_STRIDE_LOOP(k, total)
-    {
-        int j = (int)(k % c);
-        size_t r = k / c;
-        int ix = (int)(r % w), iy = (int)(r / w % h), i = (int)(r / ((size_t)w * h));
+    for (IDX k = (IDX)blockIdx.x * blockDim.x + threadIdx.x; k < total;
+         k += (IDX)blockDim.x * gridDim.x) {
+        int j = (int)(k % (IDX)c);
+        IDX r = k / (IDX)c;
+        int ix = (int)(r % (IDX)w), iy = (int)(r / (IDX)w % (IDX)h);
+        int i = (int)(r / ((IDX)w * (IDX)h));
         const float *g_img = dy + (size_t)i * ho * wo * c + j;
         float acc = dx[k];
-        int oy_lo = max(2 * iy - 2, 0), oy_hi = min(2 * iy + 3, ho - 1);
-        int ox_lo = max(2 * ix - 2, 0), ox_hi = min(2 * ix + 3, wo - 1);
+        int oy_lo = max(2 * iy - 1, 0), oy_hi = min(2 * iy + 2, ho - 1);
+        int ox_lo = max(2 * ix - 1, 0), ox_hi = min(2 * ix + 2, wo - 1);
         for (int oy = oy_lo; oy <= oy_hi; oy++) {
             int y0, y1;
             float ly;
@@ -155,8 +180,14 @@ void cuda_upsample2_backward(struct backend *be, float *dx, const float *dy, int
     size_t total = (size_t)n * h * w * c;
     if (!total || !dx)
         return;
-    upsample2_backward_kernel<<<cuda_grid(total, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
-        dx, dy, n, h, w, c);
+    unsigned grid = cuda_grid(total, CUDA_BLOCK);
+    /* the largest index read is in dy, 4x the size of dx */
+    if (4 * total < CUDA_IDX32_LIMIT)
+        upsample2_backward_kernel<uint32_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, (uint32_t)total, h, w, c);
+    else
+        upsample2_backward_kernel<size_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, total, h, w, c);
     KERNEL_CHECK();
 }
 

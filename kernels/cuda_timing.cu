@@ -1,5 +1,5 @@
-/* cuda_timing.cu: the CUDA backend's timing events and memory figure (backend.h's optional
- * hooks, used by ddim-bench).
+/* cuda_timing.cu: the CUDA backend's timing events, memory figure and graphs (backend.h's
+ * optional hooks, used by ddim-bench and the trainer's captured step).
  *
  * Events are cudaEvents recorded on the backend's stream, so the time between two is the
  * GPU time of the ops queued between them, and recording needs no host synchronization.
@@ -102,4 +102,71 @@ void cuda_event_destroy(struct backend *be, void *ev)
 {
     if (ev)
         CUDA_CHECK(cudaEventDestroy((cudaEvent_t)ev));
+}
+
+/* Graphs: stream capture of ctx->stream in the global mode, so that a call which would
+ * synchronize or allocate inside the captured work is refused instead of run. Inside one of
+ * this backend's ops such a refusal dies through CUDA_CHECK, naming the call (a clear error,
+ * never a wrong result); the ops promise none in their steady state (cuda_common.h), and
+ * the trainer captures only after an eager warm-up step has made the conv plans and
+ * buffers. A capture spoiled by a call that is not ours (a library's) is reported by end. */
+static void cuda_graph_capture_begin(struct backend *be)
+{
+    CUDA_CHECK(cudaStreamBeginCapture(cuda_stream(be), cudaStreamCaptureModeGlobal));
+}
+
+struct cuda_graph {
+    cudaGraphExec_t exec;
+    unsigned long epoch; /* ctx->graph_epoch at capture */
+};
+
+static void *cuda_graph_capture_end(struct backend *be, char *err, size_t errlen)
+{
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    cudaError_t e = cudaStreamEndCapture(cuda_stream(be), &graph);
+    if (e == cudaSuccess)
+        e = cudaGraphInstantiate(&exec, graph, 0);
+    if (graph)
+        CUDA_CHECK(cudaGraphDestroy(graph));
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError(); /* the sticky-free error of the capture: reported here */
+        util_error(err, errlen, "CUDA graph capture failed: %s (%s)", cudaGetErrorName(e),
+                   cudaGetErrorString(e));
+        return NULL;
+    }
+    struct cuda_graph *g = (struct cuda_graph *)util_xcalloc(1, sizeof *g);
+    g->exec = exec;
+    g->epoch = cuda_ctx_of(be)->graph_epoch;
+    return g;
+}
+
+static int cuda_graph_launch(struct backend *be, void *graph)
+{
+    struct cuda_graph *g = (struct cuda_graph *)graph;
+    if (g->epoch != cuda_ctx_of(be)->graph_epoch)
+        return 0;
+    CUDA_CHECK(cudaGraphLaunch(g->exec, cuda_stream(be)));
+    return 1;
+}
+
+static void cuda_graph_destroy(struct backend *be, void *graph)
+{
+    struct cuda_graph *g = (struct cuda_graph *)graph;
+    if (!g)
+        return;
+    CUDA_CHECK(cudaGraphExecDestroy(g->exec));
+    free(g);
+}
+
+void cuda_graph_fill_table(struct backend *be)
+{
+#if !(defined(DDIM_DEBUG_SYNC) && DDIM_DEBUG_SYNC) /* it waits after every launch: no capture */
+    be->graph_capture_begin = cuda_graph_capture_begin;
+    be->graph_capture_end = cuda_graph_capture_end;
+    be->graph_launch = cuda_graph_launch;
+    be->graph_destroy = cuda_graph_destroy;
+#else
+    (void)be;
+#endif
 }

@@ -117,6 +117,9 @@ const struct config_key config_keys[] = {
 
     K_STR("run.dir", run_dir, 1, NULL, "everything a run writes goes here"),
     K_STR("run.backend", backend, 0, "auto|cpu|cuda", "auto: CUDA if a GPU works, else CPU"),
+    K_STR("run.cuda_graph", cuda_graph, 0, "auto|on|off",
+          "capture the training step once as a CUDA graph and replay it (auto: on where it "
+          "works: CUDA backend, one rank)"),
     K_NUM("run.progress_seconds", KEY_DOUBLE, progress_seconds, 0, 86400, 0,
           "seconds between progress lines"),
     K_NUM("run.collective_timeout_s", KEY_DOUBLE, collective_timeout_s, 0, 604800, 0,
@@ -130,6 +133,7 @@ void run_config_defaults(struct run_config *c)
     snprintf(c->data_path, sizeof c->data_path, "data/flowers64.h5");
     c->dataset_repetitions = 5;
     snprintf(c->resident, sizeof c->resident, "auto");
+    snprintf(c->cuda_graph, sizeof c->cuda_graph, "auto");
     c->model = unet_config_default();
     c->diffusion = diffusion_config_default();
     c->num_epochs = 1; /* the example's value; its comment asks for at least 50 */

@@ -55,6 +55,7 @@ struct run_config {
     char backend[16];              /* auto, cpu or cuda */
     double progress_seconds;       /* seconds between progress lines */
     double collective_timeout_s;   /* 600: a rank missing from a collective ends the job */
+    char cuda_graph[8];            /* auto, on or off: the step as one CUDA graph */
 };
 
 /* The Keras example's settings (and run defaults: runs/ddim, backend auto, 5 s, data.resident

@@ -6,7 +6,11 @@
  * Timing: the whole step is timed by events recorded between steps, with no host
  * synchronization inside the timed loop (CUDA events wait only when read, after it). The
  * breakdown is a second loop of as many steps that records an event between phases
- * (trainer_step_* in trainer.h), so its sum can sit slightly above the whole step. */
+ * (trainer_step_* in trainer.h), so its sum can sit slightly above the whole step. A third
+ * loop of --op-steps steps runs on bench_ops.h's forwarding backend, which brackets every op
+ * with events: the time per group of ops (convolutions, BatchNorm ...), the profile of a
+ * step without a profiler (the events add a little time per op). */
+#include "bench_ops.h"
 #include "comm.h"
 #include "graph.h"
 #include "launch.h"
@@ -28,7 +32,8 @@ static const char *const phase_help[NUM_PHASES] = {
 struct bench_opts {
     const char *backend; /* "auto", "cpu" or "cuda" */
     int batch;           /* per rank */
-    int image_size, block_depth, warmup, steps, json;
+    int image_size, block_depth, warmup, steps, op_steps, json;
+    int graph; /* --cuda-graph: 1 on (where the backend has graphs), 0 off */
     int widths[UNET_MAX_LEVELS], num_levels;
     const char *csv; /* per-step times, or NULL */
 };
@@ -54,6 +59,10 @@ static void usage(FILE *out)
                  "  --warmup N         untimed steps first (default 10)\n"
                  "  --steps N          timed steps, for the whole step and again by phase\n"
                  "                     (default 50)\n"
+                 "  --op-steps N       steps timed op by op, for the time per group of ops\n"
+                 "                     (default 5; 0: none)\n"
+                 "  --cuda-graph on|off  the step (but draw and update) as one CUDA graph,\n"
+                 "                     where the backend has graphs (default on)\n"
                  "  --csv FILE         every timed step's times, in ms\n"
                  "  --json             also print one JSON line of the results (last line)\n"
                  "  -h, --help         this text\n");
@@ -126,6 +135,14 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
             rc = parse_int(a, v, 0, 1000000, &o->warmup);
         } else if (!strcmp(a, "--steps")) {
             rc = parse_int(a, v, 1, 1000000, &o->steps);
+        } else if (!strcmp(a, "--cuda-graph")) {
+            o->graph = !strcmp(v, "on");
+            if (!o->graph && strcmp(v, "off")) {
+                fprintf(stderr, "ddim-bench: --cuda-graph: expected on or off, got '%s'\n", v);
+                rc = -1;
+            }
+        } else if (!strcmp(a, "--op-steps")) {
+            rc = parse_int(a, v, 0, 1000000, &o->op_steps);
         } else if (!strcmp(a, "--csv")) {
             o->csv = v;
         } else {
@@ -223,8 +240,35 @@ static void time_phases(struct trainer *t, int steps, double *ms)
     free(ev);
 }
 
+/* Steps on the op-timing backend: group_ms[g] and calls[g] per step, averaged. */
+static void time_op_groups(struct trainer *t, int steps, double *group_ms, double *calls)
+{
+    struct backend *be = t->be;
+    int graph = t->graph_mode != 0;
+    trainer_set_graph(t, 0); /* a graph would replay the ops untimed */
+    struct bench_ops *b = bench_ops_create(be);
+    double ms[BG_COUNT] = {0};
+    long n[BG_COUNT] = {0};
+    be->synchronize(be);
+    t->be = bench_ops_backend(b);
+    for (int i = 0; i < steps; i++) {
+        trainer_draw(t, (uint32_t)t->step, 0);
+        trainer_train_step(t);
+        bench_ops_collect(b, ms, n); /* a wait per step: the events stay few */
+    }
+    t->be = be;
+    bench_ops_destroy(b);
+    trainer_set_graph(t, graph);
+    for (int g = 0; g < BG_COUNT; g++) {
+        group_ms[g] = steps ? ms[g] / steps : 0;
+        calls[g] = steps ? (double)n[g] / steps : 0;
+    }
+}
+
 struct results {
     struct stats step, phase[NUM_PHASES];
+    double group_ms[BG_COUNT], group_calls[BG_COUNT];
+    int graph; /* the whole steps ran as a CUDA graph */
     double wall_ms, images_per_s, flops, tflops;
     size_t peak_bytes, acts_bytes, state_bytes, trainable;
 };
@@ -275,7 +319,21 @@ static void print_table(const struct bench_opts *o, const struct backend *be,
     format_bytes(peak, sizeof peak, r->peak_bytes);
     format_bytes(acts, sizeof acts, r->acts_bytes);
     format_bytes(state, sizeof state, r->state_bytes);
-    util_log("\n  throughput     %.1f images/s (global batch / median step)\n"
+    if (o->op_steps) {
+        double total = 0;
+        util_log("\n%-12s %10s %8s  (ops timed one by one over %d steps)\n", "op group", "ms/step",
+                 "ops/step", o->op_steps);
+        for (int g = 0; g < BG_COUNT; g++) {
+            total += r->group_ms[g];
+            util_log("%-12s %10.3f %8.0f\n", bench_group_names[g], r->group_ms[g],
+                     r->group_calls[g]);
+        }
+        util_log("%-12s %10.3f %8s  (the all-reduces are not backend ops)\n", "sum", total, "");
+    }
+    util_log("\n  cuda graph     %s\n", r->graph ? "on: whole steps replay one captured graph (the "
+                                                   "phase and op loops run op by op)"
+                                                 : "off: op by op");
+    util_log("  throughput     %.1f images/s (global batch / median step)\n"
              "  host wall      %.3f ms per step (enqueue + run, one wait at the end)\n",
              r->images_per_s, r->wall_ms);
     if (r->flops > 0)
@@ -300,15 +358,19 @@ static void print_json(const struct bench_opts *o, const struct backend *be,
         snprintf(widths + strlen(widths), sizeof widths - strlen(widths), "%s%d", i ? "," : "",
                  o->widths[i]);
     util_log("{\"tool\":\"ddim-bench\",\"backend\":\"%s\",\"ranks\":%d,\"batch\":%d,"
-             "\"global_batch\":%d,\"image_size\":%d,\"widths\":[%s],\"block_depth\":%d,"
+             "\"global_batch\":%d,\"cuda_graph\":%d,\"image_size\":%d,\"widths\":[%s],\"block_"
+             "depth\":%d,"
              "\"warmup\":%d,\"steps\":%d,\"step_ms_median\":%.4f,\"step_ms_mean\":%.4f,"
              "\"step_ms_min\":%.4f,\"images_per_s\":%.2f,\"host_wall_ms_per_step\":%.4f,",
-             be->name, comm->world, o->batch, o->batch * comm->world, o->image_size, widths,
-             o->block_depth, o->warmup, o->steps, r->step.median, r->step.mean, r->step.min,
+             be->name, comm->world, o->batch, o->batch * comm->world, r->graph, o->image_size,
+             widths, o->block_depth, o->warmup, o->steps, r->step.median, r->step.mean, r->step.min,
              r->images_per_s, r->wall_ms);
     util_log("\"phases_ms_median\":{");
     for (int p = 0; p < NUM_PHASES; p++)
         util_log("%s\"%s\":%.4f", p ? "," : "", phase_names[p], r->phase[p].median);
+    util_log("},\"op_groups_ms\":{");
+    for (int g = 0; g < BG_COUNT && o->op_steps; g++)
+        util_log("%s\"%s\":%.4f", g ? "," : "", bench_group_names[g], r->group_ms[g]);
     util_log("},\"peak_mem_bytes\":%zu,\"acts_bytes\":%zu,\"state_bytes\":%zu,"
              "\"trainable_params\":%zu,\"conv_gflop_per_step\":%.4f,\"tflops\":%.4f}\n",
              r->peak_bytes, r->acts_bytes, r->state_bytes, r->trainable, r->flops * 1e-9,
@@ -359,6 +421,7 @@ static void run_bench(const struct bench_opts *o, struct backend *be, struct com
         DDIM_FATAL("%s", err);
     trainer_init_weights(t);
     fill_random_images(t);
+    trainer_set_graph(t, o->graph);
     for (int i = 0; i < o->warmup; i++) {
         trainer_draw(t, (uint32_t)t->step, 0);
         trainer_train_step(t);
@@ -370,7 +433,9 @@ static void run_bench(const struct bench_opts *o, struct backend *be, struct com
     struct results r;
     memset(&r, 0, sizeof r);
     r.wall_ms = time_whole_steps(t, o->steps, whole);
+    r.graph = t->graph != NULL;
     time_phases(t, o->steps, phases);
+    time_op_groups(t, o->op_steps, r.group_ms, r.group_calls);
     float losses[2];
     trainer_read_losses(t, losses);
     if (!isfinite(losses[0]))
@@ -409,6 +474,8 @@ int main(int argc, char **argv)
                            .block_depth = 2,
                            .warmup = 10,
                            .steps = 50,
+                           .op_steps = 5,
+                           .graph = 1,
                            .widths = {32, 64, 96, 128},
                            .num_levels = 4};
     int rc = parse_args(argc, argv, &o);

@@ -236,6 +236,11 @@ static int setup(struct loop *L, char *err, size_t errlen)
     if (!L->t)
         return -1;
     trainer_init_weights(L->t);
+    if (!trainer_set_graph(L->t, strcmp(cfg->cuda_graph, "off") != 0) &&
+        !strcmp(cfg->cuda_graph, "on"))
+        util_log("ddim: run.cuda_graph is on, but the %s backend with %d rank(s) has no CUDA "
+                 "graph of the step (one rank of the CUDA backend only, for now): op by op\n",
+                 L->be->name, comm->world);
     /* rank 0's normalizer statistics (from the dataset's attributes) for every rank */
     float stats[6];
     for (int c = 0; c < 3; c++) {

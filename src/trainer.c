@@ -116,6 +116,8 @@ void trainer_destroy(struct trainer *t)
         t->dpred,  t->times,  t->noise_rates, t->signal_rates, t->variances,   t->losses};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         be->free(be, bufs[i]);
+    if (t->graph)
+        be->graph_destroy(be, t->graph);
     unet_acts_destroy(be, t->acts);
     sampler_destroy(be, t->sampler);
     unet_destroy(t->net);
@@ -219,12 +221,64 @@ void trainer_step_update(struct trainer *t)
     be->ema_update(be, t->ema_w, t->w, pt->total, t->dc.ema);
 }
 
-void trainer_train_step(struct trainer *t)
+/* Everything of the step but the update: no host scalar changes between steps here. */
+static void step_body(struct trainer *t)
 {
     trainer_step_data(t);
     trainer_step_forward(t);
     trainer_step_backward(t);
     trainer_step_allreduce(t);
+}
+
+int trainer_set_graph(struct trainer *t, int on)
+{
+    struct backend *be = t->be;
+    int can = be->graph_capture_begin && be->graph_capture_end && be->graph_launch &&
+              be->graph_destroy && t->comm->world == 1;
+    if (t->graph)
+        be->graph_destroy(be, t->graph);
+    t->graph = NULL;
+    t->graph_mode = on && can ? 1 : 0;
+    return t->graph_mode != 0;
+}
+
+/* Graph mode: step 1 eager (conv plans and workspaces are made on first use, which
+ * allocates and synchronizes: not allowed in a capture), step 2 captured then launched.
+ * A graph gone stale (other work, e.g. sampling or KID, grew a workspace it uses) is
+ * captured again: the step's own plans exist by then, so that capture allocates nothing. */
+static void step_body_graphed(struct trainer *t)
+{
+    struct backend *be = t->be;
+    if (t->graph_mode == 1) {
+        step_body(t);
+        t->graph_mode = 2;
+        return;
+    }
+    if (t->graph && be->graph_launch(be, t->graph))
+        return;
+    if (t->graph) { /* stale */
+        be->graph_destroy(be, t->graph);
+        t->graph = NULL;
+    }
+    char err[512];
+    be->graph_capture_begin(be);
+    step_body(t);
+    t->graph = be->graph_capture_end(be, err, sizeof err);
+    if (!t->graph) {
+        util_log("ddim: %s; run.cuda_graph off, the step runs op by op\n", err);
+        t->graph_mode = 0;
+        step_body(t);
+    } else if (!be->graph_launch(be, t->graph)) {
+        DDIM_FATAL("a CUDA graph went stale between its capture and its launch");
+    }
+}
+
+void trainer_train_step(struct trainer *t)
+{
+    if (t->graph_mode)
+        step_body_graphed(t);
+    else
+        step_body(t);
     trainer_step_update(t);
 }
 

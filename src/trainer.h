@@ -46,6 +46,12 @@ struct trainer {
     float *losses; /* (2): noise loss, image loss (means over this rank's batch) */
 
     struct sampler *sampler; /* inference buffers for the last sample size (sampler.c) */
+
+    /* CUDA graph of the step (trainer_set_graph): data, forward, backward and all-reduce
+     * are captured once and replayed; the draw before and AdamW/EMA after stay eager (their
+     * step numbers are kernel arguments). */
+    int graph_mode; /* 0 off, 1 on: warm-up step pending, 2 on: capture next */
+    void *graph;    /* the backend's instantiated graph, or NULL */
 };
 
 struct sampler;
@@ -82,6 +88,13 @@ void trainer_step_forward(struct trainer *t);
 void trainer_step_backward(struct trainer *t);
 void trainer_step_allreduce(struct trainer *t);
 void trainer_step_update(struct trainer *t);
+
+/* run.cuda_graph: on (1) captures trainer_train_step's data, forward, backward and
+ * all-reduce once, after one eager warm-up step, and replays them each step. Returns 1 if
+ * on, 0 if the backend has no graphs or asked for off. Only with one rank for now (the
+ * NCCL all-reduce inside a capture needs checking on GPUs). A failed capture logs why and
+ * turns it off. The buffers the graph reads must not move: the trainer never reallocates. */
+int trainer_set_graph(struct trainer *t, int on);
 
 /* The example's test_step losses with the EMA network in inference mode, into t->losses. */
 void trainer_eval_losses(struct trainer *t);

@@ -56,7 +56,7 @@ static const char *first_difference(const struct run_config *a, const struct run
     SAME(diffusion.seed) SAME(num_epochs) SAME(batch_size) SAME(max_steps);
     SAME(kid_image_size) SAME(kid_diffusion_steps) SAME(plot_diffusion_steps);
     SAME(plot_rows) SAME(plot_cols) SAME_STR(inception_weights) SAME_STR(run_dir);
-    SAME_STR(backend) SAME(progress_seconds);
+    SAME_STR(backend) SAME(progress_seconds) SAME_STR(cuda_graph);
     return NULL;
 #undef SAME
 #undef SAME_STR
@@ -143,6 +143,7 @@ static const struct bad_file bad_files[] = {
     {"model:\n  widths: [1,2,3,4,5,6,7,8,9]\n", 2, "model.widths", "got a list of 9"},
     {"train:\n  loss: huber\n", 2, "train.loss", "expected one of mae, mse, got \"huber\""},
     {"run:\n  backend: tpu\n", 2, "run.backend", "one of auto, cpu, cuda"},
+    {"run:\n  cuda_graph: yes\n", 2, "run.cuda_graph", "one of auto, on, off"},
     {"train:\n  seed: -1\n", 2, "train.seed", "expected an integer in [0, 1844"},
     {"eval:\n  kid_image_size: 64\n", 2, "eval.kid_image_size", "in [75, 1024], got \"64\""},
     {"model:\n  bn_momentum: 1.0\n", 2, "model.bn_momentum", "in [0, 1), got \"1.0\""},
@@ -298,7 +299,7 @@ static void roundtrip(const struct run_config *c, const char *name)
         }
     if (f)
         fclose(f);
-    CHECK(keys == 37, "%s: %d keys written, expected 37", path, keys);
+    CHECK(keys == 38, "%s: %d keys written, expected 38", path, keys);
 }
 
 static void test_roundtrip(void)
@@ -345,6 +346,7 @@ static void test_roundtrip(void)
     c.resume = RESUME_FORCE;
     c.divergence_factor = 1.0 / 3;
     c.collective_timeout_s = 0.5;
+    snprintf(c.cuda_graph, sizeof c.cuda_graph, "off");
     char err[1024];
     CHECK(run_config_check(&c, err, sizeof err) == 0, "modified config fails the check: %s", err);
     roundtrip(&c, "modified.yaml");

@@ -550,6 +550,7 @@ int main(void)
     test_batchnorm(3 * 6 * 10, 5);
     test_batchnorm(4 * 32 * 32, 37); /* many row chunks, a partial channel block */
     test_batchnorm(7, 96);
+    test_batchnorm(3, 3100); /* wider than shared memory holds: coefficients in global memory */
     test_embedding(3, 4, 5, 32);
     test_embedding(2, 1, 1, 6);
     test_loss(3 * 6 * 10 * 3);

@@ -7,12 +7,17 @@
  * computations and compares every tensor, naming the first one that differs.
  *
  * usage: test_keras_fixture [FIXTURE.h5] [--backend cpu|cuda] [--tf32]
+ * (built again as test_keras_fixture_emu, which also takes --backend cuda-emu: the CUDA
+ * backend's kernels on the host emulation, tests/cuda_emu, with plain convolutions)
  * The CUDA backend runs in exact mode (DDIM_CUDNN_NO_TF32=1, set here) and is held to the
  * CPU backend's tolerances; --tf32 runs it with TF32 tensor cores (the default of a real
  * run) against the TF32 tolerances below. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include "h5_util.h"
 #include "test_util.h"
+#ifdef DDIM_CUDA_EMU
+#include "cuda_emu_backend.h"
+#endif
 #include "trainer.h"
 #include "util.h"
 #include "weights_h5.h"
@@ -299,8 +304,14 @@ int main(int argc, char **argv)
         setenv("DDIM_CUDNN_NO_TF32", "1", 1);
     }
     char err[512];
+#ifdef DDIM_CUDA_EMU /* the CUDA kernels on the CPU, plain convolutions */
+    struct backend *be = !strcmp(backend_name, "cuda-emu")
+                             ? backend_cuda_emu_create_with_conv(err, sizeof err)
+                             : backend_cpu_create();
+#else
     struct backend *be = !strcmp(backend_name, "cuda") ? backend_cuda_create(0, err, sizeof err)
                                                        : backend_cpu_create();
+#endif
     if (!be) {
         printf("SKIP: %s\n", err);
         return TEST_SKIP;

@@ -2,7 +2,7 @@
 # gpu_check.sh: the first thing to run on a lent GPU machine (docs/gpu.md), in one `run` call
 # from the repository root with .bundle carried (tools/device_bundle.sh, made here). In
 # order of importance, each step bounded in time and its exit status checked and recorded:
-#   build (tools/device_build.sh, no tests), the gpu tests (test_cuda_ops, the Keras fixture
+#   build (tools/device_build.sh, no tests), the gpu tests (test_cuda_ops, test_cuda_graph, the Keras fixture
 #   in exact mode and in TF32, each printing its cuDNN algorithms), the programs' exits (a
 #   short training run, a SIGTERM stop, ddim-sample; each must exit 0, never a signal; a
 #   run with a missing dataset must exit with a clean error), the
@@ -129,6 +129,8 @@ if [[ ! -x $bdir/ddim-dist ]]; then
 else
     # --- the gpu tests: exact mode at the CPU's tolerances, TF32 at its own -----------------
     step test_cuda_ops $gpu_want 180 "$bdir/tests/test_cuda_ops"
+    # CUDA graphs: the kernels replayed, the trainer's graph mode against op by op (issue 11)
+    step test_cuda_graph $gpu_want 120 "$bdir/tests/test_cuda_graph"
     step fixture_exact $gpu_want 120 env DDIM_CUDNN_LOG_ALGOS=1 \
         "$bdir/tests/test_keras_fixture" tests/data/keras_small.h5 --backend cuda
     step fixture_tf32 $gpu_want 120 env DDIM_CUDNN_LOG_ALGOS=1 \

@@ -305,6 +305,20 @@ struct backend {
 #define BACKEND_OP_FIELD(need, ret, op, params) ret(*op) params;
     BACKEND_OPS(BACKEND_OP_FIELD)
 #undef BACKEND_OP_FIELD
+
+    /* --- graphs (optional: NULL where a backend has none; CUDA: stream capture) ---
+     * Not ops: they record ops. Between graph_capture_begin and graph_capture_end the ops are
+     * recorded, not run; graph_launch runs the recorded ops again, in order, with the same
+     * arguments (so what changes between launches must live in backend memory). An op that
+     * cannot be recorded (a host synchronization, an allocation, an upload) spoils the
+     * capture: end then returns NULL with the reason in err, the backend is usable again and
+     * nothing of the recorded work has run. */
+    void (*graph_capture_begin)(struct backend *be);
+    void *(*graph_capture_end)(struct backend *be, char *err, size_t errlen);
+    /* 1, or 0 without running anything when the graph is stale: a buffer it uses was
+     * replaced since its capture (a workspace grown for a new shape); capture again */
+    int (*graph_launch)(struct backend *be, void *graph);
+    void (*graph_destroy)(struct backend *be, void *graph);
 };
 
 /* The CPU backend: always available. */

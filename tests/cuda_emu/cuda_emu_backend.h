@@ -17,6 +17,11 @@ struct backend;
 /* The emulated device 0; NULL with the reason in err if the backend's creation fails. */
 struct backend *backend_cuda_emu_create(char *err, size_t errlen);
 
+/* The same with plain direct convolutions (tests/cuda_emu/emu_conv.cu) in place of cuDNN's,
+ * U-Net shapes only: for tests of whole training steps on the emulated backend (named
+ * "cuda-emu-conv"). */
+struct backend *backend_cuda_emu_create_with_conv(char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -25,6 +25,23 @@ void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias
     DDIM_FATAL("cuda emulator: conv2d_backward is cuDNN's and is not emulated");
 }
 
+/* emu_conv.cu */
+void emu_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
+                        const float *bias, const struct conv_shape *s);
+void emu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
+                         const float *x, const float *w, const struct conv_shape *s);
+
+extern "C" struct backend *backend_cuda_emu_create_with_conv(char *err, size_t errlen)
+{
+    struct backend *be = backend_cuda_create(0, err, errlen);
+    if (!be)
+        return NULL;
+    be->name = "cuda-emu-conv";
+    be->conv2d_forward = emu_conv2d_forward;
+    be->conv2d_backward = emu_conv2d_backward;
+    return be;
+}
+
 extern "C" struct backend *backend_cuda_emu_create(char *err, size_t errlen)
 {
     struct backend *be = backend_cuda_create(0, err, errlen);
