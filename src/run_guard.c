@@ -17,7 +17,6 @@
 
 static const int stop_signals[] = {SIGUSR1, SIGTERM, SIGINT, SIGHUP};
 enum { NUM_STOP_SIGNALS = sizeof stop_signals / sizeof stop_signals[0] };
-static struct sigaction saved_actions[NUM_STOP_SIGNALS];
 static volatile sig_atomic_t stop_signal = 0;
 
 static void on_stop_signal(int sig)
@@ -41,19 +40,14 @@ void run_guard_signals_install(void)
     sigemptyset(&sa.sa_mask);
     stop_signal = 0;
     for (int i = 0; i < NUM_STOP_SIGNALS; i++) {
-        sigaction(stop_signals[i], NULL, &saved_actions[i]);
+        struct sigaction old;
+        sigaction(stop_signals[i], NULL, &old);
         /* an interrupt or hang-up ignored by whoever started us stays ignored: nohup, or a
          * background job of a shell without job control, which Ctrl-C must not reach */
         int quiet = stop_signals[i] == SIGINT || stop_signals[i] == SIGHUP;
-        if (!(quiet && saved_actions[i].sa_handler == SIG_IGN))
+        if (!(quiet && old.sa_handler == SIG_IGN))
             sigaction(stop_signals[i], &sa, NULL);
     }
-}
-
-void run_guard_signals_restore(void)
-{
-    for (int i = 0; i < NUM_STOP_SIGNALS; i++)
-        sigaction(stop_signals[i], &saved_actions[i], NULL);
 }
 
 int run_guard_stop_signal(void)

@@ -19,9 +19,11 @@
 
 /* --- stop signals ---------------------------------------------------------------------- */
 
-/* Installs the handlers (the previous ones are kept for run_guard_signals_restore). */
+/* Installs the handlers. They stay until the process exits: a stop signal that arrives
+ * while the run shuts down (after its checkpoint, in MPI's or CUDA's teardown) is taken as
+ * asked (a second SIGINT still ends it at once, exit 130), never by the default action,
+ * which would end the job by a signal. */
 void run_guard_signals_install(void);
-void run_guard_signals_restore(void);
 /* The signal that asked for a stop, or 0. */
 int run_guard_stop_signal(void);
 

@@ -521,6 +521,5 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
     free(L.order);
     dataset_close(&L.ds);
     free(L.config_yaml);
-    run_guard_signals_restore();
     return rc;
 }
