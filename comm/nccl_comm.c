@@ -218,7 +218,11 @@ struct comm *comm_nccl_create(struct comm *mpi, void *stream, char *err, size_t 
     c->set_timeout = nccl_set_timeout;
     atomic_store(&s->timeout_us, 600LL * 1000000);
     cudaGetDevice(&s->device);
-    if (mpi->world > 1 && cudaEventCreateWithFlags(&s->done, cudaEventDisableTiming) == cudaSuccess)
+    if (mpi->world > 1 &&
+        cudaEventCreateWithFlags(&s->done, cudaEventDisableTiming) == cudaSuccess) {
         s->running = pthread_create(&s->thread, NULL, watch, s) == 0;
+        if (!s->running) /* no watchdog: nccl_destroy frees the event only when one runs */
+            cudaEventDestroy(s->done);
+    }
     return c;
 }

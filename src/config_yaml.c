@@ -273,7 +273,7 @@ static int apply_document(yaml_document_t *doc, struct run_config *c, const stru
 {
     yaml_node_t *root = yaml_document_get_root_node(doc);
     if (is_null(root))
-        return 0; /* an empty file changes nothing */
+        return 0; /* empty YAML text changes nothing (an empty --config file is refused above) */
     if (root->type != YAML_MAPPING_NODE)
         return fail(s, node_line(root), NULL,
                     "expected a mapping of sections (data:, model:, diffusion:, train:, eval:, "
