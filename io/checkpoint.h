@@ -19,7 +19,7 @@
 
 #define CHECKPOINT_FORMAT "ddim-dist checkpoint 1"
 
-/* A training state in host memory: all that a checkpoint holds. src/trainer_state.c fills
+/* A training state in host memory: all that a checkpoint holds. src/model/trainer_state.c fills
  * it from a trainer and loads it back; it is the one list of what a training state is. */
 struct train_state {
     struct model_shape shape;

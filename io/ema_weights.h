@@ -16,7 +16,7 @@
 
 #define EMA_WEIGHTS_FORMAT "ddim-dist ema weights 1"
 
-/* What the file holds, in host memory. The model layer (src/infer_model.h) turns the
+/* What the file holds, in host memory. The model layer (src/model/infer_model.h) turns the
  * stored config and shape into a network and reads the weights for its parameter table. */
 struct ema_weights {
     struct model_shape shape; /* what the weights were written for */

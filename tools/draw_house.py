@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """draw_house.py: the include graph of the C sources, by layer (docs/design.md "The house").
 
-Reads every #include "..." of src/, src/base/, kernels/, comm/, io/ and tools/, and draws
+Reads every #include "..." of src/base/, kernels/, comm/, io/, src/model/ and src/programs/
+(and, in older checkouts, src/ and tools/), and draws
 one box per unit (foo.c with foo.h), stacked by layer: the ground floor at the bottom, the
 programs on top. An arrow A -> B is "A includes B". Arrows that run down are grey; an
 arrow that runs up a floor or across between kernels/, comm/ and io/ is red: the build
@@ -24,7 +25,7 @@ import sys
 FLOORS = ["ground", "kernels", "comm", "io", "model", "programs"]
 SIDE_BY_SIDE = {"kernels", "comm", "io"}  # one floor: none may include another
 GROUND_NAMES = {"util", "backend", "rng", "optim_math", "params"}
-DIRS = ["src/base", "kernels", "comm", "io", "src", "tools"]
+DIRS = ["src/base", "kernels", "comm", "io", "src/model", "src/programs", "src", "tools"]
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
@@ -35,7 +36,7 @@ def floor_of(path):
         return "ground"
     if d in ("kernels", "comm", "io"):
         return d
-    if d == "tools" or unit.startswith("main_"):
+    if d in ("tools", "src/programs") or unit.startswith("main_"):
         return "programs"
     return "model"
 

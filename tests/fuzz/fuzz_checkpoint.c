@@ -1,7 +1,7 @@
 /* fuzz_checkpoint.c: libFuzzer target for the checkpoint reader (io/checkpoint.c), as
- * ddim-dist reads run.dir/checkpoint.h5 to resume (src/trainer_state.c): into a trainer for the
- * tiny model that tests/fuzz/make_seeds.sh trains (16x16, widths [8, 16], block depth 1, embedding
- * 8), built once on the CPU backend. */
+ * ddim-dist reads run.dir/checkpoint.h5 to resume (src/model/trainer_state.c): into a trainer for
+ * the tiny model that tests/fuzz/make_seeds.sh trains (16x16, widths [8, 16], block depth 1,
+ * embedding 8), built once on the CPU backend. */
 #include "backend.h"
 #include "comm.h"
 #include "fuzz_util.h"

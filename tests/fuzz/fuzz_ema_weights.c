@@ -1,5 +1,5 @@
 /* fuzz_ema_weights.c: libFuzzer target for the EMA-weights reader (io/ema_weights.c) under
- * the inference model (src/infer_model.c), as ddim-sample reads an export (--weights) and a
+ * the inference model (src/model/infer_model.c), as ddim-sample reads an export (--weights) and a
  * checkpoint (--checkpoint): each input is read both ways. The stored config and shape
  * decide the network that is built. */
 #include "fuzz_util.h"

@@ -1,10 +1,10 @@
-/* prep_output.c: ddim-prep's output file (its layout written by io/dataset_write.c), the
+/* ddim_prep_output.c: ddim-prep's output file (its layout written by io/dataset_write.c), the
  * split shuffle and the training statistics. The file is built in memory, written as PATH.tmp and
  * renamed when complete. */
 #define _POSIX_C_SOURCE 200809L
 #include "dataset.h"
+#include "ddim_prep.h"
 #include "h5_util.h"
-#include "prep.h"
 #include "rng.h"
 #include "util.h"
 

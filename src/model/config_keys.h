@@ -1,5 +1,5 @@
-/* config_keys.h: the table of configuration keys shared by src/config.c (defaults, checks,
- * writing, suggestions) and src/config_yaml.c (YAML loading and --set). Private to those
+/* config_keys.h: the table of configuration keys shared by src/model/config.c (defaults, checks,
+ * writing, suggestions) and src/model/config_yaml.c (YAML loading and --set). Private to those
  * two files: everything else goes through config.h. */
 #ifndef DDIM_CONFIG_KEYS_H
 #define DDIM_CONFIG_KEYS_H

@@ -1,4 +1,4 @@
-/* gif_main.c: ddim-gif, a run's per-epoch sample grids (RUN/samples/epoch_NNNN.png, the same
+/* ddim_gif.c: ddim-gif, a run's per-epoch sample grids (RUN/samples/epoch_NNNN.png, the same
  * initial noises every epoch) as one animated GIF: the batch evolving over training, as
  * the Keras example's article shows it. Exit codes: 0 done, 1 runtime error, 2 usage. */
 #define _POSIX_C_SOURCE 200809L

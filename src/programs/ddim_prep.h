@@ -1,5 +1,6 @@
-/* prep.h: the parts of ddim-prep (tools/prep_*.c) shared between its files: the synthetic
- * flower generator, the seeded split shuffle and the output file (io/dataset.h's layout). */
+/* ddim_prep.h: the parts of ddim-prep (src/programs/ddim_prep_*.c) shared between its files: the
+ * synthetic flower generator, the seeded split shuffle and the output file (io/dataset.h's layout).
+ */
 #ifndef DDIM_PREP_H
 #define DDIM_PREP_H
 

@@ -1,4 +1,4 @@
-/* main_bench.c: the ddim-bench program: times the training step (draw, forward, backward,
+/* ddim_bench.c: the ddim-bench program: times the training step (draw, forward, backward,
  * gradient all-reduce, AdamW + EMA) on random data at a given configuration, whole and by
  * phase, with the backend's timing events after a warm-up, and prints the figures with the
  * setup they ran with (a table, optionally a CSV of every step and one JSON line).
@@ -7,11 +7,11 @@
  * synchronization inside the timed loop (CUDA events wait only when read, after it). The
  * breakdown is a second loop of as many steps that records an event between phases
  * (trainer_step_* in trainer.h), so its sum can sit slightly above the whole step. A third
- * loop of --op-steps steps runs on bench_ops.h's forwarding backend, which brackets every op
+ * loop of --op-steps steps runs on ddim_bench_ops.h's forwarding backend, which brackets every op
  * with events: the time per group of ops (convolutions, BatchNorm ...), the profile of a
  * step without a profiler (the events add a little time per op). */
-#include "bench_ops.h"
 #include "comm.h"
+#include "ddim_bench_ops.h"
 #include "graph.h"
 #include "launch.h"
 #include "trainer.h"

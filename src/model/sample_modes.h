@@ -1,4 +1,4 @@
-/* sample_modes.h: what ddim-sample draws (src/main_sample.c parses the options): the grid
+/* sample_modes.h: what ddim-sample draws (src/programs/ddim_sample.c parses the options): the grid
  * of the Keras example, a sweep over step counts, a spherical interpolation between two
  * initial noises and the sampling trajectory, each with the DDIM (eta) or Heun sampler,
  * written as PNG, animated GIF and HDF5. */

@@ -1,6 +1,6 @@
 /* config.h: every setting of a training run, with the Keras example's values as defaults.
  *
- * A run is configured by a YAML file (src/config_yaml.c, through libyaml) and `--set
+ * A run is configured by a YAML file (src/model/config_yaml.c, through libyaml) and `--set
  * section.key=value` overrides; the resolved configuration is printed at start and saved
  * as config.yaml in the run directory. Keys are "section.key" as in the YAML file:
  *

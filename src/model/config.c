@@ -1,6 +1,6 @@
 /* config.c: the table of configuration keys (the one place a key is declared), the Keras
  * example's defaults, the range and cross-field checks, did-you-mean suggestions and the
- * YAML writer. Reading YAML lives in src/config_yaml.c and uses the same table. */
+ * YAML writer. Reading YAML lives in src/model/config_yaml.c and uses the same table. */
 #include "config_keys.h"
 
 #include "util.h"

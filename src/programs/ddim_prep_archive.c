@@ -1,11 +1,11 @@
-/* prep_archive.c: ddim-prep's --input ARCHIVE: the images of a .tar, .tar.gz/.tgz, .zip (any
+/* ddim_prep_archive.c: ddim-prep's --input ARCHIVE: the images of a .tar, .tar.gz/.tgz, .zip (any
  * archive libarchive reads) decoded straight from the archive, never unpacked. The order is
  * the folder's (entries sorted by their path), so an archive and its unpacked folder give
  * the same dataset. A compressed tar cannot be read out of order, so the archive is read
  * twice: once for the list of names (the sort, the split and --limit need all of them), once
  * for the pixels, decoded in parallel a batch of entries at a time. */
 #define _POSIX_C_SOURCE 200809L
-#include "prep.h"
+#include "ddim_prep.h"
 #include "util.h"
 
 #include <archive.h>

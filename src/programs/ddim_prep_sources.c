@@ -1,10 +1,10 @@
-/* prep_sources.c: where ddim-prep's images come from: the folder listing (archives:
- * prep_archive.c, and stand-ins here for a build without libarchive), and the hidden
+/* ddim_prep_sources.c: where ddim-prep's images come from: the folder listing (archives:
+ * ddim_prep_archive.c, and stand-ins here for a build without libarchive), and the hidden
  * --dump-resize option that lets tools/check_resize.py compare our resize with TF's on the
  * very pixels libjpeg decoded. */
 #define _POSIX_C_SOURCE 200809L
+#include "ddim_prep.h"
 #include "image_io.h"
-#include "prep.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -107,7 +107,7 @@ int prep_input_is_archive(const char *input)
 }
 
 #ifndef DDIM_HAVE_LIBARCHIVE
-/* Built without libarchive (tools/prep_archive.c): an archive is refused, clearly. */
+/* Built without libarchive (src/programs/ddim_prep_archive.c): an archive is refused, clearly. */
 int prep_archive_list(const char *archive, char ***names, long *count, char *err, size_t errlen)
 {
     (void)names;

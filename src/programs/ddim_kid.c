@@ -1,4 +1,4 @@
-/* main_kid.c: ddim-kid, the Kernel Inception Distance between two image sets, computed as
+/* ddim_kid.c: ddim-kid, the Kernel Inception Distance between two image sets, computed as
  * the Keras example's KID metric computes it (kid.h): per batch of n real and n generated
  * images, averaged over the batches (a last partial batch is dropped, as the example's
  * validation set drops it). The generated set is a set of files, or a model's samples drawn

@@ -1,12 +1,12 @@
-/* prep_main.c: ddim-prep, the dataset preparation program. It turns a folder or an archive
+/* ddim_prep.c: ddim-prep, the dataset preparation program. It turns a folder or an archive
  * of JPEG/PNG photos (e.g. the Oxford Flowers 102 102flowers.tgz, read directly by
- * tools/prep_archive.c) or procedural flowers (--synthetic N)
+ * src/programs/ddim_prep_archive.c) or procedural flowers (--synthetic N)
  * into the HDF5 file the trainer reads (layout in io/dataset.h), with the Keras example's
  * preprocessing (center crop, antialiased bilinear resize) and a seeded 80/20 split.
  * Exit codes: 0 done, 1 runtime error, 2 usage error. */
 #define _POSIX_C_SOURCE 200809L
+#include "ddim_prep.h"
 #include "image_io.h"
-#include "prep.h"
 #include "util.h"
 
 #include <stdio.h>

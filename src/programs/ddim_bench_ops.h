@@ -1,4 +1,4 @@
-/* bench_ops.h: ddim-bench's time per group of ops (convolutions, BatchNorm, elementwise ...):
+/* ddim_bench_ops.h: ddim-bench's time per group of ops (convolutions, BatchNorm, elementwise ...):
  * a backend that forwards every op to another one and records a timing event before and
  * after each timed op. Meant for a few steps apart from the whole-step timing, since an
  * event pair per op adds work and (with CUDA graphs) would split the step. */

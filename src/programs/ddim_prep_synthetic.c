@@ -1,4 +1,4 @@
-/* prep_synthetic.c: procedural flower-like images, so that demos and tests need no
+/* ddim_prep_synthetic.c: procedural flower-like images, so that demos and tests need no
  * download (ddim-prep --synthetic N).
  *
  * Each image is a small scene: a smooth background (gradient, out-of-focus foliage or
@@ -11,7 +11,7 @@
  * Random draws come from Philox keyed by (seed, image index, draw number) (src/base/rng.h), so an
  * image depends only on (seed, index, size): runs are reproducible and images can be drawn
  * in parallel in any order. */
-#include "prep.h"
+#include "ddim_prep.h"
 #include "rng.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* main_train.c: the ddim-dist program: reads the configuration, picks the backend and the
+/* ddim_dist.c: the ddim-dist program: reads the configuration, picks the backend and the
  * communicator, and runs the training loop (train_loop.c). */
 #include "config.h"
 #include "launch.h"

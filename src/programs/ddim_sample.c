@@ -1,7 +1,7 @@
-/* main_sample.c: the ddim-sample program: images from a trained model (a checkpoint or an
+/* ddim_sample.c: the ddim-sample program: images from a trained model (a checkpoint or an
  * EMA export, io/ema_weights.h) by the Keras example's DDIM sampler with the EMA network
  * (or its stochastic and second-order variants), as PNG grids, animated GIFs and HDF5; and
- * the EMA export itself. This file parses and checks the options; src/sample_modes.c
+ * the EMA export itself. This file parses and checks the options; src/model/sample_modes.c
  * draws. */
 #include "config.h"
 #include "infer_model.h"
