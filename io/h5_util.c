@@ -253,7 +253,9 @@ int h5u_read_attr_strings(hid_t f, const char *label, const char *obj, const cha
     int ndim = H5Sget_simple_extent_ndims(space);
     hssize_t n = H5Sget_simple_extent_npoints(space);
     int rc = 0;
-    if (H5Tget_class(type) != H5T_STRING || ndim > 1 || n < 0 || n > 1000000)
+    if (n == 0) /* Keras writes an empty list as a float64 array of length 0 (numpy's []) */
+        *out = util_xcalloc(1, sizeof **out);
+    else if (H5Tget_class(type) != H5T_STRING || ndim > 1 || n < 0 || n > 1000000)
         rc = util_error(err, errlen, "%s: attribute '%s' of '%s' is not a list of strings", label,
                         attr, obj);
     else if (read_string_array(a, type, out, (int)n) != 0) {

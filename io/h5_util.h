@@ -46,9 +46,11 @@ int h5u_read_attr_doubles(hid_t file, const char *file_label, const char *obj, c
 int h5u_read_attr_str(hid_t file, const char *file_label, const char *attr, char *buf, size_t len,
                       char *err, size_t errlen);
 
-/* String-array attribute `attr` of object `obj` (fixed or variable length strings, as
- * Keras's HDF5 files hold `layer_names` and `weight_names`): *out gets *count malloc'd
- * strings in one malloc'd array (free with h5u_free_strings). 0, or -1 with a message. */
+/* String-array attribute `attr` of object `obj` (fixed or variable length strings, ASCII or
+ * UTF-8, as Keras's HDF5 files hold `layer_names` and `weight_names`; an attribute with no
+ * elements, of any type, is an empty list: Keras stores `[]` as a float64 array of length
+ * 0): *out gets *count malloc'd strings in one malloc'd array (free with
+ * h5u_free_strings). 0, or -1 with a message. */
 int h5u_read_attr_strings(hid_t file, const char *file_label, const char *obj, const char *attr,
                           char ***out, int *count, char *err, size_t errlen);
 void h5u_free_strings(char **strings, int count);
