@@ -1,6 +1,7 @@
 /* run_guard.c: see run_guard.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "run_guard.h"
+#include "path_check.h"
 #include "run_log.h"
 #include "util.h"
 
@@ -12,6 +13,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* --- inputs that are outputs ----------------------------------------------------------- */
+
+int run_guard_check_paths(const struct run_config *cfg, char *err, size_t errlen)
+{
+    static const char *const written[] = {
+        "checkpoint.h5", "best.h5", "metrics.jsonl", "config.yaml", "loss.png", "kid.png", "lock"};
+    enum { N = sizeof written / sizeof written[0] };
+    char paths[N][CONFIG_PATH_MAX + 32], whats[N][64];
+    struct path_use outputs[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(paths[i], sizeof paths[i], "%s/%s", cfg->run_dir, written[i]);
+        snprintf(whats[i], sizeof whats[i], "the run's %s", written[i]);
+        outputs[i] = (struct path_use){whats[i], paths[i]};
+    }
+    const struct path_use inputs[] = {{"data.path", cfg->data_path},
+                                      {"eval.inception_weights", cfg->inception_weights}};
+    return path_check_outputs(outputs, N, inputs, 2, err, errlen);
+}
 
 /* --- stop signals ---------------------------------------------------------------------- */
 

@@ -17,6 +17,15 @@
 
 #include <stddef.h>
 
+/* --- inputs that are outputs ----------------------------------------------------------- */
+
+/* 0 when no file the run writes under run.dir (checkpoint.h5, best.h5, metrics.jsonl,
+ * config.yaml, loss.png, kid.png, lock) is one of its inputs (data.path,
+ * eval.inception_weights); else -1 with a message naming both. The file given to --config
+ * is not among the inputs: it is read whole before anything is written, and a run.dir's
+ * own config.yaml is how a run is resumed. */
+int run_guard_check_paths(const struct run_config *cfg, char *err, size_t errlen);
+
 /* --- stop signals ---------------------------------------------------------------------- */
 
 /* Installs the handlers. They stay until the process exits: a stop signal that arrives

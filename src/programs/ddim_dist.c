@@ -2,6 +2,7 @@
  * communicator, and runs the training loop (train_loop.c). */
 #include "config.h"
 #include "launch.h"
+#include "run_guard.h"
 #include "train_loop.h"
 #include "util.h"
 
@@ -84,6 +85,10 @@ int main(int argc, char **argv)
     if (print_only) {
         config_write_yaml(&cfg, stdout);
         return 0;
+    }
+    if (run_guard_check_paths(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "ddim-dist: %s\n", err);
+        return 2;
     }
     struct comm *mpi = comm_mpi_create(&argc, &argv);
     if (mpi->rank == 0) {
