@@ -9,6 +9,7 @@
 const char *const dataset_split_group[2] = {"/train", "/validation"};
 const char *const dataset_split_images[2] = {"/train/images", "/validation/images"};
 const char *const dataset_split_count[2] = {"num_train", "num_validation"};
+const char *const dataset_split_fingerprint[2] = {"train_xxh128", "validation_xxh128"};
 
 static int attr_string(hid_t file, const char *name, const char *value)
 {
@@ -81,6 +82,14 @@ int dataset_write(hid_t f, const char *label, const uint8_t *images, long n_trai
         attr_numbers(f, "train_variance", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, meta->variance, 3);
     for (int i = 0; i < 5 && !bad; i++)
         bad = attr_numbers(f, int_names[i], H5T_STD_I64LE, H5T_NATIVE_LLONG, &ints[i], 1);
+    const long counts[2] = {n_train, n_val};
+    const uint8_t *first = images;
+    for (int split = 0; split < 2 && !bad; split++) { /* the content fingerprints */
+        char hex[33];
+        dataset_fingerprint_of(first, (size_t)counts[split] * per_image, hex);
+        bad = attr_string(f, dataset_split_fingerprint[split], hex);
+        first += (size_t)counts[split] * per_image;
+    }
     if (bad)
         return util_error(err, errlen, "%s: writing the HDF5 file failed (disk full?)", label);
     return 0;

@@ -64,13 +64,13 @@ static void test_resume_config(void)
     now = old;
     now.diffusion.learning_rate = 0.002f;
     now.num_epochs = 50;
-    int rc = run_guard_check_resume_config(&now, "ck.h5", yaml, 40, json, sizeof json, summary,
-                                           sizeof summary, err, sizeof err);
+    int rc = run_guard_check_resume_config(&now, "ck.h5", yaml, NULL, 40, json, sizeof json,
+                                           summary, sizeof summary, err, sizeof err);
     if (rc != -1 || !strstr(err, "train.learning_rate 0.001 -> 0.002") ||
         strstr(err, "num_epochs") || !strstr(err, "--set train.resume=force"))
         test_fail("resume: a new learning rate not refused as it should be: rc %d \"%s\"", rc, err);
     now.resume = RESUME_FORCE;
-    rc = run_guard_check_resume_config(&now, "ck.h5", yaml, 40, json, sizeof json, summary,
+    rc = run_guard_check_resume_config(&now, "ck.h5", yaml, NULL, 40, json, sizeof json, summary,
                                        sizeof summary, err, sizeof err);
     if (rc != 0 || !strstr(json, "\"type\":\"config_change\",\"step\":40,\"forced\":true") ||
         !strstr(json, "{\"key\":\"train.learning_rate\",\"old\":\"0.001\",\"new\":\"0.002\","
@@ -81,12 +81,12 @@ static void test_resume_config(void)
     now.num_epochs = 50;
     now.progress_seconds = 1;
     snprintf(now.run_dir, sizeof now.run_dir, "moved/\"x\"");
-    rc = run_guard_check_resume_config(&now, "ck.h5", yaml, 40, json, sizeof json, summary,
+    rc = run_guard_check_resume_config(&now, "ck.h5", yaml, NULL, 40, json, sizeof json, summary,
                                        sizeof summary, err, sizeof err);
     if (rc != 0 || !strstr(json, "\"forced\":false") || !strstr(json, "{\"key\":\"run.dir\"") ||
         !strstr(summary, "train.num_epochs 1 -> 50"))
         test_fail("resume: harmless changes not accepted and recorded: rc %d %s", rc, json);
-    rc = run_guard_check_resume_config(&old, "ck.h5", yaml, 40, json, sizeof json, summary,
+    rc = run_guard_check_resume_config(&old, "ck.h5", yaml, NULL, 40, json, sizeof json, summary,
                                        sizeof summary, err, sizeof err);
     if (rc != 0 || json[0] || summary[0])
         test_fail("resume: no change, yet a record: %s", json);

@@ -331,48 +331,72 @@ static void changes_json(const struct config_difference *d, int n, long step, in
         snprintf(out + j, len - j, "]}");
 }
 
+/* The dataset's fingerprints that differ, as changes of the pseudo-settings
+ * data.train_xxh128 and data.validation_xxh128 (refused like another dataset): appended to
+ * d (n entries, at most MAX_CHANGES); the new count. */
+static int data_changes(const struct data_fingerprints *data, struct config_difference *d, int n)
+{
+    static const char *const keys[2] = {"data.train_xxh128", "data.validation_xxh128"};
+    for (int s = 0; data && s < 2 && n < MAX_CHANGES; s++) {
+        const char *a = data->stored[s], *b = data->now[s];
+        if (!a || !b || !a[0] || !b[0] || !strcmp(a, b))
+            continue; /* unknown (made before fingerprints), or the same */
+        d[n].key = keys[s];
+        snprintf(d[n].old_value, sizeof d[n].old_value, "%s", a);
+        snprintf(d[n].new_value, sizeof d[n].new_value, "%s", b);
+        n++;
+    }
+    return n;
+}
+
 int run_guard_check_resume_config(const struct run_config *cfg, const char *label,
-                                  const char *stored_yaml, long step, char *json_line,
-                                  size_t json_len, char *summary, size_t summary_len, char *err,
-                                  size_t errlen)
+                                  const char *stored_yaml, const struct data_fingerprints *data,
+                                  long step, char *json_line, size_t json_len, char *summary,
+                                  size_t summary_len, char *err, size_t errlen)
 {
     json_line[0] = summary[0] = '\0';
-    if (!stored_yaml || !stored_yaml[0])
-        return 0; /* a checkpoint without its settings: nothing to compare */
-    struct run_config old;
-    run_config_defaults(&old);
-    char msg[1024];
-    if (config_load_yaml_text(&old, label, stored_yaml, msg, sizeof msg) != 0) {
-        if (cfg->resume == RESUME_FORCE)
-            return 0;
-        return util_error(err, errlen,
-                          "cannot resume: the settings stored in %s cannot be read (%s), so "
-                          "they cannot be compared with these; set train.resume=force to "
-                          "resume anyway",
-                          label, msg);
-    }
     static struct config_difference d[MAX_CHANGES]; /* 33 KB: off the stack */
-    int n = config_differences(&old, cfg, d, MAX_CHANGES);
-    if (n > MAX_CHANGES)
-        n = MAX_CHANGES;
-    int kept = 0;
-    for (int i = 0; i < n; i++) /* how to resume is not a setting of the training */
-        if (strcmp(d[i].key, "train.resume") != 0)
-            d[kept++] = d[i];
-    n = kept;
+    int n = 0;
+    if (stored_yaml && stored_yaml[0]) { /* a checkpoint without its settings: none to compare */
+        struct run_config old;
+        run_config_defaults(&old);
+        char msg[1024];
+        if (config_load_yaml_text(&old, label, stored_yaml, msg, sizeof msg) != 0) {
+            if (cfg->resume == RESUME_FORCE)
+                return 0;
+            return util_error(err, errlen,
+                              "cannot resume: the settings stored in %s cannot be read (%s), so "
+                              "they cannot be compared with these; set train.resume=force to "
+                              "resume anyway",
+                              label, msg);
+        }
+        n = config_differences(&old, cfg, d, MAX_CHANGES);
+        if (n > MAX_CHANGES)
+            n = MAX_CHANGES;
+        int kept = 0;
+        for (int i = 0; i < n; i++) /* how to resume is not a setting of the training */
+            if (strcmp(d[i].key, "train.resume") != 0)
+                d[kept++] = d[i];
+        n = kept;
+    }
+    n = data_changes(data, d, n);
     int harmful = 0;
     for (int i = 0; i < n; i++)
         harmful += !run_guard_change_is_harmless(d[i].key);
     if (harmful && cfg->resume != RESUME_FORCE) {
         char list[2048];
         list_changes(d, n, 1, list, sizeof list);
+        int other_data = strstr(list, "_xxh128 ") != NULL;
         return util_error(err, errlen,
                           "cannot resume: %s was written with other settings, and resuming with "
-                          "these would not continue the same training: %s. Resume with its "
+                          "these would not continue the same training: %s%s. Resume with its "
                           "settings (the run directory's config.yaml holds them), pick another "
                           "run.dir, or set train.resume=force (--set train.resume=force) to go "
                           "on with the new settings anyway",
-                          label, list);
+                          label, list,
+                          other_data ? " (data.path holds other images than those the run was "
+                                       "trained on: the *_xxh128 are their content fingerprints)"
+                                     : "");
     }
     if (n == 0)
         return 0;

@@ -102,14 +102,22 @@ void divergence_report(const struct divergence *d, const char *on_disk, struct r
  * logging and plotting, where the run writes, the backend...). */
 int run_guard_change_is_harmless(const char *key);
 
+/* The content fingerprints (io/dataset.h, per split) of the dataset a checkpoint was
+ * trained on and of data.path now; NULL or "" where unknown (files made before them). */
+struct data_fingerprints {
+    const char *stored[2], *now[2];
+};
+
 /* Compares cfg with the settings a checkpoint stored (stored_yaml, its "config" attribute;
- * label names the checkpoint). Refuses (-1, message listing the changes and how to allow
- * them) changes that break exact resume unless cfg->resume is force. Otherwise 0 with the
+ * label names the checkpoint), and the dataset's contents with those it was trained on
+ * (data, or NULL): another dataset at data.path shows as a change of data.train_xxh128 or
+ * data.validation_xxh128. Refuses (-1, message listing the changes and how to allow them)
+ * changes that break exact resume unless cfg->resume is force. Otherwise 0 with the
  * accepted changes, if any, as one metrics line ({"type":"config_change",...}) into
  * json_line ("" when nothing changed) and as text (key old -> new, ...) into summary. */
 int run_guard_check_resume_config(const struct run_config *cfg, const char *label,
-                                  const char *stored_yaml, long step, char *json_line,
-                                  size_t json_len, char *summary, size_t summary_len, char *err,
-                                  size_t errlen);
+                                  const char *stored_yaml, const struct data_fingerprints *data,
+                                  long step, char *json_line, size_t json_len, char *summary,
+                                  size_t summary_len, char *err, size_t errlen);
 
 #endif

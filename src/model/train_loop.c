@@ -270,6 +270,13 @@ static int setup(struct loop *L, char *err, size_t errlen)
                  L->ds.count[SPLIT_VALIDATION], cfg->dataset_repetitions, B);
     if (comm->rank != 0)
         return 0;
+    int computed = 0; /* what the checkpoint records of the data, and resume compares */
+    if (dataset_fingerprint(&L->ds, &computed, err, errlen) != 0)
+        return -1;
+    if (computed)
+        util_log("ddim-dist: note: %s holds no content fingerprint (made by an older "
+                 "ddim-prep): computed from its pixels\n",
+                 cfg->data_path);
     /* before anything under run.dir is read or written: one job per run directory */
     if (run_lock_take(&L->lock, cfg->run_dir, err, errlen) != 0)
         return -1;
@@ -494,12 +501,8 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
              e++) {
             long first = e == L.resume.epoch ? L.resume.step_in_epoch : 0;
             run_epoch(&L, e, first, &t_start);
-            if (comm->rank == 0 && L.div.step == 0) {
-                loop_save_checkpoint(&L);
-                long spe = L.steps_per_epoch;
-                kid_eval_save_best(L.kid, L.last_kid, cfg->run_dir, L.t, (int)(L.global_step / spe),
-                                   L.global_step, L.global_step % spe, L.config_yaml);
-            }
+            if (comm->rank == 0 && L.div.step == 0)
+                loop_save_checkpoint(&L); /* and best.h5 when the KID improved */
         }
         rc = report_end(&L, t_start);
     }

@@ -59,7 +59,8 @@ int loop_resume_read(struct loop *L, char *err, size_t errlen);
 void loop_resume_share(struct loop *L);
 
 /* Rank 0: the state after global_step steps into run_dir/checkpoint.h5 (atomically; a
- * failure keeps the last good one, is reported, and is tried again next time). */
+ * failure keeps the last good one, is reported, and is tried again next time), and into
+ * best.h5 when the last KID is the best yet. */
 void loop_save_checkpoint(struct loop *L);
 
 #endif

@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* Rank 0: reads run_dir/checkpoint.h5 into its trainer if there is one (train.resume=auto)
@@ -30,7 +31,9 @@ int loop_resume_read(struct loop *L, char *err, size_t errlen)
     if (!stored)
         return util_error(err, errlen, "cannot resume: %s", msg);
     char summary[4096];
-    int rc = run_guard_check_resume_config(L->cfg, L->ckpt_path, stored, r->global_step,
+    const struct data_fingerprints data = {{r->data_fingerprint[0], r->data_fingerprint[1]},
+                                           {L->ds.fingerprint[0], L->ds.fingerprint[1]}};
+    int rc = run_guard_check_resume_config(L->cfg, L->ckpt_path, stored, &data, r->global_step,
                                            L->config_change, sizeof L->config_change, summary,
                                            sizeof summary, err, errlen);
     free(stored);
@@ -80,15 +83,19 @@ void loop_resume_share(struct loop *L)
              L->resume.epoch + 1, L->resume.step_in_epoch, L->global_step);
 }
 
-/* Rank 0: the state after global_step steps into run_dir/checkpoint.h5. One that cannot be
+/* Rank 0: the state after global_step steps into run_dir/checkpoint.h5 (with the dataset's
+ * fingerprints), and into best.h5 when the last KID is the best yet. One that cannot be
  * written leaves the last good one (the file is replaced atomically) and is tried again at
  * the next checkpoint; each failure is reported (ckpt_state_record). */
 void loop_save_checkpoint(struct loop *L)
 {
     long spe = L->steps_per_epoch;
-    struct checkpoint_info pos = {(int)(L->global_step / spe), L->global_step,
-                                  L->global_step % spe};
+    struct checkpoint_info pos = {.epoch = (int)(L->global_step / spe),
+                                  .global_step = L->global_step,
+                                  .step_in_epoch = L->global_step % spe};
+    memcpy(pos.data_fingerprint, L->ds.fingerprint, sizeof pos.data_fingerprint);
     int rc = trainer_checkpoint_write(L->t, L->ckpt_path, &pos, L->config_yaml, L->ckpt.error,
                                       sizeof L->ckpt.error);
     ckpt_state_record(&L->ckpt, L->ckpt_path, L->global_step, rc, &L->log);
+    kid_eval_save_best(L->kid, L->last_kid, L->cfg->run_dir, L->t, &pos, L->config_yaml);
 }
