@@ -41,8 +41,7 @@ static int write_contents(hid_t f, const char *label, const struct train_state *
         if (weights_write_h5(f, label, g[i].name, s->params, g[i].data, g[i].trainable_only, err,
                              errlen) != 0)
             return -1;
-    int bad = h5u_write_floats(f, "/normalizer/mean", s->norm, 3) ||
-              h5u_write_floats(f, "/normalizer/variance", s->norm + 3, 3) ||
+    int bad = normalizer_write_h5(f, s->norm) ||
               h5u_write_attr_str(f, "format", CHECKPOINT_FORMAT) ||
               model_shape_write_h5(f, &s->shape) ||
               h5u_write_attr_str(f, "config", config_yaml ? config_yaml : "");
@@ -80,8 +79,7 @@ static int read_contents(hid_t f, const char *label, struct train_state *s, doub
         if (weights_read_h5(f, label, g[i].name, s->params, g[i].data, g[i].trainable_only, err,
                             errlen) != 0)
             return -1;
-    if (h5u_read_floats(f, label, "/normalizer/mean", s->norm, 3, err, errlen) ||
-        h5u_read_floats(f, label, "/normalizer/variance", s->norm + 3, 3, err, errlen))
+    if (normalizer_read_h5(f, label, s->norm, err, errlen) != 0)
         return -1;
     for (int i = 0; i < 4; i++) {
         size_t n = 1;

@@ -121,12 +121,22 @@ static int check_counts_and_stats(struct dataset *ds, char *err, size_t errlen)
     if (n != 3)
         return util_error(err, errlen, "%s: attribute 'train_variance' has %zu values, expected 3",
                           ds->path, n);
+    /* pixels in [0, 1]: a mean in [0, 1], a variance at most 1/4; and above 0, since the
+     * normalizer divides by its square root (0 or less diverges at once, inf trains on
+     * zeros) */
     for (int c = 0; c < 3; c++) {
-        if (!(ds->mean[c] >= 0.0 && ds->mean[c] <= 1.0) || !(ds->variance[c] >= 0.0))
+        if (!(ds->mean[c] >= 0.0 && ds->mean[c] <= 1.0))
             return util_error(err, errlen,
-                              "%s: train_mean[%d] = %g / train_variance[%d] = %g, expected a "
-                              "mean in [0, 1] and a variance >= 0",
-                              ds->path, c, ds->mean[c], c, ds->variance[c]);
+                              "%s: attribute 'train_mean' holds %g for channel %d, expected a "
+                              "mean of pixels in [0, 1] %s",
+                              ds->path, ds->mean[c], c, DATASET_HINT);
+        if (!(ds->variance[c] > 0.0 && ds->variance[c] <= 0.25))
+            return util_error(err, errlen,
+                              "%s: attribute 'train_variance' holds %g for channel %d, expected "
+                              "a variance of pixels in [0, 1]: more than 0 (the images must "
+                              "vary: the normalizer divides by its square root) and at most "
+                              "0.25 %s",
+                              ds->path, ds->variance[c], c, DATASET_HINT);
     }
     return 0;
 }

@@ -4,6 +4,7 @@
 #include "atomic_file.h"
 #include "util.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,21 @@ int h5u_read_floats(hid_t file, const char *file_label, const char *name, float 
     H5Dclose(d);
     if (st < 0)
         return util_error(err, errlen, "%s: cannot read dataset '%s' as float32", file_label, name);
+    return 0;
+}
+
+int h5u_read_finite_floats(hid_t file, const char *file_label, const char *name, float *out,
+                           size_t count, char *err, size_t errlen)
+{
+    if (h5u_read_floats(file, file_label, name, out, count, err, errlen) != 0)
+        return -1;
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(out[i]))
+            return util_error(err, errlen,
+                              "%s: dataset '%s' holds %g at element %zu of %zu: not a finite "
+                              "number (the file is damaged, or was saved from a run that had "
+                              "diverged)",
+                              file_label, name, (double)out[i], i, count);
     return 0;
 }
 

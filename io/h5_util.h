@@ -37,6 +37,12 @@ int h5u_shape(hid_t file, const char *file_label, const char *name, int *ndim,
 int h5u_read_floats(hid_t file, const char *file_label, const char *name, float *out, size_t count,
                     char *err, size_t errlen);
 
+/* h5u_read_floats, then every value must be a finite number: a NaN or an infinity is an
+ * error naming the file, the dataset and the first such element (a damaged file, or one
+ * saved from a run that had diverged). For weights, normalizers, anything a model uses. */
+int h5u_read_finite_floats(hid_t file, const char *file_label, const char *name, float *out,
+                           size_t count, char *err, size_t errlen);
+
 /* Reads a numeric attribute of object `obj` ("/" for the file) as doubles; *count in:
  * capacity, out: elements read. */
 int h5u_read_attr_doubles(hid_t file, const char *file_label, const char *obj, const char *attr,

@@ -36,9 +36,17 @@ int weights_read_h5(hid_t file, const char *file_label, const char *group,
                               "written for another model configuration?",
                               file_label, name, got, want);
         }
-        if (host &&
-            h5u_read_floats(file, file_label, name, host + p->offset, p->count, err, errlen))
+        if (!host)
+            continue;
+        float *v = host + p->offset;
+        if (h5u_read_finite_floats(file, file_label, name, v, p->count, err, errlen) != 0)
             return -1;
+        for (size_t j = 0; p->kind == PARAM_MOVING_VARIANCE && j < p->count; j++)
+            if (v[j] < 0.0f)
+                return util_error(err, errlen,
+                                  "%s: weight '%s' holds the variance %g at element %zu: a "
+                                  "variance is never negative (the file is damaged)",
+                                  file_label, name, (double)v[j], j);
     }
     return 0;
 }
@@ -154,5 +162,29 @@ int model_shape_check_h5(hid_t file, const char *file_label, const struct model_
                           "resume with the model it was written for",
                           file_label, shape_names[k], ta, tb, shape_names[k]);
     }
+    return 0;
+}
+
+/* --- the normalizer ------------------------------------------------------------------- */
+
+int normalizer_write_h5(hid_t file, const float norm[6])
+{
+    return h5u_write_floats(file, "/normalizer/mean", norm, 3) ||
+                   h5u_write_floats(file, "/normalizer/variance", norm + 3, 3)
+               ? -1
+               : 0;
+}
+
+int normalizer_read_h5(hid_t file, const char *file_label, float norm[6], char *err, size_t errlen)
+{
+    if (h5u_read_finite_floats(file, file_label, "/normalizer/mean", norm, 3, err, errlen) ||
+        h5u_read_finite_floats(file, file_label, "/normalizer/variance", norm + 3, 3, err, errlen))
+        return -1;
+    for (int c = 0; c < 3; c++)
+        if (norm[3 + c] < 0.0f)
+            return util_error(err, errlen,
+                              "%s: dataset '/normalizer/variance' holds %g at element %d: a "
+                              "variance is never negative (the file is damaged)",
+                              file_label, (double)norm[3 + c], c);
     return 0;
 }

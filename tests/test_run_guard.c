@@ -1,8 +1,9 @@
 /* test_run_guard.c: the run guard's parts on their own (labels unit, faults): the divergence
  * guard's decisions, which setting changes a resume accepts, the run directory's lock
  * against another process and after a dead one; then a whole run whose checkpoint was
- * poisoned with NaN: it must stop at the first step, exit 1, name the step, leave the
- * checkpoint as it was and say so in metrics.jsonl.
+ * poisoned with NaN: the resume is refused naming the weight; and with a finite weight so
+ * large that the loss overflows: it must stop at the first step, exit 1, name the step,
+ * leave the checkpoint as it was and say so in metrics.jsonl.
  *
  * usage: test_run_guard PATH/TO/ddim-prep */
 #define _POSIX_C_SOURCE 200809L
@@ -12,6 +13,7 @@
 #include "test_run_util.h"
 #include "test_util.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,15 +146,15 @@ static void test_lock(const char *dir)
     printf("ok   run.dir lock: refused to another process, stale lock taken over\n");
 }
 
-/* NaN in the output layer's bias of the training network: every loss after it is NaN. */
-static int poison_checkpoint(const char *path)
+/* `value` in the output layer's bias of the training network of the checkpoint at path. */
+static int poison_checkpoint(const char *path, float value)
 {
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     if (f < 0)
         return -1;
     hid_t d = H5Dopen2(f, "/weights/head/bias", H5P_DEFAULT);
-    float nan3[3] = {NAN, NAN, NAN};
-    int rc = d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, nan3) >= 0;
+    float v3[3] = {value, value, value};
+    int rc = d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v3) >= 0;
     if (d >= 0)
         H5Dclose(d);
     H5Fclose(f);
@@ -173,15 +175,28 @@ static void test_nan_run(const char *prep, struct backend *be, struct comm *comm
     struct run_config cfg;
     test_tiny_run_config(&cfg, data, run);
     static char out[1 << 16];
-    if (test_run_captured(be, comm, &cfg, log, out, sizeof out) != 0 || poison_checkpoint(ckpt)) {
+    if (test_run_captured(be, comm, &cfg, log, out, sizeof out) != 0 ||
+        poison_checkpoint(ckpt, NAN)) {
         test_fail("nan run: the first epoch or the poisoning failed");
         return;
     }
     long size;
     char *bytes = test_slurp(ckpt, &size);
     cfg.num_epochs = 3;
+    /* a NaN weight is refused when the checkpoint is read: resuming would carry it on */
     int rc = test_run_captured(be, comm, &cfg, log, out, sizeof out);
-    if (rc != 1 || !strstr(out, "the training diverged at step 9: the noise loss became nan") ||
+    if (rc != 1 || !strstr(out, "dataset '/weights/head/bias' holds nan at element 0 of 3"))
+        test_fail("nan checkpoint: rc %d, expected 1 and the weight named:\n%s", rc, out);
+    else
+        printf("ok   nan checkpoint: resume refused, naming the weight\n");
+    test_check_untouched(ckpt, bytes, size, "nan checkpoint");
+    free(bytes);
+    /* a finite weight so large that the loss overflows: the first step's loss is inf */
+    if (poison_checkpoint(ckpt, FLT_MAX) != 0)
+        test_fail("nan run: the poisoning failed");
+    bytes = test_slurp(ckpt, &size);
+    rc = test_run_captured(be, comm, &cfg, log, out, sizeof out);
+    if (rc != 1 || !strstr(out, "the training diverged at step 9: the image loss became inf") ||
         !strstr(out, "Stopped without writing a checkpoint: the checkpoint on disk"))
         test_fail("nan run: rc %d, expected 1 and the step named", rc);
     test_check_untouched(ckpt, bytes, size, "nan run");
@@ -189,7 +204,7 @@ static void test_nan_run(const char *prep, struct backend *be, struct comm *comm
     char metrics[800];
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", run);
     char *text = test_slurp(metrics, &size);
-    if (!text || !strstr(text, "{\"type\":\"step\",\"epoch\":2,\"step\":9,\"n_loss\":null") ||
+    if (!text || !strstr(text, "\"step\":9,\"n_loss\":3.40282e+38,\"i_loss\":null") ||
         !strstr(text, "{\"type\":\"stop\",\"reason\":\"diverged\",\"step\":9,"))
         test_fail("nan run: metrics.jsonl does not tell what happened:\n%s", text ? text : "");
     else

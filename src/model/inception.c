@@ -411,7 +411,7 @@ static int read_weight(hid_t f, const char *path, const struct file_layer *fl, i
                           "InceptionV3 without its top (is this the notop file of "
                           "keras.applications.InceptionV3?)",
                           path, fl->name, fl->weights[j], got_s, want_s, what);
-    return h5u_read_floats(f, path, ds, out, count, err, errlen);
+    return h5u_read_finite_floats(f, path, ds, out, count, err, errlen);
 }
 
 /* One weighted Keras layer: a Conv2D's kernel into w, or a BatchNorm's beta, moving mean and
@@ -438,6 +438,13 @@ static int read_layer(hid_t f, const char *path, const struct file_layer *fl,
         if (read_weight(f, path, fl, j, &c->cout, 1, bn + (size_t)j * c->cout, names[j], err,
                         errlen) != 0)
             return -1;
+    for (int o = 0; o < c->cout; o++) /* folded as 1/sqrt(variance + 1e-3) */
+        if (bn[2 * (size_t)c->cout + o] < 0.0f)
+            return util_error(err, errlen,
+                              "%s: layer '%s': weight '%s' holds the variance %g at element %d: a "
+                              "variance is never negative (the file is damaged)",
+                              path, fl->name, fl->weights[2], (double)bn[2 * (size_t)c->cout + o],
+                              o);
     return 0;
 }
 

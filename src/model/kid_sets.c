@@ -54,6 +54,13 @@ int kid_set_load_h5(const char *path, const char *dataset, struct image_set *set
             set->images[i] /= 255.0f; /* as ddim-prep's reader: float32 division */
         set->n = (long)shape[0];
         set->size = (int)shape[1];
+        size_t per = shape[1] * shape[2] * 3;
+        for (size_t i = 0; rc == 0 && is_float && i < count; i++)
+            if (!(set->images[i] >= 0.0f && set->images[i] <= 1.0f)) /* NaN too */
+                rc = util_error(err, errlen,
+                                "%s: dataset '%s': image %zu holds %g (element %zu): expected "
+                                "float images in [0, 1] (or uint8 in 0..255), finite numbers",
+                                path, name, i / per, (double)set->images[i], i % per);
     }
     if (type >= 0)
         H5Tclose(type);

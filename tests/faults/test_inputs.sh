@@ -2,11 +2,16 @@
 # What the programs read is checked before it can fool a result (issue 16): each case hands
 # a program a file that is wrong in one way and expects a refusal naming the file and what
 # is wrong (exit status 1 or 2, never a signal), with nothing written or lost.
-# usage: test_inputs.sh CASE DDIM_DIST DDIM_PREP DDIM_SAMPLE DDIM_KID INCEPTION.h5
+# usage: test_inputs.sh CASE DDIM_DIST DDIM_PREP DDIM_SAMPLE DDIM_KID H5_EDIT INCEPTION.h5
 #   other_dataset   another dataset copied over data.path: resume refused (its content
 #                   fingerprint differs), train.resume=force goes on and records it
+#   bad_variance    a dataset whose train_variance is inf, 0 or negative: refused at load
+#   kid_bad_images  ddim-kid on float images with a NaN, or outside [0, 1]: refused, naming
+#                   the file and the first bad image
+#   nan_weights     a NaN in the EMA weights of a checkpoint or an export, or in the
+#                   InceptionV3 weights: ddim-sample and ddim-kid refuse, naming the dataset
 set -u
-case_name=$1 dist=$2 prep=$3 sample=$4 kid=$5 inception=$6
+case_name=$1 dist=$2 prep=$3 sample=$4 kid=$5 h5_edit=$6 inception=$7
 source "$(dirname "$0")/fault_util.sh"
 export OMP_NUM_THREADS=1
 
@@ -51,6 +56,66 @@ other_dataset() {
     [[ $(h5_attr "$tmp/run/checkpoint.h5" data_train_xxh128) != "$want" ]] ||
         fail "the new checkpoint still records the old dataset"
     ok "train.resume=force: goes on with the new dataset, recorded in metrics.jsonl"
+}
+
+bad_variance() {
+    make_data data 48 16
+    for v in inf 0 -0.01; do
+        cp "$tmp/data.h5" "$tmp/bad.h5"
+        "$h5_edit" set-attr "$tmp/bad.h5" train_variance 0.05 "$v" 0.05 || fail "h5_edit"
+        write_cfg "$tmp/cfg.yaml" "$tmp/run" "data: {path: \"$tmp/bad.h5\", dataset_repetitions: 1}" \
+            "train: {num_epochs: 1, batch_size: 8}"
+        "$dist" --config "$tmp/cfg.yaml" >"$tmp/out" 2>&1
+        rc=$?
+        expect_status "$rc" nonzero
+        expect_out "$tmp/bad.h5: attribute 'train_variance' holds $v for channel 1" "variance $v"
+        [[ ! -e $tmp/run ]] || fail "train_variance $v: the run directory was made"
+        ok "train_variance $v: refused at load naming the file and the attribute"
+    done
+}
+
+kid_bad_images() {
+    make_data data 48 16
+    for v in nan 7 -0.5; do
+        "$h5_edit" float-images "$tmp/gen.h5" 12 16 0.5 &&
+            "$h5_edit" set-float "$tmp/gen.h5" images $((3 * 16 * 16 * 3 + 100)) "$v" || fail "h5_edit"
+        "$kid" --real "$tmp/data.h5" --generated "$tmp/gen.h5" --inception-weights "$inception" \
+            --backend cpu >"$tmp/out" 2>&1
+        rc=$?
+        expect_status "$rc" 1
+        expect_out "$tmp/gen.h5: dataset 'images': image 3 holds $v \(element 100\): expected float images in \[0, 1\]" "value $v"
+        ! grep -q '"kid"' "$tmp/out" || fail "a KID was printed for images holding $v"
+        ok "ddim-kid, a float image holding $v: refused naming the file and image 3"
+    done
+}
+
+nan_weights() {
+    make_data data 48 16
+    write_cfg "$tmp/cfg.yaml" "$tmp/run" "train: {num_epochs: 1, batch_size: 8}"
+    "$dist" --config "$tmp/cfg.yaml" >"$tmp/out" 2>&1 || fail "the first run failed"
+    "$sample" --checkpoint "$tmp/run/checkpoint.h5" --export "$tmp/ema.h5" >"$tmp/out" 2>&1 ||
+        fail "the export failed"
+    cp "$tmp/run/checkpoint.h5" "$tmp/ckpt.h5"
+    "$h5_edit" set-float "$tmp/ckpt.h5" /ema_weights/head/bias 1 nan || fail "h5_edit"
+    "$sample" --checkpoint "$tmp/ckpt.h5" --steps 2 --output "$tmp/grid.png" >"$tmp/out" 2>&1
+    rc=$?
+    expect_status "$rc" 1
+    expect_out "$tmp/ckpt.h5: dataset '/ema_weights/head/bias' holds nan at element 1 of 3: not a finite number" "checkpoint"
+    [[ ! -e $tmp/grid.png ]] || fail "a grid was drawn from NaN weights"
+    "$h5_edit" set-float "$tmp/ema.h5" /normalizer/variance 2 inf || fail "h5_edit"
+    "$sample" --weights "$tmp/ema.h5" --steps 2 --output "$tmp/grid.png" >"$tmp/out" 2>&1
+    rc=$?
+    expect_status "$rc" 1
+    expect_out "$tmp/ema.h5: dataset '/normalizer/variance' holds inf at element 2 of 3" "export"
+    ok "ddim-sample: NaN in a checkpoint's EMA weights, inf in an export's normalizer: refused, naming the dataset"
+    cp "$inception" "$tmp/inception.h5"
+    "$h5_edit" set-float "$tmp/inception.h5" /conv2d_5/conv2d_5/kernel:0 17 nan || fail "h5_edit"
+    "$kid" --real "$tmp/data.h5" --generated "$tmp/data.h5" --inception-weights "$tmp/inception.h5" \
+        --backend cpu >"$tmp/out" 2>&1
+    rc=$?
+    expect_status "$rc" 1
+    expect_out "dataset '/conv2d_5/conv2d_5/kernel:0' holds nan at element 17" "inception"
+    ok "ddim-kid: NaN in an InceptionV3 kernel: refused, naming the dataset"
 }
 
 declare -F "$case_name" >/dev/null || { echo "unknown case $case_name"; exit 2; }
