@@ -212,8 +212,9 @@ int dataset_read(struct dataset *ds, enum dataset_split split, const long *idx, 
          * preprocess_image does (a division, not a multiplication, to match it bit for bit) */
         if (H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, mem_dims, NULL) < 0 ||
             H5Dread(ds->images[split], H5T_NATIVE_FLOAT, mem, file_space, H5P_DEFAULT, dst) < 0) {
-            rc = util_error(err, errlen, "%s: cannot read image %ld of '%s' (corrupt file?)",
-                            ds->path, idx[i], split_names[split]);
+            char why[512];
+            rc = util_error(err, errlen, "%s: cannot read image %ld of '%s': %s", ds->path, idx[i],
+                            split_names[split], h5u_read_failure(why, sizeof why));
             break;
         }
         for (size_t j = 0; j < per_image; j++)
@@ -238,9 +239,11 @@ int dataset_read_all(struct dataset *ds, enum dataset_split split, uint8_t *out,
     hid_t file_space = H5Dget_space(ds->images[split]);
     int rc = 0;
     if (H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, dims, NULL) < 0 ||
-        H5Dread(ds->images[split], H5T_NATIVE_UINT8, mem, file_space, H5P_DEFAULT, out) < 0)
-        rc = util_error(err, errlen, "%s: cannot read the %ld images of '%s' (corrupt file?)",
-                        ds->path, ds->count[split], split_names[split]);
+        H5Dread(ds->images[split], H5T_NATIVE_UINT8, mem, file_space, H5P_DEFAULT, out) < 0) {
+        char why[512];
+        rc = util_error(err, errlen, "%s: cannot read the %ld images of '%s': %s", ds->path,
+                        ds->count[split], split_names[split], h5u_read_failure(why, sizeof why));
+    }
     H5Sclose(file_space);
     H5Sclose(mem);
     return rc;
@@ -274,14 +277,15 @@ static int hash_split(struct dataset *ds, int split, char hex[33], char *err, si
     uint8_t *buf = util_xmalloc(BLOCK * per);
     hid_t file_space = H5Dget_space(ds->images[split]);
     int rc = 0;
+    char why[512];
     for (long i = 0; rc == 0 && i < ds->count[split]; i += BLOCK) {
         long n = ds->count[split] - i < BLOCK ? ds->count[split] - i : BLOCK;
         hsize_t start[4] = {(hsize_t)i, 0, 0, 0}, dims[4] = {(hsize_t)n, s, s, 3};
         hid_t mem = H5Screate_simple(4, dims, NULL);
         if (H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, dims, NULL) < 0 ||
             H5Dread(ds->images[split], H5T_NATIVE_UINT8, mem, file_space, H5P_DEFAULT, buf) < 0)
-            rc = util_error(err, errlen, "%s: cannot read images %ld..%ld of '%s' (corrupt file?)",
-                            ds->path, i, i + n - 1, split_names[split]);
+            rc = util_error(err, errlen, "%s: cannot read images %ld..%ld of '%s': %s", ds->path, i,
+                            i + n - 1, split_names[split], h5u_read_failure(why, sizeof why));
         else
             XXH3_128bits_update(state, buf, (size_t)n * per);
         H5Sclose(mem);

@@ -37,6 +37,18 @@ const char *h5u_last_error(char *buf, size_t len)
     return buf;
 }
 
+const char *h5u_read_failure(char *buf, size_t len)
+{
+    h5u_last_error(buf, len);
+    if (strstr(buf, "Fletcher32")) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, len - used,
+                 " (the checksum stored with the data does not match its bytes: the file is "
+                 "damaged)");
+    }
+    return buf;
+}
+
 void h5u_check_at(const char *file, int line, long long rc, const char *call)
 {
     if (rc >= 0)
@@ -121,11 +133,14 @@ int h5u_read_floats(hid_t file, const char *file_label, const char *name, float 
         return util_error(err, errlen, "%s: dataset '%s' has shape (%s) = %zu values, expected %zu",
                           file_label, name, nd ? dims : "scalar", have, count);
     hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
-    herr_t st = H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
+    int rc = 0;
+    if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
+        char why[512]; /* before the next call clears HDF5's error stack */
+        rc = util_error(err, errlen, "%s: cannot read dataset '%s' as float32: %s", file_label,
+                        name, h5u_read_failure(why, sizeof why));
+    }
     H5Dclose(d);
-    if (st < 0)
-        return util_error(err, errlen, "%s: cannot read dataset '%s' as float32", file_label, name);
-    return 0;
+    return rc;
 }
 
 int h5u_read_finite_floats(hid_t file, const char *file_label, const char *name, float *out,
@@ -322,19 +337,45 @@ int h5u_write_attr_str(hid_t file, const char *name, const char *text)
     return rc;
 }
 
-int h5u_write_floats(hid_t file, const char *name, const float *v, size_t n)
+static int checksums = 1;
+
+void h5u_set_checksums(int on)
 {
+    checksums = on;
+}
+
+hid_t h5u_create_dataset(hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims,
+                         const hsize_t *chunk, int gzip)
+{
+    hsize_t elements = 1;
+    for (int i = 0; i < rank; i++)
+        elements *= dims[i];
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (elements > 0 && rank > 0) { /* filters need chunks, and chunks need elements */
+        H5Pset_chunk(dcpl, rank, chunk ? chunk : dims);
+        if (gzip > 0)
+            H5Pset_deflate(dcpl, (unsigned)gzip);
+        if (checksums) /* last: it checks the bytes as stored, before they are inflated */
+            H5Pset_fletcher32(dcpl);
+    }
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t d = H5Dcreate2(loc, name, type, sp, lcpl, dcpl, H5P_DEFAULT);
+    H5Sclose(sp);
+    H5Pclose(dcpl);
+    H5Pclose(lcpl);
+    return d;
+}
+
+int h5u_write_floats(hid_t file, const char *name, const float *v, size_t n)
+{
     hsize_t dims[1] = {(hsize_t)n};
-    hid_t sp = H5Screate_simple(1, dims, NULL);
-    hid_t d = H5Dcreate2(file, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t d = h5u_create_dataset(file, name, H5T_IEEE_F32LE, 1, dims, NULL, 0);
     int rc =
         d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0 ? 0 : -1;
     if (d >= 0)
         H5Dclose(d);
-    H5Sclose(sp);
-    H5Pclose(lcpl);
     return rc;
 }
 

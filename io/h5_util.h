@@ -21,6 +21,11 @@ void h5u_check_at(const char *file, int line, long long rc, const char *call);
  * none), e.g. "unable to open file: name = 'x.h5', errno = 2, ..."; returns buf. */
 const char *h5u_last_error(char *buf, size_t len);
 
+/* Why the read that just failed failed, into buf: HDF5's innermost message
+ * (h5u_last_error), with what it means when it is a Fletcher32 checksum error (the file is
+ * damaged); returns buf. Call before any other HDF5 call clears the error stack. */
+const char *h5u_read_failure(char *buf, size_t len);
+
 /* Opens read-only; returns < 0 with a message in err. */
 hid_t h5u_open_read(const char *path, char *err, size_t errlen);
 
@@ -67,7 +72,22 @@ int h5u_write_attr_i64(hid_t file, const char *name, const long long *v, int n);
 /* Root attribute `name`: a fixed-length string (h5py reads it as bytes). 0 or -1. */
 int h5u_write_attr_str(hid_t file, const char *name, const char *text);
 
-/* Dataset `name` (parent groups created): n float32 values. 0 or -1. */
+/* Creates dataset `name` of loc (parent groups created) of `type` and shape dims (rank
+ * dims), as every dataset the project writes is stored: chunked (chunk: one chunk of the
+ * given shape; NULL: the whole dataset in one chunk), deflated at `gzip` (0: not
+ * compressed), and with HDF5's Fletcher32 checksum of every chunk as the last filter, which
+ * HDF5 verifies on every read: a flipped bit fails the read ("data error detected by
+ * Fletcher32 checksum") instead of loading a wrong value. A dataset with no elements is
+ * stored contiguous (HDF5 has no chunk of size 0). The id, or < 0. */
+hid_t h5u_create_dataset(hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims,
+                         const hsize_t *chunk, int gzip);
+
+/* Whether h5u_create_dataset adds the checksums (1, the default). Off only to measure what
+ * they cost (tools/bench_checkpoint.sh). */
+void h5u_set_checksums(int on);
+
+/* Dataset `name` (parent groups created): n float32 values, as h5u_create_dataset stores
+ * them. 0 or -1. */
 int h5u_write_floats(hid_t file, const char *name, const float *v, size_t n);
 
 /* Atomic files, built in memory: h5u_create_tmp opens an empty HDF5 file that lives in

@@ -55,8 +55,6 @@ int weights_write_h5(hid_t file, const char *file_label, const char *group,
                      const struct param_table *params, const float *host, int trainable_only,
                      char *err, size_t errlen)
 {
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
     int rc = 0;
     for (int i = 0; i < params->count && rc == 0; i++) {
         const struct param *p = &params->items[i];
@@ -67,16 +65,13 @@ int weights_write_h5(hid_t file, const char *file_label, const char *group,
         hsize_t dims[4];
         for (int d = 0; d < p->ndim; d++)
             dims[d] = (hsize_t)p->shape[d];
-        hid_t sp = H5Screate_simple(p->ndim, dims, NULL);
-        hid_t ds = H5Dcreate2(file, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t ds = h5u_create_dataset(file, name, H5T_IEEE_F32LE, p->ndim, dims, NULL, 0);
         if (ds < 0 ||
             H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, host + p->offset) < 0)
             rc = util_error(err, errlen, "%s: cannot write weight '%s'", file_label, name);
         if (ds >= 0)
             H5Dclose(ds);
-        H5Sclose(sp);
     }
-    H5Pclose(lcpl);
     return rc;
 }
 

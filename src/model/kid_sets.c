@@ -48,8 +48,10 @@ int kid_set_load_h5(const char *path, const char *dataset, struct image_set *set
     if (rc == 0) {
         size_t count = shape[0] * shape[1] * shape[2] * 3;
         set->images = util_xmalloc(count * sizeof(float));
+        char why[512];
         if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, set->images) < 0)
-            rc = util_error(err, errlen, "%s: cannot read dataset '%s'", path, name);
+            rc = util_error(err, errlen, "%s: cannot read dataset '%s': %s", path, name,
+                            h5u_read_failure(why, sizeof why));
         for (size_t i = 0; rc == 0 && is_u8 && i < count; i++)
             set->images[i] /= 255.0f; /* as ddim-prep's reader: float32 division */
         set->n = (long)shape[0];

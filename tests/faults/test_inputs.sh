@@ -10,6 +10,9 @@
 #                   the file and the first bad image
 #   nan_weights     a NaN in the EMA weights of a checkpoint or an export, or in the
 #                   InceptionV3 weights: ddim-sample and ddim-kid refuse, naming the dataset
+#   flipped_bit     one bit flipped in the stored bytes of a weight, an Adam moment, the
+#                   normalizer (checkpoint, EMA export) or the images (dataset): the
+#                   Fletcher32 checksum refuses it, naming the file and the dataset
 set -u
 case_name=$1 dist=$2 prep=$3 sample=$4 kid=$5 h5_edit=$6 inception=$7
 source "$(dirname "$0")/fault_util.sh"
@@ -116,6 +119,55 @@ nan_weights() {
     expect_status "$rc" 1
     expect_out "dataset '/conv2d_5/conv2d_5/kernel:0' holds nan at element 17" "inception"
     ok "ddim-kid: NaN in an InceptionV3 kernel: refused, naming the dataset"
+}
+
+# flipped BASE COPY DATASET: COPY is BASE with the lowest bit of DATASET's first stored value
+# flipped (a float moves by one unit in the last place: finite, plausible, wrong)
+flipped() {
+    cp "$1" "$2"
+    "$h5_edit" flip-bit "$2" "$3" 0 0 >/dev/null || fail "h5_edit flip-bit $3"
+}
+
+# expect_checksum_error FILE DATASET WHAT: the output says FILE's DATASET failed its checksum
+expect_checksum_error() {
+    expect_status "$rc" 1
+    expect_out "$1: cannot read [^:]*'$2'[^:]*: data error detected by Fletcher32 checksum \(the checksum stored with the data does not match its bytes: the file is damaged\)" "$3"
+}
+
+flipped_bit() {
+    make_data data 48 16
+    write_cfg "$tmp/cfg.yaml" "$tmp/run" "train: {num_epochs: 1, batch_size: 8}"
+    "$dist" --config "$tmp/cfg.yaml" >"$tmp/out" 2>&1 || fail "the first run failed"
+    "$sample" --checkpoint "$tmp/run/checkpoint.h5" --export "$tmp/ema.h5" >"$tmp/out" 2>&1 ||
+        fail "the export failed"
+    mkdir -p "$tmp/run2"
+    write_cfg "$tmp/cfg2.yaml" "$tmp/run2" "train: {num_epochs: 2, batch_size: 8}"
+    for ds in /weights/down0_block0_conv1/kernel /ema_weights/head/kernel \
+        /optimizer/m/mid_block0_conv2/kernel /optimizer/v/head/bias /normalizer/variance; do
+        flipped "$tmp/run/checkpoint.h5" "$tmp/run2/checkpoint.h5" "$ds"
+        cp "$tmp/run2/checkpoint.h5" "$tmp/before"
+        "$dist" --config "$tmp/cfg2.yaml" >"$tmp/out" 2>&1
+        rc=$?
+        expect_checksum_error "$tmp/run2/checkpoint.h5" "$ds" "resume, $ds"
+        cmp -s "$tmp/run2/checkpoint.h5" "$tmp/before" || fail "the checkpoint was replaced"
+    done
+    ok "a bit flipped in a checkpoint's weights, EMA weights, Adam moments, normalizer: resume refused"
+    flipped "$tmp/run/checkpoint.h5" "$tmp/ckpt.h5" /ema_weights/down0_block0_bn/moving_mean
+    "$sample" --checkpoint "$tmp/ckpt.h5" --steps 2 --output "$tmp/grid.png" >"$tmp/out" 2>&1
+    rc=$?
+    expect_checksum_error "$tmp/ckpt.h5" /ema_weights/down0_block0_bn/moving_mean "ddim-sample"
+    flipped "$tmp/ema.h5" "$tmp/ema2.h5" /weights/up0_block0_conv2/kernel
+    "$sample" --weights "$tmp/ema2.h5" --steps 2 --output "$tmp/grid.png" >"$tmp/out" 2>&1
+    rc=$?
+    expect_checksum_error "$tmp/ema2.h5" /weights/up0_block0_conv2/kernel "export"
+    [[ ! -e $tmp/grid.png ]] || fail "a grid was drawn from damaged weights"
+    ok "a bit flipped in a checkpoint's or an export's EMA weights: ddim-sample refuses"
+    flipped "$tmp/data.h5" "$tmp/data2.h5" /train/images
+    write_cfg "$tmp/cfg3.yaml" "$tmp/run3" "data: {path: \"$tmp/data2.h5\", dataset_repetitions: 1, resident: \"on\"}"
+    "$dist" --config "$tmp/cfg3.yaml" >"$tmp/out" 2>&1
+    rc=$?
+    expect_checksum_error "$tmp/data2.h5" /train/images "dataset"
+    ok "a bit flipped in a dataset's images: refused when read"
 }
 
 declare -F "$case_name" >/dev/null || { echo "unknown case $case_name"; exit 2; }
