@@ -150,7 +150,8 @@ int line_log_write(struct line_log *log, const char *line)
     if (log->pending_len > 0 && append_whole(log->fd, log->pending, log->pending_len) != 0)
         rc = -1;
     else if (log->pending_len > 0) {
-        util_log("ddim-dist: %s is written again: %ld held line(s) saved\n", log->path, log->held);
+        util_log("%s: %s is written again: %ld held line(s) saved\n", util_program(), log->path,
+                 log->held);
         log->pending_len = 0;
         log->held = 0;
         log->failing = 0;
@@ -160,9 +161,9 @@ int line_log_write(struct line_log *log, const char *line)
     if (rc != 0) {
         if (!log->failing)
             fprintf(stderr,
-                    "ddim-dist: warning: cannot write to '%s': %s; its lines are held in memory "
+                    "%s: warning: cannot write to '%s': %s; its lines are held in memory "
                     "and written when the disk takes them again\n",
-                    log->path, strerror(errno));
+                    util_program(), log->path, strerror(errno));
         log->failing = 1;
         hold(log, text, n);
     }
@@ -176,15 +177,15 @@ int line_log_close(struct line_log *log)
         return 0;
     int rc = 0;
     if (log->pending_len > 0 && append_whole(log->fd, log->pending, log->pending_len) != 0) {
-        fprintf(stderr, "ddim-dist: error: %ld line(s) of '%s' could not be written: %s\n",
+        fprintf(stderr, "%s: error: %ld line(s) of '%s' could not be written: %s\n", util_program(),
                 log->held, log->path, strerror(errno));
         rc = -1;
     }
     if (log->dropped > 0) {
         fprintf(stderr,
-                "ddim-dist: error: %ld line(s) of '%s' were lost: more were held back than "
+                "%s: error: %ld line(s) of '%s' were lost: more were held back than "
                 "fit in memory\n",
-                log->dropped, log->path);
+                util_program(), log->dropped, log->path);
         rc = -1;
     }
     fsync(log->fd);

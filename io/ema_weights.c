@@ -72,8 +72,8 @@ int ema_weights_read_weights(const char *path, int from_checkpoint,
         return -1;
     }
     free(ew->w);
-    ew->w = util_xmalloc(params->total * sizeof(float));
-    int rc = weights_read_h5(f, path, group, params, ew->w, 0, err, errlen) ||
+    ew->w = h5u_alloc_for(path, group, params->total * sizeof(float), err, errlen);
+    int rc = !ew->w || weights_read_h5(f, path, group, params, ew->w, 0, err, errlen) ||
                      normalizer_read_h5(f, path, ew->norm, err, errlen)
                  ? -1
                  : 0;

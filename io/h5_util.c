@@ -89,6 +89,41 @@ int h5u_exists(hid_t file, const char *name)
     }
 }
 
+/* 0 when every element dataset d declares (elements of `type_size` bytes) is stored in the
+ * file: a contiguous dataset's bytes all allocated, every chunk of a chunked one written. A
+ * few KB of file can declare 2^31 images that were never written (HDF5 would read them as
+ * zeros): refused before anyone allocates for them. */
+static int check_stored(hid_t d, const char *file_label, const char *name, hsize_t elements,
+                        char *err, size_t errlen)
+{
+    hid_t dcpl = H5Dget_create_plist(d), type = H5Dget_type(d), space = H5Dget_space(d);
+    H5D_layout_t layout = H5Pget_layout(dcpl);
+    hsize_t want = elements * H5Tget_size(type), have = H5Dget_storage_size(d);
+    const char *unit = "bytes";
+    if (layout == H5D_CHUNKED && elements > 0) {
+        hsize_t dims[H5U_MAX_DIMS], chunk[H5U_MAX_DIMS], n = 0;
+        int nd = H5Sget_simple_extent_dims(space, dims, NULL);
+        H5Pget_chunk(dcpl, nd, chunk);
+        want = 1;
+        for (int i = 0; i < nd; i++)
+            want *= (dims[i] + chunk[i] - 1) / chunk[i];
+        have = H5Dget_num_chunks(d, space, &n) >= 0 ? n : 0;
+        unit = "chunks";
+    } else if (layout != H5D_CONTIGUOUS) {
+        want = have; /* compact: stored in the object header, always whole */
+    }
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Pclose(dcpl);
+    if (have >= want)
+        return 0;
+    return util_error(err, errlen,
+                      "%s: dataset '%s' declares %llu elements, but the file stores only %llu of "
+                      "the %llu %s they need: a damaged or incomplete file",
+                      file_label, name, (unsigned long long)elements, (unsigned long long)have,
+                      (unsigned long long)want, unit);
+}
+
 int h5u_shape(hid_t file, const char *file_label, const char *name, int *ndim,
               size_t shape[H5U_MAX_DIMS], char *err, size_t errlen)
 {
@@ -107,12 +142,29 @@ int h5u_shape(hid_t file, const char *file_label, const char *name, int *ndim,
     } else {
         H5Sget_simple_extent_dims(sp, dims, NULL);
         *ndim = nd;
-        for (int i = 0; i < nd; i++)
+        hsize_t elements = 1;
+        for (int i = 0; i < nd; i++) {
             shape[i] = (size_t)dims[i];
+            elements *= dims[i];
+        }
+        rc = check_stored(d, file_label, name, elements, err, errlen);
     }
     H5Sclose(sp);
     H5Dclose(d);
     return rc;
+}
+
+void *h5u_alloc_for(const char *file_label, const char *name, size_t bytes, char *err,
+                    size_t errlen)
+{
+    char why[256] = "";
+    void *p = util_memory_check(bytes, why, sizeof why) == 0 ? malloc(bytes ? bytes : 1) : NULL;
+    if (!p && !why[0])
+        snprintf(why, sizeof why, "%.2f GiB of host memory, more than can be had now",
+                 bytes / 1073741824.0);
+    if (!p)
+        util_error(err, errlen, "%s: dataset '%s' needs %s", file_label, name, why);
+    return p;
 }
 
 int h5u_read_floats(hid_t file, const char *file_label, const char *name, float *out, size_t count,
@@ -338,6 +390,7 @@ int h5u_write_attr_str(hid_t file, const char *name, const char *text)
 }
 
 static int checksums = 1;
+enum { ISTORE_K = 4 };
 
 void h5u_set_checksums(int on)
 {
@@ -353,7 +406,9 @@ hid_t h5u_create_dataset(hid_t loc, const char *name, hid_t type, int rank, cons
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    if (elements > 0 && rank > 0) { /* filters need chunks, and chunks need elements */
+    /* filters need chunks, and chunks need elements; without checksums (only to measure
+     * them) a dataset without compression or a chunk shape is contiguous, as before them */
+    if (elements > 0 && rank > 0 && (checksums || gzip > 0 || chunk)) {
         H5Pset_chunk(dcpl, rank, chunk ? chunk : dims);
         if (gzip > 0)
             H5Pset_deflate(dcpl, (unsigned)gzip);
@@ -386,12 +441,21 @@ hid_t h5u_create_mem(const char *name, char *err, size_t errlen)
      * can never fail one of its own writes (HDF5 1.10 cannot close a file whose flush
      * failed: its handle stays half-open and crashes the library's clean-up at exit), and
      * h5u_commit's plain writes report the system's cause */
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), fcpl = H5Pcreate(H5P_FILE_CREATE);
     hid_t f = -1;
-    if (fapl >= 0 && H5Pset_fapl_core(fapl, (size_t)4 << 20, 0) >= 0)
-        f = H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl); /* name: unique, for messages */
+    /* every dataset is chunked (h5u_create_dataset); in the file format every HDF5 version
+     * reads (the newer formats' images come out of H5Fget_file_image with a superblock that
+     * fails its checksum in HDF5 1.10), each has a B-tree of its chunks, whose nodes hold 2K
+     * entries: HDF5's K of 32 makes 3.6 KB per weight, so that a small model's checkpoint
+     * grows 2.2 times; K = ISTORE_K keeps nodes small and a dataset's 8189 image chunks a
+     * few levels deep */
+    if (fapl >= 0 && fcpl >= 0 && H5Pset_fapl_core(fapl, (size_t)4 << 20, 0) >= 0 &&
+        H5Pset_istore_k(fcpl, ISTORE_K) >= 0)
+        f = H5Fcreate(name, H5F_ACC_TRUNC, fcpl, fapl); /* name: unique, for messages */
     if (fapl >= 0)
         H5Pclose(fapl);
+    if (fcpl >= 0)
+        H5Pclose(fcpl);
     if (f < 0)
         util_error(err, errlen, "%s: HDF5 cannot create the file in memory (out of memory?)", name);
     return f;

@@ -33,9 +33,18 @@ hid_t h5u_open_read(const char *path, char *err, size_t errlen);
  * missing). */
 int h5u_exists(hid_t file, const char *name);
 
-/* Shape of dataset `name`: *ndim dims into shape. 0 on success, -1 with a message. */
+/* Shape of dataset `name`: *ndim dims into shape. Every element it declares must be stored
+ * in the file (a contiguous dataset's bytes allocated, every chunk of a chunked one
+ * written), so that a small file cannot make a reader allocate for 2^31 images it does not
+ * hold. 0 on success, -1 with a message. */
 int h5u_shape(hid_t file, const char *file_label, const char *name, int *ndim,
               size_t shape[H5U_MAX_DIMS], char *err, size_t errlen);
+
+/* malloc of `bytes` for dataset `name` of a file, when they fit in host memory
+ * (util_memory_check); else NULL with "FILE: dataset 'NAME' needs 3.2 GiB of host memory,
+ * more than ..." in err. */
+void *h5u_alloc_for(const char *file_label, const char *name, size_t bytes, char *err,
+                    size_t errlen);
 
 /* Reads dataset `name` as float32 into out, which holds `count` floats; the dataset must
  * have exactly `count` elements (its shape is reported in the error otherwise). */
@@ -83,7 +92,8 @@ hid_t h5u_create_dataset(hid_t loc, const char *name, hid_t type, int rank, cons
                          const hsize_t *chunk, int gzip);
 
 /* Whether h5u_create_dataset adds the checksums (1, the default). Off only to measure what
- * they cost (tools/bench_checkpoint.sh). */
+ * they cost (tools/bench_checkpoint.sh): the datasets are then stored as they were before
+ * the checksums (contiguous unless compressed or given a chunk shape). */
 void h5u_set_checksums(int on);
 
 /* Dataset `name` (parent groups created): n float32 values, as h5u_create_dataset stores

@@ -6,6 +6,9 @@
  *   h5_edit set-attr FILE NAME V1 [V2 ...]      root attribute NAME becomes float64 values
  *   h5_edit float-images FILE N S VALUE          a new file with /images float32
  *                                               (N, S, S, 3), every value VALUE
+ *   h5_edit zero-images FILE N S                 a new file with /images uint8 (N, S, S, 3),
+ *                                               all 0, an image per chunk, deflated: a small
+ *                                               file that truly holds large images
  *   h5_edit flip-bit FILE DATASET BYTE BIT      flips bit BIT of byte BYTE of the dataset's
  *                                               stored bytes (its first chunk when chunked),
  *                                               in the file itself: silent corruption
@@ -90,6 +93,32 @@ static int float_images(const char *path, hsize_t n, hsize_t s, float value)
     return rc ? fail("cannot write", path) : 0;
 }
 
+static int zero_images(const char *path, hsize_t n, hsize_t s)
+{
+    hsize_t dims[4] = {n, s, s, 3}, chunk[4] = {1, s, s, 3}, start[4] = {0, 0, 0, 0};
+    unsigned char *zeros = calloc((size_t)(s * s * 3), 1);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 4, chunk);
+    H5Pset_deflate(dcpl, 1);
+    hid_t sp = H5Screate_simple(4, dims, NULL), mem = H5Screate_simple(4, chunk, NULL);
+    hid_t d = H5Dcreate2(f, "images", H5T_STD_U8LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    int rc = !zeros || d < 0;
+    for (hsize_t i = 0; !rc && i < n; i++) {
+        start[0] = i;
+        rc = H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, chunk, NULL) < 0 ||
+             H5Dwrite(d, H5T_NATIVE_UCHAR, mem, sp, H5P_DEFAULT, zeros) < 0;
+    }
+    if (d >= 0)
+        H5Dclose(d);
+    H5Sclose(mem);
+    H5Sclose(sp);
+    H5Pclose(dcpl);
+    H5Fclose(f);
+    free(zeros);
+    return rc ? fail("cannot write", path) : 0;
+}
+
 /* Where the dataset's bytes (its first chunk, when chunked) start in the file. */
 static haddr_t storage_address(hid_t d)
 {
@@ -171,6 +200,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "float-images") && argc == 6)
         return float_images(argv[2], (hsize_t)atoll(argv[3]), (hsize_t)atoll(argv[4]),
                             strtof(argv[5], NULL));
+    if (!strcmp(cmd, "zero-images") && argc == 5)
+        return zero_images(argv[2], (hsize_t)atoll(argv[3]), (hsize_t)atoll(argv[4]));
     if (!strcmp(cmd, "flip-bit") && argc == 6)
         return flip_bit(argv[2], argv[3], atol(argv[4]), atoi(argv[5]) & 7);
     if (!strcmp(cmd, "declare") && argc == 5)

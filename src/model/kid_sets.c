@@ -45,9 +45,10 @@ int kid_set_load_h5(const char *path, const char *dataset, struct image_set *set
     int is_float = type >= 0 && H5Tget_class(type) == H5T_FLOAT;
     if (rc == 0 && !is_u8 && !is_float)
         rc = util_error(err, errlen, "%s: dataset '%s' is neither uint8 nor float", path, name);
+    size_t count = rc == 0 ? shape[0] * shape[1] * shape[2] * 3 : 0;
+    if (rc == 0 && !(set->images = h5u_alloc_for(path, name, count * sizeof(float), err, errlen)))
+        rc = -1;
     if (rc == 0) {
-        size_t count = shape[0] * shape[1] * shape[2] * 3;
-        set->images = util_xmalloc(count * sizeof(float));
         char why[512];
         if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, set->images) < 0)
             rc = util_error(err, errlen, "%s: cannot read dataset '%s': %s", path, name,
@@ -110,6 +111,10 @@ static int load_dir_set(const char *dir, int size, struct image_set *set, char *
     if (n)
         qsort(names, (size_t)n, sizeof *names, cmp_names);
     size_t per = (size_t)size * size * 3;
+    char why[256];
+    if (rc == 0 && util_memory_check((size_t)n * per * sizeof(float), why, sizeof why) != 0)
+        rc = util_error(err, errlen, "folder '%s': its %ld images at %d px need %s", dir, n, size,
+                        why);
     set->images = rc == 0 ? util_xmalloc((size_t)n * per * sizeof(float)) : NULL;
     for (long i = 0; i < n && rc == 0; i++) {
         struct image_u8 img;

@@ -86,8 +86,9 @@ int sample_noise_read(const char *path, int size, float **noise, int *n, char *e
                    SAMPLE_NOISE_DATASET, expected);
     } else {
         size_t count = shape[0] * shape[1] * shape[2] * 3;
-        *noise = util_xmalloc(count * sizeof(float));
-        rc = h5u_read_floats(f, path, SAMPLE_NOISE_DATASET, *noise, count, err, errlen);
+        *noise = h5u_alloc_for(path, SAMPLE_NOISE_DATASET, count * sizeof(float), err, errlen);
+        rc = *noise ? h5u_read_floats(f, path, SAMPLE_NOISE_DATASET, *noise, count, err, errlen)
+                    : -1;
         *n = (int)shape[0];
         for (size_t i = 0; rc == 0 && i < count; i++)
             if (!isfinite((*noise)[i]))

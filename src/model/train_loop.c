@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "train_loop.h"
 #include "dataset.h"
+#include "h5_util.h"
 #include "kid_eval.h"
 #include "rng.h"
 #include "run_guard.h"
@@ -170,7 +171,10 @@ static int setup_resident(struct loop *L, char *err, size_t errlen)
                               L->cfg->data_path, split == SPLIT_TRAIN ? "training" : "validation",
                               count, INT32_MAX);
         size_t bytes = (size_t)count * per;
-        uint8_t *host = util_xmalloc(bytes ? bytes : 1);
+        uint8_t *host =
+            h5u_alloc_for(L->cfg->data_path, dataset_split_images[split], bytes, err, errlen);
+        if (!host)
+            return -1;
         if (dataset_read_all(&L->ds, (enum dataset_split)split, host, err, errlen) != 0) {
             free(host);
             return -1;
@@ -219,6 +223,12 @@ static int open_data(struct loop *L, char *err, size_t errlen)
     L->total_steps = L->steps_per_epoch * cfg->num_epochs;
     if (cfg->max_steps > 0 && cfg->max_steps < L->total_steps)
         L->total_steps = cfg->max_steps;
+    char why[256]; /* an epoch's order, one index per image and repetition */
+    if (util_memory_check((size_t)n_train * sizeof(long), why, sizeof why) != 0)
+        return util_error(err, errlen,
+                          "%s: the order of an epoch (%ld training images x %d repetitions) "
+                          "needs %s",
+                          cfg->data_path, L->ds.count[SPLIT_TRAIN], cfg->dataset_repetitions, why);
     return 0;
 }
 

@@ -13,6 +13,10 @@
 #   flipped_bit     one bit flipped in the stored bytes of a weight, an Adam moment, the
 #                   normalizer (checkpoint, EMA export) or the images (dataset): the
 #                   Fletcher32 checksum refuses it, naming the file and the dataset
+#   declared_sizes  a few-KB dataset declaring 2^31 images (never written): ddim-dist and
+#                   ddim-kid refuse it before allocating, naming the file and the dataset;
+#                   images that are stored but need more memory than ulimit -v allows:
+#                   refused naming the file, by the program that prints it (ddim-kid)
 set -u
 case_name=$1 dist=$2 prep=$3 sample=$4 kid=$5 h5_edit=$6 inception=$7
 source "$(dirname "$0")/fault_util.sh"
@@ -168,6 +172,50 @@ flipped_bit() {
     rc=$?
     expect_checksum_error "$tmp/data2.h5" /train/images "dataset"
     ok "a bit flipped in a dataset's images: refused when read"
+}
+
+# limited SIZE_KB COMMAND...: COMMAND under ulimit -v (address space), where it can be had:
+# a sanitizer build reserves terabytes of address space and cannot run under one
+limited() {
+    local kb=$1
+    shift
+    if [[ -n ${ASAN_OPTIONS:-} ]]; then
+        "$@"
+    else
+        (ulimit -v "$kb" && exec "$@")
+    fi
+}
+
+declared_sizes() {
+    make_data data 48 16
+    cp "$tmp/data.h5" "$tmp/huge.h5"
+    "$h5_edit" declare "$tmp/huge.h5" /train/images 2147483648 &&
+        "$h5_edit" set-attr "$tmp/huge.h5" num_train 2147483648 || fail "h5_edit"
+    (($(stat -c %s "$tmp/huge.h5") < 200000)) || fail "the file is not small"
+    write_cfg "$tmp/cfg.yaml" "$tmp/run" "data: {path: \"$tmp/huge.h5\", dataset_repetitions: 1}"
+    # 4 GB of address space: what the declared images would need (16 GiB for an epoch's
+    # order alone) fails at once instead of swapping
+    limited 4000000 "$dist" --config "$tmp/cfg.yaml" >"$tmp/out" 2>&1
+    rc=$?
+    expect_status "$rc" 1
+    expect_out "^ddim-dist: error \(rank 0\): $tmp/huge.h5: dataset '/train/images' declares [0-9]+ elements, but the file stores only 0 of the 2147483648 chunks they need" "ddim-dist"
+    limited 4000000 "$kid" --real "$tmp/huge.h5:train/images" --generated "$tmp/data.h5" \
+        --inception-weights "$inception" --backend cpu >"$tmp/out" 2>&1
+    rc=$?
+    expect_status "$rc" 1
+    expect_out "^ddim-kid: --real: $tmp/huge.h5: dataset 'train/images' declares [0-9]+ elements, but the file stores only 0 of the 2147483648 chunks" "ddim-kid"
+    ok "2^31 images declared in $(stat -c %s "$tmp/huge.h5") bytes: refused before allocating, naming the file"
+    if [[ -n ${ASAN_OPTIONS:-} ]]; then
+        echo "note: a sanitizer build cannot run under ulimit -v: the memory limit is not tested"
+        return 0
+    fi
+    "$h5_edit" zero-images "$tmp/zeros.h5" 25 2048 || fail "h5_edit" # 315 MB, as floats 1.2 GB
+    limited 1000000 "$kid" --real "$tmp/zeros.h5" --generated "$tmp/data.h5" \
+        --inception-weights "$inception" --backend cpu >"$tmp/out" 2>&1
+    rc=$?
+    expect_status "$rc" 1
+    expect_out "^ddim-kid: --real: $tmp/zeros.h5: dataset 'images' needs 1.17 GiB of host memory, more than the 0.95 GiB that ulimit -v allows" "memory"
+    ok "images that need more memory than ulimit -v allows: refused by ddim-kid naming the file"
 }
 
 declare -F "$case_name" >/dev/null || { echo "unknown case $case_name"; exit 2; }
