@@ -36,6 +36,19 @@ static void test_divergence(void)
         test_fail("divergence: 1e6 at step 62 not caught (step %ld, \"%s\")", d.step, d.why);
     if (!divergence_feed(&d, 63, 0.1, 1.0) || d.step != 62)
         test_fail("divergence: the first diverged step was not kept");
+    /* a window with a few spikes: 47 losses of 1 and 3 of 19 (each under 20 times the median
+     * when it came): the median stays 1, the mean is 2.08; 30 is more than 20 times the
+     * median but not 20 times the mean, so a guard on the mean would miss it */
+    divergence_init(&d, 20);
+    for (long s = 1; s <= DIVERGENCE_WINDOW && !bad; s++)
+        bad = divergence_feed(&d, s, s % 16 == 0 ? 19.0 : 1.0, 2.0);
+    if (bad)
+        test_fail("divergence: a spike of 19 times the median stopped the run: %s", d.why);
+    if (!divergence_feed(&d, DIVERGENCE_WINDOW + 1, 30.0, 2.0) ||
+        !strstr(d.why, "more than 20 times the median 1 "))
+        test_fail("divergence: 30 after a window of 1s with three spikes of 19 not caught "
+                  "against the median 1 (\"%s\")",
+                  d.why);
     /* from the second step: 0.8, then 33 (seen with a learning rate of 10) */
     divergence_init(&d, 20);
     divergence_feed(&d, 1, 0.8, 3.0);
@@ -197,7 +210,7 @@ static void test_nan_run(const char *prep, struct backend *be, struct comm *comm
     bytes = test_slurp(ckpt, &size);
     rc = test_run_captured(be, comm, &cfg, log, out, sizeof out);
     if (rc != 1 || !strstr(out, "the training diverged at step 9: the image loss became inf") ||
-        !strstr(out, "Stopped without writing a checkpoint: the checkpoint on disk"))
+        !strstr(out, "Stopped at step 9 without writing a checkpoint: the checkpoint on disk"))
         test_fail("nan run: rc %d, expected 1 and the step named", rc);
     test_check_untouched(ckpt, bytes, size, "nan run");
     free(bytes);

@@ -57,8 +57,8 @@ void run_guard_signals_install(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART; /* a read or a wait goes on: the loop looks at the flag */
     sigemptyset(&sa.sa_mask);
-    stop_signal = 0;
     for (int i = 0; i < NUM_STOP_SIGNALS; i++) {
         struct sigaction old;
         sigaction(stop_signals[i], NULL, &old);
@@ -89,6 +89,36 @@ const char *run_guard_signal_name(int sig)
     default:
         return "a signal";
     }
+}
+
+/* --- when the ranks agree on a stop ---------------------------------------------------- */
+
+void stop_schedule_start(struct stop_schedule *s, long step, double now)
+{
+    if (s->interval < 1)
+        s->interval = 1; /* the first agreement after the first step, which it then times */
+    s->next = step + s->interval;
+    s->last_step = step;
+    s->last_now = now;
+}
+
+int stop_schedule_due(const struct stop_schedule *s, long step)
+{
+    return step >= s->next;
+}
+
+int stop_schedule_agree(struct stop_schedule *s, struct comm *comm, long step, int want, double now)
+{
+    int stop = !comm->all_ok(comm, !want);
+    /* each rank's own time per step, but the decision is agreed (any rank slow: all check
+     * every step), so that every rank calls the same collectives at the same steps */
+    double per_step = (now - s->last_now) / (double)(step > s->last_step ? step - s->last_step : 1);
+    int slow = !comm->all_ok(comm, !(per_step > STOP_CHECK_SECONDS / STOP_CHECK_STEPS));
+    s->interval = slow ? 1 : STOP_CHECK_STEPS;
+    s->next = step + s->interval;
+    s->last_step = step;
+    s->last_now = now;
+    return stop;
 }
 
 /* --- checkpoints that cannot be written ------------------------------------------------ */
@@ -262,20 +292,22 @@ int divergence_feed(struct divergence *d, long step, double noise_loss, double i
     return 0;
 }
 
-void divergence_report(const struct divergence *d, const char *on_disk, struct run_log *log)
+void divergence_report(const struct divergence *d, long stopped_at, const char *on_disk,
+                       struct run_log *log)
 {
     char why[1100], line[1300];
     run_log_json_string(why, sizeof why, d->why);
     snprintf(line, sizeof line,
-             "{\"type\":\"stop\",\"reason\":\"diverged\",\"step\":%ld,\"message\":%s}", d->step,
-             why);
+             "{\"type\":\"stop\",\"reason\":\"diverged\",\"step\":%ld,\"stopped_at\":%ld,"
+             "\"message\":%s}",
+             d->step, stopped_at, why);
     run_log_line(log, line);
     fprintf(stderr,
-            "ddim-dist: error: the training diverged at step %ld: %s. Stopped without writing a "
-            "checkpoint: %s. To go on, lower train.learning_rate (resuming from a checkpoint "
-            "then needs --set train.resume=force, as that changes the training), or set "
-            "train.divergence_factor=0 to turn this guard off\n",
-            d->step, d->why, on_disk);
+            "ddim-dist: error: the training diverged at step %ld: %s. Stopped at step %ld without "
+            "writing a checkpoint: %s. To go on, lower train.learning_rate (resuming from a "
+            "checkpoint then needs --set train.resume=force, as that changes the training), or "
+            "set train.divergence_factor=0 to turn this guard off\n",
+            d->step, d->why, stopped_at, on_disk);
 }
 
 /* --- resuming with other settings ------------------------------------------------------ */

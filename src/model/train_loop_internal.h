@@ -38,6 +38,7 @@ struct loop {
     double last_kid;                      /* the last epoch's KID (NaN if none) */
     struct run_lock lock;                 /* rank 0: run_dir/lock */
     struct divergence div;                /* every rank, fed the same losses */
+    struct stop_schedule stops;           /* when the ranks next agree on a stop */
     struct ckpt_state ckpt;   /* rank 0: the checkpoint on disk, and failures to replace it */
     char config_change[8192]; /* rank 0: the metrics line of the settings a resume changed */
 

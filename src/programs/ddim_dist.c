@@ -38,6 +38,7 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     util_prefer_passive_openmp(argv);
+    run_guard_signals_install(); /* first: a stop during start-up is kept, not fatal */
     struct run_config cfg;
     run_config_defaults(&cfg);
     char err[2048];
