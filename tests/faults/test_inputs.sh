@@ -22,13 +22,6 @@ case_name=$1 dist=$2 prep=$3 sample=$4 kid=$5 h5_edit=$6 inception=$7
 source "$(dirname "$0")/fault_util.sh"
 export OMP_NUM_THREADS=1
 
-# a one-epoch run on $tmp/data.h5 into $tmp/run
-trained_run() {
-    make_data data 48 16
-    write_cfg "$tmp/cfg.yaml" "$tmp/run" "train: {num_epochs: 1, batch_size: 8}"
-    "$dist" --config "$tmp/cfg.yaml" >"$tmp/out" 2>&1 || fail "the first run failed"
-}
-
 # the root attribute NAME of FILE, as h5dump prints a string's value
 h5_attr() {
     h5dump -a "$2" "$1" 2>/dev/null | sed -n 's/^ *(0): "\(.*\)"$/\1/p'
@@ -97,11 +90,7 @@ kid_bad_images() {
 }
 
 nan_weights() {
-    make_data data 48 16
-    write_cfg "$tmp/cfg.yaml" "$tmp/run" "train: {num_epochs: 1, batch_size: 8}"
-    "$dist" --config "$tmp/cfg.yaml" >"$tmp/out" 2>&1 || fail "the first run failed"
-    "$sample" --checkpoint "$tmp/run/checkpoint.h5" --export "$tmp/ema.h5" >"$tmp/out" 2>&1 ||
-        fail "the export failed"
+    trained_run
     cp "$tmp/run/checkpoint.h5" "$tmp/ckpt.h5"
     "$h5_edit" set-float "$tmp/ckpt.h5" /ema_weights/head/bias 1 nan || fail "h5_edit"
     "$sample" --checkpoint "$tmp/ckpt.h5" --steps 2 --output "$tmp/grid.png" >"$tmp/out" 2>&1
@@ -139,11 +128,7 @@ expect_checksum_error() {
 }
 
 flipped_bit() {
-    make_data data 48 16
-    write_cfg "$tmp/cfg.yaml" "$tmp/run" "train: {num_epochs: 1, batch_size: 8}"
-    "$dist" --config "$tmp/cfg.yaml" >"$tmp/out" 2>&1 || fail "the first run failed"
-    "$sample" --checkpoint "$tmp/run/checkpoint.h5" --export "$tmp/ema.h5" >"$tmp/out" 2>&1 ||
-        fail "the export failed"
+    trained_run
     mkdir -p "$tmp/run2"
     write_cfg "$tmp/cfg2.yaml" "$tmp/run2" "train: {num_epochs: 2, batch_size: 8}"
     for ds in /weights/down0_block0_conv1/kernel /ema_weights/head/kernel \

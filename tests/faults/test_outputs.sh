@@ -14,15 +14,6 @@ case_name=$1 dist=$2 prep=$3 sample=$4 gif=$5 inception=$6
 source "$(dirname "$0")/fault_util.sh"
 export OMP_NUM_THREADS=1
 
-# a one-epoch run: $tmp/run/checkpoint.h5 and its sample grid, $tmp/ema.h5 its export
-trained_run() {
-    make_data data 48 16
-    write_cfg "$tmp/cfg.yaml" "$tmp/run" "train: {num_epochs: 1, batch_size: 8}"
-    "$dist" --config "$tmp/cfg.yaml" >"$tmp/out" 2>&1 || fail "the first run failed"
-    "$sample" --checkpoint "$tmp/run/checkpoint.h5" --export "$tmp/ema.h5" >"$tmp/out" 2>&1 ||
-        fail "the export failed"
-}
-
 # refused WHAT_OUT OUT WHAT_IN IN COMMAND...: COMMAND exits 2 naming both, IN is unchanged
 refused() {
     local what_out=$1 out=$2 what_in=$3 in=$4
