@@ -2,7 +2,7 @@
 # device_bundle.sh: run HERE (Debian 12, x86-64, with tools/setup.sh's packages). Makes
 # .bundle/: what the lent GPU machine (docs/gpu.md) lacks to build and run ddim-dist,
 # ddim-prep and the tests with one rank (CPU and CUDA backends): the headers and shared
-# libraries of HDF5 (serial), libyaml, libpng, libjpeg, OpenBLAS (OpenMP build), Random123's
+# libraries of HDF5 (serial), libyaml, libpng, libjpeg, OpenBLAS (OpenMP build), xxHash's and Random123's
 # headers, and the shared-library closure of all of them (ldd), glibc's own libraries and
 # CUDA's (the GPU machine has those) left out.
 #

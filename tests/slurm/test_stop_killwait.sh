@@ -12,7 +12,8 @@
 # steps: with steps this slow they agree after every step), write the checkpoint of the
 # step they stopped at and say so, before the SIGKILL. Agreeing only every 8 steps, they
 # would need 7 more steps first and be killed without a checkpoint.
-# Exits 77 (skipped) without slurm-wlm and munge or when not root, as run_slurm_test.sh;
+# Exits 77 (skipped) without slurm-wlm and munge or when not root, as run_slurm_test.sh, and
+# in a sanitizer build (its steps are too slow for the timing);
 # DDIM_SLURM_TEST_KEEP=1 keeps its temp dir (job output, daemon logs).
 set -uo pipefail
 
@@ -30,6 +31,10 @@ for c in munged mungekey slurmctld slurmd sbatch squeue scontrol scancel srun h5
         exit 77
     }
 done
+if [[ -n ${ASAN_OPTIONS:-} ]]; then # steps 3 to 5 times slower: no test of a 5 s KillWait
+    echo "test_slurm_killwait: SKIP: a sanitizer build's steps are too slow for KillWait=5 s"
+    exit 77
+fi
 [[ $(id -u) == 0 ]] || {
     echo "test_slurm_killwait: SKIP: needs root (the private cluster runs as SlurmUser=root)"
     exit 77
