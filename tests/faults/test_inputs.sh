@@ -139,7 +139,7 @@ flipped_bit() {
         expect_checksum_error "$tmp/run2/checkpoint.h5" "$ds" "resume, $ds"
         cmp -s "$tmp/run2/checkpoint.h5" "$tmp/before" || fail "the checkpoint was replaced"
     done
-    ok "a bit flipped in a checkpoint's weights, EMA weights, Adam moments, normalizer: resume refused"
+    ok "a bit flipped in a checkpoint's weights, Adam moments, normalizer: resume refused"
     flipped "$tmp/run/checkpoint.h5" "$tmp/ckpt.h5" /ema_weights/down0_block0_bn/moving_mean
     "$sample" --checkpoint "$tmp/ckpt.h5" --steps 2 --output "$tmp/grid.png" >"$tmp/out" 2>&1
     rc=$?
