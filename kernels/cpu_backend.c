@@ -58,7 +58,7 @@ void cpu_destroy(struct backend *be)
     free(be);
 }
 
-struct backend *backend_cpu_create(void)
+struct backend *cpu_backend_create(void)
 {
     struct backend *be = util_xcalloc(1, sizeof *be);
     be->name = "cpu";

@@ -180,7 +180,7 @@ static int cuda_open_device(int device, cudaStream_t *stream, double **scratch, 
     return 0;
 }
 
-extern "C" struct backend *backend_cuda_create(int device, char *err, size_t errlen)
+extern "C" struct backend *cuda_backend_create(int device, char *err, size_t errlen)
 {
     cudaStream_t stream = NULL;
     double *scratch = NULL;

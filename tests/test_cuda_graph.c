@@ -129,7 +129,7 @@ static struct trainer *small_trainer(struct backend *be, struct comm *comm)
  * different orders): a wrong tap or a transposed weight fails by far more than 1e-4. */
 static void check_stand_in_conv(struct backend *be)
 {
-    struct backend *cpu = backend_cpu_create();
+    struct backend *cpu = cpu_backend_create();
     struct conv_shape s = {.n = 2, .h = 5, .w = 6, .cin = 4, .cout = 7, .k = 3};
     size_t nx = 2 * 5 * 6 * 4, nw = 3 * 3 * 4 * 7, ny = 2 * 5 * 6 * 7, nb = 7;
     size_t sizes[6] = {nx, nw, nb, ny, nx, ny}; /* x, w, bias, y, dx, dy */
@@ -213,7 +213,7 @@ int main(void)
 #ifdef DDIM_CUDA_EMU
     struct backend *be = backend_cuda_emu_create_with_conv(err, sizeof err);
 #else
-    struct backend *be = backend_cuda_create(0, err, sizeof err);
+    struct backend *be = cuda_backend_create(0, err, sizeof err);
 #endif
     if (!be) {
         printf("SKIP: %s\n", err);

@@ -112,7 +112,7 @@ int main(void)
         printf("SKIP: %s\n", err);
         return TEST_SKIP;
     }
-    cpu = backend_cpu_create();
+    cpu = cpu_backend_create();
     if (backend_missing_inference_ops(gpu, err, sizeof err) != 0)
         test_fail("cuda backend lacks inference ops: %s", err);
     check_conv("conv 3x3 s2 valid", 75, 75, 3, 32, 3, 3, 2, 1);

@@ -535,7 +535,7 @@ int main(void)
         printf("SKIP: %s\n", err);
         return TEST_SKIP;
     }
-    cpu = backend_cpu_create();
+    cpu = cpu_backend_create();
     test_seed(20240611);
 
     test_missing_list();

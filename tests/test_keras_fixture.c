@@ -296,7 +296,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "test_keras_fixture: --tf32 needs --backend cuda\n");
         return 2;
     }
-    /* read once by backend_cuda_create: exact mode unless --tf32 */
+    /* read once by cuda_backend_create: exact mode unless --tf32 */
     if (tf32) {
         unsetenv("DDIM_CUDNN_NO_TF32");
         tols = &TOL_TF32;
@@ -307,10 +307,10 @@ int main(int argc, char **argv)
 #ifdef DDIM_CUDA_EMU /* the CUDA kernels on the CPU, plain convolutions */
     struct backend *be = !strcmp(backend_name, "cuda-emu")
                              ? backend_cuda_emu_create_with_conv(err, sizeof err)
-                             : backend_cpu_create();
+                             : cpu_backend_create();
 #else
-    struct backend *be = !strcmp(backend_name, "cuda") ? backend_cuda_create(0, err, sizeof err)
-                                                       : backend_cpu_create();
+    struct backend *be = !strcmp(backend_name, "cuda") ? cuda_backend_create(0, err, sizeof err)
+                                                       : cpu_backend_create();
 #endif
     if (!be) {
         printf("SKIP: %s\n", err);

@@ -106,7 +106,7 @@ int main(int argc, char **argv)
         comm->destroy(comm);
         return 1;
     }
-    struct backend *be = backend_cpu_create();
+    struct backend *be = cpu_backend_create();
     int batch = GLOBAL_BATCH / comm->world;
     float dist[STEPS][2];
     struct trainer *t = train(be, comm, batch, comm->rank * batch, dist);

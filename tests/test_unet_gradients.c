@@ -267,7 +267,7 @@ int main(void)
      * synchronization (8x slower on a busy two-core machine); the ops' threading is
      * covered by the op tests */
     omp_set_num_threads(1);
-    be = backend_cpu_create();
+    be = cpu_backend_create();
     comm = comm_single();
     test_seed(2024);
 

@@ -208,11 +208,11 @@ int test_run_program(const char *cmd, char *out, size_t outlen)
 
 struct backend *test_gpu_backend(char *err, size_t errlen)
 {
-    /* plain float32 convolutions, read once by backend_cuda_create */
+    /* plain float32 convolutions, read once by cuda_backend_create */
     setenv("DDIM_CUDNN_NO_TF32", "1", 1);
 #ifdef DDIM_CUDA_EMU
     return backend_cuda_emu_create(err, errlen);
 #else
-    return backend_cuda_create(0, err, errlen);
+    return cuda_backend_create(0, err, errlen);
 #endif
 }

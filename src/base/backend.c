@@ -1,8 +1,6 @@
 /* backend.c: what every backend shares: the capability query (the ops a backend leaves
- * unimplemented, from the op list BACKEND_OPS), and the stand-in for the CUDA backend in builds
- * without CUDA. */
+ * unimplemented, from the op list BACKEND_OPS). */
 #include "backend.h"
-#include "util.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -38,13 +36,3 @@ int backend_missing_inference_ops(const struct backend *be, char *out, size_t ou
 {
     return backend_missing(be, OP_INFERENCE, out, outlen);
 }
-
-#ifndef DDIM_HAVE_CUDA
-struct backend *backend_cuda_create(int device, char *err, size_t errlen)
-{
-    util_error(err, errlen,
-               "this ddim-dist was built without the CUDA backend (reconfigure "
-               "with -DDDIM_CUDA=ON where nvcc, cuDNN and NCCL are found)");
-    return NULL;
-}
-#endif

@@ -322,12 +322,12 @@ struct backend {
 };
 
 /* The CPU backend: always available. */
-struct backend *backend_cpu_create(void);
+struct backend *cpu_backend_create(void);
 
 /* The CUDA backend on GPU `device`; NULL with a message in err when no usable GPU (no
  * device, driver too old, device index out of range). Returns NULL when built without
  * CUDA. */
-struct backend *backend_cuda_create(int device, char *err, size_t errlen);
+struct backend *cuda_backend_create(int device, char *err, size_t errlen);
 
 /* The capability query: names of the ops of that need a backend leaves NULL,
  * comma-separated into out (may be NULL); returns their count. */

@@ -127,7 +127,7 @@ const struct config_key config_keys[] = {
 };
 const int config_num_keys = (int)(sizeof config_keys / sizeof config_keys[0]);
 
-void run_config_defaults(struct run_config *c)
+void config_defaults(struct run_config *c)
 {
     memset(c, 0, sizeof *c);
     snprintf(c->data_path, sizeof c->data_path, "data/flowers64.h5");
@@ -568,7 +568,7 @@ static int sub_error(char *err, size_t errlen, const char *msg, size_t base, siz
     return util_error(err, errlen, "%s: %s", fallback, msg);
 }
 
-int run_config_check(const struct run_config *c, char *err, size_t errlen)
+int config_check(const struct run_config *c, char *err, size_t errlen)
 {
     char msg[512], value[512];
     for (int i = 0; i < config_num_keys; i++) {

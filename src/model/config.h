@@ -60,7 +60,7 @@ struct run_config {
 
 /* The Keras example's settings (and run defaults: runs/ddim, backend auto, 5 s, data.resident
  * auto). */
-void run_config_defaults(struct run_config *c);
+void config_defaults(struct run_config *c);
 
 /* Applies a YAML file on top of c. Unknown keys (with a did-you-mean), wrong types and
  * out-of-range values are errors naming the file, line and key. 0 or -1. */
@@ -75,7 +75,7 @@ int config_load_yaml_text(struct run_config *c, const char *label, const char *t
 int config_set(struct run_config *c, const char *assignment, char *err, size_t errlen);
 
 /* Cross-field checks (model shape, batch vs ranks is checked by the trainer). 0 or -1. */
-int run_config_check(const struct run_config *c, char *err, size_t errlen);
+int config_check(const struct run_config *c, char *err, size_t errlen);
 
 /* Writes the resolved configuration as YAML that config_load_yaml reads back. */
 void config_write_yaml(const struct run_config *c, FILE *out);

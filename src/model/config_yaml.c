@@ -4,7 +4,7 @@
  * model layer with config.c, since struct run_config gathers the model's settings.
  *
  * Loading checks the type and bounds of each value as it is read (so errors carry the
- * line); run_config_check (config.c) checks the same bounds again on the struct, then the
+ * line); config_check (config.c) checks the same bounds again on the struct, then the
  * cross-field rules. */
 #include "config_keys.h"
 

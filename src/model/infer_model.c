@@ -10,7 +10,7 @@
  * the weights were written for; then the network. */
 static int build(const char *path, struct infer_model *m, char *err, size_t errlen)
 {
-    run_config_defaults(&m->cfg);
+    config_defaults(&m->cfg);
     char label[CONFIG_PATH_MAX + 32];
     snprintf(label, sizeof label, "%s (attribute 'config')", path);
     const char *text = m->ew.config_yaml;

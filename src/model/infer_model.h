@@ -24,7 +24,7 @@ struct infer_model {
 int infer_model_load(const char *path, int from_checkpoint, struct infer_model *m, char *err,
                      size_t errlen);
 
-/* m's network, EMA weights and normalizer on a backend, for infer_sample (sampler.h);
+/* m's network, EMA weights and normalizer on a backend, for sampler_run (sampler.h);
  * infer_net_release frees what it allocated there. */
 void infer_model_upload(const struct infer_model *m, struct backend *be, struct comm *comm,
                         struct infer_net *out);

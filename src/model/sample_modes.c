@@ -94,7 +94,7 @@ static int sample_all(struct session *s, const struct sample_plan *p, const floa
         size_t bytes = (size_t)m * s->per * sizeof(float);
         s->be->upload(s->be, s->dev_in, noise + (size_t)first * s->per, bytes);
         struct sample_options so = options_for(p, (uint32_t)first);
-        evaluations = infer_sample(&s->net, s->dev_in, m, steps, &so, NULL, s->dev_out);
+        evaluations = sampler_run(&s->net, s->dev_in, m, steps, &so, NULL, s->dev_out);
         s->be->download(s->be, images + (size_t)first * s->per, s->dev_out, bytes);
         if (util_now() - last > PROGRESS_SECONDS && first + m < n) {
             util_log("%s: %d/%d images sampled (%.1f s)\n", program(p), first + m, n,
@@ -298,7 +298,7 @@ static int run_trajectory(struct session *s, const struct sample_plan *p, char *
     so.on_step = trajectory_step;
     so.ctx = &tr;
     double start = util_now();
-    int evaluations = infer_sample(&s->net, s->dev_in, n, p->steps, &so, NULL, NULL);
+    int evaluations = sampler_run(&s->net, s->dev_in, n, p->steps, &so, NULL, NULL);
     util_log("ddim-sample: trajectory of %d images, %s sampler, %d steps, %d frames (%d network "
              "evaluations per image), %s backend: %.2f s\n",
              n, sampler_name(p), p->steps, tr.frames, evaluations, s->be->name, util_now() - start);

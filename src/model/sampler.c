@@ -192,8 +192,8 @@ static int sample_heun(struct infer_net *t, struct sampler *s, int steps,
     return evaluations;
 }
 
-int infer_sample(struct infer_net *t, const float *initial_noise, int n, int steps,
-                 const struct sample_options *so, float *pred_images, float *images)
+int sampler_run(struct infer_net *t, const float *initial_noise, int n, int steps,
+                const struct sample_options *so, float *pred_images, float *images)
 {
     if (n < 1 || steps < 1)
         DDIM_FATAL("sampling needs at least one image and one step (got %d images, %d steps)", n,
@@ -217,7 +217,7 @@ int trainer_sample_ex(struct trainer *t, const float *initial_noise, int n, int 
                       const struct sample_options *so, float *pred_images, float *images)
 {
     struct infer_net view = trainer_infer_net(t);
-    int evaluations = infer_sample(&view, initial_noise, n, steps, so, pred_images, images);
+    int evaluations = sampler_run(&view, initial_noise, n, steps, so, pred_images, images);
     t->sampler = view.sampler; /* the buffers stay with the trainer for the next call */
     return evaluations;
 }

@@ -52,13 +52,13 @@ struct infer_net {
  * at time 0 with one more: 2K + 1 evaluations. pred_images (normalized space) and images
  * (denormalized, clipped to [0, 1]) may each be NULL. Returns the number of network
  * evaluations. */
-int infer_sample(struct infer_net *m, const float *initial_noise, int n, int steps,
-                 const struct sample_options *so, float *pred_images, float *images);
+int sampler_run(struct infer_net *m, const float *initial_noise, int n, int steps,
+                const struct sample_options *so, float *pred_images, float *images);
 
 /* The trainer's EMA network as an inference network (its buffers, not copies). */
 struct infer_net trainer_infer_net(struct trainer *t);
 
-/* infer_sample on the trainer's EMA network (trainer_infer_net). */
+/* sampler_run on the trainer's EMA network (trainer_infer_net). */
 int trainer_sample_ex(struct trainer *t, const float *initial_noise, int n, int steps,
                       const struct sample_options *so, float *pred_images, float *images);
 

@@ -279,7 +279,7 @@ static int setup(struct loop *L, char *err, size_t errlen)
         config_write_yaml(cfg, yaml);
         fclose(yaml);
     }
-    if (loop_resume_read(L, err, errlen) != 0)
+    if (train_resume_read(L, err, errlen) != 0)
         return -1;
     if (L->resuming)
         kid_eval_read_best(L->kid, cfg->run_dir);
@@ -304,7 +304,7 @@ static void report_progress(struct loop *L, int epoch, long b, long logged, long
         sum[0] += l[0];
         sum[1] += l[1];
         long step = L->global_step - done + k + 1;
-        divergence_feed(&L->div, step, l[0], l[1]);
+        run_guard_divergence_feed(&L->div, step, l[0], l[1]);
         if (L->comm->rank == 0)
             run_log_step(&L->log, epoch + 1, step, l[0], l[1], window_rate);
     }
@@ -396,11 +396,11 @@ static int report_end(struct loop *L, double t_start)
     const struct run_config *cfg = L->cfg;
     struct comm *comm = L->comm;
     char disk[CONFIG_PATH_MAX + 128], line[2048];
-    ckpt_state_describe(&L->ckpt, L->ckpt_path, disk, sizeof disk);
+    run_guard_ckpt_describe(&L->ckpt, L->ckpt_path, disk, sizeof disk);
     int failed = comm->rank == 0 && L->ckpt.failures > 0; /* the last checkpoint failed */
     if (L->div.step != 0) {
         if (comm->rank == 0)
-            divergence_report(&L->div, disk, &L->log);
+            run_guard_divergence_report(&L->div, disk, &L->log);
         return 1;
     }
     if (L->stopped) {
@@ -451,8 +451,8 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
     L.be = be;
     L.comm = comm;
     L.lock.fd = -1;
-    ckpt_state_init(&L.ckpt);
-    divergence_init(&L.div, cfg->divergence_factor);
+    run_guard_ckpt_init(&L.ckpt);
+    run_guard_divergence_init(&L.div, cfg->divergence_factor);
     char err[2048];
     int rc = 0;
     /* SIGUSR1 (Slurm's warning before the time limit), SIGTERM, SIGINT and SIGHUP: stop at
@@ -469,7 +469,7 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
                     comm->rank);
         rc = 1;
     } else {
-        loop_resume_share(&L);
+        train_resume_share(&L);
         char where[128];
         if (L.resident)
             snprintf(where, sizeof where, "resident in backend memory (%.1f MiB per rank)",
@@ -495,7 +495,7 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
             long first = e == L.resume.epoch ? L.resume.step_in_epoch : 0;
             run_epoch(&L, e, first, &t_start);
             if (comm->rank == 0 && L.div.step == 0) {
-                loop_save_checkpoint(&L);
+                train_resume_save(&L);
                 long spe = L.steps_per_epoch;
                 kid_eval_save_best(L.kid, L.last_kid, cfg->run_dir, L.t, (int)(L.global_step / spe),
                                    L.global_step, L.global_step % spe, L.config_yaml);

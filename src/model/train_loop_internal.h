@@ -53,13 +53,13 @@ struct loop {
 
 /* Rank 0: reads run_dir/checkpoint.h5 into its trainer if there is one (train.resume=auto)
  * and checks its position and settings; 0, or -1 with a message (the file is left alone). */
-int loop_resume_read(struct loop *L, char *err, size_t errlen);
+int train_resume_read(struct loop *L, char *err, size_t errlen);
 
 /* All ranks, after setup: rank 0's checkpoint state (if it read one) on every rank. */
-void loop_resume_share(struct loop *L);
+void train_resume_share(struct loop *L);
 
 /* Rank 0: the state after global_step steps into run_dir/checkpoint.h5 (atomically; a
  * failure keeps the last good one, is reported, and is tried again next time). */
-void loop_save_checkpoint(struct loop *L);
+void train_resume_save(struct loop *L);
 
 #endif

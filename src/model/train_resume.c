@@ -10,7 +10,7 @@
 /* Rank 0: reads run_dir/checkpoint.h5 into its trainer if there is one (train.resume=auto)
  * and checks that its position fits this run's steps per epoch. A checkpoint that cannot be
  * used is an error, and the file is left alone. */
-int loop_resume_read(struct loop *L, char *err, size_t errlen)
+int train_resume_read(struct loop *L, char *err, size_t errlen)
 {
     if (access(L->ckpt_path, F_OK) != 0)
         return 0;
@@ -55,7 +55,7 @@ int loop_resume_read(struct loop *L, char *err, size_t errlen)
 }
 
 /* All ranks, after setup: rank 0's checkpoint state (if it read one) on every rank. */
-void loop_resume_share(struct loop *L)
+void train_resume_share(struct loop *L)
 {
     struct backend *be = L->be;
     struct trainer *t = L->t;
@@ -82,13 +82,13 @@ void loop_resume_share(struct loop *L)
 
 /* Rank 0: the state after global_step steps into run_dir/checkpoint.h5. One that cannot be
  * written leaves the last good one (the file is replaced atomically) and is tried again at
- * the next checkpoint; each failure is reported (ckpt_state_record). */
-void loop_save_checkpoint(struct loop *L)
+ * the next checkpoint; each failure is reported (run_guard_ckpt_record). */
+void train_resume_save(struct loop *L)
 {
     long spe = L->steps_per_epoch;
     struct checkpoint_info pos = {(int)(L->global_step / spe), L->global_step,
                                   L->global_step % spe};
     int rc = trainer_checkpoint_write(L->t, L->ckpt_path, &pos, L->config_yaml, L->ckpt.error,
                                       sizeof L->ckpt.error);
-    ckpt_state_record(&L->ckpt, L->ckpt_path, L->global_step, rc, &L->log);
+    run_guard_ckpt_record(&L->ckpt, L->ckpt_path, L->global_step, rc, &L->log);
 }

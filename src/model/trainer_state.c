@@ -61,7 +61,7 @@ void trainer_state_alloc(const struct trainer *t, struct train_state *s)
             *p[i].host = util_xmalloc(p[i].count * sizeof(float) + 1);
 }
 
-void train_state_free(struct train_state *s)
+void trainer_state_free(struct train_state *s)
 {
     free(s->w);
     free(s->ema_w);
@@ -113,7 +113,7 @@ int trainer_checkpoint_write(const struct trainer *t, const char *path,
     trainer_state_alloc(t, &s);
     trainer_state_get(t, &s);
     int rc = checkpoint_write(path, &s, pos, config_yaml, err, errlen);
-    train_state_free(&s);
+    trainer_state_free(&s);
     return rc;
 }
 
@@ -125,6 +125,6 @@ int trainer_checkpoint_read(struct trainer *t, const char *path, struct checkpoi
     int rc = checkpoint_read(path, &s, pos, err, errlen);
     if (rc == 0)
         trainer_state_set(t, &s);
-    train_state_free(&s);
+    trainer_state_free(&s);
     return rc;
 }

@@ -38,7 +38,7 @@ int main(int argc, char **argv)
 {
     util_prefer_passive_openmp(argv);
     struct run_config cfg;
-    run_config_defaults(&cfg);
+    config_defaults(&cfg);
     char err[2048];
     int print_only = 0;
     for (int i = 1; i < argc; i++) {
@@ -77,7 +77,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (run_config_check(&cfg, err, sizeof err) != 0) {
+    if (config_check(&cfg, err, sizeof err) != 0) {
         fprintf(stderr, "ddim-dist: invalid configuration: %s\n", err);
         return 2;
     }

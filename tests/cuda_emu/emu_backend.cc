@@ -1,7 +1,7 @@
 /* emu_backend.cc: the emulated CUDA backend's entry point (cuda_emu_backend.h), and what
  * kernels/cuda_backend.cu needs from kernels/cuda_conv.cu, which is not emulated: cuDNN is
  * a library, not this project's kernels. The table is kernels/cuda_backend.cu's own, made
- * by its backend_cuda_create; only the convolutions are taken out. */
+ * by its cuda_backend_create; only the convolutions are taken out. */
 #include "cuda_common.h"
 #include "cuda_emu_backend.h"
 
@@ -33,7 +33,7 @@ void emu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias,
 
 extern "C" struct backend *backend_cuda_emu_create_with_conv(char *err, size_t errlen)
 {
-    struct backend *be = backend_cuda_create(0, err, errlen);
+    struct backend *be = cuda_backend_create(0, err, errlen);
     if (!be)
         return NULL;
     be->name = "cuda-emu-conv";
@@ -44,7 +44,7 @@ extern "C" struct backend *backend_cuda_emu_create_with_conv(char *err, size_t e
 
 extern "C" struct backend *backend_cuda_emu_create(char *err, size_t errlen)
 {
-    struct backend *be = backend_cuda_create(0, err, errlen);
+    struct backend *be = cuda_backend_create(0, err, errlen);
     if (!be)
         return NULL;
     be->name = "cuda-emu";

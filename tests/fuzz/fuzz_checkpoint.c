@@ -24,7 +24,7 @@ static struct trainer *tiny_trainer(void)
     u.embedding_dims = 8;
     struct diffusion_config dc = diffusion_config_default();
     char err[1024];
-    t = trainer_create(backend_cpu_create(), comm_single(), &u, &dc, 2, 2, 0, err, sizeof err);
+    t = trainer_create(cpu_backend_create(), comm_single(), &u, &dc, 2, 2, 0, err, sizeof err);
     if (!t) {
         fprintf(stderr, "fuzz_checkpoint: %s\n", err);
         exit(2);
