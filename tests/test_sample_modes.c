@@ -20,6 +20,7 @@
 #include "test_run_util.h"
 #include "test_util.h"
 #include "train_loop.h"
+#include "trainer.h"
 #include "util.h"
 
 #include <gif_lib.h>

@@ -1,6 +1,5 @@
 /* infer_model.c: see infer_model.h. */
 #include "infer_model.h"
-#include "trainer_state.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -19,7 +18,7 @@ static int build(const char *path, struct infer_model *m, char *err, size_t errl
     if (m->ew.shape.num_levels > UNET_MAX_LEVELS)
         return util_error(err, errlen, "%s: the stored model has %d levels, at most %d", path,
                           m->ew.shape.num_levels, (int)UNET_MAX_LEVELS);
-    unet_config_set_shape(&m->cfg.model, &m->ew.shape);
+    unet_shape_to_config(&m->cfg.model, &m->ew.shape);
     char why[1024];
     if (unet_config_check(&m->cfg.model, why, sizeof why) != 0 ||
         diffusion_config_check(&m->cfg.diffusion, why, sizeof why) != 0)

@@ -1,5 +1,6 @@
 /* trainer.c: the training step, validation losses and state of the Keras example's
- * DiffusionModel on one rank; see trainer.h. The DDIM sampler is in sampler.c. */
+ * DiffusionModel on one rank; see trainer.h. Sampling lends the EMA network to the sampler
+ * (sampler.c). */
 #include "trainer.h"
 #include "util.h"
 
@@ -292,4 +293,34 @@ void trainer_eval_losses(struct trainer *t)
 void trainer_read_losses(struct trainer *t, float out[2])
 {
     t->be->download(t->be, out, t->losses, 2 * sizeof(float));
+}
+
+/* --- sampling with the EMA network (sampler.h) --- */
+
+int trainer_sample_ex(struct trainer *t, const float *initial_noise, int n, int steps,
+                      const struct sample_options *so, float *pred_images, float *images)
+{
+    struct infer_net view = trainer_infer_net(t);
+    int evaluations = sampler_run(&view, initial_noise, n, steps, so, pred_images, images);
+    t->sampler = view.sampler; /* the buffers stay with the trainer for the next call */
+    return evaluations;
+}
+
+struct infer_net trainer_infer_net(struct trainer *t)
+{
+    return (struct infer_net){t->be,
+                              t->comm,
+                              t->net,
+                              t->ema_w,
+                              t->norm,
+                              t->dc.min_signal_rate,
+                              t->dc.max_signal_rate,
+                              t->per_image,
+                              t->sampler};
+}
+
+void trainer_sample(struct trainer *t, const float *initial_noise, int n, int steps,
+                    float *pred_images, float *images)
+{
+    trainer_sample_ex(t, initial_noise, n, steps, NULL, pred_images, images);
 }

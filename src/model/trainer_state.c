@@ -5,27 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void unet_model_shape(const struct unet_config *u, struct model_shape *s)
-{
-    memset(s, 0, sizeof *s);
-    s->image_size = u->image_size;
-    s->num_levels = u->num_levels;
-    for (int i = 0; i < u->num_levels && i < MODEL_SHAPE_MAX_LEVELS; i++)
-        s->widths[i] = u->widths[i];
-    s->block_depth = u->block_depth;
-    s->embedding_dims = u->embedding_dims;
-}
-
-void unet_config_set_shape(struct unet_config *u, const struct model_shape *s)
-{
-    u->image_size = s->image_size;
-    u->num_levels = s->num_levels;
-    for (int i = 0; i < s->num_levels && i < UNET_MAX_LEVELS; i++)
-        u->widths[i] = s->widths[i];
-    u->block_depth = s->block_depth;
-    u->embedding_dims = s->embedding_dims;
-}
-
 /* The state's parts: host buffer, the trainer's backend buffer, floats. */
 struct part {
     float **host;
@@ -52,7 +31,7 @@ static float *host_of(struct train_state *s, const struct part *p)
 void trainer_state_alloc(const struct trainer *t, struct train_state *s)
 {
     memset(s, 0, sizeof *s);
-    unet_model_shape(unet_get_config(t->net), &s->shape);
+    unet_shape_of_config(unet_get_config(t->net), &s->shape);
     s->params = unet_params(t->net);
     struct part p[5];
     int n = parts_of(t, s, p);

@@ -5,6 +5,7 @@
 #include "rng.h"
 #include "unet_internal.h"
 #include "util.h"
+#include "weights_h5.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -55,6 +56,29 @@ int unet_config_check(const struct unet_config *c, char *err, size_t errlen)
     if (!(c->bn_epsilon > 0))
         return util_error(err, errlen, "bn_epsilon: expected > 0, got %g", c->bn_epsilon);
     return 0;
+}
+
+/* --- the shape that files store (io/weights_h5.h) ------------------------------------- */
+
+void unet_shape_of_config(const struct unet_config *u, struct model_shape *s)
+{
+    memset(s, 0, sizeof *s);
+    s->image_size = u->image_size;
+    s->num_levels = u->num_levels;
+    for (int i = 0; i < u->num_levels && i < MODEL_SHAPE_MAX_LEVELS; i++)
+        s->widths[i] = u->widths[i];
+    s->block_depth = u->block_depth;
+    s->embedding_dims = u->embedding_dims;
+}
+
+void unet_shape_to_config(struct unet_config *u, const struct model_shape *s)
+{
+    u->image_size = s->image_size;
+    u->num_levels = s->num_levels;
+    for (int i = 0; i < s->num_levels && i < UNET_MAX_LEVELS; i++)
+        u->widths[i] = s->widths[i];
+    u->block_depth = s->block_depth;
+    u->embedding_dims = s->embedding_dims;
 }
 
 /* --- building (on graph.h's builder) ---------------------------------------------------- */

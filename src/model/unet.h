@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 struct graph;
+struct model_shape;
 
 struct unet; /* opaque: nodes, tensors, parameter table */
 
@@ -25,6 +26,11 @@ struct unet *unet_create(const struct unet_config *cfg, char *err, size_t errlen
 void unet_destroy(struct unet *net);
 const struct param_table *unet_params(const struct unet *net);
 const struct unet_config *unet_get_config(const struct unet *net);
+/* The configuration's shape fields to the shape that files store (io/weights_h5.h), and
+ * back (the shape's fields only; the rest of u stays). */
+void unet_shape_of_config(const struct unet_config *u, struct model_shape *s);
+void unet_shape_to_config(struct unet_config *u, const struct model_shape *s);
+
 /* The network as a graph (graph.h): its tensors' shapes and its nodes. */
 const struct graph *unet_graph(const struct unet *net);
 
