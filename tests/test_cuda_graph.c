@@ -20,6 +20,7 @@
  * (which keeps no buffers to grow, so there the growth part is a no-op). */
 #include "backend.h"
 #include "comm.h"
+#include "config.h"
 #include "test_util.h"
 #include "trainer.h"
 #ifdef DDIM_CUDA_EMU
@@ -105,12 +106,12 @@ static void expect_same(struct backend *be, const char *name, const float *a, co
 /* A trainer on be for a 16x16 U-Net (widths 8,16, depth 1, batch 4), random images. */
 static struct trainer *small_trainer(struct backend *be, struct comm *comm)
 {
-    struct unet_config u = unet_config_default();
+    struct unet_config u = config_default_model();
     u.image_size = 16;
     u.num_levels = 2;
     u.widths[0] = 8, u.widths[1] = 16;
     u.block_depth = 1;
-    struct diffusion_config dc = diffusion_config_default();
+    struct diffusion_config dc = config_default_diffusion();
     char err[512];
     struct trainer *t = trainer_create(be, comm, &u, &dc, 4, 4, 0, err, sizeof err);
     if (!t) {

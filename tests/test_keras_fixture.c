@@ -13,6 +13,7 @@
  * CPU backend's tolerances; --tf32 runs it with TF32 tensor cores (the default of a real
  * run) against the TF32 tolerances below. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
+#include "config.h"
 #include "h5_util.h"
 #include "test_util.h"
 #ifdef DDIM_CUDA_EMU
@@ -105,8 +106,8 @@ static double attr(const char *name)
 
 static void read_config(struct unet_config *u, struct diffusion_config *d, int *batch, int *samples)
 {
-    *u = unet_config_default();
-    *d = diffusion_config_default();
+    *u = config_default_model();
+    *d = config_default_diffusion();
     u->image_size = (int)attr("image_size");
     double widths[UNET_MAX_LEVELS];
     size_t nw = UNET_MAX_LEVELS;

@@ -20,8 +20,8 @@ static int build(const char *path, struct infer_model *m, char *err, size_t errl
                           m->ew.shape.num_levels, (int)UNET_MAX_LEVELS);
     unet_shape_to_config(&m->cfg.model, &m->ew.shape);
     char why[1024];
-    if (unet_config_check(&m->cfg.model, why, sizeof why) != 0 ||
-        diffusion_config_check(&m->cfg.diffusion, why, sizeof why) != 0)
+    if (config_check_model(&m->cfg.model, why, sizeof why) != 0 ||
+        config_check_diffusion(&m->cfg.diffusion, why, sizeof why) != 0)
         return util_error(err, errlen, "%s: the stored model cannot be built: %s", path, why);
     m->net = unet_create(&m->cfg.model, why, sizeof why);
     if (!m->net)

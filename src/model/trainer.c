@@ -2,50 +2,12 @@
  * DiffusionModel on one rank; see trainer.h. Sampling lends the EMA network to the sampler
  * (sampler.c). */
 #include "trainer.h"
+#include "config.h"
 #include "util.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct diffusion_config diffusion_config_default(void)
-{
-    struct diffusion_config c = {.min_signal_rate = 0.02f,
-                                 .max_signal_rate = 0.95f,
-                                 .loss = LOSS_MAE,
-                                 .learning_rate = 1e-3f,
-                                 .weight_decay = 1e-4f,
-                                 .adam_beta1 = 0.9f,
-                                 .adam_beta2 = 0.999f,
-                                 .adam_epsilon = 1e-7f,
-                                 .ema = 0.999f,
-                                 .seed = 42};
-    return c;
-}
-
-int diffusion_config_check(const struct diffusion_config *c, char *err, size_t errlen)
-{
-    if (!(c->min_signal_rate > 0 && c->min_signal_rate < c->max_signal_rate &&
-          c->max_signal_rate < 1))
-        return util_error(err, errlen,
-                          "signal rates: expected 0 < min_signal_rate < max_signal_rate < 1, "
-                          "got %g and %g",
-                          c->min_signal_rate, c->max_signal_rate);
-    if (!(c->learning_rate > 0) || !isfinite(c->learning_rate))
-        return util_error(err, errlen, "learning_rate: expected > 0, got %g", c->learning_rate);
-    if (!(c->weight_decay >= 0) || !isfinite(c->weight_decay))
-        return util_error(err, errlen, "weight_decay: expected >= 0, got %g", c->weight_decay);
-    if (!(c->adam_beta1 >= 0 && c->adam_beta1 < 1) || !(c->adam_beta2 >= 0 && c->adam_beta2 < 1))
-        return util_error(err, errlen, "adam betas: expected [0, 1), got %g and %g", c->adam_beta1,
-                          c->adam_beta2);
-    if (!(c->adam_epsilon > 0))
-        return util_error(err, errlen, "adam_epsilon: expected > 0, got %g", c->adam_epsilon);
-    if (!(c->ema >= 0 && c->ema <= 1))
-        return util_error(err, errlen, "ema: expected [0, 1], got %g", c->ema);
-    if (c->loss != LOSS_MAE && c->loss != LOSS_MSE)
-        return util_error(err, errlen, "loss: expected mae or mse");
-    return 0;
-}
 
 static float *zalloc_floats(struct backend *be, size_t n)
 {
@@ -62,7 +24,7 @@ struct trainer *trainer_create(struct backend *be, struct comm *comm,
         util_error(err, errlen, "the %s backend cannot train yet: it lacks %s", be->name, missing);
         return NULL;
     }
-    if (diffusion_config_check(dc, err, errlen) != 0)
+    if (config_check_diffusion(dc, err, errlen) != 0)
         return NULL;
     if (batch < 1 || global_batch < batch || first_example < 0 ||
         first_example + batch > global_batch) {

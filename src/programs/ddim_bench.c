@@ -11,6 +11,7 @@
  * with events: the time per group of ops (convolutions, BatchNorm ...), the profile of a
  * step without a profiler (the events add a little time per op). */
 #include "comm.h"
+#include "config.h"
 #include "ddim_bench_ops.h"
 #include "graph.h"
 #include "launch.h"
@@ -408,12 +409,12 @@ static void fill_random_images(struct trainer *t)
 
 static void run_bench(const struct bench_opts *o, struct backend *be, struct comm *comm)
 {
-    struct unet_config ucfg = unet_config_default();
+    struct unet_config ucfg = config_default_model();
     ucfg.image_size = o->image_size;
     ucfg.block_depth = o->block_depth;
     ucfg.num_levels = o->num_levels;
     memcpy(ucfg.widths, o->widths, sizeof o->widths);
-    struct diffusion_config dc = diffusion_config_default();
+    struct diffusion_config dc = config_default_diffusion();
     char err[2048];
     struct trainer *t = trainer_create(be, comm, &ucfg, &dc, o->batch, o->batch * comm->world,
                                        o->batch * comm->rank, err, sizeof err);

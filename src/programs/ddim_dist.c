@@ -27,11 +27,15 @@ static void usage(FILE *out)
             "                     --config, in order\n"
             "  --run-dir DIR      where the run writes (run.dir), taken verbatim\n"
             "  --print-config     print the resolved configuration and exit\n"
+            "  --list-keys        print the keys below as a markdown table (docs/config.md)\n"
             "  -h, --help         this text\n"
             "\n"
             "example:\n"
             "  ddim-prep --synthetic 1000 --output data/synthetic.h5\n"
-            "  ddim-dist --config configs/quickstart.yaml --set train.num_epochs=1\n");
+            "  ddim-dist --config configs/quickstart.yaml --set train.num_epochs=1\n"
+            "\n"
+            "keys (KEY = default; what it sets; what it accepts):\n");
+    config_write_keys(out, 0);
 }
 
 int main(int argc, char **argv)
@@ -45,6 +49,10 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--list-keys")) {
+            config_write_keys(stdout, 1);
             return 0;
         }
         if (!strcmp(a, "--print-config")) {
