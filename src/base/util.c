@@ -3,6 +3,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <time.h>
@@ -95,6 +96,25 @@ int util_error(char *err, size_t errlen, const char *fmt, ...)
         vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
     }
+    return -1;
+}
+
+int util_getopt_refused(const char *program, int c, char **argv)
+{
+    const char *what = optind > 0 ? argv[optind - 1] : "?";
+    if (c == ':')
+        fprintf(stderr, "%s: %s needs a value (see %s --help)\n", program, what, program);
+    else
+        fprintf(stderr, "%s: unknown option '%s' (see %s --help)\n", program, what, program);
+    return -1;
+}
+
+int util_getopt_no_operands(const char *program, int argc, char **argv)
+{
+    if (optind >= argc)
+        return 0;
+    fprintf(stderr, "%s: unexpected argument '%s' (see %s --help)\n", program, argv[optind],
+            program);
     return -1;
 }
 

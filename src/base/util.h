@@ -51,6 +51,16 @@ void *util_xcalloc(size_t count, size_t size);
 int util_parse_int(const char *program, const char *opt, const char *text, int lo, int hi,
                    int *out);
 
+/* For the programs' getopt_long loops (opterr = 0, an optstring that starts with ':'): the
+ * message of an option getopt_long refused, "PROGRAM: unknown option 'X'" (c == '?') or
+ * "PROGRAM: X needs a value" (c == ':'), naming argv[optind - 1], with a pointer to --help;
+ * returns -1. */
+int util_getopt_refused(const char *program, int c, char **argv);
+
+/* After a getopt_long loop: -1 with "PROGRAM: unexpected argument 'X'" when an argument
+ * that is not an option is left (argv[optind]), else 0. */
+int util_getopt_no_operands(const char *program, int argc, char **argv);
+
 /* snprintf into err (if non-NULL) and return -1: for functions that report errors upward. */
 int util_error(char *err, size_t errlen, const char *fmt, ...) DDIM_PRINTF(3, 4);
 

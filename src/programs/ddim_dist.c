@@ -5,6 +5,7 @@
 #include "train_loop.h"
 #include "util.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,47 +45,53 @@ int main(int argc, char **argv)
     struct run_config cfg;
     config_defaults(&cfg);
     char err[2048];
-    int print_only = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+    int print_only = 0, c, rc;
+    enum { OPT_CONFIG = 1, OPT_SET, OPT_RUN_DIR, OPT_PRINT_CONFIG, OPT_LIST_KEYS };
+    static const struct option options[] = {{"config", required_argument, NULL, OPT_CONFIG},
+                                            {"set", required_argument, NULL, OPT_SET},
+                                            {"run-dir", required_argument, NULL, OPT_RUN_DIR},
+                                            {"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
+                                            {"list-keys", no_argument, NULL, OPT_LIST_KEYS},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (c) {
+        case 'h':
             usage(stdout);
             return 0;
-        }
-        if (!strcmp(a, "--list-keys")) {
+        case OPT_LIST_KEYS:
             config_write_keys(stdout, 1);
             return 0;
-        }
-        if (!strcmp(a, "--print-config")) {
+        case OPT_PRINT_CONFIG:
             print_only = 1;
             continue;
-        }
-        if (strcmp(a, "--config") && strcmp(a, "--set") && strcmp(a, "--run-dir")) {
-            fprintf(stderr, "ddim-dist: unknown option '%s' (see ddim-dist --help)\n", a);
+        case OPT_CONFIG:
+            rc = config_load_yaml(&cfg, optarg, err, sizeof err);
+            break;
+        case OPT_SET:
+            rc = config_set(&cfg, optarg, err, sizeof err);
+            break;
+        case OPT_RUN_DIR:
+            if (strlen(optarg) == 0 || strlen(optarg) >= sizeof cfg.run_dir) {
+                rc = util_error(err, sizeof err, "--run-dir: expected a path of 1..%zu characters",
+                                sizeof cfg.run_dir - 1);
+            } else { /* taken verbatim, not parsed as YAML */
+                snprintf(cfg.run_dir, sizeof cfg.run_dir, "%s", optarg);
+                rc = 0;
+            }
+            break;
+        default: /* '?' or ':' */
+            util_getopt_refused("ddim-dist", c, argv);
             return 2;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "ddim-dist: %s needs a value (see ddim-dist --help)\n", a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        int rc;
-        if (!strcmp(a, "--config")) {
-            rc = config_load_yaml(&cfg, v, err, sizeof err);
-        } else if (!strcmp(a, "--set")) {
-            rc = config_set(&cfg, v, err, sizeof err);
-        } else if (strlen(v) == 0 || strlen(v) >= sizeof cfg.run_dir) {
-            rc = util_error(err, sizeof err, "--run-dir: expected a path of 1..%zu characters",
-                            sizeof cfg.run_dir - 1);
-        } else { /* taken verbatim, not parsed as YAML */
-            snprintf(cfg.run_dir, sizeof cfg.run_dir, "%s", v);
-            rc = 0;
         }
         if (rc != 0) {
             fprintf(stderr, "ddim-dist: %s\n", err);
             return 2;
         }
     }
+    if (util_getopt_no_operands("ddim-dist", argc, argv) != 0)
+        return 2;
     if (config_check(&cfg, err, sizeof err) != 0) {
         fprintf(stderr, "ddim-dist: invalid configuration: %s\n", err);
         return 2;
@@ -101,7 +108,7 @@ int main(int argc, char **argv)
     struct backend *be = launch_pick_backend(cfg.backend, mpi, "ddim-dist");
     struct comm *comm = launch_comm_for_backend(mpi, be);
     comm_set_timeout(comm, cfg.collective_timeout_s);
-    int rc = train_loop_run(&cfg, be, comm);
+    rc = train_loop_run(&cfg, be, comm);
     launch_finish(comm, be, mpi);
     return rc;
 }

@@ -15,6 +15,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,21 +189,42 @@ static const char *conflict(const struct opts *o)
 /* 0, 1 (help) or -1 */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
+    static const struct option options[] = {{"real", required_argument, NULL, 0},
+                                            {"dataset", required_argument, NULL, 0},
+                                            {"split", required_argument, NULL, 0},
+                                            {"generated", required_argument, NULL, 0},
+                                            {"checkpoint", required_argument, NULL, 0},
+                                            {"weights", required_argument, NULL, 0},
+                                            {"inception-weights", required_argument, NULL, 0},
+                                            {"backend", required_argument, NULL, 0},
+                                            {"sampler", required_argument, NULL, 0},
+                                            {"batch", required_argument, NULL, 0},
+                                            {"image-size", required_argument, NULL, 0},
+                                            {"kid-image-size", required_argument, NULL, 0},
+                                            {"steps", required_argument, NULL, 0},
+                                            {"num-images", required_argument, NULL, 0},
+                                            {"eta", required_argument, NULL, 0},
+                                            {"seed", required_argument, NULL, 0},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
     o->batch = 64;
     o->backend = "auto";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+    int c, index;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", options, &index)) != -1) {
+        char name[32];
+        if (c == 'h') {
             usage(stdout);
             return 1;
         }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "ddim-kid: %s needs a value (see ddim-kid --help)\n", a);
-            return -1;
-        }
-        if (parse_option(a, argv[++i], o) != 0)
+        if (c != 0)
+            return util_getopt_refused("ddim-kid", c, argv);
+        snprintf(name, sizeof name, "--%s", options[index].name);
+        if (parse_option(name, optarg, o) != 0)
             return -1;
     }
+    if (util_getopt_no_operands("ddim-kid", argc, argv) != 0)
+        return -1;
     const char *why = conflict(o);
     if (why) {
         fprintf(stderr, "ddim-kid: %s (see ddim-kid --help)\n", why);

@@ -10,6 +10,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,25 +222,49 @@ static const char *conflict(const struct opts *o)
 /* 1: --help was printed; -1: an error; 0: go on. */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+    static const struct option options[] = {{"checkpoint", required_argument, NULL, 0},
+                                            {"weights", required_argument, NULL, 0},
+                                            {"output", required_argument, NULL, 0},
+                                            {"gif", required_argument, NULL, 0},
+                                            {"images-h5", required_argument, NULL, 0},
+                                            {"export", required_argument, NULL, 0},
+                                            {"noise", required_argument, NULL, 0},
+                                            {"save-noise", required_argument, NULL, 0},
+                                            {"sampler", required_argument, NULL, 0},
+                                            {"backend", required_argument, NULL, 0},
+                                            {"num-images", required_argument, NULL, 0},
+                                            {"rows", required_argument, NULL, 0},
+                                            {"cols", required_argument, NULL, 0},
+                                            {"steps", required_argument, NULL, 0},
+                                            {"interpolate", required_argument, NULL, 0},
+                                            {"sweep", required_argument, NULL, 0},
+                                            {"eta", required_argument, NULL, 0},
+                                            {"seed", required_argument, NULL, 0},
+                                            {"trajectory", no_argument, NULL, 't'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    int c, index;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", options, &index)) != -1) {
+        char name[32];
+        if (c == 'h') {
             usage(stdout);
             return 1;
         }
-        if (!strcmp(a, "--trajectory")) {
+        if (c == 't') {
             o->plan.mode = SAMPLE_TRAJECTORY;
             o->modes++;
             continue;
         }
-        if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
-            fprintf(stderr, "ddim-sample: unknown option or missing value: '%s' (see --help)\n", a);
-            return -1;
-        }
-        o->modes += !strcmp(a, "--sweep") || !strcmp(a, "--interpolate");
-        if (parse_option(a, argv[++i], o) != 0)
+        if (c != 0)
+            return util_getopt_refused("ddim-sample", c, argv);
+        snprintf(name, sizeof name, "--%s", options[index].name);
+        o->modes += !strcmp(name, "--sweep") || !strcmp(name, "--interpolate");
+        if (parse_option(name, optarg, o) != 0)
             return -1;
     }
+    if (util_getopt_no_operands("ddim-sample", argc, argv) != 0)
+        return -1;
     o->plan.kind = o->sampler && !strcmp(o->sampler, "heun") ? SAMPLER_HEUN : SAMPLER_DDIM;
     const char *why = conflict(o);
     if (why) {
