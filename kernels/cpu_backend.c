@@ -58,6 +58,15 @@ void cpu_destroy(struct backend *be)
     free(be);
 }
 
+/* The shapes the CPU backend takes: all, but conv2d_backward's rule (backend.h). */
+static int cpu_supports_op(struct backend *be, enum backend_op_id op, const struct op_shape *s,
+                           char *why, size_t whylen)
+{
+    if (op == BACKEND_OP_conv2d_backward && s && s->conv)
+        return backend_conv_has_backward(s->conv, why, whylen);
+    return 1;
+}
+
 struct backend *cpu_backend_create(void)
 {
     struct backend *be = util_xcalloc(1, sizeof *be);
@@ -66,5 +75,6 @@ struct backend *cpu_backend_create(void)
 #define CPU_OP_FILL(need, ret, op, params) be->op = cpu_##op;
     BACKEND_OPS(CPU_OP_FILL)
 #undef CPU_OP_FILL
+    be->supports_op = cpu_supports_op;
     return be;
 }

@@ -372,6 +372,21 @@ static int padding_symmetric(int in, int k, int stride, int valid)
     return valid || total <= 0 || total % 2 == 0;
 }
 
+int cuda_conv_supported(const struct conv_shape *s, char *why, size_t whylen)
+{
+    int kh = conv_kh(s), kw = conv_kw(s), st = conv_stride(s);
+    const char *reason = NULL;
+    if (kh < 1 || kw < 1 || s->n < 1 || s->h < 1 || s->w < 1 || s->cin < 1 || s->cout < 1 ||
+        conv_out_h(s) < 1 || conv_out_w(s) < 1)
+        reason = "every size must be >= 1 and the output at least 1x1";
+    else if (!padding_symmetric(s->h, kh, st, s->valid) ||
+             !padding_symmetric(s->w, kw, st, s->valid))
+        reason = "'same' padding must be symmetric: cuDNN pads both sides alike";
+    if (reason)
+        util_error(why, whylen, "%s", reason);
+    return reason == NULL;
+}
+
 /* The plan of shape s, built (and the shared buffers grown) on its first use. */
 static const struct conv_plan *plan_get(struct backend *be, const struct conv_shape *s)
 {
@@ -382,13 +397,11 @@ static const struct conv_plan *plan_get(struct backend *be, const struct conv_sh
             return &c->plans[i];
 
     int kh = conv_kh(s), kw = conv_kw(s), st = conv_stride(s);
-    if (kh < 1 || kw < 1 || s->n < 1 || s->h < 1 || s->w < 1 || s->cin < 1 || s->cout < 1 ||
-        conv_out_h(s) < 1 || conv_out_w(s) < 1 || !padding_symmetric(s->h, kh, st, s->valid) ||
-        !padding_symmetric(s->w, kw, st, s->valid))
+    char why[256];
+    if (!cuda_conv_supported(s, why, sizeof why)) /* supports_op refuses it first */
         DDIM_FATAL("cuda conv: unsupported shape n=%d h=%d w=%d cin=%d cout=%d kernel %dx%d "
-                   "stride %d %s (every size >= 1, an output at least 1x1, and 'same' padding "
-                   "that is symmetric: cuDNN pads both sides alike)",
-                   s->n, s->h, s->w, s->cin, s->cout, kh, kw, st, s->valid ? "valid" : "same");
+                   "stride %d %s: %s",
+                   s->n, s->h, s->w, s->cin, s->cout, kh, kw, st, s->valid ? "valid" : "same", why);
     if (c->count == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 16;
         c->plans = (struct conv_plan *)realloc(c->plans, (size_t)c->cap * sizeof *c->plans);
@@ -434,10 +447,10 @@ void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const flo
 void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
                           const float *x, const float *w, const struct conv_shape *s)
 {
-    if (!conv_is_basic(s))
-        DDIM_FATAL("cuda conv2d_backward: only square kernels at stride 1 with 'same' padding "
-                   "have a backward (got %dx%d, stride %d, %s)",
-                   conv_kh(s), conv_kw(s), conv_stride(s), s->valid ? "valid" : "same");
+    char why[256];
+    if (!backend_conv_has_backward(s, why, sizeof why)) /* supports_op refuses it first */
+        DDIM_FATAL("cuda conv2d_backward: %s (got %dx%d, stride %d, %s)", why, conv_kh(s),
+                   conv_kw(s), conv_stride(s), s->valid ? "valid" : "same");
     struct cuda_ctx *ctx = cuda_ctx_of(be);
     const struct conv_plan *p = plan_get(be, s);
     struct cuda_conv_cache *c = ctx->conv;

@@ -34,12 +34,12 @@ static struct both both_create(size_t nx, size_t ny, float stddev)
     struct both b = {NULL, NULL, NULL, NULL, nx, ny};
     float *h = test_alloc_normal(nx, stddev);
     b.xc = cpu->alloc(cpu, nx * sizeof(float));
-    b.xg = gpu->alloc(gpu, nx * sizeof(float));
+    b.xg = ON_TESTED(gpu, alloc)(gpu, nx * sizeof(float));
     memcpy(b.xc, h, nx * sizeof(float));
-    gpu->upload(gpu, b.xg, h, nx * sizeof(float));
+    ON_TESTED(gpu, upload)(gpu, b.xg, h, nx * sizeof(float));
     b.yc = cpu->alloc(cpu, ny * sizeof(float));
-    b.yg = gpu->alloc(gpu, ny * sizeof(float));
-    gpu->fill(gpu, b.yg, NAN, ny); /* an element the op forgets stays NaN and fails */
+    b.yg = ON_TESTED(gpu, alloc)(gpu, ny * sizeof(float));
+    ON_TESTED(gpu, fill)(gpu, b.yg, NAN, ny); /* an element the op forgets stays NaN and fails */
     free(h);
     return b;
 }
@@ -47,13 +47,13 @@ static struct both both_create(size_t nx, size_t ny, float stddev)
 static void both_check(const char *name, struct both *b, float atol, float rtol)
 {
     float *got = malloc(b->ny * sizeof(float));
-    gpu->download(gpu, got, b->yg, b->ny * sizeof(float));
+    ON_TESTED(gpu, download)(gpu, got, b->yg, b->ny * sizeof(float));
     test_close(name, got, b->yc, b->ny, atol, rtol);
     free(got);
     cpu->free(cpu, b->xc);
     cpu->free(cpu, b->yc);
-    gpu->free(gpu, b->xg);
-    gpu->free(gpu, b->yg);
+    ON_TESTED(gpu, free)(gpu, b->xg);
+    ON_TESTED(gpu, free)(gpu, b->yg);
 }
 
 static void check_conv(const char *name, int h, int w, int cin, int cout, int kh, int kw,
@@ -76,17 +76,18 @@ static void check_conv(const char *name, int h, int w, int cin, int cout, int kh
     struct both b = both_create(nx, ny, 1.0f);
     float *wh = test_alloc_normal(nw, 1.0f / sqrtf((float)(kh * kw * cin)));
     float *bh = test_alloc_normal((size_t)cout, 0.5f);
-    float *wg = gpu->alloc(gpu, nw * sizeof(float)), *bg = gpu->alloc(gpu, cout * sizeof(float));
-    gpu->upload(gpu, wg, wh, nw * sizeof(float));
-    gpu->upload(gpu, bg, bh, cout * sizeof(float));
+    float *wg = ON_TESTED(gpu, alloc)(gpu, nw * sizeof(float)),
+          *bg = ON_TESTED(gpu, alloc)(gpu, cout * sizeof(float));
+    ON_TESTED(gpu, upload)(gpu, wg, wh, nw * sizeof(float));
+    ON_TESTED(gpu, upload)(gpu, bg, bh, cout * sizeof(float));
     cpu->conv2d_forward(cpu, b.yc, b.xc, wh, bh, &s);
-    gpu->conv2d_forward(gpu, b.yg, b.xg, wg, bg, &s);
+    ON_TESTED(gpu, conv2d_forward)(gpu, b.yg, b.xg, wg, bg, &s);
     double ss = 0;
     for (size_t i = 0; i < ny; i++)
         ss += (double)b.yc[i] * b.yc[i];
     both_check(name, &b, 1e-4f * (float)sqrt(ss / (double)ny), 1e-4f);
-    gpu->free(gpu, wg);
-    gpu->free(gpu, bg);
+    ON_TESTED(gpu, free)(gpu, wg);
+    ON_TESTED(gpu, free)(gpu, bg);
     free(wh);
     free(bh);
 }
@@ -99,7 +100,7 @@ static void check_pool(const char *name, int h, int w, int k, int stride, int va
         (size_t)2 * conv_out_size(h, k, stride, valid) * conv_out_size(w, k, stride, valid) * 5;
     struct both b = both_create((size_t)2 * h * w * 5, ny, 1.0f);
     cpu->pool_forward(cpu, b.yc, b.xc, &s);
-    gpu->pool_forward(gpu, b.yg, b.xg, &s);
+    ON_TESTED(gpu, pool_forward)(gpu, b.yg, b.xg, &s);
     both_check(name, &b, 1e-6f, 1e-6f);
 }
 
@@ -130,17 +131,19 @@ int main(void)
 
     struct both r = both_create((size_t)2 * 64 * 64 * 3, (size_t)2 * 75 * 75 * 3, 1.0f);
     cpu->resize_bilinear_forward(cpu, r.yc, r.xc, 2, 64, 64, 3, 75, 75);
-    gpu->resize_bilinear_forward(gpu, r.yg, r.xg, 2, 64, 64, 3, 75, 75);
+    ON_TESTED(gpu, resize_bilinear_forward)(gpu, r.yg, r.xg, 2, 64, 64, 3, 75, 75);
     both_check("resize 64->75", &r, 1e-6f, 1e-6f);
     struct both g = both_create((size_t)3 * 5 * 5 * 40, (size_t)3 * 40, 1.0f);
     cpu->global_avgpool_forward(cpu, g.yc, g.xc, 3, 5, 5, 40);
-    gpu->global_avgpool_forward(gpu, g.yg, g.xg, 3, 5, 5, 40);
+    ON_TESTED(gpu, global_avgpool_forward)(gpu, g.yg, g.xg, 3, 5, 5, 40);
     both_check("global avgpool", &g, 1e-6f, 1e-6f);
     struct both u = both_create(1000, 1000, 1.0f);
     cpu->relu_forward(cpu, u.yc, u.xc, 1000);
-    gpu->relu_forward(gpu, u.yg, u.xg, 1000);
+    ON_TESTED(gpu, relu_forward)(gpu, u.yg, u.xg, 1000);
     both_check("relu", &u, 0.0f, 0.0f);
 
+    /* every inference-only op of the list has run on both backends above */
+    test_ops_checked(gpu, 1u << OP_INFERENCE);
     const char *gpu_name = gpu->name;
     gpu->destroy(gpu);
     cpu->destroy(cpu);

@@ -193,7 +193,9 @@ static void test_in_process(void)
            "eta 0 (in process): trainer_sample's images, bit for bit");
     /* the inference model alone (no trainer), as ddim-sample runs it */
     struct infer_net net;
-    infer_model_upload(&ew, be, comm, &net);
+    char why[512];
+    if (infer_model_upload(&ew, be, comm, &net, why, sizeof why) != 0)
+        test_fail("infer_model_upload: %s", why);
     sampler_run(&net, noise, n, 5, NULL, NULL, dev);
     sampler_run(&net, noise, n, 5, NULL, NULL, dev); /* again, on its kept buffers */
     be->download(be, got, dev, count * sizeof(float));

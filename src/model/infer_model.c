@@ -57,9 +57,12 @@ void infer_model_free(struct infer_model *m)
     memset(m, 0, sizeof *m);
 }
 
-void infer_model_upload(const struct infer_model *m, struct backend *be, struct comm *comm,
-                        struct infer_net *out)
+int infer_model_upload(const struct infer_model *m, struct backend *be, struct comm *comm,
+                       struct infer_net *out, char *err, size_t errlen)
 {
+    memset(out, 0, sizeof *out);
+    if (unet_check_backend(be, m->net, 1, 0, err, errlen) != 0)
+        return -1;
     const struct unet_config *u = &m->cfg.model;
     size_t total = unet_params(m->net)->total;
     *out = (struct infer_net){.be = be,
@@ -72,6 +75,7 @@ void infer_model_upload(const struct infer_model *m, struct backend *be, struct 
                               .per_image = (size_t)u->image_size * u->image_size * 3};
     be->upload(be, out->w, m->ew.w, total * sizeof(float));
     be->upload(be, out->norm, m->ew.norm, 6 * sizeof(float));
+    return 0;
 }
 
 void infer_net_release(struct infer_net *n)

@@ -36,6 +36,13 @@ struct trainer *trainer_create(struct backend *be, struct comm *comm,
     struct unet *net = unet_create(ucfg, err, errlen);
     if (!net)
         return NULL;
+    /* every op at its shape, training and sampling (BN in inference mode), before anything
+     * runs: a shape the backend cannot take is an error here, not mid-run */
+    if (unet_check_backend(be, net, batch, 1, err, errlen) != 0 ||
+        unet_check_backend(be, net, batch, 0, err, errlen) != 0) {
+        unet_destroy(net);
+        return NULL;
+    }
     struct trainer *t = util_xcalloc(1, sizeof *t);
     const struct param_table *pt = unet_params(net);
     size_t per = (size_t)ucfg->image_size * ucfg->image_size * 3;

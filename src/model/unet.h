@@ -39,6 +39,12 @@ const struct graph *unet_graph(const struct unet *net);
  * head's kernel zero, moving mean 0 and moving variance 1. */
 void unet_init_weights(const struct unet *net, float *w_host, uint64_t seed, uint32_t stream);
 
+/* Whether be can run the network for `batch` images, training (forward and backward, BN
+ * in training mode) or not (BN in inference mode): graph_check_backend. 0, or -1 with the op
+ * and shape refused in err. */
+int unet_check_backend(struct backend *be, const struct unet *net, int batch, int training,
+                       char *err, size_t errlen);
+
 /* Activations (and, for training, their gradients) for a batch of `batch` images. */
 struct unet_acts;
 struct unet_acts *unet_acts_create(struct backend *be, const struct unet *net, int batch,

@@ -361,8 +361,9 @@ static int load_sets(struct job *j, char *err, size_t errlen)
     return 0;
 }
 
-/* The model's samples into the generated set, stored as 8-bit images are. */
-static void draw_samples(struct job *j, struct backend *be, long n)
+/* The model's samples into the generated set, stored as 8-bit images are. 0, or -1 with a
+ * message when the backend cannot run the model. */
+static int draw_samples(struct job *j, struct backend *be, long n, char *err, size_t errlen)
 {
     const struct opts *o = &j->o;
     const struct run_config *run = &j->ew.cfg;
@@ -376,13 +377,16 @@ static void draw_samples(struct job *j, struct backend *be, long n)
     p->seed = o->have_seed ? o->seed : run->diffusion.seed;
     p->program = "ddim-kid";
     double start = util_now();
-    j->sets[1].images = sample_images(be, p, &j->ew, &j->evaluations);
+    j->sets[1].images = sample_images(be, p, &j->ew, &j->evaluations, err, errlen);
+    if (!j->sets[1].images)
+        return -1;
     j->sets[1].n = n;
     j->sets[1].size = run->model.image_size;
     /* as ddim-sample --images-h5 stores them and the two-set mode reads them back: the KID
      * of the samples is the KID of their files */
     kid_set_quantize(&j->sets[1]);
     j->sampling_seconds = util_now() - start;
+    return 0;
 }
 
 /* Both sets' features, the first `used` images of each: the real set's first (which checks
@@ -394,8 +398,8 @@ static int encode_all(struct job *j, struct backend *be, long n_generated, long 
     struct kid_encoder *enc[2] = {NULL, NULL};
     char why[2048];
     for (int s = 0; s < 2; s++) {
-        if (s == 1 && j->model_path)
-            draw_samples(j, be, n_generated);
+        if (s == 1 && j->model_path && draw_samples(j, be, n_generated, err, errlen) != 0)
+            break;
         if (s == 1 && j->sets[1].size == j->sets[0].size) {
             enc[1] = enc[0]; /* one network for sets of one size */
         } else {

@@ -12,6 +12,16 @@ int cuda_conv_init(struct cuda_ctx *ctx, char *err, size_t errlen)
 
 void cuda_conv_destroy(struct cuda_ctx *ctx) {}
 
+/* cuda_conv.cu's shape rule, for the stand-in convolutions of emu_conv.cu
+ * (backend_cuda_emu_create_with_conv): the U-Net's kind only. */
+int cuda_conv_supported(const struct conv_shape *s, char *why, size_t whylen)
+{
+    if (conv_is_basic(s))
+        return 1;
+    util_error(why, whylen, "the emulation's stand-in convolutions take the U-Net's kind only");
+    return 0;
+}
+
 /* In the table only until backend_cuda_emu_create takes them out. */
 void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
                          const float *bias, const struct conv_shape *s)
