@@ -447,10 +447,7 @@ void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const flo
 void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
                           const float *x, const float *w, const struct conv_shape *s)
 {
-    char why[256];
-    if (!backend_conv_has_backward(s, why, sizeof why)) /* supports_op refuses it first */
-        DDIM_FATAL("cuda conv2d_backward: %s (got %dx%d, stride %d, %s)", why, conv_kh(s),
-                   conv_kw(s), conv_stride(s), s->valid ? "valid" : "same");
+    backend_require_conv_backward("cuda", s); /* supports_op refuses it first */
     struct cuda_ctx *ctx = cuda_ctx_of(be);
     const struct conv_plan *p = plan_get(be, s);
     struct cuda_conv_cache *c = ctx->conv;

@@ -118,3 +118,11 @@ int backend_conv_has_backward(const struct conv_shape *s, char *why, size_t whyl
                "U-Net's convolutions; the others are inference-only)");
     return 0;
 }
+
+void backend_require_conv_backward(const char *backend, const struct conv_shape *s)
+{
+    char why[256];
+    if (!backend_conv_has_backward(s, why, sizeof why))
+        DDIM_FATAL("%s conv2d_backward: %s (got %dx%d, stride %d, %s)", backend, why, conv_kh(s),
+                   conv_kw(s), conv_stride(s), s->valid ? "valid" : "same");
+}

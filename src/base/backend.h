@@ -382,6 +382,10 @@ int backend_supports(struct backend *be, enum backend_op_id op, const struct op_
  * convolution (conv_is_basic) has a backward. 1, or 0 with the reason in why. */
 int backend_conv_has_backward(const struct conv_shape *s, char *why, size_t whylen);
 
+/* Each backend's conv2d_backward calls this first: it dies naming the backend and the shape
+ * when backend_conv_has_backward refuses s (a caller that skipped supports_op). */
+void backend_require_conv_backward(const char *backend, const struct conv_shape *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -107,11 +107,15 @@ static int parse_widths(const char *v, struct bench_opts *o)
     return 0;
 }
 
-/* One option with its value: 0, or -1 after a message. */
-static int parse_option(const char *a, const char *v, struct bench_opts *o)
+/* One option with its value (NULL for --json), for util_getopt_each: 0, or -1 after a
+ * message. */
+static int parse_option(void *ctx, const char *a, const char *v)
 {
+    struct bench_opts *o = ctx;
     int rc = 0;
-    if (!strcmp(a, "--backend")) {
+    if (!strcmp(a, "--json")) {
+        o->json = 1;
+    } else if (!strcmp(a, "--backend")) {
         if (strcmp(v, "cpu") && strcmp(v, "cuda") && strcmp(v, "auto")) {
             fprintf(stderr, "ddim-bench: --backend: expected cpu, cuda or auto, got '%s'\n", v);
             rc = -1;
@@ -156,29 +160,14 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
                                             {"cuda-graph", required_argument, NULL, 0},
                                             {"op-steps", required_argument, NULL, 0},
                                             {"csv", required_argument, NULL, 0},
-                                            {"json", no_argument, NULL, 'j'},
+                                            {"json", no_argument, NULL, 0},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const struct bench_opts defaults = *o;
-    int c, index;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", options, &index)) != -1) {
-        char name[32];
-        if (c == 'h') {
-            usage(stdout, &defaults);
-            return 1;
-        }
-        if (c == 'j') {
-            o->json = 1;
-            continue;
-        }
-        if (c != 0)
-            return util_getopt_refused("ddim-bench", c, argv);
-        snprintf(name, sizeof name, "--%s", options[index].name);
-        if (parse_option(name, optarg, o) != 0)
-            return -1;
-    }
-    return util_getopt_no_operands("ddim-bench", argc, argv);
+    int rc = util_getopt_each("ddim-bench", argc, argv, options, parse_option, o);
+    if (rc == 1)
+        usage(stdout, &defaults);
+    return rc;
 }
 
 /* Forward convolution FLOPs of one step of `batch` images, from the network's graph. */

@@ -39,64 +39,65 @@ static void usage(FILE *out)
     config_write_keys(out, 0);
 }
 
+struct dist_args {
+    struct run_config *cfg;
+    int print_only, list_keys;
+    char err[2048];
+};
+
+/* One option with its value, in the order given (--set after --config applies on top of
+ * it), for util_getopt_each: 0, or -1 after a message. */
+static int parse_option(void *ctx, const char *name, const char *value)
+{
+    struct dist_args *a = ctx;
+    struct run_config *cfg = a->cfg;
+    int rc = 0;
+    if (!strcmp(name, "--print-config")) {
+        a->print_only = 1;
+    } else if (!strcmp(name, "--list-keys")) {
+        a->list_keys = 1;
+    } else if (!strcmp(name, "--config")) {
+        rc = config_load_yaml(cfg, value, a->err, sizeof a->err);
+    } else if (!strcmp(name, "--set")) {
+        rc = config_set(cfg, value, a->err, sizeof a->err);
+    } else if (strlen(value) == 0 || strlen(value) >= sizeof cfg->run_dir) { /* --run-dir */
+        rc = util_error(a->err, sizeof a->err, "--run-dir: expected a path of 1..%zu characters",
+                        sizeof cfg->run_dir - 1);
+    } else { /* taken verbatim, not parsed as YAML */
+        snprintf(cfg->run_dir, sizeof cfg->run_dir, "%s", value);
+    }
+    if (rc != 0)
+        fprintf(stderr, "ddim-dist: %s\n", a->err);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     util_prefer_passive_openmp(argv);
     struct run_config cfg;
     config_defaults(&cfg);
-    char err[2048];
-    int print_only = 0, c, rc;
-    enum { OPT_CONFIG = 1, OPT_SET, OPT_RUN_DIR, OPT_PRINT_CONFIG, OPT_LIST_KEYS };
-    static const struct option options[] = {{"config", required_argument, NULL, OPT_CONFIG},
-                                            {"set", required_argument, NULL, OPT_SET},
-                                            {"run-dir", required_argument, NULL, OPT_RUN_DIR},
-                                            {"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
-                                            {"list-keys", no_argument, NULL, OPT_LIST_KEYS},
+    struct dist_args a = {.cfg = &cfg};
+    static const struct option options[] = {{"config", required_argument, NULL, 0},
+                                            {"set", required_argument, NULL, 0},
+                                            {"run-dir", required_argument, NULL, 0},
+                                            {"print-config", no_argument, NULL, 0},
+                                            {"list-keys", no_argument, NULL, 0},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            usage(stdout);
-            return 0;
-        case OPT_LIST_KEYS:
-            config_write_keys(stdout, 1);
-            return 0;
-        case OPT_PRINT_CONFIG:
-            print_only = 1;
-            continue;
-        case OPT_CONFIG:
-            rc = config_load_yaml(&cfg, optarg, err, sizeof err);
-            break;
-        case OPT_SET:
-            rc = config_set(&cfg, optarg, err, sizeof err);
-            break;
-        case OPT_RUN_DIR:
-            if (strlen(optarg) == 0 || strlen(optarg) >= sizeof cfg.run_dir) {
-                rc = util_error(err, sizeof err, "--run-dir: expected a path of 1..%zu characters",
-                                sizeof cfg.run_dir - 1);
-            } else { /* taken verbatim, not parsed as YAML */
-                snprintf(cfg.run_dir, sizeof cfg.run_dir, "%s", optarg);
-                rc = 0;
-            }
-            break;
-        default: /* '?' or ':' */
-            util_getopt_refused("ddim-dist", c, argv);
-            return 2;
-        }
-        if (rc != 0) {
-            fprintf(stderr, "ddim-dist: %s\n", err);
-            return 2;
-        }
-    }
-    if (util_getopt_no_operands("ddim-dist", argc, argv) != 0)
+    int rc = util_getopt_each("ddim-dist", argc, argv, options, parse_option, &a);
+    if (rc < 0)
         return 2;
-    if (config_check(&cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "ddim-dist: invalid configuration: %s\n", err);
+    if (rc == 1)
+        usage(stdout);
+    if (a.list_keys)
+        config_write_keys(stdout, 1);
+    if (rc == 1 || a.list_keys)
+        return 0;
+    if (config_check(&cfg, a.err, sizeof a.err) != 0) {
+        fprintf(stderr, "ddim-dist: invalid configuration: %s\n", a.err);
         return 2;
     }
-    if (print_only) {
+    if (a.print_only) {
         config_write_yaml(&cfg, stdout);
         return 0;
     }

@@ -93,30 +93,10 @@ static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
     return util_parse_int("ddim-kid", opt, v, lo, hi, out);
 }
 
-/* --eta and --seed: a number in [0, 1], an unsigned integer. */
-static int parse_number(const char *opt, const char *v, struct opts *o)
+/* One option with its value, for util_getopt_each: 0, or -1 after a message. */
+static int parse_option(void *ctx, const char *a, const char *v)
 {
-    char *end;
-    errno = 0;
-    if (!strcmp(opt, "--eta")) {
-        double x = strtod(v, &end);
-        o->eta = (float)x;
-        if (!errno && end != v && !*end && x >= 0.0 && x <= 1.0)
-            return 0;
-        fprintf(stderr, "ddim-kid: --eta: expected a number in [0, 1], got '%s'\n", v);
-        return -1;
-    }
-    o->seed = strtoull(v, &end, 10);
-    o->have_seed = 1;
-    if (!errno && end != v && !*end && v[0] != '-')
-        return 0;
-    fprintf(stderr, "ddim-kid: --seed: expected an unsigned integer, got '%s'\n", v);
-    return -1;
-}
-
-/* One option with its value: 0, or -1 after a message. */
-static int parse_option(const char *a, const char *v, struct opts *o)
-{
+    struct opts *o = ctx;
     const struct {
         const char *name, **dst;
     } paths[] = {{"--real", &o->real},
@@ -147,9 +127,22 @@ static int parse_option(const char *a, const char *v, struct opts *o)
             o->sampling_options += ints[i].sampling;
             return parse_int(a, v, ints[i].lo, ints[i].hi, ints[i].dst);
         }
-    if (!strcmp(a, "--eta") || !strcmp(a, "--seed")) {
+    double eta;
+    unsigned long long seed;
+    if (!strcmp(a, "--eta")) {
         o->sampling_options++;
-        return parse_number(a, v, o);
+        if (util_parse_double("ddim-kid", a, v, 0.0, 1.0, &eta) != 0)
+            return -1;
+        o->eta = (float)eta;
+        return 0;
+    }
+    if (!strcmp(a, "--seed")) {
+        o->sampling_options++;
+        o->have_seed = 1;
+        if (util_parse_u64("ddim-kid", a, v, &seed) != 0)
+            return -1;
+        o->seed = seed;
+        return 0;
     }
     fprintf(stderr, "ddim-kid: unknown option '%s' (see ddim-kid --help)\n", a);
     return -1;
@@ -209,22 +202,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
                                             {NULL, 0, NULL, 0}};
     o->batch = 64;
     o->backend = "auto";
-    int c, index;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", options, &index)) != -1) {
-        char name[32];
-        if (c == 'h') {
-            usage(stdout);
-            return 1;
-        }
-        if (c != 0)
-            return util_getopt_refused("ddim-kid", c, argv);
-        snprintf(name, sizeof name, "--%s", options[index].name);
-        if (parse_option(name, optarg, o) != 0)
-            return -1;
-    }
-    if (util_getopt_no_operands("ddim-kid", argc, argv) != 0)
-        return -1;
+    int rc = util_getopt_each("ddim-kid", argc, argv, options, parse_option, o);
+    if (rc == 1)
+        usage(stdout);
+    if (rc != 0)
+        return rc;
     const char *why = conflict(o);
     if (why) {
         fprintf(stderr, "ddim-kid: %s (see ddim-kid --help)\n", why);

@@ -129,24 +129,17 @@ static int parse_sweep(const char *v, struct sample_plan *p)
     }
 }
 
-static int parse_eta(const char *v, struct opts *o)
+/* One option with its value (NULL for --trajectory), for util_getopt_each. 0, or -1 after a
+ * message. */
+static int parse_option(void *ctx, const char *a, const char *v)
 {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    o->have_eta = 1;
-    o->plan.eta = (float)x;
-    if (errno || end == v || *end || !(x >= 0.0 && x <= 1.0)) {
-        fprintf(stderr, "ddim-sample: --eta: expected a number in [0, 1], got '%s'\n", v);
-        return -1;
-    }
-    return 0;
-}
-
-/* One option with its value. 0, or -1 after a message. */
-static int parse_option(const char *a, const char *v, struct opts *o)
-{
+    struct opts *o = ctx;
     struct sample_plan *p = &o->plan;
+    o->modes += !strcmp(a, "--sweep") || !strcmp(a, "--interpolate") || !strcmp(a, "--trajectory");
+    if (!strcmp(a, "--trajectory")) {
+        p->mode = SAMPLE_TRAJECTORY;
+        return 0;
+    }
     const struct {
         const char *name, **dst;
     } paths[] = {{"--checkpoint", &o->checkpoint}, {"--weights", &o->weights},
@@ -177,17 +170,21 @@ static int parse_option(const char *a, const char *v, struct opts *o)
         p->mode = SAMPLE_SWEEP;
         return parse_sweep(v, p);
     }
-    if (!strcmp(a, "--eta"))
-        return parse_eta(v, o);
+    double eta;
+    unsigned long long seed;
+    if (!strcmp(a, "--eta")) {
+        o->have_eta = 1;
+        if (util_parse_double("ddim-sample", a, v, 0.0, 1.0, &eta) != 0)
+            return -1;
+        p->eta = (float)eta;
+        return 0;
+    }
     if (!strcmp(a, "--seed")) {
-        char *end;
-        errno = 0;
-        p->seed = strtoull(v, &end, 10);
         o->have_seed = 1;
-        if (!errno && end != v && !*end && v[0] != '-')
-            return 0;
-        fprintf(stderr, "ddim-sample: --seed: expected an unsigned integer, got '%s'\n", v);
-        return -1;
+        if (util_parse_u64("ddim-sample", a, v, &seed) != 0)
+            return -1;
+        p->seed = seed;
+        return 0;
     }
     fprintf(stderr, "ddim-sample: unknown option '%s' (see ddim-sample --help)\n", a);
     return -1;
@@ -240,31 +237,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
                                             {"sweep", required_argument, NULL, 0},
                                             {"eta", required_argument, NULL, 0},
                                             {"seed", required_argument, NULL, 0},
-                                            {"trajectory", no_argument, NULL, 't'},
+                                            {"trajectory", no_argument, NULL, 0},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
-    int c, index;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", options, &index)) != -1) {
-        char name[32];
-        if (c == 'h') {
-            usage(stdout);
-            return 1;
-        }
-        if (c == 't') {
-            o->plan.mode = SAMPLE_TRAJECTORY;
-            o->modes++;
-            continue;
-        }
-        if (c != 0)
-            return util_getopt_refused("ddim-sample", c, argv);
-        snprintf(name, sizeof name, "--%s", options[index].name);
-        o->modes += !strcmp(name, "--sweep") || !strcmp(name, "--interpolate");
-        if (parse_option(name, optarg, o) != 0)
-            return -1;
-    }
-    if (util_getopt_no_operands("ddim-sample", argc, argv) != 0)
-        return -1;
+    int rc = util_getopt_each("ddim-sample", argc, argv, options, parse_option, o);
+    if (rc == 1)
+        usage(stdout);
+    if (rc != 0)
+        return rc;
     o->plan.kind = o->sampler && !strcmp(o->sampler, "heun") ? SAMPLER_HEUN : SAMPLER_DDIM;
     const char *why = conflict(o);
     if (why) {
