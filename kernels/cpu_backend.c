@@ -1,6 +1,6 @@
-/* cpu_backend.c: the CPU backend's memory ops and its op table. Plain host memory; the
- * ops themselves live in cpu_conv.c, cpu_norm.c, cpu_elementwise.c, cpu_resample.c,
- * cpu_diffusion.c and cpu_data.c. */
+/* cpu_backend.c: the CPU backend's memory ops, its op table and the shapes it takes
+ * (supports_op). Plain host memory; the ops themselves live in the family files listed in
+ * cpu_ops.h. */
 #include "cpu_ops.h"
 #include "util.h"
 
