@@ -6,6 +6,7 @@
  * errors on stderr. */
 #define _POSIX_C_SOURCE 200809L
 #include "comm.h"
+#include "config.h"
 #include "inception.h"
 #include "infer_model.h"
 #include "kid.h"
@@ -31,61 +32,66 @@ struct opts {
     int sampling_options; /* how many of --steps, --eta, --sampler, --num-images, --seed */
 };
 
+/* The defaults named here are the key table's (config_defaults). */
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ddim-kid (--real SET | --dataset FILE.h5 [--split NAME])\n"
-               "                (--generated SET | --checkpoint FILE | --weights EMA.h5)\n"
-               "                [--inception-weights FILE] [options]\n"
-               "\n"
-               "Kernel Inception Distance between two image sets, exactly as the Keras DDIM\n"
-               "example's KID metric: InceptionV3 features (images x255, resized to 75 px,\n"
-               "x/127.5-1, global average pool), kernel (x.y/2048 + 1)^3, the unbiased MMD^2\n"
-               "per batch of n real and n generated images, averaged over the batches. Prints\n"
-               "one JSON object on stdout; progress goes to stderr.\n"
-               "\n"
-               "the real images (one of):\n"
-               "  --real SET          a set, as below\n"
-               "  --dataset FILE.h5   a dataset made by ddim-prep, with --split validation (or\n"
-               "                      val, the default) or train\n"
-               "the generated images (one of):\n"
-               "  --generated SET     a set, as below\n"
-               "  --checkpoint FILE   a model's samples, drawn here exactly as ddim-sample draws\n"
-               "  --weights EMA.h5    them (a run's checkpoint.h5 or best.h5, or an EMA export),\n"
-               "                      then stored as 8-bit images are: the KID equals that of\n"
-               "                      ddim-sample --images-h5 of the same settings, bit for bit\n"
-               "A SET is one of:\n"
-               "  FILE.h5            ddim-prep's dataset (its validation split) or ddim-sample's\n"
-               "                     --images-h5 output (/images)\n"
-               "  FILE.h5:DATASET    any uint8 (N, S, S, 3) dataset of the file (0..255), or a\n"
-               "                     float one in [0, 1], e.g. data.h5:train/images\n"
-               "  DIR                every .png/.jpg/.jpeg in DIR, centre-cropped and resized to\n"
-               "                     --image-size as ddim-prep does\n"
-               "\n"
-               "sampling, with a model (defaults from the run's stored configuration):\n"
-               "  --steps K           diffusion steps (default eval.kid_diffusion_steps, 5)\n"
-               "  --sampler NAME      ddim (default) or heun (2K + 1 network evaluations)\n"
-               "  --eta E             DDIM's eta in [0, 1] (default 0: deterministic)\n"
-               "  --num-images N      images to draw (default: as many as the real set holds)\n"
-               "  --seed S            keys the initial noises (default the run's train.seed)\n"
-               "\n"
-               "options:\n"
-               "  --inception-weights FILE  Keras's inception_v3_weights_tf_dim_ordering_tf_\n"
-               "                      kernels_notop.h5 (see docs/kid.md); with a model the\n"
-               "                      default is the run's eval.inception_weights\n"
-               "  --batch N           images per KID batch (default 64, the example's batch)\n"
-               "  --image-size S      size folder images are resized to (default: the other\n"
-               "                      set's size, or 64)\n"
-               "  --kid-image-size S  InceptionV3 input size (default the run's\n"
-               "                      eval.kid_image_size, or 75, the example's)\n"
-               "  --backend NAME      auto, cpu or cuda (default auto)\n"
-               "  -h, --help          this text\n"
-               "\n"
-               "examples:\n"
-               "  ddim-kid --checkpoint runs/x/best.h5 --dataset data/flowers.h5 --split val \\\n"
-               "           --steps 20 --sampler heun\n"
-               "  ddim-kid --real data/flowers.h5 --generated samples.h5 \\\n"
-               "           --inception-weights inception_v3_weights_tf_dim_ordering_tf_kernels_"
-               "notop.h5\n");
+    struct run_config d;
+    config_defaults(&d);
+    fprintf(f,
+            "usage: ddim-kid (--real SET | --dataset FILE.h5 [--split NAME])\n"
+            "                (--generated SET | --checkpoint FILE | --weights EMA.h5)\n"
+            "                [--inception-weights FILE] [options]\n"
+            "\n"
+            "Kernel Inception Distance between two image sets, exactly as the Keras DDIM\n"
+            "example's KID metric: InceptionV3 features (images x255, resized to 75 px,\n"
+            "x/127.5-1, global average pool), kernel (x.y/2048 + 1)^3, the unbiased MMD^2\n"
+            "per batch of n real and n generated images, averaged over the batches. Prints\n"
+            "one JSON object on stdout; progress goes to stderr.\n"
+            "\n"
+            "the real images (one of):\n"
+            "  --real SET          a set, as below\n"
+            "  --dataset FILE.h5   a dataset made by ddim-prep, with --split validation (or\n"
+            "                      val, the default) or train\n"
+            "the generated images (one of):\n"
+            "  --generated SET     a set, as below\n"
+            "  --checkpoint FILE   a model's samples, drawn here exactly as ddim-sample draws\n"
+            "  --weights EMA.h5    them (a run's checkpoint.h5 or best.h5, or an EMA export),\n"
+            "                      then stored as 8-bit images are: the KID equals that of\n"
+            "                      ddim-sample --images-h5 of the same settings, bit for bit\n"
+            "A SET is one of:\n"
+            "  FILE.h5            ddim-prep's dataset (its validation split) or ddim-sample's\n"
+            "                     --images-h5 output (/images)\n"
+            "  FILE.h5:DATASET    any uint8 (N, S, S, 3) dataset of the file (0..255), or a\n"
+            "                     float one in [0, 1], e.g. data.h5:train/images\n"
+            "  DIR                every .png/.jpg/.jpeg in DIR, centre-cropped and resized to\n"
+            "                     --image-size as ddim-prep does\n"
+            "\n"
+            "sampling, with a model (defaults from the run's stored configuration):\n"
+            "  --steps K           diffusion steps (default eval.kid_diffusion_steps, %d)\n"
+            "  --sampler NAME      ddim (default) or heun (2K + 1 network evaluations)\n"
+            "  --eta E             DDIM's eta in [0, 1] (default 0: deterministic)\n"
+            "  --num-images N      images to draw (default: as many as the real set holds)\n"
+            "  --seed S            keys the initial noises (default the run's train.seed)\n"
+            "\n"
+            "options:\n"
+            "  --inception-weights FILE  Keras's inception_v3_weights_tf_dim_ordering_tf_\n"
+            "                      kernels_notop.h5 (see docs/kid.md); with a model the\n"
+            "                      default is the run's eval.inception_weights\n"
+            "  --batch N           images per KID batch (default train.batch_size, %d)\n"
+            "  --image-size S      size folder images are resized to (default: the other\n"
+            "                      set's size, or model.image_size, %d)\n"
+            "  --kid-image-size S  InceptionV3 input size (default the run's\n"
+            "                      eval.kid_image_size, or its default, %d)\n"
+            "  --backend NAME      auto, cpu or cuda (default auto)\n"
+            "  -h, --help          this text\n"
+            "\n"
+            "examples:\n"
+            "  ddim-kid --checkpoint runs/x/best.h5 --dataset data/flowers.h5 --split val \\\n"
+            "           --steps 20 --sampler heun\n"
+            "  ddim-kid --real data/flowers.h5 --generated samples.h5 \\\n"
+            "           --inception-weights inception_v3_weights_tf_dim_ordering_tf_kernels_"
+            "notop.h5\n",
+            d.kid_diffusion_steps, d.batch_size, d.model.image_size, d.kid_image_size);
 }
 
 static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
@@ -200,7 +206,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
                                             {"seed", required_argument, NULL, 0},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
-    o->batch = 64;
+    struct run_config d; /* the key table's defaults */
+    config_defaults(&d);
+    o->batch = d.batch_size;
     o->backend = "auto";
     int rc = util_getopt_each("ddim-kid", argc, argv, options, parse_option, o);
     if (rc == 1)
@@ -289,7 +297,9 @@ static int open_model(struct job *j, char *err, size_t errlen)
     j->inception = o->inception;
     j->inception_from = "--inception-weights";
     if (!j->model_path) {
-        o->kid_image_size = o->kid_image_size ? o->kid_image_size : INCEPTION_INPUT_SIZE;
+        struct run_config d; /* no run: the key table's default */
+        config_defaults(&d);
+        o->kid_image_size = o->kid_image_size ? o->kid_image_size : d.kid_image_size;
         return 0;
     }
     if (infer_model_load(j->model_path, o->checkpoint != NULL, &j->ew, err, errlen) != 0)
@@ -315,6 +325,9 @@ static int load_sets(struct job *j, char *err, size_t errlen)
 {
     const struct opts *o = &j->o;
     int model_size = j->model_path ? j->ew.cfg.model.image_size : 0;
+    struct run_config d; /* a folder beside no other size: model.image_size's default */
+    config_defaults(&d);
+    int default_size = d.model.image_size;
     char why[2048];
     if (o->dataset) {
         const char *group = o->split && !strcmp(o->split, "train") ? "train" : "validation";
@@ -331,7 +344,7 @@ static int load_sets(struct job *j, char *err, size_t errlen)
             if (!specs[s] || kid_set_is_folder(specs[s]) != pass)
                 continue;
             int other = s == 1 ? j->sets[0].size : model_size ? model_size : j->sets[1].size;
-            int size = o->image_size ? o->image_size : other ? other : 64;
+            int size = o->image_size ? o->image_size : other ? other : default_size;
             if (kid_set_load(specs[s], size, &j->sets[s], why, sizeof why) != 0)
                 return util_error(err, errlen, "%s: %s", labels[s], why);
         }

@@ -21,8 +21,11 @@ struct opts {
     struct sample_plan plan; /* zero fields: not given */
 };
 
+/* The defaults named here are the key table's (config_defaults). */
 static void usage(FILE *out)
 {
+    struct run_config d;
+    config_defaults(&d);
     fprintf(out,
             "usage: ddim-sample (--checkpoint RUN/checkpoint.h5 | --weights EMA.h5)\n"
             "                   [--output PNG] [--gif GIF] [--images-h5 OUT.h5] [--export EMA.h5]\n"
@@ -69,10 +72,10 @@ static void usage(FILE *out)
             "grid is the one the run drew at its last epoch):\n"
             "  --num-images N     images to draw (default rows x cols; a sweep or trajectory:\n"
             "                     eval.plot_cols; with --noise, the file's count)\n"
-            "  --rows R, --cols C grid shape (default eval.plot_rows x eval.plot_cols, 3 x 6 in\n"
+            "  --rows R, --cols C grid shape (default eval.plot_rows x eval.plot_cols, %d x %d in\n"
             "                     the example; with --num-images only, C = min(N, plot_cols) and\n"
             "                     R = as many rows as needed); R x C must hold N\n"
-            "  --steps K          diffusion steps (default eval.plot_diffusion_steps, 20)\n"
+            "  --steps K          diffusion steps (default eval.plot_diffusion_steps, %d)\n"
             "  --seed S           keys the initial noise and eta's noise (default the run's\n"
             "                     train.seed): image i's noise depends only on S and i, on\n"
             "                     every backend\n"
@@ -97,7 +100,7 @@ static void usage(FILE *out)
             "  ddim-sample --weights ema.h5 --trajectory --eta 1 --steps 80 --gif stochastic.gif\n"
             "  ddim-sample --weights ema.h5 --sampler heun --steps 10 --output heun.png\n"
             "  ddim-sample --weights ema.h5 --noise noise.h5 --output again.png\n",
-            SAMPLE_MAX_SWEEP);
+            SAMPLE_MAX_SWEEP, d.plot_rows, d.plot_cols, d.plot_diffusion_steps);
 }
 
 static int parse_int(const char *name, const char *v, int lo, int hi, int *out)
