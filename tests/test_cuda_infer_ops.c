@@ -1,7 +1,8 @@
-/* test_cuda_infer_ops.c: the CUDA backend's inference-only ops (InceptionV3 for KID) and
- * its convolutions with InceptionV3's kernel shapes, strides and paddings, against the CPU
- * backend on the same random inputs (label gpu; exits 77 with the reason when no GPU is
- * usable). The CPU ops are checked against definitions in test_infer_ops.c.
+/* test_cuda_infer_ops.c: the CUDA backend's optional ops: the inference-only ones
+ * (InceptionV3 for KID) and its convolutions with InceptionV3's kernel shapes, strides and
+ * paddings, against the CPU backend on the same random inputs, and the timing ops
+ * (ddim-bench's) (label gpu; exits 77 with the reason when no GPU is usable). The CPU ops
+ * are checked against definitions in test_infer_ops.c.
  *
  * Tolerances as tests/test_cuda_ops.c states them: pooling, resizing and ReLU use the
  * CPU's float32 arithmetic in its order (atol/rtol 1e-6); the global pool sums in double
@@ -104,6 +105,30 @@ static void check_pool(const char *name, int h, int w, int k, int stride, int va
     both_check(name, &b, 1e-6f, 1e-6f);
 }
 
+/* The timing ops: two events around an op give a finite time >= 0 between them, and the
+ * peak memory figure covers what was allocated. */
+static void check_timing(void)
+{
+    size_t n = (size_t)1 << 20;
+    void *a = ON_TESTED(gpu, event_create)(gpu), *b = ON_TESTED(gpu, event_create)(gpu);
+    float *x = ON_TESTED(gpu, alloc)(gpu, n * sizeof(float));
+    ON_TESTED(gpu, event_record)(gpu, a);
+    ON_TESTED(gpu, fill)(gpu, x, 0.5f, n);
+    ON_TESTED(gpu, event_record)(gpu, b);
+    float ms = ON_TESTED(gpu, event_elapsed_ms)(gpu, a, b);
+    size_t peak = ON_TESTED(gpu, memory_peak_bytes)(gpu);
+    if (!(ms >= 0.0f) || !isfinite(ms))
+        test_fail("event_elapsed_ms = %g, expected a finite time >= 0", (double)ms);
+    else if (peak < n * sizeof(float))
+        test_fail("memory_peak_bytes = %zu, below the %zu bytes of one buffer in use", peak,
+                  n * sizeof(float));
+    else
+        printf("ok   timing: %.3f ms between events, peak %zu bytes\n", (double)ms, peak);
+    ON_TESTED(gpu, event_destroy)(gpu, a);
+    ON_TESTED(gpu, event_destroy)(gpu, b);
+    ON_TESTED(gpu, free)(gpu, x);
+}
+
 int main(void)
 {
     test_seed(11);
@@ -142,8 +167,9 @@ int main(void)
     ON_TESTED(gpu, relu_forward)(gpu, u.yg, u.xg, 1000);
     both_check("relu", &u, 0.0f, 0.0f);
 
-    /* every inference-only op of the list has run on both backends above */
-    test_ops_checked(gpu, 1u << OP_INFERENCE);
+    check_timing();
+    /* every optional op of the list has run on both backends above */
+    test_ops_checked(gpu, 1u << OP_INFERENCE | 1u << OP_TIMING);
     const char *gpu_name = gpu->name;
     gpu->destroy(gpu);
     cpu->destroy(cpu);

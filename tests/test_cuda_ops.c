@@ -510,29 +510,6 @@ static void test_network_shapes(void)
         test_batchnorm((size_t)bn[i][0], bn[i][1]);
 }
 
-/* The timing ops (ddim-bench's): two events around an op give a finite time >= 0 between
- * them, and the peak memory figure covers what was allocated. */
-static void test_timing(void)
-{
-    void *a = ON_TESTED(gpu, event_create)(gpu), *b = ON_TESTED(gpu, event_create)(gpu);
-    struct pair x = pair_normal((size_t)1 << 20, 1.0f);
-    ON_TESTED(gpu, event_record)(gpu, a);
-    ON_TESTED(gpu, scale)(gpu, x.g, 0.5f, x.n);
-    ON_TESTED(gpu, event_record)(gpu, b);
-    float ms = ON_TESTED(gpu, event_elapsed_ms)(gpu, a, b);
-    size_t peak = ON_TESTED(gpu, memory_peak_bytes)(gpu);
-    if (!(ms >= 0.0f) || !isfinite(ms))
-        test_fail("event_elapsed_ms = %g, expected a finite time >= 0", (double)ms);
-    else if (peak < x.n * sizeof(float))
-        test_fail("memory_peak_bytes = %zu, below the %zu bytes of one buffer in use", peak,
-                  x.n * sizeof(float));
-    else
-        printf("ok   timing: %.3f ms between events, peak %zu bytes\n", (double)ms, peak);
-    ON_TESTED(gpu, event_destroy)(gpu, a);
-    ON_TESTED(gpu, event_destroy)(gpu, b);
-    pair_free(&x);
-}
-
 /* The CUDA backend must fill the whole op table: an op added to backend.h needs its CUDA
  * version and its CPU-vs-CUDA check here. */
 static void test_missing_list(void)
@@ -601,14 +578,12 @@ int main(void)
     test_conv(2, 16, 16, 56, 24, 3); /* odd multiples of 8 */
     test_network_shapes();
 
-    test_timing();
-
-    /* every op of the list (but the inference-only ones: test_cuda_infer_ops.c) has run on
-     * both backends above: the list of ops to check is the op list itself */
+    /* every required op of the list has run on both backends above (the optional ones:
+     * test_cuda_infer_ops.c): the list of ops to check is the op list itself */
     const char *gpu_name = gpu->name;
     struct backend table = *gpu; /* the entries, for the coverage after destroy */
     ON_TESTED(gpu, destroy)(gpu);
-    test_ops_checked(&table, 1u << OP_REQUIRED | 1u << OP_TIMING);
+    test_ops_checked(&table, 1u << OP_REQUIRED);
     cpu->destroy(cpu);
     return test_finish(strcmp(gpu_name, "cuda") ? "test_cuda_emu" : "test_cuda_ops");
 }
