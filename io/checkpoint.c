@@ -41,9 +41,9 @@ static int write_contents(hid_t f, const char *label, const struct train_state *
         if (weights_write_h5(f, label, g[i].name, s->params, g[i].data, g[i].trainable_only, err,
                              errlen) != 0)
             return -1;
-    int bad = normalizer_write_h5(f, s->norm) ||
+    int bad = weights_h5_write_normalizer(f, s->norm) ||
               h5u_write_attr_str(f, "format", CHECKPOINT_FORMAT) ||
-              model_shape_write_h5(f, &s->shape) ||
+              weights_h5_write_shape(f, &s->shape) ||
               h5u_write_attr_str(f, "config", config_yaml ? config_yaml : "");
     for (int i = 0; i < 4; i++)
         bad = bad || h5u_write_attr_i64(f, num_names[i], &nums[i], 1);
@@ -79,7 +79,7 @@ static int read_contents(hid_t f, const char *label, struct train_state *s, doub
         if (weights_read_h5(f, label, g[i].name, s->params, g[i].data, g[i].trainable_only, err,
                             errlen) != 0)
             return -1;
-    if (normalizer_read_h5(f, label, s->norm, err, errlen) != 0)
+    if (weights_h5_read_normalizer(f, label, s->norm, err, errlen) != 0)
         return -1;
     for (int i = 0; i < 4; i++) {
         size_t n = 1;
@@ -108,7 +108,7 @@ int checkpoint_read(const char *path, struct train_state *s, struct checkpoint_i
         rc = util_error(err, errlen, "%s: attribute 'format' is \"%s\", expected \"%s\"", path,
                         format, CHECKPOINT_FORMAT);
     if (rc == 0)
-        rc = model_shape_check_h5(f, path, &s->shape, err, errlen);
+        rc = weights_h5_check_shape(f, path, &s->shape, err, errlen);
     double nums[4];
     if (rc == 0)
         rc = read_contents(f, path, s, nums, err, errlen);

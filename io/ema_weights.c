@@ -50,7 +50,7 @@ int ema_weights_read_head(const char *path, int from_checkpoint, struct ema_weig
         rc = h5u_read_attr_str(f, path, "config", ew->config_yaml, CONFIG_TEXT_MAX, err, errlen);
     }
     if (rc == 0)
-        rc = model_shape_read_h5(f, path, &ew->shape, err, errlen);
+        rc = weights_h5_read_shape(f, path, &ew->shape, err, errlen);
     H5Fclose(f);
     if (rc != 0)
         ema_weights_free(ew);
@@ -74,7 +74,7 @@ int ema_weights_read_weights(const char *path, int from_checkpoint,
     free(ew->w);
     ew->w = h5u_alloc_for(path, group, params->total * sizeof(float), err, errlen);
     int rc = !ew->w || weights_read_h5(f, path, group, params, ew->w, 0, err, errlen) ||
-                     normalizer_read_h5(f, path, ew->norm, err, errlen)
+                     weights_h5_read_normalizer(f, path, ew->norm, err, errlen)
                  ? -1
                  : 0;
     H5Fclose(f);
@@ -86,9 +86,9 @@ static int write_contents(hid_t f, const char *label, const struct ema_weights *
 {
     if (weights_write_h5(f, label, "/weights", params, ew->w, 0, err, errlen))
         return -1;
-    int bad = normalizer_write_h5(f, ew->norm) ||
+    int bad = weights_h5_write_normalizer(f, ew->norm) ||
               h5u_write_attr_str(f, "format", EMA_WEIGHTS_FORMAT) ||
-              model_shape_write_h5(f, &ew->shape) ||
+              weights_h5_write_shape(f, &ew->shape) ||
               h5u_write_attr_str(f, "config", ew->config_yaml ? ew->config_yaml : "");
     if (bad)
         return util_error(err, errlen, "%s: cannot write the normalizer or the attributes", label);

@@ -91,7 +91,7 @@ static int shape_field(const struct model_shape *s, int k, int *v)
     return 1;
 }
 
-int model_shape_write_h5(hid_t file, const struct model_shape *s)
+int weights_h5_write_shape(hid_t file, const struct model_shape *s)
 {
     for (int k = 0; k < 4; k++) {
         int v[MODEL_SHAPE_MAX_LEVELS];
@@ -105,8 +105,8 @@ int model_shape_write_h5(hid_t file, const struct model_shape *s)
     return 0;
 }
 
-int model_shape_read_h5(hid_t file, const char *file_label, struct model_shape *s, char *err,
-                        size_t errlen)
+int weights_h5_read_shape(hid_t file, const char *file_label, struct model_shape *s, char *err,
+                          size_t errlen)
 {
     memset(s, 0, sizeof *s);
     for (int k = 0; k < 4; k++) {
@@ -138,11 +138,11 @@ static void format_list(char *buf, size_t len, const int *v, int n)
         snprintf(buf + j, len - j, "]");
 }
 
-int model_shape_check_h5(hid_t file, const char *file_label, const struct model_shape *want,
-                         char *err, size_t errlen)
+int weights_h5_check_shape(hid_t file, const char *file_label, const struct model_shape *want,
+                           char *err, size_t errlen)
 {
     struct model_shape got;
-    if (model_shape_read_h5(file, file_label, &got, err, errlen) != 0)
+    if (weights_h5_read_shape(file, file_label, &got, err, errlen) != 0)
         return -1;
     for (int k = 0; k < 4; k++) {
         int a[MODEL_SHAPE_MAX_LEVELS], b[MODEL_SHAPE_MAX_LEVELS];
@@ -162,7 +162,7 @@ int model_shape_check_h5(hid_t file, const char *file_label, const struct model_
 
 /* --- the normalizer ------------------------------------------------------------------- */
 
-int normalizer_write_h5(hid_t file, const float norm[6])
+int weights_h5_write_normalizer(hid_t file, const float norm[6])
 {
     return h5u_write_floats(file, "/normalizer/mean", norm, 3) ||
                    h5u_write_floats(file, "/normalizer/variance", norm + 3, 3)
@@ -170,7 +170,8 @@ int normalizer_write_h5(hid_t file, const float norm[6])
                : 0;
 }
 
-int normalizer_read_h5(hid_t file, const char *file_label, float norm[6], char *err, size_t errlen)
+int weights_h5_read_normalizer(hid_t file, const char *file_label, float norm[6], char *err,
+                               size_t errlen)
 {
     if (h5u_read_finite_floats(file, file_label, "/normalizer/mean", norm, 3, err, errlen) ||
         h5u_read_finite_floats(file, file_label, "/normalizer/variance", norm + 3, 3, err, errlen))

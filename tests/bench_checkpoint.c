@@ -39,9 +39,9 @@ int main(int argc, char **argv)
     if (rounds < 1 || rounds > 1000)
         rounds = 10;
     struct run_config cfg;
-    run_config_defaults(&cfg); /* the example's model */
+    config_defaults(&cfg); /* the example's model */
     char err[2048], path[2][1100];
-    struct backend *be = backend_cpu_create();
+    struct backend *be = cpu_backend_create();
     struct comm *comm = comm_single();
     struct trainer *t =
         trainer_create(be, comm, &cfg.model, &cfg.diffusion, 1, 1, 0, err, sizeof err);

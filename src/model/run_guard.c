@@ -93,7 +93,7 @@ const char *run_guard_signal_name(int sig)
 
 /* --- when the ranks agree on a stop ---------------------------------------------------- */
 
-void stop_schedule_start(struct stop_schedule *s, long step, double now)
+void run_guard_stop_start(struct stop_schedule *s, long step, double now)
 {
     if (s->interval < 1)
         s->interval = 1; /* the first agreement after the first step, which it then times */
@@ -102,12 +102,13 @@ void stop_schedule_start(struct stop_schedule *s, long step, double now)
     s->last_now = now;
 }
 
-int stop_schedule_due(const struct stop_schedule *s, long step)
+int run_guard_stop_due(const struct stop_schedule *s, long step)
 {
     return step >= s->next;
 }
 
-int stop_schedule_agree(struct stop_schedule *s, struct comm *comm, long step, int want, double now)
+int run_guard_stop_agree(struct stop_schedule *s, struct comm *comm, long step, int want,
+                         double now)
 {
     int stop = !comm->all_ok(comm, !want);
     /* each rank's own time per step, but the decision is agreed (any rank slow: all check
@@ -123,13 +124,13 @@ int stop_schedule_agree(struct stop_schedule *s, struct comm *comm, long step, i
 
 /* --- checkpoints that cannot be written ------------------------------------------------ */
 
-void ckpt_state_init(struct ckpt_state *c)
+void run_guard_ckpt_init(struct ckpt_state *c)
 {
     memset(c, 0, sizeof *c);
     c->on_disk = -1;
 }
 
-void ckpt_state_describe(const struct ckpt_state *c, const char *path, char *out, size_t len)
+void run_guard_ckpt_describe(const struct ckpt_state *c, const char *path, char *out, size_t len)
 {
     if (c->on_disk >= 0)
         snprintf(out, len, "the checkpoint on disk, %s, is that of step %ld", path, c->on_disk);
@@ -137,8 +138,8 @@ void ckpt_state_describe(const struct ckpt_state *c, const char *path, char *out
         snprintf(out, len, "there is no checkpoint yet");
 }
 
-void ckpt_state_record(struct ckpt_state *c, const char *path, long step, int rc,
-                       struct run_log *log)
+void run_guard_ckpt_record(struct ckpt_state *c, const char *path, long step, int rc,
+                           struct run_log *log)
 {
     if (rc == 0) {
         if (c->failures > 0)
@@ -149,7 +150,7 @@ void ckpt_state_record(struct ckpt_state *c, const char *path, long step, int rc
         return;
     }
     char disk[CONFIG_PATH_MAX + 128], why[1700], line[2048];
-    ckpt_state_describe(c, path, disk, sizeof disk);
+    run_guard_ckpt_describe(c, path, disk, sizeof disk);
     c->failures++;
     fprintf(stderr,
             "ddim-dist: error: the checkpoint of step %ld was not written (%d time(s) in a "
@@ -183,7 +184,7 @@ static int read_holder(int fd, long *pid, char *host, size_t hostlen)
 int run_lock_take(struct run_lock *l, const char *run_dir, char *err, size_t errlen)
 {
     l->fd = -1;
-    if (make_dirs(run_dir, err, errlen) != 0)
+    if (run_log_make_dirs(run_dir, err, errlen) != 0)
         return -1;
     snprintf(l->path, sizeof l->path, "%s/lock", run_dir);
     int fd = open(l->path, O_RDWR | O_CREAT, 0666);
@@ -247,7 +248,7 @@ void run_lock_release(struct run_lock *l)
 
 /* --- the divergence guard -------------------------------------------------------------- */
 
-void divergence_init(struct divergence *d, double factor)
+void run_guard_divergence_init(struct divergence *d, double factor)
 {
     memset(d, 0, sizeof *d);
     d->factor = factor;
@@ -259,7 +260,7 @@ static int compare_doubles(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-int divergence_feed(struct divergence *d, long step, double noise_loss, double image_loss)
+int run_guard_divergence_feed(struct divergence *d, long step, double noise_loss, double image_loss)
 {
     if (d->step)
         return 1;
@@ -292,8 +293,8 @@ int divergence_feed(struct divergence *d, long step, double noise_loss, double i
     return 0;
 }
 
-void divergence_report(const struct divergence *d, long stopped_at, const char *on_disk,
-                       struct run_log *log)
+void run_guard_divergence_report(const struct divergence *d, long stopped_at, const char *on_disk,
+                                 struct run_log *log)
 {
     char why[1100], line[1300];
     run_log_json_string(why, sizeof why, d->why);
@@ -391,7 +392,7 @@ int run_guard_check_resume_config(const struct run_config *cfg, const char *labe
     int n = 0;
     if (stored_yaml && stored_yaml[0]) { /* a checkpoint without its settings: none to compare */
         struct run_config old;
-        run_config_defaults(&old);
+        config_defaults(&old);
         char msg[1024];
         if (config_load_yaml_text(&old, label, stored_yaml, msg, sizeof msg) != 0) {
             if (cfg->resume == RESUME_FORCE)
