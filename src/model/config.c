@@ -124,6 +124,8 @@ const struct config_key config_keys[] = {
           "seconds between progress lines"),
     K_NUM("run.collective_timeout_s", KEY_DOUBLE, collective_timeout_s, 0, 604800, 0,
           "end the job when a rank does not reach a collective within this (0: wait forever)"),
+    K_STR("run.tensorboard", tensorboard, 0, "on|off",
+          "rank 0 writes TensorBoard event files in run.dir: tensorboard --logdir <its parent>"),
 };
 const int config_num_keys = (int)(sizeof config_keys / sizeof config_keys[0]);
 
@@ -134,6 +136,7 @@ void run_config_defaults(struct run_config *c)
     c->dataset_repetitions = 5;
     snprintf(c->resident, sizeof c->resident, "auto");
     snprintf(c->cuda_graph, sizeof c->cuda_graph, "auto");
+    snprintf(c->tensorboard, sizeof c->tensorboard, "on");
     c->model = unet_config_default();
     c->diffusion = diffusion_config_default();
     c->num_epochs = 1; /* the example's value; its comment asks for at least 50 */
