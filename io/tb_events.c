@@ -27,11 +27,12 @@ static double wall_seconds(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Packs ev (stamped with the time now) into one record and appends it whole. */
-static int write_event(struct tb_events *tb, Tb__Event *ev)
+/* Packs ev, at step and stamped with the time now, into one record and appends it whole. */
+static int write_event(struct tb_events *tb, long step, Tb__Event *ev)
 {
     if (!tb->open)
         return -1;
+    ev->step = step;
     ev->wall_time = wall_seconds();
     size_t n = tb__event__get_packed_size(ev);
     uint8_t *record = util_xmalloc(n + TFRECORD_HEADER + TFRECORD_FOOTER);
@@ -79,7 +80,7 @@ int tb_events_open(struct tb_events *tb, const char *dir, char *err, size_t errl
     Tb__Event ev = TB__EVENT__INIT;
     ev.what_case = TB__EVENT__WHAT_FILE_VERSION;
     ev.file_version = "brain.Event:2";
-    write_event(tb, &ev); /* a failure is held and reported like any other record */
+    write_event(tb, 0, &ev); /* a failure is held and reported like any other record */
     return 0;
 }
 
@@ -88,10 +89,9 @@ int tb_events_start(struct tb_events *tb, long step)
     Tb__SessionLog log = TB__SESSION_LOG__INIT;
     log.status = TB__SESSION_LOG__SESSION_STATUS__START;
     Tb__Event ev = TB__EVENT__INIT;
-    ev.step = step;
     ev.what_case = TB__EVENT__WHAT_SESSION_LOG;
     ev.session_log = &log;
-    return write_event(tb, &ev);
+    return write_event(tb, step, &ev);
 }
 
 /* One record holding the n values of one step. */
@@ -101,10 +101,9 @@ static int write_values(struct tb_events *tb, long step, Tb__Summary__Value **va
     summary.n_value = n;
     summary.value = values;
     Tb__Event ev = TB__EVENT__INIT;
-    ev.step = step;
     ev.what_case = TB__EVENT__WHAT_SUMMARY;
     ev.summary = &summary;
-    return write_event(tb, &ev);
+    return write_event(tb, step, &ev);
 }
 
 int tb_events_scalars(struct tb_events *tb, long step, const struct tb_scalar *values, int n)

@@ -115,8 +115,8 @@ static void open_tensorboard(struct run_log *log, long first, const char *yaml)
                 err, first - 1);
     else if (files > 0)
         util_log("ddim-dist: TensorBoard: %ld record(s) after step %ld cut from %d event "
-                 "file(s): written after the checkpoint by a run that did not finish, and "
-                 "written again by this one\n",
+                 "file(s): steps an earlier start wrote after its last checkpoint, which this "
+                 "run writes again\n",
                  cut, first - 1, files);
     if (tb_events_open(&log->tb, log->dir, err, sizeof err) != 0) {
         fprintf(stderr, "ddim-dist: warning: %s; the run goes on without TensorBoard\n", err);
