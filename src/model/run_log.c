@@ -100,10 +100,9 @@ static char *config_text(const struct run_config *cfg)
     return text;
 }
 
-/* run.tensorboard: the event files already there cut after step `first - 1`, a new one
- * begun with a START record and the configuration at `first`, the first step this run
- * writes. Any failure is a warning: the run goes on without TensorBoard. */
-static void open_tensorboard(struct run_log *log, long first, const char *yaml)
+/* The event files already there cut after step `first - 1` (with run.tensorboard off too:
+ * they then stay as consistent with metrics.jsonl as it is). A failure is a warning. */
+static void cut_tensorboard(struct run_log *log, long first)
 {
     char err[2048];
     long cut;
@@ -115,9 +114,16 @@ static void open_tensorboard(struct run_log *log, long first, const char *yaml)
                 err, first - 1);
     else if (files > 0)
         util_log("ddim-dist: TensorBoard: %ld record(s) after step %ld cut from %d event "
-                 "file(s): steps an earlier start wrote after its last checkpoint, which this "
-                 "run writes again\n",
+                 "file(s): steps an earlier start wrote after its last checkpoint\n",
                  cut, first - 1, files);
+}
+
+/* run.tensorboard: a new event file begun with a START record and the configuration at
+ * `first`, the first step this run writes. A failure is a warning: the run goes on without
+ * TensorBoard. */
+static void open_tensorboard(struct run_log *log, long first, const char *yaml)
+{
+    char err[2048];
     if (tb_events_open(&log->tb, log->dir, err, sizeof err) != 0) {
         fprintf(stderr, "ddim-dist: warning: %s; the run goes on without TensorBoard\n", err);
         return;
@@ -154,8 +160,10 @@ int run_log_open(struct run_log *log, const struct run_config *cfg, long resume_
         return -1;
     }
     log->open = 1;
+    long first = (resume_step > 0 ? resume_step : 0) + 1;
+    cut_tensorboard(log, first);
     if (!strcmp(cfg->tensorboard, "on"))
-        open_tensorboard(log, (resume_step > 0 ? resume_step : 0) + 1, yaml);
+        open_tensorboard(log, first, yaml);
     free(yaml);
     return 0;
 }

@@ -48,8 +48,8 @@ struct run_log {
  * one when resume_step < 0; else (resuming from a checkpoint at that global step) the
  * existing one is kept up to that step (lines of later steps, written after the checkpoint
  * by a run that then died, are dropped: the resumed run writes them again) and appended
- * to, and its curves go on in loss.png. With run.tensorboard on, the event files already
- * there are cut after the same step (step 0 for a new run; tb_events_trim) and a new one is
+ * to, and its curves go on in loss.png. The event files already there are cut after the
+ * same step (step 0 for a new run; tb_events_trim), and with run.tensorboard on a new one is
  * begun. */
 int run_log_open(struct run_log *log, const struct run_config *cfg, long resume_step, char *err,
                  size_t errlen);
