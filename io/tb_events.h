@@ -4,7 +4,7 @@
  * "brain.Event:2".
  *
  * Each record goes to the file whole, in one write, as it is made (line_log_append in
- * atomic_file.h): a record the disk refuses is cut off again and held in memory until the
+ * line_log.h): a record the disk refuses is cut off again and held in memory until the
  * disk takes it (the warning says the cause), so the file only ever ends inside a record
  * when the process dies in the middle of a write, and readers ignore such a last record.
  *
@@ -17,7 +17,7 @@
 #ifndef DDIM_TB_EVENTS_H
 #define DDIM_TB_EVENTS_H
 
-#include "atomic_file.h"
+#include "line_log.h"
 
 #include <stddef.h>
 
