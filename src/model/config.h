@@ -45,6 +45,7 @@ struct run_config {
     double progress_seconds;       /* run.progress_seconds */
     double collective_timeout_s;   /* run.collective_timeout_s */
     char cuda_graph[8];            /* run.cuda_graph */
+    char tensorboard[8];           /* run.tensorboard: TensorBoard event files in run_dir */
 };
 
 /* Every key's default, from the key table (config_keys.c): the Keras example's settings, and

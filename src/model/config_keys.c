@@ -128,6 +128,8 @@ const struct config_key config_keys[] = {
           "seconds between progress lines"),
     K_NUM("run.collective_timeout_s", KEY_DOUBLE, collective_timeout_s, "600.0", 0, 604800, 0,
           "end the job when a rank does not reach a collective within this (0: wait forever)"),
+    K_STR("run.tensorboard", tensorboard, "on", 0, "on|off",
+          "rank 0 writes TensorBoard event files in run.dir: tensorboard --logdir <its parent>"),
 };
 const int config_num_keys = (int)(sizeof config_keys / sizeof config_keys[0]);
 
