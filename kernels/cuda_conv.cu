@@ -30,7 +30,8 @@
  * (a diagnostic) lets exact mode take FFT and Winograd again, to show what they cost.
  *
  * Semantics (backend.h): y = conv(x, w) + bias is written; backward writes dw and dbias (=)
- * and accumulates dx (+=, cuDNN's beta = 1), skipped when dx is NULL. dbias reuses the
+ * and writes or accumulates dx as dx_mode says (cuDNN's beta = 0 or 1), skipped when dx is
+ * NULL. dbias reuses the
  * BatchNorm channel sums (cuda_bn_stats: double accumulation, fixed order, no atomics). */
 #include "cuda_common.h"
 
@@ -431,7 +432,8 @@ void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const flo
 }
 
 void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
-                          const float *x, const float *w, const struct conv_shape *s)
+                          const float *x, const float *w, const struct conv_shape *s,
+                          enum grad_mode dx_mode)
 {
     if (!conv_is_basic(s))
         DDIM_FATAL("cuda conv2d_backward: only square kernels at stride 1 with 'same' padding "
@@ -455,12 +457,14 @@ void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias
                                                p->w_desc, c->dw_krsc));
     transpose(be, dw, c->dw_krsc, (size_t)s->cout, kkc);
 
-    /* dx (+=): beta = 1 blends onto what dx holds */
+    /* dx: beta = 1 blends onto what dx holds (GRAD_ADD), beta = 0 writes it (dx may hold
+     * anything, even NaN: cuDNN does not read it then) */
     if (dx) {
+        const float *beta = dx_mode == GRAD_ADD ? &one : &zero;
         transpose(be, c->w_krsc, w, kkc, (size_t)s->cout);
         CUDNN_CHECK(cudnnConvolutionBackwardData(
             ctx->cudnn, &one, p->w_desc, c->w_krsc, p->y_desc, dy, p->conv_desc[DIR_BWD_DATA],
-            p->bwd_data_algo, c->workspace, p->ws_bytes[DIR_BWD_DATA], &one, p->x_desc, dx));
+            p->bwd_data_algo, c->workspace, p->ws_bytes[DIR_BWD_DATA], beta, p->x_desc, dx));
     }
 }
 

@@ -81,10 +81,10 @@ static void step(struct backend *be, struct state *st)
     be->loss_value(be, st->loss, st->s, st->target, N, LOSS_MSE);
     be->loss_backward(be, st->ds, st->s, st->target, N, 1.0f, LOSS_MSE);
     be->fill(be, st->dy, 0.0f, N);
-    be->swish_backward(be, st->dy, st->ds, st->y, N);
+    be->swish_backward(be, st->dy, st->ds, st->y, N, GRAD_ADD);
     be->bn_backward_stats(be, st->bstats, st->dy, st->x, st->saved, ROWS, C);
-    be->fill(be, st->dx, 0.0f, N);
-    be->bn_backward_apply(be, st->dx, st->dy, st->x, st->saved, st->bstats, ROWS, ROWS, C);
+    be->bn_backward_apply(be, st->dx, st->dy, st->x, st->saved, st->bstats, ROWS, ROWS, C,
+                          GRAD_WRITE);
     be->axpy(be, st->x, -0.5f, st->dx, N);
     be->ema_update(be, st->ema, st->x, N, 0.8f);
     be->copy(be, st->x_copy, st->x, N * sizeof(float));
@@ -147,8 +147,8 @@ static void check_stand_in_conv(struct backend *be)
     be->conv2d_forward(be, g[3], g[0], g[1], g[2], &s);
     be->download(be, got, g[3], ny * sizeof(float));
     test_close("stand-in conv forward", got, h[3], ny, 1e-4f, 1e-4f);
-    cpu->conv2d_backward(cpu, h[4], dw[0], db[0], h[5], h[0], h[1], &s);
-    be->conv2d_backward(be, g[4], gdw, gdb, g[5], g[0], g[1], &s);
+    cpu->conv2d_backward(cpu, h[4], dw[0], db[0], h[5], h[0], h[1], &s, GRAD_ADD);
+    be->conv2d_backward(be, g[4], gdw, gdb, g[5], g[0], g[1], &s, GRAD_ADD);
     be->download(be, got, g[4], nx * sizeof(float));
     test_close("stand-in conv dx (+=)", got, h[4], nx, 1e-4f, 1e-4f);
     be->download(be, dw[1], gdw, nw * sizeof(float));

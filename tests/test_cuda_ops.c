@@ -4,8 +4,10 @@
  * plain float32 (no TF32 tensor cores), comparable with the CPU's float32 GEMMs.
  *
  * Outputs are poisoned with NaN on both backends before each op (test_close rejects
- * non-finite values, so an element an op forgets to write fails). Accumulating ops start
- * from the same random nonzero gradient on both, so `=` instead of `+=` fails.
+ * non-finite values, so an element an op forgets to write fails). Every backward op runs in
+ * both of its modes (backend.h's enum grad_mode) for every activation gradient it stores:
+ * GRAD_ADD from the same random nonzero gradient on both backends, so `=` instead of `+=`
+ * fails, and GRAD_WRITE over NaN, so `+=` instead of `=` (or an element not written) fails.
  *
  * Tolerances (|got - want| <= atol + rtol*|want|):
  * - float32 arithmetic (+ - * /, sqrtf, in the CPU's order, no FMA): the CUDA kernels
@@ -150,15 +152,36 @@ static void test_elementwise(size_t n)
     gpu->swish_forward(gpu, y.g, x.g, n);
     check("swish_forward", &y, EXACT_ATOL, TRANS_RTOL);
 
-    struct pair dx = pair_normal(n, 1.0f); /* accumulated into */
-    cpu->swish_backward(cpu, dx.c, a.c, x.c, n);
-    gpu->swish_backward(gpu, dx.g, a.g, x.g, n);
+    struct pair dx = pair_poisoned(n);
+    cpu->swish_backward(cpu, dx.c, a.c, x.c, n, GRAD_WRITE);
+    gpu->swish_backward(gpu, dx.g, a.g, x.g, n, GRAD_WRITE);
+    check("swish_backward (=)", &dx, EXACT_ATOL, TRANS_RTOL);
+    pair_free(&dx);
+    dx = pair_normal(n, 1.0f); /* accumulated into */
+    cpu->swish_backward(cpu, dx.c, a.c, x.c, n, GRAD_ADD);
+    gpu->swish_backward(gpu, dx.g, a.g, x.g, n, GRAD_ADD);
     check("swish_backward (+=)", &dx, EXACT_ATOL, TRANS_RTOL);
 
     struct pair s = pair_poisoned(n);
     cpu->add(cpu, s.c, a.c, b.c, n);
     gpu->add(gpu, s.g, a.g, b.g, n);
     check("add", &s, EXACT_ATOL, EXACT_RTOL);
+
+    /* add_backward: each output in each mode, the other one NULL or in the other mode */
+    struct pair da = pair_poisoned(n), db = pair_normal(n, 1.0f);
+    cpu->add_backward(cpu, da.c, db.c, x.c, n, GRAD_WRITE, GRAD_ADD);
+    gpu->add_backward(gpu, da.g, db.g, x.g, n, GRAD_WRITE, GRAD_ADD);
+    check("add_backward da (=)", &da, EXACT_ATOL, EXACT_RTOL);
+    check("add_backward db (+=)", &db, EXACT_ATOL, EXACT_RTOL);
+    cpu->fill(cpu, db.c, NAN, n), gpu->fill(gpu, db.g, NAN, n);
+    cpu->add_backward(cpu, da.c, db.c, a.c, n, GRAD_ADD, GRAD_WRITE);
+    gpu->add_backward(gpu, da.g, db.g, a.g, n, GRAD_ADD, GRAD_WRITE);
+    check("add_backward da (+=)", &da, EXACT_ATOL, EXACT_RTOL);
+    check("add_backward db (=)", &db, EXACT_ATOL, EXACT_RTOL);
+    cpu->add_backward(cpu, NULL, db.c, b.c, n, GRAD_WRITE, GRAD_ADD);
+    gpu->add_backward(gpu, NULL, db.g, b.g, n, GRAD_WRITE, GRAD_ADD);
+    check("add_backward da NULL, db (+=)", &db, EXACT_ATOL, EXACT_RTOL);
+    pair_free(&da), pair_free(&db);
 
     cpu->axpy(cpu, dx.c, -0.37f, a.c, n);
     gpu->axpy(gpu, dx.g, -0.37f, a.g, n);
@@ -187,16 +210,27 @@ static void test_concat(size_t rows, int ca, int cb)
 
     struct pair dy = pair_normal(rows * (ca + cb), 1.0f);
     struct pair da = pair_normal(rows * ca, 1.0f), db = pair_normal(rows * cb, 1.0f);
-    cpu->concat_backward(cpu, da.c, db.c, dy.c, rows, ca, cb);
-    gpu->concat_backward(gpu, da.g, db.g, dy.g, rows, ca, cb);
+    cpu->concat_backward(cpu, da.c, db.c, dy.c, rows, ca, cb, GRAD_ADD, GRAD_ADD);
+    gpu->concat_backward(gpu, da.g, db.g, dy.g, rows, ca, cb, GRAD_ADD, GRAD_ADD);
     check("concat_backward da (+=)", &da, EXACT_ATOL, EXACT_RTOL);
     check("concat_backward db (+=)", &db, EXACT_ATOL, EXACT_RTOL);
-    cpu->concat_backward(cpu, NULL, db.c, dy.c, rows, ca, cb);
-    gpu->concat_backward(gpu, NULL, db.g, dy.g, rows, ca, cb);
+    cpu->concat_backward(cpu, NULL, db.c, dy.c, rows, ca, cb, GRAD_ADD, GRAD_ADD);
+    gpu->concat_backward(gpu, NULL, db.g, dy.g, rows, ca, cb, GRAD_ADD, GRAD_ADD);
     check("concat_backward da NULL, db (+=)", &db, EXACT_ATOL, EXACT_RTOL);
-    cpu->concat_backward(cpu, da.c, NULL, dy.c, rows, ca, cb);
-    gpu->concat_backward(gpu, da.g, NULL, dy.g, rows, ca, cb);
+    cpu->concat_backward(cpu, da.c, NULL, dy.c, rows, ca, cb, GRAD_ADD, GRAD_ADD);
+    gpu->concat_backward(gpu, da.g, NULL, dy.g, rows, ca, cb, GRAD_ADD, GRAD_ADD);
     check("concat_backward db NULL, da (+=)", &da, EXACT_ATOL, EXACT_RTOL);
+    /* written over NaN: one of each mode, then the other way round */
+    cpu->fill(cpu, da.c, NAN, da.n), gpu->fill(gpu, da.g, NAN, da.n);
+    cpu->concat_backward(cpu, da.c, db.c, dy.c, rows, ca, cb, GRAD_WRITE, GRAD_ADD);
+    gpu->concat_backward(gpu, da.g, db.g, dy.g, rows, ca, cb, GRAD_WRITE, GRAD_ADD);
+    check("concat_backward da (=)", &da, 0, 0);
+    check("concat_backward db (+=) beside da (=)", &db, EXACT_ATOL, EXACT_RTOL);
+    cpu->fill(cpu, db.c, NAN, db.n), gpu->fill(gpu, db.g, NAN, db.n);
+    cpu->concat_backward(cpu, da.c, db.c, dy.c, rows, ca, cb, GRAD_ADD, GRAD_WRITE);
+    gpu->concat_backward(gpu, da.g, db.g, dy.g, rows, ca, cb, GRAD_ADD, GRAD_WRITE);
+    check("concat_backward db (=)", &db, 0, 0);
+    check("concat_backward da (+=) beside db (=)", &da, EXACT_ATOL, EXACT_RTOL);
     pair_free(&a), pair_free(&b), pair_free(&y), pair_free(&dy), pair_free(&da), pair_free(&db);
 }
 
@@ -211,9 +245,13 @@ static void test_resample(int n, int h, int w, int c)
     snprintf(name, sizeof name, "avgpool2_forward %dx%dx%dx%d", n, h, w, c);
     check(name, &p, EXACT_ATOL, EXACT_RTOL);
 
-    struct pair dp = pair_normal(small, 1.0f), dx = pair_normal(big, 1.0f);
-    cpu->avgpool2_backward(cpu, dx.c, dp.c, n, h, w, c);
-    gpu->avgpool2_backward(gpu, dx.g, dp.g, n, h, w, c);
+    struct pair dp = pair_normal(small, 1.0f), dx = pair_poisoned(big);
+    cpu->avgpool2_backward(cpu, dx.c, dp.c, n, h, w, c, GRAD_WRITE);
+    gpu->avgpool2_backward(gpu, dx.g, dp.g, n, h, w, c, GRAD_WRITE);
+    snprintf(name, sizeof name, "avgpool2_backward (=) %dx%dx%dx%d", n, h, w, c);
+    check(name, &dx, EXACT_ATOL, EXACT_RTOL);
+    cpu->avgpool2_backward(cpu, dx.c, dp.c, n, h, w, c, GRAD_ADD);
+    gpu->avgpool2_backward(gpu, dx.g, dp.g, n, h, w, c, GRAD_ADD);
     snprintf(name, sizeof name, "avgpool2_backward (+=) %dx%dx%dx%d", n, h, w, c);
     check(name, &dx, EXACT_ATOL, EXACT_RTOL);
 
@@ -224,9 +262,14 @@ static void test_resample(int n, int h, int w, int c)
     check(name, &u, EXACT_ATOL, EXACT_RTOL);
 
     struct pair du = pair_normal(up, 1.0f);
-    cpu->upsample2_backward(cpu, dx.c, du.c, n, h, w, c);
-    gpu->upsample2_backward(gpu, dx.g, du.g, n, h, w, c);
+    cpu->upsample2_backward(cpu, dx.c, du.c, n, h, w, c, GRAD_ADD);
+    gpu->upsample2_backward(gpu, dx.g, du.g, n, h, w, c, GRAD_ADD);
     snprintf(name, sizeof name, "upsample2_backward (+=) %dx%dx%dx%d", n, h, w, c);
+    check(name, &dx, EXACT_ATOL, EXACT_RTOL);
+    cpu->fill(cpu, dx.c, NAN, big), gpu->fill(gpu, dx.g, NAN, big);
+    cpu->upsample2_backward(cpu, dx.c, du.c, n, h, w, c, GRAD_WRITE);
+    gpu->upsample2_backward(gpu, dx.g, du.g, n, h, w, c, GRAD_WRITE);
+    snprintf(name, sizeof name, "upsample2_backward (=) %dx%dx%dx%d", n, h, w, c);
     check(name, &dx, EXACT_ATOL, EXACT_RTOL);
     pair_free(&x), pair_free(&p), pair_free(&dp), pair_free(&dx), pair_free(&u), pair_free(&du);
 }
@@ -271,9 +314,13 @@ static void test_batchnorm(size_t rows, int c)
     check(name, &bstats, 1e-5f, EXACT_RTOL);
 
     struct pair dx = pair_normal(rows * c, 1.0f);
-    cpu->bn_backward_apply(cpu, dx.c, dy.c, x.c, saved.c, bstats.c, count, rows, c);
-    gpu->bn_backward_apply(gpu, dx.g, dy.g, x.g, saved.g, bstats.g, count, rows, c);
+    cpu->bn_backward_apply(cpu, dx.c, dy.c, x.c, saved.c, bstats.c, count, rows, c, GRAD_ADD);
+    gpu->bn_backward_apply(gpu, dx.g, dy.g, x.g, saved.g, bstats.g, count, rows, c, GRAD_ADD);
     check("bn_backward_apply (+=)", &dx, EXACT_ATOL, EXACT_RTOL);
+    cpu->fill(cpu, dx.c, NAN, dx.n), gpu->fill(gpu, dx.g, NAN, dx.n);
+    cpu->bn_backward_apply(cpu, dx.c, dy.c, x.c, saved.c, bstats.c, count, rows, c, GRAD_WRITE);
+    gpu->bn_backward_apply(gpu, dx.g, dy.g, x.g, saved.g, bstats.g, count, rows, c, GRAD_WRITE);
+    check("bn_backward_apply (=)", &dx, EXACT_ATOL, EXACT_RTOL);
     pair_free(&x), pair_free(&stats), pair_free(&y), pair_free(&saved), pair_free(&mm);
     pair_free(&mv), pair_free(&yi), pair_free(&dy), pair_free(&bstats), pair_free(&dx);
 }
@@ -444,7 +491,8 @@ static void check_conv(const char *what, const struct conv_shape *s, const struc
 }
 
 /* conv2d forward (y written over NaN), backward with dx accumulating onto random values and
- * dw/dbias written over NaN, then backward again with dx NULL (fresh NaN in dw/dbias). */
+ * dw/dbias written over NaN, then with dx written over NaN, then backward again with dx
+ * NULL (fresh NaN in dw/dbias). */
 static void test_conv(int n, int h, int w, int cin, int cout, int k)
 {
     if (!gpu->conv2d_forward) /* the host emulation: no cuDNN */
@@ -460,16 +508,20 @@ static void test_conv(int n, int h, int w, int cin, int cout, int k)
 
     struct pair dy = pair_normal(ys, 1.0f), dx = pair_normal(xs, 1.0f);
     struct pair dw = pair_poisoned(ws), db = pair_poisoned(cout);
-    cpu->conv2d_backward(cpu, dx.c, dw.c, db.c, dy.c, x.c, wt.c, &s);
-    gpu->conv2d_backward(gpu, dx.g, dw.g, db.g, dy.g, x.g, wt.g, &s);
+    cpu->conv2d_backward(cpu, dx.c, dw.c, db.c, dy.c, x.c, wt.c, &s, GRAD_ADD);
+    gpu->conv2d_backward(gpu, dx.g, dw.g, db.g, dy.g, x.g, wt.g, &s, GRAD_ADD);
     check_conv("conv2d_backward dx (+=)", &s, &dx);
     check_conv("conv2d_backward dw (=)", &s, &dw);
     check_conv("conv2d_backward dbias (=)", &s, &db);
+    cpu->fill(cpu, dx.c, NAN, xs), gpu->fill(gpu, dx.g, NAN, xs);
+    cpu->conv2d_backward(cpu, dx.c, dw.c, db.c, dy.c, x.c, wt.c, &s, GRAD_WRITE);
+    gpu->conv2d_backward(gpu, dx.g, dw.g, db.g, dy.g, x.g, wt.g, &s, GRAD_WRITE);
+    check_conv("conv2d_backward dx (=)", &s, &dx);
 
     cpu->fill(cpu, dw.c, NAN, ws), gpu->fill(gpu, dw.g, NAN, ws);
     cpu->fill(cpu, db.c, NAN, cout), gpu->fill(gpu, db.g, NAN, cout);
-    cpu->conv2d_backward(cpu, NULL, dw.c, db.c, dy.c, x.c, wt.c, &s);
-    gpu->conv2d_backward(gpu, NULL, dw.g, db.g, dy.g, x.g, wt.g, &s);
+    cpu->conv2d_backward(cpu, NULL, dw.c, db.c, dy.c, x.c, wt.c, &s, GRAD_ADD);
+    gpu->conv2d_backward(gpu, NULL, dw.g, db.g, dy.g, x.g, wt.g, &s, GRAD_ADD);
     check_conv("conv2d_backward dx NULL, dw (=)", &s, &dw);
     check_conv("conv2d_backward dx NULL, dbias (=)", &s, &db);
     pair_free(&x), pair_free(&wt), pair_free(&bias), pair_free(&y), pair_free(&dy);

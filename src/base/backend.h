@@ -11,10 +11,12 @@
  *   (k*k*Cin, Cout) row-major matrix.
  * - Pointers are backend memory (host memory for the CPU backend, device memory for CUDA)
  *   unless the name ends in _host.
- * - Backward ops ACCUMULATE (+=) into activation gradients (dx, da, db of a tensor that may
- *   feed several consumers) and WRITE (=) parameter gradients (dw, dbias), since every
- *   parameter is used exactly once. Each op's comment says which, and tests check it.
- *   conv2d_backward's dx and concat_backward's da/db may be NULL: "not needed", skipped.
+ * - Backward ops store activation gradients (dx, da, db) as the caller's enum grad_mode
+ *   says: written (=) by a tensor's first contributor in the backward pass, accumulated (+=)
+ *   by the later ones (a tensor that feeds several consumers), so no gradient buffer needs
+ *   zeroing first. Parameter gradients (dw, dbias) are always written (=): every parameter
+ *   is used exactly once. Tests check both modes of every op. conv2d_backward's dx,
+ *   concat_backward's and add_backward's da/db may be NULL: "not needed", skipped.
  * - Per-example scalars (rates, times, variances) are (N,) vectors in backend memory.
  */
 #ifndef DDIM_BACKEND_H
@@ -28,6 +30,12 @@ extern "C" {
 #endif
 
 enum loss_kind { LOSS_MAE = 0, LOSS_MSE = 1 };
+
+/* How a backward op stores an activation gradient: GRAD_WRITE (=) where it is the tensor's
+ * first contributor, GRAD_ADD (+=) where another consumer has written it already. A
+ * written value is computed as 0.0f + v, the bits the same op gives when it accumulates
+ * into a zero-filled buffer (only the sign of a zero could differ otherwise). */
+enum grad_mode { GRAD_WRITE = 0, GRAD_ADD = 1 };
 
 /* Purposes of random streams: part of the Philox counter, so that each use of the seed
  * draws independent numbers (see src/base/rng.h). */
@@ -136,11 +144,11 @@ enum backend_op_need { OP_REQUIRED, OP_INFERENCE, OP_TIMING };
     X(OP_REQUIRED, void, conv2d_forward,                                                           \
       (struct backend *be, float *y, const float *x, const float *w, const float *bias,            \
        const struct conv_shape *s))                                                                \
-    /* dx += dL/dx (skipped when dx is NULL); dw = dL/dw; dbias = dL/dbias. Only for               \
-     * conv_is_basic shapes (the U-Net's): the other shapes are inference-only. */                 \
+    /* dx (=/+= by dx_mode) dL/dx (skipped when dx is NULL); dw = dL/dw; dbias = dL/dbias.        \
+     * Only for conv_is_basic shapes (the U-Net's): the other shapes are inference-only. */        \
     X(OP_REQUIRED, void, conv2d_backward,                                                          \
       (struct backend *be, float *dx, float *dw, float *dbias, const float *dy, const float *x,    \
-       const float *w, const struct conv_shape *s))                                                \
+       const float *w, const struct conv_shape *s, enum grad_mode dx_mode))                        \
                                                                                                    \
     /* --- BatchNormalization without center/scale (Keras: momentum, epsilon) ---                  \
      * Training mode is split in two so that the per-channel sums can be all-reduced               \
@@ -164,21 +172,27 @@ enum backend_op_need { OP_REQUIRED, OP_INFERENCE, OP_TIMING };
     X(OP_REQUIRED, void, bn_backward_stats,                                                        \
       (struct backend *be, float *bstats, const float *dy, const float *x, const float *saved,     \
        size_t rows, int c))                                                                        \
-    /* dx += invstd * (dy - sum_dy/count - xhat*sum_dy_xhat/count), from global bstats */          \
+    /* dx (=/+=) invstd * (dy - sum_dy/count - xhat*sum_dy_xhat/count), from global bstats */      \
     X(OP_REQUIRED, void, bn_backward_apply,                                                        \
       (struct backend *be, float *dx, const float *dy, const float *x, const float *saved,         \
-       const float *bstats, double count, size_t rows, int c))                                     \
+       const float *bstats, double count, size_t rows, int c, enum grad_mode mode))                \
                                                                                                    \
     /* --- elementwise and layout ops --- */                                                       \
     /* y = x * sigmoid(x) */                                                                       \
     X(OP_REQUIRED, void, swish_forward, (struct backend *be, float *y, const float *x, size_t n))  \
-    /* dx += dy * d swish(x)/dx */                                                                 \
+    /* dx (=/+=) dy * d swish(x)/dx */                                                             \
     X(OP_REQUIRED, void, swish_backward,                                                           \
-      (struct backend *be, float *dx, const float *dy, const float *x, size_t n))                  \
+      (struct backend *be, float *dx, const float *dy, const float *x, size_t n,                   \
+       enum grad_mode mode))                                                                       \
     /* y = a + b */                                                                                \
     X(OP_REQUIRED, void, add,                                                                      \
       (struct backend *be, float *y, const float *a, const float *b, size_t n))                    \
-    /* y += alpha * x (the backward of add, and gradient accumulation) */                          \
+    /* the backward of add, dy read once: da (=/+= by mode_a) dy; db (by mode_b) dy; either        \
+     * may be NULL */                                                                              \
+    X(OP_REQUIRED, void, add_backward,                                                             \
+      (struct backend *be, float *da, float *db, const float *dy, size_t n, enum grad_mode mode_a, \
+       enum grad_mode mode_b))                                                                     \
+    /* y += alpha * x */                                                                           \
     X(OP_REQUIRED, void, axpy,                                                                     \
       (struct backend *be, float *y, float alpha, const float *x, size_t n))                       \
     /* x *= alpha */                                                                               \
@@ -187,21 +201,24 @@ enum backend_op_need { OP_REQUIRED, OP_INFERENCE, OP_TIMING };
     X(OP_REQUIRED, void, concat_forward,                                                           \
       (struct backend *be, float *y, const float *a, const float *b, size_t rows, int ca,          \
        int cb))                                                                                    \
-    /* da += dy[:, :ca]; db += dy[:, ca:] (either may be NULL) */                                  \
+    /* da (=/+= by mode_a) dy[:, :ca]; db (by mode_b) dy[:, ca:] (either may be NULL) */           \
     X(OP_REQUIRED, void, concat_backward,                                                          \
-      (struct backend *be, float *da, float *db, const float *dy, size_t rows, int ca, int cb))    \
+      (struct backend *be, float *da, float *db, const float *dy, size_t rows, int ca, int cb,     \
+       enum grad_mode mode_a, enum grad_mode mode_b))                                              \
     /* y (n,h/2,w/2,c) = 2x2 average pooling, stride 2, of x (n,h,w,c); h, w even */               \
     X(OP_REQUIRED, void, avgpool2_forward,                                                         \
       (struct backend *be, float *y, const float *x, int n, int h, int w, int c))                  \
-    /* dx += pooling backward of dy (n,h/2,w/2,c); h, w are the INPUT size */                      \
+    /* dx (=/+=) pooling backward of dy (n,h/2,w/2,c); h, w are the INPUT size */                  \
     X(OP_REQUIRED, void, avgpool2_backward,                                                        \
-      (struct backend *be, float *dx, const float *dy, int n, int h, int w, int c))                \
+      (struct backend *be, float *dx, const float *dy, int n, int h, int w, int c,                 \
+       enum grad_mode mode))                                                                       \
     /* y (n,2h,2w,c) = bilinear 2x upsampling of x (n,h,w,c), TF half-pixel centers */             \
     X(OP_REQUIRED, void, upsample2_forward,                                                        \
       (struct backend *be, float *y, const float *x, int n, int h, int w, int c))                  \
-    /* dx += backward of the above; h, w are the INPUT size */                                     \
+    /* dx (=/+=) backward of the above; h, w are the INPUT size */                                 \
     X(OP_REQUIRED, void, upsample2_backward,                                                       \
-      (struct backend *be, float *dx, const float *dy, int n, int h, int w, int c))                \
+      (struct backend *be, float *dx, const float *dy, int n, int h, int w, int c,                 \
+       enum grad_mode mode))                                                                       \
     /* e (n,h,w,dims) = [sin(2*pi*f_k*v_i), cos(2*pi*f_k*v_i)], f_k = exp(linspace(log fmin,       \
      * log fmax, dims/2)), v (n,) the noise variances, broadcast over h, w (float32 math in        \
      * TensorFlow's order, see kernels/cpu_elementwise.c) */                                       \

@@ -3,8 +3,9 @@
  * InceptionV3 (inception.c, inference only, for KID).
  *
  * Every activation (and, for training, its gradient) lives in one arena per batch (struct
- * graph_acts): tensor t of example-major layout starts at tensors[t].offset * batch floats.
- * So zeroing all activation gradients is one fill and no allocation happens in a step.
+ * graph_acts): tensor t of example-major layout starts at tensors[t].offset * batch floats,
+ * so no allocation happens in a step. The backward pass writes each gradient (=) at its
+ * first contributor and adds (+=) at the later ones: the gradient arena is never zeroed.
  * Weights live in one flat buffer described by the graph's parameter table. */
 #ifndef DDIM_GRAPH_H
 #define DDIM_GRAPH_H

@@ -176,7 +176,7 @@ void graph_forward(struct backend *be, const struct graph *g, struct graph_acts 
 }
 
 static void backward_bn(struct backend *be, const struct graph *g, struct graph_acts *a,
-                        const struct node *n, struct comm *comm)
+                        const struct node *n, struct comm *comm, enum grad_mode mode)
 {
     int c = g->tensors[n->in0].c;
     size_t rows = rows_of(g, a, n->in0);
@@ -185,7 +185,87 @@ static void backward_bn(struct backend *be, const struct graph *g, struct graph_
     be->bn_backward_stats(be, bstats, dy, x, saved, rows, c);
     comm->allreduce_sum(comm, bstats, 2 * (size_t)c);
     be->bn_backward_apply(be, grad(g, a, n->in0), dy, x, saved, bstats, (double)rows * comm->world,
-                          rows, c);
+                          rows, c, mode);
+}
+
+/* Whether node n's backward passes a gradient to its input t (in0 or in1). */
+static int contributes(const struct graph *g, const struct node *n, int t)
+{
+    return t >= 0 && g->tensors[t].needs_grad && n->kind != NODE_EMBED;
+}
+
+/* The backward pass visits the nodes from the last to the first: the first of them that
+ * contributes to a tensor's gradient writes it (=), the later ones add (+=), so the gradient
+ * arena needs no zeroing. written[t] records the tensors written so far. */
+static enum grad_mode grad_mode_for(char *written, int t)
+{
+    if (t < 0 || written[t])
+        return GRAD_ADD;
+    written[t] = 1;
+    return GRAD_WRITE;
+}
+
+/* Gradients that no node writes although their tensor needs one (a tensor nothing reads, but
+ * the output): zeroed, since its producer's backward reads it. None in the U-Net. */
+static void zero_unreached(struct backend *be, const struct graph *g, struct graph_acts *a)
+{
+    char *reached = util_xcalloc((size_t)g->num_tensors, 1);
+    for (int i = 0; i < g->num_nodes; i++) {
+        const struct node *n = &g->nodes[i];
+        if (contributes(g, n, n->in0))
+            reached[n->in0] = 1;
+        if (contributes(g, n, n->in1))
+            reached[n->in1] = 1;
+    }
+    for (int t = 0; t < g->num_tensors; t++)
+        if (g->tensors[t].needs_grad && !reached[t] && t != g->output)
+            be->fill(be, grad(g, a, t), 0.0f, numel_of(g, a, t));
+    free(reached);
+}
+
+/* One node's backward: dx of its inputs with the modes m0 (in0) and m1 (in1). */
+static void backward_node(struct backend *be, const struct graph *g, struct graph_acts *a,
+                          const float *w, float *dw, const struct node *n, struct comm *comm,
+                          enum grad_mode m0, enum grad_mode m1)
+{
+    const struct tensor_desc *in = n->in0 >= 0 ? &g->tensors[n->in0] : NULL;
+    const float *dy = grad(g, a, n->out);
+    float *dx0 = grad(g, a, n->in0), *dx1 = grad(g, a, n->in1);
+    const float *x0 = n->in0 >= 0 ? graph_value(g, a, n->in0) : NULL;
+    size_t numel = numel_of(g, a, n->out);
+    switch (n->kind) {
+    case NODE_CONV: {
+        struct conv_shape s = conv_shape_of(g, a, n);
+        const struct param *pk = &g->params.items[n->kernel];
+        const struct param *pb = &g->params.items[n->bias];
+        be->conv2d_backward(be, dx0, dw + pk->offset, dw + pb->offset, dy, x0, w + pk->offset, &s,
+                            m0);
+        break;
+    }
+    case NODE_BN:
+        backward_bn(be, g, a, n, comm, m0);
+        break;
+    case NODE_SWISH:
+        be->swish_backward(be, dx0, dy, x0, numel, m0);
+        break;
+    case NODE_ADD:
+        be->add_backward(be, dx0, dx1, dy, numel, m0, m1);
+        break;
+    case NODE_CONCAT:
+        be->concat_backward(be, dx0, dx1, dy, rows_of(g, a, n->out), in->c, g->tensors[n->in1].c,
+                            m0, m1);
+        break;
+    case NODE_POOL:
+        be->avgpool2_backward(be, dx0, dy, a->batch, in->h, in->w, in->c, m0);
+        break;
+    case NODE_UPSAMPLE:
+        be->upsample2_backward(be, dx0, dy, a->batch, in->h, in->w, in->c, m0);
+        break;
+    case NODE_EMBED:
+        break; /* the noise variance is an input, not a weight */
+    default:
+        DDIM_FATAL("graph_backward: node kind %d has no backward", (int)n->kind);
+    }
 }
 
 void graph_backward(struct backend *be, const struct graph *g, struct graph_acts *a, const float *w,
@@ -193,49 +273,15 @@ void graph_backward(struct backend *be, const struct graph *g, struct graph_acts
 {
     if (!a->grad)
         DDIM_FATAL("graph_backward: activations were created without gradients");
-    be->fill(be, a->grad, 0.0f, g->floats_per_example * (size_t)a->batch);
+    zero_unreached(be, g, a);
     be->copy(be, grad(g, a, g->output), dout, numel_of(g, a, g->output) * sizeof(float));
+    char *written = util_xcalloc((size_t)g->num_tensors, 1);
+    written[g->output] = 1;
     for (int i = g->num_nodes - 1; i >= 0; i--) {
         const struct node *n = &g->nodes[i];
-        const struct tensor_desc *in = n->in0 >= 0 ? &g->tensors[n->in0] : NULL;
-        const float *dy = grad(g, a, n->out);
-        float *dx0 = grad(g, a, n->in0), *dx1 = grad(g, a, n->in1);
-        const float *x0 = n->in0 >= 0 ? graph_value(g, a, n->in0) : NULL;
-        size_t numel = numel_of(g, a, n->out);
-        switch (n->kind) {
-        case NODE_CONV: {
-            struct conv_shape s = conv_shape_of(g, a, n);
-            const struct param *pk = &g->params.items[n->kernel];
-            const struct param *pb = &g->params.items[n->bias];
-            be->conv2d_backward(be, dx0, dw + pk->offset, dw + pb->offset, dy, x0, w + pk->offset,
-                                &s);
-            break;
-        }
-        case NODE_BN:
-            backward_bn(be, g, a, n, comm);
-            break;
-        case NODE_SWISH:
-            be->swish_backward(be, dx0, dy, x0, numel);
-            break;
-        case NODE_ADD:
-            be->axpy(be, dx0, 1.0f, dy, numel);
-            if (dx1)
-                be->axpy(be, dx1, 1.0f, dy, numel);
-            break;
-        case NODE_CONCAT:
-            be->concat_backward(be, dx0, dx1, dy, rows_of(g, a, n->out), in->c,
-                                g->tensors[n->in1].c);
-            break;
-        case NODE_POOL:
-            be->avgpool2_backward(be, dx0, dy, a->batch, in->h, in->w, in->c);
-            break;
-        case NODE_UPSAMPLE:
-            be->upsample2_backward(be, dx0, dy, a->batch, in->h, in->w, in->c);
-            break;
-        case NODE_EMBED:
-            break; /* the noise variance is an input, not a weight */
-        default:
-            DDIM_FATAL("graph_backward: node kind %d has no backward", (int)n->kind);
-        }
+        enum grad_mode m0 = contributes(g, n, n->in0) ? grad_mode_for(written, n->in0) : GRAD_ADD;
+        enum grad_mode m1 = contributes(g, n, n->in1) ? grad_mode_for(written, n->in1) : GRAD_ADD;
+        backward_node(be, g, a, w, dw, n, comm, m0, m1);
     }
+    free(written);
 }

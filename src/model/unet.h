@@ -3,9 +3,9 @@
  *
  * The network is a list of nodes (conv, batch norm, swish, add, concat, pool, upsample,
  * embedding) over numbered tensors (graph.h), built at creation. unet_forward runs the list
- * on the one graph executor, unet_backward runs it in reverse; every activation and its gradient
- * live in two arenas of identical layout (struct unet_acts), so zeroing all activation gradients is
- * one fill and no allocation happens inside a step. */
+ * on the one graph executor, unet_backward runs it in reverse; every activation and its
+ * gradient live in two arenas of identical layout (struct unet_acts), so no allocation
+ * happens inside a step. */
 #ifndef DDIM_UNET_H
 #define DDIM_UNET_H
 

@@ -20,7 +20,8 @@ void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const flo
 }
 
 void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
-                          const float *x, const float *w, const struct conv_shape *s)
+                          const float *x, const float *w, const struct conv_shape *s,
+                          enum grad_mode dx_mode)
 {
     DDIM_FATAL("cuda emulator: conv2d_backward is cuDNN's and is not emulated");
 }
@@ -29,7 +30,8 @@ void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias
 void emu_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
                         const float *bias, const struct conv_shape *s);
 void emu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
-                         const float *x, const float *w, const struct conv_shape *s);
+                         const float *x, const float *w, const struct conv_shape *s,
+                         enum grad_mode dx_mode);
 
 extern "C" struct backend *backend_cuda_emu_create_with_conv(char *err, size_t errlen)
 {

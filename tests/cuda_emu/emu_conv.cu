@@ -33,9 +33,9 @@ static __global__ void emu_conv_forward_kernel(float *y, const float *x, const f
     }
 }
 
-/* dx[n,i,j,ci] += sum over (a, b, o) of dy[n, i-a+p, j-b+p, o] * w[a, b, ci, o] */
+/* dx[n,i,j,ci] (=/+=) sum over (a, b, o) of dy[n, i-a+p, j-b+p, o] * w[a, b, ci, o] */
 static __global__ void emu_conv_dx_kernel(float *dx, const float *dy, const float *w,
-                                          struct conv_shape s)
+                                          struct conv_shape s, int add)
 {
     int k = s.k, p = (k - 1) / 2;
     size_t total = (size_t)s.n * s.h * s.w * s.cin;
@@ -55,7 +55,7 @@ static __global__ void emu_conv_dx_kernel(float *dx, const float *dy, const floa
                 for (int o = 0; o < s.cout; o++)
                     acc += dyr[o] * wr[o];
             }
-        dx[idx] += acc;
+        dx[idx] = (add ? dx[idx] : 0.0f) + acc;
     }
 }
 
@@ -111,7 +111,8 @@ void emu_conv2d_forward(struct backend *be, float *y, const float *x, const floa
 }
 
 void emu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
-                         const float *x, const float *w, const struct conv_shape *s)
+                         const float *x, const float *w, const struct conv_shape *s,
+                         enum grad_mode dx_mode)
 {
     emu_conv_check(s);
     size_t nw = (size_t)s->k * s->k * s->cin * s->cout + s->cout;
@@ -121,7 +122,7 @@ void emu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias,
     if (!dx)
         return;
     size_t nx = (size_t)s->n * s->h * s->w * s->cin;
-    emu_conv_dx_kernel<<<cuda_grid(nx, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, w,
-                                                                                      *s);
+    emu_conv_dx_kernel<<<cuda_grid(nx, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
+        dx, dy, w, *s, dx_mode == GRAD_ADD);
     KERNEL_CHECK();
 }
