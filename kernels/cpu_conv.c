@@ -92,8 +92,21 @@ static void col2im(float *dx, const float *dcol, int imgs, const struct conv_sha
     }
 }
 
+/* The epilogue with the ops themselves (the same bits by construction): on the CPU the bias
+ * is already free (y starts as the bias), so fusing would save nothing here. */
+static void conv_epilogue(struct backend *be, float *y, size_t n, const struct conv_epilogue *epi)
+{
+    if (!epi)
+        return;
+    if (epi->residual)
+        cpu_add(be, y, y, epi->residual, n);
+    if (epi->swish)
+        cpu_swish_forward(be, epi->swish, y, n);
+}
+
 void cpu_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
-                        const float *bias, const struct conv_shape *s)
+                        const float *bias, const struct conv_shape *s,
+                        const struct conv_epilogue *epi)
 {
     size_t hw = (size_t)conv_out_h(s) * conv_out_w(s), rows = (size_t)s->n * hw;
     size_t in_hw = (size_t)s->h * s->w;
@@ -104,6 +117,7 @@ void cpu_conv2d_forward(struct backend *be, float *y, const float *x, const floa
     if (kcols == (size_t)s->cin && conv_stride(s) == 1) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, s->cout, s->cin, 1.0f, x,
                     s->cin, w, s->cout, 1.0f, y, s->cout);
+        conv_epilogue(be, y, rows * s->cout, epi);
         return;
     }
     float *col = conv_workspace(be, s);
@@ -115,6 +129,7 @@ void cpu_conv2d_forward(struct backend *be, float *y, const float *x, const floa
                     (int)kcols, 1.0f, col, (int)kcols, w, s->cout, 1.0f,
                     y + (size_t)i0 * hw * s->cout, s->cout);
     }
+    conv_epilogue(be, y, rows * s->cout, epi);
 }
 
 /* dbias = column sums of dy (rows, cout), accumulated in double. */

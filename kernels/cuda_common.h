@@ -165,9 +165,11 @@ void cuda_mem_track_destroy(struct cuda_ctx *ctx);
 int cuda_conv_init(struct cuda_ctx *ctx, char *err, size_t errlen);
 void cuda_conv_destroy(struct cuda_ctx *ctx);
 
-/* cuda_bias_add (not an op of the list): y (rows, c) += bias (c), the convolutions' bias
+/* cuda_bias_epilogue (not an op of the list): y (rows, c) += bias (c), then the epilogue
+ * (backend.h's struct conv_epilogue; NULL: none) in the same pass: the convolutions' bias
  * (cuda_conv.cu), in cuda_elementwise.cu. */
-void cuda_bias_add(struct backend *be, float *y, const float *bias, size_t rows, int c);
+void cuda_bias_epilogue(struct backend *be, float *y, const float *bias, size_t rows, int c,
+                        const struct conv_epilogue *epi);
 
 /* The graph hooks (backend.h, after the op list): cuda_timing.cu. */
 void cuda_graph_fill_table(struct backend *be);

@@ -416,7 +416,8 @@ static const struct conv_plan *plan_get(struct backend *be, const struct conv_sh
 /* --- the ops -------------------------------------------------------------------------- */
 
 void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
-                         const float *bias, const struct conv_shape *s)
+                         const float *bias, const struct conv_shape *s,
+                         const struct conv_epilogue *epi)
 {
     struct cuda_ctx *ctx = cuda_ctx_of(be);
     const struct conv_plan *p = plan_get(be, s);
@@ -428,7 +429,8 @@ void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const flo
     CUDNN_CHECK(cudnnConvolutionForward(ctx->cudnn, &one, p->x_desc, x, p->w_desc, c->w_krsc,
                                         p->conv_desc[DIR_FWD], p->fwd_algo, c->workspace,
                                         p->ws_bytes[DIR_FWD], &zero, p->y_desc, y));
-    cuda_bias_add(be, y, bias, (size_t)s->n * conv_out_h(s) * conv_out_w(s), s->cout);
+    /* the bias and the epilogue in one pass over y */
+    cuda_bias_epilogue(be, y, bias, (size_t)s->n * conv_out_h(s) * conv_out_w(s), s->cout, epi);
 }
 
 void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,

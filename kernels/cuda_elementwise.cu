@@ -1,36 +1,50 @@
 /* cuda_elementwise.cu: swish, add, axpy, scale, channel concat, the losses and the
- * convolutions' bias add on the GPU.
+ * convolutions' bias add with its epilogue (residual add, swish) on the GPU.
  * Same float32 formulas, in the same order, as kernels/cpu_elementwise.c; with --fmad=false
  * and IEEE division/sqrt the arithmetic ops give the CPU's bits, and only expf (swish)
  * differs by an ulp or two. The loss sums in double, as the CPU does, through per-block
  * partials combined in a fixed order (deterministic, no atomics). */
 #include "cuda_common.h"
 
-template <typename IDX>
-static __global__ void bias_add_kernel(float *y, const float *bias, IDX n, int c)
+static __device__ inline float sigmoid_dev(float x)
 {
-    for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (IDX)blockDim.x * gridDim.x)
-        y[i] += bias[cuda_channel_of(i, c)];
+    return 1.0f / (1.0f + expf(-x));
 }
 
-void cuda_bias_add(struct backend *be, float *y, const float *bias, size_t rows, int c)
+/* y = y + bias[c], then y = y + residual, then act = swish(y) (both optional): the
+ * convolutions' bias with the epilogue of backend.h's struct conv_epilogue, y read once.
+ * Each step is the expression of its own op (add_kernel, swish_forward_kernel). */
+template <typename IDX>
+static __global__ void bias_epilogue_kernel(float *y, const float *bias, IDX n, int c,
+                                            const float *residual, float *act)
+{
+    for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (IDX)blockDim.x * gridDim.x) {
+        float v = y[i] + bias[cuda_channel_of(i, c)];
+        if (residual)
+            v = v + residual[i];
+        y[i] = v;
+        if (act)
+            act[i] = v * sigmoid_dev(v);
+    }
+}
+
+void cuda_bias_epilogue(struct backend *be, float *y, const float *bias, size_t rows, int c,
+                        const struct conv_epilogue *epi)
 {
     size_t n = rows * (size_t)(c > 0 ? c : 0);
     if (!n)
         return;
+    const float *res = epi ? epi->residual : NULL;
+    float *act = epi ? epi->swish : NULL;
     unsigned grid = cuda_grid(n, CUDA_BLOCK);
     if (n < CUDA_IDX32_LIMIT)
-        bias_add_kernel<uint32_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, bias, (uint32_t)n, c);
+        bias_epilogue_kernel<uint32_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, bias, (uint32_t)n, c, res, act);
     else
-        bias_add_kernel<size_t><<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, bias, n, c);
+        bias_epilogue_kernel<size_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, bias, n, c, res, act);
     KERNEL_CHECK();
-}
-
-static __device__ inline float sigmoid_dev(float x)
-{
-    return 1.0f / (1.0f + expf(-x));
 }
 
 static __global__ void swish_forward_kernel(float *y, const float *x, size_t n)

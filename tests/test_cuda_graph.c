@@ -143,8 +143,8 @@ static void check_stand_in_conv(struct backend *be)
         db[i] = test_alloc_zeros(nb);
     }
     float *gdw = be->alloc(be, nw * sizeof(float)), *gdb = be->alloc(be, nb * sizeof(float));
-    cpu->conv2d_forward(cpu, h[3], h[0], h[1], h[2], &s);
-    be->conv2d_forward(be, g[3], g[0], g[1], g[2], &s);
+    cpu->conv2d_forward(cpu, h[3], h[0], h[1], h[2], &s, NULL);
+    be->conv2d_forward(be, g[3], g[0], g[1], g[2], &s, NULL);
     be->download(be, got, g[3], ny * sizeof(float));
     test_close("stand-in conv forward", got, h[3], ny, 1e-4f, 1e-4f);
     cpu->conv2d_backward(cpu, h[4], dw[0], db[0], h[5], h[0], h[1], &s, GRAD_ADD);
@@ -175,7 +175,7 @@ static void grow_conv_buffers(struct backend *be)
     size_t nx = 2 * 12 * 12 * 64, nw = 5 * 5 * 64 * 96, ny = 2 * 12 * 12 * 96;
     float *x = be->alloc(be, nx * sizeof(float)), *w = be->alloc(be, nw * sizeof(float));
     float *b = be->alloc(be, 96 * sizeof(float)), *y = be->alloc(be, ny * sizeof(float));
-    be->conv2d_forward(be, y, x, w, b, &s);
+    be->conv2d_forward(be, y, x, w, b, &s, NULL);
     be->synchronize(be);
     be->free(be, x), be->free(be, w), be->free(be, b), be->free(be, y);
 }
@@ -184,8 +184,10 @@ static void test_trainer_graph(struct backend *be)
 {
     struct comm *comm = comm_single();
     struct trainer *eager = small_trainer(be, comm), *graphed = small_trainer(be, comm);
-    if (!eager || !graphed)
+    struct trainer *apart = small_trainer(be, comm); /* op by op, no fusion */
+    if (!eager || !graphed || !apart)
         return;
+    unet_set_fusion(apart->net, 0);
     if (!trainer_set_graph(graphed, 1))
         test_fail("trainer_set_graph: the %s backend refused a graph", be->name);
     for (int i = 0; i < 2 * STEPS + 2; i++) { /* warm-up, capture, replays */
@@ -195,6 +197,8 @@ static void test_trainer_graph(struct backend *be)
         trainer_train_step(eager);
         trainer_draw(graphed, (uint32_t)graphed->step, 0);
         trainer_train_step(graphed);
+        trainer_draw(apart, (uint32_t)apart->step, 0);
+        trainer_train_step(apart);
     }
     if (!graphed->graph)
         test_fail("trainer: no graph after %d steps", 2 * STEPS + 2);
@@ -202,6 +206,9 @@ static void test_trainer_graph(struct backend *be)
     expect_same(be, "trainer weights, graph vs op by op", eager->w, graphed->w, total);
     expect_same(be, "trainer EMA weights", eager->ema_w, graphed->ema_w, total);
     expect_same(be, "trainer losses", eager->losses, graphed->losses, 2);
+    expect_same(be, "trainer weights, fused vs apart", apart->w, eager->w, total);
+    expect_same(be, "trainer EMA weights, fused vs apart", apart->ema_w, eager->ema_w, total);
+    trainer_destroy(apart);
     trainer_destroy(eager);
     trainer_destroy(graphed);
     comm->destroy(comm);
@@ -261,6 +268,11 @@ int main(void)
     }
 #ifdef DDIM_CUDA_EMU
     check_stand_in_conv(be);
+    /* the CUDA epilogue kernel (bias, residual add, swish in one pass) against the ops apart */
+    struct conv_shape e3 = {.n = 2, .h = 6, .w = 5, .cin = 4, .cout = 7, .k = 3};
+    struct conv_shape e1 = {.n = 3, .h = 4, .w = 4, .cin = 6, .cout = 5, .k = 1};
+    test_conv_epilogue(be, &e3);
+    test_conv_epilogue(be, &e1);
 #endif
     if (be->conv2d_forward)
         test_trainer_graph(be);

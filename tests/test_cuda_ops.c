@@ -502,8 +502,8 @@ static void test_conv(int n, int h, int w, int cin, int cout, int k)
     size_t ws = (size_t)k * k * cin * cout;
     struct pair x = pair_normal(xs, 1.0f), wt = pair_normal(ws, 1.0f / sqrtf((float)(k * k * cin)));
     struct pair bias = pair_normal(cout, 0.5f), y = pair_poisoned(ys);
-    cpu->conv2d_forward(cpu, y.c, x.c, wt.c, bias.c, &s);
-    gpu->conv2d_forward(gpu, y.g, x.g, wt.g, bias.g, &s);
+    cpu->conv2d_forward(cpu, y.c, x.c, wt.c, bias.c, &s, NULL);
+    gpu->conv2d_forward(gpu, y.g, x.g, wt.g, bias.g, &s, NULL);
     check_conv("conv2d_forward y", &s, &y);
 
     struct pair dy = pair_normal(ys, 1.0f), dx = pair_normal(xs, 1.0f);
@@ -625,6 +625,12 @@ int main(void)
     test_conv(2, 8, 8, 128, 128, 3);
     test_conv(2, 6, 10, 5, 7, 3);    /* a known shape again: cached plan, grown buffers */
     test_conv(2, 16, 16, 56, 24, 3); /* odd multiples of 8 */
+    if (gpu->conv2d_forward) {       /* the fused epilogue against the ops apart, on the GPU */
+        struct conv_shape e3 = {.n = 2, .h = 16, .w = 16, .cin = 32, .cout = 32, .k = 3};
+        struct conv_shape e1 = {.n = 2, .h = 8, .w = 8, .cin = 40, .cout = 16, .k = 1};
+        test_conv_epilogue(gpu, &e3);
+        test_conv_epilogue(gpu, &e1);
+    }
     test_network_shapes();
 
     const char *gpu_name = gpu->name;

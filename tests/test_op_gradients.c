@@ -94,7 +94,7 @@ struct conv_case {
 static double conv_loss(void *p)
 {
     struct conv_case *c = p;
-    be->conv2d_forward(be, c->y, c->x, c->w, c->b, &c->s);
+    be->conv2d_forward(be, c->y, c->x, c->w, c->b, &c->s, NULL);
     return dot_r(c->r, c->y, (size_t)c->s.n * c->s.h * c->s.w * c->s.cout);
 }
 

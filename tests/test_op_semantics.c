@@ -123,8 +123,8 @@ static void check_conv_contract(int n, int h, int w, int cin, int cout, int k)
     }
     /* the forward writes y: bias first, then the product, whatever y held */
     float *y = filled(ny, NAN), *y0 = test_alloc_zeros(ny);
-    be->conv2d_forward(be, y0, c.x, c.w, c.db, &c.s);
-    be->conv2d_forward(be, y, c.x, c.w, c.db, &c.s);
+    be->conv2d_forward(be, y0, c.x, c.w, c.db, &c.s, NULL);
+    be->conv2d_forward(be, y, c.x, c.w, c.db, &c.s, NULL);
     snprintf(name + strlen(name), sizeof name - strlen(name), " forward over NaN");
     test_close(name, y, y0, ny, 0.0f, 0.0f);
     free(c.x), free(c.w), free(c.dy), free(c.dw), free(c.db), free(dw0), free(db0), free(dx);
@@ -575,6 +575,10 @@ int main(void)
 
     check_conv_contract(2, 5, 7, 3, 4, 3);
     check_conv_contract(2, 5, 7, 3, 4, 1);
+    struct conv_shape epi3 = {.n = 2, .h = 5, .w = 7, .cin = 3, .cout = 4, .k = 3};
+    struct conv_shape epi1 = {.n = 3, .h = 6, .w = 4, .cin = 5, .cout = 6, .k = 1};
+    test_conv_epilogue(be, &epi3);
+    test_conv_epilogue(be, &epi1);
     check_conv_contract(3, 40, 56, 2, 3, 3); /* several im2col chunks */
     check_simple_contracts();
 

@@ -102,6 +102,16 @@ static inline int conv_is_basic(const struct conv_shape *s)
     return conv_kh(s) == s->k && conv_kw(s) == s->k && conv_stride(s) == 1 && !s->valid;
 }
 
+/* What a forward convolution does to y after its bias (conv2d_forward's epi; NULL: nothing):
+ * the ops that would otherwise read y back at once, fused into the pass that adds the bias.
+ * In this order, each computed as its own op computes it, so the bits are those of the ops
+ * run apart: y = y + residual (a residual block's add, writing y in the add's place), then
+ * swish = swish(y) (y is kept: swish's backward reads it). */
+struct conv_epilogue {
+    const float *residual; /* (n, ho, wo, cout) or NULL */
+    float *swish;          /* (n, ho, wo, cout) or NULL */
+};
+
 enum pool_mode { POOL_MAX = 0, POOL_AVG = 1 };
 
 /* A k x k pooling window with TensorFlow's padding rules (as conv_shape). Average pooling
@@ -140,10 +150,11 @@ enum backend_op_need { OP_REQUIRED, OP_INFERENCE, OP_TIMING };
     X(OP_REQUIRED, void, destroy, (struct backend *be))                                            \
                                                                                                    \
     /* --- convolution (zero padding, bias; see struct conv_shape) --- */                          \
-    /* y (n,ho,wo,cout) = conv(x (n,h,w,cin), w (kh,kw,cin,cout)) + bias (cout) */                 \
+    /* y (n,ho,wo,cout) = conv(x (n,h,w,cin), w (kh,kw,cin,cout)) + bias (cout), then the         \
+     * epilogue (NULL: none; see struct conv_epilogue) */                                          \
     X(OP_REQUIRED, void, conv2d_forward,                                                           \
       (struct backend *be, float *y, const float *x, const float *w, const float *bias,            \
-       const struct conv_shape *s))                                                                \
+       const struct conv_shape *s, const struct conv_epilogue *epi))                               \
     /* dx (=/+= by dx_mode) dL/dx (skipped when dx is NULL); dw = dL/dw; dbias = dL/dbias.        \
      * Only for conv_is_basic shapes (the U-Net's): the other shapes are inference-only. */        \
     X(OP_REQUIRED, void, conv2d_backward,                                                          \

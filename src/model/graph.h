@@ -62,6 +62,7 @@ struct graph {
     int input, output;         /* tensor ids */
     float bn_momentum, bn_epsilon;
     int trainable; /* set before building: 0 for an inference-only graph (no gradients) */
+    int unfused;   /* 1: every node runs apart (ddim-bench --fuse off); 0: fused (graph_exec.c) */
 };
 
 /* --- building (graph.c) --- */

@@ -127,10 +127,81 @@ static void forward_infer_node(struct backend *be, const struct graph *g, struct
     }
 }
 
+/* Forward fusion (unless g->unfused): a convolution whose output has one consumer that only
+ * reads it to write it back changed, a swish or a residual block's add, runs that node in its
+ * epilogue (backend.h's struct conv_epilogue): bias, add and swish in one pass over the
+ * tensor, the same bits as apart. An add is taken when its other input is made before the
+ * convolution; the convolution then writes the add's output, its own tensor is never
+ * written, and in backward it reads the add's output gradient (the add's own backward passes
+ * on the other input's only). absorber[i]: the convolution that runs node i, or -1;
+ * absorbed[i]: the node convolution i runs, or -1. */
+struct fusion {
+    int *absorber, *absorbed;
+};
+
+static struct fusion fusion_plan(const struct graph *g)
+{
+    struct fusion f = {util_xmalloc((size_t)g->num_nodes * sizeof(int)),
+                       util_xmalloc((size_t)g->num_nodes * sizeof(int))};
+    int *uses = util_xcalloc((size_t)g->num_tensors, sizeof(int));
+    int *user = util_xmalloc((size_t)g->num_tensors * sizeof(int));
+    int *maker = util_xmalloc((size_t)g->num_tensors * sizeof(int));
+    for (int t = 0; t < g->num_tensors; t++)
+        maker[t] = -1; /* inputs: ready from the start */
+    for (int i = 0; i < g->num_nodes; i++) {
+        const struct node *n = &g->nodes[i];
+        int in[2] = {n->in0, n->in1};
+        for (int k = 0; k < 2; k++)
+            if (in[k] >= 0)
+                uses[in[k]]++, user[in[k]] = i;
+        maker[n->out] = i;
+        f.absorber[i] = f.absorbed[i] = -1;
+    }
+    for (int i = 0; i < g->num_nodes && !g->unfused; i++) {
+        int t = g->nodes[i].out;
+        if (g->nodes[i].kind != NODE_CONV || t == g->output || uses[t] != 1)
+            continue;
+        const struct node *c = &g->nodes[user[t]];
+        int other = c->in0 == t ? c->in1 : c->in0;
+        if (c->kind == NODE_SWISH || (c->kind == NODE_ADD && maker[other] < i)) {
+            f.absorbed[i] = user[t];
+            f.absorber[user[t]] = i;
+        }
+    }
+    free(uses), free(user), free(maker);
+    return f;
+}
+
+static void fusion_free(struct fusion *f)
+{
+    free(f->absorber), free(f->absorbed);
+}
+
+/* Convolution node n (index i), with the node it absorbs in its epilogue. */
+static void forward_conv(struct backend *be, const struct graph *g, struct graph_acts *a,
+                         const float *w, const struct node *n, const struct fusion *f, int i)
+{
+    struct conv_shape s = conv_shape_of(g, a, n);
+    float *y = graph_value(g, a, n->out);
+    struct conv_epilogue epi = {NULL, NULL};
+    if (f->absorbed[i] >= 0) {
+        const struct node *c = &g->nodes[f->absorbed[i]];
+        if (c->kind == NODE_SWISH) {
+            epi.swish = graph_value(g, a, c->out);
+        } else {
+            y = graph_value(g, a, c->out);
+            epi.residual = graph_value(g, a, c->in0 == n->out ? c->in1 : c->in0);
+        }
+    }
+    be->conv2d_forward(be, y, graph_value(g, a, n->in0), param(g, w, n->kernel),
+                       param(g, w, n->bias), &s, f->absorbed[i] >= 0 ? &epi : NULL);
+}
+
 void graph_forward(struct backend *be, const struct graph *g, struct graph_acts *a, float *w,
                    const float *input, const float *aux, int training, struct comm *comm,
                    float *out)
 {
+    struct fusion f = fusion_plan(g);
     be->copy(be, graph_value(g, a, g->input), input, numel_of(g, a, g->input) * sizeof(float));
     for (int i = 0; i < g->num_nodes; i++) {
         const struct node *n = &g->nodes[i];
@@ -140,12 +211,12 @@ void graph_forward(struct backend *be, const struct graph *g, struct graph_acts 
         const float *x0 = n->in0 >= 0 ? graph_value(g, a, n->in0) : NULL;
         const float *x1 = n->in1 >= 0 ? graph_value(g, a, n->in1) : NULL;
         size_t numel = numel_of(g, a, n->out);
+        if (f.absorber[i] >= 0)
+            continue; /* ran in its convolution's epilogue */
         switch (n->kind) {
-        case NODE_CONV: {
-            struct conv_shape s = conv_shape_of(g, a, n);
-            be->conv2d_forward(be, y, x0, param(g, w, n->kernel), param(g, w, n->bias), &s);
+        case NODE_CONV:
+            forward_conv(be, g, a, w, n, &f, i);
             break;
-        }
         case NODE_BN:
             forward_bn(be, g, a, w, n, training, comm);
             break;
@@ -173,6 +244,7 @@ void graph_forward(struct backend *be, const struct graph *g, struct graph_acts 
         }
     }
     be->copy(be, out, graph_value(g, a, g->output), numel_of(g, a, g->output) * sizeof(float));
+    fusion_free(&f);
 }
 
 static void backward_bn(struct backend *be, const struct graph *g, struct graph_acts *a,
@@ -223,14 +295,14 @@ static void zero_unreached(struct backend *be, const struct graph *g, struct gra
     free(reached);
 }
 
-/* One node's backward: dx of its inputs with the modes m0 (in0) and m1 (in1). */
+/* One node's backward: dx of its inputs with the modes m0 (in0) and m1 (in1); dy is the
+ * output's gradient (a fused convolution's: its add's), dx0/dx1 NULL where not stored. */
 static void backward_node(struct backend *be, const struct graph *g, struct graph_acts *a,
                           const float *w, float *dw, const struct node *n, struct comm *comm,
-                          enum grad_mode m0, enum grad_mode m1)
+                          const float *dy, float *dx0, float *dx1, enum grad_mode m0,
+                          enum grad_mode m1)
 {
     const struct tensor_desc *in = n->in0 >= 0 ? &g->tensors[n->in0] : NULL;
-    const float *dy = grad(g, a, n->out);
-    float *dx0 = grad(g, a, n->in0), *dx1 = grad(g, a, n->in1);
     const float *x0 = n->in0 >= 0 ? graph_value(g, a, n->in0) : NULL;
     size_t numel = numel_of(g, a, n->out);
     switch (n->kind) {
@@ -275,13 +347,27 @@ void graph_backward(struct backend *be, const struct graph *g, struct graph_acts
         DDIM_FATAL("graph_backward: activations were created without gradients");
     zero_unreached(be, g, a);
     be->copy(be, grad(g, a, g->output), dout, numel_of(g, a, g->output) * sizeof(float));
+    struct fusion f = fusion_plan(g);
     char *written = util_xcalloc((size_t)g->num_tensors, 1);
     written[g->output] = 1;
     for (int i = g->num_nodes - 1; i >= 0; i--) {
         const struct node *n = &g->nodes[i];
-        enum grad_mode m0 = contributes(g, n, n->in0) ? grad_mode_for(written, n->in0) : GRAD_ADD;
-        enum grad_mode m1 = contributes(g, n, n->in1) ? grad_mode_for(written, n->in1) : GRAD_ADD;
-        backward_node(be, g, a, w, dw, n, comm, m0, m1);
+        const float *dy = grad(g, a, n->out);
+        float *dx[2] = {grad(g, a, n->in0), grad(g, a, n->in1)};
+        enum grad_mode m[2] = {GRAD_ADD, GRAD_ADD};
+        int in[2] = {n->in0, n->in1};
+        if (n->kind == NODE_CONV && f.absorbed[i] >= 0 && g->nodes[f.absorbed[i]].kind == NODE_ADD)
+            dy = grad(g, a, g->nodes[f.absorbed[i]].out); /* its output was the add's */
+        for (int k = 0; k < 2; k++) {
+            int fused_away =
+                f.absorber[i] >= 0 && n->kind == NODE_ADD && in[k] == g->nodes[f.absorber[i]].out;
+            if (fused_away)
+                dx[k] = NULL; /* the convolution reads this add's dy itself */
+            else if (contributes(g, n, in[k]))
+                m[k] = grad_mode_for(written, in[k]);
+        }
+        backward_node(be, g, a, w, dw, n, comm, dy, dx[0], dx[1], m[0], m[1]);
     }
     free(written);
+    fusion_free(&f);
 }

@@ -27,6 +27,9 @@ const struct param_table *unet_params(const struct unet *net);
 const struct unet_config *unet_get_config(const struct unet *net);
 /* The network as a graph (graph.h): its tensors' shapes and its nodes. */
 const struct graph *unet_graph(const struct unet *net);
+/* Forward fusion (graph_exec.c: bias, residual add and swish in the convolutions' epilogue),
+ * on by default; off runs every node apart (ddim-bench --fuse off). The same bits either way. */
+void unet_set_fusion(struct unet *net, int on);
 
 /* Keras's initial weights into a host buffer of params->total floats: glorot-uniform
  * kernels (drawn from Philox keyed by seed, stream and parameter index), zero biases, the

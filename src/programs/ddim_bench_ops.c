@@ -68,8 +68,9 @@ static void end(struct backend *be, enum bench_group g)
 BENCH_OP(copy, BG_MEMORY, (B, void *d, const void *s, size_t n), d, s, n)
 BENCH_OP(fill, BG_MEMORY, (B, float *x, float v, size_t n), x, v, n)
 BENCH_OP(conv2d_forward, BG_CONV_FORWARD,
-         (B, float *y, const float *x, const float *w, const float *b, const struct conv_shape *s),
-         y, x, w, b, s)
+         (B, float *y, const float *x, const float *w, const float *b, const struct conv_shape *s,
+          const struct conv_epilogue *e),
+         y, x, w, b, s, e)
 BENCH_OP(conv2d_backward, BG_CONV_BACKWARD,
          (B, float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
           const struct conv_shape *s, enum grad_mode m),

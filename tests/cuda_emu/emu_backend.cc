@@ -14,7 +14,8 @@ void cuda_conv_destroy(struct cuda_ctx *ctx) {}
 
 /* In the table only until backend_cuda_emu_create takes them out. */
 void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
-                         const float *bias, const struct conv_shape *s)
+                         const float *bias, const struct conv_shape *s,
+                         const struct conv_epilogue *epi)
 {
     DDIM_FATAL("cuda emulator: conv2d_forward is cuDNN's and is not emulated");
 }
@@ -28,7 +29,8 @@ void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias
 
 /* emu_conv.cu */
 void emu_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
-                        const float *bias, const struct conv_shape *s);
+                        const float *bias, const struct conv_shape *s,
+                        const struct conv_epilogue *epi);
 void emu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
                          const float *x, const float *w, const struct conv_shape *s,
                          enum grad_mode dx_mode);

@@ -6,8 +6,8 @@
  * are recorded in a CUDA graph like them. Not fast, not for the real GPU build. */
 #include "cuda_common.h"
 
-/* y[n,i,j,o] = sum over (a, b, ci) of x[n, i+a-p, j+b-p, ci] * w[a, b, ci, o]; the bias is
- * added after, by the backend's own cuda_bias_add (as cuda_conv.cu does) */
+/* y[n,i,j,o] = sum over (a, b, ci) of x[n, i+a-p, j+b-p, ci] * w[a, b, ci, o]; the bias and
+ * the epilogue follow, by the backend's own cuda_bias_epilogue (as cuda_conv.cu does) */
 static __global__ void emu_conv_forward_kernel(float *y, const float *x, const float *w,
                                                struct conv_shape s)
 {
@@ -100,14 +100,15 @@ static void emu_conv_check(const struct conv_shape *s)
 }
 
 void emu_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
-                        const float *bias, const struct conv_shape *s)
+                        const float *bias, const struct conv_shape *s,
+                        const struct conv_epilogue *epi)
 {
     emu_conv_check(s);
     size_t n = (size_t)s->n * s->h * s->w * s->cout;
     emu_conv_forward_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(y, x, w,
                                                                                           *s);
     KERNEL_CHECK();
-    cuda_bias_add(be, y, bias, (size_t)s->n * s->h * s->w, s->cout);
+    cuda_bias_epilogue(be, y, bias, (size_t)s->n * s->h * s->w, s->cout, epi);
 }
 
 void emu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
