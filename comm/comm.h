@@ -23,6 +23,11 @@ struct comm {
      * after another did ends the job with an error naming it (0: wait forever). NULL
      * where no rank can be missing (one rank). */
     void (*set_timeout)(struct comm *c, double seconds);
+    /* Transports whose collectives can be recorded in a CUDA graph (NCCL; NULL elsewhere):
+     * called after such a graph was launched, it times the launched work as the collective
+     * timeout times one collective (an event recorded after it, which the watchdog polls).
+     * Collectives enqueued while the stream is being captured are not watched one by one. */
+    void (*watch)(struct comm *c, const char *what);
     /* time spent in allreduce_sum and broadcast, and their count, for the report */
     double seconds;
     long calls;
@@ -33,6 +38,13 @@ static inline void comm_set_timeout(struct comm *c, double seconds)
 {
     if (c->set_timeout)
         c->set_timeout(c, seconds);
+}
+
+/* comm->watch where the transport has it. */
+static inline void comm_watch(struct comm *c, const char *what)
+{
+    if (c->watch)
+        c->watch(c, what);
 }
 
 /* For transports that wait asynchronously (NCCL): a collective, the seq-th of its kind on

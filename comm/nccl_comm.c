@@ -9,7 +9,12 @@
  * watchdog thread polls it and ncclCommGetAsyncError, and when the last collective has not
  * finished run.collective_timeout_s after it was enqueued (or NCCL reports an error), it
  * aborts the communicator (ncclCommAbort) and ends the job naming the ranks that never
- * arrived (comm_timeout_abort asks the others over MPI). */
+ * arrived (comm_timeout_abort asks the others over MPI).
+ *
+ * CUDA graphs: collectives enqueued while the backend's stream is captured are recorded in
+ * the graph (NCCL >= 2.9); the backend captures in cudaStreamCaptureModeThreadLocal, so the
+ * watchdog thread's cudaEventQuery does not spoil the capture, and the trainer calls
+ * comm->watch after each launch: the event then follows the whole graph. */
 #define _POSIX_C_SOURCE 200809L
 #include "comm.h"
 #include "util.h"
@@ -59,10 +64,16 @@ static long long now_us(void)
     return (long long)(util_now() * 1e6);
 }
 
-/* After enqueueing a collective: the event the watchdog polls. */
+/* After enqueueing a collective (or launching a graph of them): the event the watchdog
+ * polls. Not while the stream is captured: the work is recorded, not run, and an event
+ * recorded in a capture cannot be queried; the graph's launch is watched instead. */
 static void watch_collective(struct nccl_state *s, const char *what)
 {
     if (!s->running)
+        return;
+    enum cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(s->stream, &capturing) != cudaSuccess ||
+        capturing != cudaStreamCaptureStatusNone)
         return;
     cudaEventRecord(s->done, s->stream);
     atomic_store(&s->what, what);
@@ -127,6 +138,11 @@ static void nccl_broadcast(struct comm *c, void *buf, size_t bytes)
     NCCL_CHECK(s->nccl, ncclBroadcast(buf, buf, bytes, ncclUint8, 0, s->nccl, s->stream));
     watch_collective(s, "ncclBroadcast");
     c->calls++;
+}
+
+static void nccl_watch(struct comm *c, const char *what)
+{
+    watch_collective(state(c), what);
 }
 
 static void nccl_barrier(struct comm *c)
@@ -216,6 +232,7 @@ struct comm *comm_nccl_create(struct comm *mpi, void *stream, char *err, size_t 
     c->all_ok = nccl_all_ok;
     c->destroy = nccl_destroy;
     c->set_timeout = nccl_set_timeout;
+    c->watch = nccl_watch;
     atomic_store(&s->timeout_us, 600LL * 1000000);
     cudaGetDevice(&s->device);
     if (mpi->world > 1 &&

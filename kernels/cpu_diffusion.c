@@ -67,8 +67,10 @@ void cpu_denormalize(struct backend *be, float *y, const float *x, const float *
 }
 
 void cpu_fill_normal(struct backend *be, float *x, int n, size_t per, uint64_t seed, uint32_t step,
-                     uint32_t purpose, uint32_t first)
+                     uint32_t purpose, uint32_t first, const int32_t *step_add)
 {
+    if (step_add)
+        step += (uint32_t)*step_add;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++)
         for (size_t j = 0; j < per; j++)
@@ -76,8 +78,10 @@ void cpu_fill_normal(struct backend *be, float *x, int n, size_t per, uint64_t s
 }
 
 void cpu_fill_uniform(struct backend *be, float *x, int n, size_t per, uint64_t seed, uint32_t step,
-                      uint32_t purpose, uint32_t first)
+                      uint32_t purpose, uint32_t first, const int32_t *step_add)
 {
+    if (step_add)
+        step += (uint32_t)*step_add;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++)
         for (size_t j = 0; j < per; j++)
@@ -85,9 +89,9 @@ void cpu_fill_uniform(struct backend *be, float *x, int n, size_t per, uint64_t 
 }
 
 void cpu_adamw_update(struct backend *be, float *w, const float *g, float *m, float *v, size_t n,
-                      float lr, float beta1, float beta2, float eps, float wd, int step)
+                      const struct adamw_scalars *table, const int32_t *index)
 {
-    struct adamw_scalars s = adamw_scalars_for_step(lr, beta1, beta2, eps, wd, step);
+    struct adamw_scalars s = table[*index];
 #pragma omp parallel for schedule(static)
     for (long i = 0; i < (long)n; i++)
         adamw_element(&w[i], g[i], &m[i], &v[i], s);

@@ -11,6 +11,7 @@
  *     formula in double, EMA, the diffusion schedule, (de)normalization, the losses, mixing,
  *     and the resident data's gather. The random streams are in test_rng.c. */
 #include "backend.h"
+#include "optim_math.h"
 #include "test_util.h"
 
 #include <math.h>
@@ -421,7 +422,10 @@ static void check_adamw(void)
         test_fill_normal(g, N, 1.0f);
         for (int i = 0; i < N; i += 4)
             g[i] *= 1e-7f;
-        be->adamw_update(be, w, g, m, v, N, lr, b1, b2, eps, wd, t);
+        struct adamw_scalars table[2] = {adamw_scalars_for_step(lr, b1, b2, eps, wd, t + 1),
+                                         adamw_scalars_for_step(lr, b1, b2, eps, wd, t)};
+        const int32_t entry = 1; /* the table's entry for step t, picked by a counter */
+        be->adamw_update(be, w, g, m, v, N, table, &entry);
         double alpha = lr * sqrt(1.0 - pow(b2, t)) / (1.0 - pow(b1, t));
         for (int i = 0; i < N; i++) {
             dw[i] -= dw[i] * wd * lr;
@@ -550,7 +554,7 @@ static void check_gather_images(void)
     const int32_t idx[N] = {1, 0, 2, 0, 1};
     float *out = filled((N + 1) * PER, NAN), *want = test_alloc_zeros(N * PER);
     out[N * PER] = 1e30f; /* a row past n: must stay */
-    be->gather_images(be, out, images, idx, N, PER);
+    be->gather_images(be, out, images, idx, NULL, N, PER);
     for (int i = 0; i < N; i++)
         for (int j = 0; j < PER; j++)
             want[i * PER + j] = (float)((double)images[idx[i] * PER + j] / 255.0);
@@ -565,7 +569,29 @@ static void check_gather_images(void)
                   out[PER + 255]);
     if (out[N * PER] != 1e30f)
         test_fail("gather_images wrote past its %d rows", N);
-    free(out), free(want);
+    /* from the index a counter holds: rows 2..4 of the gather above */
+    const int32_t first = 2;
+    float *part = filled(3 * PER, NAN);
+    be->gather_images(be, part, images, idx, &first, 3, PER);
+    test_close("gather_images from a counter's index", part, out + 2 * PER, 3 * PER, 0.0f, 0.0f);
+    free(out), free(want), free(part);
+}
+
+/* counters_add advances each counter by its step; copy_to_slot writes the slot a counter
+ * names and nothing else */
+static void check_counters(void)
+{
+    int32_t c[3] = {7, 40, 1};
+    const int32_t by[3] = {1, 8, 1};
+    float hist[8] = {-1, -1, -1, -1, -1, -1, -1, -1}, src[2] = {0.25f, 3.5f};
+    for (int i = 0; i < 2; i++) {
+        be->copy_to_slot(be, hist, c + 2, src, 2);
+        be->counters_add(be, c, by, 3);
+    }
+    const float want[8] = {-1, -1, 0.25f, 3.5f, 0.25f, 3.5f, -1, -1};
+    test_close("copy_to_slot at slots 1 and 2", hist, want, 8, 0.0f, 0.0f);
+    if (c[0] != 9 || c[1] != 56 || c[2] != 3)
+        test_fail("counters_add: {%d, %d, %d}, want {9, 56, 3}", c[0], c[1], c[2]);
 }
 
 int main(void)
@@ -591,6 +617,7 @@ int main(void)
     check_schedule_and_mixing();
     check_normalization_and_losses();
     check_gather_images();
+    check_counters();
 
     be->destroy(be);
     return test_finish("test_op_semantics");

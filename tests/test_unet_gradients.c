@@ -146,8 +146,8 @@ static void check_model(const char *label, struct unet_config cfg, int batch)
     unet_backward(be, m.net, m.acts, m.w, dw2, m.r, comm);
     unet_set_fusion(m.net, 1);
     if (fused_convs != fused_before || fused_before == 0)
-        test_fail("%s: %ld convolutions ran with an epilogue fused, %ld apart (want > 0, 0)",
-                  label, fused_before, fused_convs - fused_before);
+        test_fail("%s: %ld convolutions ran with an epilogue fused, %ld apart (want > 0, 0)", label,
+                  fused_before, fused_convs - fused_before);
     snprintf(name, sizeof name, "%s: prediction fused = apart", label);
     test_close(name, m.pred, pred_fused, npred, 0.0f, 0.0f);
     snprintf(name, sizeof name, "%s: dw fused = apart", label);

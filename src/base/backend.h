@@ -18,6 +18,10 @@
  *   is used exactly once. Tests check both modes of every op. conv2d_backward's dx,
  *   concat_backward's and add_backward's da/db may be NULL: "not needed", skipped.
  * - Per-example scalars (rates, times, variances) are (N,) vectors in backend memory.
+ * - What changes from one training step to the next (the random streams' step, the
+ *   resident data's offset, AdamW's step, the loss history's slot) can be read from int32
+ *   counters in backend memory, which counters_add advances: a step recorded once (a CUDA
+ *   graph) then reads the current values each time it runs.
  */
 #ifndef DDIM_BACKEND_H
 #define DDIM_BACKEND_H
@@ -111,6 +115,8 @@ struct conv_epilogue {
     const float *residual; /* (n, ho, wo, cout) or NULL */
     float *swish;          /* (n, ho, wo, cout) or NULL */
 };
+
+struct adamw_scalars; /* src/base/optim_math.h: one step's AdamW scalars */
 
 enum pool_mode { POOL_MAX = 0, POOL_AVG = 1 };
 
@@ -270,30 +276,40 @@ enum backend_op_need { OP_REQUIRED, OP_INFERENCE, OP_TIMING };
     X(OP_REQUIRED, void, denormalize,                                                              \
       (struct backend *be, float *y, const float *x, const float *mean, const float *var,          \
        size_t rows, int c))                                                                        \
-    /* out (n, per) = images[idx[i]] / 255 for i < n: uint8 images (count, per), int32             \
-     * indices, all in backend memory. The training shard kept resident (data.resident):           \
-     * float32 division by 255, exactly as io/dataset.c's host path, so both give the same         \
-     * bits. The indices are not checked: the caller keeps them in [0, count). */                  \
+    /* out (n, per) = images[idx[first + i]] / 255 for i < n, first = *idx_first (a counter;       \
+     * NULL: 0): uint8 images (count, per), int32 indices, all in backend memory. The training     \
+     * shard kept resident (data.resident): float32 division by 255, exactly as io/dataset.c's     \
+     * host path, so both give the same bits. The indices are not checked: the caller keeps        \
+     * them in [0, count). */                                                                      \
     X(OP_REQUIRED, void, gather_images,                                                            \
-      (struct backend *be, float *out, const uint8_t *images, const int32_t *idx, int n,           \
-       size_t per))                                                                                \
+      (struct backend *be, float *out, const uint8_t *images, const int32_t *idx,                  \
+       const int32_t *idx_first, int n, size_t per))                                               \
+    /* c[i] += by[i] for i < n: advances step counters (both int32, backend memory) */             \
+    X(OP_REQUIRED, void, counters_add, (struct backend *be, int32_t *c, const int32_t *by, int n)) \
+    /* dst[slot * n + j] = src[j] for j < n, slot = *slot (a counter): e.g. a step's losses        \
+     * into its place in a history */                                                              \
+    X(OP_REQUIRED, void, copy_to_slot,                                                             \
+      (struct backend *be, float *dst, const int32_t *slot, const float *src, size_t n))           \
                                                                                                    \
     /* --- random numbers (Philox4x32-10, counter-based, see src/base/rng.h) ---                   \
      * Element j of example i (global index first + i) is a function of (seed, step,               \
-     * purpose, first + i, j) only: the same on every backend and any number of ranks. */          \
+     * purpose, first + i, j) only: the same on every backend and any number of ranks. The         \
+     * step is step + *step_add (a counter; NULL: + 0), in uint32 arithmetic. */                   \
     X(OP_REQUIRED, void, fill_normal,                                                              \
       (struct backend *be, float *x, int n, size_t per, uint64_t seed, uint32_t step,              \
-       uint32_t purpose, uint32_t first))                                                          \
+       uint32_t purpose, uint32_t first, const int32_t *step_add))                                 \
     X(OP_REQUIRED, void, fill_uniform,                                                             \
       (struct backend *be, float *x, int n, size_t per, uint64_t seed, uint32_t step,              \
-       uint32_t purpose, uint32_t first))                                                          \
+       uint32_t purpose, uint32_t first, const int32_t *step_add))                                 \
                                                                                                    \
     /* --- optimizer, over flat parameter buffers --- */                                           \
     /* Keras AdamW, in Keras's order: w -= lr*wd*w; m += (g-m)(1-b1); v += (g^2-v)(1-b2);          \
-     * w -= m * lr*sqrt(1-b2^t)/(1-b1^t) / (sqrt(v) + eps), t = step (1-based) */                  \
+     * w -= m * lr*sqrt(1-b2^t)/(1-b1^t) / (sqrt(v) + eps), with step t's scalars                  \
+     * table[*index] (optim_math.h's adamw_scalars_for_step, computed on the host: one float32     \
+     * powf for every backend; table and index, a counter, in backend memory) */                   \
     X(OP_REQUIRED, void, adamw_update,                                                             \
-      (struct backend *be, float *w, const float *g, float *m, float *v, size_t n, float lr,       \
-       float beta1, float beta2, float eps, float wd, int step))                                   \
+      (struct backend *be, float *w, const float *g, float *m, float *v, size_t n,                 \
+       const struct adamw_scalars *table, const int32_t *index))                                   \
     /* ema = decay*ema + (1-decay)*w */                                                            \
     X(OP_REQUIRED, void, ema_update,                                                               \
       (struct backend *be, float *ema, const float *w, size_t n, float decay))                     \

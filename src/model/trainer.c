@@ -1,6 +1,7 @@
 /* trainer.c: the training step, validation losses and state of the Keras example's
  * DiffusionModel on one rank; see trainer.h. The DDIM sampler is in sampler.c. */
 #include "trainer.h"
+#include "optim_math.h"
 #include "util.h"
 
 #include <math.h>
@@ -102,6 +103,12 @@ struct trainer *trainer_create(struct backend *be, struct comm *comm,
     t->losses = zalloc_floats(be, 2);
     float unit[6] = {0, 0, 0, 1, 1, 1};
     be->upload(be, t->norm, unit, sizeof unit);
+    t->counters = be->alloc(be, TC_COUNT * sizeof(int32_t));
+    t->counter_step = be->alloc(be, TC_COUNT * sizeof(int32_t));
+    t->adam_table = be->alloc(be, TRAINER_ADAM_TABLE * sizeof(struct adamw_scalars));
+    const int32_t step[TC_COUNT] = {1, global_batch, 1, 1};
+    be->upload(be, t->counter_step, step, sizeof step);
+    trainer_set_position(t, 0, first_example, 0);
     return t;
 }
 
@@ -116,6 +123,9 @@ void trainer_destroy(struct trainer *t)
         t->dpred,  t->times,  t->noise_rates, t->signal_rates, t->variances,   t->losses};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         be->free(be, bufs[i]);
+    be->free(be, t->counters);
+    be->free(be, t->counter_step);
+    be->free(be, t->adam_table);
     if (t->graph)
         be->graph_destroy(be, t->graph);
     unet_acts_destroy(be, t->acts);
@@ -153,9 +163,65 @@ void trainer_draw(struct trainer *t, uint32_t stream_step, int validation)
     uint32_t noise = validation ? RNG_VAL_NOISE : RNG_TRAIN_NOISE;
     uint32_t time = validation ? RNG_VAL_TIME : RNG_TRAIN_TIME;
     be->fill_normal(be, t->noises, t->batch, t->per_image, t->dc.seed, stream_step, noise,
-                    (uint32_t)t->first_example);
+                    (uint32_t)t->first_example, NULL);
     be->fill_uniform(be, t->times, t->batch, 1, t->dc.seed, stream_step, time,
-                     (uint32_t)t->first_example);
+                     (uint32_t)t->first_example, NULL);
+}
+
+void trainer_set_position(struct trainer *t, uint32_t draw_step, long data_first, long slot)
+{
+    if (data_first < 0 || data_first > INT32_MAX || slot < 0 || slot > INT32_MAX)
+        DDIM_FATAL("trainer_set_position: data index %ld or slot %ld outside int32", data_first,
+                   slot);
+    int32_t c[TC_COUNT] = {(int32_t)draw_step, (int32_t)data_first,
+                           t->adam_next ? t->adam_next - t->adam_first : 0, (int32_t)slot};
+    t->be->upload(t->be, t->counters, c, sizeof c);
+}
+
+void trainer_set_data(struct trainer *t, const uint8_t *images, const int32_t *order)
+{
+    t->data_images = images;
+    t->data_order = order;
+}
+
+void trainer_set_loss_history(struct trainer *t, float *hist)
+{
+    t->loss_hist = hist;
+}
+
+/* Host side of a step: the optimizer step count, and AdamW's scalars for it in the table,
+ * which is refilled (an upload: a wait, once every TRAINER_ADAM_TABLE steps) when the step
+ * lies beyond it or the step count was set from outside (a resumed checkpoint). */
+void trainer_step_begin(struct trainer *t)
+{
+    int next = t->step + 1;
+    if (next != t->adam_next || next >= t->adam_first + TRAINER_ADAM_TABLE) {
+        const struct diffusion_config *c = &t->dc;
+        struct adamw_scalars *host = util_xmalloc(TRAINER_ADAM_TABLE * sizeof *host);
+        for (int i = 0; i < TRAINER_ADAM_TABLE; i++)
+            host[i] = adamw_scalars_for_step(c->learning_rate, c->adam_beta1, c->adam_beta2,
+                                             c->adam_epsilon, c->weight_decay, next + i);
+        t->be->upload(t->be, t->adam_table, host, TRAINER_ADAM_TABLE * sizeof *host);
+        free(host);
+        const int32_t zero = 0;
+        t->be->upload(t->be, t->counters + TC_ADAM, &zero, sizeof zero);
+        t->adam_first = next;
+    }
+    t->step = next;
+    t->adam_next = next + 1; /* where the counter points once this step has run */
+}
+
+/* resident images (if any), noises and times of the training step the counters point at */
+void trainer_step_draw(struct trainer *t)
+{
+    struct backend *be = t->be;
+    if (t->data_images)
+        be->gather_images(be, t->images, t->data_images, t->data_order, t->counters + TC_DATA,
+                          t->batch, t->per_image);
+    be->fill_normal(be, t->noises, t->batch, t->per_image, t->dc.seed, 0, RNG_TRAIN_NOISE,
+                    (uint32_t)t->first_example, t->counters + TC_DRAW);
+    be->fill_uniform(be, t->times, t->batch, 1, t->dc.seed, 0, RNG_TRAIN_TIME,
+                     (uint32_t)t->first_example, t->counters + TC_DRAW);
 }
 
 /* normalize, schedule, mix: the network's inputs t->noisy and t->variances */
@@ -214,27 +280,39 @@ void trainer_step_update(struct trainer *t)
 {
     struct backend *be = t->be;
     const struct param_table *pt = unet_params(t->net);
-    t->step++;
-    be->adamw_update(be, t->w, t->grad, t->adam_m, t->adam_v, pt->trainable, t->dc.learning_rate,
-                     t->dc.adam_beta1, t->dc.adam_beta2, t->dc.adam_epsilon, t->dc.weight_decay,
-                     t->step);
+    be->adamw_update(be, t->w, t->grad, t->adam_m, t->adam_v, pt->trainable, t->adam_table,
+                     t->counters + TC_ADAM);
     be->ema_update(be, t->ema_w, t->w, pt->total, t->dc.ema);
 }
 
-/* Everything of the step but the update: no host scalar changes between steps here. */
+void trainer_step_end(struct trainer *t)
+{
+    struct backend *be = t->be;
+    if (t->loss_hist) {
+        if (t->comm->world > 1)
+            t->comm->allreduce_sum(t->comm, t->losses, 2);
+        be->copy_to_slot(be, t->loss_hist, t->counters + TC_SLOT, t->losses, 2);
+    }
+    be->counters_add(be, t->counters, t->counter_step, TC_COUNT);
+}
+
+/* Everything of the step but begin: backend work only, so it can be recorded once. */
 static void step_body(struct trainer *t)
 {
+    trainer_step_draw(t);
     trainer_step_data(t);
     trainer_step_forward(t);
     trainer_step_backward(t);
     trainer_step_allreduce(t);
+    trainer_step_update(t);
+    trainer_step_end(t);
 }
 
 int trainer_set_graph(struct trainer *t, int on)
 {
     struct backend *be = t->be;
     int can = be->graph_capture_begin && be->graph_capture_end && be->graph_launch &&
-              be->graph_destroy && t->comm->world == 1;
+              be->graph_destroy && (t->comm->world == 1 || t->comm->watch);
     if (t->graph)
         be->graph_destroy(be, t->graph);
     t->graph = NULL;
@@ -254,8 +332,10 @@ static void step_body_graphed(struct trainer *t)
         t->graph_mode = 2;
         return;
     }
-    if (t->graph && be->graph_launch(be, t->graph))
+    if (t->graph && be->graph_launch(be, t->graph)) {
+        comm_watch(t->comm, "the training step's CUDA graph");
         return;
+    }
     if (t->graph) { /* stale */
         be->graph_destroy(be, t->graph);
         t->graph = NULL;
@@ -270,16 +350,18 @@ static void step_body_graphed(struct trainer *t)
         step_body(t);
     } else if (!be->graph_launch(be, t->graph)) {
         DDIM_FATAL("a CUDA graph went stale between its capture and its launch");
+    } else {
+        comm_watch(t->comm, "the training step's CUDA graph");
     }
 }
 
 void trainer_train_step(struct trainer *t)
 {
+    trainer_step_begin(t);
     if (t->graph_mode)
         step_body_graphed(t);
     else
         step_body(t);
-    trainer_step_update(t);
 }
 
 void trainer_eval_losses(struct trainer *t)

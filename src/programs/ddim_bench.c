@@ -192,7 +192,6 @@ static double time_whole_steps(struct trainer *t, int steps, double *ms)
     double t0 = util_now();
     be->event_record(be, ev[0]);
     for (int i = 0; i < steps; i++) {
-        trainer_draw(t, (uint32_t)t->step, 0);
         trainer_train_step(t);
         be->event_record(be, ev[i + 1]);
     }
@@ -218,7 +217,8 @@ static void time_phases(struct trainer *t, int steps, double *ms)
     for (int i = 0; i < steps; i++) {
         void **e = ev + (size_t)i * per;
         be->event_record(be, e[0]);
-        trainer_draw(t, (uint32_t)t->step, 0);
+        trainer_step_begin(t);
+        trainer_step_draw(t);
         trainer_step_data(t);
         be->event_record(be, e[1]);
         trainer_step_forward(t);
@@ -228,6 +228,7 @@ static void time_phases(struct trainer *t, int steps, double *ms)
         trainer_step_allreduce(t);
         be->event_record(be, e[4]);
         trainer_step_update(t);
+        trainer_step_end(t);
         be->event_record(be, e[5]);
     }
     be->synchronize(be);
@@ -252,7 +253,6 @@ static void time_op_groups(struct trainer *t, int steps, double *group_ms, doubl
     be->synchronize(be);
     t->be = bench_ops_backend(b);
     for (int i = 0; i < steps; i++) {
-        trainer_draw(t, (uint32_t)t->step, 0);
         trainer_train_step(t);
         bench_ops_collect(b, ms, n); /* a wait per step: the events stay few */
     }
@@ -402,7 +402,7 @@ static void fill_random_images(struct trainer *t)
 {
     const float mean[3] = {0.5f, 0.5f, 0.5f}, var[3] = {1.0f / 12, 1.0f / 12, 1.0f / 12};
     t->be->fill_uniform(t->be, t->images, t->batch, t->per_image, t->dc.seed, 0, RNG_SHUFFLE,
-                        (uint32_t)t->first_example);
+                        (uint32_t)t->first_example, NULL);
     trainer_set_normalizer(t, mean, var);
 }
 
@@ -422,10 +422,8 @@ static void run_bench(const struct bench_opts *o, struct backend *be, struct com
     trainer_init_weights(t);
     fill_random_images(t);
     trainer_set_graph(t, o->graph);
-    for (int i = 0; i < o->warmup; i++) {
-        trainer_draw(t, (uint32_t)t->step, 0);
+    for (int i = 0; i < o->warmup; i++)
         trainer_train_step(t);
-    }
     be->synchronize(be);
 
     double *whole = util_xmalloc((size_t)o->steps * sizeof *whole);

@@ -141,19 +141,22 @@ BENCH_OP(normalize, BG_DATA,
          (B, float *y, const float *x, const float *m, const float *v, size_t r, int c), y, x, m, v,
          r, c)
 BENCH_OP(gather_images, BG_DATA,
-         (B, float *o, const uint8_t *im, const int32_t *idx, int n, size_t per), o, im, idx, n,
-         per)
+         (B, float *o, const uint8_t *im, const int32_t *idx, const int32_t *f, int n, size_t per),
+         o, im, idx, f, n, per)
+BENCH_OP(counters_add, BG_DATA, (B, int32_t *c, const int32_t *by, int n), c, by, n)
+BENCH_OP(copy_to_slot, BG_LOSS, (B, float *d, const int32_t *sl, const float *s, size_t n), d, sl,
+         s, n)
 #define RANDOM_OP(op)                                                                              \
-    BENCH_OP(                                                                                      \
-        op, BG_DATA,                                                                               \
-        (B, float *x, int n, size_t per, uint64_t seed, uint32_t st, uint32_t pu, uint32_t f), x,  \
-        n, per, seed, st, pu, f)
+    BENCH_OP(op, BG_DATA,                                                                          \
+             (B, float *x, int n, size_t per, uint64_t seed, uint32_t st, uint32_t pu, uint32_t f, \
+              const int32_t *sa),                                                                  \
+             x, n, per, seed, st, pu, f, sa)
 RANDOM_OP(fill_normal)
 RANDOM_OP(fill_uniform)
 BENCH_OP(adamw_update, BG_OPTIMIZER,
-         (B, float *w, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
-          float ep, float wd, int step),
-         w, g, m, v, n, lr, b1, b2, ep, wd, step)
+         (B, float *w, const float *g, float *m, float *v, size_t n,
+          const struct adamw_scalars *tab, const int32_t *i),
+         w, g, m, v, n, tab, i)
 BENCH_OP(ema_update, BG_OPTIMIZER, (B, float *e, const float *w, size_t n, float d), e, w, n, d)
 #undef B
 
@@ -171,7 +174,7 @@ struct bench_ops *bench_ops_create(struct backend *inner)
     SET(upsample2_forward), SET(upsample2_backward), SET(sinusoidal_embedding), SET(loss_value);
     SET(loss_backward), SET(diffusion_schedule), SET(mix), SET(pred_images), SET(square);
     SET(normalize), SET(gather_images), SET(fill_normal), SET(fill_uniform), SET(adamw_update);
-    SET(ema_update);
+    SET(ema_update), SET(counters_add), SET(copy_to_slot);
 #undef SET
     return b;
 }

@@ -46,6 +46,11 @@ extern "C" struct backend *backend_cuda_emu_create_with_conv(char *err, size_t e
     return be;
 }
 
+extern "C" long backend_cuda_emu_eager_work(void)
+{
+    return emu::eager_work_count();
+}
+
 extern "C" struct backend *backend_cuda_emu_create(char *err, size_t errlen)
 {
     struct backend *be = backend_cuda_create(0, err, errlen);
