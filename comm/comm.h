@@ -28,6 +28,16 @@ struct comm {
      * timeout times one collective (an event recorded after it, which the watchdog polls).
      * Collectives enqueued while the stream is being captured are not watched one by one. */
     void (*watch)(struct comm *c, const char *what);
+    /* The gradient's all-reduce in pieces, overlapped with the backward pass (NULL where a
+     * transport has none: then allreduce_sum after the backward pass). start begins buf (n
+     * floats, backend memory) = the sum over ranks and returns at once; progress lets it move
+     * on (MPI: the library progresses only inside its calls; NULL for NCCL, whose kernels
+     * run by themselves); finish completes every started one before the caller's next work
+     * (NCCL: the stream waits; MPI: waits). MPI sums in rank order, so the bits do not depend
+     * on the pieces (comm_mpi_grad.c); NCCL's own sum may for more than 2 ranks. */
+    void (*allreduce_start)(struct comm *c, float *buf, size_t n);
+    void (*allreduce_progress)(struct comm *c);
+    void (*allreduce_finish)(struct comm *c);
     /* time spent in allreduce_sum and broadcast, and their count, for the report */
     double seconds;
     long calls;

@@ -21,11 +21,13 @@
  * workspace and kernel copies (as sampling or KID do between epochs): the graph that
  * still points at the old buffers must be captured again, not replayed. With two ranks (a
  * stand-in communicator whose all-reduce is work on the stream) the collectives are
- * captured too, and comm->watch follows every launch. On the emulation
+ * captured too, the gradient's buckets among them as the backward pass fills them, and
+ * comm->watch follows every launch. On the emulation
  * the convolutions are tests/cuda_emu/emu_conv.cu's plain kernels standing in for cuDNN
  * (which keeps no buffers to grow, so there the growth part is a no-op). */
 #include "backend.h"
 #include "comm.h"
+#include "grad_buckets.h"
 #include "test_util.h"
 #include "trainer.h"
 #ifdef DDIM_CUDA_EMU
@@ -330,6 +332,14 @@ static void twin_allreduce(struct comm *c, float *buf, size_t n)
     c->calls++;
 }
 
+/* the gradient's buckets: the same on the stream, as they come (NCCL's run on a side
+ * stream, which the emulation does not capture: left to the GPU script) */
+static void twin_start(struct comm *c, float *buf, size_t n)
+{
+    twin_allreduce(c, buf, n);
+}
+static void twin_finish(struct comm *c) {}
+
 static void twin_broadcast(struct comm *c, void *buf, size_t bytes) {}
 static void twin_barrier(struct comm *c) {}
 static int twin_all_ok(struct comm *c, int ok)
@@ -355,11 +365,20 @@ static void test_trainer_graph_ranks(struct backend *be)
                         .broadcast = twin_broadcast,
                         .barrier = twin_barrier,
                         .all_ok = twin_all_ok,
-                        .watch = twin_watch};
+                        .watch = twin_watch,
+                        .allreduce_start = twin_start,
+                        .allreduce_finish = twin_finish};
     struct feed fe, fg;
     struct trainer *eager = small_trainer(be, &twin, &fe), *graphed = small_trainer(be, &twin, &fg);
     if (!eager || !graphed)
         return;
+    /* op by op: the gradient in one piece after the backward pass; the graph: in buckets of
+     * 1 KiB started during it (a bucket started before all of it is written reads stale
+     * gradients) */
+    trainer_set_buckets(eager, 0);
+    trainer_set_buckets(graphed, 1.0 / 1024);
+    if (!graphed->buckets || grad_buckets_count(graphed->buckets) < 4)
+        test_fail("two ranks: 1 KiB buckets were not made");
     if (!trainer_set_graph(graphed, 1))
         test_fail("trainer_set_graph: refused with two ranks and a communicator that watches");
     for (int i = 0; i < STEPS + 2; i++) {

@@ -129,10 +129,10 @@ static void check_model(const char *label, struct unet_config cfg, int batch)
         test_fail("%s: a training forward changed trainable weights, or left all %zu moving "
                   "statistics unchanged (%zu changed)",
                   label, m.pt->total - nt, moved);
-    unet_backward(be, m.net, m.acts, m.w, dw, m.r, comm);
+    unet_backward(be, m.net, m.acts, m.w, dw, m.r, comm, NULL);
     memcpy(dw2, dw, nt * sizeof(float));
     model_loss(&m);
-    unet_backward(be, m.net, m.acts, m.w, dw2, m.r, comm);
+    unet_backward(be, m.net, m.acts, m.w, dw2, m.r, comm, NULL);
     char name[160];
     snprintf(name, sizeof name, "%s: dw written (=), not accumulated", label);
     test_close(name, dw2, dw, nt, 0.0f, 0.0f);
@@ -143,7 +143,7 @@ static void check_model(const char *label, struct unet_config cfg, int batch)
     long fused_before = fused_convs;
     unet_set_fusion(m.net, 0);
     model_loss(&m);
-    unet_backward(be, m.net, m.acts, m.w, dw2, m.r, comm);
+    unet_backward(be, m.net, m.acts, m.w, dw2, m.r, comm, NULL);
     unet_set_fusion(m.net, 1);
     if (fused_convs != fused_before || fused_before == 0)
         test_fail("%s: %ld convolutions ran with an epilogue fused, %ld apart (want > 0, 0)", label,

@@ -124,6 +124,9 @@ const struct config_key config_keys[] = {
           "seconds between progress lines"),
     K_NUM("run.collective_timeout_s", KEY_DOUBLE, collective_timeout_s, 0, 604800, 0,
           "end the job when a rank does not reach a collective within this (0: wait forever)"),
+    K_NUM("run.allreduce_bucket_mib", KEY_DOUBLE, allreduce_bucket_mib, 0, 65536, 0,
+          "several ranks: all-reduce the gradient in buckets of this many MiB while the backward "
+          "pass runs (0: in one piece after it); the same bits either way"),
 };
 const int config_num_keys = (int)(sizeof config_keys / sizeof config_keys[0]);
 
@@ -150,6 +153,7 @@ void run_config_defaults(struct run_config *c)
     c->progress_seconds = 5.0;
     c->divergence_factor = 20.0;
     c->collective_timeout_s = 600.0;
+    c->allreduce_bucket_mib = 1.0; /* docs/perf.md, "Scaling model": the bucket size */
 }
 
 /* --- the table's helpers ------------------------------------------------------------- */

@@ -13,7 +13,8 @@
  *              divergence_factor
  *   eval:      kid_image_size, kid_diffusion_steps, kid_every, plot_diffusion_steps, plot_rows,
  *              plot_cols, inception_weights
- *   run:       dir, backend, progress_seconds, collective_timeout_s
+ *   run:       dir, backend, cuda_graph, progress_seconds, collective_timeout_s,
+ *              allreduce_bucket_mib
  */
 #ifndef DDIM_CONFIG_H
 #define DDIM_CONFIG_H
@@ -56,6 +57,7 @@ struct run_config {
     double progress_seconds;       /* seconds between progress lines */
     double collective_timeout_s;   /* 600: a rank missing from a collective ends the job */
     char cuda_graph[8];            /* auto, on or off: the step as one CUDA graph */
+    double allreduce_bucket_mib;   /* 1: the gradient all-reduced in 1 MiB buckets (0: whole) */
 };
 
 /* The Keras example's settings (and run defaults: runs/ddim, backend auto, 5 s, data.resident

@@ -104,8 +104,18 @@ float *graph_value(const struct graph *g, const struct graph_acts *a, int t);
 void graph_forward(struct backend *be, const struct graph *g, struct graph_acts *a, float *w,
                    const float *input, const float *aux, int training, struct comm *comm,
                    float *out);
-/* After a training forward: dw = parameter gradients (written, =) for dout. */
+/* Told during the backward pass which parameter gradients are final: floats [offset, offset
+ * + count) of dw, right after the op that wrote them was enqueued (e.g. to start their
+ * all-reduce while the backward pass goes on). */
+struct grad_listener {
+    void (*written)(void *arg, size_t offset, size_t count);
+    void *arg;
+};
+
+/* After a training forward: dw = parameter gradients (written, =) for dout; listen (may be
+ * NULL) hears of each parameter's gradient as it is written. */
 void graph_backward(struct backend *be, const struct graph *g, struct graph_acts *a, const float *w,
-                    float *dw, const float *dout, struct comm *comm);
+                    float *dw, const float *dout, struct comm *comm,
+                    const struct grad_listener *listen);
 
 #endif

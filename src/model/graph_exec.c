@@ -340,8 +340,20 @@ static void backward_node(struct backend *be, const struct graph *g, struct grap
     }
 }
 
+/* The listener hears of a convolution's kernel and bias gradients once they are written. */
+static void tell_written(const struct graph *g, const struct node *n,
+                         const struct grad_listener *listen)
+{
+    if (!listen || n->kind != NODE_CONV)
+        return;
+    const struct param *pk = &g->params.items[n->kernel], *pb = &g->params.items[n->bias];
+    listen->written(listen->arg, pk->offset, pk->count);
+    listen->written(listen->arg, pb->offset, pb->count);
+}
+
 void graph_backward(struct backend *be, const struct graph *g, struct graph_acts *a, const float *w,
-                    float *dw, const float *dout, struct comm *comm)
+                    float *dw, const float *dout, struct comm *comm,
+                    const struct grad_listener *listen)
 {
     if (!a->grad)
         DDIM_FATAL("graph_backward: activations were created without gradients");
@@ -367,6 +379,7 @@ void graph_backward(struct backend *be, const struct graph *g, struct graph_acts
                 m[k] = grad_mode_for(written, in[k]);
         }
         backward_node(be, g, a, w, dw, n, comm, dy, dx[0], dx[1], m[0], m[1]);
+        tell_written(g, n, listen);
     }
     free(written);
     fusion_free(&f);

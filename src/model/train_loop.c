@@ -237,6 +237,7 @@ static int setup(struct loop *L, char *err, size_t errlen)
     if (!L->t)
         return -1;
     trainer_init_weights(L->t);
+    trainer_set_buckets(L->t, cfg->allreduce_bucket_mib);
     if (!trainer_set_graph(L->t, strcmp(cfg->cuda_graph, "off") != 0) &&
         !strcmp(cfg->cuda_graph, "on"))
         util_log("ddim: run.cuda_graph is on, but the %s backend with %d rank(s) has no CUDA "

@@ -1,6 +1,8 @@
 /* trainer.c: the training step, validation losses and state of the Keras example's
  * DiffusionModel on one rank; see trainer.h. The DDIM sampler is in sampler.c. */
 #include "trainer.h"
+#include "grad_buckets.h"
+#include "graph.h"
 #include "optim_math.h"
 #include "util.h"
 
@@ -109,6 +111,7 @@ struct trainer *trainer_create(struct backend *be, struct comm *comm,
     const int32_t step[TC_COUNT] = {1, global_batch, 1, 1};
     be->upload(be, t->counter_step, step, sizeof step);
     trainer_set_position(t, 0, first_example, 0);
+    trainer_set_buckets(t, 0);
     return t;
 }
 
@@ -126,6 +129,7 @@ void trainer_destroy(struct trainer *t)
     be->free(be, t->counters);
     be->free(be, t->counter_step);
     be->free(be, t->adam_table);
+    grad_buckets_destroy(t->buckets);
     if (t->graph)
         be->graph_destroy(be, t->graph);
     unet_acts_destroy(be, t->acts);
@@ -187,6 +191,19 @@ void trainer_set_data(struct trainer *t, const uint8_t *images, const int32_t *o
 void trainer_set_loss_history(struct trainer *t, float *hist)
 {
     t->loss_hist = hist;
+}
+
+void trainer_set_buckets(struct trainer *t, double mib)
+{
+    grad_buckets_destroy(t->buckets);
+    t->buckets = NULL;
+    if (t->comm->world > 1 && t->comm->allreduce_start && t->comm->allreduce_finish) {
+        size_t floats = (size_t)(mib * 1048576.0 / sizeof(float));
+        t->buckets = grad_buckets_create(t->comm, t->grad, unet_params(t->net)->trainable,
+                                         mib > 0 && floats == 0 ? 1 : floats);
+    }
+    if (t->graph) /* recorded with the old buckets */
+        trainer_set_graph(t, 1);
 }
 
 /* Host side of a step: the optimizer step count, and AdamW's scalars for it in the table,
@@ -268,12 +285,17 @@ void trainer_step_backward(struct trainer *t)
     compute_losses(t);
     /* d/dpred of sum over pixels of the channel mean (see trainer.h) */
     t->be->loss_backward(t->be, t->dpred, t->pred_noises, t->noises, n, 1.0f / 3.0f, t->dc.loss);
-    unet_backward(t->be, t->net, t->acts, t->w, t->grad, t->dpred, t->comm);
+    struct grad_listener buckets = {grad_buckets_written, t->buckets};
+    unet_backward(t->be, t->net, t->acts, t->w, t->grad, t->dpred, t->comm,
+                  t->buckets ? &buckets : NULL);
 }
 
 void trainer_step_allreduce(struct trainer *t)
 {
-    t->comm->allreduce_sum(t->comm, t->grad, unet_params(t->net)->trainable);
+    if (t->buckets)
+        grad_buckets_finish(t->buckets);
+    else
+        t->comm->allreduce_sum(t->comm, t->grad, unet_params(t->net)->trainable);
 }
 
 void trainer_step_update(struct trainer *t)

@@ -59,6 +59,9 @@ struct trainer {
     const uint8_t *data_images;
     const int32_t *data_order;
     float *loss_hist;
+    /* the gradient's all-reduce in buckets during the backward pass (trainer_set_buckets),
+     * or NULL: one allreduce_sum after it */
+    struct grad_buckets *buckets;
 
     /* CUDA graph of the step (trainer_set_graph): the whole step, from the gather and the
      * draw to AdamW, the EMA and the counters, captured once and replayed. */
@@ -110,6 +113,13 @@ void trainer_set_data(struct trainer *t, const uint8_t *images, const int32_t *o
  * means after division by the rank count) into hist[2 * slot] (backend memory; NULL: no
  * history). */
 void trainer_set_loss_history(struct trainer *t, float *hist);
+
+/* run.allreduce_bucket_mib: with several ranks over a communicator that has a non-blocking
+ * all-reduce (MPI, NCCL), the gradient is all-reduced in buckets of this many MiB, each
+ * started as soon as the backward pass has written it (grad_buckets.h); 0 (the default): in
+ * one piece after the backward pass. The same bits either way (comm.h: MPI for any number
+ * of ranks, NCCL for two). A no-op with one rank. */
+void trainer_set_buckets(struct trainer *t, double mib);
 
 /* One training step: the gather (resident data), the draw, forward (BN in training mode),
  * losses, backward, gradient all-reduce, AdamW, EMA, the loss history, the counters. */

@@ -52,8 +52,11 @@ void unet_forward(struct backend *be, const struct unet *net, struct unet_acts *
                   float *pred);
 
 /* After a training forward: dw (params->trainable floats) = gradients of the loss whose
- * gradient with respect to pred is dpred. Parameter gradients are written (=). */
+ * gradient with respect to pred is dpred. Parameter gradients are written (=); listen (may
+ * be NULL; graph.h) hears of each as it is written. */
+struct grad_listener;
 void unet_backward(struct backend *be, const struct unet *net, struct unet_acts *acts,
-                   const float *w, float *dw, const float *dpred, struct comm *comm);
+                   const float *w, float *dw, const float *dpred, struct comm *comm,
+                   const struct grad_listener *listen);
 
 #endif
