@@ -280,13 +280,15 @@ static void grow_conv_buffers(struct backend *be)
 static void test_trainer_graph(struct backend *be)
 {
     struct comm *comm = comm_single();
-    struct feed fe, fg, fa;
+    struct feed fe, fg, fa, fp;
     struct trainer *eager = small_trainer(be, comm, &fe), *graphed = small_trainer(be, comm, &fg);
-    struct trainer *apart = small_trainer(be, comm, &fa); /* op by op, no fusion */
-    if (!eager || !graphed || !apart)
+    struct trainer *apart = small_trainer(be, comm, &fa);   /* op by op, no fusion */
+    struct trainer *partial = small_trainer(be, comm, &fp); /* draw and update apart */
+    if (!eager || !graphed || !apart || !partial)
         return;
     unet_set_fusion(apart->net, 0);
-    if (!trainer_set_graph(graphed, 1))
+    if (!trainer_set_graph(graphed, TRAINER_GRAPH_WHOLE) ||
+        !trainer_set_graph(partial, TRAINER_GRAPH_PARTIAL))
         test_fail("trainer_set_graph: the %s backend refused a graph", be->name);
     for (int i = 0; i < 2 * STEPS + 2; i++) { /* warm-up, capture, replays */
         if (i == STEPS + 2)
@@ -297,11 +299,13 @@ static void test_trainer_graph(struct backend *be)
         else
             trainer_train_step(graphed);
         trainer_train_step(apart);
+        trainer_train_step(partial);
     }
     if (!graphed->graph)
         test_fail("trainer: no graph after %d steps", 2 * STEPS + 2);
     expect_same_trainers("graph vs op by op", eager, graphed, &fe, &fg);
     expect_same_trainers("fused vs apart", eager, apart, &fe, &fa);
+    expect_same_trainers("partial graph vs op by op", eager, partial, &fe, &fp);
     /* a new epoch: draw step 100, the order from index 6, the history from slot 0 */
     trainer_set_position(eager, 100, 6, 0);
     trainer_set_position(graphed, 100, 6, 0);
@@ -310,9 +314,9 @@ static void test_trainer_graph(struct backend *be)
         replayed_step(graphed);
     }
     expect_same_trainers("graph vs op by op, after a new position", eager, graphed, &fe, &fg);
-    struct trainer *all[3] = {apart, eager, graphed};
-    struct feed *feeds[3] = {&fa, &fe, &fg};
-    for (int i = 0; i < 3; i++) {
+    struct trainer *all[4] = {apart, eager, graphed, partial};
+    struct feed *feeds[4] = {&fa, &fe, &fg, &fp};
+    for (int i = 0; i < 4; i++) {
         trainer_destroy(all[i]);
         feed_free(be, feeds[i]);
     }

@@ -203,7 +203,7 @@ void trainer_set_buckets(struct trainer *t, double mib)
                                          mib > 0 && floats == 0 ? 1 : floats);
     }
     if (t->graph) /* recorded with the old buckets */
-        trainer_set_graph(t, 1);
+        trainer_set_graph(t, t->graph_partial ? TRAINER_GRAPH_PARTIAL : TRAINER_GRAPH_WHOLE);
 }
 
 /* Host side of a step: the optimizer step count, and AdamW's scalars for it in the table,
@@ -318,14 +318,20 @@ void trainer_step_end(struct trainer *t)
     be->counters_add(be, t->counters, t->counter_step, TC_COUNT);
 }
 
-/* Everything of the step but begin: backend work only, so it can be recorded once. */
-static void step_body(struct trainer *t)
+/* The part of the step a TRAINER_GRAPH_PARTIAL graph records */
+static void step_core(struct trainer *t)
 {
-    trainer_step_draw(t);
     trainer_step_data(t);
     trainer_step_forward(t);
     trainer_step_backward(t);
     trainer_step_allreduce(t);
+}
+
+/* Everything of the step but begin: backend work only, so it can be recorded once. */
+static void step_body(struct trainer *t)
+{
+    trainer_step_draw(t);
+    step_core(t);
     trainer_step_update(t);
     trainer_step_end(t);
 }
@@ -339,6 +345,7 @@ int trainer_set_graph(struct trainer *t, int on)
         be->graph_destroy(be, t->graph);
     t->graph = NULL;
     t->graph_mode = on && can ? 1 : 0;
+    t->graph_partial = on == TRAINER_GRAPH_PARTIAL;
     return t->graph_mode != 0;
 }
 
@@ -346,11 +353,11 @@ int trainer_set_graph(struct trainer *t, int on)
  * allocates and synchronizes: not allowed in a capture), step 2 captured then launched.
  * A graph gone stale (other work, e.g. sampling or KID, grew a workspace it uses) is
  * captured again: the step's own plans exist by then, so that capture allocates nothing. */
-static void step_body_graphed(struct trainer *t)
+static void step_graphed(struct trainer *t, void (*body)(struct trainer *))
 {
     struct backend *be = t->be;
     if (t->graph_mode == 1) {
-        step_body(t);
+        body(t);
         t->graph_mode = 2;
         return;
     }
@@ -364,12 +371,12 @@ static void step_body_graphed(struct trainer *t)
     }
     char err[512];
     be->graph_capture_begin(be);
-    step_body(t);
+    body(t);
     t->graph = be->graph_capture_end(be, err, sizeof err);
     if (!t->graph) {
         util_log("ddim: %s; run.cuda_graph off, the step runs op by op\n", err);
         t->graph_mode = 0;
-        step_body(t);
+        body(t);
     } else if (!be->graph_launch(be, t->graph)) {
         DDIM_FATAL("a CUDA graph went stale between its capture and its launch");
     } else {
@@ -380,10 +387,16 @@ static void step_body_graphed(struct trainer *t)
 void trainer_train_step(struct trainer *t)
 {
     trainer_step_begin(t);
-    if (t->graph_mode)
-        step_body_graphed(t);
-    else
+    if (!t->graph_mode) {
         step_body(t);
+    } else if (!t->graph_partial) {
+        step_graphed(t, step_body);
+    } else { /* as before the whole step could be recorded: draw and update apart */
+        trainer_step_draw(t);
+        step_graphed(t, step_core);
+        trainer_step_update(t);
+        trainer_step_end(t);
+    }
 }
 
 void trainer_eval_losses(struct trainer *t)

@@ -65,8 +65,9 @@ struct trainer {
 
     /* CUDA graph of the step (trainer_set_graph): the whole step, from the gather and the
      * draw to AdamW, the EMA and the counters, captured once and replayed. */
-    int graph_mode; /* 0 off, 1 on: warm-up step pending, 2 on: capture next */
-    void *graph;    /* the backend's instantiated graph, or NULL */
+    int graph_mode;    /* 0 off, 1 on: warm-up step pending, 2 on: capture next */
+    int graph_partial; /* TRAINER_GRAPH_PARTIAL was asked */
+    void *graph;       /* the backend's instantiated graph, or NULL */
 };
 
 /* The step counters (trainer->counters): the random streams' step (trainer_draw's
@@ -141,12 +142,15 @@ void trainer_step_allreduce(struct trainer *t);
 void trainer_step_update(struct trainer *t);
 void trainer_step_end(struct trainer *t);
 
-/* run.cuda_graph: on (1) captures trainer_train_step's backend work (all but begin) once,
- * after one eager warm-up step, and replays it each step: one graph launch per step. Returns
- * 1 if on, 0 if the backend has no graphs, the communicator cannot take part in one
- * (several ranks need NCCL's: collectives captured, comm->watch) or off was asked. A failed
+/* run.cuda_graph: TRAINER_GRAPH_WHOLE captures trainer_train_step's backend work (all but
+ * begin) once, after one eager warm-up step, and replays it each step: one graph launch per
+ * step. TRAINER_GRAPH_PARTIAL (ddim-bench's comparison) records data to all-reduce only,
+ * the draw before and the update and end after it run op by op. Returns 1 if on, 0 if the
+ * backend has no graphs, the communicator cannot take part in one (several ranks need
+ * NCCL's: collectives captured, comm->watch) or TRAINER_GRAPH_OFF was asked. A failed
  * capture logs why and turns it off. The buffers the graph reads must not move: the trainer
  * never reallocates. */
+enum { TRAINER_GRAPH_OFF = 0, TRAINER_GRAPH_WHOLE = 1, TRAINER_GRAPH_PARTIAL = 2 };
 int trainer_set_graph(struct trainer *t, int on);
 
 /* The example's test_step losses with the EMA network in inference mode, into t->losses. */

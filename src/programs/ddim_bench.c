@@ -33,7 +33,9 @@ struct bench_opts {
     const char *backend; /* "auto", "cpu" or "cuda" */
     int batch;           /* per rank */
     int image_size, block_depth, warmup, steps, op_steps, json;
-    int graph; /* --cuda-graph: 1 on (where the backend has graphs), 0 off */
+    int graph;         /* --cuda-graph: TRAINER_GRAPH_WHOLE, _PARTIAL or _OFF */
+    int fuse;          /* --fuse: 1 on, 0 off (unet_set_fusion) */
+    double bucket_mib; /* --bucket-mib: run.allreduce_bucket_mib */
     int widths[UNET_MAX_LEVELS], num_levels;
     const char *csv; /* per-step times, or NULL */
 };
@@ -61,8 +63,14 @@ static void usage(FILE *out)
                  "                     (default 50)\n"
                  "  --op-steps N       steps timed op by op, for the time per group of ops\n"
                  "                     (default 5; 0: none)\n"
-                 "  --cuda-graph on|off  the step (but draw and update) as one CUDA graph,\n"
-                 "                     where the backend has graphs (default on)\n"
+                 "  --cuda-graph on|partial|off  the whole step as one CUDA graph, where the\n"
+                 "                     backend has graphs (default on); partial: data to\n"
+                 "                     all-reduce only (draw and update op by op)\n"
+                 "  --fuse on|off      bias, residual add and swish in the convolutions'\n"
+                 "                     epilogue (default on; off: every node apart)\n"
+                 "  --bucket-mib X     several ranks: the gradient all-reduced in buckets of X\n"
+                 "                     MiB during the backward pass (default 1; 0: in one piece\n"
+                 "                     after it; run.allreduce_bucket_mib)\n"
                  "  --csv FILE         every timed step's times, in ms\n"
                  "  --json             also print one JSON line of the results (last line)\n"
                  "  -h, --help         this text\n");
@@ -135,10 +143,29 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
             rc = parse_int(a, v, 0, 1000000, &o->warmup);
         } else if (!strcmp(a, "--steps")) {
             rc = parse_int(a, v, 1, 1000000, &o->steps);
+        } else if (!strcmp(a, "--fuse")) {
+            o->fuse = !strcmp(v, "on");
+            if (!o->fuse && strcmp(v, "off")) {
+                fprintf(stderr, "ddim-bench: --fuse: expected on or off, got '%s'\n", v);
+                return -1;
+            }
+        } else if (!strcmp(a, "--bucket-mib")) {
+            char *end;
+            o->bucket_mib = strtod(v, &end);
+            if (end == v || *end || !(o->bucket_mib >= 0 && o->bucket_mib <= 65536)) {
+                fprintf(stderr,
+                        "ddim-bench: --bucket-mib: expected a number in [0, 65536], got "
+                        "'%s'\n",
+                        v);
+                return -1;
+            }
         } else if (!strcmp(a, "--cuda-graph")) {
-            o->graph = !strcmp(v, "on");
+            o->graph = !strcmp(v, "on")        ? TRAINER_GRAPH_WHOLE
+                       : !strcmp(v, "partial") ? TRAINER_GRAPH_PARTIAL
+                                               : TRAINER_GRAPH_OFF;
             if (!o->graph && strcmp(v, "off")) {
-                fprintf(stderr, "ddim-bench: --cuda-graph: expected on or off, got '%s'\n", v);
+                fprintf(stderr, "ddim-bench: --cuda-graph: expected on, partial or off, got '%s'\n",
+                        v);
                 rc = -1;
             }
         } else if (!strcmp(a, "--op-steps")) {
@@ -245,8 +272,10 @@ static void time_phases(struct trainer *t, int steps, double *ms)
 static void time_op_groups(struct trainer *t, int steps, double *group_ms, double *calls)
 {
     struct backend *be = t->be;
-    int graph = t->graph_mode != 0;
-    trainer_set_graph(t, 0); /* a graph would replay the ops untimed */
+    int graph = !t->graph_mode     ? TRAINER_GRAPH_OFF
+                : t->graph_partial ? TRAINER_GRAPH_PARTIAL
+                                   : TRAINER_GRAPH_WHOLE;
+    trainer_set_graph(t, TRAINER_GRAPH_OFF); /* a graph would replay the ops untimed */
     struct bench_ops *b = bench_ops_create(be);
     double ms[BG_COUNT] = {0};
     long n[BG_COUNT] = {0};
@@ -330,9 +359,19 @@ static void print_table(const struct bench_opts *o, const struct backend *be,
         }
         util_log("%-12s %10.3f %8s  (the all-reduces are not backend ops)\n", "sum", total, "");
     }
-    util_log("\n  cuda graph     %s\n", r->graph ? "on: whole steps replay one captured graph (the "
-                                                   "phase and op loops run op by op)"
-                                                 : "off: op by op");
+    util_log("\n  cuda graph     %s\n",
+             !r->graph ? "off: op by op"
+             : o->graph == TRAINER_GRAPH_PARTIAL
+                 ? "partial: data to all-reduce replay one captured graph, draw and update op by "
+                   "op (the phase and op loops run op by op)"
+                 : "on: whole steps replay one captured graph (the phase and op loops run op by "
+                   "op)");
+    util_log("  fusion         %s\n  all-reduce     %s", o->fuse ? "on" : "off",
+             comm->world == 1    ? "one rank: none\n"
+             : o->bucket_mib > 0 ? "in buckets during the backward pass: "
+                                 : "in one piece after the backward pass\n");
+    if (comm->world > 1 && o->bucket_mib > 0)
+        util_log("%g MiB\n", o->bucket_mib);
     util_log("  throughput     %.1f images/s (global batch / median step)\n"
              "  host wall      %.3f ms per step (enqueue + run, one wait at the end)\n",
              r->images_per_s, r->wall_ms);
@@ -358,13 +397,18 @@ static void print_json(const struct bench_opts *o, const struct backend *be,
         snprintf(widths + strlen(widths), sizeof widths - strlen(widths), "%s%d", i ? "," : "",
                  o->widths[i]);
     util_log("{\"tool\":\"ddim-bench\",\"backend\":\"%s\",\"ranks\":%d,\"batch\":%d,"
-             "\"global_batch\":%d,\"cuda_graph\":%d,\"image_size\":%d,\"widths\":[%s],\"block_"
+             "\"global_batch\":%d,\"cuda_graph\":%d,\"graph_scope\":\"%s\",\"fuse\":%d,"
+             "\"bucket_mib\":%g,\"image_size\":%d,\"widths\":[%s],\"block_"
              "depth\":%d,"
              "\"warmup\":%d,\"steps\":%d,\"step_ms_median\":%.4f,\"step_ms_mean\":%.4f,"
              "\"step_ms_min\":%.4f,\"images_per_s\":%.2f,\"host_wall_ms_per_step\":%.4f,",
-             be->name, comm->world, o->batch, o->batch * comm->world, r->graph, o->image_size,
-             widths, o->block_depth, o->warmup, o->steps, r->step.median, r->step.mean, r->step.min,
-             r->images_per_s, r->wall_ms);
+             be->name, comm->world, o->batch, o->batch * comm->world, r->graph,
+             !r->graph                           ? "off"
+             : o->graph == TRAINER_GRAPH_PARTIAL ? "partial"
+                                                 : "whole",
+             o->fuse, comm->world > 1 ? o->bucket_mib : 0.0, o->image_size, widths, o->block_depth,
+             o->warmup, o->steps, r->step.median, r->step.mean, r->step.min, r->images_per_s,
+             r->wall_ms);
     util_log("\"phases_ms_median\":{");
     for (int p = 0; p < NUM_PHASES; p++)
         util_log("%s\"%s\":%.4f", p ? "," : "", phase_names[p], r->phase[p].median);
@@ -421,6 +465,8 @@ static void run_bench(const struct bench_opts *o, struct backend *be, struct com
         DDIM_FATAL("%s", err);
     trainer_init_weights(t);
     fill_random_images(t);
+    unet_set_fusion(t->net, o->fuse);
+    trainer_set_buckets(t, o->bucket_mib);
     trainer_set_graph(t, o->graph);
     for (int i = 0; i < o->warmup; i++)
         trainer_train_step(t);
@@ -473,7 +519,9 @@ int main(int argc, char **argv)
                            .warmup = 10,
                            .steps = 50,
                            .op_steps = 5,
-                           .graph = 1,
+                           .graph = TRAINER_GRAPH_WHOLE,
+                           .fuse = 1,
+                           .bucket_mib = 1.0,
                            .widths = {32, 64, 96, 128},
                            .num_levels = 4};
     int rc = parse_args(argc, argv, &o);
