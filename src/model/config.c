@@ -118,8 +118,8 @@ const struct config_key config_keys[] = {
     K_STR("run.dir", run_dir, 1, NULL, "everything a run writes goes here"),
     K_STR("run.backend", backend, 0, "auto|cpu|cuda", "auto: CUDA if a GPU works, else CPU"),
     K_STR("run.cuda_graph", cuda_graph, 0, "auto|on|off",
-          "capture the training step once as a CUDA graph and replay it (auto: on where it "
-          "works: CUDA backend, one rank)"),
+          "capture the whole training step once as a CUDA graph and replay it (auto: on where "
+          "it works: the CUDA backend, one rank or several over NCCL)"),
     K_NUM("run.progress_seconds", KEY_DOUBLE, progress_seconds, 0, 86400, 0,
           "seconds between progress lines"),
     K_NUM("run.collective_timeout_s", KEY_DOUBLE, collective_timeout_s, 0, 604800, 0,
