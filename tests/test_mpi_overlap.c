@@ -42,13 +42,8 @@ static void spy_finish(struct comm *c)
 
 static struct trainer *train(struct backend *be, struct comm *comm, double mib)
 {
-    struct unet_config u = unet_config_default();
-    u.image_size = 8;
-    u.num_levels = 2;
-    u.widths[0] = 4;
-    u.widths[1] = 6;
-    u.block_depth = 2;
-    u.embedding_dims = 4;
+    struct unet_config u = unet_config_default(); /* 8x8, widths 4,8, depth 2 */
+    u.image_size = 8, u.num_levels = 2, u.widths[0] = 4, u.widths[1] = 8, u.embedding_dims = 8;
     struct diffusion_config dc = diffusion_config_default();
     dc.seed = 11;
     int batch = GLOBAL_BATCH / comm->world;
