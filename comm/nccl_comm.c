@@ -153,21 +153,25 @@ static void side_join(struct nccl_state *s)
 static void nccl_allreduce(struct comm *c, float *buf, size_t n)
 {
     struct nccl_state *s = state(c);
+    c->calls++;
+    if (c->world == 1) /* the sum of one: nothing to enqueue, not even the side stream's order */
+        return;
     side_fork(s);
     NCCL_CHECK(s->nccl, ncclAllReduce(buf, buf, n, ncclFloat32, ncclSum, s->nccl, s->side));
     side_join(s);
     watch_collective(s, "ncclAllReduce");
-    c->calls++;
 }
 
 static void nccl_broadcast(struct comm *c, void *buf, size_t bytes)
 {
     struct nccl_state *s = state(c);
+    c->calls++;
+    if (c->world == 1)
+        return;
     side_fork(s);
     NCCL_CHECK(s->nccl, ncclBroadcast(buf, buf, bytes, ncclUint8, 0, s->nccl, s->side));
     side_join(s);
     watch_collective(s, "ncclBroadcast");
-    c->calls++;
 }
 
 /* A piece of the gradient: summed on the side stream while the backend's goes on */
