@@ -120,7 +120,7 @@ static void grad_finish(struct comm *c)
 {
     struct mpi_grad *g = c->ctx;
     double t0 = util_now();
-    watchdog_enter("the gradient all-reduce (MPI_Ialltoallv, MPI_Iallgatherv)");
+    comm_watchdog_enter("the gradient all-reduce (MPI_Ialltoallv, MPI_Iallgatherv)");
     while (g->gathering < g->count) {
         struct grad_op *op = &g->ops[g->gathering];
         MPI_CHECK(MPI_Wait(&op->req, MPI_STATUS_IGNORE));
@@ -130,12 +130,12 @@ static void grad_finish(struct comm *c)
         MPI_CHECK(MPI_Wait(&g->ops[i].req, MPI_STATUS_IGNORE));
         free(g->ops[i].counts), free(g->ops[i].displs), free(g->ops[i].copies);
     }
-    watchdog_leave();
+    comm_watchdog_leave();
     g->count = g->gathering = 0;
     c->seconds += util_now() - t0;
 }
 
-void mpi_grad_attach(struct comm *c)
+void comm_mpi_grad_attach(struct comm *c)
 {
     struct mpi_grad *g = util_xcalloc(1, sizeof *g);
     g->rank = c->rank;
@@ -148,7 +148,7 @@ void mpi_grad_attach(struct comm *c)
     c->allreduce_finish = grad_finish;
 }
 
-void mpi_grad_detach(struct comm *c)
+void comm_mpi_grad_detach(struct comm *c)
 {
     struct mpi_grad *g = c->ctx;
     if (!g)

@@ -8,8 +8,8 @@
 
 /* Sets c's allreduce_start/_progress/_finish and their state in c->ctx (after MPI_Init;
  * collective over the world: duplicates it twice). */
-void mpi_grad_attach(struct comm *c);
+void comm_mpi_grad_attach(struct comm *c);
 /* Frees them (before MPI_Finalize). */
-void mpi_grad_detach(struct comm *c);
+void comm_mpi_grad_detach(struct comm *c);
 
 #endif

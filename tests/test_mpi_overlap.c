@@ -11,6 +11,7 @@
  * order of addition may differ, which is printed. The buckets must have been started while
  * the backward pass ran, not all at its end. */
 #include "comm.h"
+#include "config.h"
 #include "grad_buckets.h"
 #include "test_util.h"
 #include "trainer.h"
@@ -42,9 +43,9 @@ static void spy_finish(struct comm *c)
 
 static struct trainer *train(struct backend *be, struct comm *comm, double mib)
 {
-    struct unet_config u = unet_config_default(); /* 8x8, widths 4,8, depth 2 */
+    struct unet_config u = config_default_model(); /* 8x8, widths 4,8, depth 2 */
     u.image_size = 8, u.num_levels = 2, u.widths[0] = 4, u.widths[1] = 8, u.embedding_dims = 8;
-    struct diffusion_config dc = diffusion_config_default();
+    struct diffusion_config dc = config_default_diffusion();
     dc.seed = 11;
     int batch = GLOBAL_BATCH / comm->world;
     char err[512];
@@ -101,7 +102,7 @@ int main(int argc, char **argv)
         real->destroy(real);
         return 1;
     }
-    struct backend *be = backend_cpu_create();
+    struct backend *be = cpu_backend_create();
     struct comm spy = *real;
     spy.allreduce_start = spy_start;
     spy.allreduce_finish = spy_finish;

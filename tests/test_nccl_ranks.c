@@ -19,6 +19,7 @@
  *                                        / whole, buckets 0 / 1 MiB; one JSON line each */
 #define _POSIX_C_SOURCE 200809L /* pthread barriers */
 #include "comm.h"
+#include "config.h"
 #include "test_util.h"
 #include "trainer.h"
 #include "util.h"
@@ -94,12 +95,12 @@ static const struct {
 static struct trainer *make_trainer(struct backend *be, struct comm *nccl, int size,
                                     const int *widths, int levels, int depth, int batch)
 {
-    struct unet_config u = unet_config_default();
+    struct unet_config u = config_default_model();
     u.image_size = size;
     u.num_levels = levels;
     memcpy(u.widths, widths, (size_t)levels * sizeof(int));
     u.block_depth = depth;
-    struct diffusion_config dc = diffusion_config_default();
+    struct diffusion_config dc = config_default_diffusion();
     char err[512];
     struct trainer *t = trainer_create(be, nccl, &u, &dc, batch, batch * nccl->world,
                                        nccl->rank * batch, err, sizeof err);
@@ -192,7 +193,7 @@ static void *rank_main(void *arg)
                         .broadcast = group_broadcast,
                         .barrier = group_barrier,
                         .all_ok = group_all_ok};
-    struct backend *be = backend_cuda_create(me->rank, me->err, sizeof me->err);
+    struct backend *be = cuda_backend_create(me->rank, me->err, sizeof me->err);
     if (!group_all_ok(&host, be != NULL)) {
         if (be)
             be->destroy(be);
@@ -232,7 +233,7 @@ static int usable_gpus(char *err, size_t errlen)
 {
     int n = 0;
     for (; n < MAX_RANKS; n++) {
-        struct backend *be = backend_cuda_create(n, err, errlen);
+        struct backend *be = cuda_backend_create(n, err, errlen);
         if (!be)
             break;
         be->destroy(be);

@@ -15,7 +15,7 @@
 
 enum { PLOT_WINDOW = 10 }; /* steps averaged into one point of the training curve */
 
-int make_dirs(const char *path, char *err, size_t errlen)
+int run_log_make_dirs(const char *path, char *err, size_t errlen)
 {
     char buf[CONFIG_PATH_MAX];
     snprintf(buf, sizeof buf, "%s", path);
@@ -110,7 +110,7 @@ int run_log_open(struct run_log *log, const struct run_config *cfg, long resume_
     snprintf(log->dir, sizeof log->dir, "%s", cfg->run_dir);
     char path[CONFIG_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/samples", log->dir);
-    if (make_dirs(path, err, errlen) != 0)
+    if (run_log_make_dirs(path, err, errlen) != 0)
         return -1;
     snprintf(path, sizeof path, "%s/config.yaml", log->dir);
     if (write_config_yaml(cfg, path, err, errlen) != 0)

@@ -11,8 +11,8 @@
 #ifndef DDIM_RUN_LOG_H
 #define DDIM_RUN_LOG_H
 
-#include "atomic_file.h"
 #include "config.h"
+#include "line_log.h"
 
 #include <stdio.h>
 
@@ -55,6 +55,6 @@ void run_log_json_string(char *out, size_t len, const char *text);
 int run_log_close(struct run_log *log);
 
 /* mkdir -p; 0 or -1 with a message. */
-int make_dirs(const char *path, char *err, size_t errlen);
+int run_log_make_dirs(const char *path, char *err, size_t errlen);
 
 #endif

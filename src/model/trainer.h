@@ -13,6 +13,7 @@
 #include "backend.h"
 #include "comm.h"
 #include "model_config.h"
+#include "sampler.h"
 #include "unet.h"
 
 #include <stdint.h>
@@ -75,9 +76,6 @@ struct trainer {
  * AdamW table's entry, the loss history's slot. */
 enum { TC_DRAW, TC_DATA, TC_ADAM, TC_SLOT, TC_COUNT };
 #define TRAINER_ADAM_TABLE 1024
-
-struct sampler;
-void sampler_destroy(struct backend *be, struct sampler *s);
 
 /* Builds the network and all buffers. first_example/global_batch place this rank's batch
  * in the global one (random streams are keyed by the global position). */
@@ -164,5 +162,12 @@ void trainer_read_losses(struct trainer *t, float out[2]);
  * (denormalized, clipped to [0, 1]; may be NULL). */
 void trainer_sample(struct trainer *t, const float *initial_noise, int n, int steps,
                     float *pred_images, float *images);
+
+/* The trainer's EMA network as an inference network (its buffers, not copies). */
+struct infer_net trainer_infer_net(struct trainer *t);
+
+/* sampler_run (sampler.h) on the trainer's EMA network, with options. */
+int trainer_sample_ex(struct trainer *t, const float *initial_noise, int n, int steps,
+                      const struct sample_options *so, float *pred_images, float *images);
 
 #endif

@@ -1,4 +1,4 @@
-/* nccl_comm.c: the NCCL communicator for the CUDA backend. Reductions and broadcasts run
+/* comm_nccl.c: the NCCL communicator for the CUDA backend. Reductions and broadcasts run
  * on device buffers without a host synchronization: each on a side stream that waits for
  * the backend's stream (an event) and is waited for by it, so that they sit between
  * kernels (synchronized BatchNorm's small all-reduces); the gradient's pieces
