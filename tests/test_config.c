@@ -299,7 +299,7 @@ static void roundtrip(const struct run_config *c, const char *name)
         }
     if (f)
         fclose(f);
-    CHECK(keys == 39, "%s: %d keys written, expected 39", path, keys);
+    CHECK(keys == 40, "%s: %d keys written, expected 40", path, keys);
 }
 
 static void test_roundtrip(void)

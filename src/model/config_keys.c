@@ -131,6 +131,8 @@ const struct config_key config_keys[] = {
     K_NUM("run.allreduce_bucket_mib", KEY_DOUBLE, allreduce_bucket_mib, "1.0", 0, 65536, 0,
           "several ranks: all-reduce the gradient in buckets of this many MiB while the backward "
           "pass runs (0: in one piece after it; docs/perf.md); the same bits either way"),
+    K_STR("run.tensorboard", tensorboard, "on", 0, "on|off",
+          "rank 0 writes TensorBoard event files in run.dir: tensorboard --logdir <its parent>"),
 };
 const int config_num_keys = (int)(sizeof config_keys / sizeof config_keys[0]);
 

@@ -147,8 +147,8 @@ static void write_samples(struct loop *L, int epoch)
     float *host = util_xmalloc(count * sizeof(float));
     be->download(be, host, images, count * sizeof(float));
     char err[512];
-    if (run_log_grid(&L->log, epoch, host, cfg->plot_rows, cfg->plot_cols, cfg->model.image_size,
-                     err, sizeof err) != 0)
+    if (run_log_grid(&L->log, epoch, L->global_step, host, cfg->plot_rows, cfg->plot_cols,
+                     cfg->model.image_size, err, sizeof err) != 0)
         fprintf(stderr, "ddim-dist: warning: %s\n", err);
     free(host);
     be->free(be, noise);
