@@ -6,6 +6,7 @@
  * with that rank's message instead of the others waiting forever in a collective; a rank
  * that hangs or is stopped is named by the others' watchdog (comm_mpi_watchdog.h). */
 #include "comm.h"
+#include "comm_mpi_grad.h"
 #include "comm_mpi_watchdog.h"
 #include "mpi_check.h"
 #include "util.h"
@@ -65,6 +66,7 @@ static void mpi_set_timeout(struct comm *c, double seconds)
 
 static void mpi_destroy(struct comm *c)
 {
+    comm_mpi_grad_detach(c);
     comm_watchdog_stop();
     util_set_abort_hook(NULL);
     MPI_Finalize();
@@ -117,5 +119,6 @@ struct comm *comm_mpi_create(int *argc, char ***argv)
         c->set_timeout = mpi_set_timeout;
     }
     comm_watchdog_start(provided >= MPI_THREAD_MULTIPLE);
+    comm_mpi_grad_attach(c);
     return c;
 }

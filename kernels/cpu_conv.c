@@ -64,9 +64,10 @@ static void im2col(float *col, const float *x, int imgs, const struct conv_shape
     }
 }
 
-/* dx (imgs,h,w,cin) += col2im(dcol): a gather over the patches that read each pixel, so
- * every output element is written by one thread. */
-static void col2im_add(float *dx, const float *dcol, int imgs, const struct conv_shape *s)
+/* dx (imgs,h,w,cin) (=/+=) col2im(dcol): a gather over the patches that read each pixel, so
+ * every output element is written by one thread; written: the pixel zeroed first. */
+static void col2im(float *dx, const float *dcol, int imgs, const struct conv_shape *s,
+                   enum grad_mode mode)
 {
     int h = s->h, w = s->w, cin = s->cin, k = s->k, r = k / 2;
     size_t kcols = (size_t)k * k * cin;
@@ -74,6 +75,8 @@ static void col2im_add(float *dx, const float *dcol, int imgs, const struct conv
     for (long row = 0; row < (long)imgs * h * w; row++) {
         int img = (int)(row / (h * w)), yy = (int)(row / w % h), xx = (int)(row % w);
         float *dst = dx + (size_t)row * cin;
+        if (mode == GRAD_WRITE)
+            memset(dst, 0, (size_t)cin * sizeof(float));
         for (int ky = 0; ky < k; ky++) {
             for (int kx = 0; kx < k; kx++) {
                 /* the output pixel (oy,ox) whose patch tap (ky,kx) is this input pixel */
@@ -89,8 +92,21 @@ static void col2im_add(float *dx, const float *dcol, int imgs, const struct conv
     }
 }
 
+/* The epilogue with the ops themselves (the same bits by construction): on the CPU the bias
+ * is already free (y starts as the bias), so fusing would save nothing here. */
+static void conv_epilogue(struct backend *be, float *y, size_t n, const struct conv_epilogue *epi)
+{
+    if (!epi)
+        return;
+    if (epi->residual)
+        cpu_add(be, y, y, epi->residual, n);
+    if (epi->swish)
+        cpu_swish_forward(be, epi->swish, y, n);
+}
+
 void cpu_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
-                        const float *bias, const struct conv_shape *s)
+                        const float *bias, const struct conv_shape *s,
+                        const struct conv_epilogue *epi)
 {
     size_t hw = (size_t)conv_out_h(s) * conv_out_w(s), rows = (size_t)s->n * hw;
     size_t in_hw = (size_t)s->h * s->w;
@@ -101,6 +117,7 @@ void cpu_conv2d_forward(struct backend *be, float *y, const float *x, const floa
     if (kcols == (size_t)s->cin && conv_stride(s) == 1) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, s->cout, s->cin, 1.0f, x,
                     s->cin, w, s->cout, 1.0f, y, s->cout);
+        conv_epilogue(be, y, rows * s->cout, epi);
         return;
     }
     float *col = conv_workspace(be, s);
@@ -112,6 +129,7 @@ void cpu_conv2d_forward(struct backend *be, float *y, const float *x, const floa
                     (int)kcols, 1.0f, col, (int)kcols, w, s->cout, 1.0f,
                     y + (size_t)i0 * hw * s->cout, s->cout);
     }
+    conv_epilogue(be, y, rows * s->cout, epi);
 }
 
 /* dbias = column sums of dy (rows, cout), accumulated in double. */
@@ -127,19 +145,21 @@ static void bias_grad(float *dbias, const float *dy, size_t rows, int cout)
 }
 
 void cpu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
-                         const float *x, const float *w, const struct conv_shape *s)
+                         const float *x, const float *w, const struct conv_shape *s,
+                         enum grad_mode dx_mode)
 {
     backend_require_conv_backward("cpu", s); /* supports_op refuses it first */
     size_t hw = (size_t)s->h * s->w, rows = (size_t)s->n * hw;
     int kcols = s->k * s->k * s->cin;
     bias_grad(dbias, dy, rows, s->cout);
     if (s->k == 1) {
-        /* dw (cin, cout) = x^T dy ; dx (rows, cin) += dy w^T */
+        /* dw (cin, cout) = x^T dy ; dx (rows, cin) (=/+=) dy w^T: beta 0 or 1 (OpenBLAS
+         * zeroes C for beta 0, then adds the same product as onto a zero-filled C) */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->cin, s->cout, (int)rows, 1.0f, x,
                     s->cin, dy, s->cout, 0.0f, dw, s->cout);
         if (dx)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, s->cin, s->cout, 1.0f,
-                        dy, s->cout, w, s->cout, 1.0f, dx, s->cin);
+                        dy, s->cout, w, s->cout, dx_mode == GRAD_ADD ? 1.0f : 0.0f, dx, s->cin);
         return;
     }
     float *col = conv_workspace(be, s);
@@ -156,7 +176,7 @@ void cpu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias,
             /* dcol (crow, kcols) = dy w^T, reusing the im2col buffer */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, crow, kcols, s->cout, 1.0f,
                         dy_chunk, s->cout, w, s->cout, 0.0f, col, kcols);
-            col2im_add(dx + (size_t)i0 * hw * s->cin, col, imgs, s);
+            col2im(dx + (size_t)i0 * hw * s->cin, col, imgs, s, dx_mode);
         }
     }
 }

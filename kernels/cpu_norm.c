@@ -88,9 +88,10 @@ void cpu_bn_backward_stats(struct backend *be, float *bstats, const float *dy, c
 
 void cpu_bn_backward_apply(struct backend *be, float *dx, const float *dy, const float *x,
                            const float *saved, const float *bstats, double count, size_t rows,
-                           int c)
+                           int c, enum grad_mode mode)
 {
     const float *mean = saved, *invstd = saved + c;
+    int add = mode == GRAD_ADD;
 #pragma omp parallel for schedule(static)
     for (long r = 0; r < (long)rows; r++) {
         for (int j = 0; j < c; j++) {
@@ -98,7 +99,7 @@ void cpu_bn_backward_apply(struct backend *be, float *dx, const float *dy, const
             float xhat = (x[i] - mean[j]) * invstd[j];
             float mean_dy = (float)(bstats[j] / count);
             float mean_dy_xhat = (float)(bstats[c + j] / count);
-            dx[i] += invstd[j] * (dy[i] - mean_dy - xhat * mean_dy_xhat);
+            dx[i] = (add ? dx[i] : 0.0f) + invstd[j] * (dy[i] - mean_dy - xhat * mean_dy_xhat);
         }
     }
 }

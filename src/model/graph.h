@@ -3,8 +3,9 @@
  * InceptionV3 (inception.c, inference only, for KID).
  *
  * Every activation (and, for training, its gradient) lives in one arena per batch (struct
- * graph_acts): tensor t of example-major layout starts at tensors[t].offset * batch floats.
- * So zeroing all activation gradients is one fill and no allocation happens in a step.
+ * graph_acts): tensor t of example-major layout starts at tensors[t].offset * batch floats,
+ * so no allocation happens in a step. The backward pass writes each gradient (=) at its
+ * first contributor and adds (+=) at the later ones: the gradient arena is never zeroed.
  * Weights live in one flat buffer described by the graph's parameter table. */
 #ifndef DDIM_GRAPH_H
 #define DDIM_GRAPH_H
@@ -61,6 +62,7 @@ struct graph {
     int input, output;         /* tensor ids */
     float bn_momentum, bn_epsilon;
     int trainable; /* set before building: 0 for an inference-only graph (no gradients) */
+    int unfused;   /* 1: every node runs apart (ddim-bench --fuse off); 0: fused (graph_exec.c) */
 };
 
 /* --- building (graph.c) --- */
@@ -110,8 +112,18 @@ void graph_forward(struct backend *be, const struct graph *g, struct graph_acts 
 int graph_check_backend(struct backend *be, const struct graph *g, int batch, int training,
                         char *err, size_t errlen);
 
-/* After a training forward: dw = parameter gradients (written, =) for dout. */
+/* Told during the backward pass which parameter gradients are final: floats [offset, offset
+ * + count) of dw, right after the op that wrote them was enqueued (e.g. to start their
+ * all-reduce while the backward pass goes on). */
+struct grad_listener {
+    void (*written)(void *arg, size_t offset, size_t count);
+    void *arg;
+};
+
+/* After a training forward: dw = parameter gradients (written, =) for dout; listen (may be
+ * NULL) hears of each parameter's gradient as it is written. */
 void graph_backward(struct backend *be, const struct graph *g, struct graph_acts *a, const float *w,
-                    float *dw, const float *dout, struct comm *comm);
+                    float *dw, const float *dout, struct comm *comm,
+                    const struct grad_listener *listen);
 
 #endif

@@ -35,7 +35,9 @@ struct bench_opts {
     const char *backend; /* "auto", "cpu" or "cuda" */
     int batch;           /* per rank */
     int image_size, block_depth, warmup, steps, op_steps, json;
-    int graph; /* --cuda-graph: 1 on (where the backend has graphs), 0 off */
+    int graph;         /* --cuda-graph: TRAINER_GRAPH_WHOLE, _PARTIAL or _OFF */
+    int fuse;          /* --fuse: 1 on, 0 off (unet_set_fusion) */
+    double bucket_mib; /* --bucket-mib: run.allreduce_bucket_mib */
     int widths[UNET_MAX_LEVELS], num_levels;
     const char *csv; /* per-step times, or NULL */
 };
@@ -69,12 +71,19 @@ static void usage(FILE *out, const struct bench_opts *d)
             "                     (default %d)\n"
             "  --op-steps N       steps timed op by op, for the time per group of ops\n"
             "                     (default %d; 0: none)\n"
-            "  --cuda-graph on|off  the step (but draw and update) as one CUDA graph,\n"
-            "                     where the backend has graphs (default on)\n"
+            "  --cuda-graph on|partial|off  the whole step as one CUDA graph, where the\n"
+            "                     backend has graphs (default on); partial: data to\n"
+            "                     all-reduce only (draw and update op by op)\n"
+            "  --fuse on|off      bias, residual add and swish in the convolutions'\n"
+            "                     epilogue (default on; off: every node apart)\n"
+            "  --bucket-mib X     several ranks: the gradient all-reduced in buckets of X\n"
+            "                     MiB during the backward pass (default %g; 0: in one piece\n"
+            "                     after it; run.allreduce_bucket_mib)\n"
             "  --csv FILE         every timed step's times, in ms\n"
             "  --json             also print one JSON line of the results (last line)\n"
             "  -h, --help         this text\n",
-            d->batch, d->image_size, widths, d->block_depth, d->warmup, d->steps, d->op_steps);
+            d->batch, d->image_size, widths, d->block_depth, d->warmup, d->steps, d->op_steps,
+            d->bucket_mib);
 }
 
 static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
@@ -134,11 +143,21 @@ static int parse_option(void *ctx, const char *a, const char *v)
     } else if (!strcmp(a, "--steps")) {
         rc = parse_int(a, v, 1, 1000000, &o->steps);
     } else if (!strcmp(a, "--cuda-graph")) {
-        o->graph = !strcmp(v, "on");
+        o->graph = !strcmp(v, "on")        ? TRAINER_GRAPH_WHOLE
+                   : !strcmp(v, "partial") ? TRAINER_GRAPH_PARTIAL
+                                           : TRAINER_GRAPH_OFF;
         if (!o->graph && strcmp(v, "off")) {
-            fprintf(stderr, "ddim-bench: --cuda-graph: expected on or off, got '%s'\n", v);
+            fprintf(stderr, "ddim-bench: --cuda-graph: expected on, partial or off, got '%s'\n", v);
             rc = -1;
         }
+    } else if (!strcmp(a, "--fuse")) {
+        o->fuse = !strcmp(v, "on");
+        if (!o->fuse && strcmp(v, "off")) {
+            fprintf(stderr, "ddim-bench: --fuse: expected on or off, got '%s'\n", v);
+            rc = -1;
+        }
+    } else if (!strcmp(a, "--bucket-mib")) {
+        rc = util_parse_double("ddim-bench", a, v, 0, 65536, &o->bucket_mib);
     } else if (!strcmp(a, "--op-steps")) {
         rc = parse_int(a, v, 0, 1000000, &o->op_steps);
     } else if (!strcmp(a, "--csv")) {
@@ -158,6 +177,8 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
                                             {"warmup", required_argument, NULL, 0},
                                             {"steps", required_argument, NULL, 0},
                                             {"cuda-graph", required_argument, NULL, 0},
+                                            {"fuse", required_argument, NULL, 0},
+                                            {"bucket-mib", required_argument, NULL, 0},
                                             {"op-steps", required_argument, NULL, 0},
                                             {"csv", required_argument, NULL, 0},
                                             {"json", no_argument, NULL, 0},
@@ -207,7 +228,6 @@ static double time_whole_steps(struct trainer *t, int steps, double *ms)
     double t0 = util_now();
     be->event_record(be, ev[0]);
     for (int i = 0; i < steps; i++) {
-        trainer_draw(t, (uint32_t)t->step, 0);
         trainer_train_step(t);
         be->event_record(be, ev[i + 1]);
     }
@@ -233,7 +253,8 @@ static void time_phases(struct trainer *t, int steps, double *ms)
     for (int i = 0; i < steps; i++) {
         void **e = ev + (size_t)i * per;
         be->event_record(be, e[0]);
-        trainer_draw(t, (uint32_t)t->step, 0);
+        trainer_step_begin(t);
+        trainer_step_draw(t);
         trainer_step_data(t);
         be->event_record(be, e[1]);
         trainer_step_forward(t);
@@ -243,6 +264,7 @@ static void time_phases(struct trainer *t, int steps, double *ms)
         trainer_step_allreduce(t);
         be->event_record(be, e[4]);
         trainer_step_update(t);
+        trainer_step_end(t);
         be->event_record(be, e[5]);
     }
     be->synchronize(be);
@@ -259,15 +281,16 @@ static void time_phases(struct trainer *t, int steps, double *ms)
 static void time_op_groups(struct trainer *t, int steps, double *group_ms, double *calls)
 {
     struct backend *be = t->be;
-    int graph = t->graph_mode != 0;
-    trainer_set_graph(t, 0); /* a graph would replay the ops untimed */
+    int graph = !t->graph_mode     ? TRAINER_GRAPH_OFF
+                : t->graph_partial ? TRAINER_GRAPH_PARTIAL
+                                   : TRAINER_GRAPH_WHOLE;
+    trainer_set_graph(t, TRAINER_GRAPH_OFF); /* a graph would replay the ops untimed */
     struct bench_ops *b = bench_ops_create(be);
     double ms[BG_COUNT] = {0};
     long n[BG_COUNT] = {0};
     be->synchronize(be);
     t->be = bench_ops_backend(b);
     for (int i = 0; i < steps; i++) {
-        trainer_draw(t, (uint32_t)t->step, 0);
         trainer_train_step(t);
         bench_ops_collect(b, ms, n); /* a wait per step: the events stay few */
     }
@@ -345,9 +368,19 @@ static void print_table(const struct bench_opts *o, const struct backend *be,
         }
         util_log("%-12s %10.3f %8s  (the all-reduces are not backend ops)\n", "sum", total, "");
     }
-    util_log("\n  cuda graph     %s\n", r->graph ? "on: whole steps replay one captured graph (the "
-                                                   "phase and op loops run op by op)"
-                                                 : "off: op by op");
+    util_log("\n  cuda graph     %s\n",
+             !r->graph ? "off: op by op"
+             : o->graph == TRAINER_GRAPH_PARTIAL
+                 ? "partial: data to all-reduce replay one captured graph, draw and update op by "
+                   "op (the phase and op loops run op by op)"
+                 : "on: whole steps replay one captured graph (the phase and op loops run op by "
+                   "op)");
+    util_log("  fusion         %s\n  all-reduce     %s", o->fuse ? "on" : "off",
+             comm->world == 1    ? "one rank: none\n"
+             : o->bucket_mib > 0 ? "in buckets during the backward pass: "
+                                 : "in one piece after the backward pass\n");
+    if (comm->world > 1 && o->bucket_mib > 0)
+        util_log("%g MiB\n", o->bucket_mib);
     util_log("  throughput     %.1f images/s (global batch / median step)\n"
              "  host wall      %.3f ms per step (enqueue + run, one wait at the end)\n",
              r->images_per_s, r->wall_ms);
@@ -373,13 +406,18 @@ static void print_json(const struct bench_opts *o, const struct backend *be,
         snprintf(widths + strlen(widths), sizeof widths - strlen(widths), "%s%d", i ? "," : "",
                  o->widths[i]);
     util_log("{\"tool\":\"ddim-bench\",\"backend\":\"%s\",\"ranks\":%d,\"batch\":%d,"
-             "\"global_batch\":%d,\"cuda_graph\":%d,\"image_size\":%d,\"widths\":[%s],\"block_"
+             "\"global_batch\":%d,\"cuda_graph\":%d,\"graph_scope\":\"%s\",\"fuse\":%d,"
+             "\"bucket_mib\":%g,\"image_size\":%d,\"widths\":[%s],\"block_"
              "depth\":%d,"
              "\"warmup\":%d,\"steps\":%d,\"step_ms_median\":%.4f,\"step_ms_mean\":%.4f,"
              "\"step_ms_min\":%.4f,\"images_per_s\":%.2f,\"host_wall_ms_per_step\":%.4f,",
-             be->name, comm->world, o->batch, o->batch * comm->world, r->graph, o->image_size,
-             widths, o->block_depth, o->warmup, o->steps, r->step.median, r->step.mean, r->step.min,
-             r->images_per_s, r->wall_ms);
+             be->name, comm->world, o->batch, o->batch * comm->world, r->graph,
+             !r->graph                           ? "off"
+             : o->graph == TRAINER_GRAPH_PARTIAL ? "partial"
+                                                 : "whole",
+             o->fuse, comm->world > 1 ? o->bucket_mib : 0.0, o->image_size, widths, o->block_depth,
+             o->warmup, o->steps, r->step.median, r->step.mean, r->step.min, r->images_per_s,
+             r->wall_ms);
     util_log("\"phases_ms_median\":{");
     for (int p = 0; p < NUM_PHASES; p++)
         util_log("%s\"%s\":%.4f", p ? "," : "", phase_names[p], r->phase[p].median);
@@ -417,7 +455,7 @@ static void fill_random_images(struct trainer *t)
 {
     const float mean[3] = {0.5f, 0.5f, 0.5f}, var[3] = {1.0f / 12, 1.0f / 12, 1.0f / 12};
     t->be->fill_uniform(t->be, t->images, t->batch, t->per_image, t->dc.seed, 0, RNG_SHUFFLE,
-                        (uint32_t)t->first_example);
+                        (uint32_t)t->first_example, NULL);
     trainer_set_normalizer(t, mean, var);
 }
 
@@ -436,11 +474,11 @@ static void run_bench(const struct bench_opts *o, struct backend *be, struct com
         DDIM_FATAL("%s", err);
     trainer_init_weights(t);
     fill_random_images(t);
+    unet_set_fusion(t->net, o->fuse);
+    trainer_set_buckets(t, o->bucket_mib);
     trainer_set_graph(t, o->graph);
-    for (int i = 0; i < o->warmup; i++) {
-        trainer_draw(t, (uint32_t)t->step, 0);
+    for (int i = 0; i < o->warmup; i++)
         trainer_train_step(t);
-    }
     be->synchronize(be);
 
     double *whole = util_xmalloc((size_t)o->steps * sizeof *whole);
@@ -493,7 +531,9 @@ int main(int argc, char **argv)
                            .warmup = 10,
                            .steps = 50,
                            .op_steps = 5,
-                           .graph = 1,
+                           .graph = TRAINER_GRAPH_WHOLE,
+                           .fuse = 1,
+                           .bucket_mib = d.allreduce_bucket_mib,
                            .num_levels = d.model.num_levels};
     memcpy(o.widths, d.model.widths, sizeof o.widths);
     int rc = parse_args(argc, argv, &o);
