@@ -270,6 +270,7 @@ struct results {
     double group_ms[BG_COUNT], group_calls[BG_COUNT];
     int graph; /* the whole steps ran as a CUDA graph */
     double wall_ms, images_per_s, flops, tflops;
+    double comm_ms, comm_calls; /* per whole step: host time in the communicator's calls */
     size_t peak_bytes, acts_bytes, state_bytes, trainable;
 };
 
@@ -336,6 +337,13 @@ static void print_table(const struct bench_opts *o, const struct backend *be,
     util_log("  throughput     %.1f images/s (global batch / median step)\n"
              "  host wall      %.3f ms per step (enqueue + run, one wait at the end)\n",
              r->images_per_s, r->wall_ms);
+    if (comm->world > 1)
+        util_log("  collectives    %.3f ms per step in %.0f calls: BatchNorm's small all-reduces "
+                 "and the gradient's (host time in the calls, waiting for the other ranks "
+                 "included; %s)\n",
+                 r->comm_ms, r->comm_calls,
+                 strcmp(be->name, "cuda") ? "the allreduce phase is the gradient's"
+                                          : "NCCL: the enqueue only");
     if (r->flops > 0)
         util_log("  conv FLOPs     %.2f GFLOP per step per rank (forward x3), %.2f TFLOP/s\n",
                  r->flops * 1e-9, r->tflops);
@@ -371,10 +379,11 @@ static void print_json(const struct bench_opts *o, const struct backend *be,
     util_log("},\"op_groups_ms\":{");
     for (int g = 0; g < BG_COUNT && o->op_steps; g++)
         util_log("%s\"%s\":%.4f", g ? "," : "", bench_group_names[g], r->group_ms[g]);
-    util_log("},\"peak_mem_bytes\":%zu,\"acts_bytes\":%zu,\"state_bytes\":%zu,"
+    util_log("},\"comm_ms_per_step\":%.4f,\"comm_calls_per_step\":%.1f,"
+             "\"peak_mem_bytes\":%zu,\"acts_bytes\":%zu,\"state_bytes\":%zu,"
              "\"trainable_params\":%zu,\"conv_gflop_per_step\":%.4f,\"tflops\":%.4f}\n",
-             r->peak_bytes, r->acts_bytes, r->state_bytes, r->trainable, r->flops * 1e-9,
-             r->tflops);
+             r->comm_ms, r->comm_calls, r->peak_bytes, r->acts_bytes, r->state_bytes, r->trainable,
+             r->flops * 1e-9, r->tflops);
 }
 
 static void write_csv(const char *path, int steps, const double *whole, const double *phases)
@@ -432,7 +441,11 @@ static void run_bench(const struct bench_opts *o, struct backend *be, struct com
     double *phases = util_xmalloc((size_t)o->steps * NUM_PHASES * sizeof *phases);
     struct results r;
     memset(&r, 0, sizeof r);
+    double comm_s = comm->seconds;
+    long comm_calls = comm->calls;
     r.wall_ms = time_whole_steps(t, o->steps, whole);
+    r.comm_ms = (comm->seconds - comm_s) * 1e3 / o->steps;
+    r.comm_calls = (double)(comm->calls - comm_calls) / o->steps;
     r.graph = t->graph != NULL;
     time_phases(t, o->steps, phases);
     time_op_groups(t, o->op_steps, r.group_ms, r.group_calls);

@@ -10,7 +10,8 @@
 #                                    # namespaces, links and bridge; safe to repeat
 #   sim_nodes.sh names DIR           # the node names, one a line
 #   sim_nodes.sh addr DIR NODE       # its address
-#   sim_nodes.sh exec DIR NODE CMD.. # runs CMD inside NODE (net, uts and mount namespaces)
+#   sim_nodes.sh exec DIR NODE CMD.. # runs CMD inside NODE (net, uts and mount namespaces),
+#                                    # in the current directory
 #   sim_nodes.sh link DIR NODE up|down   # NODE's link to the bridge: down = node lost
 #   sim_nodes.sh shape DIR RATE|off  # token-bucket shaper (tc tbf) on every link, both ways
 #   sim_nodes.sh rsh DIR [-x] NODE CMD.. # mpirun's rsh agent: CMD inside NODE, as ssh would
@@ -191,7 +192,7 @@ sim_exec() {
     nd=$(sim_node_dir "$dir" "$node") || exit 1
     pid=$(cat "$nd/holder.pid" 2>/dev/null)
     [[ -n "$pid" ]] || sim_die "node $node has no holder (sim_nodes.sh up)"
-    exec nsenter -t "$pid" -n -u -m -- "$@"
+    exec nsenter -t "$pid" -n -u -m --wd="$PWD" -- "$@"
 }
 
 sim_link() {
@@ -209,8 +210,8 @@ sim_shape() {
     local dir=$1 rate=$2 node
     sim_load "$dir"
     for node in "${names[@]}"; do
-        ip -n "ddim-$node" qdisc del dev eth0 root 2>/dev/null
-        ip qdisc del dev "ddim-$node" root 2>/dev/null
+        tc -n "ddim-$node" qdisc del dev eth0 root 2>/dev/null
+        tc qdisc del dev "ddim-$node" root 2>/dev/null
         [[ "$rate" == off ]] && continue
         tc -n "ddim-$node" qdisc add dev eth0 root tbf rate "$rate" burst 256kb latency 50ms &&
             tc qdisc add dev "ddim-$node" root tbf rate "$rate" burst 256kb latency 50ms ||
