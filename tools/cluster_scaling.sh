@@ -11,10 +11,11 @@
 # Each layout runs ddim-bench (whole steps, phases, and the time spent in the
 # collectives: BatchNorm's small all-reduces and the gradient's) N times, one layout after
 # the other (interleaved, so that a machine shared with other work disturbs both alike);
-# the medians are printed with the link's round trip (ping) and the model's prediction:
+# and again the step's collectives alone (after a barrier: what the transport takes). The
+# medians are printed with the link's round trip (ping) and the model's prediction:
 #   two nodes = one node + (calls - 1) x (round trip / 2 + 8c / rate) + 4 n / rate
 # (c <= 224 channels per BN all-reduce, n the trainable weights; 2 ranks: each sends its
-# whole vector once, both ways at once). Sizes: quickstart (32x32, widths 16,32,48, depth
+# whole vector once, both ways at once), and the same with the collectives' measured times. Sizes: quickstart (32x32, widths 16,32,48, depth
 # 1, global batch 16; 10 steps) and seed (64x64, widths 32..128, depth 2, batch 64; 3
 # steps). Defaults: --build build --rate 1gbit --reps 3 --sizes quickstart,seed.
 set -uo pipefail
@@ -70,6 +71,9 @@ run() {
 # median of the numbers on stdin
 median() { sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+# med FILE FIELD: the median of a JSON field over the runs of a layout
+med() { jq ".$2" "$1" | median; }
+
 for size in ${sizes//,/ }; do
     : >"$dir/one.json"
     : >"$dir/two.json"
@@ -78,25 +82,25 @@ for size in ${sizes//,/ }; do
         run "$size" "$a:1,$b:1" >>"$dir/two.json" || echo "cluster_scaling: $size two nodes failed" >&2
     done
     echo
-    echo "$size: median of $reps interleaved runs each (ms per step)"
-    printf '  %-10s %10s %12s %12s %12s %8s\n' layout step collectives gradient batchnorm calls
+    echo "$size: medians of $reps interleaved runs each (ms per step)"
+    printf '  %-9s %9s %13s %13s %11s %11s\n' layout step "in-step coll" "of which grad" \
+        "alone: BN" "alone: grad"
     for l in one two; do
-        step=$(jq .step_ms_median "$dir/$l.json" | median)
-        comm=$(jq .comm_ms_per_step "$dir/$l.json" | median)
-        grad=$(jq .phases_ms_median.allreduce "$dir/$l.json" | median)
-        calls=$(jq .comm_calls_per_step "$dir/$l.json" | median)
-        printf '  %-10s %10.2f %12.2f %12.2f %12.2f %8.0f\n' "$l node" "$step" "$comm" "$grad" \
-            "$(awk -v c="$comm" -v g="$grad" 'BEGIN { print c - g }')" "$calls"
-        declare "step_$l=$step" "calls=$calls"
+        printf '  %-9s %9.2f %13.2f %13.2f %11.3f %11.3f\n' "$l node" "$(med "$dir/$l.json" step_ms_median)" \
+            "$(med "$dir/$l.json" comm_ms_per_step)" "$(med "$dir/$l.json" phases_ms_median.allreduce)" \
+            "$(med "$dir/$l.json" alone_bn_ms)" "$(med "$dir/$l.json" alone_grad_ms)"
     done
-    n=$(jq -s '.[0].trainable_params' "$dir/one.json")
-    awk -v one="$step_one" -v two="$step_two" -v n="$n" -v calls="$calls" -v rtt="${rtt:-0}" \
-        -v rate="$rate" 'BEGIN {
-        r = rate; bits = r + 0; if (r ~ /gbit/) bits *= 1e9; else if (r ~ /mbit/) bits *= 1e6
-        bytes_s = bits / 8
-        grad = 4 * n / bytes_s * 1e3; bn = (calls - 1) * (rtt / 2 + 8 * 224 / bytes_s * 1e3)
-        printf "  model: two nodes = one node + %.0f BN all-reduces x (rtt/2 + 8c/rate) + 4n/rate\n", calls - 1
-        printf "         = %.2f + %.2f + %.2f = %.2f ms (measured %.2f ms; %d weights)\n",
-               one, bn, grad, one + bn + grad, two, n
-        printf "  measured: two nodes take %.2fx the one-node step\n", two / one }'
+    awk -v one="$(med "$dir/one.json" step_ms_median)" -v two="$(med "$dir/two.json" step_ms_median)" \
+        -v bn1="$(med "$dir/one.json" alone_bn_ms)" -v bn2="$(med "$dir/two.json" alone_bn_ms)" \
+        -v g1="$(med "$dir/one.json" alone_grad_ms)" -v g2="$(med "$dir/two.json" alone_grad_ms)" \
+        -v n="$(jq -s '.[0].trainable_params' "$dir/one.json")" \
+        -v calls="$(med "$dir/one.json" comm_calls_per_step)" -v rtt="${rtt:-0}" -v rate="$rate" 'BEGIN {
+        bits = rate + 0; if (rate ~ /gbit/) bits *= 1e9; else if (rate ~ /mbit/) bits *= 1e6
+        bytes_ms = bits / 8 / 1e3
+        pbn = (calls - 1) * (rtt / 2 + 8 * 224 / bytes_ms); pgrad = 4 * n / bytes_ms
+        printf "  model (%d weights, %d BN all-reduces): two nodes = one node + BN + gradient\n", n, calls - 1
+        printf "    predicted from rate and round trip: %.2f + %.3f + %.3f = %.2f ms\n", one, pbn, pgrad, one + pbn + pgrad
+        printf "    from the collectives timed alone:   %.2f + %.3f + %.3f = %.2f ms\n", one, bn2 - bn1, g2 - g1, one + bn2 - bn1 + g2 - g1
+        printf "    measured: %.2f ms (%.2fx the one-node step); across the link BN takes %.1f%%,\n", two, two / one, 100 * bn2 / two
+        printf "    the gradient %.1f%% of the two-node step\n", 100 * g2 / two }'
 done

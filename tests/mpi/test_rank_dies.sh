@@ -16,6 +16,31 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 run=("$mpiexec" --allow-run-as-root --oversubscribe -np 2)
 
+# await_job PID SECONDS PATTERN WHAT: waits for the background job PID, its status into
+# $rc; after SECONDS it kills it and the processes matching PATTERN, and fails with WHAT
+await_job() {
+    local end=$(($(date +%s) + $2))
+    while kill -0 "$1" 2>/dev/null && (($(date +%s) < end)); do
+        sleep 0.2
+    done
+    if kill -0 "$1" 2>/dev/null; then
+        pkill -9 -f "$3"
+        kill -9 "$1"
+        fail "$4"
+    fi
+    wait "$1"
+    rc=$?
+}
+
+# rank1 PATTERN: the pid of rank 1 among the processes whose command line matches PATTERN
+rank1() {
+    local pid
+    for pid in $(pgrep -f "$1"); do
+        tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' &&
+            echo "$pid"
+    done
+}
+
 # --- 1. SIGKILL of rank 1 of ddim-dist -------------------------------------------------
 run_expect "ddim-prep" 0 "$prep" --synthetic 48 --size 16 --output "$tmp/data.h5"
 cat >"$tmp/cfg.yaml" <<YAML
@@ -32,25 +57,12 @@ for _ in $(seq 300); do # wait until training has started (the metrics log has a
     grep -q '"type":"step"' "$tmp/run/metrics.jsonl" 2>/dev/null && break
     sleep 0.2
 done
-victim=""
-for pid in $(pgrep -f "$dist --config $tmp/cfg.yaml"); do
-    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then
-        victim=$pid
-    fi
-done
+victim=$(rank1 "$dist --config $tmp/cfg.yaml")
 [[ -n $victim ]] || { kill "$job"; fail "could not find rank 1 of the training job"; }
 start=$(date +%s)
 kill -9 "$victim"
-while kill -0 "$job" 2>/dev/null && (($(date +%s) - start < limit)); do
-    sleep 0.2
-done
-if kill -0 "$job" 2>/dev/null; then
-    pkill -9 -f "$dist --config $tmp/cfg.yaml"
-    kill -9 "$job"
-    fail "the job still ran $limit s after its rank 1 was killed"
-fi
-wait "$job"
-rc=$?
+await_job "$job" "$limit" "$dist --config $tmp/cfg.yaml" \
+    "the job still ran $limit s after its rank 1 was killed"
 elapsed=$(($(date +%s) - start))
 # mpirun reports the SIGKILL it saw (137); any other signal is a crash of the survivor
 ((rc == 128 + 9)) || check_status "the job after its rank 1 was killed" $rc error
@@ -70,14 +82,11 @@ echo "ok   DDIM_FATAL on rank 1: job exited with $rc after ${elapsed}s, naming r
 # --- 3. DDIM_FATAL on rank 1 while the launcher cannot act ------------------------------
 "${run[@]}" "$fault" --fail-when "$tmp/go" >"$tmp/out" 2>&1 &
 job=$!
-victim=""
 for _ in $(seq 300); do # rank 1 says it waits once it is past start-up
     grep -q "rank 1 waits for" "$tmp/out" 2>/dev/null && break
     sleep 0.1
 done
-for pid in $(pgrep -f "$fault --fail-when $tmp/go"); do
-    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && victim=$pid
-done
+victim=$(rank1 "$fault --fail-when $tmp/go")
 [[ -n $victim ]] || { kill "$job"; fail "could not find rank 1 of test_mpi_fault --fail-when"; }
 kill -STOP "$job"
 start=$(date +%s)
@@ -90,14 +99,7 @@ done
 elapsed=$(($(date +%s) - start))
 running "$victim" && gone=0 || gone=1
 kill -CONT "$job"
-timeout 60 tail --pid="$job" -f /dev/null
-if kill -0 "$job" 2>/dev/null; then
-    pkill -9 -f "$fault --fail-when $tmp/go"
-    kill -9 "$job"
-    fail "mpirun still ran 60 s after it was resumed"
-fi
-wait "$job"
-rc=$?
+await_job "$job" 60 "$fault --fail-when $tmp/go" "mpirun still ran 60 s after it was resumed"
 ((gone)) || { kill -9 "$victim"; fail "rank 1 was still in MPI_Abort 30 s after it failed"; }
 ((elapsed <= 20)) || fail "rank 1 took ${elapsed}s to exit by itself (grace 10 s)"
 check_status "test_mpi_fault --fail-when (mpirun stopped)" $rc error

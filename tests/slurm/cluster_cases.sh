@@ -22,7 +22,7 @@ mpirun_nodes() (
 )
 
 case_train() {
-    local n0=${nodes[0]} n1=${nodes[1]} id result n seen=()
+    local n0=${nodes[0]} n1=${nodes[1]} id result n shm seen=() foreign=()
     write_cfg train 2 8 60
     reference train
     # 1. the user's sbatch line: 4 CPU ranks on 2 nodes
@@ -30,10 +30,14 @@ case_train() {
         submit sbatch $job_time -N 2 --ntasks-per-node=2 --gpus-per-node=0 --cpus-per-task=1)
     [[ -n "$id" ]] || die "sbatch slurm/train.sh was refused"
     # while it trains, each node's own /dev/shm holds Open MPI's shared-memory segments
+    # (vader_segment.HOST.*), and only its own
     while [[ $(job_field "$id" JobState) =~ ^(PENDING|RUNNING|CONFIGURING)$ ]]; do
         for n in "$n0" "$n1"; do
-            "$sim" exec "$cluster" "$n" ls /dev/shm 2>/dev/null | grep -q '^vader_segment' &&
-                [[ " ${seen[*]} " != *" $n "* ]] && seen+=("$n")
+            shm=$("$sim" exec "$cluster" "$n" ls /dev/shm 2>/dev/null | grep '^vader_segment\.')
+            grep -q "^vader_segment\.$n\." <<<"$shm" && [[ " ${seen[*]} " != *" $n "* ]] &&
+                seen+=("$n")
+            [[ -n "$shm" ]] && grep -qv "^vader_segment\.$n\." <<<"$shm" &&
+                [[ " ${foreign[*]} " != *" $n "* ]] && foreign+=("$n")
         done
         sleep 0.3
     done
@@ -45,8 +49,11 @@ case_train() {
     grep -q "job $id: 4 rank(s) on 2 node(s)" "$tmp/sbatch.out" ||
         fail "train.sh did not start 4 ranks on 2 nodes"
     placement "$tmp/sbatch.out" "$n0" "$n1"
-    if ((${#seen[@]} == 2)); then ok "shared-memory segments in the /dev/shm of ${seen[*]}"; else
-        fail "Open MPI's shared-memory segments seen only on: ${seen[*]:-no node}"
+    if ((${#seen[@]} == 2 && ${#foreign[@]} == 0)); then
+        ok "each of ${seen[*]} has its own shared-memory segments in its own /dev/shm"
+    else
+        fail "Open MPI's shared-memory segments: own seen on '${seen[*]}', another" \
+            "node's seen on '${foreign[*]}'"
     fi
     same_weights "sbatch, 4 ranks on 2 nodes, against 1 rank" "$tmp/run_sbatch" "$tmp/ref_train" \
         "$TOL_RANKS"
@@ -145,22 +152,30 @@ case_preempt() {
         "$tmp/run_pre" "$tmp/ref_pre" 0
 }
 
+# mpirun_lose HOSTS LOST NAME TIMEOUT [mpirun options...]: the endless tiny run NAME
+# (collective timeout TIMEOUT s) under mpirun in the background (its pid in $job, its output
+# in $tmp/NAME.out); once it trains epoch 2, node LOST's link down ($lost_at: then)
+mpirun_lose() {
+    local hosts=$1 lost=$2 name=$3
+    write_cfg "$name" 1000 8 "$4"
+    shift 4
+    mpirun_nodes "$hosts" "$tmp/$name.out" "$@" "$dist" --config "$tmp/$name.yaml" &
+    job=$!
+    wait_line "$tmp/$name.out" '^epoch 2/1000 +step' 120 || {
+        kill -KILL "$job"
+        die "the run $name did not reach epoch 2"
+    }
+    "$sim" link "$cluster" "$lost" down
+    lost_at=$SECONDS
+}
+
 case_mpirun_lost() {
-    local n0=${nodes[0]} n1=${nodes[1]} job lost_at rc left out=$tmp/mlost.out t_mpirun=""
-    write_cfg mlost 1000 8 12
+    local n0=${nodes[0]} n1=${nodes[1]} n2=${nodes[2]} job lost_at rc left t_mpirun="" bound
     # mpirun's own watch on its daemons, as docs/slurm.md advises: it notices a lost node
     # within 4 + 3 x 1 s of silence, well before run.collective_timeout_s (12 s)
-    mpirun_nodes "$n0:2,$n1:2" "$out" --mca oob_tcp_keepalive_time 4 \
-        --mca oob_tcp_keepalive_intvl 1 --mca oob_tcp_keepalive_probes 3 \
-        "$dist" --config "$tmp/mlost.yaml" &
-    job=$!
-    wait_line "$out" '^epoch 2/1000 +step' 120 || {
-        kill -KILL "$job"
-        die "the run did not reach epoch 2"
-    }
-    "$sim" link "$cluster" "$n1" down
-    lost_at=$SECONDS
-    local bound=$((12 + LOST_MARGIN_S))
+    mpirun_lose "$n0:2,$n1:2" "$n1" mlost 12 --mca oob_tcp_keepalive_time 4 \
+        --mca oob_tcp_keepalive_intvl 1 --mca oob_tcp_keepalive_probes 3
+    bound=$((12 + LOST_MARGIN_S))
     while ((SECONDS - lost_at <= bound)); do
         [[ -z "$t_mpirun" ]] && ! kill -0 "$job" 2>/dev/null && t_mpirun=$((SECONDS - lost_at))
         [[ -n "$t_mpirun" ]] && (($(ranks_left "$n0" "$n1") == 0)) && break
@@ -178,26 +193,16 @@ case_mpirun_lost() {
     rc=$?
     # a death by a signal would be 129..192
     ((rc != 0 && (rc < 129 || rc > 192))) || fail "mpirun's exit status $rc"
-    grep -qE "Remote daemon: .* on node $n1" "$out" &&
-        grep -q "ORTE has lost communication with a remote daemon" "$out" ||
+    grep -qE "Remote daemon: .* on node $n1" "$tmp/mlost.out" &&
+        grep -q "ORTE has lost communication with a remote daemon" "$tmp/mlost.out" ||
         fail "mpirun's output does not name the lost node $n1"
     [[ -n "$(ckpt_step "$tmp/run_mlost/checkpoint.h5")" ]] || fail "the checkpoint cannot be read"
-    ok "mpirun exited with status $rc: $(grep -o "Remote daemon: .* on node $n1" "$out")"
+    ok "mpirun exited with status $rc: $(grep -o "Remote daemon: .* on node $n1" "$tmp/mlost.out")"
 
     # without that advice (Open MPI's keepalive: 300 + 9 x 20 s) the collective timeout (4 s)
     # comes first: the ranks name the node and end by themselves within the bound; mpirun
     # itself, its abort stuck on the lost daemon, waits for TCP to give up (minutes)
-    local n2=${nodes[2]}
-    write_cfg mlost2 1000 8 4
-    out=$tmp/mlost2.out
-    mpirun_nodes "$n0:2,$n2:2" "$out" "$dist" --config "$tmp/mlost2.yaml" &
-    job=$!
-    wait_line "$out" '^epoch 2/1000 +step' 120 || {
-        kill -KILL "$job"
-        die "the second run did not reach epoch 2"
-    }
-    "$sim" link "$cluster" "$n2" down
-    lost_at=$SECONDS
+    mpirun_lose "$n0:2,$n2:2" "$n2" mlost2 4
     bound=$((4 + LOST_MARGIN_S))
     while (($(ranks_left "$n0" "$n2") > 0 && SECONDS - lost_at <= bound)); do sleep 0.5; done
     left=$(ranks_left "$n0" "$n2")
@@ -205,7 +210,7 @@ case_mpirun_lost() {
         fail "$left rank(s) still ran $bound s after the loss"
     fi
     grep -qE "rank\(s\) 2, 3 did not arrive at .*: node $n2 lost \(none of its ranks arrived: ranks 2, 3\)" \
-        "$out" || fail "no message naming node $n2 and its ranks 2, 3"
+        "$tmp/mlost2.out" || fail "no message naming node $n2 and its ranks 2, 3"
     kill -0 "$job" 2>/dev/null && echo "note: mpirun still runs (as expected without the keepalive)"
     kill -KILL "$job" 2>/dev/null
     wait "$job" 2>/dev/null

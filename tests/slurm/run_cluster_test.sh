@@ -59,20 +59,11 @@ fi
 ip netns del "$probe"
 unshare --uts --mount true 2>/dev/null || skip "cannot make UTS and mount namespaces (unshare)"
 
-source "$here/../test_lib.sh" # status_problem; fail and ok are redefined below
+source "$here/../test_lib.sh" # status_problem; slurm_lib.sh redefines fail and ok
 source "$here/slurm_lib.sh"
 slurm_clean_env
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
-t0=$SECONDS
-tmp=$(mktemp -d /tmp/ddim_cluster_XXXXXX) || exit 1
-chmod 755 "$tmp" # munged wants its socket's parents searchable by all
-cluster=$tmp/cluster
-failures=0
-fail() {
-    echo "FAIL $*"
-    failures=$((failures + 1))
-}
-ok() { echo "ok   $*"; }
+slurm_test_init ddim_cluster
 die() {
     fail "$*"
     exit 1

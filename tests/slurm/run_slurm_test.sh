@@ -43,19 +43,10 @@ if [[ $(id -u) != 0 ]]; then
     exit 77
 fi
 
-source "$(dirname "$0")/../test_lib.sh" # status_problem; fail and ok are redefined below
+source "$(dirname "$0")/../test_lib.sh" # status_problem; slurm_lib.sh redefines fail and ok
 source "$(dirname "$0")/slurm_lib.sh"
 slurm_clean_env
-t0=$SECONDS
-tmp=$(mktemp -d /tmp/ddim_slurm_XXXXXX) || exit 1
-chmod 755 "$tmp" # munged wants its socket's parents searchable by all
-cluster=$tmp/cluster
-failures=0
-fail() {
-    echo "FAIL $*"
-    failures=$((failures + 1))
-}
-ok() { echo "ok   $*"; }
+slurm_test_init ddim_slurm
 
 cleanup() {
     local rc=$?

@@ -1,9 +1,26 @@
 # shellcheck shell=bash
 # slurm_lib.sh: what the Slurm tests share (sourced by run_slurm_test.sh and
-# run_cluster_test.sh, not run): a clean environment, submitting slurm/train.sh, waiting for
+# run_cluster_test.sh, not run, after test_lib.sh): a temporary folder and failures that are
+# counted, a clean environment, submitting slurm/train.sh, waiting for
 # a job or a line of its output, and stopping the private cluster with the check that
 # nothing of it is left. Expects $repo (the repository root), $tmp (the test's temporary
 # folder, where each job's output goes) and $cluster (the cluster's directory).
+
+# slurm_test_init NAME: $t0, $tmp (a new /tmp/NAME_XXXXXX, searchable by all, as munged
+# wants its socket's parents), $cluster in it, and fail / ok that count failures in
+# $failures (they replace test_lib.sh's, which end the test at the first failure)
+slurm_test_init() {
+    t0=$SECONDS
+    tmp=$(mktemp -d "/tmp/$1_XXXXXX") || exit 1
+    chmod 755 "$tmp"
+    cluster=$tmp/cluster
+    failures=0
+}
+fail() {
+    echo "FAIL $*"
+    failures=$((failures + 1))
+}
+ok() { echo "ok   $*"; }
 
 # a Slurm job around us (or a real cluster's settings) must not leak into ours
 slurm_clean_env() {
