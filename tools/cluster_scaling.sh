@@ -83,16 +83,20 @@ for size in ${sizes//,/ }; do
     done
     echo
     echo "$size: medians of $reps interleaved runs each (ms per step)"
-    printf '  %-9s %9s %13s %13s %11s %11s\n' layout step "in-step coll" "of which grad" \
-        "alone: BN" "alone: grad"
+    printf '  %-9s %9s %13s %13s %17s %17s\n' layout step "in-step coll" "of which grad" \
+        "alone: BN (min)" "alone: grad (min)"
     for l in one two; do
-        printf '  %-9s %9.2f %13.2f %13.2f %11.3f %11.3f\n' "$l node" "$(med "$dir/$l.json" step_ms_median)" \
-            "$(med "$dir/$l.json" comm_ms_per_step)" "$(med "$dir/$l.json" phases_ms_median.allreduce)" \
-            "$(med "$dir/$l.json" alone_bn_ms)" "$(med "$dir/$l.json" alone_grad_ms)"
+        printf '  %-9s %9.2f %13.2f %13.2f %9.3f (%5.3f) %9.3f (%5.3f)\n' "$l node" \
+            "$(med "$dir/$l.json" step_ms_median)" "$(med "$dir/$l.json" comm_ms_per_step)" \
+            "$(med "$dir/$l.json" phases_ms_median.allreduce)" "$(med "$dir/$l.json" alone_bn_ms)" \
+            "$(med "$dir/$l.json" alone_bn_ms_min)" "$(med "$dir/$l.json" alone_grad_ms)" \
+            "$(med "$dir/$l.json" alone_grad_ms_min)"
     done
     awk -v one="$(med "$dir/one.json" step_ms_median)" -v two="$(med "$dir/two.json" step_ms_median)" \
         -v bn1="$(med "$dir/one.json" alone_bn_ms)" -v bn2="$(med "$dir/two.json" alone_bn_ms)" \
         -v g1="$(med "$dir/one.json" alone_grad_ms)" -v g2="$(med "$dir/two.json" alone_grad_ms)" \
+        -v bm1="$(med "$dir/one.json" alone_bn_ms_min)" -v bm2="$(med "$dir/two.json" alone_bn_ms_min)" \
+        -v gm1="$(med "$dir/one.json" alone_grad_ms_min)" -v gm2="$(med "$dir/two.json" alone_grad_ms_min)" \
         -v n="$(jq -s '.[0].trainable_params' "$dir/one.json")" \
         -v calls="$(med "$dir/one.json" comm_calls_per_step)" -v rtt="${rtt:-0}" -v rate="$rate" 'BEGIN {
         bits = rate + 0; if (rate ~ /gbit/) bits *= 1e9; else if (rate ~ /mbit/) bits *= 1e6
@@ -101,6 +105,7 @@ for size in ${sizes//,/ }; do
         printf "  model (%d weights, %d BN all-reduces): two nodes = one node + BN + gradient\n", n, calls - 1
         printf "    predicted from rate and round trip: %.2f + %.3f + %.3f = %.2f ms\n", one, pbn, pgrad, one + pbn + pgrad
         printf "    from the collectives timed alone:   %.2f + %.3f + %.3f = %.2f ms\n", one, bn2 - bn1, g2 - g1, one + bn2 - bn1 + g2 - g1
+        printf "    the same with their minima:         %.2f + %.3f + %.3f = %.2f ms\n", one, bm2 - bm1, gm2 - gm1, one + bm2 - bm1 + gm2 - gm1
         printf "    measured: %.2f ms (%.2fx the one-node step); across the link BN takes %.1f%%,\n", two, two / one, 100 * bn2 / two
         printf "    the gradient %.1f%% of the two-node step\n", 100 * g2 / two }'
 done

@@ -207,11 +207,13 @@ static double time_whole_steps(struct trainer *t, int steps, double *ms)
     return wall;
 }
 
-/* With several ranks: the step's collectives alone, each round after a barrier, medians of
- * `reps` rounds: BatchNorm's (for every BN layer two all-reduces of 2c floats: the forward
- * and the backward statistics) and the gradient's. The network's own sizes, on the
- * trainer's gradient buffer (its values are spent by then). */
-static void time_collectives(struct trainer *t, int reps, double *bn_ms, double *grad_ms)
+/* With several ranks: the step's collectives alone, each round after a barrier, over `reps`
+ * rounds (the minimum: what the transport takes when nothing else runs on the machine):
+ * BatchNorm's (for every BN layer two all-reduces of 2c floats, the forward and the backward
+ * statistics) and the gradient's. The network's own sizes, on the trainer's gradient buffer
+ * (its values are spent by then). */
+static void time_collectives(struct trainer *t, int reps, struct stats *bn_ms,
+                             struct stats *grad_ms)
 {
     const struct graph *g = unet_graph(t->net);
     struct comm *c = t->comm;
@@ -231,8 +233,8 @@ static void time_collectives(struct trainer *t, int reps, double *bn_ms, double 
         t->be->synchronize(t->be);
         grad[i] = (util_now() - t0) * 1e3;
     }
-    *bn_ms = stats_of(bn, reps).median;
-    *grad_ms = stats_of(grad, reps).median;
+    *bn_ms = stats_of(bn, reps);
+    *grad_ms = stats_of(grad, reps);
     free(bn);
     free(grad);
 }
@@ -302,7 +304,7 @@ struct results {
     int graph; /* the whole steps ran as a CUDA graph */
     double wall_ms, images_per_s, flops, tflops;
     double comm_ms, comm_calls;        /* per whole step: host time in the communicator's calls */
-    double alone_bn_ms, alone_grad_ms; /* the step's collectives alone (time_collectives) */
+    struct stats alone_bn, alone_grad; /* the step's collectives alone (time_collectives) */
     size_t peak_bytes, acts_bytes, state_bytes, trainable;
 };
 
@@ -374,11 +376,13 @@ static void print_table(const struct bench_opts *o, const struct backend *be,
                  "and the gradient's (host time in the calls, waiting for the other ranks "
                  "included; %s)\n"
                  "  alone          %.3f ms BatchNorm's %.0f, %.3f ms the gradient's (after a "
-                 "barrier, no step around them: what the transport takes)\n",
+                 "barrier, no step around them: what the transport takes; medians, minima "
+                 "%.3f and %.3f)\n",
                  r->comm_ms, r->comm_calls,
                  strcmp(be->name, "cuda") ? "the allreduce phase is the gradient's"
                                           : "NCCL: the enqueue only",
-                 r->alone_bn_ms, r->comm_calls - 1, r->alone_grad_ms);
+                 r->alone_bn.median, r->comm_calls - 1, r->alone_grad.median, r->alone_bn.min,
+                 r->alone_grad.min);
     if (r->flops > 0)
         util_log("  conv FLOPs     %.2f GFLOP per step per rank (forward x3), %.2f TFLOP/s\n",
                  r->flops * 1e-9, r->tflops);
@@ -415,11 +419,13 @@ static void print_json(const struct bench_opts *o, const struct backend *be,
     for (int g = 0; g < BG_COUNT && o->op_steps; g++)
         util_log("%s\"%s\":%.4f", g ? "," : "", bench_group_names[g], r->group_ms[g]);
     util_log("},\"comm_ms_per_step\":%.4f,\"comm_calls_per_step\":%.1f,"
-             "\"alone_bn_ms\":%.4f,\"alone_grad_ms\":%.4f,"
+             "\"alone_bn_ms\":%.4f,\"alone_grad_ms\":%.4f,\"alone_bn_ms_min\":%.4f,"
+             "\"alone_grad_ms_min\":%.4f,"
              "\"peak_mem_bytes\":%zu,\"acts_bytes\":%zu,\"state_bytes\":%zu,"
              "\"trainable_params\":%zu,\"conv_gflop_per_step\":%.4f,\"tflops\":%.4f}\n",
-             r->comm_ms, r->comm_calls, r->alone_bn_ms, r->alone_grad_ms, r->peak_bytes,
-             r->acts_bytes, r->state_bytes, r->trainable, r->flops * 1e-9, r->tflops);
+             r->comm_ms, r->comm_calls, r->alone_bn.median, r->alone_grad.median, r->alone_bn.min,
+             r->alone_grad.min, r->peak_bytes, r->acts_bytes, r->state_bytes, r->trainable,
+             r->flops * 1e-9, r->tflops);
 }
 
 static void write_csv(const char *path, int steps, const double *whole, const double *phases)
@@ -486,11 +492,7 @@ static void run_bench(const struct bench_opts *o, struct backend *be, struct com
     time_phases(t, o->steps, phases);
     time_op_groups(t, o->op_steps, r.group_ms, r.group_calls);
     if (comm->world > 1)
-        time_collectives(t,
-                         o->steps < 5    ? 5
-                         : o->steps > 20 ? 20
-                                         : o->steps,
-                         &r.alone_bn_ms, &r.alone_grad_ms);
+        time_collectives(t, 20, &r.alone_bn, &r.alone_grad);
     float losses[2];
     trainer_read_losses(t, losses);
     if (!isfinite(losses[0]))
