@@ -13,9 +13,10 @@
 # the other (interleaved, so that a machine shared with other work disturbs both alike);
 # and again the step's collectives alone (after a barrier: what the transport takes). The
 # medians are printed with the link's round trip (ping) and the model's prediction:
-#   two nodes = one node + (calls - 1) x (round trip / 2 + 8c / rate) + 4 n / rate
+#   two nodes = one node + (calls - 1) x (round trip / 2 + 8c / rate) + (4 n - burst) / rate
 # (c <= 224 channels per BN all-reduce, n the trainable weights; 2 ranks: each sends its
-# whole vector once, both ways at once), and the same with the collectives' measured times. Sizes: quickstart (32x32, widths 16,32,48, depth
+# whole vector once, both ways at once; tbf's burst of 256 KiB passes at once), and the same
+# with the collectives' measured times. Sizes: quickstart (32x32, widths 16,32,48, depth
 # 1, global batch 16; 10 steps) and seed (64x64, widths 32..128, depth 2, batch 64; 3
 # steps). Defaults: --build build --rate 1gbit --reps 3 --sizes quickstart,seed.
 set -uo pipefail
@@ -101,7 +102,9 @@ for size in ${sizes//,/ }; do
         -v calls="$(med "$dir/one.json" comm_calls_per_step)" -v rtt="${rtt:-0}" -v rate="$rate" 'BEGIN {
         bits = rate + 0; if (rate ~ /gbit/) bits *= 1e9; else if (rate ~ /mbit/) bits *= 1e6
         bytes_ms = bits / 8 / 1e3
-        pbn = (calls - 1) * (rtt / 2 + 8 * 224 / bytes_ms); pgrad = 4 * n / bytes_ms
+        # tbf lets a burst of 256 KiB through at once (sim_nodes.sh shape), then the rate
+        pbn = (calls - 1) * (rtt / 2 + 8 * 224 / bytes_ms)
+        pgrad = (4 * n > 262144 ? 4 * n - 262144 : 0) / bytes_ms
         printf "  model (%d weights, %d BN all-reduces): two nodes = one node + BN + gradient\n", n, calls - 1
         printf "    predicted from rate and round trip: %.2f + %.3f + %.3f = %.2f ms\n", one, pbn, pgrad, one + pbn + pgrad
         printf "    from the collectives timed alone:   %.2f + %.3f + %.3f = %.2f ms\n", one, bn2 - bn1, g2 - g1, one + bn2 - bn1 + g2 - g1
