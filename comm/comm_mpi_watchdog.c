@@ -49,19 +49,19 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-void watchdog_set_timeout(double seconds)
+void comm_watchdog_set_timeout(double seconds)
 {
     atomic_store(&wd.timeout_us, (long long)(seconds * 1e6));
 }
 
-void watchdog_enter(const char *what)
+void comm_watchdog_enter(const char *what)
 {
     atomic_store(&wd.what, what);
     atomic_fetch_add(&wd.seq, 1);
     atomic_store(&wd.entered_us, now_us());
 }
 
-void watchdog_leave(void)
+void comm_watchdog_leave(void)
 {
     atomic_store(&wd.entered_us, 0);
 }
@@ -215,21 +215,21 @@ static void gather_places(int local_rank)
     if (gethostname(mine.host, HOST_LEN - 1) != 0)
         snprintf(mine.host, HOST_LEN, "?");
     struct place *all = util_xcalloc((size_t)wd.world, sizeof *all);
-    watchdog_enter("MPI_Allgather (host names)");
+    comm_watchdog_enter("MPI_Allgather (host names)");
     MPI_CHECK(MPI_Allgather(&mine, (int)sizeof mine, MPI_BYTE, all, (int)sizeof mine, MPI_BYTE,
                             MPI_COMM_WORLD));
-    watchdog_leave();
+    comm_watchdog_leave();
     for (int r = 0; r < wd.world; r++)
         all[r].host[HOST_LEN - 1] = '\0';
     atomic_store(&wd.places, all);
 }
 
-void watchdog_start(int multiple, int local_rank)
+void comm_watchdog_start(int multiple, int local_rank)
 {
     wd.multiple = multiple;
     MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &wd.rank));
     MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &wd.world));
-    watchdog_set_timeout(600);
+    comm_watchdog_set_timeout(600);
     if (wd.world < 2)
         return;
     MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &wd.comm));
@@ -237,12 +237,12 @@ void watchdog_start(int multiple, int local_rank)
     gather_places(local_rank);
 }
 
-double watchdog_timeout(void)
+double comm_watchdog_timeout(void)
 {
     return (double)atomic_load(&wd.timeout_us) / 1e6;
 }
 
-void watchdog_log_placement(void)
+void comm_watchdog_log_placement(void)
 {
     struct place *p = atomic_load(&wd.places);
     if (!p || wd.rank != 0)
@@ -266,7 +266,7 @@ void watchdog_log_placement(void)
     util_log("ddim-dist: %d ranks on %d node(s): %s\n", wd.world, nodes, line);
 }
 
-void watchdog_stop(void)
+void comm_watchdog_stop(void)
 {
     if (wd.running) {
         atomic_store(&wd.stop, 1);

@@ -16,17 +16,17 @@
 
 /* Starts the thread (after MPI_Init_thread; `multiple`: MPI_THREAD_MULTIPLE provided), then
  * gathers every rank's host name and local rank (named when a rank is missing). Collective
- * over the world (duplicates it). Timeout 600 s until watchdog_set_timeout. */
-void watchdog_start(int multiple, int local_rank);
-void watchdog_set_timeout(double seconds);
-double watchdog_timeout(void);
+ * over the world (duplicates it). Timeout 600 s until comm_watchdog_set_timeout. */
+void comm_watchdog_start(int multiple, int local_rank);
+void comm_watchdog_set_timeout(double seconds);
+double comm_watchdog_timeout(void);
 /* Rank 0 prints where the ranks run: "ddim-dist: 4 ranks on 2 node(s): n1: rank(s) 0 (local
  * 0), 1 (local 1); n2: ...". Nothing for one rank. */
-void watchdog_log_placement(void);
+void comm_watchdog_log_placement(void);
 /* Around each blocking collective; `what` names it in the message. */
-void watchdog_enter(const char *what);
-void watchdog_leave(void);
+void comm_watchdog_enter(const char *what);
+void comm_watchdog_leave(void);
 /* Ends the thread and frees the duplicate (before MPI_Finalize). */
-void watchdog_stop(void);
+void comm_watchdog_stop(void);
 
 #endif

@@ -129,10 +129,7 @@ static void bias_grad(float *dbias, const float *dy, size_t rows, int cout)
 void cpu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
                          const float *x, const float *w, const struct conv_shape *s)
 {
-    if (!conv_is_basic(s))
-        DDIM_FATAL("cpu conv2d_backward: only square kernels at stride 1 with 'same' padding "
-                   "have a backward (got %dx%d, stride %d, %s)",
-                   conv_kh(s), conv_kw(s), conv_stride(s), s->valid ? "valid" : "same");
+    backend_require_conv_backward("cpu", s); /* supports_op refuses it first */
     size_t hw = (size_t)s->h * s->w, rows = (size_t)s->n * hw;
     int kcols = s->k * s->k * s->cin;
     bias_grad(dbias, dy, rows, s->cout);
