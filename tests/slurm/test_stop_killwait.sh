@@ -39,27 +39,21 @@ fi
     echo "test_slurm_killwait: SKIP: needs root (the private cluster runs as SlurmUser=root)"
     exit 77
 }
-while read -r v; do unset "$v"; done < <(env | sed -n 's/^\(SLURM_[A-Za-z0-9_]*\)=.*/\1/p')
-unset DDIM_BIN DDIM_CONFIG DDIM_RUN_DIR DDIM_ARGS DDIM_SRUN_MPI DDIM_SRUN_ARGS \
-    DDIM_SRUN_GPU_ARGS DDIM_FORWARD_SIGNAL
-
-tmp=$(mktemp -d /tmp/ddim_killwait_XXXXXX) || exit 1
-chmod 755 "$tmp" # munged wants its socket's parents searchable by all
-cluster=$tmp/cluster
+source "$here/slurm_lib.sh"
+slurm_clean_env
+slurm_test_init ddim_killwait
 cleanup() {
     local rc=$?
-    "$here/mini_cluster.sh" stop "$cluster" || {
-        echo "FAIL the cluster's processes did not all stop"
-        rc=1
-    }
+    slurm_stop_cluster || rc=1
     if [[ ${DDIM_SLURM_TEST_KEEP:-0} == 1 ]]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# slurm_lib.sh's fail counts; this test ends at its first failure
 fail() {
     echo "FAIL $*"
-    [[ -f $tmp/job.out ]] && grep -v '^  ' "$tmp/job.out" | tail -15
+    [[ -f $tmp/killwait.out ]] && grep -v '^  ' "$tmp/killwait.out" | tail -15
     exit 1
 }
 
@@ -68,15 +62,14 @@ export SLURM_CONF=$cluster/etc/slurm.conf
 killwait=$(sed -n 's/^KillWait=//p' "$SLURM_CONF")
 "$prep" --synthetic 600 --size 32 --seed 5 --output "$tmp/data.h5" >/dev/null 2>&1 || fail "ddim-prep"
 run=$tmp/run
-id=$(cd "$repo" && DDIM_BIN=$dist DDIM_CONFIG=configs/quickstart.yaml DDIM_RUN_DIR=$run \
+id=$(DDIM_BIN=$dist DDIM_CONFIG=configs/quickstart.yaml DDIM_RUN_DIR=$run \
     DDIM_ARGS="--set data.path='$tmp/data.h5' --set model.image_size=32 \
 --set model.widths=[16,32] --set model.block_depth=1 --set model.embedding_dims=8 \
 --set train.batch_size=48 --set train.num_epochs=1000 --set data.dataset_repetitions=10 --set eval.plot_diffusion_steps=2 \
 --set eval.plot_rows=1 --set eval.plot_cols=2 --set eval.kid_every=0 \
 --set run.progress_seconds=0 --set run.backend=cpu" \
-    sbatch --parsable --job-name=killwait --output="$tmp/job.out" --time=00:10:00 \
-    --nodes=1 --ntasks-per-node=2 --gpus-per-node=0 --cpus-per-task=1 slurm/train.sh |
-    cut -d';' -f1)
+    submit killwait --time=00:10:00 --nodes=1 --ntasks-per-node=2 --gpus-per-node=0 \
+    --cpus-per-task=1)
 [[ -n $id ]] || fail "sbatch refused the job"
 
 # a step line 8k + 1 (k >= 1) in metrics.jsonl: 7 steps before an every-8-steps agreement
@@ -88,19 +81,19 @@ while ((SECONDS < deadline)); do
     sleep 0.05
 done
 [[ -n $step ]] && ((step % 8 == 1)) || fail "no step 8k + 1 within 240 s (last: '$step')"
-t0=$SECONDS
+t_cancel=$SECONDS
 scancel "$id"
 deadline=$((SECONDS + 60))
 while ((SECONDS < deadline)); do
-    state=$(scontrol show job -o "$id" 2>/dev/null | tr ' ' '\n' | sed -n 's/^JobState=//p')
+    state=$(job_field "$id" JobState)
     [[ $state == RUNNING || $state == COMPLETING || $state == CONFIGURING ]] || break
     sleep 0.2
 done
-took=$((SECONDS - t0))
-grep -q 'stopped by signal at step [0-9]*; checkpoint written' "$tmp/job.out" ||
+took=$((SECONDS - t_cancel))
+grep -q 'stopped by signal at step [0-9]*; checkpoint written' "$tmp/killwait.out" ||
     fail "cancelled after step $step with KillWait=$killwait s: the ranks did not stop with a checkpoint (killed?)"
-grep -q ' 2 rank(s), cpu backend' "$tmp/job.out" || fail "the job did not run one job of 2 ranks"
-stopped=$(grep -o 'stopped by signal at step [0-9]*' "$tmp/job.out" | grep -o '[0-9]*$')
+grep -q ' 2 rank(s), cpu backend' "$tmp/killwait.out" || fail "the job did not run one job of 2 ranks"
+stopped=$(grep -o 'stopped by signal at step [0-9]*' "$tmp/killwait.out" | grep -o '[0-9]*$')
 on_disk=$(h5dump -a global_step "$run/checkpoint.h5" 2>/dev/null | awk '/\(0\):/ { print $2 }')
 [[ $on_disk == "$stopped" ]] || fail "the checkpoint on disk is of step '$on_disk', not $stopped"
 ((stopped - step <= 3)) || fail "cancelled after step $step, the ranks agreed only at step $stopped"
