@@ -25,21 +25,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 dist=$(realpath "$1")
 prep=$(realpath "$2")
-for c in munged mungekey slurmctld slurmd sbatch squeue scontrol scancel srun h5dump; do
-    command -v "$c" >/dev/null || {
-        echo "test_slurm_killwait: SKIP: $c not found (tools/setup.sh installs slurm-wlm, munge)"
-        exit 77
-    }
-done
+source "$here/slurm_lib.sh"
 if [[ -n ${ASAN_OPTIONS:-} ]]; then # steps 3 to 5 times slower: no test of a 5 s KillWait
     echo "test_slurm_killwait: SKIP: a sanitizer build's steps are too slow for KillWait=5 s"
     exit 77
 fi
-[[ $(id -u) == 0 ]] || {
-    echo "test_slurm_killwait: SKIP: needs root (the private cluster runs as SlurmUser=root)"
-    exit 77
-}
-source "$here/slurm_lib.sh"
+slurm_require test_slurm_killwait munged mungekey slurmctld slurmd sbatch squeue scontrol \
+    scancel srun h5dump
 slurm_clean_env
 slurm_test_init ddim_killwait
 cleanup() {
