@@ -222,9 +222,8 @@ static void nccl_destroy(struct comm *c)
     if (e == cudaSuccess)
         e = cudaStreamSynchronize(s->side);
     if (e != cudaSuccess)
-        fprintf(stderr,
-                "ddim-dist: warning: rank %d: cudaStreamSynchronize before ncclCommDestroy: %s\n",
-                c->rank, cudaGetErrorString(e));
+        fprintf(stderr, "%s: warning: rank %d: cudaStreamSynchronize before ncclCommDestroy: %s\n",
+                util_program(), c->rank, cudaGetErrorString(e));
     if (s->running)
         cudaEventDestroy(s->done);
     cudaEventDestroy(s->fork);
@@ -232,7 +231,7 @@ static void nccl_destroy(struct comm *c)
     cudaStreamDestroy(s->side);
     ncclResult_t r = ncclCommDestroy(s->nccl);
     if (r != ncclSuccess)
-        fprintf(stderr, "ddim-dist: warning: rank %d: ncclCommDestroy: %s (%s)\n", c->rank,
+        fprintf(stderr, "%s: warning: rank %d: ncclCommDestroy: %s (%s)\n", util_program(), c->rank,
                 ncclGetErrorString(r), ncclGetLastError(NULL));
     free(s);
     free(c);

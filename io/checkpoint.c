@@ -13,6 +13,7 @@
 /* --- writing ------------------------------------------------------------------------- */
 
 static const char *num_names[] = {"optimizer_step", "epoch", "global_step", "step_in_epoch"};
+static const char *const data_names[2] = {"data_train_xxh128", "data_validation_xxh128"};
 
 /* The weights groups of a checkpoint: name, the state's buffer, trainable weights only */
 struct group {
@@ -31,7 +32,8 @@ static void groups_of(const struct train_state *s, struct group g[4])
 
 /* Everything but the fsync and the rename, into an open file. */
 static int write_contents(hid_t f, const char *label, const struct train_state *s,
-                          const long long *nums, const char *config_yaml, char *err, size_t errlen)
+                          const long long *nums, const struct checkpoint_info *pos,
+                          const char *config_yaml, char *err, size_t errlen)
 {
     struct group g[4];
     groups_of(s, g);
@@ -39,13 +41,15 @@ static int write_contents(hid_t f, const char *label, const struct train_state *
         if (weights_write_h5(f, label, g[i].name, s->params, g[i].data, g[i].trainable_only, err,
                              errlen) != 0)
             return -1;
-    int bad = h5u_write_floats(f, "/normalizer/mean", s->norm, 3) ||
-              h5u_write_floats(f, "/normalizer/variance", s->norm + 3, 3) ||
+    int bad = weights_h5_write_normalizer(f, s->norm) ||
               h5u_write_attr_str(f, "format", CHECKPOINT_FORMAT) ||
               weights_h5_write_shape(f, &s->shape) ||
               h5u_write_attr_str(f, "config", config_yaml ? config_yaml : "");
     for (int i = 0; i < 4; i++)
         bad = bad || h5u_write_attr_i64(f, num_names[i], &nums[i], 1);
+    for (int i = 0; i < 2; i++)
+        if (pos->data_fingerprint[i][0])
+            bad = bad || h5u_write_attr_str(f, data_names[i], pos->data_fingerprint[i]);
     if (bad)
         return util_error(err, errlen, "%s: cannot write the normalizer or the attributes", label);
     return 0;
@@ -60,7 +64,7 @@ int checkpoint_write(const char *path, const struct train_state *s,
     if (f < 0)
         return -1;
     long long nums[4] = {s->step, pos->epoch, pos->global_step, pos->step_in_epoch};
-    int rc = write_contents(f, tmp, s, nums, config_yaml, err, errlen);
+    int rc = write_contents(f, tmp, s, nums, pos, config_yaml, err, errlen);
     return h5u_commit(f, tmp, path, rc, err, errlen);
 }
 
@@ -75,8 +79,7 @@ static int read_contents(hid_t f, const char *label, struct train_state *s, doub
         if (weights_read_h5(f, label, g[i].name, s->params, g[i].data, g[i].trainable_only, err,
                             errlen) != 0)
             return -1;
-    if (h5u_read_floats(f, label, "/normalizer/mean", s->norm, 3, err, errlen) ||
-        h5u_read_floats(f, label, "/normalizer/variance", s->norm + 3, 3, err, errlen))
+    if (weights_h5_read_normalizer(f, label, s->norm, err, errlen) != 0)
         return -1;
     for (int i = 0; i < 4; i++) {
         size_t n = 1;
@@ -109,6 +112,11 @@ int checkpoint_read(const char *path, struct train_state *s, struct checkpoint_i
     double nums[4];
     if (rc == 0)
         rc = read_contents(f, path, s, nums, err, errlen);
+    memset(pos->data_fingerprint, 0, sizeof pos->data_fingerprint);
+    for (int i = 0; rc == 0 && i < 2; i++)
+        if (H5Aexists(f, data_names[i]) > 0)
+            rc = h5u_read_attr_str(f, path, data_names[i], pos->data_fingerprint[i],
+                                   sizeof pos->data_fingerprint[i], err, errlen);
     H5Fclose(f);
     if (rc == 0) {
         s->step = (int)nums[0];

@@ -7,7 +7,9 @@
  *   /normalizer/mean, /normalizer/variance  (3) each
  *   root attributes: format ("ddim-dist checkpoint 1"), optimizer_step, epoch (epochs
  *   done), global_step, step_in_epoch (steps done of the next epoch), image_size, widths,
- *   block_depth, embedding_dims, config (the resolved configuration as YAML).
+ *   block_depth, embedding_dims, config (the resolved configuration as YAML),
+ *   data_train_xxh128, data_validation_xxh128 (the content fingerprints of the dataset it
+ *   was trained on, dataset.h; absent in checkpoints made before them).
  * h5py and h5dump read it. Weights use the layout of weights_h5.h. */
 #ifndef DDIM_CHECKPOINT_H
 #define DDIM_CHECKPOINT_H
@@ -32,9 +34,10 @@ struct train_state {
 };
 
 struct checkpoint_info {
-    int epoch;          /* epochs done */
-    long global_step;   /* training steps done in all */
-    long step_in_epoch; /* steps done of epoch `epoch` (0-based) */
+    int epoch;                    /* epochs done */
+    long global_step;             /* training steps done in all */
+    long step_in_epoch;           /* steps done of epoch `epoch` (0-based) */
+    char data_fingerprint[2][33]; /* the dataset's, per split (dataset.h); "": unknown */
 };
 
 /* Writes s and the position to path atomically: path.tmp is written, flushed, closed and

@@ -12,6 +12,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+/* xxHash as a header-only library: no shared library to link or to carry to a GPU machine */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #define DATASET_HINT "(re-create it with ddim-prep; see ddim-prep --help)"
 
@@ -118,12 +121,22 @@ static int check_counts_and_stats(struct dataset *ds, char *err, size_t errlen)
     if (n != 3)
         return util_error(err, errlen, "%s: attribute 'train_variance' has %zu values, expected 3",
                           ds->path, n);
+    /* pixels in [0, 1]: a mean in [0, 1], a variance at most 1/4; and above 0, since the
+     * normalizer divides by its square root (0 or less diverges at once, inf trains on
+     * zeros) */
     for (int c = 0; c < 3; c++) {
-        if (!(ds->mean[c] >= 0.0 && ds->mean[c] <= 1.0) || !(ds->variance[c] >= 0.0))
+        if (!(ds->mean[c] >= 0.0 && ds->mean[c] <= 1.0))
             return util_error(err, errlen,
-                              "%s: train_mean[%d] = %g / train_variance[%d] = %g, expected a "
-                              "mean in [0, 1] and a variance >= 0",
-                              ds->path, c, ds->mean[c], c, ds->variance[c]);
+                              "%s: attribute 'train_mean' holds %g for channel %d, expected a "
+                              "mean of pixels in [0, 1] %s",
+                              ds->path, ds->mean[c], c, DATASET_HINT);
+        if (!(ds->variance[c] > 0.0 && ds->variance[c] <= 0.25))
+            return util_error(err, errlen,
+                              "%s: attribute 'train_variance' holds %g for channel %d, expected "
+                              "a variance of pixels in [0, 1]: more than 0 (the images must "
+                              "vary: the normalizer divides by its square root) and at most "
+                              "0.25 %s",
+                              ds->path, ds->variance[c], c, DATASET_HINT);
     }
     return 0;
 }
@@ -199,8 +212,9 @@ int dataset_read(struct dataset *ds, enum dataset_split split, const long *idx, 
          * preprocess_image does (a division, not a multiplication, to match it bit for bit) */
         if (H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, mem_dims, NULL) < 0 ||
             H5Dread(ds->images[split], H5T_NATIVE_FLOAT, mem, file_space, H5P_DEFAULT, dst) < 0) {
-            rc = util_error(err, errlen, "%s: cannot read image %ld of '%s' (corrupt file?)",
-                            ds->path, idx[i], split_names[split]);
+            char why[512];
+            rc = util_error(err, errlen, "%s: cannot read image %ld of '%s': %s", ds->path, idx[i],
+                            split_names[split], h5u_read_failure(why, sizeof why));
             break;
         }
         for (size_t j = 0; j < per_image; j++)
@@ -225,10 +239,84 @@ int dataset_read_all(struct dataset *ds, enum dataset_split split, uint8_t *out,
     hid_t file_space = H5Dget_space(ds->images[split]);
     int rc = 0;
     if (H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, dims, NULL) < 0 ||
-        H5Dread(ds->images[split], H5T_NATIVE_UINT8, mem, file_space, H5P_DEFAULT, out) < 0)
-        rc = util_error(err, errlen, "%s: cannot read the %ld images of '%s' (corrupt file?)",
-                        ds->path, ds->count[split], split_names[split]);
+        H5Dread(ds->images[split], H5T_NATIVE_UINT8, mem, file_space, H5P_DEFAULT, out) < 0) {
+        char why[512];
+        rc = util_error(err, errlen, "%s: cannot read the %ld images of '%s': %s", ds->path,
+                        ds->count[split], split_names[split], h5u_read_failure(why, sizeof why));
+    }
     H5Sclose(file_space);
     H5Sclose(mem);
     return rc;
+}
+
+/* --- content fingerprints ------------------------------------------------------------- */
+
+static void hex_of(XXH128_hash_t h, char hex[33])
+{
+    XXH128_canonical_t c; /* big-endian bytes: the digits xxh128sum prints */
+    XXH128_canonicalFromHash(&c, h);
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", c.digest[i]);
+}
+
+void dataset_fingerprint_of(const uint8_t *pixels, size_t bytes, char hex[33])
+{
+    hex_of(XXH3_128bits(pixels, bytes), hex);
+}
+
+/* One split's pixels hashed as they are stored, a block of images at a time. */
+static int hash_split(struct dataset *ds, int split, char hex[33], char *err, size_t errlen)
+{
+    enum { BLOCK = 256 };
+    const hsize_t s = (hsize_t)ds->image_size;
+    const size_t per = (size_t)s * s * 3;
+    XXH3_state_t *state = XXH3_createState();
+    if (!state)
+        DDIM_FATAL("out of host memory hashing %s", ds->path);
+    XXH3_128bits_reset(state);
+    uint8_t *buf = util_xmalloc(BLOCK * per);
+    hid_t file_space = H5Dget_space(ds->images[split]);
+    int rc = 0;
+    char why[512];
+    for (long i = 0; rc == 0 && i < ds->count[split]; i += BLOCK) {
+        long n = ds->count[split] - i < BLOCK ? ds->count[split] - i : BLOCK;
+        hsize_t start[4] = {(hsize_t)i, 0, 0, 0}, dims[4] = {(hsize_t)n, s, s, 3};
+        hid_t mem = H5Screate_simple(4, dims, NULL);
+        if (H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, dims, NULL) < 0 ||
+            H5Dread(ds->images[split], H5T_NATIVE_UINT8, mem, file_space, H5P_DEFAULT, buf) < 0)
+            rc = util_error(err, errlen, "%s: cannot read images %ld..%ld of '%s': %s", ds->path, i,
+                            i + n - 1, split_names[split], h5u_read_failure(why, sizeof why));
+        else
+            XXH3_128bits_update(state, buf, (size_t)n * per);
+        H5Sclose(mem);
+    }
+    if (rc == 0)
+        hex_of(XXH3_128bits_digest(state), hex);
+    H5Sclose(file_space);
+    free(buf);
+    XXH3_freeState(state);
+    return rc;
+}
+
+int dataset_fingerprint(struct dataset *ds, int *computed, char *err, size_t errlen)
+{
+    *computed = 0;
+    for (int split = 0; split < 2; split++) {
+        char *hex = ds->fingerprint[split];
+        const char *attr = dataset_split_fingerprint[split];
+        if (H5Aexists(ds->file, attr) > 0) {
+            if (h5u_read_attr_str(ds->file, ds->path, attr, hex, 33, err, errlen) != 0)
+                return -1;
+            if (strlen(hex) != DATASET_FINGERPRINT_HEX ||
+                strspn(hex, "0123456789abcdef") != DATASET_FINGERPRINT_HEX)
+                return util_error(err, errlen,
+                                  "%s: attribute '%s' is '%s', expected %d hexadecimal digits %s",
+                                  ds->path, attr, hex, DATASET_FINGERPRINT_HEX, DATASET_HINT);
+        } else {
+            if (hash_split(ds, split, hex, err, errlen) != 0)
+                return -1;
+            *computed = 1;
+        }
+    }
+    return 0;
 }

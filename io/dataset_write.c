@@ -1,5 +1,6 @@
 /* dataset_write.c: the writer of the dataset layout (dataset.h), for ddim-prep. */
 #include "dataset.h"
+#include "h5_util.h"
 #include "util.h"
 
 #include <hdf5.h>
@@ -9,6 +10,7 @@
 const char *const dataset_split_group[2] = {"/train", "/validation"};
 const char *const dataset_split_images[2] = {"/train/images", "/validation/images"};
 const char *const dataset_split_count[2] = {"num_train", "num_validation"};
+const char *const dataset_split_fingerprint[2] = {"train_xxh128", "validation_xxh128"};
 
 static int attr_string(hid_t file, const char *name, const char *value)
 {
@@ -37,27 +39,20 @@ static int attr_numbers(hid_t file, const char *name, hid_t file_type, hid_t mem
     return st < 0 ? -1 : 0;
 }
 
-/* GROUP/images: uint8 (n, size, size, 3), one image per chunk, gzip. */
+/* GROUP/images: uint8 (n, size, size, 3), one image per chunk, gzip, checksummed. */
 static int write_split(hid_t file, const char *group, const uint8_t *images, long n, int size)
 {
     hid_t g = H5Gcreate2(file, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0)
         return -1;
     hsize_t dims[4] = {(hsize_t)n, (hsize_t)size, (hsize_t)size, 3};
-    hsize_t maxdims[4] = {H5S_UNLIMITED, dims[1], dims[2], 3}; /* allows n = 0 */
     hsize_t chunk[4] = {1, dims[1], dims[2], 3};
-    hid_t sp = H5Screate_simple(4, dims, maxdims);
-    hid_t plist = H5Pcreate(H5P_DATASET_CREATE);
-    H5Pset_chunk(plist, 4, chunk);
-    H5Pset_deflate(plist, GZIP_LEVEL);
-    hid_t d = H5Dcreate2(g, "images", H5T_STD_U8LE, sp, H5P_DEFAULT, plist, H5P_DEFAULT);
+    hid_t d = h5u_create_dataset(g, "images", H5T_STD_U8LE, 4, dims, chunk, GZIP_LEVEL);
     herr_t st = d < 0 ? -1 : 0;
     if (st == 0 && n > 0)
         st = H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, images);
     if (d >= 0)
         H5Dclose(d);
-    H5Pclose(plist);
-    H5Sclose(sp);
     H5Gclose(g);
     return st < 0 ? -1 : 0;
 }
@@ -81,6 +76,14 @@ int dataset_write(hid_t f, const char *label, const uint8_t *images, long n_trai
         attr_numbers(f, "train_variance", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, meta->variance, 3);
     for (int i = 0; i < 5 && !bad; i++)
         bad = attr_numbers(f, int_names[i], H5T_STD_I64LE, H5T_NATIVE_LLONG, &ints[i], 1);
+    const long counts[2] = {n_train, n_val};
+    const uint8_t *first = images;
+    for (int split = 0; split < 2 && !bad; split++) { /* the content fingerprints */
+        char hex[33];
+        dataset_fingerprint_of(first, (size_t)counts[split] * per_image, hex);
+        bad = attr_string(f, dataset_split_fingerprint[split], hex);
+        first += (size_t)counts[split] * per_image;
+    }
     if (bad)
         return util_error(err, errlen, "%s: writing the HDF5 file failed (disk full?)", label);
     return 0;

@@ -72,10 +72,9 @@ int ema_weights_read_weights(const char *path, int from_checkpoint,
         return -1;
     }
     free(ew->w);
-    ew->w = util_xmalloc(params->total * sizeof(float));
-    int rc = weights_read_h5(f, path, group, params, ew->w, 0, err, errlen) ||
-                     h5u_read_floats(f, path, "/normalizer/mean", ew->norm, 3, err, errlen) ||
-                     h5u_read_floats(f, path, "/normalizer/variance", ew->norm + 3, 3, err, errlen)
+    ew->w = h5u_alloc_for(path, group, params->total * sizeof(float), err, errlen);
+    int rc = !ew->w || weights_read_h5(f, path, group, params, ew->w, 0, err, errlen) ||
+                     weights_h5_read_normalizer(f, path, ew->norm, err, errlen)
                  ? -1
                  : 0;
     H5Fclose(f);
@@ -87,8 +86,7 @@ static int write_contents(hid_t f, const char *label, const struct ema_weights *
 {
     if (weights_write_h5(f, label, "/weights", params, ew->w, 0, err, errlen))
         return -1;
-    int bad = h5u_write_floats(f, "/normalizer/mean", ew->norm, 3) ||
-              h5u_write_floats(f, "/normalizer/variance", ew->norm + 3, 3) ||
+    int bad = weights_h5_write_normalizer(f, ew->norm) ||
               h5u_write_attr_str(f, "format", EMA_WEIGHTS_FORMAT) ||
               weights_h5_write_shape(f, &ew->shape) ||
               h5u_write_attr_str(f, "config", ew->config_yaml ? ew->config_yaml : "");

@@ -1,21 +1,46 @@
 /* gif_write.c: see gif_write.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "gif_write.h"
+#include "atomic_file.h"
 #include "util.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <gif_lib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+/* The GIF is encoded into memory (giflib's output function below) and written whole by
+ * atomic_file_write when it is finished: path.tmp, fsync, rename. Until then nothing is
+ * on disk, so a failure (a frame that cannot be read, a full disk) leaves the old file, or
+ * an input given as the output, as it was. */
 struct gif_writer {
     GifFileType *gif;
     int width, height, delay_cs, frames;
     char path[1024];
+    unsigned char *bytes; /* the encoded file so far */
+    size_t len, cap;
 };
+
+/* giflib's OutputFunc: appends to the writer's buffer (gif->UserData). */
+static int append_bytes(GifFileType *gif, const GifByteType *data, int n)
+{
+    struct gif_writer *g = gif->UserData;
+    if (n <= 0)
+        return 0;
+    if (g->len + (size_t)n > g->cap) {
+        size_t cap = g->cap ? 2 * g->cap : 65536;
+        while (cap < g->len + (size_t)n)
+            cap *= 2;
+        unsigned char *grown = realloc(g->bytes, cap);
+        if (!grown)
+            return 0; /* giflib reports a write error */
+        g->bytes = grown;
+        g->cap = cap;
+    }
+    memcpy(g->bytes + g->len, data, (size_t)n);
+    g->len += (size_t)n;
+    return n;
+}
 
 static uint32_t pack_rgb(const uint8_t *p)
 {
@@ -94,15 +119,11 @@ struct gif_writer *gif_writer_open(const char *path, int width, int height, int 
                    width, height);
         return NULL;
     }
-    /* open() ourselves: giflib's EGifOpenFileName creates files readable by their owner only */
-    int code = 0, fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-    if (fd < 0) {
-        util_error(err, errlen, "%s: cannot create the file (%s)", path, strerror(errno));
-        return NULL;
-    }
-    GifFileType *gif = EGifOpenFileHandle(fd, &code);
+    struct gif_writer *g = util_xcalloc(1, sizeof *g);
+    int code = 0;
+    GifFileType *gif = EGifOpen(g, append_bytes, &code);
     if (!gif) {
-        close(fd);
+        free(g);
         gif_error(err, errlen, path, "start the GIF", code);
         return NULL;
     }
@@ -117,10 +138,10 @@ struct gif_writer *gif_writer_open(const char *path, int width, int height, int 
         EGifPutExtensionTrailer(gif) == GIF_ERROR) {
         gif_error(err, errlen, path, "write the header", gif->Error);
         EGifCloseFile(gif, &code);
-        remove(path);
+        free(g->bytes);
+        free(g);
         return NULL;
     }
-    struct gif_writer *g = util_xcalloc(1, sizeof *g);
     g->gif = gif;
     g->width = width;
     g->height = height;
@@ -161,8 +182,9 @@ int gif_writer_close(struct gif_writer *g, int ok, char *err, size_t errlen)
     int code = 0, rc = 0;
     if (EGifCloseFile(g->gif, &code) == GIF_ERROR && ok)
         rc = gif_error(err, errlen, g->path, "finish the file", code);
-    if (!ok || rc != 0)
-        remove(g->path);
+    if (ok && rc == 0)
+        rc = atomic_file_write(g->path, g->bytes, g->len, err, errlen);
+    free(g->bytes);
     free(g);
     return ok ? rc : -1;
 }

@@ -10,17 +10,19 @@
 
 struct gif_writer;
 
-/* Creates path (replaced if it exists) for frames of width x height pixels shown for
- * delay_cs hundredths of a second each, looping forever. NULL with a message naming the
- * file. */
+/* Starts a GIF to be written at path (replaced if it exists) of frames of width x height
+ * pixels shown for delay_cs hundredths of a second each, looping forever. The file is built
+ * in memory and written by gif_writer_close only (path.tmp, fsync, rename): until then, and
+ * after a failure, path is left as it was. NULL with a message naming the file. */
 struct gif_writer *gif_writer_open(const char *path, int width, int height, int delay_cs, char *err,
                                    size_t errlen);
 
 /* Appends one frame: rgb (height, width, 3). 0, or -1 with a message. */
 int gif_writer_add(struct gif_writer *g, const uint8_t *rgb, char *err, size_t errlen);
 
-/* Finishes and closes the file; after an error (ok == 0, or a failure here) the file is
- * removed. Frees g. 0, or -1 with a message. */
+/* With ok, finishes the GIF and writes it to path atomically (a full disk leaves the old
+ * file whole); without (an error before), writes nothing. Frees g. 0, or -1 with a message
+ * naming the file and the system's cause. */
 int gif_writer_close(struct gif_writer *g, int ok, char *err, size_t errlen);
 
 /* The frame as the GIF stores it (what a decoder gives back): rgb itself when it has at most

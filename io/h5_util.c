@@ -4,6 +4,7 @@
 #include "atomic_file.h"
 #include "util.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,18 @@ const char *h5u_last_error(char *buf, size_t len)
     buf[0] = '\0';
     char *span[2] = {buf, buf + len};
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_innermost, span);
+    return buf;
+}
+
+const char *h5u_read_failure(char *buf, size_t len)
+{
+    h5u_last_error(buf, len);
+    if (strstr(buf, "Fletcher32")) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, len - used,
+                 " (the checksum stored with the data does not match its bytes: the file is "
+                 "damaged)");
+    }
     return buf;
 }
 
@@ -76,6 +89,41 @@ int h5u_exists(hid_t file, const char *name)
     }
 }
 
+/* 0 when every element dataset d declares (elements of `type_size` bytes) is stored in the
+ * file: a contiguous dataset's bytes all allocated, every chunk of a chunked one written. A
+ * few KB of file can declare 2^31 images that were never written (HDF5 would read them as
+ * zeros): refused before anyone allocates for them. */
+static int check_stored(hid_t d, const char *file_label, const char *name, hsize_t elements,
+                        char *err, size_t errlen)
+{
+    hid_t dcpl = H5Dget_create_plist(d), type = H5Dget_type(d), space = H5Dget_space(d);
+    H5D_layout_t layout = H5Pget_layout(dcpl);
+    hsize_t want = elements * H5Tget_size(type), have = H5Dget_storage_size(d);
+    const char *unit = "bytes";
+    if (layout == H5D_CHUNKED && elements > 0) {
+        hsize_t dims[H5U_MAX_DIMS], chunk[H5U_MAX_DIMS], n = 0;
+        int nd = H5Sget_simple_extent_dims(space, dims, NULL);
+        H5Pget_chunk(dcpl, nd, chunk);
+        want = 1;
+        for (int i = 0; i < nd; i++)
+            want *= (dims[i] + chunk[i] - 1) / chunk[i];
+        have = H5Dget_num_chunks(d, space, &n) >= 0 ? n : 0;
+        unit = "chunks";
+    } else if (layout != H5D_CONTIGUOUS) {
+        want = have; /* compact: stored in the object header, always whole */
+    }
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Pclose(dcpl);
+    if (have >= want)
+        return 0;
+    return util_error(err, errlen,
+                      "%s: dataset '%s' declares %llu elements, but the file stores only %llu of "
+                      "the %llu %s they need: a damaged or incomplete file",
+                      file_label, name, (unsigned long long)elements, (unsigned long long)have,
+                      (unsigned long long)want, unit);
+}
+
 int h5u_shape(hid_t file, const char *file_label, const char *name, int *ndim,
               size_t shape[H5U_MAX_DIMS], char *err, size_t errlen)
 {
@@ -94,12 +142,29 @@ int h5u_shape(hid_t file, const char *file_label, const char *name, int *ndim,
     } else {
         H5Sget_simple_extent_dims(sp, dims, NULL);
         *ndim = nd;
-        for (int i = 0; i < nd; i++)
+        hsize_t elements = 1;
+        for (int i = 0; i < nd; i++) {
             shape[i] = (size_t)dims[i];
+            elements *= dims[i];
+        }
+        rc = check_stored(d, file_label, name, elements, err, errlen);
     }
     H5Sclose(sp);
     H5Dclose(d);
     return rc;
+}
+
+void *h5u_alloc_for(const char *file_label, const char *name, size_t bytes, char *err,
+                    size_t errlen)
+{
+    char why[256] = "";
+    void *p = util_memory_check(bytes, why, sizeof why) == 0 ? malloc(bytes ? bytes : 1) : NULL;
+    if (!p && !why[0])
+        snprintf(why, sizeof why, "%.2f GiB of host memory, more than can be had now",
+                 bytes / 1073741824.0);
+    if (!p)
+        util_error(err, errlen, "%s: dataset '%s' needs %s", file_label, name, why);
+    return p;
 }
 
 int h5u_read_floats(hid_t file, const char *file_label, const char *name, float *out, size_t count,
@@ -120,10 +185,28 @@ int h5u_read_floats(hid_t file, const char *file_label, const char *name, float 
         return util_error(err, errlen, "%s: dataset '%s' has shape (%s) = %zu values, expected %zu",
                           file_label, name, nd ? dims : "scalar", have, count);
     hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
-    herr_t st = H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
+    int rc = 0;
+    if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
+        char why[512]; /* before the next call clears HDF5's error stack */
+        rc = util_error(err, errlen, "%s: cannot read dataset '%s' as float32: %s", file_label,
+                        name, h5u_read_failure(why, sizeof why));
+    }
     H5Dclose(d);
-    if (st < 0)
-        return util_error(err, errlen, "%s: cannot read dataset '%s' as float32", file_label, name);
+    return rc;
+}
+
+int h5u_read_finite_floats(hid_t file, const char *file_label, const char *name, float *out,
+                           size_t count, char *err, size_t errlen)
+{
+    if (h5u_read_floats(file, file_label, name, out, count, err, errlen) != 0)
+        return -1;
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(out[i]))
+            return util_error(err, errlen,
+                              "%s: dataset '%s' holds %g at element %zu of %zu: not a finite "
+                              "number (the file is damaged, or was saved from a run that had "
+                              "diverged)",
+                              file_label, name, (double)out[i], i, count);
     return 0;
 }
 
@@ -253,7 +336,9 @@ int h5u_read_attr_strings(hid_t f, const char *label, const char *obj, const cha
     int ndim = H5Sget_simple_extent_ndims(space);
     hssize_t n = H5Sget_simple_extent_npoints(space);
     int rc = 0;
-    if (H5Tget_class(type) != H5T_STRING || ndim > 1 || n < 0 || n > 1000000)
+    if (n == 0) /* Keras writes an empty list as a float64 array of length 0 (numpy's []) */
+        *out = util_xcalloc(1, sizeof **out);
+    else if (H5Tget_class(type) != H5T_STRING || ndim > 1 || n < 0 || n > 1000000)
         rc = util_error(err, errlen, "%s: attribute '%s' of '%s' is not a list of strings", label,
                         attr, obj);
     else if (read_string_array(a, type, out, (int)n) != 0) {
@@ -304,19 +389,48 @@ int h5u_write_attr_str(hid_t file, const char *name, const char *text)
     return rc;
 }
 
-int h5u_write_floats(hid_t file, const char *name, const float *v, size_t n)
+static int checksums = 1;
+enum { ISTORE_K = 4 };
+
+void h5u_set_checksums(int on)
 {
+    checksums = on;
+}
+
+hid_t h5u_create_dataset(hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims,
+                         const hsize_t *chunk, int gzip)
+{
+    hsize_t elements = 1;
+    for (int i = 0; i < rank; i++)
+        elements *= dims[i];
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    /* filters need chunks, and chunks need elements; without checksums (only to measure
+     * them) a dataset without compression or a chunk shape is contiguous, as before them */
+    if (elements > 0 && rank > 0 && (checksums || gzip > 0 || chunk)) {
+        H5Pset_chunk(dcpl, rank, chunk ? chunk : dims);
+        if (gzip > 0)
+            H5Pset_deflate(dcpl, (unsigned)gzip);
+        if (checksums) /* last: it checks the bytes as stored, before they are inflated */
+            H5Pset_fletcher32(dcpl);
+    }
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t d = H5Dcreate2(loc, name, type, sp, lcpl, dcpl, H5P_DEFAULT);
+    H5Sclose(sp);
+    H5Pclose(dcpl);
+    H5Pclose(lcpl);
+    return d;
+}
+
+int h5u_write_floats(hid_t file, const char *name, const float *v, size_t n)
+{
     hsize_t dims[1] = {(hsize_t)n};
-    hid_t sp = H5Screate_simple(1, dims, NULL);
-    hid_t d = H5Dcreate2(file, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t d = h5u_create_dataset(file, name, H5T_IEEE_F32LE, 1, dims, NULL, 0);
     int rc =
         d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0 ? 0 : -1;
     if (d >= 0)
         H5Dclose(d);
-    H5Sclose(sp);
-    H5Pclose(lcpl);
     return rc;
 }
 
@@ -327,12 +441,21 @@ hid_t h5u_create_mem(const char *name, char *err, size_t errlen)
      * can never fail one of its own writes (HDF5 1.10 cannot close a file whose flush
      * failed: its handle stays half-open and crashes the library's clean-up at exit), and
      * h5u_commit's plain writes report the system's cause */
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), fcpl = H5Pcreate(H5P_FILE_CREATE);
     hid_t f = -1;
-    if (fapl >= 0 && H5Pset_fapl_core(fapl, (size_t)4 << 20, 0) >= 0)
-        f = H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl); /* name: unique, for messages */
+    /* every dataset is chunked (h5u_create_dataset); in the file format every HDF5 version
+     * reads (the newer formats' images come out of H5Fget_file_image with a superblock that
+     * fails its checksum in HDF5 1.10), each has a B-tree of its chunks, whose nodes hold 2K
+     * entries: HDF5's K of 32 makes 3.6 KB per weight, so that a small model's checkpoint
+     * grows 2.2 times; K = ISTORE_K keeps nodes small and a dataset's 8189 image chunks a
+     * few levels deep */
+    if (fapl >= 0 && fcpl >= 0 && H5Pset_fapl_core(fapl, (size_t)4 << 20, 0) >= 0 &&
+        H5Pset_istore_k(fcpl, ISTORE_K) >= 0)
+        f = H5Fcreate(name, H5F_ACC_TRUNC, fcpl, fapl); /* name: unique, for messages */
     if (fapl >= 0)
         H5Pclose(fapl);
+    if (fcpl >= 0)
+        H5Pclose(fcpl);
     if (f < 0)
         util_error(err, errlen, "%s: HDF5 cannot create the file in memory (out of memory?)", name);
     return f;

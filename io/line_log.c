@@ -68,8 +68,8 @@ int line_log_append(struct line_log *log, const void *data, size_t n)
     if (log->pending_len > 0 && append_whole(log->fd, log->pending, log->pending_len) != 0)
         rc = -1;
     else if (log->pending_len > 0) {
-        util_log("ddim-dist: %s is written again: %ld held %s(s) saved\n", log->path, log->held,
-                 log->unit);
+        util_log("%s: %s is written again: %ld held %s(s) saved\n", util_program(), log->path,
+                 log->held, log->unit);
         log->pending_len = 0;
         log->held = 0;
         log->failing = 0;
@@ -79,9 +79,9 @@ int line_log_append(struct line_log *log, const void *data, size_t n)
     if (rc != 0) {
         if (!log->failing)
             fprintf(stderr,
-                    "ddim-dist: warning: cannot write to '%s': %s; its %ss are held in memory "
+                    "%s: warning: cannot write to '%s': %s; its %ss are held in memory "
                     "and written when the disk takes them again\n",
-                    log->path, strerror(errno), log->unit);
+                    util_program(), log->path, strerror(errno), log->unit);
         log->failing = 1;
         hold(log, data, n);
     }
@@ -105,15 +105,15 @@ int line_log_close(struct line_log *log)
         return 0;
     int rc = 0;
     if (log->pending_len > 0 && append_whole(log->fd, log->pending, log->pending_len) != 0) {
-        fprintf(stderr, "ddim-dist: error: %ld %s(s) of '%s' could not be written: %s\n", log->held,
-                log->unit, log->path, strerror(errno));
+        fprintf(stderr, "%s: error: %ld %s(s) of '%s' could not be written: %s\n", util_program(),
+                log->held, log->unit, log->path, strerror(errno));
         rc = -1;
     }
     if (log->dropped > 0) {
         fprintf(stderr,
-                "ddim-dist: error: %ld %s(s) of '%s' were lost: more were held back than "
+                "%s: error: %ld %s(s) of '%s' were lost: more were held back than "
                 "fit in memory\n",
-                log->dropped, log->unit, log->path);
+                util_program(), log->dropped, log->unit, log->path);
         rc = -1;
     }
     fsync(log->fd);

@@ -36,9 +36,17 @@ int weights_read_h5(hid_t file, const char *file_label, const char *group,
                               "written for another model configuration?",
                               file_label, name, got, want);
         }
-        if (host &&
-            h5u_read_floats(file, file_label, name, host + p->offset, p->count, err, errlen))
+        if (!host)
+            continue;
+        float *v = host + p->offset;
+        if (h5u_read_finite_floats(file, file_label, name, v, p->count, err, errlen) != 0)
             return -1;
+        for (size_t j = 0; p->kind == PARAM_MOVING_VARIANCE && j < p->count; j++)
+            if (v[j] < 0.0f)
+                return util_error(err, errlen,
+                                  "%s: weight '%s' holds the variance %g at element %zu: a "
+                                  "variance is never negative (the file is damaged)",
+                                  file_label, name, (double)v[j], j);
     }
     return 0;
 }
@@ -47,8 +55,6 @@ int weights_write_h5(hid_t file, const char *file_label, const char *group,
                      const struct param_table *params, const float *host, int trainable_only,
                      char *err, size_t errlen)
 {
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
     int rc = 0;
     for (int i = 0; i < params->count && rc == 0; i++) {
         const struct param *p = &params->items[i];
@@ -59,16 +65,13 @@ int weights_write_h5(hid_t file, const char *file_label, const char *group,
         hsize_t dims[4];
         for (int d = 0; d < p->ndim; d++)
             dims[d] = (hsize_t)p->shape[d];
-        hid_t sp = H5Screate_simple(p->ndim, dims, NULL);
-        hid_t ds = H5Dcreate2(file, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t ds = h5u_create_dataset(file, name, H5T_IEEE_F32LE, p->ndim, dims, NULL, 0);
         if (ds < 0 ||
             H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, host + p->offset) < 0)
             rc = util_error(err, errlen, "%s: cannot write weight '%s'", file_label, name);
         if (ds >= 0)
             H5Dclose(ds);
-        H5Sclose(sp);
     }
-    H5Pclose(lcpl);
     return rc;
 }
 
@@ -154,5 +157,30 @@ int weights_h5_check_shape(hid_t file, const char *file_label, const struct mode
                           "resume with the model it was written for",
                           file_label, shape_names[k], ta, tb, shape_names[k]);
     }
+    return 0;
+}
+
+/* --- the normalizer ------------------------------------------------------------------- */
+
+int weights_h5_write_normalizer(hid_t file, const float norm[6])
+{
+    return h5u_write_floats(file, "/normalizer/mean", norm, 3) ||
+                   h5u_write_floats(file, "/normalizer/variance", norm + 3, 3)
+               ? -1
+               : 0;
+}
+
+int weights_h5_read_normalizer(hid_t file, const char *file_label, float norm[6], char *err,
+                               size_t errlen)
+{
+    if (h5u_read_finite_floats(file, file_label, "/normalizer/mean", norm, 3, err, errlen) ||
+        h5u_read_finite_floats(file, file_label, "/normalizer/variance", norm + 3, 3, err, errlen))
+        return -1;
+    for (int c = 0; c < 3; c++)
+        if (norm[3 + c] < 0.0f)
+            return util_error(err, errlen,
+                              "%s: dataset '/normalizer/variance' holds %g at element %d: a "
+                              "variance is never negative (the file is damaged)",
+                              file_label, (double)norm[3 + c], c);
     return 0;
 }

@@ -36,7 +36,8 @@ int weights_h5_check_shape(hid_t file, const char *file_label, const struct mode
                            char *err, size_t errlen);
 
 /* Reads every weight of the table from `group` into host (params->total floats), checking
- * each one's presence and shape; 0, or -1 with a message naming the file and weight. With
+ * each one's presence and shape, and that its values are finite (BatchNorm moving variances
+ * not negative); 0, or -1 with a message naming the file and weight. With
  * trainable_only, moving statistics are skipped (for gradient groups). With host NULL it
  * only checks presence and shapes: before allocating for a model that a file describes. */
 int weights_read_h5(hid_t file, const char *file_label, const char *group,
@@ -47,5 +48,12 @@ int weights_read_h5(hid_t file, const char *file_label, const char *group,
 int weights_write_h5(hid_t file, const char *file_label, const char *group,
                      const struct param_table *params, const float *host, int trainable_only,
                      char *err, size_t errlen);
+
+/* The normalizer (mean[3], variance[3]) at /normalizer/mean and /normalizer/variance, as
+ * checkpoints and EMA exports store it. Reading checks that the values are finite and the
+ * variances not negative; 0, or -1 with a message naming the file and the dataset. */
+int weights_h5_write_normalizer(hid_t file, const float norm[6]);
+int weights_h5_read_normalizer(hid_t file, const char *file_label, float norm[6], char *err,
+                               size_t errlen);
 
 #endif

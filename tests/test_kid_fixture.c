@@ -18,6 +18,9 @@
  *     ~3 * 1e-6 relative; KID is a difference of three means of order 10: ~1e-5 absolute,
  *     measured 6e-6;
  *   - the KID arithmetic alone, from Keras's own features: 1e-4 * (1 + |kid|).
+ * The weights file is Keras's own save_weights output (weight_names = [] stored as float64,
+ * checked here), and the same file with layer_names split in chunks as Keras writes long
+ * lists loads the same weights.
  * And the errors: a missing file, a file without Keras's layout, a layer of the wrong
  * shape (the message must name the layer). */
 #include "h5_util.h"
@@ -96,6 +99,80 @@ static void check_wrong_shape(struct backend *be, const char *weights)
     kid_encoder_destroy(e);
     h5u_free_strings(names, n);
     h5u_free_strings(wn, nw);
+    remove(tmp);
+}
+
+/* The fixture is Keras's own file: its layers without weights hold weight_names = [] as
+ * tf_keras's save_weights leaves it, a float64 array of length 0 (what a reader of strings
+ * only refused), so the loads above went through that encoding. */
+static void check_keras_layout(const char *weights)
+{
+    char err[1024], **names = NULL;
+    int n = 0, empty_float = 0;
+    hid_t f = h5u_open_read(weights, err, sizeof err);
+    if (f < 0 ||
+        h5u_read_attr_strings(f, weights, "/", "layer_names", &names, &n, err, sizeof err) != 0) {
+        test_fail("%s", err);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        hid_t a = H5Aopen_by_name(f, names[i], "weight_names", H5P_DEFAULT, H5P_DEFAULT);
+        hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
+        empty_float += H5Tget_class(t) == H5T_FLOAT && H5Sget_simple_extent_npoints(sp) == 0;
+        H5Sclose(sp);
+        H5Tclose(t);
+        H5Aclose(a);
+    }
+    H5Fclose(f);
+    h5u_free_strings(names, n);
+    if (empty_float != 123)
+        test_fail("%s: %d layers with a float64 [] weight_names, Keras's save_weights leaves 123",
+                  weights, empty_float);
+    else
+        printf("ok   %d layers hold weight_names = [] as float64, as Keras wrote them\n",
+               empty_float);
+}
+
+/* Keras splits a name list too long for one object header into layer_names0, 1, ...: the
+ * fixture with its layer_names so split loads the same weights (the same features). */
+static void check_chunked_names(struct backend *be, const char *weights, const float *image,
+                                const float *want)
+{
+    const char *tmp = "/tmp/ddim_test_kid_chunked_names.h5";
+    char cmd[1024], err[1024], **names = NULL;
+    int n = 0;
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", weights, tmp);
+    hid_t f = system(cmd) == 0 ? H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT) : -1;
+    if (f < 0 || h5u_read_attr_strings(f, tmp, "/", "layer_names", &names, &n, err, sizeof err)) {
+        test_fail("cannot copy and open %s", tmp);
+        return;
+    }
+    H5Adelete(f, "layer_names");
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    for (int k = 0; k < 2; k++) {
+        hsize_t m = k ? (hsize_t)(n - n / 2) : (hsize_t)(n / 2);
+        char attr[32];
+        snprintf(attr, sizeof attr, "layer_names%d", k);
+        hid_t sp = H5Screate_simple(1, &m, NULL);
+        hid_t a = H5Acreate2(f, attr, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+        H5Awrite(a, t, names + (k ? n / 2 : 0));
+        H5Aclose(a);
+        H5Sclose(sp);
+    }
+    H5Tclose(t);
+    H5Fclose(f);
+    h5u_free_strings(names, n);
+    struct kid_encoder *e = kid_encoder_create(be, tmp, S, 75, 4, err, sizeof err);
+    if (!e) {
+        test_fail("layer_names in two chunks: %s", err);
+    } else {
+        float *got = test_alloc_zeros(F);
+        kid_encode(e, image, 1, got);
+        test_close("layer_names in two chunks: features", got, want, F, 1e-5f, 1e-5f);
+        free(got);
+    }
+    kid_encoder_destroy(e);
     remove(tmp);
 }
 
@@ -188,6 +265,8 @@ int main(int argc, char **argv)
     kid_encode(e, real, 3, f3);
     test_close("features of a short batch", f3, fr, (size_t)3 * F, 1e-5f, 1e-5f);
     kid_encoder_destroy(e);
+    check_keras_layout(argv[1]);
+    check_chunked_names(be, argv[1], real, fr);
     check_errors(be, argv[1]);
     be->destroy(be);
     free(real), free(gen), free(want_fr), free(want_fg), free(want_resized), free(want_batches);

@@ -3,7 +3,8 @@
  * - Folder round trip: lossless PNGs already at the target size must be stored exactly; a
  *   non-square PNG must equal image_center_crop_resize of it; a solid JPEG stays solid; a
  *   truncated JPEG and a text file named .jpg are skipped, named and counted; the split
- *   sizes, the stored statistics and the seeded split's determinism are checked.
+ *   sizes, the stored statistics and the seeded split's determinism are checked; the content
+ *   fingerprints ddim-prep stores equal those the reader computes for a file without them.
  * - Synthetic flowers: two runs with one seed give identical files, another seed differs,
  *   images vary and span a reasonable range.
  * - Errors: empty folder, size 0, unwritable output, missing --output, only unreadable
@@ -178,6 +179,43 @@ static void check_stats(struct dataset *ds, const float *train)
     }
 }
 
+/* The content fingerprints ddim-prep stores are those the reader computes for a file
+ * without them (one made before they existed), for both splits. */
+static void check_fingerprints(const char *path)
+{
+    char err[1024], copy[512], cmd[1200], stored[2][33];
+    struct dataset ds;
+    int computed = -1;
+    if (dataset_open(&ds, path, err, sizeof err) ||
+        dataset_fingerprint(&ds, &computed, err, sizeof err)) {
+        test_fail("fingerprints of %s: %s", path, err);
+        return;
+    }
+    memcpy(stored, ds.fingerprint, sizeof stored);
+    dataset_close(&ds);
+    if (computed != 0 || strlen(stored[0]) != 32 || !strcmp(stored[0], stored[1]))
+        test_fail("stored fingerprints '%s' '%s' (computed %d)", stored[0], stored[1], computed);
+    snprintf(copy, sizeof copy, "%s/no_fingerprint.h5", tmp);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", path, copy);
+    hid_t f = system(cmd) == 0 ? H5Fopen(copy, H5F_ACC_RDWR, H5P_DEFAULT) : -1;
+    if (f < 0 || H5Adelete(f, "train_xxh128") < 0 || H5Adelete(f, "validation_xxh128") < 0)
+        test_fail("cannot remove the fingerprints from %s", copy);
+    if (f >= 0)
+        H5Fclose(f);
+    if (dataset_open(&ds, copy, err, sizeof err) ||
+        dataset_fingerprint(&ds, &computed, err, sizeof err)) {
+        test_fail("fingerprints of %s: %s", copy, err);
+        return;
+    }
+    for (int split = 0; split < 2; split++)
+        if (computed != 1 || strcmp(ds.fingerprint[split], stored[split]))
+            test_fail("split %d: computed fingerprint '%s' (computed %d), stored '%s'", split,
+                      ds.fingerprint[split], computed, stored[split]);
+    printf("ok   fingerprints: stored %s / %s, the same computed from the pixels\n", stored[0],
+           stored[1]);
+    dataset_close(&ds);
+}
+
 static void test_folder(void)
 {
     char dir[300], out[300], out2[300], err[512];
@@ -229,6 +267,7 @@ static void test_folder(void)
             test_fail("input %d stored %d times, expected once", i, seen[i]);
     check_stats(&ds, x[0]);
     dataset_close(&ds);
+    check_fingerprints(out);
 
     /* the same seed gives the same file content; another seed another split */
     snprintf(out2, sizeof out2, "%s/out2.h5", tmp);

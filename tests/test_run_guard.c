@@ -1,8 +1,9 @@
 /* test_run_guard.c: the run guard's parts on their own (labels unit, faults): the divergence
  * guard's decisions, which setting changes a resume accepts, the run directory's lock
  * against another process and after a dead one; then a whole run whose checkpoint was
- * poisoned with NaN: it must stop at the first step, exit 1, name the step, leave the
- * checkpoint as it was and say so in metrics.jsonl.
+ * poisoned with NaN: the resume is refused naming the weight; and with a finite weight so
+ * large that the loss overflows: it must stop at the first step, exit 1, name the step,
+ * leave the checkpoint as it was and say so in metrics.jsonl.
  *
  * usage: test_run_guard PATH/TO/ddim-prep */
 #define _POSIX_C_SOURCE 200809L
@@ -12,6 +13,7 @@
 #include "test_run_util.h"
 #include "test_util.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +37,19 @@ static void test_divergence(void)
         test_fail("divergence: 1e6 at step 62 not caught (step %ld, \"%s\")", d.step, d.why);
     if (!run_guard_divergence_feed(&d, 63, 0.1, 1.0) || d.step != 62)
         test_fail("divergence: the first diverged step was not kept");
+    /* a window with a few spikes: 47 losses of 1 and 3 of 19 (each under 20 times the median
+     * when it came): the median stays 1, the mean is 2.08; 30 is more than 20 times the
+     * median but not 20 times the mean, so a guard on the mean would miss it */
+    run_guard_divergence_init(&d, 20);
+    for (long s = 1; s <= DIVERGENCE_WINDOW && !bad; s++)
+        bad = run_guard_divergence_feed(&d, s, s % 16 == 0 ? 19.0 : 1.0, 2.0);
+    if (bad)
+        test_fail("divergence: a spike of 19 times the median stopped the run: %s", d.why);
+    if (!run_guard_divergence_feed(&d, DIVERGENCE_WINDOW + 1, 30.0, 2.0) ||
+        !strstr(d.why, "more than 20 times the median 1 "))
+        test_fail("divergence: 30 after a window of 1s with three spikes of 19 not caught "
+                  "against the median 1 (\"%s\")",
+                  d.why);
     /* from the second step: 0.8, then 33 (seen with a learning rate of 10) */
     run_guard_divergence_init(&d, 20);
     run_guard_divergence_feed(&d, 1, 0.8, 3.0);
@@ -66,13 +81,13 @@ static void test_resume_config(void)
     now = old;
     now.diffusion.learning_rate = 0.002f;
     now.num_epochs = 50;
-    int rc = run_guard_check_resume_config(&now, "ck.h5", yaml, 40, json, sizeof json, summary,
-                                           sizeof summary, err, sizeof err);
+    int rc = run_guard_check_resume_config(&now, "ck.h5", yaml, NULL, 40, json, sizeof json,
+                                           summary, sizeof summary, err, sizeof err);
     if (rc != -1 || !strstr(err, "train.learning_rate 0.001 -> 0.002") ||
         strstr(err, "num_epochs") || !strstr(err, "--set train.resume=force"))
         test_fail("resume: a new learning rate not refused as it should be: rc %d \"%s\"", rc, err);
     now.resume = RESUME_FORCE;
-    rc = run_guard_check_resume_config(&now, "ck.h5", yaml, 40, json, sizeof json, summary,
+    rc = run_guard_check_resume_config(&now, "ck.h5", yaml, NULL, 40, json, sizeof json, summary,
                                        sizeof summary, err, sizeof err);
     if (rc != 0 || !strstr(json, "\"type\":\"config_change\",\"step\":40,\"forced\":true") ||
         !strstr(json, "{\"key\":\"train.learning_rate\",\"old\":\"0.001\",\"new\":\"0.002\","
@@ -83,12 +98,12 @@ static void test_resume_config(void)
     now.num_epochs = 50;
     now.progress_seconds = 1;
     snprintf(now.run_dir, sizeof now.run_dir, "moved/\"x\"");
-    rc = run_guard_check_resume_config(&now, "ck.h5", yaml, 40, json, sizeof json, summary,
+    rc = run_guard_check_resume_config(&now, "ck.h5", yaml, NULL, 40, json, sizeof json, summary,
                                        sizeof summary, err, sizeof err);
     if (rc != 0 || !strstr(json, "\"forced\":false") || !strstr(json, "{\"key\":\"run.dir\"") ||
         !strstr(summary, "train.num_epochs 1 -> 50"))
         test_fail("resume: harmless changes not accepted and recorded: rc %d %s", rc, json);
-    rc = run_guard_check_resume_config(&old, "ck.h5", yaml, 40, json, sizeof json, summary,
+    rc = run_guard_check_resume_config(&old, "ck.h5", yaml, NULL, 40, json, sizeof json, summary,
                                        sizeof summary, err, sizeof err);
     if (rc != 0 || json[0] || summary[0])
         test_fail("resume: no change, yet a record: %s", json);
@@ -146,15 +161,15 @@ static void test_lock(const char *dir)
     printf("ok   run.dir lock: refused to another process, stale lock taken over\n");
 }
 
-/* NaN in the output layer's bias of the training network: every loss after it is NaN. */
-static int poison_checkpoint(const char *path)
+/* `value` in the output layer's bias of the training network of the checkpoint at path. */
+static int poison_checkpoint(const char *path, float value)
 {
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     if (f < 0)
         return -1;
     hid_t d = H5Dopen2(f, "/weights/head/bias", H5P_DEFAULT);
-    float nan3[3] = {NAN, NAN, NAN};
-    int rc = d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, nan3) >= 0;
+    float v3[3] = {value, value, value};
+    int rc = d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v3) >= 0;
     if (d >= 0)
         H5Dclose(d);
     H5Fclose(f);
@@ -175,23 +190,36 @@ static void test_nan_run(const char *prep, struct backend *be, struct comm *comm
     struct run_config cfg;
     test_tiny_run_config(&cfg, data, run);
     static char out[1 << 16];
-    if (test_run_captured(be, comm, &cfg, log, out, sizeof out) != 0 || poison_checkpoint(ckpt)) {
+    if (test_run_captured(be, comm, &cfg, log, out, sizeof out) != 0 ||
+        poison_checkpoint(ckpt, NAN)) {
         test_fail("nan run: the first epoch or the poisoning failed");
         return;
     }
     long size;
     char *bytes = test_slurp(ckpt, &size);
     cfg.num_epochs = 3;
+    /* a NaN weight is refused when the checkpoint is read: resuming would carry it on */
     int rc = test_run_captured(be, comm, &cfg, log, out, sizeof out);
-    if (rc != 1 || !strstr(out, "the training diverged at step 9: the noise loss became nan") ||
-        !strstr(out, "Stopped without writing a checkpoint: the checkpoint on disk"))
+    if (rc != 1 || !strstr(out, "dataset '/weights/head/bias' holds nan at element 0 of 3"))
+        test_fail("nan checkpoint: rc %d, expected 1 and the weight named:\n%s", rc, out);
+    else
+        printf("ok   nan checkpoint: resume refused, naming the weight\n");
+    test_check_untouched(ckpt, bytes, size, "nan checkpoint");
+    free(bytes);
+    /* a finite weight so large that the loss overflows: the first step's loss is inf */
+    if (poison_checkpoint(ckpt, FLT_MAX) != 0)
+        test_fail("nan run: the poisoning failed");
+    bytes = test_slurp(ckpt, &size);
+    rc = test_run_captured(be, comm, &cfg, log, out, sizeof out);
+    if (rc != 1 || !strstr(out, "the training diverged at step 9: the image loss became inf") ||
+        !strstr(out, "Stopped at step 9 without writing a checkpoint: the checkpoint on disk"))
         test_fail("nan run: rc %d, expected 1 and the step named", rc);
     test_check_untouched(ckpt, bytes, size, "nan run");
     free(bytes);
     char metrics[800];
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", run);
     char *text = test_slurp(metrics, &size);
-    if (!text || !strstr(text, "{\"type\":\"step\",\"epoch\":2,\"step\":9,\"n_loss\":null") ||
+    if (!text || !strstr(text, "\"step\":9,\"n_loss\":3.40282e+38,\"i_loss\":null") ||
         !strstr(text, "{\"type\":\"stop\",\"reason\":\"diverged\",\"step\":9,"))
         test_fail("nan run: metrics.jsonl does not tell what happened:\n%s", text ? text : "");
     else

@@ -2,7 +2,7 @@
 # device_bundle.sh: run HERE (Debian 12, x86-64, with tools/setup.sh's packages). Makes
 # .bundle/: what the lent GPU machine (docs/gpu.md) lacks to build and run ddim-dist,
 # ddim-prep and the tests with one rank (CPU and CUDA backends): the headers and shared
-# libraries of HDF5 (serial), libyaml, libpng, libjpeg, OpenBLAS (OpenMP build), Random123's
+# libraries of HDF5 (serial), libyaml, libpng, libjpeg, OpenBLAS (OpenMP build), xxHash's and Random123's
 # headers, and the shared-library closure of all of them (ldd), glibc's own libraries and
 # CUDA's (the GPU machine has those) left out.
 #
@@ -37,7 +37,7 @@ die() {
 [[ $(uname -m) == x86_64 ]] || die "the GPU machine is x86-64: run this on an x86-64 machine"
 ma=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 for p in libhdf5-dev libyaml-dev libpng-dev libjpeg-dev libgif-dev libopenblas-openmp-dev \
-    librandom123-dev zlib1g-dev binutils xz-utils; do
+    librandom123-dev libxxhash-dev zlib1g-dev binutils xz-utils; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         die "package $p is not installed (tools/setup.sh installs what the build needs)"
 done
@@ -63,6 +63,7 @@ cp -L "/usr/include/$ma/openblas-openmp/cblas.h" \
     "/usr/include/$ma/openblas-openmp/openblas_config.h" "$stage/include/"
 cp -L /usr/include/zlib.h /usr/include/zconf.h "$stage/include/"
 cp -L /usr/include/gif_lib.h "$stage/include/"
+cp -L /usr/include/xxhash.h "$stage/include/" # header-only (XXH_INLINE_ALL): no library
 cp -rL /usr/include/Random123 "$stage/include/"
 
 # --- the libraries ddim-dist links against ------------------------------------------------

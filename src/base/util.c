@@ -1,11 +1,12 @@
 /* util.c: errors, rank-0 printing and timing. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* program_invocation_short_name */
 #include "util.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,14 +28,20 @@ int util_rank(void)
     return util_current_rank;
 }
 
+const char *util_program(void)
+{
+    /* glibc's name of the executable (argv[0] without its folder): each program's own */
+    return program_invocation_short_name;
+}
+
 static DDIM_NORETURN void util_fatal_va(const char *file, int line, int status, const char *fmt,
                                         va_list ap)
 {
     char host[256] = "?";
     gethostname(host, sizeof host - 1);
     fflush(stdout);
-    fprintf(stderr, "ddim-dist: error (rank %d on %s, %s:%d): ", util_current_rank, host, file,
-            line);
+    fprintf(stderr, "%s: error (rank %d on %s, %s:%d): ", util_program(), util_current_rank, host,
+            file, line);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     fflush(stderr);
@@ -82,6 +89,28 @@ void util_prefer_passive_openmp(char **argv)
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
     execv("/proc/self/exe", argv);
     /* exec failed (no /proc?): carry on with the default policy */
+}
+
+int util_memory_check(size_t bytes, char *why, size_t len)
+{
+    double limit = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    const char *what = "this machine's memory";
+    const struct {
+        int resource;
+        const char *name;
+    } limits[2] = {{RLIMIT_AS, "ulimit -v"}, {RLIMIT_DATA, "ulimit -d"}};
+    for (int i = 0; i < 2; i++) {
+        struct rlimit r;
+        if (getrlimit(limits[i].resource, &r) == 0 && r.rlim_cur != RLIM_INFINITY &&
+            (double)r.rlim_cur < limit) {
+            limit = (double)r.rlim_cur;
+            what = limits[i].name;
+        }
+    }
+    if (limit <= 0 || (double)bytes <= limit)
+        return 0;
+    return util_error(why, len, "%.2f GiB of host memory, more than the %.2f GiB that %s allows",
+                      bytes / 1073741824.0, limit / 1073741824.0, what);
 }
 
 void *util_xmalloc(size_t bytes)

@@ -25,7 +25,10 @@ int util_rank(void);
  * MPI_Abort, so that one rank's failure ends the whole job). */
 void util_set_abort_hook(void (*hook)(int code));
 
-/* Print "ddim-dist: error (rank R on HOST, file:line): message" and exit(1). */
+/* The name of the running program ("ddim-kid"), as every message begins. */
+const char *util_program(void);
+
+/* Print "PROGRAM: error (rank R on HOST, file:line): message" and exit(1). */
 DDIM_NORETURN void util_fatal_at(const char *file, int line, const char *fmt, ...)
     DDIM_PRINTF(3, 4);
 #define DDIM_FATAL(...) util_fatal_at(__FILE__, __LINE__, __VA_ARGS__)
@@ -45,6 +48,12 @@ double util_now(void);
  * chose a policy, this sets OMP_WAIT_POLICY=PASSIVE and re-executes the program once, since
  * libgomp reads the variable only when it is loaded. Call first thing in main. */
 void util_prefer_passive_openmp(char **argv);
+
+/* Whether `bytes` more of host memory can be had at all: 0 when they fit under this
+ * machine's physical memory and the process's limits (ulimit -v and -d); else -1 with why
+ * ("3.2 GiB, more than the 2.0 GiB that ulimit -v allows") in why. For sizes a file
+ * declares, checked before allocating so that the error can name the file. */
+int util_memory_check(size_t bytes, char *why, size_t len);
 
 /* malloc that dies with a message instead of returning NULL. */
 void *util_xmalloc(size_t bytes);

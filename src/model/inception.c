@@ -310,6 +310,41 @@ static void free_file_layers(struct file_layer *fl, int n)
     free(fl);
 }
 
+/* A list of names as Keras stores it: attribute `attr` of `obj`, or, when the list is too
+ * long for one HDF5 object header (64 KiB), its chunks `attr`0, `attr`1, ... in order
+ * (tf_keras saving/legacy/hdf5_format.py, save_attributes_to_hdf5_group). */
+static int read_keras_names(hid_t f, const char *path, const char *obj, const char *attr,
+                            char ***out, int *count, char *err, size_t errlen)
+{
+    if (H5Aexists_by_name(f, obj, attr, H5P_DEFAULT) > 0)
+        return h5u_read_attr_strings(f, path, obj, attr, out, count, err, errlen);
+    char chunk[128];
+    int n = 0;
+    char **all = NULL;
+    for (int k = 0;; k++) {
+        snprintf(chunk, sizeof chunk, "%s%d", attr, k);
+        if (H5Aexists_by_name(f, obj, chunk, H5P_DEFAULT) <= 0)
+            break;
+        char **part = NULL;
+        int m = 0;
+        if (h5u_read_attr_strings(f, path, obj, chunk, &part, &m, err, errlen) != 0) {
+            h5u_free_strings(all, n);
+            return -1;
+        }
+        all = realloc(all, ((size_t)n + (size_t)m + 1) * sizeof *all);
+        if (!all)
+            DDIM_FATAL("out of host memory reading attribute '%s' of '%s' in %s", chunk, obj, path);
+        memcpy(all + n, part, (size_t)m * sizeof *part);
+        n += m;
+        free(part); /* the strings now belong to all */
+    }
+    if (!all) /* neither the attribute nor its chunks: the error names the attribute */
+        return h5u_read_attr_strings(f, path, obj, attr, out, count, err, errlen);
+    *out = all;
+    *count = n;
+    return 0;
+}
+
 /* The layers of the file that have weights, in the file's order (as Keras filters them). */
 static int read_file_layers(hid_t f, const char *path, struct file_layer **out, int *count,
                             char *err, size_t errlen)
@@ -318,7 +353,7 @@ static int read_file_layers(hid_t f, const char *path, struct file_layer **out, 
     int n = 0, kept = 0, rc = 0;
     *out = NULL;
     *count = 0;
-    if (h5u_read_attr_strings(f, path, "/", "layer_names", &names, &n, err, errlen) != 0)
+    if (read_keras_names(f, path, "/", "layer_names", &names, &n, err, errlen) != 0)
         return -1;
     struct file_layer *fl = util_xcalloc(n ? (size_t)n : 1, sizeof *fl);
     for (int i = 0; i < n && rc == 0; i++) {
@@ -327,7 +362,7 @@ static int read_file_layers(hid_t f, const char *path, struct file_layer **out, 
         if (!h5u_exists(f, names[i]))
             rc = util_error(err, errlen, "%s: layer '%s' is listed in layer_names but has no group",
                             path, names[i]);
-        else if (h5u_read_attr_strings(f, path, names[i], "weight_names", &w, &nw, err, errlen))
+        else if (read_keras_names(f, path, names[i], "weight_names", &w, &nw, err, errlen))
             rc = -1;
         else if (nw == 0)
             h5u_free_strings(w, nw);
@@ -376,7 +411,7 @@ static int read_weight(hid_t f, const char *path, const struct file_layer *fl, i
                           "InceptionV3 without its top (is this the notop file of "
                           "keras.applications.InceptionV3?)",
                           path, fl->name, fl->weights[j], got_s, want_s, what);
-    return h5u_read_floats(f, path, ds, out, count, err, errlen);
+    return h5u_read_finite_floats(f, path, ds, out, count, err, errlen);
 }
 
 /* One weighted Keras layer: a Conv2D's kernel into w, or a BatchNorm's beta, moving mean and
@@ -403,6 +438,13 @@ static int read_layer(hid_t f, const char *path, const struct file_layer *fl,
         if (read_weight(f, path, fl, j, &c->cout, 1, bn + (size_t)j * c->cout, names[j], err,
                         errlen) != 0)
             return -1;
+    for (int o = 0; o < c->cout; o++) /* folded as 1/sqrt(variance + 1e-3) */
+        if (bn[2 * (size_t)c->cout + o] < 0.0f)
+            return util_error(err, errlen,
+                              "%s: layer '%s': weight '%s' holds the variance %g at element %d: a "
+                              "variance is never negative (the file is damaged)",
+                              path, fl->name, fl->weights[2], (double)bn[2 * (size_t)c->cout + o],
+                              o);
     return 0;
 }
 

@@ -124,15 +124,15 @@ double kid_eval_result(struct kid_eval *k, double *seconds)
 }
 
 void kid_eval_save_best(struct kid_eval *k, double kid, const char *run_dir,
-                        const struct trainer *t, int epoch_done, long global_step,
-                        long step_in_epoch, const char *config_yaml)
+                        const struct trainer *t, const struct checkpoint_info *pos,
+                        const char *config_yaml)
 {
     if (!k || !(kid < k->best))
         return;
     char path[CONFIG_PATH_MAX + 32], err[1536];
+    long global_step = pos->global_step;
     snprintf(path, sizeof path, "%s/best.h5", run_dir);
-    struct checkpoint_info pos = {epoch_done, global_step, step_in_epoch};
-    if (trainer_checkpoint_write(t, path, &pos, config_yaml, err, sizeof err) != 0) {
+    if (trainer_checkpoint_write(t, path, pos, config_yaml, err, sizeof err) != 0) {
         fprintf(stderr, "ddim-dist: warning: best.h5 not written: %s\n", err);
         return;
     }

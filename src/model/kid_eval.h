@@ -9,6 +9,7 @@
 #ifndef DDIM_KID_EVAL_H
 #define DDIM_KID_EVAL_H
 
+#include "checkpoint.h"
 #include "config.h"
 #include "trainer.h"
 
@@ -37,8 +38,8 @@ double kid_eval_result(struct kid_eval *k, double *seconds);
  * example's ModelCheckpoint(monitor="val_kid", save_best_only=True). A failure is a warning
  * and keeps the previous best.h5. No-op when k is NULL or kid is NaN. */
 void kid_eval_save_best(struct kid_eval *k, double kid, const char *run_dir,
-                        const struct trainer *t, int epoch_done, long global_step,
-                        long step_in_epoch, const char *config_yaml);
+                        const struct trainer *t, const struct checkpoint_info *pos,
+                        const char *config_yaml);
 /* Rank 0, resuming: the best KID so far from run_dir/best.h5's val_kid, if there is one. */
 void kid_eval_read_best(struct kid_eval *k, const char *run_dir);
 

@@ -43,15 +43,25 @@ int kid_set_load_h5(const char *path, const char *dataset, struct image_set *set
     int is_float = type >= 0 && H5Tget_class(type) == H5T_FLOAT;
     if (rc == 0 && !is_u8 && !is_float)
         rc = util_error(err, errlen, "%s: dataset '%s' is neither uint8 nor float", path, name);
+    size_t count = rc == 0 ? shape[0] * shape[1] * shape[2] * 3 : 0;
+    if (rc == 0 && !(set->images = h5u_alloc_for(path, name, count * sizeof(float), err, errlen)))
+        rc = -1;
     if (rc == 0) {
-        size_t count = shape[0] * shape[1] * shape[2] * 3;
-        set->images = util_xmalloc(count * sizeof(float));
+        char why[512];
         if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, set->images) < 0)
-            rc = util_error(err, errlen, "%s: cannot read dataset '%s'", path, name);
+            rc = util_error(err, errlen, "%s: cannot read dataset '%s': %s", path, name,
+                            h5u_read_failure(why, sizeof why));
         for (size_t i = 0; rc == 0 && is_u8 && i < count; i++)
             set->images[i] /= 255.0f; /* as ddim-prep's reader: float32 division */
         set->n = (long)shape[0];
         set->size = (int)shape[1];
+        size_t per = shape[1] * shape[2] * 3;
+        for (size_t i = 0; rc == 0 && is_float && i < count; i++)
+            if (!(set->images[i] >= 0.0f && set->images[i] <= 1.0f)) /* NaN too */
+                rc = util_error(err, errlen,
+                                "%s: dataset '%s': image %zu holds %g (element %zu): expected "
+                                "float images in [0, 1] (or uint8 in 0..255), finite numbers",
+                                path, name, i / per, (double)set->images[i], i % per);
     }
     if (type >= 0)
         H5Tclose(type);
@@ -70,6 +80,9 @@ static int load_dir_set(const char *dir, int size, struct image_set *set, char *
         return util_error(err, errlen, "cannot open folder '%s': %s", dir, why);
     int rc = l.count ? 0 : util_error(err, errlen, "folder '%s' has no .png/.jpg/.jpeg files", dir);
     size_t per = (size_t)size * size * 3;
+    if (rc == 0 && util_memory_check((size_t)l.count * per * sizeof(float), why, sizeof why))
+        rc = util_error(err, errlen, "folder '%s': its %ld images at %d px need %s", dir,
+                        (long)l.count, size, why);
     set->images = rc == 0 ? util_xmalloc((size_t)l.count * per * sizeof(float)) : NULL;
     for (long i = 0; i < l.count && rc == 0; i++) {
         char path[4096];

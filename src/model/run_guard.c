@@ -1,6 +1,7 @@
 /* run_guard.c: see run_guard.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "run_guard.h"
+#include "path_check.h"
 #include "run_log.h"
 #include "util.h"
 
@@ -12,6 +13,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* --- inputs that are outputs ----------------------------------------------------------- */
+
+int run_guard_check_paths(const struct run_config *cfg, char *err, size_t errlen)
+{
+    static const char *const written[] = {
+        "checkpoint.h5", "best.h5", "metrics.jsonl", "config.yaml", "loss.png", "kid.png", "lock"};
+    enum { N = sizeof written / sizeof written[0] };
+    char paths[N][CONFIG_PATH_MAX + 32], whats[N][64];
+    struct path_use outputs[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(paths[i], sizeof paths[i], "%s/%s", cfg->run_dir, written[i]);
+        snprintf(whats[i], sizeof whats[i], "the run's %s", written[i]);
+        outputs[i] = (struct path_use){whats[i], paths[i]};
+    }
+    const struct path_use inputs[] = {{"data.path", cfg->data_path},
+                                      {"eval.inception_weights", cfg->inception_weights}};
+    return path_check_outputs(outputs, N, inputs, 2, err, errlen);
+}
 
 /* --- stop signals ---------------------------------------------------------------------- */
 
@@ -37,8 +57,8 @@ void run_guard_signals_install(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART; /* a read or a wait goes on: the loop looks at the flag */
     sigemptyset(&sa.sa_mask);
-    stop_signal = 0;
     for (int i = 0; i < NUM_STOP_SIGNALS; i++) {
         struct sigaction old;
         sigaction(stop_signals[i], NULL, &old);
@@ -69,6 +89,37 @@ const char *run_guard_signal_name(int sig)
     default:
         return "a signal";
     }
+}
+
+/* --- when the ranks agree on a stop ---------------------------------------------------- */
+
+void run_guard_stop_start(struct stop_schedule *s, long step, double now)
+{
+    if (s->interval < 1)
+        s->interval = 1; /* the first agreement after the first step, which it then times */
+    s->next = step + s->interval;
+    s->last_step = step;
+    s->last_now = now;
+}
+
+int run_guard_stop_due(const struct stop_schedule *s, long step)
+{
+    return step >= s->next;
+}
+
+int run_guard_stop_agree(struct stop_schedule *s, struct comm *comm, long step, int want,
+                         double now)
+{
+    int stop = !comm->all_ok(comm, !want);
+    /* each rank's own time per step, but the decision is agreed (any rank slow: all check
+     * every step), so that every rank calls the same collectives at the same steps */
+    double per_step = (now - s->last_now) / (double)(step > s->last_step ? step - s->last_step : 1);
+    int slow = !comm->all_ok(comm, !(per_step > STOP_CHECK_SECONDS / STOP_CHECK_STEPS));
+    s->interval = slow ? 1 : STOP_CHECK_STEPS;
+    s->next = step + s->interval;
+    s->last_step = step;
+    s->last_now = now;
+    return stop;
 }
 
 /* --- checkpoints that cannot be written ------------------------------------------------ */
@@ -242,21 +293,22 @@ int run_guard_divergence_feed(struct divergence *d, long step, double noise_loss
     return 0;
 }
 
-void run_guard_divergence_report(const struct divergence *d, const char *on_disk,
+void run_guard_divergence_report(const struct divergence *d, long stopped_at, const char *on_disk,
                                  struct run_log *log)
 {
     char why[1100], line[1300];
     run_log_json_string(why, sizeof why, d->why);
     snprintf(line, sizeof line,
-             "{\"type\":\"stop\",\"reason\":\"diverged\",\"step\":%ld,\"message\":%s}", d->step,
-             why);
+             "{\"type\":\"stop\",\"reason\":\"diverged\",\"step\":%ld,\"stopped_at\":%ld,"
+             "\"message\":%s}",
+             d->step, stopped_at, why);
     run_log_line(log, line);
     fprintf(stderr,
-            "ddim-dist: error: the training diverged at step %ld: %s. Stopped without writing a "
-            "checkpoint: %s. To go on, lower train.learning_rate (resuming from a checkpoint "
-            "then needs --set train.resume=force, as that changes the training), or set "
-            "train.divergence_factor=0 to turn this guard off\n",
-            d->step, d->why, on_disk);
+            "ddim-dist: error: the training diverged at step %ld: %s. Stopped at step %ld without "
+            "writing a checkpoint: %s. To go on, lower train.learning_rate (resuming from a "
+            "checkpoint then needs --set train.resume=force, as that changes the training), or "
+            "set train.divergence_factor=0 to turn this guard off\n",
+            d->step, d->why, stopped_at, on_disk);
 }
 
 /* --- resuming with other settings ------------------------------------------------------ */
@@ -312,48 +364,72 @@ static void changes_json(const struct config_difference *d, int n, long step, in
         snprintf(out + j, len - j, "]}");
 }
 
+/* The dataset's fingerprints that differ, as changes of the pseudo-settings
+ * data.train_xxh128 and data.validation_xxh128 (refused like another dataset): appended to
+ * d (n entries, at most MAX_CHANGES); the new count. */
+static int data_changes(const struct data_fingerprints *data, struct config_difference *d, int n)
+{
+    static const char *const keys[2] = {"data.train_xxh128", "data.validation_xxh128"};
+    for (int s = 0; data && s < 2 && n < MAX_CHANGES; s++) {
+        const char *a = data->stored[s], *b = data->now[s];
+        if (!a || !b || !a[0] || !b[0] || !strcmp(a, b))
+            continue; /* unknown (made before fingerprints), or the same */
+        d[n].key = keys[s];
+        snprintf(d[n].old_value, sizeof d[n].old_value, "%s", a);
+        snprintf(d[n].new_value, sizeof d[n].new_value, "%s", b);
+        n++;
+    }
+    return n;
+}
+
 int run_guard_check_resume_config(const struct run_config *cfg, const char *label,
-                                  const char *stored_yaml, long step, char *json_line,
-                                  size_t json_len, char *summary, size_t summary_len, char *err,
-                                  size_t errlen)
+                                  const char *stored_yaml, const struct data_fingerprints *data,
+                                  long step, char *json_line, size_t json_len, char *summary,
+                                  size_t summary_len, char *err, size_t errlen)
 {
     json_line[0] = summary[0] = '\0';
-    if (!stored_yaml || !stored_yaml[0])
-        return 0; /* a checkpoint without its settings: nothing to compare */
-    struct run_config old;
-    config_defaults(&old);
-    char msg[1024];
-    if (config_load_yaml_text(&old, label, stored_yaml, msg, sizeof msg) != 0) {
-        if (cfg->resume == RESUME_FORCE)
-            return 0;
-        return util_error(err, errlen,
-                          "cannot resume: the settings stored in %s cannot be read (%s), so "
-                          "they cannot be compared with these; set train.resume=force to "
-                          "resume anyway",
-                          label, msg);
-    }
     static struct config_difference d[MAX_CHANGES]; /* 33 KB: off the stack */
-    int n = config_differences(&old, cfg, d, MAX_CHANGES);
-    if (n > MAX_CHANGES)
-        n = MAX_CHANGES;
-    int kept = 0;
-    for (int i = 0; i < n; i++) /* how to resume is not a setting of the training */
-        if (strcmp(d[i].key, "train.resume") != 0)
-            d[kept++] = d[i];
-    n = kept;
+    int n = 0;
+    if (stored_yaml && stored_yaml[0]) { /* a checkpoint without its settings: none to compare */
+        struct run_config old;
+        config_defaults(&old);
+        char msg[1024];
+        if (config_load_yaml_text(&old, label, stored_yaml, msg, sizeof msg) != 0) {
+            if (cfg->resume == RESUME_FORCE)
+                return 0;
+            return util_error(err, errlen,
+                              "cannot resume: the settings stored in %s cannot be read (%s), so "
+                              "they cannot be compared with these; set train.resume=force to "
+                              "resume anyway",
+                              label, msg);
+        }
+        n = config_differences(&old, cfg, d, MAX_CHANGES);
+        if (n > MAX_CHANGES)
+            n = MAX_CHANGES;
+        int kept = 0;
+        for (int i = 0; i < n; i++) /* how to resume is not a setting of the training */
+            if (strcmp(d[i].key, "train.resume") != 0)
+                d[kept++] = d[i];
+        n = kept;
+    }
+    n = data_changes(data, d, n);
     int harmful = 0;
     for (int i = 0; i < n; i++)
         harmful += !run_guard_change_is_harmless(d[i].key);
     if (harmful && cfg->resume != RESUME_FORCE) {
         char list[2048];
         list_changes(d, n, 1, list, sizeof list);
+        int other_data = strstr(list, "_xxh128 ") != NULL;
         return util_error(err, errlen,
                           "cannot resume: %s was written with other settings, and resuming with "
-                          "these would not continue the same training: %s. Resume with its "
+                          "these would not continue the same training: %s%s. Resume with its "
                           "settings (the run directory's config.yaml holds them), pick another "
                           "run.dir, or set train.resume=force (--set train.resume=force) to go "
                           "on with the new settings anyway",
-                          label, list);
+                          label, list,
+                          other_data ? " (data.path holds other images than those the run was "
+                                       "trained on: the *_xxh128 are their content fingerprints)"
+                                     : "");
     }
     if (n == 0)
         return 0;

@@ -25,9 +25,9 @@ int sample_h5_write(const char *path, const char *dataset, const float *x, int n
     int rc = -1;
     if (f >= 0) {
         hsize_t dims[4] = {(hsize_t)n, (hsize_t)size, (hsize_t)size, 3};
-        hid_t sp = H5Screate_simple(4, dims, NULL);
+        hsize_t chunk[4] = {1, dims[1], dims[2], 3}; /* an image per chunk, checksummed */
         hid_t type = as_u8 ? H5T_STD_U8LE : H5T_IEEE_F32LE;
-        hid_t d = H5Dcreate2(f, dataset, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t d = h5u_create_dataset(f, dataset, type, 4, dims, chunk, 0);
         if (d >= 0 && H5Dwrite(d, as_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL,
                                H5P_DEFAULT, as_u8 ? (const void *)u8 : (const void *)x) >= 0)
             rc = 0;
@@ -35,7 +35,6 @@ int sample_h5_write(const char *path, const char *dataset, const float *x, int n
             util_error(err, errlen, "%s: HDF5 cannot store dataset '%s'", path, dataset);
         if (d >= 0)
             H5Dclose(d);
-        H5_CHECK(H5Sclose(sp));
         rc = h5u_commit(f, tmp, path, rc, err, errlen);
     }
     free(u8);
@@ -87,8 +86,9 @@ int sample_noise_read(const char *path, int size, float **noise, int *n, char *e
                    SAMPLE_NOISE_DATASET, expected);
     } else {
         size_t count = shape[0] * shape[1] * shape[2] * 3;
-        *noise = util_xmalloc(count * sizeof(float));
-        rc = h5u_read_floats(f, path, SAMPLE_NOISE_DATASET, *noise, count, err, errlen);
+        *noise = h5u_alloc_for(path, SAMPLE_NOISE_DATASET, count * sizeof(float), err, errlen);
+        rc = *noise ? h5u_read_floats(f, path, SAMPLE_NOISE_DATASET, *noise, count, err, errlen)
+                    : -1;
         *n = (int)shape[0];
         for (size_t i = 0; rc == 0 && i < count; i++)
             if (!isfinite((*noise)[i]))

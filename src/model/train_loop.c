@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "train_loop.h"
 #include "dataset.h"
+#include "h5_util.h"
 #include "kid_eval.h"
 #include "rng.h"
 #include "run_guard.h"
@@ -16,10 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* With several ranks they agree on stopping every this many global steps (an all_ok, a
- * host all-reduce of one int; every step with one rank): the same step on every rank. */
-enum { STOP_CHECK_STEPS = 8 };
 
 void train_epoch_order(long *order, long n, int reps, uint64_t seed, int epoch)
 {
@@ -171,7 +168,10 @@ static int setup_resident(struct loop *L, char *err, size_t errlen)
                               L->cfg->data_path, split == SPLIT_TRAIN ? "training" : "validation",
                               count, INT32_MAX);
         size_t bytes = (size_t)count * per;
-        uint8_t *host = util_xmalloc(bytes ? bytes : 1);
+        uint8_t *host =
+            h5u_alloc_for(L->cfg->data_path, dataset_split_images[split], bytes, err, errlen);
+        if (!host)
+            return -1;
         if (dataset_read_all(&L->ds, (enum dataset_split)split, host, err, errlen) != 0) {
             free(host);
             return -1;
@@ -220,6 +220,12 @@ static int open_data(struct loop *L, char *err, size_t errlen)
     L->total_steps = L->steps_per_epoch * cfg->num_epochs;
     if (cfg->max_steps > 0 && cfg->max_steps < L->total_steps)
         L->total_steps = cfg->max_steps;
+    char why[256]; /* an epoch's order, one index per image and repetition */
+    if (util_memory_check((size_t)n_train * sizeof(long), why, sizeof why) != 0)
+        return util_error(err, errlen,
+                          "%s: the order of an epoch (%ld training images x %d repetitions) "
+                          "needs %s",
+                          cfg->data_path, L->ds.count[SPLIT_TRAIN], cfg->dataset_repetitions, why);
     return 0;
 }
 
@@ -275,6 +281,14 @@ static int setup(struct loop *L, char *err, size_t errlen)
                  L->ds.count[SPLIT_VALIDATION], cfg->dataset_repetitions, B);
     if (comm->rank != 0)
         return 0;
+    int computed = 0; /* what the checkpoint records of the data, and resume compares */
+    if (dataset_fingerprint(&L->ds, &computed, err, errlen) != 0)
+        return -1;
+    if (computed)
+        util_log("ddim-dist: note: %s holds no content fingerprint (made by an older "
+                 "ddim-prep): computed from its pixels\n",
+                 cfg->data_path);
+    memcpy(L->resume.data_fingerprint, L->ds.fingerprint, sizeof L->ds.fingerprint);
     /* before anything under run.dir is read or written: one job per run directory */
     if (run_lock_take(&L->lock, cfg->run_dir, err, errlen) != 0)
         return -1;
@@ -296,30 +310,36 @@ static int setup(struct loop *L, char *err, size_t errlen)
     return 0;
 }
 
-/* Epoch `epoch` from its step `first` (> 0 when resuming inside it). */
 /* The steps logged..done of this epoch read back (the only wait for the device), added to
- * the epoch's sums, fed to the divergence guard and logged; then the progress line. */
-static void report_progress(struct loop *L, int epoch, long b, long logged, long done,
-                            double sum[2], double last_print, double t_start)
+ * the epoch's sums, fed to the divergence guard and logged up to the first step that
+ * diverged (metrics.jsonl holds no step after it). rate: images per second since the last
+ * read. */
+static void absorb_losses(struct loop *L, int epoch, long logged, long done, double sum[2],
+                          double rate)
 {
-    const struct trainer *t = L->t;
     const float *losses = read_losses(L, logged, done);
-    double window_rate = t->global_batch * (done - logged) / (util_now() - last_print);
     for (long k = logged; k < done; k++) {
         const float *l = losses + 2 * (k - logged);
         sum[0] += l[0];
         sum[1] += l[1];
         long step = L->global_step - done + k + 1;
+        int diverged_before = L->div.step != 0;
         run_guard_divergence_feed(&L->div, step, l[0], l[1]);
-        if (L->comm->rank == 0)
-            run_log_step(&L->log, epoch + 1, step, l[0], l[1], window_rate);
+        if (L->comm->rank == 0 && !diverged_before)
+            run_log_step(&L->log, epoch + 1, step, l[0], l[1], rate);
     }
+}
+
+/* The progress line: epoch, step b, the epoch's mean losses so far (done steps), speed, ETA. */
+static void print_progress(struct loop *L, int epoch, long b, long done, const double sum[2],
+                           double t_start)
+{
     double rate = (L->global_step - L->start_step) / (util_now() - t_start);
     char eta[32];
     format_duration(eta, sizeof eta, (L->total_steps - L->global_step) / rate);
     util_log("epoch %d/%d  step %ld/%ld  n_loss %.4f  i_loss %.4f  %.1f img/s  ETA %s\n", epoch + 1,
              L->cfg->num_epochs, b + 1, L->steps_per_epoch, sum[0] / done, sum[1] / done,
-             rate * t->global_batch, eta);
+             rate * L->t->global_batch, eta);
 }
 
 /* Rank 0, at an epoch's end: sample grid, metrics line and the epoch's summary. */
@@ -343,16 +363,18 @@ static void report_epoch(struct loop *L, int epoch, const double sum[2], long do
              vn, vi, kid);
 }
 
+/* Epoch `epoch` from its step `first` (> 0 when resuming inside it). */
 static int run_epoch(struct loop *L, int epoch, long first, double *t_start)
 {
     const struct run_config *cfg = L->cfg;
     struct trainer *t = L->t;
-    double epoch_start = util_now(), last_print = epoch_start;
+    double epoch_start = util_now(), last_print = epoch_start, last_read = epoch_start;
     double sum[2] = {0, 0};
     long done = 0, logged = 0; /* steps run this epoch; steps read back and logged */
     train_epoch_order(L->order, L->ds.count[SPLIT_TRAIN], cfg->dataset_repetitions,
                       cfg->diffusion.seed, epoch);
     upload_order(L, L->order, L->ds.count[SPLIT_TRAIN] * cfg->dataset_repetitions);
+    run_guard_stop_start(&L->stops, L->global_step, epoch_start);
     /* the step's counters: its random streams, its place in the order, its loss slot */
     trainer_set_position(t, (uint32_t)L->global_step, first * t->global_batch + t->first_example,
                          0);
@@ -363,24 +385,33 @@ static int run_epoch(struct loop *L, int epoch, long first, double *t_start)
         L->global_step++;
         done++;
         double now = util_now();
-        /* a stop request (a signal, or a diverged loss seen here), agreed by all ranks at
-         * the same step */
-        int want = run_guard_stop_signal() != 0 || L->div.step != 0;
-        int stop = (L->comm->world == 1 || L->global_step % STOP_CHECK_STEPS == 0) &&
-                   !L->comm->all_ok(L->comm, !want);
-        if (stop || now - last_print >= cfg->progress_seconds || L->global_step == L->total_steps ||
-            b == L->steps_per_epoch - 1) {
-            report_progress(L, epoch, b, logged, done, sum, last_print, *t_start);
+        int last = L->global_step == L->total_steps || b == L->steps_per_epoch - 1;
+        /* the ranks agree on a stop (a signal, or a divergence) at the same steps, after
+         * reading the losses back (run_guard.h: at most STOP_CHECK_STEPS steps apart); one
+         * rank looks at a signal after every step */
+        int due = run_guard_stop_due(&L->stops, L->global_step) || last;
+        int print = now - last_print >= cfg->progress_seconds || last;
+        int alone_stop = L->comm->world == 1 && run_guard_stop_signal() != 0;
+        if (due || print || alone_stop) {
+            absorb_losses(L, epoch, logged, done, sum,
+                          t->global_batch * (done - logged) / (now - last_read));
             logged = done;
+            last_read = now;
+        }
+        int want = run_guard_stop_signal() != 0 || L->div.step != 0;
+        int stop = due ? run_guard_stop_agree(&L->stops, L->comm, L->global_step, want, now)
+                       : L->comm->world == 1 && want;
+        if (print || stop) {
+            print_progress(L, epoch, b, done, sum, *t_start);
             last_print = util_now();
         }
-        if (stop || (L->comm->world == 1 && L->div.step != 0)) {
+        if (stop) {
             L->stopped = 1;
             break;
         }
     }
-    /* every rank has read every loss by now (a stop, the epoch's end and the last step all
-     * print), so all agree whether the run diverged */
+    /* every rank has read every loss by now (a stop, the epoch's end and the last step are
+     * agreed after reading them), so all agree whether the run diverged */
     if (L->div.step != 0 || (L->stopped && L->global_step % L->steps_per_epoch != 0))
         return 0; /* the epoch goes on when the run is resumed */
     double val[2], kid_seconds = 0;
@@ -408,8 +439,21 @@ static int report_end(struct loop *L, double t_start)
     int failed = comm->rank == 0 && L->resume.ckpt.failures > 0; /* the last checkpoint failed */
     if (L->div.step != 0) {
         if (comm->rank == 0)
-            run_guard_divergence_report(&L->div, disk, &L->log);
+            run_guard_divergence_report(&L->div, L->global_step, disk, &L->log);
         return 1;
+    }
+    if (L->stopped && L->global_step == L->start_step) { /* asked for during start-up */
+        int sig = run_guard_stop_signal();
+        snprintf(line, sizeof line,
+                 "{\"type\":\"stop\",\"reason\":\"signal\",\"signal\":\"%s\",\"step\":%ld,"
+                 "\"checkpoint\":false,\"during\":\"start-up\"}",
+                 run_guard_signal_name(sig), L->global_step);
+        if (comm->rank == 0)
+            run_log_line(&L->log, line);
+        util_log("ddim-dist: stopped by %s during start-up, before the first step: nothing new "
+                 "to save; %s\n",
+                 run_guard_signal_name(sig), disk);
+        return 0;
     }
     if (L->stopped) {
         int sig = run_guard_stop_signal();
@@ -478,6 +522,9 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
         rc = 1;
     } else {
         L.global_step = L.start_step = train_resume_share(&L.resume, L.t);
+        /* a stop asked for while starting (the handlers are installed first thing in main):
+         * honoured here, where the ranks can first agree, before any step */
+        L.stopped = !comm->all_ok(comm, !run_guard_stop_signal());
         char where[128];
         if (L.resident)
             snprintf(where, sizeof where, "resident in backend memory (%.1f MiB per rank)",
@@ -505,9 +552,9 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
             if (comm->rank == 0 && L.div.step == 0) {
                 train_resume_save(&L.resume, L.t, L.global_step, L.steps_per_epoch, L.config_yaml,
                                   &L.log);
-                long spe = L.steps_per_epoch;
-                kid_eval_save_best(L.kid, L.last_kid, cfg->run_dir, L.t, (int)(L.global_step / spe),
-                                   L.global_step, L.global_step % spe, L.config_yaml);
+                struct checkpoint_info at =
+                    train_resume_position(&L.resume, L.global_step, L.steps_per_epoch);
+                kid_eval_save_best(L.kid, L.last_kid, cfg->run_dir, L.t, &at, L.config_yaml);
             }
         }
         rc = report_end(&L, t_start);

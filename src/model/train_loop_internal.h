@@ -37,6 +37,7 @@ struct loop {
     double last_kid;            /* the last epoch's KID (NaN if none) */
     struct run_lock lock;       /* rank 0: run_dir/lock */
     struct divergence div;      /* every rank, fed the same losses */
+    struct stop_schedule stops; /* when the ranks next agree on a stop */
 
     /* data.resident: both splits in backend memory, every rank holding all of each (over the
      * epochs every rank touches every image), and the current order as int32 indices, so

@@ -39,7 +39,9 @@ int train_resume_read(struct train_resume *R, const struct run_config *cfg, stru
     if (!stored)
         return util_error(err, errlen, "cannot resume: %s", msg);
     char summary[4096];
-    int rc = run_guard_check_resume_config(cfg, R->ckpt_path, stored, r->global_step,
+    const struct data_fingerprints data = {{r->data_fingerprint[0], r->data_fingerprint[1]},
+                                           {R->data_fingerprint[0], R->data_fingerprint[1]}};
+    int rc = run_guard_check_resume_config(cfg, R->ckpt_path, stored, &data, r->global_step,
                                            R->config_change, sizeof R->config_change, summary,
                                            sizeof summary, err, errlen);
     free(stored);
@@ -88,13 +90,22 @@ long train_resume_share(struct train_resume *r, struct trainer *t)
     return r->at.global_step;
 }
 
+struct checkpoint_info train_resume_position(const struct train_resume *r, long global_step,
+                                             long steps_per_epoch)
+{
+    struct checkpoint_info pos = {.epoch = (int)(global_step / steps_per_epoch),
+                                  .global_step = global_step,
+                                  .step_in_epoch = global_step % steps_per_epoch};
+    memcpy(pos.data_fingerprint, r->data_fingerprint, sizeof pos.data_fingerprint);
+    return pos;
+}
+
 /* One that cannot be written leaves the last good one (the file is replaced atomically) and
  * is tried again at the next checkpoint; each failure is reported (run_guard_ckpt_record). */
 void train_resume_save(struct train_resume *r, struct trainer *t, long global_step,
                        long steps_per_epoch, const char *config_yaml, struct run_log *log)
 {
-    long spe = steps_per_epoch;
-    struct checkpoint_info pos = {(int)(global_step / spe), global_step, global_step % spe};
+    struct checkpoint_info pos = train_resume_position(r, global_step, steps_per_epoch);
     int rc = trainer_checkpoint_write(t, r->ckpt_path, &pos, config_yaml, r->ckpt.error,
                                       sizeof r->ckpt.error);
     run_guard_ckpt_record(&r->ckpt, r->ckpt_path, global_step, rc, log);

@@ -15,8 +15,10 @@ struct train_resume {
     struct checkpoint_info at;            /* where the checkpoint read left off */
     int resuming;                         /* a checkpoint was read (rank 0; every rank after
                                              train_resume_share) */
-    struct ckpt_state ckpt;   /* rank 0: the checkpoint on disk, and failures to replace it */
-    char config_change[8192]; /* rank 0: the metrics line of the settings a resume changed */
+    struct ckpt_state ckpt;       /* rank 0: the checkpoint on disk, and failures to replace it */
+    char config_change[8192];     /* rank 0: the metrics line of the settings a resume changed */
+    char data_fingerprint[2][33]; /* rank 0: data.path's content fingerprints (dataset.h),
+                                     compared with the checkpoint's and written into it */
 };
 
 /* Sets the checkpoint's path under cfg->run_dir; nothing read yet. */
@@ -31,6 +33,11 @@ int train_resume_read(struct train_resume *r, const struct run_config *cfg, stru
 /* All ranks, after setup: rank 0's checkpoint position (if it read one) and t's state on
  * every rank. Returns the global step to start from (0 when not resuming). */
 long train_resume_share(struct train_resume *r, struct trainer *t);
+
+/* The position after global_step steps, with the dataset's fingerprints: what a checkpoint
+ * (or best.h5) of that step records. */
+struct checkpoint_info train_resume_position(const struct train_resume *r, long global_step,
+                                             long steps_per_epoch);
 
 /* Rank 0: t's state after global_step steps into the checkpoint (atomically; a failure keeps
  * the last good one, is reported in log, and is tried again next time). */

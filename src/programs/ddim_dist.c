@@ -2,6 +2,7 @@
  * communicator, and runs the training loop (train_loop.c). */
 #include "config.h"
 #include "launch.h"
+#include "run_guard.h"
 #include "train_loop.h"
 #include "util.h"
 
@@ -75,6 +76,7 @@ static int parse_option(void *ctx, const char *name, const char *value)
 int main(int argc, char **argv)
 {
     util_prefer_passive_openmp(argv);
+    run_guard_signals_install(); /* first: a stop during start-up is kept, not fatal */
     struct run_config cfg;
     config_defaults(&cfg);
     struct dist_args a = {.cfg = &cfg};
@@ -101,6 +103,10 @@ int main(int argc, char **argv)
     if (a.print_only) {
         config_write_yaml(&cfg, stdout);
         return 0;
+    }
+    if (run_guard_check_paths(&cfg, a.err, sizeof a.err) != 0) {
+        fprintf(stderr, "ddim-dist: %s\n", a.err);
+        return 2;
     }
     struct comm *mpi = comm_mpi_create(&argc, &argv);
     if (mpi->rank == 0) {

@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "gif_write.h"
 #include "image_io.h"
+#include "path_check.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -81,6 +82,25 @@ static struct epoch_file *list_epochs(const char *dir, long *count, char *err, s
     qsort(list, (size_t)n, sizeof *list, compare_epochs);
     *count = n;
     return list;
+}
+
+/* The output is none of the input frames: 0, or -1 with a message. */
+static int check_output(const char *dir, const struct epoch_file *files, long n, const char *out,
+                        char *err, size_t errlen)
+{
+    const struct path_use output = {"--output", out};
+    struct path_use *inputs = util_xcalloc((size_t)n, sizeof *inputs);
+    for (long i = 0; i < n; i++) {
+        size_t len = strlen(dir) + strlen(files[i].name) + 2;
+        char *path = util_xmalloc(len);
+        snprintf(path, len, "%s/%s", dir, files[i].name);
+        inputs[i] = (struct path_use){"the input frame", path};
+    }
+    int rc = path_check_outputs(&output, 1, inputs, (int)n, err, errlen);
+    for (long i = 0; i < n; i++)
+        free((char *)inputs[i].path);
+    free(inputs);
+    return rc;
 }
 
 /* Writes the frames; 0 or -1 with a message. */
@@ -164,6 +184,11 @@ int main(int argc, char **argv)
     out = out ? out : default_out;
     long n = 0;
     struct epoch_file *files = list_epochs(dir, &n, err, sizeof err);
+    if (files && check_output(dir, files, n, out, err, sizeof err) != 0) {
+        fprintf(stderr, "ddim-gif: %s\n", err);
+        free(files);
+        return 2;
+    }
     int rc = files ? assemble(dir, files, n, out, delay, err, sizeof err) : -1;
     free(files);
     if (rc != 0) {

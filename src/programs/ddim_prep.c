@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ddim_prep.h"
 #include "image_io.h"
+#include "path_check.h"
 #include "util.h"
 
 #include <getopt.h>
@@ -330,6 +331,32 @@ static int write_dataset(const struct prep_options *o, struct prep_output *out, 
     return rc;
 }
 
+/* Neither --output nor --preview is an input: the archive, or an image file of the folder
+ * (files[0..n)), or the other output. 0, or -1 after a message. */
+static int check_outputs(const struct prep_options *o, char **files, long n, int archive)
+{
+    const struct path_use outputs[2] = {{"--output", o->output}, {"--preview", o->preview}};
+    long count = archive || !o->input ? 1 : n;
+    struct path_use *inputs = util_xcalloc((size_t)count, sizeof *inputs);
+    char **paths = util_xcalloc((size_t)count, sizeof *paths);
+    inputs[0] = (struct path_use){"--input", archive ? o->input : NULL};
+    for (long i = 0; !archive && o->input && i < n; i++) {
+        size_t len = strlen(o->input) + strlen(files[i]) + 2;
+        paths[i] = util_xmalloc(len);
+        snprintf(paths[i], len, "%s/%s", o->input, files[i]);
+        inputs[i] = (struct path_use){"the input image", paths[i]};
+    }
+    char err[4096];
+    int rc = path_check_outputs(outputs, 2, inputs, (int)count, err, sizeof err);
+    if (rc != 0)
+        fprintf(stderr, "ddim-prep: error: %s\n", err);
+    for (long i = 0; i < count; i++)
+        free(paths[i]);
+    free(paths);
+    free(inputs);
+    return rc;
+}
+
 static int run(const struct prep_options *o, struct prep_output *out)
 {
     char err[2048], source[1536], preprocessing[512];
@@ -347,6 +374,18 @@ static int run(const struct prep_options *o, struct prep_output *out)
         }
     } else {
         nfiles = o->synthetic;
+    }
+    /* before anything is written: the output may not replace an input */
+    int refused = check_outputs(o, files, nfiles, archive) != 0 ? 2 : 0; /* a usage error */
+    if (!refused && prep_output_create(out, o->output, err, sizeof err) != 0) {
+        fprintf(stderr, "ddim-prep: error: %s\n", err);
+        refused = 1;
+    }
+    if (refused) {
+        for (long i = 0; files && i < nfiles; i++)
+            free(files[i]);
+        free(files);
+        return refused;
     }
     long *order = util_xmalloc((size_t)nfiles * sizeof(long));
     for (long i = 0; i < nfiles; i++)
@@ -396,14 +435,17 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc != 0)
         return rc;
-    if (o.dump_in)
+    if (o.dump_in) {
+        const struct path_use out = {"--dump-resize OUT", o.dump_out};
+        const struct path_use in = {"--dump-resize IN", o.dump_in};
+        char err[2048];
+        if (path_check_outputs(&out, 1, &in, 1, err, sizeof err) != 0) {
+            fprintf(stderr, "ddim-prep: error: %s\n", err);
+            return 2;
+        }
         return prep_dump_resize(o.dump_in, o.dump_out, o.size, o.jpeg_dct);
-    struct prep_output out;
-    char err[2048];
-    if (prep_output_create(&out, o.output, err, sizeof err) != 0) {
-        fprintf(stderr, "ddim-prep: error: %s\n", err);
-        return 1;
     }
+    struct prep_output out = {.file = -1};
     rc = run(&o, &out);
     prep_output_abort(&out); /* no-op after a successful commit */
     return rc;

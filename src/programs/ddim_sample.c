@@ -5,6 +5,7 @@
  * draws. */
 #include "config.h"
 #include "infer_model.h"
+#include "path_check.h"
 #include "sample_io.h"
 #include "sample_modes.h"
 #include "util.h"
@@ -257,6 +258,24 @@ static int parse_args(int argc, char **argv, struct opts *o)
     return 0;
 }
 
+/* No output is one of the inputs (or another output): 0, or -1 after a message. */
+static int check_paths(const struct opts *o)
+{
+    const struct sample_plan *p = &o->plan;
+    const struct path_use outputs[] = {{"--export", o->export_path},
+                                       {"--output", p->output},
+                                       {"--gif", p->gif},
+                                       {"--images-h5", p->images_h5},
+                                       {"--save-noise", p->save_noise}};
+    const struct path_use inputs[] = {
+        {"--checkpoint", o->checkpoint}, {"--weights", o->weights}, {"--noise", o->noise_path}};
+    char err[2048];
+    if (path_check_outputs(outputs, 5, inputs, 3, err, sizeof err) == 0)
+        return 0;
+    fprintf(stderr, "ddim-sample: %s\n", err);
+    return -1;
+}
+
 /* The grid shape of GRID and INTERPOLATE from the options and the run. */
 static int resolve_grid(struct sample_plan *p, const struct run_config *run)
 {
@@ -327,6 +346,8 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
+    if (check_paths(&o) != 0)
+        return 2;
     char err[4096];
     struct infer_model ew;
     const char *src = o.checkpoint ? o.checkpoint : o.weights;

@@ -43,6 +43,17 @@ write_cfg() {
                  END { for (i = 0; i < n; i++) print key[order[i]] }' >"$file"
 }
 
+# trained_run: a one-epoch run on $tmp/data.h5 (48 images, 16 px) into $tmp/run
+# (checkpoint.h5 and its sample grid) and $tmp/ema.h5, its EMA export (needs $sample, the
+# ddim-sample binary)
+trained_run() {
+    make_data data 48 16
+    write_cfg "$tmp/cfg.yaml" "$tmp/run" "train: {num_epochs: 1, batch_size: 8}"
+    "$dist" --config "$tmp/cfg.yaml" >"$tmp/out" 2>&1 || fail "the first run failed"
+    "$sample" --checkpoint "$tmp/run/checkpoint.h5" --export "$tmp/ema.h5" >"$tmp/out" 2>&1 ||
+        fail "the export failed"
+}
+
 # wait_until SECONDS COMMAND...: polls every 0.1 s; 1 if it never held
 wait_until() {
     local limit=$1

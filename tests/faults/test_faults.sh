@@ -13,6 +13,9 @@
 #   small_val        a validation split smaller than a batch: n/a, not nan
 #   no_gpu_driver    run.backend=cuda without a driver says so and how to use the CPU
 #   rank_hangs       a rank stopped with SIGSTOP: the job ends naming it (needs MPIEXEC)
+#   startup_signal   SIGTERM or SIGINT while ddim-dist starts (still reading its config,
+#                    before MPI and the backend are up): stops cleanly before the first
+#                    step, exit 0, nothing half-written
 set -u
 case_name=$1 dist=$2 prep=$3 mpiexec=${4:-}
 source "$(dirname "$0")/fault_util.sh"
@@ -197,21 +200,30 @@ resume_changes() {
 
 divergence() {
     make_data data 48 16
-    write_cfg "$tmp/cfg.yaml" "$tmp/run" "train: {num_epochs: 1, batch_size: 8}"
-    "$dist" --config "$tmp/cfg.yaml" >"$tmp/out" 2>&1 || fail "the first run failed"
+    # 237 steps per epoch and no progress line before the epoch's end: the losses are read
+    # back only where the stop is agreed, at most 8 steps apart (run_guard.h)
+    write_cfg "$tmp/cfg.yaml" "$tmp/run" "data: {path: \"$tmp/data.h5\", dataset_repetitions: 50}" \
+        "train: {num_epochs: 1, batch_size: 8}" "run: {dir: \"$tmp/run\", backend: cpu, progress_seconds: 1000}"
+    "$dist" --config "$tmp/cfg.yaml" --set train.max_steps=4 >"$tmp/out" 2>&1 || fail "the first run failed"
     cp "$tmp/run/checkpoint.h5" "$tmp/ckpt.before"
     "$dist" --config "$tmp/cfg.yaml" --set train.num_epochs=20 --set train.learning_rate=10 \
         --set train.resume=force >"$tmp/out" 2>&1
     rc=$?
     expect_status "$rc" 1
     expect_out "error: the training diverged at step [0-9]+: the noise loss .* is more than 20 times the median" "divergence"
-    expect_out "Stopped without writing a checkpoint: the checkpoint on disk, .* is that of step 4" "kept"
+    expect_out "Stopped at step [0-9]+ without writing a checkpoint: the checkpoint on disk, .* is that of step 4" "kept"
     cmp -s "$tmp/run/checkpoint.h5" "$tmp/ckpt.before" || fail "the checkpoint was replaced"
     check_metrics "$tmp/run/metrics.jsonl"
-    metrics_has "$tmp/run/metrics.jsonl" '.type == "stop" and .reason == "diverged"' ||
-        fail "metrics.jsonl does not say that the run diverged"
-    ok "learning rate 10: stopped at the step named, exit 1, step 4's checkpoint kept"
-    # a non-finite loss: test_run_guard (a checkpoint poisoned with NaN)
+    local at stopped last
+    at=$(grep -o 'diverged at step [0-9]*' "$tmp/out" | grep -o '[0-9]*$')
+    stopped=$(grep -o 'Stopped at step [0-9]*' "$tmp/out" | grep -o '[0-9]*$')
+    last=$(jq -r 'select(.type == "step") | .step' "$tmp/run/metrics.jsonl" | tail -1)
+    ((stopped >= at && stopped - at <= 8)) || fail "diverged at step $at, stopped at step $stopped: more than 8 steps later"
+    ((last == at)) || fail "metrics.jsonl holds step lines up to $last, after the diverged step $at"
+    metrics_has "$tmp/run/metrics.jsonl" ".type == \"stop\" and .reason == \"diverged\" and
+        .step == $at and .stopped_at == $stopped" || fail "metrics.jsonl does not say that the run diverged"
+    ok "learning rate 10: diverged at step $at, stopped at $stopped, metrics end at $at, exit 1, step 4's checkpoint kept"
+    # a non-finite loss: test_run_guard (a checkpoint poisoned with a huge weight)
 }
 
 empty_config() {
@@ -283,6 +295,40 @@ rank_hangs() {
     [[ $(checkpoint_step "$tmp/run/checkpoint.h5") -ge 4 ]] || fail "checkpoint unreadable"
     check_metrics "$tmp/run/metrics.jsonl"
     ok "rank 1 stopped: the job ended after $((SECONDS - start)) s (exit $rc), naming rank 1"
+}
+
+# caught PID SIG: the process catches signal SIG (its bit in /proc/PID/status's SigCgt)
+caught() {
+    local mask bit
+    bit=$(kill -l "$2")
+    mask=$(awk '/^SigCgt:/ { print $2 }' "/proc/$1/status" 2>/dev/null) || return 1
+    [[ -n $mask ]] && (((0x$mask >> (bit - 1)) & 1))
+}
+
+startup_signal() {
+    make_data data 48 16
+    write_cfg "$tmp/cfg.yaml" "$tmp/run" "train: {num_epochs: 1, batch_size: 8}"
+    mkfifo "$tmp/cfg.fifo"
+    for sig in TERM INT; do
+        rm -rf "$tmp/run"
+        # the configuration comes through a FIFO: ddim-dist waits for it at the very start
+        "$dist" --config "$tmp/cfg.fifo" >"$tmp/out" 2>&1 &
+        local job=$!
+        wait_until 5 caught "$job" "$sig" ||
+            echo "note: SIG$sig is not caught while ddim-dist reads its configuration"
+        kill -"$sig" "$job"
+        timeout 20 bash -c "cat '$tmp/cfg.yaml' >'$tmp/cfg.fifo'" 2>/dev/null
+        wait_exit "$job" 60
+        expect_status "$rc" 0
+        expect_out "stopped by SIG$sig during start-up, before the first step: nothing new to save" "SIG$sig"
+        [[ ! -e $tmp/run/checkpoint.h5 ]] || fail "a checkpoint was written"
+        ! jq -e 'select(.type == "step")' "$tmp/run/metrics.jsonl" >/dev/null 2>&1 ||
+            fail "a step ran after the stop"
+        metrics_has "$tmp/run/metrics.jsonl" '.type == "stop" and .during == "start-up"' ||
+            fail "metrics.jsonl does not record the stop"
+        no_leftovers "$tmp/run"
+        ok "SIG$sig during start-up: stopped before the first step, exit 0, nothing half-written"
+    done
 }
 
 declare -F "$case_name" >/dev/null || { echo "unknown case $case_name"; exit 2; }

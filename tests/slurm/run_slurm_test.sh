@@ -32,19 +32,9 @@ repo=$(cd "$here/../.." && pwd)
 dist=$(realpath "$1")
 prep=$(realpath "$2")
 
-for c in munged mungekey slurmctld slurmd sbatch squeue scontrol scancel srun; do
-    if ! command -v "$c" >/dev/null; then
-        echo "test_slurm: SKIP: $c not found; install Debian's slurm-wlm and munge (tools/setup.sh does)"
-        exit 77
-    fi
-done
-if [[ $(id -u) != 0 ]]; then
-    echo "test_slurm: SKIP: needs root (the private cluster runs its daemons as SlurmUser=root)"
-    exit 77
-fi
-
 source "$(dirname "$0")/../test_lib.sh" # status_problem; slurm_lib.sh redefines fail and ok
 source "$(dirname "$0")/slurm_lib.sh"
+slurm_require test_slurm munged mungekey slurmctld slurmd sbatch squeue scontrol scancel srun
 slurm_clean_env
 slurm_test_init ddim_slurm
 

@@ -1,10 +1,28 @@
 # shellcheck shell=bash
-# slurm_lib.sh: what the Slurm tests share (sourced by run_slurm_test.sh and
-# run_cluster_test.sh, not run, after test_lib.sh): a temporary folder and failures that are
-# counted, a clean environment, submitting slurm/train.sh, waiting for
-# a job or a line of its output, and stopping the private cluster with the check that
-# nothing of it is left. Expects $repo (the repository root), $tmp (the test's temporary
-# folder, where each job's output goes) and $cluster (the cluster's directory).
+# slurm_lib.sh: what the Slurm tests share (sourced by run_slurm_test.sh, run_cluster_test.sh
+# and test_stop_killwait.sh, not run, after test_lib.sh): a temporary folder and failures
+# that are counted, a clean environment, submitting slurm/train.sh, waiting for a job or a
+# line of its output, and stopping the private cluster with the check that nothing of it is
+# left. Expects $repo (the repository root), $tmp (the test's temporary folder, where each
+# job's output goes) and $cluster (the cluster's directory).
+
+# slurm_require NAME CMD...: exits 77 (CTest's skip), saying why as test NAME, when a
+# command is missing (tools/setup.sh installs them) or when not root (the private cluster
+# runs its daemons as SlurmUser=root).
+slurm_require() {
+    local name=$1 c
+    shift
+    for c in "$@"; do
+        if ! command -v "$c" >/dev/null; then
+            echo "$name: SKIP: $c not found; install Debian's slurm-wlm and munge (tools/setup.sh does)"
+            exit 77
+        fi
+    done
+    if [[ $(id -u) != 0 ]]; then
+        echo "$name: SKIP: needs root (the private cluster runs its daemons as SlurmUser=root)"
+        exit 77
+    fi
+}
 
 # slurm_test_init NAME: $t0, $tmp (a new /tmp/NAME_XXXXXX, searchable by all, as munged
 # wants its socket's parents), $cluster in it, and fail / ok that count failures in
