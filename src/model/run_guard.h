@@ -94,6 +94,10 @@ void run_guard_divergence_report(const struct divergence *d, const char *on_disk
 /* 1 if changing `key` from a checkpoint's value keeps resuming exact (epochs, step limit,
  * logging and plotting, where the run writes, the backend...). */
 int run_guard_change_is_harmless(const char *key);
+/* 1 if a change of `key` is accepted without train.resume=force: the harmless ones, and those
+ * that change the arithmetic but not the training (model.precision: the checkpoint holds
+ * float32 weights whatever the precision; such a resume is not bit-exact). */
+int run_guard_change_is_accepted(const char *key);
 
 /* Compares cfg with the settings a checkpoint stored (stored_yaml, its "config" attribute;
  * label names the checkpoint). Refuses (-1, message listing the changes and how to allow
