@@ -43,6 +43,11 @@ struct comm {
     long calls;
 };
 
+/* The exit status of a job ended because a rank or node did not reach a collective within
+ * run.collective_timeout_s (sysexits' EX_TEMPFAIL: the job may be started again, e.g.
+ * requeued; slurm/train.sh waits for Slurm to requeue it). */
+enum { COMM_EXIT_RANK_LOST = 75 };
+
 /* The collective timeout where the transport has one (see set_timeout). */
 static inline void comm_set_timeout(struct comm *c, double seconds)
 {

@@ -62,7 +62,8 @@ static void usage(FILE *out, const struct bench_opts *d)
             "\n"
             "Times the Keras DDIM example's training step (forward, backward, all-reduce,\n"
             "AdamW + EMA) on random images, whole and by phase, after a warm-up. Runs under\n"
-            "mpirun too (one GPU per rank; rank 0 reports its own times).\n"
+            "mpirun too (one GPU per rank; rank 0 reports its own times); with several\n"
+            "ranks it also times the step's collectives alone (BatchNorm's, the gradient's).\n"
             "\n"
             "options:\n"
             "  --backend B        cpu, cuda or auto (default: cuda if usable, else cpu)\n"
@@ -256,6 +257,38 @@ static double time_whole_steps(struct trainer *t, int steps, double *ms)
     return wall;
 }
 
+/* With several ranks: the step's collectives alone, each round after a barrier, over `reps`
+ * rounds (the minimum: what the transport takes when nothing else runs on the machine):
+ * BatchNorm's (for every BN layer two all-reduces of 2c floats, the forward and the backward
+ * statistics) and the gradient's. The network's own sizes, on the trainer's gradient buffer
+ * (its values are spent by then). */
+static void time_collectives(struct trainer *t, int reps, struct stats *bn_ms,
+                             struct stats *grad_ms)
+{
+    const struct graph *g = unet_graph(t->net);
+    struct comm *c = t->comm;
+    double *bn = util_xmalloc((size_t)reps * sizeof *bn);
+    double *grad = util_xmalloc((size_t)reps * sizeof *grad);
+    for (int i = 0; i < reps; i++) {
+        c->barrier(c);
+        double t0 = util_now();
+        for (int k = 0; k < g->num_nodes; k++)
+            for (int pass = 0; pass < 2 && g->nodes[k].kind == NODE_BN; pass++)
+                c->allreduce_sum(c, t->grad, 2 * (size_t)g->tensors[g->nodes[k].in0].c);
+        t->be->synchronize(t->be);
+        bn[i] = (util_now() - t0) * 1e3;
+        c->barrier(c);
+        t0 = util_now();
+        c->allreduce_sum(c, t->grad, unet_params(t->net)->trainable);
+        t->be->synchronize(t->be);
+        grad[i] = (util_now() - t0) * 1e3;
+    }
+    *bn_ms = stats_of(bn, reps);
+    *grad_ms = stats_of(grad, reps);
+    free(bn);
+    free(grad);
+}
+
 /* Steps again, with an event between phases: ms[p * steps + i] = phase p of step i. */
 static void time_phases(struct trainer *t, int steps, double *ms)
 {
@@ -323,6 +356,8 @@ struct results {
     double group_ms[BG_COUNT], group_calls[BG_COUNT];
     int graph; /* the whole steps ran as a CUDA graph */
     double wall_ms, images_per_s, flops, tflops;
+    double comm_ms, comm_calls;        /* per whole step: host time in the communicator's calls */
+    struct stats alone_bn, alone_grad; /* the step's collectives alone (time_collectives) */
     size_t peak_bytes, acts_bytes, state_bytes, trainable;
 };
 
@@ -400,6 +435,18 @@ static void print_table(const struct bench_opts *o, const struct backend *be,
     util_log("  throughput     %.1f images/s (global batch / median step)\n"
              "  host wall      %.3f ms per step (enqueue + run, one wait at the end)\n",
              r->images_per_s, r->wall_ms);
+    if (comm->world > 1)
+        util_log("  collectives    %.3f ms per step in %.0f calls: BatchNorm's small all-reduces "
+                 "and the gradient's (host time in the calls, waiting for the other ranks "
+                 "included; %s)\n"
+                 "  alone          %.3f ms BatchNorm's %.0f, %.3f ms the gradient's (after a "
+                 "barrier, no step around them: what the transport takes; medians, minima "
+                 "%.3f and %.3f)\n",
+                 r->comm_ms, r->comm_calls,
+                 strcmp(be->name, "cuda") ? "the allreduce phase is the gradient's"
+                                          : "NCCL: the enqueue only",
+                 r->alone_bn.median, r->comm_calls - 1, r->alone_grad.median, r->alone_bn.min,
+                 r->alone_grad.min);
     if (r->flops > 0)
         util_log("  conv FLOPs     %.2f GFLOP per step per rank (forward x3), %.2f TFLOP/s\n",
                  r->flops * 1e-9, r->tflops);
@@ -441,10 +488,14 @@ static void print_json(const struct bench_opts *o, const struct backend *be,
     util_log("},\"op_groups_ms\":{");
     for (int g = 0; g < BG_COUNT && o->op_steps; g++)
         util_log("%s\"%s\":%.4f", g ? "," : "", bench_group_names[g], r->group_ms[g]);
-    util_log("},\"peak_mem_bytes\":%zu,\"acts_bytes\":%zu,\"state_bytes\":%zu,"
+    util_log("},\"comm_ms_per_step\":%.4f,\"comm_calls_per_step\":%.1f,"
+             "\"alone_bn_ms\":%.4f,\"alone_grad_ms\":%.4f,\"alone_bn_ms_min\":%.4f,"
+             "\"alone_grad_ms_min\":%.4f,"
+             "\"peak_mem_bytes\":%zu,\"acts_bytes\":%zu,\"state_bytes\":%zu,"
              "\"trainable_params\":%zu,\"conv_gflop_per_step\":%.4f,\"tflops\":%.4f}\n",
-             r->peak_bytes, r->acts_bytes, r->state_bytes, r->trainable, r->flops * 1e-9,
-             r->tflops);
+             r->comm_ms, r->comm_calls, r->alone_bn.median, r->alone_grad.median, r->alone_bn.min,
+             r->alone_grad.min, r->peak_bytes, r->acts_bytes, r->state_bytes, r->trainable,
+             r->flops * 1e-9, r->tflops);
 }
 
 static void write_csv(const char *path, int steps, const double *whole, const double *phases)
@@ -503,10 +554,16 @@ static void run_bench(const struct bench_opts *o, struct backend *be, struct com
     double *phases = util_xmalloc((size_t)o->steps * NUM_PHASES * sizeof *phases);
     struct results r;
     memset(&r, 0, sizeof r);
+    double comm_s = comm->seconds;
+    long comm_calls = comm->calls;
     r.wall_ms = time_whole_steps(t, o->steps, whole);
+    r.comm_ms = (comm->seconds - comm_s) * 1e3 / o->steps;
+    r.comm_calls = (double)(comm->calls - comm_calls) / o->steps;
     r.graph = t->graph != NULL;
     time_phases(t, o->steps, phases);
     time_op_groups(t, o->op_steps, r.group_ms, r.group_calls);
+    if (comm->world > 1)
+        time_collectives(t, 20, &r.alone_bn, &r.alone_grad);
     float losses[2];
     trainer_read_losses(t, losses);
     if (!isfinite(losses[0]))
