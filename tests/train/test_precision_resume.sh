@@ -44,13 +44,13 @@ float32_only() {
 run straight fp32 2
 want=$(epoch_loss straight 2)
 for pair in "fp32 bf16" "bf16 fp32"; do
-    read -r first then <<<"$pair"
-    name=$first-then-$then
+    read -r first second <<<"$pair"
+    name=$first-then-$second
     run "$name" "$first" 1
     float32_only "$tmp/$name/checkpoint.h5"
-    run "$name" "$then" 2
+    run "$name" "$second" 2
     float32_only "$tmp/$name/checkpoint.h5"
-    grep -q "\"type\":\"config_change\".*\"forced\":false.*{\"key\":\"model.precision\",\"old\":\"$first\",\"new\":\"$then\",\"exact_resume\":false}" \
+    grep -q "\"type\":\"config_change\".*\"forced\":false.*{\"key\":\"model.precision\",\"old\":\"$first\",\"new\":\"$second\",\"exact_resume\":false}" \
         "$tmp/$name/metrics.jsonl" || fail "$name: no config_change line for the precision"
     got=$(epoch_loss "$name" 2)
     awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && d <= 0.01 * b) }' ||
