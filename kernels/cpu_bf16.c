@@ -21,7 +21,8 @@ static int is_bf16(const struct backend *be)
     return be->precision == PRECISION_BF16;
 }
 
-void cpu_bf16_round(struct backend *be, float *x, size_t n)
+/* x (n) rounded to bf16 in place under PRECISION_BF16; a NULL x or another precision: nothing */
+static void cpu_bf16_round(struct backend *be, float *x, size_t n)
 {
     if (!is_bf16(be) || !x)
         return;

@@ -10,11 +10,9 @@ struct cpu_ctx {
     size_t workspace_floats;
 };
 
-/* PRECISION_BF16 (backend.h), emulated in cpu_bf16.c: cpu_bf16_install puts its wrappers of
- * the ops that store activations into the table; cpu_bf16_round rounds x (n) to bf16 in place
- * under PRECISION_BF16 (a NULL x or another precision: nothing). */
+/* PRECISION_BF16 (backend.h), emulated in cpu_bf16.c: puts its wrappers of the ops that
+ * store activations into be's table (cpu_backend_create calls it). */
 void cpu_bf16_install(struct backend *be);
-void cpu_bf16_round(struct backend *be, float *x, size_t n);
 
 /* One output pixel (c channels) of a bilinear resampling of image (h, w, c): the taps rows
  * y0, y1 and columns x0, x1, weights ly, lx. Shared by upsample2 and resize_bilinear, in

@@ -6,10 +6,10 @@
  * graph_acts): tensor t of example-major layout starts at tensors[t].offset * batch
  * elements, so no allocation happens in a step. An element is a float32, or a bf16 where
  * the network runs in PRECISION_BF16 on a backend that stores 2 bytes per bf16 (backend.h);
- * the executor sets the backend's precision to the network's for each pass. The backward pass
- * writes each gradient (=) at its first contributor and adds (+=) at the later ones: the gradient
- * arena is never zeroed. Weights live in one flat buffer described by the graph's parameter table.
- */
+ * the executor sets the backend's precision to the network's for each pass. The backward
+ * pass writes each gradient (=) at its first contributor and adds (+=) at the later ones: the
+ * gradient arena is never zeroed. Weights live in one flat buffer described by the graph's
+ * parameter table. */
 #ifndef DDIM_GRAPH_H
 #define DDIM_GRAPH_H
 
