@@ -15,11 +15,13 @@
  *     and activation gradient of the arena bf16-valued: no op stores an unrounded value;
  *     and its predictions and gradients differ from float32's by about bf16's precision,
  *     not more (a tensor stored in the wrong place would differ by its size). The arena
- *     of a backend that stores 2-byte bf16 (the CUDA backend) is half of float32's. */
+ *     of a backend that stores 2-byte bf16 (the CUDA backend) is half of float32's.
+ * (e) A network with inference-only nodes (their ops take float32 only) is refused in bf16. */
 #include "bf16.h"
 #include "comm.h"
 #include "config.h"
 #include "graph.h"
+#include "inception.h"
 #include "test_util.h"
 #include "unet.h"
 #include "unet_internal.h"
@@ -408,6 +410,28 @@ static void test_step(void)
     comm->destroy(comm);
 }
 
+/* A network with inference-only nodes (InceptionV3's: float32 ops) is refused in bf16, by
+ * name, and taken in tf32 (the KID's Inception is built in tf32 whatever the U-Net runs in). */
+static void test_inference_refused(void)
+{
+    char err[256] = "";
+    struct inception *net = inception_create(32, 75, err, sizeof err);
+    if (!net) {
+        test_fail("inception_create: %s", err);
+        return;
+    }
+    struct graph g = *inception_graph(net); /* a shallow copy: only its precision changes */
+    int tf32 = graph_check_backend(be, &g, 2, 0, err, sizeof err);
+    g.precision = PRECISION_BF16;
+    int bf16 = graph_check_backend(be, &g, 2, 0, err, sizeof err);
+    if (tf32 != 0 || bf16 != -1 || !strstr(err, "cannot run in bf16"))
+        test_fail("InceptionV3 in tf32: %d (want 0), in bf16: %d (want -1 naming bf16): %s", tf32,
+                  bf16, err);
+    else
+        printf("ok   InceptionV3 refused in bf16: %s\n", err);
+    inception_destroy(net);
+}
+
 int main(void)
 {
     be = cpu_backend_create();
@@ -416,6 +440,7 @@ int main(void)
     test_ops();
     test_conv();
     test_step();
+    test_inference_refused();
     be->destroy(be);
     return test_finish("test_bf16");
 }
