@@ -46,6 +46,20 @@ void cpu_fill(struct backend *be, float *x, float value, size_t n)
         x[i] = value;
 }
 
+/* the CPU stores every activation as float32 (cpu_bf16.c rounds them under PRECISION_BF16) */
+void cpu_to_act(struct backend *be, float *y, const float *x, size_t n)
+{
+    if (x)
+        cpu_copy(be, y, x, n * sizeof(float));
+    else
+        memset(y, 0, n * sizeof(float));
+}
+
+void cpu_from_act(struct backend *be, float *y, const float *x, size_t n)
+{
+    cpu_copy(be, y, x, n * sizeof(float));
+}
+
 void cpu_synchronize(struct backend *be) {}
 
 void cpu_destroy(struct backend *be)
@@ -71,10 +85,13 @@ struct backend *cpu_backend_create(void)
 {
     struct backend *be = util_xcalloc(1, sizeof *be);
     be->name = "cpu";
+    be->precision = PRECISION_TF32;
+    be->bf16_size = sizeof(float); /* emulated: float32 values rounded to bf16 */
     be->ctx = util_xcalloc(1, sizeof(struct cpu_ctx));
 #define CPU_OP_FILL(need, ret, op, params) be->op = cpu_##op;
     BACKEND_OPS(CPU_OP_FILL)
 #undef CPU_OP_FILL
+    cpu_bf16_install(be);
     be->supports_op = cpu_supports_op;
     return be;
 }

@@ -10,6 +10,10 @@ struct cpu_ctx {
     size_t workspace_floats;
 };
 
+/* PRECISION_BF16 (backend.h), emulated in cpu_bf16.c: puts its wrappers of the ops that
+ * store activations into be's table (cpu_backend_create calls it). */
+void cpu_bf16_install(struct backend *be);
+
 /* One output pixel (c channels) of a bilinear resampling of image (h, w, c): the taps rows
  * y0, y1 and columns x0, x1, weights ly, lx. Shared by upsample2 and resize_bilinear, in
  * TensorFlow's order of operations (top row, bottom row, then between them). */

@@ -80,6 +80,51 @@ void cuda_fill(struct backend *be, float *x, float value, size_t n)
     KERNEL_CHECK();
 }
 
+template <typename T> static __global__ void to_act_kernel(T *y, const float *x, size_t n)
+{
+    CUDA_GRID_STRIDE_LOOP(i, n)
+    {
+        act_store(y, i, x ? x[i] : 0.0f);
+    }
+}
+
+template <typename T> static __global__ void from_act_kernel(float *y, const T *x, size_t n)
+{
+    CUDA_GRID_STRIDE_LOOP(i, n)
+    {
+        y[i] = act_load(x, i);
+    }
+}
+
+template <typename T>
+static void to_act_launch(struct backend *be, float *y, const float *x, size_t n)
+{
+    to_act_kernel<T><<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>((T *)y, x, n);
+}
+
+template <typename T>
+static void from_act_launch(struct backend *be, float *y, const float *x, size_t n)
+{
+    from_act_kernel<T>
+        <<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(y, (const T *)x, n);
+}
+
+void cuda_to_act(struct backend *be, float *y, const float *x, size_t n)
+{
+    if (!n)
+        return;
+    CUDA_ACT_CALL(be, to_act_launch, be, y, x, n);
+    KERNEL_CHECK();
+}
+
+void cuda_from_act(struct backend *be, float *y, const float *x, size_t n)
+{
+    if (!n)
+        return;
+    CUDA_ACT_CALL(be, from_act_launch, be, y, x, n);
+    KERNEL_CHECK();
+}
+
 void cuda_synchronize(struct backend *be)
 {
     CUDA_CHECK(cudaStreamSynchronize(cuda_stream(be)));
@@ -230,6 +275,8 @@ extern "C" struct backend *cuda_backend_create(int device, char *err, size_t err
     struct backend *be = (struct backend *)util_xcalloc(1, sizeof *be);
     be->ctx = ctx;
     be->stream = stream;
+    be->precision = PRECISION_TF32;
+    be->bf16_size = sizeof(bf16_t);
     cuda_fill_table(be);
     return be;
 }

@@ -9,6 +9,7 @@
 #ifndef DDIM_CUDA_COMMON_H
 #define DDIM_CUDA_COMMON_H
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
 #include <stddef.h>
@@ -121,19 +122,6 @@ static __device__ inline double cuda_block_sum(double v, double *shared32)
     return v;
 }
 
-/* Channel 0 of `base` (image (h, w, c), offset to the channel) bilinearly resampled from the
- * taps rows y0, y1 and columns x0, x1 with weights ly, lx: upsample2 and resize_bilinear,
- * in TensorFlow's order (the CPU backend's cpu_bilinear_pixel, the same bits). */
-static __device__ inline float cuda_bilinear_value(const float *base, int w, int c, int y0, int y1,
-                                                   int x0, int x1, float ly, float lx)
-{
-    float tl = base[((size_t)y0 * w + x0) * c], tr = base[((size_t)y0 * w + x1) * c];
-    float bl = base[((size_t)y1 * w + x0) * c], br = base[((size_t)y1 * w + x1) * c];
-    float top = tl + (tr - tl) * lx;
-    float bottom = bl + (br - bl) * lx;
-    return top + (bottom - top) * ly;
-}
-
 /* Element i of a (rows, c) tensor belongs to channel i % c. IDX uint32_t where the tensor
  * allows (n < CUDA_IDX32_LIMIT: every U-Net tensor): a 64-bit modulo per element costs more
  * than the load. Below the limit i + stride (at most 2^28 threads) cannot wrap. */
@@ -141,6 +129,62 @@ static __device__ inline float cuda_bilinear_value(const float *base, int w, int
 template <typename IDX> static __device__ inline int cuda_channel_of(IDX i, int c)
 {
     return (int)(i % (IDX)c);
+}
+
+/* --- activation storage (backend.h's enum precision) ----------------------------------
+ * A kernel that reads or writes activations is a template over their storage type T: float,
+ * or bf16_t under PRECISION_BF16; one source serves both. act_load widens exactly, act_store
+ * rounds to nearest even (__float2bfloat16_rn, as src/base/bf16.h does on the host), and
+ * act_round<T>(v) is the value a store of v keeps. The arithmetic between them is the float
+ * kernels' own, so a bf16 result is the float32 result rounded where it is stored: the CPU
+ * backend's emulation computes the same. */
+typedef __nv_bfloat16 bf16_t;
+
+static __device__ inline float act_load(const float *p, size_t i)
+{
+    return p[i];
+}
+static __device__ inline float act_load(const bf16_t *p, size_t i)
+{
+    return __bfloat162float(p[i]);
+}
+static __device__ inline void act_store(float *p, size_t i, float v)
+{
+    p[i] = v;
+}
+static __device__ inline void act_store(bf16_t *p, size_t i, float v)
+{
+    p[i] = __float2bfloat16_rn(v);
+}
+template <typename T> static __device__ inline float act_round(float v)
+{
+    return sizeof(T) == sizeof(float) ? v : __bfloat162float(__float2bfloat16_rn(v));
+}
+
+/* 1 when the ops store bf16 activations */
+static inline int cuda_bf16(const struct backend *be)
+{
+    return be->precision == PRECISION_BF16;
+}
+
+/* f<T>(args...) with T the activation storage of be->precision; f casts its act pointers
+ * to T (backend.h's act arguments are float * in the op table, bf16 in memory) */
+#define CUDA_ACT_CALL(be, f, ...) (cuda_bf16(be) ? f<bf16_t>(__VA_ARGS__) : f<float>(__VA_ARGS__))
+
+/* Channel 0 of `base` (image (h, w, c), offset to the channel) bilinearly resampled from the
+ * taps rows y0, y1 and columns x0, x1 with weights ly, lx: upsample2 and resize_bilinear,
+ * in TensorFlow's order (the CPU backend's cpu_bilinear_pixel, the same bits). */
+template <typename T>
+static __device__ inline float cuda_bilinear_value(const T *base, int w, int c, int y0, int y1,
+                                                   int x0, int x1, float ly, float lx)
+{
+    float tl = act_load(base, ((size_t)y0 * w + x0) * c);
+    float tr = act_load(base, ((size_t)y0 * w + x1) * c);
+    float bl = act_load(base, ((size_t)y1 * w + x0) * c);
+    float br = act_load(base, ((size_t)y1 * w + x1) * c);
+    float top = tl + (tr - tl) * lx;
+    float bottom = bl + (br - bl) * lx;
+    return top + (bottom - top) * ly;
 }
 
 /* --- the ops (backend.h's list, as cuda_<op>) ------------------------------------------

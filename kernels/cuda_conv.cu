@@ -19,9 +19,13 @@
  * run once. Deterministic algorithms are preferred in every direction (same bits every
  * step, so resume tests hold), then cuDNN's ranking decides.
  *
- * Math: by default cuDNN may use TF32 tensor cores on Ampere and later (CUDNN_DEFAULT_MATH,
+ * Math, by the backend's precision (backend.h; a plan per shape and precision):
+ * PRECISION_TF32 lets cuDNN use TF32 tensor cores on Ampere and later (CUDNN_DEFAULT_MATH,
  * or the tensor-op math its heuristic pairs with an algorithm), as TensorFlow does.
- * DDIM_CUDNN_NO_TF32=1, read once when the backend is created, is exact mode: every
+ * PRECISION_BF16 gives cuDNN bf16 tensors (x, y, the KRSC kernel copy and its dw, which the
+ * transposes convert from and to the float32 HWIO weights) with float32 accumulation, on
+ * bf16 tensor cores. PRECISION_FP32 is exact mode, and so is PRECISION_TF32 with
+ * DDIM_CUDNN_NO_TF32=1 (read once when the backend is created): every
  * convolution on CUDNN_FMA_MATH (plain float32 FMA kernels) and only algorithms that compute
  * in float32 as written (no FFT, no Winograd: they transform the data and lose about 1e-4
  * relative), for comparisons with the CPU backend at float32 rounding; the exact gpu tests
@@ -36,7 +40,7 @@
  * cudnnConvolutionBiasActivationForward, y = conv + residual + bias with the identity
  * activation, which cuDNN allows with IMPLICIT_PRECOMP_GEMM only: no pass over y, but its
  * order of addition is cuDNN's (float32 rounding apart from the pass; not bit-identical).
- * A shape cuDNN refuses keeps the pass.
+ * A shape cuDNN refuses keeps the pass; bf16 plans always keep it.
  *
  * Semantics (backend.h): y = conv(x, w) + bias is written; backward writes dw and dbias (=)
  * and writes or accumulates dx as dx_mode says (cuDNN's beta = 0 or 1), skipped when dx is
@@ -50,6 +54,8 @@
 
 struct conv_plan {
     struct conv_shape s;
+    enum precision prec; /* with s, the key: the data type and the math */
+    int exact;           /* FMA math, no FFT/Winograd: PRECISION_FP32, or TF32 with NO_TF32 */
     cudnnTensorDescriptor_t x_desc;                  /* NHWC (n, h, w, cin) */
     cudnnTensorDescriptor_t y_desc;                  /* NHWC (n, ho, wo, cout) */
     cudnnFilterDescriptor_t w_desc;                  /* KRSC (cout, kh, kw, cin) */
@@ -71,8 +77,8 @@ struct cuda_conv_cache {
     int count, cap;
     void *workspace; /* shared by all plans: ops run in order on one stream */
     size_t workspace_bytes;
-    float *w_krsc;  /* (cout, k, k, cin) of the largest kernel seen: w transposed */
-    float *dw_krsc; /* same size: cuDNN's dw before the transpose back to HWIO */
+    void *w_krsc;  /* (cout, k, k, cin) of the largest kernel seen: w transposed (bf16 in BF16) */
+    void *dw_krsc; /* same size: cuDNN's dw before the transpose back to HWIO */
     size_t w_krsc_bytes, dw_krsc_bytes;
     float *bias_sums; /* (2 * largest cout): [sum dy, sum dy^2] from cuda_bn_stats */
     size_t bias_sums_bytes;
@@ -87,25 +93,37 @@ struct cuda_conv_cache {
 
 /* --- kernels -------------------------------------------------------------------------- */
 
-/* out (cols, rows) = in (rows, cols)^T, both row-major */
-static __global__ void transpose_kernel(float *out, const float *in, size_t rows, size_t cols)
+/* out (cols, rows) = in (rows, cols)^T, both row-major; float to bf16 rounds (the kernel
+ * for bf16 convolutions), bf16 to float widens (their weight gradient) */
+template <typename TIN, typename TOUT>
+static __global__ void transpose_kernel(TOUT *out, const TIN *in, size_t rows, size_t cols)
 {
     CUDA_GRID_STRIDE_LOOP(i, rows * cols)
     {
         size_t c = i / rows, r = i % rows;
-        out[i] = in[r * cols + c];
+        act_store(out, i, act_load(in, r * cols + c));
     }
 }
 
-static void transpose(struct backend *be, float *out, const float *in, size_t rows, size_t cols)
+template <typename TIN, typename TOUT>
+static void transpose(struct backend *be, void *out, const void *in, size_t rows, size_t cols)
 {
     size_t n = rows * cols;
-    transpose_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(out, in, rows,
-                                                                                   cols);
+    transpose_kernel<TIN, TOUT><<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
+        (TOUT *)out, (const TIN *)in, rows, cols);
     KERNEL_CHECK();
 }
 
-/* y (rows, c) += bias (c) */
+/* HWIO (kkc, cout) float32 weights into the KRSC copy of the plan's data type */
+static void kernel_to_krsc(struct backend *be, const struct conv_plan *p, void *krsc,
+                           const float *w, size_t kkc, size_t cout)
+{
+    if (p->prec == PRECISION_BF16)
+        transpose<float, bf16_t>(be, krsc, w, kkc, cout);
+    else
+        transpose<float, float>(be, krsc, w, kkc, cout);
+}
+
 /* --- plans ---------------------------------------------------------------------------- */
 
 static int env_flag(const char *name)
@@ -245,7 +263,8 @@ static void plan_log(const struct cuda_ctx *ctx, const struct conv_plan *p, int 
     int used =
         snprintf(text, sizeof text, "cudnn conv %d: n=%d h=%d w=%d cin=%d cout=%d k=%dx%d s=%d%s",
                  index, s->n, s->h, s->w, s->cin, s->cout, conv_kh(s), conv_kw(s), conv_stride(s),
-                 !ctx->cudnn_no_tf32        ? ""
+                 p->prec == PRECISION_BF16  ? " [bf16]"
+                 : !p->exact                ? ""
                  : ctx->conv->allow_inexact ? " [exact mode, FFT/Winograd allowed]"
                                             : " [exact mode]");
     for (int d = 0; d < 3 && used > 0 && (size_t)used < sizeof text; d++)
@@ -262,15 +281,15 @@ static int perf_count(int max_count)
     return max_count < 1 ? 1 : max_count > MAX_PERF ? MAX_PERF : max_count;
 }
 
-DDIM_NORETURN static void plan_fatal(const struct cuda_ctx *ctx, const struct conv_shape *s,
-                                     const char *dir)
+DDIM_NORETURN static void plan_fatal(const struct conv_plan *p, const char *dir)
 {
+    const struct conv_shape *s = &p->s;
     DDIM_FATAL("cuda conv: cuDNN offers no usable %s algorithm for n=%d h=%d w=%d cin=%d "
-               "cout=%d k=%dx%d (NHWC float32%s); try without DDIM_CUDNN_NO_TF32, or report "
-               "the cuDNN version (cudnnGetVersion %zu)",
+               "cout=%d k=%dx%d (NHWC %s%s); try another model.precision (or without "
+               "DDIM_CUDNN_NO_TF32), or report the cuDNN version (cudnnGetVersion %zu)",
                dir, s->n, s->h, s->w, s->cin, s->cout, conv_kh(s), conv_kw(s),
-               ctx->cudnn_no_tf32 ? ", exact mode: FMA math, no FFT or Winograd" : "",
-               cudnnGetVersion());
+               p->prec == PRECISION_BF16 ? "bfloat16" : "float32",
+               p->exact ? ", exact mode: FMA math, no FFT or Winograd" : "", cudnnGetVersion());
 }
 
 /* One direction's search, the same for all three: cuDNN's heuristic ranking (_v7, asked with
@@ -283,7 +302,7 @@ static decltype(Perf::algo) search_direction(struct cuda_ctx *ctx, struct conv_p
                                              MaxCount max_count, Heuristic heuristic, Query query)
 {
     static const char *const dir_names[3] = {"forward", "backward-data", "backward-filter"};
-    int nt = ctx->cudnn_no_tf32, got = 0, max = 0;
+    int nt = p->exact, got = 0, max = 0;
     cudnnConvolutionDescriptor_t c = p->conv_desc[dir];
     CUDNN_CHECK(cudnnSetConvolutionMathType(c, nt ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH));
     CUDNN_CHECK(max_count(&max));
@@ -292,7 +311,7 @@ static decltype(Perf::algo) search_direction(struct cuda_ctx *ctx, struct conv_p
     CUDNN_CHECK(heuristic(max, &got, perf));
     int i = choose_algo(perf, got, dir, nt, ctx->conv->allow_inexact, c, query, &p->ws_bytes[dir]);
     if (i < 0)
-        plan_fatal(ctx, &p->s, dir_names[dir]);
+        plan_fatal(p, dir_names[dir]);
     return perf[i].algo;
 }
 
@@ -338,20 +357,27 @@ static void plan_choose_algos(struct cuda_ctx *ctx, struct conv_plan *p)
         CUDNN_CHECK(cudnnGetConvolutionMathType(p->conv_desc[d], &p->math[d]));
 }
 
-static void plan_init(struct cuda_ctx *ctx, struct conv_plan *p, const struct conv_shape *s)
+/* The plan of shape s at precision prec: bf16 data with float32 accumulation (cuDNN's
+ * PSEUDO_BFLOAT16 configuration: x, w, y and dw in bf16, the convolution in float), or
+ * float32 data with TF32 allowed or not (exact). */
+static void plan_init(struct cuda_ctx *ctx, struct conv_plan *p, const struct conv_shape *s,
+                      enum precision prec)
 {
     memset(p, 0, sizeof *p);
     p->s = *s;
+    p->prec = prec;
+    p->exact = prec == PRECISION_FP32 || (prec == PRECISION_TF32 && ctx->cudnn_no_tf32);
+    cudnnDataType_t dt = prec == PRECISION_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->x_desc));
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->y_desc));
     CUDNN_CHECK(cudnnCreateFilterDescriptor(&p->w_desc));
     /* dims are given as (n, c, h, w) whatever the format; the format sets the strides */
-    CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->x_desc, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s->n,
-                                           s->cin, s->h, s->w));
-    CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->y_desc, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s->n,
-                                           s->cout, conv_out_h(s), conv_out_w(s)));
-    CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w_desc, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, s->cout,
-                                           s->cin, conv_kh(s), conv_kw(s)));
+    CUDNN_CHECK(
+        cudnnSetTensor4dDescriptor(p->x_desc, CUDNN_TENSOR_NHWC, dt, s->n, s->cin, s->h, s->w));
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->y_desc, CUDNN_TENSOR_NHWC, dt, s->n, s->cout,
+                                           conv_out_h(s), conv_out_w(s)));
+    CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w_desc, dt, CUDNN_TENSOR_NHWC, s->cout, s->cin,
+                                           conv_kh(s), conv_kw(s)));
     int st = conv_stride(s); /* plan_get checked that 'same' padding is symmetric here */
     int pad_h = conv_pad_before(s->h, conv_kh(s), st, s->valid);
     int pad_w = conv_pad_before(s->w, conv_kw(s), st, s->valid);
@@ -404,13 +430,14 @@ int cuda_conv_supported(const struct conv_shape *s, char *why, size_t whylen)
     return reason == NULL;
 }
 
-/* The plan of shape s, built (and the shared buffers grown) on its first use. */
+/* The plan of shape s at the backend's precision, built (and the shared buffers grown) on
+ * its first use. */
 static struct conv_plan *plan_get(struct backend *be, const struct conv_shape *s)
 {
     struct cuda_ctx *ctx = cuda_ctx_of(be);
     struct cuda_conv_cache *c = ctx->conv;
     for (int i = 0; i < c->count; i++)
-        if (same_shape(&c->plans[i].s, s))
+        if (same_shape(&c->plans[i].s, s) && c->plans[i].prec == be->precision)
             return &c->plans[i];
 
     int kh = conv_kh(s), kw = conv_kw(s), st = conv_stride(s);
@@ -426,7 +453,7 @@ static struct conv_plan *plan_get(struct backend *be, const struct conv_shape *s
             DDIM_FATAL("cuda conv: out of host memory for %d plans", c->cap);
     }
     struct conv_plan *p = &c->plans[c->count];
-    plan_init(ctx, p, s);
+    plan_init(ctx, p, s, be->precision);
     c->count++;
 
     size_t ws = p->ws_bytes[0];
@@ -434,11 +461,11 @@ static struct conv_plan *plan_get(struct backend *be, const struct conv_shape *s
         ws = p->ws_bytes[d] > ws ? p->ws_bytes[d] : ws;
     grow(be, &c->workspace, &c->workspace_bytes, ws);
     size_t kernel_bytes = (size_t)kh * kw * s->cin * s->cout * sizeof(float);
-    grow(be, (void **)&c->w_krsc, &c->w_krsc_bytes, kernel_bytes);
-    grow(be, (void **)&c->dw_krsc, &c->dw_krsc_bytes, kernel_bytes);
+    grow(be, &c->w_krsc, &c->w_krsc_bytes, kernel_bytes); /* float32: room for bf16 too */
+    grow(be, &c->dw_krsc, &c->dw_krsc_bytes, kernel_bytes);
     grow(be, (void **)&c->bias_sums, &c->bias_sums_bytes, 2 * (size_t)s->cout * sizeof(float));
 
-    if (c->fused_epilogue) { /* the fused call's workspace: IMPLICIT_PRECOMP_GEMM's */
+    if (c->fused_epilogue && p->prec != PRECISION_BF16) { /* the fused call's workspace */
         CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->bias_desc));
         CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->bias_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1,
                                                s->cout, 1, 1));
@@ -489,8 +516,8 @@ void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const flo
     struct conv_plan *p = plan_get(be, s);
     struct cuda_conv_cache *c = ctx->conv;
     size_t kkc = (size_t)conv_kh(s) * conv_kw(s) * s->cin;
-    transpose(be, c->w_krsc, w, kkc, (size_t)s->cout); /* HWIO (kkc, cout) -> KRSC */
-    if (c->fused_epilogue && epi && epi->residual && !epi->swish &&
+    kernel_to_krsc(be, p, c->w_krsc, w, kkc, (size_t)s->cout); /* HWIO (kkc, cout) -> KRSC */
+    if (c->fused_epilogue && p->prec != PRECISION_BF16 && epi && epi->residual && !epi->swish &&
         fused_residual(ctx, p, y, x, bias, epi->residual))
         return;
     const float one = 1.0f, zero = 0.0f;
@@ -523,13 +550,16 @@ void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias
                                                p->conv_desc[DIR_BWD_FILTER], p->bwd_filter_algo,
                                                c->workspace, p->ws_bytes[DIR_BWD_FILTER], &zero,
                                                p->w_desc, c->dw_krsc));
-    transpose(be, dw, c->dw_krsc, (size_t)s->cout, kkc);
+    if (p->prec == PRECISION_BF16) /* KRSC (cout, kkc) -> HWIO (kkc, cout), widened */
+        transpose<bf16_t, float>(be, dw, c->dw_krsc, (size_t)s->cout, kkc);
+    else
+        transpose<float, float>(be, dw, c->dw_krsc, (size_t)s->cout, kkc);
 
     /* dx: beta = 1 blends onto what dx holds (GRAD_ADD), beta = 0 writes it (dx may hold
      * anything, even NaN: cuDNN does not read it then) */
     if (dx) {
         const float *beta = dx_mode == GRAD_ADD ? &one : &zero;
-        transpose(be, c->w_krsc, w, kkc, (size_t)s->cout);
+        kernel_to_krsc(be, p, c->w_krsc, w, kkc, (size_t)s->cout);
         CUDNN_CHECK(cudnnConvolutionBackwardData(
             ctx->cudnn, &one, p->w_desc, c->w_krsc, p->y_desc, dy, p->conv_desc[DIR_BWD_DATA],
             p->bwd_data_algo, c->workspace, p->ws_bytes[DIR_BWD_DATA], beta, p->x_desc, dx));

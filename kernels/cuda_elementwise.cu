@@ -1,5 +1,6 @@
 /* cuda_elementwise.cu: swish, add, axpy, scale, channel concat, the losses and the
- * convolutions' bias add with its epilogue (residual add, swish) on the GPU.
+ * convolutions' bias add with its epilogue (residual add, swish) on the GPU. The kernels on
+ * activations are templates over their storage (cuda_common.h: float or bf16).
  * Same float32 formulas, in the same order, as kernels/cpu_elementwise.c; with --fmad=false
  * and IEEE division/sqrt the arithmetic ops give the CPU's bits, and only expf (swish)
  * differs by an ulp or two. The loss sums in double, as the CPU does, through per-block
@@ -13,20 +14,34 @@ static __device__ inline float sigmoid_dev(float x)
 
 /* y = y + bias[c], then y = y + residual, then act = swish(y) (both optional): the
  * convolutions' bias with the epilogue of backend.h's struct conv_epilogue, y read once.
- * Each step is the expression of its own op (add_kernel, swish_forward_kernel). */
-template <typename IDX>
-static __global__ void bias_epilogue_kernel(float *y, const float *bias, IDX n, int c,
-                                            const float *residual, float *act)
+ * Each step is the expression of its own op (add_kernel, swish_forward_kernel), its result
+ * rounded as that op's store would round it (T = bf16: the bits of the ops apart). */
+template <typename T, typename IDX>
+static __global__ void bias_epilogue_kernel(T *y, const float *bias, IDX n, int c,
+                                            const T *residual, T *act)
 {
     for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (IDX)blockDim.x * gridDim.x) {
-        float v = y[i] + bias[cuda_channel_of(i, c)];
+        float v = act_round<T>(act_load(y, i) + bias[cuda_channel_of(i, c)]);
         if (residual)
-            v = v + residual[i];
-        y[i] = v;
+            v = act_round<T>(v + act_load(residual, i));
+        act_store(y, i, v);
         if (act)
-            act[i] = v * sigmoid_dev(v);
+            act_store(act, i, v * sigmoid_dev(v));
     }
+}
+
+template <typename T>
+static void bias_epilogue_launch(struct backend *be, float *y, const float *bias, size_t n, int c,
+                                 const float *res, float *act)
+{
+    unsigned grid = cuda_grid(n, CUDA_BLOCK);
+    if (n < CUDA_IDX32_LIMIT)
+        bias_epilogue_kernel<T, uint32_t><<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(
+            (T *)y, bias, (uint32_t)n, c, (const T *)res, (T *)act);
+    else
+        bias_epilogue_kernel<T, size_t><<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(
+            (T *)y, bias, n, c, (const T *)res, (T *)act);
 }
 
 void cuda_bias_epilogue(struct backend *be, float *y, const float *bias, size_t rows, int c,
@@ -37,43 +52,53 @@ void cuda_bias_epilogue(struct backend *be, float *y, const float *bias, size_t 
         return;
     const float *res = epi ? epi->residual : NULL;
     float *act = epi ? epi->swish : NULL;
-    unsigned grid = cuda_grid(n, CUDA_BLOCK);
-    if (n < CUDA_IDX32_LIMIT)
-        bias_epilogue_kernel<uint32_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, bias, (uint32_t)n, c, res, act);
-    else
-        bias_epilogue_kernel<size_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, bias, n, c, res, act);
+    CUDA_ACT_CALL(be, bias_epilogue_launch, be, y, bias, n, c, res, act);
     KERNEL_CHECK();
 }
 
-static __global__ void swish_forward_kernel(float *y, const float *x, size_t n)
+template <typename T> static __global__ void swish_forward_kernel(T *y, const T *x, size_t n)
 {
     CUDA_GRID_STRIDE_LOOP(i, n)
     {
-        float xi = x[i];
-        y[i] = xi * sigmoid_dev(xi);
+        float xi = act_load(x, i);
+        act_store(y, i, xi * sigmoid_dev(xi));
     }
+}
+
+template <typename T>
+static void swish_forward_launch(struct backend *be, float *y, const float *x, size_t n)
+{
+    swish_forward_kernel<T>
+        <<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>((T *)y, (const T *)x, n);
 }
 
 void cuda_swish_forward(struct backend *be, float *y, const float *x, size_t n)
 {
     if (!n)
         return;
-    swish_forward_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(y, x, n);
+    CUDA_ACT_CALL(be, swish_forward_launch, be, y, x, n);
     KERNEL_CHECK();
 }
 
 /* dx (=/+=) dy * (s + x*s*(1-s)); written as 0 + value (backend.h's enum grad_mode) */
-static __global__ void swish_backward_kernel(float *dx, const float *dy, const float *x, size_t n,
-                                             int add)
+template <typename T>
+static __global__ void swish_backward_kernel(T *dx, const T *dy, const T *x, size_t n, int add)
 {
     CUDA_GRID_STRIDE_LOOP(i, n)
     {
-        float xi = x[i];
+        float xi = act_load(x, i);
         float s = sigmoid_dev(xi);
-        dx[i] = (add ? dx[i] : 0.0f) + dy[i] * (s + xi * s * (1.0f - s));
+        act_store(dx, i,
+                  (add ? act_load(dx, i) : 0.0f) + act_load(dy, i) * (s + xi * s * (1.0f - s)));
     }
+}
+
+template <typename T>
+static void swish_backward_launch(struct backend *be, float *dx, const float *dy, const float *x,
+                                  size_t n, int add)
+{
+    swish_backward_kernel<T><<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
+        (T *)dx, (const T *)dy, (const T *)x, n, add);
 }
 
 void cuda_swish_backward(struct backend *be, float *dx, const float *dy, const float *x, size_t n,
@@ -81,39 +106,54 @@ void cuda_swish_backward(struct backend *be, float *dx, const float *dy, const f
 {
     if (!n || !dx)
         return;
-    swish_backward_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
-        dx, dy, x, n, mode == GRAD_ADD);
+    CUDA_ACT_CALL(be, swish_backward_launch, be, dx, dy, x, n, mode == GRAD_ADD);
     KERNEL_CHECK();
 }
 
-static __global__ void add_kernel(float *y, const float *a, const float *b, size_t n)
+template <typename T> static __global__ void add_kernel(T *y, const T *a, const T *b, size_t n)
 {
     CUDA_GRID_STRIDE_LOOP(i, n)
     {
-        y[i] = a[i] + b[i];
+        act_store(y, i, act_load(a, i) + act_load(b, i));
     }
+}
+
+template <typename T>
+static void add_launch(struct backend *be, float *y, const float *a, const float *b, size_t n)
+{
+    add_kernel<T><<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
+        (T *)y, (const T *)a, (const T *)b, n);
 }
 
 void cuda_add(struct backend *be, float *y, const float *a, const float *b, size_t n)
 {
     if (!n)
         return;
-    add_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(y, a, b, n);
+    CUDA_ACT_CALL(be, add_launch, be, y, a, b, n);
     KERNEL_CHECK();
 }
 
 /* da (=/+=) dy and db (=/+=) dy, dy read once; either output may be NULL */
-static __global__ void add_backward_kernel(float *da, float *db, const float *dy, size_t n,
-                                           int add_a, int add_b)
+template <typename T>
+static __global__ void add_backward_kernel(T *da, T *db, const T *dy, size_t n, int add_a,
+                                           int add_b)
 {
     CUDA_GRID_STRIDE_LOOP(i, n)
     {
-        float g = dy[i];
+        float g = act_load(dy, i);
         if (da)
-            da[i] = (add_a ? da[i] : 0.0f) + g;
+            act_store(da, i, (add_a ? act_load(da, i) : 0.0f) + g);
         if (db)
-            db[i] = (add_b ? db[i] : 0.0f) + g;
+            act_store(db, i, (add_b ? act_load(db, i) : 0.0f) + g);
     }
+}
+
+template <typename T>
+static void add_backward_launch(struct backend *be, float *da, float *db, const float *dy, size_t n,
+                                int add_a, int add_b)
+{
+    add_backward_kernel<T><<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
+        (T *)da, (T *)db, (const T *)dy, n, add_a, add_b);
 }
 
 void cuda_add_backward(struct backend *be, float *da, float *db, const float *dy, size_t n,
@@ -121,8 +161,8 @@ void cuda_add_backward(struct backend *be, float *da, float *db, const float *dy
 {
     if (!n || (!da && !db))
         return;
-    add_backward_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
-        da, db, dy, n, mode_a == GRAD_ADD, mode_b == GRAD_ADD);
+    CUDA_ACT_CALL(be, add_backward_launch, be, da, db, dy, n, mode_a == GRAD_ADD,
+                  mode_b == GRAD_ADD);
     KERNEL_CHECK();
 }
 
@@ -162,16 +202,28 @@ void cuda_scale(struct backend *be, float *x, float alpha, size_t n)
 /* One thread per element of y (rows, ca+cb): a gather, so each output is written once. */
 /* 32-bit indices where the tensor allows (cuda_common.h: a 64-bit division per element
  * costs more than the copy) */
-template <typename IDX>
-static __global__ void concat_forward_kernel(float *y, const float *a, const float *b, IDX n,
-                                             int ca, int cb)
+template <typename T, typename IDX>
+static __global__ void concat_forward_kernel(T *y, const T *a, const T *b, IDX n, int ca, int cb)
 {
     IDX c = (IDX)ca + (IDX)cb;
     for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (IDX)blockDim.x * gridDim.x) {
         IDX r = i / c, j = i % c;
-        y[i] = j < (IDX)ca ? a[r * ca + j] : b[r * cb + (j - ca)];
+        y[i] = j < (IDX)ca ? a[r * ca + j] : b[r * cb + (j - ca)]; /* a copy: no rounding */
     }
+}
+
+template <typename T>
+static void concat_forward_launch(struct backend *be, float *y, const float *a, const float *b,
+                                  size_t n, int ca, int cb)
+{
+    unsigned grid = cuda_grid(n, CUDA_BLOCK);
+    if (n < CUDA_IDX32_LIMIT)
+        concat_forward_kernel<T, uint32_t><<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(
+            (T *)y, (const T *)a, (const T *)b, (uint32_t)n, ca, cb);
+    else
+        concat_forward_kernel<T, size_t><<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(
+            (T *)y, (const T *)a, (const T *)b, n, ca, cb);
 }
 
 void cuda_concat_forward(struct backend *be, float *y, const float *a, const float *b, size_t rows,
@@ -180,27 +232,23 @@ void cuda_concat_forward(struct backend *be, float *y, const float *a, const flo
     size_t n = rows * ((size_t)ca + cb);
     if (!n)
         return;
-    unsigned grid = cuda_grid(n, CUDA_BLOCK);
-    if (n < CUDA_IDX32_LIMIT)
-        concat_forward_kernel<uint32_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, a, b, (uint32_t)n, ca, cb);
-    else
-        concat_forward_kernel<size_t><<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, a, b, n, ca, cb);
+    CUDA_ACT_CALL(be, concat_forward_launch, be, y, a, b, n, ca, cb);
     KERNEL_CHECK();
 }
 
 /* d (=/+=) dy[:, off:off+cd] for d (rows, cd), n = rows * cd */
-template <typename IDX>
-static __global__ void concat_backward_kernel(float *d, const float *dy, IDX n, int c, int off,
-                                              int cd, int add)
+template <typename T, typename IDX>
+static __global__ void concat_backward_kernel(T *d, const T *dy, IDX n, int c, int off, int cd,
+                                              int add)
 {
     for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (IDX)blockDim.x * gridDim.x) {
         IDX r = i / cd, j = i % cd;
-        d[i] = (add ? d[i] : 0.0f) + dy[r * c + off + j];
+        act_store(d, i, (add ? act_load(d, i) : 0.0f) + act_load(dy, r * c + off + j));
     }
 }
 
+template <typename T>
 static void concat_backward_part(struct backend *be, float *d, const float *dy, size_t rows, int c,
                                  int off, int cd, enum grad_mode mode)
 {
@@ -208,11 +256,11 @@ static void concat_backward_part(struct backend *be, float *d, const float *dy, 
     unsigned grid = cuda_grid(n, CUDA_BLOCK);
     int add = mode == GRAD_ADD;
     if (n < CUDA_IDX32_LIMIT && rows * (size_t)c < CUDA_IDX32_LIMIT)
-        concat_backward_kernel<uint32_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(d, dy, (uint32_t)n, c, off, cd, add);
+        concat_backward_kernel<T, uint32_t><<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(
+            (T *)d, (const T *)dy, (uint32_t)n, c, off, cd, add);
     else
-        concat_backward_kernel<size_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(d, dy, n, c, off, cd, add);
+        concat_backward_kernel<T, size_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>((T *)d, (const T *)dy, n, c, off, cd, add);
     KERNEL_CHECK();
 }
 
@@ -221,9 +269,9 @@ void cuda_concat_backward(struct backend *be, float *da, float *db, const float 
 {
     int c = ca + cb;
     if (da && rows && ca > 0)
-        concat_backward_part(be, da, dy, rows, c, 0, ca, mode_a);
+        CUDA_ACT_CALL(be, concat_backward_part, be, da, dy, rows, c, 0, ca, mode_a);
     if (db && rows && cb > 0)
-        concat_backward_part(be, db, dy, rows, c, ca, cb, mode_b);
+        CUDA_ACT_CALL(be, concat_backward_part, be, db, dy, rows, c, ca, cb, mode_b);
 }
 
 /* --- losses ----------------------------------------------------------------------------- */

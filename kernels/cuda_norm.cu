@@ -9,6 +9,9 @@
  * math of the apply steps repeats the CPU's expressions (double where it uses double), so
  * mean, invstd and the moving statistics match it exactly.
  *
+ * The kernels on activations are templates over their storage (cuda_common.h: float or
+ * bf16); the statistics, coefficients and moving averages are float32 either way.
+ *
  * Launches per layer: forward 3 (partial sums, final sums, one apply kernel that also
  * derives mean/invstd and the moving statistics), backward 3 (partial, final, apply); the
  * all-reduce of synchronized BatchNorm sits between the final sums and the apply. */
@@ -20,8 +23,8 @@
 
 /* part[chunk] (2c) = [sum a, sum a*b] over this chunk's rows, b = a (forward: sum of
  * squares) or b = (x - mean)*invstd from saved (backward: sum dy*xhat). */
-template <bool BACKWARD>
-static __global__ void channel_sums_partial_kernel(double *part, const float *a, const float *x,
+template <typename T, bool BACKWARD>
+static __global__ void channel_sums_partial_kernel(double *part, const T *a, const T *x,
                                                    const float *saved, size_t rows, int c,
                                                    size_t rows_per_chunk)
 {
@@ -39,8 +42,8 @@ static __global__ void channel_sums_partial_kernel(double *part, const float *a,
             invstd = saved[c + j];
         }
         for (size_t r = begin + threadIdx.y; r < end; r += RED_LANES) {
-            double v = a[r * c + j];
-            double other = BACKWARD ? ((double)x[r * c + j] - mean) * invstd : v;
+            double v = act_load(a, r * c + j);
+            double other = BACKWARD ? ((double)act_load(x, r * c + j) - mean) * invstd : v;
             s1 += v;
             s2 += v * other;
         }
@@ -78,6 +81,21 @@ static __global__ void channel_sums_final_kernel(float *out, const double *part,
         out[k] = (float)acc;
 }
 
+/* the partial pass over a (and x) stored as T */
+template <typename T>
+static void channel_sums_partial(cudaStream_t st, dim3 grid, double *part, const float *a,
+                                 const float *x, const float *saved, size_t rows, int c,
+                                 size_t rows_per_chunk)
+{
+    dim3 block(RED_CH, RED_LANES);
+    if (saved)
+        channel_sums_partial_kernel<T, true><<<grid, block, 0, st>>>(
+            part, (const T *)a, (const T *)x, saved, rows, c, rows_per_chunk);
+    else
+        channel_sums_partial_kernel<T, false><<<grid, block, 0, st>>>(
+            part, (const T *)a, (const T *)x, saved, rows, c, rows_per_chunk);
+}
+
 static void channel_sums(struct backend *be, float *out, const float *a, const float *x,
                          const float *saved, size_t rows, int c)
 {
@@ -97,13 +115,8 @@ static void channel_sums(struct backend *be, float *out, const float *a, const f
         chunks = 1; /* rows == 0: sums of nothing are 0 */
     size_t rows_per_chunk = (rows + chunks - 1) / chunks;
     dim3 grid((unsigned)((c + RED_CH - 1) / RED_CH), (unsigned)chunks);
-    dim3 block(RED_CH, RED_LANES);
-    if (saved)
-        channel_sums_partial_kernel<true>
-            <<<grid, block, 0, ctx->stream>>>(ctx->scratch, a, x, saved, rows, c, rows_per_chunk);
-    else
-        channel_sums_partial_kernel<false>
-            <<<grid, block, 0, ctx->stream>>>(ctx->scratch, a, x, saved, rows, c, rows_per_chunk);
+    CUDA_ACT_CALL(be, channel_sums_partial, ctx->stream, grid, ctx->scratch, a, x, saved, rows, c,
+                  rows_per_chunk);
     KERNEL_CHECK();
     channel_sums_final_kernel<<<cuda_grid(2 * (size_t)c * 32, CUDA_BLOCK), CUDA_BLOCK, 0,
                                 ctx->stream>>>(out, ctx->scratch, (int)chunks, c);
@@ -181,11 +194,10 @@ static __global__ void bn_forward_channel_kernel(float *saved, float *moving_mea
 /* y = (x - mean[c]) * invstd[c]. SHARED: each block first derives the coefficients into
  * shared memory (block 0 also writes saved and the moving statistics); else they are
  * read from saved, written by bn_forward_channel_kernel before. */
-template <typename IDX, bool SHARED>
-static __global__ void bn_forward_train_kernel(float *y, float *saved, float *moving_mean,
-                                               float *moving_var, const float *x,
-                                               const float *stats, double count, IDX n, int c,
-                                               float momentum, float eps)
+template <typename T, typename IDX, bool SHARED>
+static __global__ void
+bn_forward_train_kernel(T *y, float *saved, float *moving_mean, float *moving_var, const T *x,
+                        const float *stats, double count, IDX n, int c, float momentum, float eps)
 {
     extern __shared__ float bn_coef_sh[]; /* (2c): mean, invstd */
     const float *coef = saved;
@@ -199,23 +211,38 @@ static __global__ void bn_forward_train_kernel(float *y, float *saved, float *mo
     for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (IDX)blockDim.x * gridDim.x) {
         int j = cuda_channel_of(i, c);
-        y[i] = (x[i] - coef[j]) * coef[c + j];
+        act_store(y, i, (act_load(x, i) - coef[j]) * coef[c + j]);
     }
 }
 
-template <bool SHARED>
-static void bn_forward_train_launch(cudaStream_t st, float *y, float *saved, float *moving_mean,
-                                    float *moving_var, const float *x, const float *stats,
-                                    double count, size_t n, int c, float momentum, float eps)
+/* one launch of bn_forward_train_kernel: T the storage, IDX from n, SHARED from shared */
+template <typename T, bool SHARED>
+static void bn_forward_train_idx(cudaStream_t st, T *y, float *saved, float *moving_mean,
+                                 float *moving_var, const T *x, const float *stats, double count,
+                                 size_t n, int c, float momentum, float eps)
 {
     size_t shmem = SHARED ? 2 * (size_t)c * sizeof(float) : 0;
     unsigned grid = cuda_grid(n ? n : 1, CUDA_BLOCK); /* n == 0: block 0 still updates */
     if (n < CUDA_IDX32_LIMIT)
-        bn_forward_train_kernel<uint32_t, SHARED><<<grid, CUDA_BLOCK, shmem, st>>>(
+        bn_forward_train_kernel<T, uint32_t, SHARED><<<grid, CUDA_BLOCK, shmem, st>>>(
             y, saved, moving_mean, moving_var, x, stats, count, (uint32_t)n, c, momentum, eps);
     else
-        bn_forward_train_kernel<size_t, SHARED><<<grid, CUDA_BLOCK, shmem, st>>>(
+        bn_forward_train_kernel<T, size_t, SHARED><<<grid, CUDA_BLOCK, shmem, st>>>(
             y, saved, moving_mean, moving_var, x, stats, count, n, c, momentum, eps);
+}
+
+template <typename T>
+static void bn_forward_train_launch(cudaStream_t st, int shared, float *y, float *saved,
+                                    float *moving_mean, float *moving_var, const float *x,
+                                    const float *stats, double count, size_t n, int c,
+                                    float momentum, float eps)
+{
+    if (shared)
+        bn_forward_train_idx<T, true>(st, (T *)y, saved, moving_mean, moving_var, (const T *)x,
+                                      stats, count, n, c, momentum, eps);
+    else
+        bn_forward_train_idx<T, false>(st, (T *)y, saved, moving_mean, moving_var, (const T *)x,
+                                       stats, count, n, c, momentum, eps);
     KERNEL_CHECK();
 }
 
@@ -228,28 +255,37 @@ void cuda_bn_forward_train(struct backend *be, float *y, float *saved, float *mo
     cudaStream_t st = cuda_stream(be);
     size_t n = rows * (size_t)c;
     if (c <= BN_MAX_CHANNELS) {
-        bn_forward_train_launch<true>(st, y, saved, moving_mean, moving_var, x, stats, count, n, c,
-                                      momentum, eps);
+        CUDA_ACT_CALL(be, bn_forward_train_launch, st, 1, y, saved, moving_mean, moving_var, x,
+                      stats, count, n, c, momentum, eps);
         return;
     }
     bn_forward_channel_kernel<<<cuda_grid((size_t)c, CUDA_BLOCK), CUDA_BLOCK, 0, st>>>(
         saved, moving_mean, moving_var, stats, count, c, momentum, eps);
     KERNEL_CHECK();
     if (n)
-        bn_forward_train_launch<false>(st, y, saved, moving_mean, moving_var, x, stats, count, n, c,
-                                       momentum, eps);
+        CUDA_ACT_CALL(be, bn_forward_train_launch, st, 0, y, saved, moving_mean, moving_var, x,
+                      stats, count, n, c, momentum, eps);
 }
 
 /* y = (x - moving_mean) * (1 / sqrt(moving_var + eps)), all float as on the CPU */
-static __global__ void bn_infer_kernel(float *y, const float *x, const float *moving_mean,
+template <typename T>
+static __global__ void bn_infer_kernel(T *y, const T *x, const float *moving_mean,
                                        const float *moving_var, size_t rows, int c, float eps)
 {
     CUDA_GRID_STRIDE_LOOP(i, rows * (size_t)c)
     {
         int j = (int)(i % c);
         float invstd = 1.0f / sqrtf(moving_var[j] + eps);
-        y[i] = (x[i] - moving_mean[j]) * invstd;
+        act_store(y, i, (act_load(x, i) - moving_mean[j]) * invstd);
     }
+}
+
+template <typename T>
+static void bn_infer_launch(struct backend *be, float *y, const float *x, const float *moving_mean,
+                            const float *moving_var, size_t rows, int c, float eps)
+{
+    bn_infer_kernel<T><<<cuda_grid(rows * (size_t)c, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
+        (T *)y, (const T *)x, moving_mean, moving_var, rows, c, eps);
 }
 
 void cuda_bn_forward_infer(struct backend *be, float *y, const float *x, const float *moving_mean,
@@ -258,8 +294,7 @@ void cuda_bn_forward_infer(struct backend *be, float *y, const float *x, const f
     size_t n = rows * (size_t)(c > 0 ? c : 0);
     if (!n)
         return;
-    bn_infer_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
-        y, x, moving_mean, moving_var, rows, c, eps);
+    CUDA_ACT_CALL(be, bn_infer_launch, be, y, x, moving_mean, moving_var, rows, c, eps);
     KERNEL_CHECK();
 }
 
@@ -286,11 +321,10 @@ static __global__ void bn_backward_channel_kernel(float *coef, const float *save
 /* dx (=/+=) invstd * (dy - mean_dy - xhat*mean_dy_xhat), means from the global bstats.
  * SHARED: each block first derives the coefficients into shared memory; else coef_global
  * holds them. */
-template <typename IDX, bool SHARED>
-static __global__ void bn_backward_apply_kernel(float *dx, const float *dy, const float *x,
-                                                const float *saved, const float *bstats,
-                                                const float *coef_global, double count, IDX n,
-                                                int c, int add)
+template <typename T, typename IDX, bool SHARED>
+static __global__ void bn_backward_apply_kernel(T *dx, const T *dy, const T *x, const float *saved,
+                                                const float *bstats, const float *coef_global,
+                                                double count, IDX n, int c, int add)
 {
     extern __shared__ float bn_coef_sh[]; /* (4c) */
     const float *coef = coef_global;
@@ -304,24 +338,39 @@ static __global__ void bn_backward_apply_kernel(float *dx, const float *dy, cons
          i += (IDX)blockDim.x * gridDim.x) {
         int j = cuda_channel_of(i, c);
         float invstd = coef[c + j];
-        float xhat = (x[i] - coef[j]) * invstd;
-        dx[i] = (add ? dx[i] : 0.0f) + invstd * (dy[i] - coef[2 * c + j] - xhat * coef[3 * c + j]);
+        float xhat = (act_load(x, i) - coef[j]) * invstd;
+        float g = invstd * (act_load(dy, i) - coef[2 * c + j] - xhat * coef[3 * c + j]);
+        act_store(dx, i, (add ? act_load(dx, i) : 0.0f) + g);
     }
 }
 
-template <bool SHARED>
-static void bn_backward_apply_launch(cudaStream_t st, float *dx, const float *dy, const float *x,
-                                     const float *saved, const float *bstats, const float *coef,
-                                     double count, size_t n, int c, int add)
+template <typename T, bool SHARED>
+static void bn_backward_apply_idx(cudaStream_t st, T *dx, const T *dy, const T *x,
+                                  const float *saved, const float *bstats, const float *coef,
+                                  double count, size_t n, int c, int add)
 {
     unsigned grid = cuda_grid(n, CUDA_BLOCK);
     size_t shmem = SHARED ? 4 * (size_t)c * sizeof(float) : 0;
     if (n < CUDA_IDX32_LIMIT)
-        bn_backward_apply_kernel<uint32_t, SHARED><<<grid, CUDA_BLOCK, shmem, st>>>(
+        bn_backward_apply_kernel<T, uint32_t, SHARED><<<grid, CUDA_BLOCK, shmem, st>>>(
             dx, dy, x, saved, bstats, coef, count, (uint32_t)n, c, add);
     else
-        bn_backward_apply_kernel<size_t, SHARED>
+        bn_backward_apply_kernel<T, size_t, SHARED>
             <<<grid, CUDA_BLOCK, shmem, st>>>(dx, dy, x, saved, bstats, coef, count, n, c, add);
+}
+
+/* coef NULL: the coefficients in shared memory; else from coef */
+template <typename T>
+static void bn_backward_apply_launch(cudaStream_t st, float *dx, const float *dy, const float *x,
+                                     const float *saved, const float *bstats, const float *coef,
+                                     double count, size_t n, int c, int add)
+{
+    if (!coef)
+        bn_backward_apply_idx<T, true>(st, (T *)dx, (const T *)dy, (const T *)x, saved, bstats,
+                                       coef, count, n, c, add);
+    else
+        bn_backward_apply_idx<T, false>(st, (T *)dx, (const T *)dy, (const T *)x, saved, bstats,
+                                        coef, count, n, c, add);
     KERNEL_CHECK();
 }
 
@@ -335,8 +384,8 @@ void cuda_bn_backward_apply(struct backend *be, float *dx, const float *dy, cons
     struct cuda_ctx *ctx = cuda_ctx_of(be);
     int add = mode == GRAD_ADD;
     if (c <= BN_MAX_CHANNELS) {
-        bn_backward_apply_launch<true>(ctx->stream, dx, dy, x, saved, bstats, NULL, count, n, c,
-                                       add);
+        CUDA_ACT_CALL(be, bn_backward_apply_launch, ctx->stream, dx, dy, x, saved, bstats, NULL,
+                      count, n, c, add);
         return;
     }
     /* the scratch's partial sums are spent (bstats is final): its room holds 4c floats */
@@ -347,5 +396,6 @@ void cuda_bn_backward_apply(struct backend *be, float *dx, const float *dy, cons
     bn_backward_channel_kernel<<<cuda_grid((size_t)c, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(
         coef, saved, bstats, count, c);
     KERNEL_CHECK();
-    bn_backward_apply_launch<false>(ctx->stream, dx, dy, x, saved, bstats, coef, count, n, c, add);
+    CUDA_ACT_CALL(be, bn_backward_apply_launch, ctx->stream, dx, dy, x, saved, bstats, coef, count,
+                  n, c, add);
 }

@@ -2,16 +2,16 @@
  * half-pixel centers) and the sinusoidal embedding on the GPU.
  *
  * Every kernel is a gather (one thread per output element, written once), so backward
- * passes need no atomics and are deterministic. The upsampling backward even adds its
+ * passes need no atomics and are deterministic. The kernels are templates over the
+ * activations' storage (cuda_common.h: float or bf16). The upsampling backward even adds its
  * terms in the order kernels/cpu_resample.c scatters them, so it gives the CPU's bits. */
 #include "cuda_common.h"
 
 /* --- average pooling ------------------------------------------------------------------ */
 /* The resampling kernels index with IDX = uint32_t where the tensor allows (a 64-bit
  * division per element costs more than the loads), size_t beyond. */
-template <typename IDX>
-static __global__ void avgpool2_forward_kernel(float *y, const float *x, IDX total, int h, int w,
-                                               int c)
+template <typename T, typename IDX>
+static __global__ void avgpool2_forward_kernel(T *y, const T *x, IDX total, int h, int w, int c)
 {
     int ho = h / 2, wo = w / 2;
     for (IDX k = (IDX)blockIdx.x * blockDim.x + threadIdx.x; k < total;
@@ -20,10 +20,25 @@ static __global__ void avgpool2_forward_kernel(float *y, const float *x, IDX tot
         IDX r = k / (IDX)c; /* output pixel */
         int ox = (int)(r % (IDX)wo), oy = (int)(r / (IDX)wo % (IDX)ho);
         int i = (int)(r / ((IDX)wo * (IDX)ho));
-        const float *p00 = x + (((size_t)i * h + 2 * oy) * w + 2 * ox) * c + j;
-        const float *p01 = p00 + c, *p10 = p00 + (size_t)w * c, *p11 = p10 + c;
-        y[k] = (*p00 + *p01 + *p10 + *p11) * 0.25f;
+        size_t p00 = (((size_t)i * h + 2 * oy) * w + 2 * ox) * c + j;
+        size_t p01 = p00 + c, p10 = p00 + (size_t)w * c, p11 = p10 + c;
+        act_store(y, k,
+                  (act_load(x, p00) + act_load(x, p01) + act_load(x, p10) + act_load(x, p11)) *
+                      0.25f);
     }
+}
+
+template <typename T>
+static void avgpool2_forward_launch(struct backend *be, float *y, const float *x, size_t total,
+                                    int h, int w, int c)
+{
+    unsigned grid = cuda_grid(total, CUDA_BLOCK);
+    if (4 * total < CUDA_IDX32_LIMIT) /* x is 4x the size of y */
+        avgpool2_forward_kernel<T, uint32_t><<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(
+            (T *)y, (const T *)x, (uint32_t)total, h, w, c);
+    else
+        avgpool2_forward_kernel<T, size_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>((T *)y, (const T *)x, total, h, w, c);
 }
 
 void cuda_avgpool2_forward(struct backend *be, float *y, const float *x, int n, int h, int w, int c)
@@ -31,20 +46,14 @@ void cuda_avgpool2_forward(struct backend *be, float *y, const float *x, int n, 
     size_t total = (size_t)n * (h / 2) * (w / 2) * c;
     if (!total)
         return;
-    unsigned grid = cuda_grid(total, CUDA_BLOCK);
-    if (4 * total < CUDA_IDX32_LIMIT) /* x is 4x the size of y */
-        avgpool2_forward_kernel<uint32_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, x, (uint32_t)total, h, w, c);
-    else
-        avgpool2_forward_kernel<size_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, x, total, h, w, c);
+    CUDA_ACT_CALL(be, avgpool2_forward_launch, be, y, x, total, h, w, c);
     KERNEL_CHECK();
 }
 
 /* dx (n,h,w,c) (=/+=) 0.25 * dy (n,h/2,w/2,c) at the covering output pixel */
-template <typename IDX>
-static __global__ void avgpool2_backward_kernel(float *dx, const float *dy, IDX total, int h, int w,
-                                                int c, int add)
+template <typename T, typename IDX>
+static __global__ void avgpool2_backward_kernel(T *dx, const T *dy, IDX total, int h, int w, int c,
+                                                int add)
 {
     int ho = h / 2, wo = w / 2;
     for (IDX k = (IDX)blockIdx.x * blockDim.x + threadIdx.x; k < total;
@@ -53,9 +62,22 @@ static __global__ void avgpool2_backward_kernel(float *dx, const float *dy, IDX 
         IDX r = k / (IDX)c;
         int xx = (int)(r % (IDX)w), yy = (int)(r / (IDX)w % (IDX)h);
         int i = (int)(r / ((IDX)w * (IDX)h));
-        dx[k] =
-            (add ? dx[k] : 0.0f) + 0.25f * dy[(((size_t)i * ho + yy / 2) * wo + xx / 2) * c + j];
+        float g = 0.25f * act_load(dy, (((size_t)i * ho + yy / 2) * wo + xx / 2) * c + j);
+        act_store(dx, k, (add ? act_load(dx, k) : 0.0f) + g);
     }
+}
+
+template <typename T>
+static void avgpool2_backward_launch(struct backend *be, float *dx, const float *dy, size_t total,
+                                     int h, int w, int c, int add)
+{
+    unsigned grid = cuda_grid(total, CUDA_BLOCK);
+    if (total < CUDA_IDX32_LIMIT)
+        avgpool2_backward_kernel<T, uint32_t><<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(
+            (T *)dx, (const T *)dy, (uint32_t)total, h, w, c, add);
+    else
+        avgpool2_backward_kernel<T, size_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>((T *)dx, (const T *)dy, total, h, w, c, add);
 }
 
 void cuda_avgpool2_backward(struct backend *be, float *dx, const float *dy, int n, int h, int w,
@@ -64,14 +86,7 @@ void cuda_avgpool2_backward(struct backend *be, float *dx, const float *dy, int 
     size_t total = (size_t)n * h * w * c;
     if (!total || !dx)
         return;
-    unsigned grid = cuda_grid(total, CUDA_BLOCK);
-    int add = mode == GRAD_ADD;
-    if (total < CUDA_IDX32_LIMIT)
-        avgpool2_backward_kernel<uint32_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, (uint32_t)total, h, w, c, add);
-    else
-        avgpool2_backward_kernel<size_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, total, h, w, c, add);
+    CUDA_ACT_CALL(be, avgpool2_backward_launch, be, dx, dy, total, h, w, c, mode == GRAD_ADD);
     KERNEL_CHECK();
 }
 
@@ -90,9 +105,8 @@ static __device__ inline void upsample_taps(int o, int in, int *lower, int *uppe
     *lerp = src - fl;
 }
 
-template <typename IDX>
-static __global__ void upsample2_forward_kernel(float *y, const float *x, IDX total, int h, int w,
-                                                int c)
+template <typename T, typename IDX>
+static __global__ void upsample2_forward_kernel(T *y, const T *x, IDX total, int h, int w, int c)
 {
     int ho = 2 * h, wo = 2 * w;
     for (IDX k = (IDX)blockIdx.x * blockDim.x + threadIdx.x; k < total;
@@ -105,8 +119,22 @@ static __global__ void upsample2_forward_kernel(float *y, const float *x, IDX to
         float ly, lx;
         upsample_taps(oy, h, &y0, &y1, &ly);
         upsample_taps(ox, w, &x0, &x1, &lx);
-        y[k] = cuda_bilinear_value(x + (size_t)i * h * w * c + j, w, c, y0, y1, x0, x1, ly, lx);
+        act_store(y, k,
+                  cuda_bilinear_value(x + (size_t)i * h * w * c + j, w, c, y0, y1, x0, x1, ly, lx));
     }
+}
+
+template <typename T>
+static void upsample2_forward_launch(struct backend *be, float *y, const float *x, size_t total,
+                                     int h, int w, int c)
+{
+    unsigned grid = cuda_grid(total, CUDA_BLOCK);
+    if (total < CUDA_IDX32_LIMIT)
+        upsample2_forward_kernel<T, uint32_t><<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(
+            (T *)y, (const T *)x, (uint32_t)total, h, w, c);
+    else
+        upsample2_forward_kernel<T, size_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>((T *)y, (const T *)x, total, h, w, c);
 }
 
 void cuda_upsample2_forward(struct backend *be, float *y, const float *x, int n, int h, int w,
@@ -115,13 +143,7 @@ void cuda_upsample2_forward(struct backend *be, float *y, const float *x, int n,
     size_t total = (size_t)n * (2 * h) * (2 * w) * c;
     if (!total)
         return;
-    unsigned grid = cuda_grid(total, CUDA_BLOCK);
-    if (total < CUDA_IDX32_LIMIT)
-        upsample2_forward_kernel<uint32_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, x, (uint32_t)total, h, w, c);
-    else
-        upsample2_forward_kernel<size_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, x, total, h, w, c);
+    CUDA_ACT_CALL(be, upsample2_forward_launch, be, y, x, total, h, w, c);
     KERNEL_CHECK();
 }
 
@@ -132,9 +154,9 @@ void cuda_upsample2_forward(struct backend *be, float *y, const float *x, int n,
  * for columns. 32-bit indices where the tensor allows. Terms are added in the CPU scatter's order:
  * output pixels in row-major order, and for each the taps top-left, top-right, bottom-left,
  * bottom-right. */
-template <typename IDX>
-static __global__ void upsample2_backward_kernel(float *dx, const float *dy, IDX total, int h,
-                                                 int w, int c, int add)
+template <typename T, typename IDX>
+static __global__ void upsample2_backward_kernel(T *dx, const T *dy, IDX total, int h, int w, int c,
+                                                 int add)
 {
     int ho = 2 * h, wo = 2 * w;
     for (IDX k = (IDX)blockIdx.x * blockDim.x + threadIdx.x; k < total;
@@ -143,8 +165,8 @@ static __global__ void upsample2_backward_kernel(float *dx, const float *dy, IDX
         IDX r = k / (IDX)c;
         int ix = (int)(r % (IDX)w), iy = (int)(r / (IDX)w % (IDX)h);
         int i = (int)(r / ((IDX)w * (IDX)h));
-        const float *g_img = dy + (size_t)i * ho * wo * c + j;
-        float acc = add ? dx[k] : 0.0f;
+        const T *g_img = dy + (size_t)i * ho * wo * c + j;
+        float acc = add ? act_load(dx, k) : 0.0f;
         int oy_lo = max(2 * iy - 1, 0), oy_hi = min(2 * iy + 2, ho - 1);
         int ox_lo = max(2 * ix - 1, 0), ox_hi = min(2 * ix + 2, wo - 1);
         for (int oy = oy_lo; oy <= oy_hi; oy++) {
@@ -159,7 +181,7 @@ static __global__ void upsample2_backward_kernel(float *dx, const float *dy, IDX
                 upsample_taps(ox, w, &x0, &x1, &lx);
                 if (x0 != ix && x1 != ix)
                     continue;
-                float g = g_img[((size_t)oy * wo + ox) * c];
+                float g = act_load(g_img, ((size_t)oy * wo + ox) * c);
                 float wtl = (1 - lx) * (1 - ly), wtr = lx * (1 - ly);
                 float wbl = (1 - lx) * ly, wbr = lx * ly;
                 if (y0 == iy && x0 == ix)
@@ -172,8 +194,22 @@ static __global__ void upsample2_backward_kernel(float *dx, const float *dy, IDX
                     acc += wbr * g;
             }
         }
-        dx[k] = acc;
+        act_store(dx, k, acc);
     }
+}
+
+template <typename T>
+static void upsample2_backward_launch(struct backend *be, float *dx, const float *dy, size_t total,
+                                      int h, int w, int c, int add)
+{
+    unsigned grid = cuda_grid(total, CUDA_BLOCK);
+    /* the largest index read is in dy, 4x the size of dx */
+    if (4 * total < CUDA_IDX32_LIMIT)
+        upsample2_backward_kernel<T, uint32_t><<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(
+            (T *)dx, (const T *)dy, (uint32_t)total, h, w, c, add);
+    else
+        upsample2_backward_kernel<T, size_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>((T *)dx, (const T *)dy, total, h, w, c, add);
 }
 
 void cuda_upsample2_backward(struct backend *be, float *dx, const float *dy, int n, int h, int w,
@@ -182,15 +218,7 @@ void cuda_upsample2_backward(struct backend *be, float *dx, const float *dy, int
     size_t total = (size_t)n * h * w * c;
     if (!total || !dx)
         return;
-    unsigned grid = cuda_grid(total, CUDA_BLOCK);
-    int add = mode == GRAD_ADD;
-    /* the largest index read is in dy, 4x the size of dx */
-    if (4 * total < CUDA_IDX32_LIMIT)
-        upsample2_backward_kernel<uint32_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, (uint32_t)total, h, w, c, add);
-    else
-        upsample2_backward_kernel<size_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, total, h, w, c, add);
+    CUDA_ACT_CALL(be, upsample2_backward_launch, be, dx, dy, total, h, w, c, mode == GRAD_ADD);
     KERNEL_CHECK();
 }
 
@@ -203,8 +231,9 @@ struct embed_speeds {
 
 /* e[i, p, k] = sin(angular[k] * v[i]), e[i, p, half + k] = cos(...), for every pixel p (an
  * odd dims leaves the last channel untouched, as the CPU backend does) */
-static __global__ void sinusoidal_embedding_kernel(float *e, const float *v, int n, int hw,
-                                                   int dims, struct embed_speeds speeds)
+template <typename T>
+static __global__ void sinusoidal_embedding_kernel(T *e, const float *v, int n, int hw, int dims,
+                                                   struct embed_speeds speeds)
 {
     int half = dims / 2;
     size_t total = (size_t)n * hw * dims;
@@ -215,8 +244,17 @@ static __global__ void sinusoidal_embedding_kernel(float *e, const float *v, int
         if (d >= 2 * half)
             continue;
         float arg = speeds.angular[d < half ? d : d - half] * v[i];
-        e[k] = d < half ? sinf(arg) : cosf(arg);
+        act_store(e, k, d < half ? sinf(arg) : cosf(arg));
     }
+}
+
+template <typename T>
+static void embedding_launch(struct backend *be, float *e, const float *v, int n, int hw, int dims,
+                             const struct embed_speeds *speeds, size_t total)
+{
+    sinusoidal_embedding_kernel<T>
+        <<<cuda_grid(total, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>((T *)e, v, n, hw, dims,
+                                                                           *speeds);
 }
 
 int cuda_embedding_supported(int dims, char *why, size_t whylen)
@@ -247,7 +285,6 @@ void cuda_sinusoidal_embedding(struct backend *be, float *e, const float *v, int
         float lin = (k == half - 1 && half > 1) ? hi : lo + delta * (float)k;
         speeds.angular[k] = 6.28318548f * expf(lin);
     }
-    sinusoidal_embedding_kernel<<<cuda_grid(total, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
-        e, v, n, h * w, dims, speeds);
+    CUDA_ACT_CALL(be, embedding_launch, be, e, v, n, h * w, dims, &speeds, total);
     KERNEL_CHECK();
 }

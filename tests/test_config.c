@@ -50,6 +50,7 @@ static const char *first_difference(const struct run_config *a, const struct run
     SAME(model.image_size) SAME(model.num_levels) SAME(model.widths) SAME(model.block_depth);
     SAME(model.embedding_dims) SAME(model.embedding_min_frequency);
     SAME(model.embedding_max_frequency) SAME(model.bn_momentum) SAME(model.bn_epsilon);
+    SAME(model.precision);
     SAME(diffusion.min_signal_rate) SAME(diffusion.max_signal_rate) SAME(diffusion.loss);
     SAME(diffusion.learning_rate) SAME(diffusion.weight_decay) SAME(diffusion.adam_beta1);
     SAME(diffusion.adam_beta2) SAME(diffusion.adam_epsilon) SAME(diffusion.ema);
@@ -75,6 +76,8 @@ static void test_defaults(void)
     CHECK(c.model.embedding_min_frequency == 1.0f && c.model.embedding_max_frequency == 1000.0f &&
               c.model.bn_momentum == 0.99f && c.model.bn_epsilon == 0.001f,
           "model float defaults");
+    CHECK(c.model.precision == PRECISION_TF32, "model.precision default %d",
+          (int)c.model.precision);
     CHECK(c.diffusion.min_signal_rate == 0.02f && c.diffusion.max_signal_rate == 0.95f,
           "signal rate defaults");
     CHECK(c.num_epochs == 1 && c.batch_size == 64 && c.max_steps == 0, "train count defaults");
@@ -143,6 +146,7 @@ static const struct bad_file bad_files[] = {
     {"model:\n  widths: [1,2,3,4,5,6,7,8,9]\n", 2, "model.widths", "got a list of 9"},
     {"train:\n  loss: huber\n", 2, "train.loss", "expected one of mae, mse, got \"huber\""},
     {"run:\n  backend: tpu\n", 2, "run.backend", "one of auto, cpu, cuda"},
+    {"model:\n  precision: fp16\n", 2, "model.precision", "one of fp32, tf32, bf16"},
     {"run:\n  cuda_graph: yes\n", 2, "run.cuda_graph", "one of auto, on, off"},
     {"train:\n  seed: -1\n", 2, "train.seed", "expected an integer in [0, 1844"},
     {"eval:\n  kid_image_size: 64\n", 2, "eval.kid_image_size", "in [75, 1024], got \"64\""},
@@ -299,7 +303,7 @@ static void roundtrip(const struct run_config *c, const char *name)
         }
     if (f)
         fclose(f);
-    CHECK(keys == 40, "%s: %d keys written, expected 40", path, keys);
+    CHECK(keys == 41, "%s: %d keys written, expected 41", path, keys);
 }
 
 static void test_roundtrip(void)
@@ -321,6 +325,7 @@ static void test_roundtrip(void)
     c.model.embedding_max_frequency = 1234.5678f;
     c.model.bn_momentum = nextafterf(1.0f, 0.0f);
     c.model.bn_epsilon = 1e-5f / 3;
+    c.model.precision = PRECISION_BF16;
     c.diffusion.min_signal_rate = 1.0f / 3;
     c.diffusion.max_signal_rate = 0.9f;
     c.diffusion.learning_rate = 3e-4f;

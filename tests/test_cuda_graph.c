@@ -142,11 +142,15 @@ static void feed_free(struct backend *be, struct feed *f)
     be->free(be, f->images), be->free(be, f->order), be->free(be, f->hist);
 }
 
+/* model.precision of the trainers small_trainer makes (the graph mode is checked in both) */
+static enum precision trainer_precision = PRECISION_TF32;
+
 /* A trainer on be for a 16x16 U-Net (widths 8,16, depth 1, batch 2 of a global batch of 2 *
  * comm->world), fed from f. */
 static struct trainer *small_trainer(struct backend *be, struct comm *comm, struct feed *f)
 {
     struct unet_config u = config_default_model();
+    u.precision = trainer_precision;
     u.image_size = 16;
     u.num_levels = 2;
     u.widths[0] = 8, u.widths[1] = 16;
@@ -186,7 +190,8 @@ static void expect_same_trainers(const char *what, struct trainer *a, struct tra
                 {"losses", a->losses, b->losses, 2},
                 {"loss history", fa->hist, fb->hist, 2 * SLOTS}};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
-        snprintf(name, sizeof name, "trainer %s, %s", bufs[i].name, what);
+        snprintf(name, sizeof name, "trainer%s %s, %s",
+                 trainer_precision == PRECISION_BF16 ? " bf16" : "", bufs[i].name, what);
         expect_same(be, name, bufs[i].x, bufs[i].y, bufs[i].n);
     }
     int32_t ca[TC_COUNT], cb[TC_COUNT];
@@ -471,6 +476,8 @@ int main(void)
     if (be->conv2d_forward) {
         test_trainer_graph(be);
         test_trainer_graph_ranks(be);
+        trainer_precision = PRECISION_BF16; /* bf16 activations: the same bits, graph or not */
+        test_trainer_graph(be);
     } else
         printf("skip the trainer's graph mode: the %s backend has no convolutions\n", be->name);
     state_free(be, &eager);

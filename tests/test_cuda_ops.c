@@ -33,7 +33,8 @@
  *
  * The ops a training step feeds from its counters (the random draws, counters_add,
  * copy_to_slot, AdamW's table, the gather) are checked in test_cuda_step_ops.c, a second
- * source of the same program (the pairs: test_cuda_pairs.h).
+ * source of the same program (the pairs: test_cuda_pairs.h); the ops on activations at
+ * PRECISION_BF16 (cuDNN's bf16 convolutions among them) in test_cuda_bf16_ops.c, a third.
  *
  * Built a second time as test_cuda_emu (DDIM_CUDA_EMU, label unit): the same checks on the
  * host emulation of the CUDA kernels (tests/cuda_emu), which has no cuDNN, so the
@@ -527,6 +528,7 @@ int main(void)
     test_diffusion(3, 6 * 10 * 3, 3);
     test_diffusion(5, 16 * 16 * 3, 3);
     test_step_ops(); /* test_cuda_step_ops.c */
+    test_bf16_ops(); /* test_cuda_bf16_ops.c */
 
     test_conv(2, 6, 10, 5, 7, 3);    /* non-square, cin != cout, odd channels, n > 1 */
     test_conv(1, 5, 3, 4, 6, 1);     /* 1x1, non-square */

@@ -1,4 +1,5 @@
-/* test_cuda_pairs.h: what test_cuda_ops.c and test_cuda_step_ops.c (one program: test_cuda_ops,
+/* test_cuda_pairs.h: what test_cuda_ops.c, test_cuda_step_ops.c and test_cuda_bf16_ops.c (one
+ * program: test_cuda_ops,
  * and test_cuda_emu on the host emulation) share: a tensor held on both backends, made and
  * checked CUDA against CPU, and the tolerances (test_cuda_ops.c's top says why each). */
 #ifndef DDIM_TEST_CUDA_PAIRS_H
@@ -34,5 +35,7 @@ int check(const char *name, const struct pair *p, float atol, float rtol);
 
 /* test_cuda_step_ops.c: the ops the training step feeds from its counters */
 void test_step_ops(void);
+/* test_cuda_bf16_ops.c: the ops on activations at PRECISION_BF16 against the CPU's emulation */
+void test_bf16_ops(void);
 
 #endif

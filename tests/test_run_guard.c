@@ -107,6 +107,14 @@ static void test_resume_config(void)
                                        sizeof summary, err, sizeof err);
     if (rc != 0 || json[0] || summary[0])
         test_fail("resume: no change, yet a record: %s", json);
+    now = old; /* the precision: accepted, recorded as not exact */
+    now.model.precision = PRECISION_BF16;
+    rc = run_guard_check_resume_config(&now, "ck.h5", yaml, 40, json, sizeof json, summary,
+                                       sizeof summary, err, sizeof err);
+    if (rc != 0 || !strstr(json, "\"forced\":false") ||
+        !strstr(json, "{\"key\":\"model.precision\",\"old\":\"tf32\",\"new\":\"bf16\","
+                      "\"exact_resume\":false}"))
+        test_fail("resume: a precision change not accepted as inexact: rc %d %s %s", rc, json, err);
     static const char *harmful[] = {"train.seed",   "train.batch_size",
                                     "model.widths", "diffusion.min_signal_rate",
                                     "data.path",    "train.loss"};

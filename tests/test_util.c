@@ -248,6 +248,33 @@ int test_ops_checked(const struct backend *be, unsigned needs)
     return missing;
 }
 
+void test_act_write(struct backend *be, float *act, const float *host, size_t n)
+{
+    float *tmp = be->alloc(be, (n ? n : 1) * sizeof(float));
+    if (host)
+        be->upload(be, tmp, host, n * sizeof(float));
+    else
+        be->fill(be, tmp, NAN, n);
+    be->to_act(be, act, tmp, n);
+    be->free(be, tmp);
+}
+
+float *test_act_new(struct backend *be, const float *host, size_t n)
+{
+    size_t size = be->precision == PRECISION_BF16 ? be->bf16_size : sizeof(float);
+    float *act = be->alloc(be, (n ? n : 1) * size);
+    test_act_write(be, act, host, n);
+    return act;
+}
+
+void test_act_read(struct backend *be, float *host, const float *act, size_t n)
+{
+    float *tmp = be->alloc(be, (n ? n : 1) * sizeof(float));
+    be->from_act(be, tmp, act, n);
+    be->download(be, host, tmp, n * sizeof(float));
+    be->free(be, tmp);
+}
+
 /* Backend buffer of n floats holding host values (or NaN where host is NULL). */
 static float *epi_buffer(struct backend *be, const float *host, size_t n)
 {
@@ -263,11 +290,11 @@ static void epi_expect_same(struct backend *be, const char *what, const struct c
                             const float *got, const float *want, size_t n)
 {
     float *hg = malloc(n * sizeof(float)), *hw = malloc(n * sizeof(float));
-    be->download(be, hg, got, n * sizeof(float));
-    be->download(be, hw, want, n * sizeof(float));
+    test_act_read(be, hg, got, n);
+    test_act_read(be, hw, want, n);
     char name[160];
-    snprintf(name, sizeof name, "%s conv epilogue %s (k=%d %d->%d): bits of the ops apart",
-             be->name, what, s->k, s->cin, s->cout);
+    snprintf(name, sizeof name, "%s%s conv epilogue %s (k=%d %d->%d): bits of the ops apart",
+             be->name, be->precision == PRECISION_BF16 ? " bf16" : "", what, s->k, s->cin, s->cout);
     test_close(name, hg, hw, n, 0.0f, 0.0f);
     if (memcmp(hg, hw, n * sizeof(float)) != 0)
         test_fail("%s: the bits differ", name);
@@ -280,11 +307,11 @@ void test_conv_epilogue(struct backend *be, const struct conv_shape *s)
     size_t nw = (size_t)conv_kh(s) * conv_kw(s) * s->cin * s->cout;
     float *hx = test_alloc_normal(nx, 1.0f), *hw = test_alloc_normal(nw, 0.5f);
     float *hb = test_alloc_normal((size_t)s->cout, 0.5f), *hr = test_alloc_normal(ny, 2.0f);
-    float *x = epi_buffer(be, hx, nx), *w = epi_buffer(be, hw, nw);
-    float *b = epi_buffer(be, hb, (size_t)s->cout), *res = epi_buffer(be, hr, ny);
-    float *y = epi_buffer(be, NULL, ny), *act = epi_buffer(be, NULL, ny);
-    float *ref = epi_buffer(be, NULL, ny), *ref_sum = epi_buffer(be, NULL, ny);
-    float *ref_act = epi_buffer(be, NULL, ny);
+    float *x = test_act_new(be, hx, nx), *w = epi_buffer(be, hw, nw);
+    float *b = epi_buffer(be, hb, (size_t)s->cout), *res = test_act_new(be, hr, ny);
+    float *y = test_act_new(be, NULL, ny), *act = test_act_new(be, NULL, ny);
+    float *ref = test_act_new(be, NULL, ny), *ref_sum = test_act_new(be, NULL, ny);
+    float *ref_act = test_act_new(be, NULL, ny);
     /* apart: the convolution, the add (the convolution as in0, as the U-Net builds it),
      * the swish of the sum and of the plain output */
     be->conv2d_forward(be, ref, x, w, b, s, NULL);
@@ -298,7 +325,7 @@ void test_conv_epilogue(struct backend *be, const struct conv_shape *s)
     epi_expect_same(be, "swish: y", s, y, ref, ny);
     epi_expect_same(be, "swish: swish(y)", s, act, ref_act, ny);
     be->swish_forward(be, ref_act, ref_sum, ny);
-    be->fill(be, act, NAN, ny);
+    test_act_write(be, act, NULL, ny);
     epi = (struct conv_epilogue){res, act};
     be->conv2d_forward(be, y, x, w, b, s, &epi);
     epi_expect_same(be, "residual and swish: y", s, y, ref_sum, ny);

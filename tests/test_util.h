@@ -46,9 +46,16 @@ void test_op_ran(int op);
 #define ON_TESTED(be, op) (test_op_ran(BACKEND_OP_##op), (be)->op)
 int test_ops_checked(const struct backend *be, unsigned needs);
 
+/* Activation tensors (backend.h's act arguments) on any backend at its precision: n values
+ * from host floats (NULL: NaN everywhere), rounded where the storage is bf16, through the
+ * backend's own to_act; read back and written over through from_act and to_act. */
+float *test_act_new(struct backend *be, const float *host, size_t n);
+void test_act_read(struct backend *be, float *host, const float *act, size_t n);
+void test_act_write(struct backend *be, float *act, const float *host, size_t n);
+
 /* conv2d_forward on be with each epilogue (backend.h's struct conv_epilogue: residual,
  * swish, both) against the same convolution followed by add and swish_forward on be: the
- * same bits, every output written over NaN. */
+ * same bits, every output written over NaN; at be's precision (bf16 too). */
 struct conv_shape;
 void test_conv_epilogue(struct backend *be, const struct conv_shape *s);
 

@@ -3,7 +3,8 @@
 # configuration (batch 64, 64x64, widths 32,64,96,128, block depth 2), then the same network
 # and step in PyTorch (tools/torch_reference.py) eager, torch.compile with CUDA graphs (mode
 # reduce-overhead) and torch.compile in its default mode, same batch and precision, and a
-# comparison table. Then ours again with each of issue 18's parts taken away, one at a time
+# comparison table. Then ours in bf16 (model.precision bf16 against the default tf32, at
+# batch 64 and 8) and ours again with each of issue 18's parts taken away, one at a time
 # (VARIANTS): the graph only from data to all-reduce (partial) or none (off), fusion off, and
 # the batch of 8 that each of 8 GPUs gets of 64 (the launch-bound regime) with the graph
 # whole, partial and off; optional rows with the experiments DDIM_CUDNN_FUSED_EPILOGUE=1
@@ -19,8 +20,8 @@
 # 10 and 50), BACKEND (cuda; cpu to try the script without a GPU), time limits in seconds:
 # LIMIT_OURS (120), LIMIT_EAGER (180), LIMIT_COMPILE (240 each compile row), LIMIT_VARIANT
 # (60 each), BUDGET_S (all rows together: a row gets at most what is left of it; unset, no
-# bound). VARIANTS: which variant rows, in order (default: partial nograph nofuse b8 b8_partial
-# b8_nograph cudnn_fused; '' none); COMPILE_DEFAULT=0 leaves out the torch.compile default row
+# bound). VARIANTS: which variant rows, in order (default: bf16 partial nograph nofuse b8 b8_bf16
+# b8_partial b8_nograph cudnn_fused; '' none); COMPILE_DEFAULT=0 leaves out the torch.compile default row
 # (seen compiling for more than 100 s). Convolutions may
 # use TF32 on both sides (cuDNN's default, torch's --tf32); DDIM_CUDNN_NO_TF32=1 turns TF32
 # off on both. Raw output goes to $OUT/bench when OUT is set, else to runs/bench-<time>.
@@ -93,9 +94,11 @@ row torch_compile_cudagraphs "${LIMIT_COMPILE:-240}" "${torch[@]}" --mode compil
     --compile-mode reduce-overhead
 
 # the variants: ours with one part taken away (the later options win over ${config[@]}'s)
-variants=${VARIANTS-partial nograph nofuse b8 b8_partial b8_nograph cudnn_fused}
+variants=${VARIANTS-bf16 partial nograph nofuse b8 b8_bf16 b8_partial b8_nograph cudnn_fused}
 for v in $variants; do
     case $v in
+    bf16) args=(--precision bf16) ;;
+    b8_bf16) args=(--batch 8 --precision bf16) ;;
     partial) args=(--cuda-graph partial) ;;
     nograph) args=(--cuda-graph off) ;;
     nofuse) args=(--fuse off) ;;
@@ -197,7 +200,9 @@ print("(torch: max_memory_allocated over the timed steps; ours: the backend's de
       "allocations at their peak)")
 
 # the variants: what each part of issue 18 buys, against the default row
-what = {"partial": "graph data..all-reduce only (draw, AdamW, EMA op by op)",
+what = {"bf16": "bf16 activations and convolutions (model.precision bf16) instead of tf32",
+        "b8_bf16": "batch 8, bf16 instead of tf32",
+        "partial": "graph data..all-reduce only (draw, AdamW, EMA op by op)",
         "nograph": "no CUDA graph (op by op)", "nofuse": "no fusion (every node apart)",
         "b8": "batch 8 (an 8-GPU share of 64), all on",
         "b8_partial": "batch 8, graph data..all-reduce only", "b8_nograph": "batch 8, no graph",
@@ -227,6 +232,7 @@ for v in names:
           f"{mib(r['peak_mem_bytes']):>13}  {what.get(v, '')}")
 if names:
     print("(vs ours: this row's step time over the default's at the same batch; above 1: the "
-          "part taken away bought that much)")
+          "part taken away bought that much; bf16 rows: below 1, bf16 is that much faster "
+          "than tf32)")
 EOF
 echo "bench_gpu.sh: raw output in $dest"

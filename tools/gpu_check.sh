@@ -6,7 +6,7 @@
 #   (test_cuda_ops: every op against the CPU, both grad modes, the fused epilogue against the
 #   ops apart; test_cuda_graph: the whole step as one graph against op by op, with cuDNN);
 #   the benchmark table (tools/bench_gpu.sh: ours, torch eager, torch.compile with CUDA
-#   graphs, then ours with each part of issue 18 taken away: graph partial / off, fusion
+#   graphs, then ours in bf16 against tf32 at batch 64 and 8, then ours with each part of issue 18 taken away: graph partial / off, fusion
 #   off, batch 8 with the graph whole / partial / off, cuDNN's fused residual; peak memory
 #   beside PyTorch's); with 2 or more GPUs, test_nccl_ranks (NCCL's collectives in the
 #   graph, the gradient buckets against one piece) and its timing of graph off/whole x
@@ -144,7 +144,7 @@ else
     if ((dry)); then
         # shellcheck disable=SC2054 # WIDTHS=8,16 is one word
         bench_env=(BACKEND=cpu BATCH=4 IMAGE_SIZE=16 WIDTHS=8,16 BLOCK_DEPTH=1 WARMUP=1 STEPS=3
-            VARIANTS="partial nograph nofuse b8")
+            VARIANTS="bf16 partial nograph nofuse b8 b8_bf16")
     else
         bench_env=()
     fi

@@ -5,8 +5,12 @@
  * OpenMP + BLAS, the readable reference) and the CUDA backend (kernels/cuda_*.cu).
  *
  * Conventions, stated once for the whole trainer:
- * - Every image-like tensor is float32, NHWC (channels last), contiguous. "rows" means
- *   N*H*W, so such a tensor is a (rows, C) row-major matrix.
+ * - Every image-like tensor is NHWC (channels last), contiguous. "rows" means N*H*W, so
+ *   such a tensor is a (rows, C) row-major matrix. Tensors are float32, but a network's
+ *   activations and their gradients (the "act" arguments listed at enum precision), which
+ *   are stored as be->precision says: float32, or bfloat16. Everything else (weights and their
+ *   gradients, BatchNorm's statistics, per-example scalars, losses, images, noises, the
+ *   optimizer's state) is float32 always.
  * - Convolution kernels are HWIO, as Keras stores them: (k, k, Cin, Cout), i.e. a
  *   (k*k*Cin, Cout) row-major matrix.
  * - Pointers are backend memory (host memory for the CPU backend, device memory for CUDA)
@@ -34,6 +38,27 @@ extern "C" {
 #endif
 
 enum loss_kind { LOSS_MAE = 0, LOSS_MSE = 1 };
+
+/* How the ops that follow store activations and run convolutions (struct backend's
+ * precision; model.precision; the graph executor sets it for the passes it enqueues):
+ * - PRECISION_FP32: float32 activations, float32 convolutions (on a GPU: no TF32 tensor
+ *   cores, FMA math: exact mode).
+ * - PRECISION_TF32: float32 activations; a GPU may convolve on TF32 tensor cores (cuDNN's
+ *   default; DDIM_CUDNN_NO_TF32=1 makes it exact mode too). The CPU computes in float32:
+ *   there TF32 and FP32 are the same.
+ * - PRECISION_BF16: activations and their gradients stored in bfloat16, every stored value
+ *   rounded to nearest even (src/base/bf16.h); arithmetic in float32 between a load and a
+ *   store. A convolution reads its weights rounded to bf16, accumulates in float32, stores
+ *   its output in bf16, then adds the bias (and its epilogue) rounding each result; its
+ *   weight gradient comes rounded to bf16 (as cuDNN's bf16 path and PyTorch's autocast
+ *   give it) into the float32 gradient buffer; the bias gradient sums dy in double. The
+ *   CUDA backend stores 2 bytes per activation, the CPU backend emulates: float32 values
+ *   rounded to bf16 after each op (be->bf16_size says which).
+ * The act arguments: conv2d_forward's y, x and its epilogue's tensors; conv2d_backward's
+ * dx, dy and x; BatchNorm's x, y, dy and dx; every tensor of swish, add, add_backward,
+ * concat, avgpool2 and upsample2; sinusoidal_embedding's e; to_act's y and from_act's x.
+ * The inference-only ops take float32 only (a network with them runs in FP32 or TF32). */
+enum precision { PRECISION_FP32 = 0, PRECISION_TF32 = 1, PRECISION_BF16 = 2 };
 
 /* How a backward op stores an activation gradient: GRAD_WRITE (=) where it is the tensor's
  * first contributor, GRAD_ADD (+=) where another consumer has written it already. A
@@ -152,6 +177,10 @@ enum backend_op_need { OP_REQUIRED, OP_INFERENCE, OP_TIMING };
       (struct backend *be, void *dst_host, const void *src, size_t bytes))                         \
     X(OP_REQUIRED, void, copy, (struct backend *be, void *dst, const void *src, size_t bytes))     \
     X(OP_REQUIRED, void, fill, (struct backend *be, float *x, float value, size_t n))              \
+    /* y (n act) = x (n float32, rounded to bf16 where that is the storage); x NULL: zeros */      \
+    X(OP_REQUIRED, void, to_act, (struct backend *be, float *y, const float *x, size_t n))         \
+    /* y (n float32) = x (n act), exactly */                                                       \
+    X(OP_REQUIRED, void, from_act, (struct backend *be, float *y, const float *x, size_t n))       \
     X(OP_REQUIRED, void, synchronize, (struct backend *be))                                        \
     X(OP_REQUIRED, void, destroy, (struct backend *be))                                            \
                                                                                                    \
@@ -365,6 +394,11 @@ struct backend {
     const char *name; /* "cpu" or "cuda" */
     void *ctx;        /* implementation state: workspaces, library handles */
     void *stream;     /* CUDA: the cudaStream_t every op runs on (NCCL joins it); CPU: NULL */
+    /* How the ops enqueued next store activations and convolve (enum precision): set by
+     * whoever enqueues them (the graph executor, for each pass, from its network's);
+     * PRECISION_TF32 when the backend is created */
+    enum precision precision;
+    size_t bf16_size; /* bytes of a bf16 activation: 2 (CUDA), 4 (the CPU's emulation) */
 #define BACKEND_OP_FIELD(need, ret, op, params) ret(*op) params;
     BACKEND_OPS(BACKEND_OP_FIELD)
 #undef BACKEND_OP_FIELD

@@ -9,6 +9,7 @@
 
 _Static_assert(sizeof(enum loss_kind) == sizeof(int), "KEY_ENUM stores enums as int");
 _Static_assert(sizeof(enum resume_mode) == sizeof(int), "KEY_ENUM stores enums as int");
+_Static_assert(sizeof(enum precision) == sizeof(int), "KEY_ENUM stores enums as int");
 
 #define OFF(f) offsetof(struct run_config, f)
 #define SIZE(f) sizeof(((struct run_config *)0)->f)
@@ -61,6 +62,14 @@ const struct config_key config_keys[] = {
           "BatchNormalization moving-average momentum (Keras's default)"),
     K_NUM("model.bn_epsilon", KEY_FLOAT, model.bn_epsilon, "0.001", 0, 1, OPEN_LO,
           "BatchNormalization epsilon (Keras's default)"),
+    {.name = "model.precision",
+     .type = KEY_ENUM,
+     .off = OFF(model.precision),
+     .def = "tf32",
+     .choices = "fp32|tf32|bf16", /* the order of enum precision */
+     .help = "activations and convolutions: fp32 exact; tf32 lets a GPU convolve on TF32 "
+             "tensor cores (on a CPU the same as fp32); bf16 stores activations and their "
+             "gradients in bfloat16 (emulated on a CPU; docs/perf.md)"},
 
     K_NUM("diffusion.min_signal_rate", KEY_FLOAT, diffusion.min_signal_rate, "0.02", 0, 1,
           OPEN_BOTH, "signal rate at diffusion time 1 (pure noise end)"),

@@ -3,10 +3,13 @@
  * InceptionV3 (inception.c, inference only, for KID).
  *
  * Every activation (and, for training, its gradient) lives in one arena per batch (struct
- * graph_acts): tensor t of example-major layout starts at tensors[t].offset * batch floats,
- * so no allocation happens in a step. The backward pass writes each gradient (=) at its
- * first contributor and adds (+=) at the later ones: the gradient arena is never zeroed.
- * Weights live in one flat buffer described by the graph's parameter table. */
+ * graph_acts): tensor t of example-major layout starts at tensors[t].offset * batch
+ * elements, so no allocation happens in a step. An element is a float32, or a bf16 where
+ * the network runs in PRECISION_BF16 on a backend that stores 2 bytes per bf16 (backend.h);
+ * the executor sets the backend's precision to the network's for each pass. The backward
+ * pass writes each gradient (=) at its first contributor and adds (+=) at the later ones: the
+ * gradient arena is never zeroed. Weights live in one flat buffer described by the graph's
+ * parameter table. */
 #ifndef DDIM_GRAPH_H
 #define DDIM_GRAPH_H
 
@@ -57,12 +60,15 @@ struct graph {
     int num_tensors, cap_tensors;
     struct node *nodes;
     int num_nodes, cap_nodes;
-    size_t floats_per_example; /* activation arena size per example */
+    size_t floats_per_example; /* activation arena size per example, in elements */
     size_t bn_floats;          /* bn arena size (independent of batch) */
     int input, output;         /* tensor ids */
     float bn_momentum, bn_epsilon;
     int trainable; /* set before building: 0 for an inference-only graph (no gradients) */
     int unfused;   /* 1: every node runs apart (ddim-bench --fuse off); 0: fused (graph_exec.c) */
+    /* how its activations are stored and its convolutions computed (backend.h); a network
+     * with inference-only nodes takes PRECISION_FP32 or PRECISION_TF32 only */
+    enum precision precision;
 };
 
 /* --- building (graph.c) --- */
@@ -86,16 +92,21 @@ double graph_conv_flops(const struct graph *g, int batch);
 /* --- running (graph_exec.c) --- */
 struct graph_acts {
     int batch;
-    float *act;  /* (batch * floats_per_example) */
-    float *grad; /* same layout, or NULL for inference */
-    float *bn;   /* bn_floats */
+    size_t act_size; /* bytes per element: 4, or be->bf16_size in PRECISION_BF16 */
+    void *act;       /* (batch * floats_per_example) elements */
+    void *grad;      /* same layout, or NULL for inference */
+    float *bn;       /* bn_floats */
     size_t bytes;
 };
 
 struct graph_acts *graph_acts_create(struct backend *be, const struct graph *g, int batch,
                                      int with_grads);
 void graph_acts_destroy(struct backend *be, struct graph_acts *acts);
-/* Tensor t of a batch (backend memory). */
+/* The bytes graph_acts_create allocates for `batch` examples with act_size bytes per
+ * activation (4, or a backend's bf16_size): what the arena takes on any backend. */
+size_t graph_acts_size(const struct graph *g, int batch, int with_grads, size_t act_size);
+/* Tensor t of a batch (backend memory, stored as the network's precision says: the ops
+ * read it, the caller does not). */
 float *graph_value(const struct graph *g, const struct graph_acts *a, int t);
 
 /* out (batch, output tensor) = the graph run on input (batch, input tensor), with `aux` the

@@ -6,6 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+size_t graph_acts_size(const struct graph *g, int batch, int with_grads, size_t act_size)
+{
+    size_t elements = g->floats_per_example * (size_t)batch;
+    return (with_grads ? 2 : 1) * elements * act_size + g->bn_floats * sizeof(float);
+}
+
 struct graph_acts *graph_acts_create(struct backend *be, const struct graph *g, int batch,
                                      int with_grads)
 {
@@ -14,12 +20,13 @@ struct graph_acts *graph_acts_create(struct backend *be, const struct graph *g, 
     if (with_grads && !g->trainable)
         DDIM_FATAL("graph_acts_create: gradients asked of an inference-only network");
     struct graph_acts *a = util_xcalloc(1, sizeof *a);
-    size_t floats = g->floats_per_example * (size_t)batch;
     a->batch = batch;
-    a->act = be->alloc(be, floats * sizeof(float));
-    a->grad = with_grads ? be->alloc(be, floats * sizeof(float)) : NULL;
+    a->act_size = g->precision == PRECISION_BF16 ? be->bf16_size : sizeof(float);
+    size_t act_bytes = g->floats_per_example * (size_t)batch * a->act_size;
+    a->act = be->alloc(be, act_bytes);
+    a->grad = with_grads ? be->alloc(be, act_bytes) : NULL;
     a->bn = be->alloc(be, (g->bn_floats ? g->bn_floats : 1) * sizeof(float));
-    a->bytes = (with_grads ? 2 : 1) * floats * sizeof(float) + g->bn_floats * sizeof(float);
+    a->bytes = graph_acts_size(g, batch, with_grads, a->act_size);
     return a;
 }
 
@@ -34,16 +41,22 @@ void graph_acts_destroy(struct backend *be, struct graph_acts *a)
     free(a);
 }
 
+/* Tensor t in arena `base` (act or grad): a float * for the op table, whatever its storage */
+static float *tensor_at(const struct graph *g, const struct graph_acts *a, void *base, int t)
+{
+    return (float *)((char *)base + g->tensors[t].offset * (size_t)a->batch * a->act_size);
+}
+
 float *graph_value(const struct graph *g, const struct graph_acts *a, int t)
 {
-    return a->act + g->tensors[t].offset * (size_t)a->batch;
+    return tensor_at(g, a, a->act, t);
 }
 
 static float *grad(const struct graph *g, const struct graph_acts *a, int t)
 {
     if (t < 0 || !g->tensors[t].needs_grad)
         return NULL;
-    return a->grad + g->tensors[t].offset * (size_t)a->batch;
+    return tensor_at(g, a, a->grad, t);
 }
 
 static size_t rows_of(const struct graph *g, const struct graph_acts *a, int t)
@@ -208,7 +221,9 @@ void graph_forward(struct backend *be, const struct graph *g, struct graph_acts 
                    float *out)
 {
     struct fusion f = fusion_plan(g);
-    be->copy(be, graph_value(g, a, g->input), input, numel_of(g, a, g->input) * sizeof(float));
+    enum precision outer = be->precision;
+    be->precision = g->precision;
+    be->to_act(be, graph_value(g, a, g->input), input, numel_of(g, a, g->input));
     for (int i = 0; i < g->num_nodes; i++) {
         const struct node *n = &g->nodes[i];
         const struct tensor_desc *in = n->in0 >= 0 ? &g->tensors[n->in0] : NULL;
@@ -249,7 +264,8 @@ void graph_forward(struct backend *be, const struct graph *g, struct graph_acts 
             break;
         }
     }
-    be->copy(be, out, graph_value(g, a, g->output), numel_of(g, a, g->output) * sizeof(float));
+    be->from_act(be, out, graph_value(g, a, g->output), numel_of(g, a, g->output));
+    be->precision = outer;
     fusion_free(&f);
 }
 
@@ -297,7 +313,7 @@ static void zero_unreached(struct backend *be, const struct graph *g, struct gra
     }
     for (int t = 0; t < g->num_tensors; t++)
         if (g->tensors[t].needs_grad && !reached[t] && t != g->output)
-            be->fill(be, grad(g, a, t), 0.0f, numel_of(g, a, t));
+            be->to_act(be, grad(g, a, t), NULL, numel_of(g, a, t));
     free(reached);
 }
 
@@ -363,8 +379,10 @@ void graph_backward(struct backend *be, const struct graph *g, struct graph_acts
 {
     if (!a->grad)
         DDIM_FATAL("graph_backward: activations were created without gradients");
+    enum precision outer = be->precision;
+    be->precision = g->precision;
     zero_unreached(be, g, a);
-    be->copy(be, grad(g, a, g->output), dout, numel_of(g, a, g->output) * sizeof(float));
+    be->to_act(be, grad(g, a, g->output), dout, numel_of(g, a, g->output));
     struct fusion f = fusion_plan(g);
     char *written = util_xcalloc((size_t)g->num_tensors, 1);
     written[g->output] = 1;
@@ -387,6 +405,7 @@ void graph_backward(struct backend *be, const struct graph *g, struct graph_acts
         backward_node(be, g, a, w, dw, n, comm, dy, dx[0], dx[1], m[0], m[1]);
         tell_written(g, n, listen);
     }
+    be->precision = outer;
     free(written);
     fusion_free(&f);
 }
@@ -456,6 +475,12 @@ static void node_ops(const struct graph *g, int batch, const struct node *n, int
 int graph_check_backend(struct backend *be, const struct graph *g, int batch, int training,
                         char *err, size_t errlen)
 {
+    for (int i = 0; i < g->num_nodes && g->precision == PRECISION_BF16; i++)
+        if (g->nodes[i].kind >= NODE_RELU) /* the inference-only kinds: float32 ops */
+            return util_error(err, errlen,
+                              "a network with inference-only nodes (node %d) cannot run in "
+                              "bf16: its ops take float32 only",
+                              i);
     for (int i = 0; i < g->num_nodes; i++) {
         struct op_shape s;
         struct conv_shape cs;

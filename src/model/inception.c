@@ -245,6 +245,7 @@ struct inception *inception_create(int image_size, int input_size, char *err, si
     struct inception *net = util_xcalloc(1, sizeof *net);
     struct graph *g = &net->g;
     net->image_size = image_size;
+    g->precision = PRECISION_TF32; /* KID's metric: as every GPU ran it, whatever the U-Net's */
     int s = input_size, three[1] = {3};
     g->input = graph_tensor(g, image_size, image_size, 3, 0);
     int t = graph_add_simple(g, NODE_RESIZE, g->input, -1, s, s, 3);

@@ -5,7 +5,7 @@
 #ifndef DDIM_MODEL_CONFIG_H
 #define DDIM_MODEL_CONFIG_H
 
-#include "backend.h" /* enum loss_kind */
+#include "backend.h" /* enum loss_kind, enum precision */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +22,7 @@ struct unet_config {
     float embedding_max_frequency; /* model.embedding_max_frequency */
     float bn_momentum;             /* model.bn_momentum */
     float bn_epsilon;              /* model.bn_epsilon */
+    enum precision precision;      /* model.precision (backend.h) */
 };
 
 struct diffusion_config {

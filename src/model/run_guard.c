@@ -327,6 +327,11 @@ int run_guard_change_is_harmless(const char *key)
     return 0;
 }
 
+int run_guard_change_is_accepted(const char *key)
+{
+    return run_guard_change_is_harmless(key) || !strcmp(key, "model.precision");
+}
+
 enum { MAX_CHANGES = 64 };
 
 /* "key old -> new, ..." of the changes (only the harmful ones when harmful_only). */
@@ -336,7 +341,7 @@ static void list_changes(const struct config_difference *d, int n, int harmful_o
     size_t j = 0;
     out[0] = '\0';
     for (int i = 0; i < n && j < len; i++) {
-        if (harmful_only && run_guard_change_is_harmless(d[i].key))
+        if (harmful_only && run_guard_change_is_accepted(d[i].key))
             continue;
         j += (size_t)snprintf(out + j, len - j, "%s%s %s -> %s", j ? ", " : "", d[i].key,
                               d[i].old_value, d[i].new_value);
@@ -415,7 +420,7 @@ int run_guard_check_resume_config(const struct run_config *cfg, const char *labe
     n = data_changes(data, d, n);
     int harmful = 0;
     for (int i = 0; i < n; i++)
-        harmful += !run_guard_change_is_harmless(d[i].key);
+        harmful += !run_guard_change_is_accepted(d[i].key);
     if (harmful && cfg->resume != RESUME_FORCE) {
         char list[2048];
         list_changes(d, n, 1, list, sizeof list);

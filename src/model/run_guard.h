@@ -137,6 +137,10 @@ void run_guard_divergence_report(const struct divergence *d, long stopped_at, co
 /* 1 if changing `key` from a checkpoint's value keeps resuming exact (epochs, step limit,
  * logging and plotting, where the run writes, the backend...). */
 int run_guard_change_is_harmless(const char *key);
+/* 1 if a change of `key` is accepted without train.resume=force: the harmless ones, and those
+ * that change the arithmetic but not the training (model.precision: the checkpoint holds
+ * float32 weights whatever the precision; such a resume is not bit-exact). */
+int run_guard_change_is_accepted(const char *key);
 
 /* The content fingerprints (io/dataset.h, per split) of the dataset a checkpoint was
  * trained on and of data.path now; NULL or "" where unknown (files made before them). */

@@ -83,6 +83,7 @@ struct unet *unet_create(const struct unet_config *cfg, char *err, size_t errlen
     g->trainable = 1;
     g->bn_momentum = cfg->bn_momentum;
     g->bn_epsilon = cfg->bn_epsilon;
+    g->precision = cfg->precision;
     g->input = graph_tensor(g, s, s, 3, 0);
     int x = add_conv(net, "stem", g->input, cfg->widths[0], 1);
     int e = add_simple(net, NODE_EMBED, -1, -1, s, s, cfg->embedding_dims);

@@ -31,13 +31,17 @@ static const char *const phase_help[NUM_PHASES] = {
     "draw noises/times, normalize, schedule, mix", "U-Net forward (BN training mode)",
     "losses, loss gradient, U-Net backward", "gradient all-reduce over the ranks", "AdamW and EMA"};
 
+/* model.precision's choices, in the order of enum precision */
+static const char *const precision_names[3] = {"fp32", "tf32", "bf16"};
+
 struct bench_opts {
     const char *backend; /* "auto", "cpu" or "cuda" */
     int batch;           /* per rank */
     int image_size, block_depth, warmup, steps, op_steps, json;
-    int graph;         /* --cuda-graph: TRAINER_GRAPH_WHOLE, _PARTIAL or _OFF */
-    int fuse;          /* --fuse: 1 on, 0 off (unet_set_fusion) */
-    double bucket_mib; /* --bucket-mib: run.allreduce_bucket_mib */
+    int graph;                /* --cuda-graph: TRAINER_GRAPH_WHOLE, _PARTIAL or _OFF */
+    int fuse;                 /* --fuse: 1 on, 0 off (unet_set_fusion) */
+    enum precision precision; /* --precision: model.precision */
+    double bucket_mib;        /* --bucket-mib: run.allreduce_bucket_mib */
     int widths[UNET_MAX_LEVELS], num_levels;
     const char *csv; /* per-step times, or NULL */
 };
@@ -77,6 +81,7 @@ static void usage(FILE *out, const struct bench_opts *d)
             "                     all-reduce only (draw and update op by op)\n"
             "  --fuse on|off      bias, residual add and swish in the convolutions'\n"
             "                     epilogue (default on; off: every node apart)\n"
+            "  --precision P      fp32, tf32 or bf16 (default %s; model.precision)\n"
             "  --bucket-mib X     several ranks: the gradient all-reduced in buckets of X\n"
             "                     MiB during the backward pass (default %g; 0: in one piece\n"
             "                     after it; run.allreduce_bucket_mib)\n"
@@ -84,7 +89,7 @@ static void usage(FILE *out, const struct bench_opts *d)
             "  --json             also print one JSON line of the results (last line)\n"
             "  -h, --help         this text\n",
             d->batch, d->image_size, widths, d->block_depth, d->warmup, d->steps, d->op_steps,
-            d->bucket_mib);
+            precision_names[d->precision], d->bucket_mib);
 }
 
 static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
@@ -157,6 +162,15 @@ static int parse_option(void *ctx, const char *a, const char *v)
             fprintf(stderr, "ddim-bench: --fuse: expected on or off, got '%s'\n", v);
             rc = -1;
         }
+    } else if (!strcmp(a, "--precision")) {
+        int i = 0;
+        while (i < 3 && strcmp(v, precision_names[i]))
+            i++;
+        o->precision = (enum precision)i;
+        if (i == 3) {
+            fprintf(stderr, "ddim-bench: --precision: expected fp32, tf32 or bf16, got '%s'\n", v);
+            rc = -1;
+        }
     } else if (!strcmp(a, "--bucket-mib")) {
         rc = util_parse_double("ddim-bench", a, v, 0, 65536, &o->bucket_mib);
     } else if (!strcmp(a, "--op-steps")) {
@@ -179,6 +193,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
                                             {"steps", required_argument, NULL, 0},
                                             {"cuda-graph", required_argument, NULL, 0},
                                             {"fuse", required_argument, NULL, 0},
+                                            {"precision", required_argument, NULL, 0},
                                             {"bucket-mib", required_argument, NULL, 0},
                                             {"op-steps", required_argument, NULL, 0},
                                             {"csv", required_argument, NULL, 0},
@@ -410,6 +425,7 @@ static void print_table(const struct bench_opts *o, const struct backend *be,
                    "op (the phase and op loops run op by op)"
                  : "on: whole steps replay one captured graph (the phase and op loops run op by "
                    "op)");
+    util_log("  precision      %s\n", precision_names[o->precision]);
     util_log("  fusion         %s\n  all-reduce     %s", o->fuse ? "on" : "off",
              comm->world == 1    ? "one rank: none\n"
              : o->bucket_mib > 0 ? "in buckets during the backward pass: "
@@ -454,6 +470,7 @@ static void print_json(const struct bench_opts *o, const struct backend *be,
                  o->widths[i]);
     util_log("{\"tool\":\"ddim-bench\",\"backend\":\"%s\",\"ranks\":%d,\"batch\":%d,"
              "\"global_batch\":%d,\"cuda_graph\":%d,\"graph_scope\":\"%s\",\"fuse\":%d,"
+             "\"precision\":\"%s\","
              "\"bucket_mib\":%g,\"image_size\":%d,\"widths\":[%s],\"block_"
              "depth\":%d,"
              "\"warmup\":%d,\"steps\":%d,\"step_ms_median\":%.4f,\"step_ms_mean\":%.4f,"
@@ -462,9 +479,9 @@ static void print_json(const struct bench_opts *o, const struct backend *be,
              !r->graph                           ? "off"
              : o->graph == TRAINER_GRAPH_PARTIAL ? "partial"
                                                  : "whole",
-             o->fuse, comm->world > 1 ? o->bucket_mib : 0.0, o->image_size, widths, o->block_depth,
-             o->warmup, o->steps, r->step.median, r->step.mean, r->step.min, r->images_per_s,
-             r->wall_ms);
+             o->fuse, precision_names[o->precision], comm->world > 1 ? o->bucket_mib : 0.0,
+             o->image_size, widths, o->block_depth, o->warmup, o->steps, r->step.median,
+             r->step.mean, r->step.min, r->images_per_s, r->wall_ms);
     util_log("\"phases_ms_median\":{");
     for (int p = 0; p < NUM_PHASES; p++)
         util_log("%s\"%s\":%.4f", p ? "," : "", phase_names[p], r->phase[p].median);
@@ -517,6 +534,7 @@ static void run_bench(const struct bench_opts *o, struct backend *be, struct com
     ucfg.block_depth = o->block_depth;
     ucfg.num_levels = o->num_levels;
     memcpy(ucfg.widths, o->widths, sizeof o->widths);
+    ucfg.precision = o->precision;
     struct diffusion_config dc = config_default_diffusion();
     char err[2048];
     struct trainer *t = trainer_create(be, comm, &ucfg, &dc, o->batch, o->batch * comm->world,
@@ -590,6 +608,7 @@ int main(int argc, char **argv)
                            .op_steps = 5,
                            .graph = TRAINER_GRAPH_WHOLE,
                            .fuse = 1,
+                           .precision = d.model.precision,
                            .bucket_mib = d.allreduce_bucket_mib,
                            .num_levels = d.model.num_levels};
     memcpy(o.widths, d.model.widths, sizeof o.widths);

@@ -3,12 +3,15 @@
  * backend_cuda_emu_create_with_conv (cuda_emu_backend.h). The U-Net's kind only (square
  * kernel, stride 1, 'same' padding), HWIO weights, one thread per output value, fixed
  * summation order. Kernels launched on the backend's stream like every other op, so they
- * are recorded in a CUDA graph like them. Not fast, not for the real GPU build. */
+ * are recorded in a CUDA graph like them. Not fast, not for the real GPU build.
+ * Under PRECISION_BF16 they do what cuDNN's bf16 path does (backend.h): bf16 activations,
+ * the weights rounded to bf16, float32 sums, outputs rounded to bf16 (dw too). */
 #include "cuda_common.h"
 
 /* y[n,i,j,o] = sum over (a, b, ci) of x[n, i+a-p, j+b-p, ci] * w[a, b, ci, o]; the bias and
  * the epilogue follow, by the backend's own cuda_bias_epilogue (as cuda_conv.cu does) */
-static __global__ void emu_conv_forward_kernel(float *y, const float *x, const float *w,
+template <typename T>
+static __global__ void emu_conv_forward_kernel(T *y, const T *x, const float *w,
                                                struct conv_shape s)
 {
     int k = s.k, p = (k - 1) / 2;
@@ -24,18 +27,19 @@ static __global__ void emu_conv_forward_kernel(float *y, const float *x, const f
                 int xi = i + a - p, xj = j + b - p;
                 if (xi < 0 || xi >= s.h || xj < 0 || xj >= s.w)
                     continue;
-                const float *xr = x + (((size_t)n * s.h + xi) * s.w + xj) * s.cin;
+                const T *xr = x + (((size_t)n * s.h + xi) * s.w + xj) * s.cin;
                 const float *wr = w + ((size_t)(a * k + b) * s.cin) * s.cout + o;
                 for (int ci = 0; ci < s.cin; ci++)
-                    acc += xr[ci] * wr[(size_t)ci * s.cout];
+                    acc += act_load(xr, ci) * act_round<T>(wr[(size_t)ci * s.cout]);
             }
-        y[idx] = acc;
+        act_store(y, idx, acc);
     }
 }
 
 /* dx[n,i,j,ci] (=/+=) sum over (a, b, o) of dy[n, i-a+p, j-b+p, o] * w[a, b, ci, o] */
-static __global__ void emu_conv_dx_kernel(float *dx, const float *dy, const float *w,
-                                          struct conv_shape s, int add)
+template <typename T>
+static __global__ void emu_conv_dx_kernel(T *dx, const T *dy, const float *w, struct conv_shape s,
+                                          int add)
 {
     int k = s.k, p = (k - 1) / 2;
     size_t total = (size_t)s.n * s.h * s.w * s.cin;
@@ -50,18 +54,19 @@ static __global__ void emu_conv_dx_kernel(float *dx, const float *dy, const floa
                 int yi = i - a + p, yj = j - b + p;
                 if (yi < 0 || yi >= s.h || yj < 0 || yj >= s.w)
                     continue;
-                const float *dyr = dy + (((size_t)n * s.h + yi) * s.w + yj) * s.cout;
+                const T *dyr = dy + (((size_t)n * s.h + yi) * s.w + yj) * s.cout;
                 const float *wr = w + ((size_t)(a * k + b) * s.cin + ci) * s.cout;
                 for (int o = 0; o < s.cout; o++)
-                    acc += dyr[o] * wr[o];
+                    acc += act_load(dyr, o) * act_round<T>(wr[o]);
             }
-        dx[idx] = (add ? dx[idx] : 0.0f) + acc;
+        act_store(dx, idx, (add ? act_load(dx, idx) : 0.0f) + acc);
     }
 }
 
 /* dw[a,b,ci,o] = sum over (n,i,j) of dy[n,i,j,o] * x[n, i+a-p, j+b-p, ci]; block o < cout of
  * the same launch: dbias[o] = sum of dy[..., o] (threads past the weights) */
-static __global__ void emu_conv_dw_kernel(float *dw, float *dbias, const float *dy, const float *x,
+template <typename T>
+static __global__ void emu_conv_dw_kernel(float *dw, float *dbias, const T *dy, const T *x,
                                           struct conv_shape s)
 {
     int k = s.k, p = (k - 1) / 2;
@@ -73,7 +78,7 @@ static __global__ void emu_conv_dw_kernel(float *dw, float *dbias, const float *
         if (idx >= nw) {
             int o = (int)(idx - nw);
             for (size_t r = 0; r < rows; r++)
-                acc += dy[r * s.cout + o];
+                acc += act_load(dy, r * s.cout + o);
             dbias[o] = acc;
             continue;
         }
@@ -85,9 +90,9 @@ static __global__ void emu_conv_dw_kernel(float *dw, float *dbias, const float *
             if (xi < 0 || xi >= s.h || xj < 0 || xj >= s.w)
                 continue;
             size_t xrow = r + (size_t)(a - p) * s.w + (b - p);
-            acc += dy[r * s.cout + o] * x[xrow * s.cin + ci];
+            acc += act_load(dy, r * s.cout + o) * act_load(x, xrow * s.cin + ci);
         }
-        dw[idx] = acc;
+        dw[idx] = act_round<T>(acc);
     }
 }
 
@@ -99,14 +104,36 @@ static void emu_conv_check(const struct conv_shape *s)
                    conv_kh(s), conv_kw(s), conv_stride(s));
 }
 
+template <typename T>
+static void emu_forward_launch(struct backend *be, float *y, const float *x, const float *w,
+                               const struct conv_shape *s)
+{
+    size_t n = (size_t)s->n * s->h * s->w * s->cout;
+    emu_conv_forward_kernel<T>
+        <<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>((T *)y, (const T *)x, w, *s);
+}
+
+template <typename T>
+static void emu_backward_launch(struct backend *be, float *dx, float *dw, float *dbias,
+                                const float *dy, const float *x, const float *w,
+                                const struct conv_shape *s, int add)
+{
+    size_t nw = (size_t)s->k * s->k * s->cin * s->cout + s->cout;
+    emu_conv_dw_kernel<T><<<cuda_grid(nw, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
+        dw, dbias, (const T *)dy, (const T *)x, *s);
+    if (!dx)
+        return;
+    size_t nx = (size_t)s->n * s->h * s->w * s->cin;
+    emu_conv_dx_kernel<T><<<cuda_grid(nx, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
+        (T *)dx, (const T *)dy, w, *s, add);
+}
+
 void emu_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
                         const float *bias, const struct conv_shape *s,
                         const struct conv_epilogue *epi)
 {
     emu_conv_check(s);
-    size_t n = (size_t)s->n * s->h * s->w * s->cout;
-    emu_conv_forward_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(y, x, w,
-                                                                                          *s);
+    CUDA_ACT_CALL(be, emu_forward_launch, be, y, x, w, s);
     KERNEL_CHECK();
     cuda_bias_epilogue(be, y, bias, (size_t)s->n * s->h * s->w, s->cout, epi);
 }
@@ -116,14 +143,6 @@ void emu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias,
                          enum grad_mode dx_mode)
 {
     emu_conv_check(s);
-    size_t nw = (size_t)s->k * s->k * s->cin * s->cout + s->cout;
-    emu_conv_dw_kernel<<<cuda_grid(nw, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(dw, dbias, dy,
-                                                                                      x, *s);
-    KERNEL_CHECK();
-    if (!dx)
-        return;
-    size_t nx = (size_t)s->n * s->h * s->w * s->cin;
-    emu_conv_dx_kernel<<<cuda_grid(nx, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
-        dx, dy, w, *s, dx_mode == GRAD_ADD);
+    CUDA_ACT_CALL(be, emu_backward_launch, be, dx, dw, dbias, dy, x, w, s, dx_mode == GRAD_ADD);
     KERNEL_CHECK();
 }
