@@ -109,7 +109,7 @@ static void test_resume_config(void)
         test_fail("resume: no change, yet a record: %s", json);
     now = old; /* the precision: accepted, recorded as not exact */
     now.model.precision = PRECISION_BF16;
-    rc = run_guard_check_resume_config(&now, "ck.h5", yaml, 40, json, sizeof json, summary,
+    rc = run_guard_check_resume_config(&now, "ck.h5", yaml, NULL, 40, json, sizeof json, summary,
                                        sizeof summary, err, sizeof err);
     if (rc != 0 || !strstr(json, "\"forced\":false") ||
         !strstr(json, "{\"key\":\"model.precision\",\"old\":\"tf32\",\"new\":\"bf16\","
