@@ -53,7 +53,7 @@ void cpu_destroy(struct backend *be)
     if (!be)
         return;
     struct cpu_ctx *ctx = be->ctx;
-    free(ctx->workspace);
+    cpu_conv_release(ctx);
     free(ctx);
     free(be);
 }

@@ -1,165 +1,371 @@
-/* cpu_conv.c: 2D convolution as im2col + BLAS sgemm.
+/* cpu_conv.c: 2D convolution on the CPU through oneDNN, the library TensorFlow's CPU path
+ * runs its convolutions on (docs/perf.md "CPU convolutions" says why not im2col + BLAS).
  *
- * NHWC activations and HWIO kernels make both GEMMs plain row-major products:
- *   y (rows, Cout) = col (rows, kh*kw*Cin) x w (kh*kw*Cin, Cout)
- * where col row (n,oy,ox) holds the kh*kw input patches that output pixel reads (any
- * stride and TensorFlow padding, struct conv_shape), zeros outside the image. 1x1
- * convolutions at stride 1 need no im2col. Backward takes the U-Net's shapes only
- * (conv_is_basic): the other shapes serve InceptionV3, which only runs forward. Images are
- * processed in chunks so that the im2col buffer stays bounded while each GEMM still has a few
- * thousand rows. */
+ * Activations stay NHWC and kernels HWIO in our buffers: oneDNN reads and writes the
+ * activations in place ("nhwc"), and only the kernels, a few hundred KB at most, are
+ * reordered into the blocked layout its AVX-512 / AVX2 kernels want. Per convolution shape
+ * a plan holds three primitives, made on first use and kept (the U-Net has ~15 shapes):
+ *   forward   y = conv(x, w) + bias
+ *   data      dx += conv(dy, w'), w'[ky][kx][co][ci] = w[k-1-ky][k-1-kx][ci][co]: for a
+ *             stride-1 'same' convolution of odd size k the input gradient is the forward
+ *             convolution of dy with the kernel turned by 180 degrees and its channels
+ *             swapped, and oneDNN's forward convolution can add into its output (a "sum"
+ *             post-op), which its backward-data primitive cannot
+ *   weights   dw = dL/dw, dbias = dL/dbias (oneDNN's backward-weights primitive)
+ * Determinism: the algorithm is fixed (direct, never Winograd), every primitive splits its
+ * work by the thread count alone, and our buffers keep their alignment from run to run, so
+ * the same thread count on the same CPU gives the same bits every run (tests/test_determinism.c).
+ * Scratch memory (oneDNN's scratchpads, the reordered kernels) is ours, grown to the largest
+ * layer once, never inside a step after the first. */
 #include "cpu_ops.h"
 #include "util.h"
 
-#include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_debug.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { CONV_CHUNK_ROWS = 4096 };
+enum { OP_MAX_ARGS = 6 };
 
-static int chunk_images(const struct conv_shape *s)
+/* A primitive and the memory objects of its arguments; the buffers are set at each run. */
+struct dnnl_op {
+    dnnl_primitive_t prim; /* NULL: nothing to run (a reorder between equal layouts) */
+    int nargs;
+    int ids[OP_MAX_ARGS];
+    dnnl_memory_t mem[OP_MAX_ARGS];
+};
+
+struct conv_plan {
+    struct conv_shape s;
+    dnnl_primitive_desc_t fwd_pd; /* the backward primitives' hint */
+    struct dnnl_op fwd, fwd_w;    /* fwd_w: our HWIO kernel into the forward's layout */
+    struct dnnl_op data, data_w;  /* data_w: the turned kernel (plain) into its layout */
+    struct dnnl_op wgrad, wgrad_w; /* wgrad_w: the weight gradient back to HWIO */
+    int has_backward;
+    size_t wbuf_floats; /* the largest reordered kernel of this plan */
+    struct conv_plan *next;
+};
+
+struct cpu_dnnl {
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    struct conv_plan *plans;
+    void *scratch; /* oneDNN's scratchpads, shared: one primitive runs at a time */
+    size_t scratch_bytes;
+    float *wbuf, *wturn; /* a reordered kernel; the turned kernel (plain layout) */
+    size_t wbuf_floats, wturn_floats;
+};
+
+static void check(dnnl_status_t st, const char *what, const struct conv_shape *s)
 {
-    int hw = conv_out_h(s) * conv_out_w(s);
-    int imgs = CONV_CHUNK_ROWS / (hw > 0 ? hw : 1);
-    if (imgs < 1)
-        imgs = 1;
-    return imgs < s->n ? imgs : s->n;
+    if (st != dnnl_success)
+        DDIM_FATAL("cpu convolution (oneDNN): %s failed: %s (batch %d, %dx%d, %d -> %d channels, "
+                   "kernel %dx%d, stride %d, %s)",
+                   what, dnnl_status2str(st), s->n, s->h, s->w, s->cin, s->cout, conv_kh(s),
+                   conv_kw(s), conv_stride(s), s->valid ? "valid" : "same");
 }
 
-/* The im2col buffer for one chunk; grown (once per new maximum), never shrunk. */
-static float *conv_workspace(struct backend *be, const struct conv_shape *s)
+static struct cpu_dnnl *dnnl_ctx(struct backend *be)
 {
     struct cpu_ctx *ctx = be->ctx;
-    size_t need =
-        (size_t)chunk_images(s) * conv_out_h(s) * conv_out_w(s) * conv_kh(s) * conv_kw(s) * s->cin;
-    if (need > ctx->workspace_floats) {
-        free(ctx->workspace);
-        ctx->workspace = util_xmalloc(need * sizeof(float));
-        ctx->workspace_floats = need;
+    if (!ctx->dnnl) {
+        struct cpu_dnnl *d = util_xcalloc(1, sizeof *d);
+        struct conv_shape none = {0};
+        check(dnnl_engine_create(&d->engine, dnnl_cpu, 0), "engine", &none);
+        check(dnnl_stream_create(&d->stream, d->engine, dnnl_stream_default_flags), "stream",
+              &none);
+        ctx->dnnl = d;
     }
-    return ctx->workspace;
+    return ctx->dnnl;
 }
 
-/* col (imgs*ho*wo, kh*kw*cin) from x (imgs,h,w,cin) */
-static void im2col(float *col, const float *x, int imgs, const struct conv_shape *s)
+/* Grows *buf to at least `bytes` (contents not kept). */
+static void grow(void **buf, size_t *have, size_t bytes)
 {
-    int h = s->h, w = s->w, cin = s->cin, kh = conv_kh(s), kw = conv_kw(s);
-    int st = conv_stride(s), ho = conv_out_h(s), wo = conv_out_w(s);
-    int pt = conv_pad_before(h, kh, st, s->valid), pl = conv_pad_before(w, kw, st, s->valid);
-    size_t kcols = (size_t)kh * kw * cin;
-#pragma omp parallel for schedule(static)
-    for (long row = 0; row < (long)imgs * ho * wo; row++) {
-        int img = (int)(row / (ho * wo)), oy = (int)(row / wo % ho), ox = (int)(row % wo);
-        float *dst = col + (size_t)row * kcols;
-        for (int ky = 0; ky < kh; ky++) {
-            for (int kx = 0; kx < kw; kx++, dst += cin) {
-                int sy = oy * st + ky - pt, sx = ox * st + kx - pl;
-                if (sy < 0 || sy >= h || sx < 0 || sx >= w)
-                    memset(dst, 0, (size_t)cin * sizeof(float));
-                else
-                    memcpy(dst, x + (((size_t)img * h + sy) * w + sx) * cin,
-                           (size_t)cin * sizeof(float));
-            }
-        }
+    if (bytes <= *have)
+        return;
+    free(*buf);
+    size_t rounded = (bytes + 63) / 64 * 64;
+    *buf = aligned_alloc(64, rounded);
+    if (!*buf)
+        DDIM_FATAL("cpu convolution: out of host memory (%zu bytes of scratch)", bytes);
+    *have = rounded;
+}
+
+/* The primitive of pd with memory objects for the argument ids (and its scratchpad). */
+static void op_make(struct cpu_dnnl *d, struct dnnl_op *op, dnnl_primitive_desc_t pd,
+                    const int *ids, int nargs, const struct conv_shape *s)
+{
+    check(dnnl_primitive_create(&op->prim, pd), "primitive", s);
+    op->nargs = 0;
+    for (int i = 0; i <= nargs; i++) {
+        int id = i < nargs ? ids[i] : DNNL_ARG_SCRATCHPAD;
+        const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, id);
+        if (!md || md->ndims == 0)
+            continue; /* an empty scratchpad */
+        if (id == DNNL_ARG_SCRATCHPAD)
+            grow(&d->scratch, &d->scratch_bytes, dnnl_memory_desc_get_size(md));
+        op->ids[op->nargs] = id;
+        check(dnnl_memory_create(&op->mem[op->nargs], md, d->engine, DNNL_MEMORY_NONE), "memory",
+              s);
+        op->nargs++;
     }
 }
 
-/* dx (imgs,h,w,cin) += col2im(dcol): a gather over the patches that read each pixel, so
- * every output element is written by one thread. */
-static void col2im_add(float *dx, const float *dcol, int imgs, const struct conv_shape *s)
+/* Runs op on the buffers (one per id given to op_make, in that order). */
+static void op_run(struct cpu_dnnl *d, const struct dnnl_op *op, void *const *bufs,
+                   const struct conv_shape *s)
 {
-    int h = s->h, w = s->w, cin = s->cin, k = s->k, r = k / 2;
-    size_t kcols = (size_t)k * k * cin;
-#pragma omp parallel for schedule(static)
-    for (long row = 0; row < (long)imgs * h * w; row++) {
-        int img = (int)(row / (h * w)), yy = (int)(row / w % h), xx = (int)(row % w);
-        float *dst = dx + (size_t)row * cin;
-        for (int ky = 0; ky < k; ky++) {
-            for (int kx = 0; kx < k; kx++) {
-                /* the output pixel (oy,ox) whose patch tap (ky,kx) is this input pixel */
-                int oy = yy - ky + r, ox = xx - kx + r;
-                if (oy < 0 || oy >= h || ox < 0 || ox >= w)
-                    continue;
-                const float *src =
-                    dcol + (((size_t)img * h + oy) * w + ox) * kcols + ((size_t)ky * k + kx) * cin;
-                for (int c = 0; c < cin; c++)
-                    dst[c] += src[c];
-            }
-        }
+    dnnl_exec_arg_t args[OP_MAX_ARGS];
+    for (int i = 0; i < op->nargs; i++) {
+        void *p = op->ids[i] == DNNL_ARG_SCRATCHPAD ? d->scratch : bufs[i];
+        check(dnnl_memory_set_data_handle(op->mem[i], p), "set buffer", s);
+        args[i].arg = op->ids[i];
+        args[i].memory = op->mem[i];
     }
+    check(dnnl_primitive_execute(op->prim, d->stream, op->nargs, args), "execute", s);
+    check(dnnl_stream_wait(d->stream), "wait", s);
+}
+
+static void op_free(struct dnnl_op *op)
+{
+    if (op->prim)
+        dnnl_primitive_destroy(op->prim);
+    for (int i = 0; i < op->nargs; i++)
+        dnnl_memory_destroy(op->mem[i]);
+    memset(op, 0, sizeof *op);
+}
+
+static dnnl_primitive_attr_t attr_make(int sum_into_dst, const struct conv_shape *s)
+{
+    dnnl_primitive_attr_t attr;
+    check(dnnl_primitive_attr_create(&attr), "attributes", s);
+    check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad",
+          s);
+    if (sum_into_dst) {
+        dnnl_post_ops_t po;
+        check(dnnl_post_ops_create(&po), "post-ops", s);
+        check(dnnl_post_ops_append_sum(po, 1.0f), "sum post-op", s);
+        check(dnnl_primitive_attr_set_post_ops(attr, po), "post-ops", s);
+        dnnl_post_ops_destroy(po);
+    }
+    return attr;
+}
+
+/* A reorder from `from` to `to` (kernels); no primitive when the layouts agree. */
+static void reorder_make(struct cpu_dnnl *d, struct conv_plan *p, struct dnnl_op *op,
+                         const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to)
+{
+    if (dnnl_memory_desc_equal(from, to))
+        return;
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_attr_t attr = attr_make(0, &p->s);
+    check(dnnl_reorder_primitive_desc_create(&pd, from, d->engine, to, d->engine, attr),
+          "kernel reorder", &p->s);
+    const int ids[2] = {DNNL_ARG_FROM, DNNL_ARG_TO};
+    op_make(d, op, pd, ids, 2, &p->s);
+    size_t bytes = dnnl_memory_desc_get_size(from), to_bytes = dnnl_memory_desc_get_size(to);
+    bytes = bytes > to_bytes ? bytes : to_bytes;
+    if (bytes / sizeof(float) > p->wbuf_floats)
+        p->wbuf_floats = bytes / sizeof(float);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_attr_destroy(attr);
+}
+
+/* oneDNN's descriptions of a shape: activations NHWC, our kernels HWIO, logical dims in
+ * oneDNN's order (N, C, H, W) and (O, I, H, W). `turned`: the data gradient's convolution
+ * (dy in, dx out, channels swapped). */
+struct conv_descs {
+    dnnl_memory_desc_t src, dst, bias, wuser, wany;
+    dnnl_dims_t strides, pad_l, pad_r;
+};
+
+static void descs_init(struct conv_descs *c, const struct conv_shape *s, int turned)
+{
+    int kh = conv_kh(s), kw = conv_kw(s), st = conv_stride(s);
+    int ho = conv_out_h(s), wo = conv_out_w(s);
+    int pt = conv_pad_before(s->h, kh, st, s->valid), pl = conv_pad_before(s->w, kw, st, s->valid);
+    int pb = (ho - 1) * st + kh - s->h - pt, pr = (wo - 1) * st + kw - s->w - pl;
+    int ci = turned ? s->cout : s->cin, co = turned ? s->cin : s->cout;
+    dnnl_dims_t src = {s->n, ci, s->h, s->w}, dst = {s->n, co, ho, wo};
+    dnnl_dims_t w = {co, ci, kh, kw}, b = {co};
+    check(dnnl_memory_desc_init_by_tag(&c->src, 4, src, dnnl_f32, dnnl_nhwc), "src desc", s);
+    check(dnnl_memory_desc_init_by_tag(&c->dst, 4, dst, dnnl_f32, dnnl_nhwc), "dst desc", s);
+    check(dnnl_memory_desc_init_by_tag(&c->bias, 1, b, dnnl_f32, dnnl_x), "bias desc", s);
+    check(dnnl_memory_desc_init_by_tag(&c->wuser, 4, w, dnnl_f32, dnnl_hwio), "kernel desc", s);
+    check(dnnl_memory_desc_init_by_tag(&c->wany, 4, w, dnnl_f32, dnnl_format_tag_any),
+          "kernel desc", s);
+    c->strides[0] = c->strides[1] = st;
+    c->pad_l[0] = pt;
+    c->pad_l[1] = pl;
+    c->pad_r[0] = pb > 0 ? pb : 0; /* 'valid': rows past the last window are not read */
+    c->pad_r[1] = pr > 0 ? pr : 0;
+}
+
+static const dnnl_memory_desc_t *pd_md(dnnl_primitive_desc_t pd, int arg)
+{
+    return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
+}
+
+static struct conv_plan *plan_create(struct cpu_dnnl *d, const struct conv_shape *s)
+{
+    struct conv_plan *p = util_xcalloc(1, sizeof *p);
+    p->s = *s;
+    struct conv_descs c;
+    descs_init(&c, s, 0);
+    dnnl_convolution_desc_t cd;
+    check(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
+                                             &c.src, &c.wany, &c.bias, &c.dst, c.strides, c.pad_l,
+                                             c.pad_r),
+          "forward desc", s);
+    dnnl_primitive_attr_t attr = attr_make(0, s);
+    check(dnnl_primitive_desc_create(&p->fwd_pd, &cd, attr, d->engine, NULL), "forward", s);
+    dnnl_primitive_attr_destroy(attr);
+    const int ids[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST};
+    op_make(d, &p->fwd, p->fwd_pd, ids, 4, s);
+    reorder_make(d, p, &p->fwd_w, &c.wuser, pd_md(p->fwd_pd, DNNL_ARG_WEIGHTS));
+    return p;
+}
+
+/* The data and weight gradients' primitives of plan p (conv_is_basic shapes only). */
+static void plan_add_backward(struct cpu_dnnl *d, struct conv_plan *p)
+{
+    const struct conv_shape *s = &p->s;
+    struct conv_descs c, t;
+    descs_init(&c, s, 0);
+    descs_init(&t, s, 1);
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_desc_t pd;
+    check(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
+                                             &t.src, &t.wany, NULL, &t.dst, t.strides, t.pad_l,
+                                             t.pad_r),
+          "data gradient desc", s);
+    dnnl_primitive_attr_t attr = attr_make(1, s);
+    check(dnnl_primitive_desc_create(&pd, &cd, attr, d->engine, NULL), "data gradient", s);
+    dnnl_primitive_attr_destroy(attr);
+    const int data_ids[3] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
+    op_make(d, &p->data, pd, data_ids, 3, s);
+    reorder_make(d, p, &p->data_w, &t.wuser, pd_md(pd, DNNL_ARG_WEIGHTS));
+    dnnl_primitive_desc_destroy(pd);
+
+    check(dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &c.src, &c.wany,
+                                                      &c.bias, &c.dst, c.strides, c.pad_l, c.pad_r),
+          "weight gradient desc", s);
+    attr = attr_make(0, s);
+    check(dnnl_primitive_desc_create(&pd, &cd, attr, d->engine, p->fwd_pd), "weight gradient", s);
+    dnnl_primitive_attr_destroy(attr);
+    const int w_ids[4] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS,
+                          DNNL_ARG_DIFF_BIAS};
+    op_make(d, &p->wgrad, pd, w_ids, 4, s);
+    reorder_make(d, p, &p->wgrad_w, pd_md(pd, DNNL_ARG_DIFF_WEIGHTS), &c.wuser);
+    dnnl_primitive_desc_destroy(pd);
+    p->has_backward = 1;
+}
+
+static int shape_equal(const struct conv_shape *a, const struct conv_shape *b)
+{
+    return a->n == b->n && a->h == b->h && a->w == b->w && a->cin == b->cin &&
+           a->cout == b->cout && conv_kh(a) == conv_kh(b) && conv_kw(a) == conv_kw(b) &&
+           conv_stride(a) == conv_stride(b) && a->valid == b->valid;
+}
+
+/* The plan of shape s (made on first use), its backward too when asked; the shared
+ * buffers grown to fit it. */
+static struct conv_plan *plan_get(struct cpu_dnnl *d, const struct conv_shape *s, int backward)
+{
+    struct conv_plan *p = d->plans;
+    while (p && !shape_equal(&p->s, s))
+        p = p->next;
+    if (!p) {
+        p = plan_create(d, s);
+        p->next = d->plans;
+        d->plans = p;
+    }
+    if (backward && !p->has_backward)
+        plan_add_backward(d, p);
+    size_t kernel = (size_t)conv_kh(s) * conv_kw(s) * s->cin * s->cout;
+    grow((void **)&d->wbuf, &d->wbuf_floats, p->wbuf_floats * sizeof(float));
+    if (backward)
+        grow((void **)&d->wturn, &d->wturn_floats, kernel * sizeof(float));
+    return p;
 }
 
 void cpu_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
                         const float *bias, const struct conv_shape *s)
 {
-    size_t hw = (size_t)conv_out_h(s) * conv_out_w(s), rows = (size_t)s->n * hw;
-    size_t in_hw = (size_t)s->h * s->w;
-    size_t kcols = (size_t)conv_kh(s) * conv_kw(s) * s->cin;
-#pragma omp parallel for schedule(static)
-    for (long r = 0; r < (long)rows; r++)
-        memcpy(y + (size_t)r * s->cout, bias, (size_t)s->cout * sizeof(float));
-    if (kcols == (size_t)s->cin && conv_stride(s) == 1) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, s->cout, s->cin, 1.0f, x,
-                    s->cin, w, s->cout, 1.0f, y, s->cout);
-        return;
+    struct cpu_dnnl *d = dnnl_ctx(be);
+    struct conv_plan *p = plan_get(d, s, 0);
+    const float *wk = w;
+    if (p->fwd_w.prim) {
+        void *bufs[2] = {(void *)w, d->wbuf};
+        op_run(d, &p->fwd_w, bufs, s);
+        wk = d->wbuf;
     }
-    float *col = conv_workspace(be, s);
-    int step = chunk_images(s);
-    for (int i0 = 0; i0 < s->n; i0 += step) {
-        int imgs = s->n - i0 < step ? s->n - i0 : step;
-        im2col(col, x + (size_t)i0 * in_hw * s->cin, imgs, s);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(imgs * hw), s->cout,
-                    (int)kcols, 1.0f, col, (int)kcols, w, s->cout, 1.0f,
-                    y + (size_t)i0 * hw * s->cout, s->cout);
-    }
+    void *bufs[4] = {(void *)x, (void *)wk, (void *)bias, y};
+    op_run(d, &p->fwd, bufs, s);
 }
 
-/* dbias = column sums of dy (rows, cout), accumulated in double. */
-static void bias_grad(float *dbias, const float *dy, size_t rows, int cout)
+/* wt (k, k, cout, cin) = w (k, k, cin, cout) turned by 180 degrees, channels swapped */
+static void kernel_turn(float *wt, const float *w, const struct conv_shape *s)
 {
-    double *acc = util_xcalloc((size_t)cout, sizeof(double));
-    for (size_t r = 0; r < rows; r++)
-        for (int c = 0; c < cout; c++)
-            acc[c] += dy[r * cout + c];
-    for (int c = 0; c < cout; c++)
-        dbias[c] = (float)acc[c];
-    free(acc);
+    int k = s->k, ci = s->cin, co = s->cout;
+    for (int ky = 0; ky < k; ky++)
+        for (int kx = 0; kx < k; kx++) {
+            const float *src = w + ((size_t)(k - 1 - ky) * k + (k - 1 - kx)) * ci * co;
+            float *dst = wt + ((size_t)ky * k + kx) * co * ci;
+            for (int i = 0; i < ci; i++)
+                for (int o = 0; o < co; o++)
+                    dst[(size_t)o * ci + i] = src[(size_t)i * co + o];
+        }
 }
 
 void cpu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
                          const float *x, const float *w, const struct conv_shape *s)
 {
-    if (!conv_is_basic(s))
-        DDIM_FATAL("cpu conv2d_backward: only square kernels at stride 1 with 'same' padding "
+    if (!conv_is_basic(s) || s->k % 2 == 0)
+        DDIM_FATAL("cpu conv2d_backward: only odd square kernels at stride 1 with 'same' padding "
                    "have a backward (got %dx%d, stride %d, %s)",
                    conv_kh(s), conv_kw(s), conv_stride(s), s->valid ? "valid" : "same");
-    size_t hw = (size_t)s->h * s->w, rows = (size_t)s->n * hw;
-    int kcols = s->k * s->k * s->cin;
-    bias_grad(dbias, dy, rows, s->cout);
-    if (s->k == 1) {
-        /* dw (cin, cout) = x^T dy ; dx (rows, cin) += dy w^T */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->cin, s->cout, (int)rows, 1.0f, x,
-                    s->cin, dy, s->cout, 0.0f, dw, s->cout);
-        if (dx)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, s->cin, s->cout, 1.0f,
-                        dy, s->cout, w, s->cout, 1.0f, dx, s->cin);
-        return;
-    }
-    float *col = conv_workspace(be, s);
-    int step = chunk_images(s);
-    for (int i0 = 0; i0 < s->n; i0 += step) {
-        int imgs = s->n - i0 < step ? s->n - i0 : step;
-        int crow = (int)(imgs * hw);
-        const float *dy_chunk = dy + (size_t)i0 * hw * s->cout;
-        im2col(col, x + (size_t)i0 * hw * s->cin, imgs, s);
-        /* dw (kcols, cout) (+)= col^T dy: the first chunk writes, later ones add */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kcols, s->cout, crow, 1.0f, col, kcols,
-                    dy_chunk, s->cout, i0 == 0 ? 0.0f : 1.0f, dw, s->cout);
-        if (dx) {
-            /* dcol (crow, kcols) = dy w^T, reusing the im2col buffer */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, crow, kcols, s->cout, 1.0f,
-                        dy_chunk, s->cout, w, s->cout, 0.0f, col, kcols);
-            col2im_add(dx + (size_t)i0 * hw * s->cin, col, imgs, s);
+    struct cpu_dnnl *d = dnnl_ctx(be);
+    struct conv_plan *p = plan_get(d, s, 1);
+    if (dx) {
+        kernel_turn(d->wturn, w, s);
+        const float *wk = d->wturn;
+        if (p->data_w.prim) {
+            void *bufs[2] = {d->wturn, d->wbuf};
+            op_run(d, &p->data_w, bufs, s);
+            wk = d->wbuf;
         }
+        void *bufs[3] = {(void *)dy, (void *)wk, dx};
+        op_run(d, &p->data, bufs, s);
     }
+    void *bufs[4] = {(void *)x, (void *)dy, p->wgrad_w.prim ? d->wbuf : dw, dbias};
+    op_run(d, &p->wgrad, bufs, s);
+    if (p->wgrad_w.prim) {
+        void *to_user[2] = {d->wbuf, dw};
+        op_run(d, &p->wgrad_w, to_user, s);
+    }
+}
+
+void cpu_conv_release(struct cpu_ctx *ctx)
+{
+    struct cpu_dnnl *d = ctx->dnnl;
+    if (!d)
+        return;
+    while (d->plans) {
+        struct conv_plan *p = d->plans;
+        d->plans = p->next;
+        struct dnnl_op *ops[] = {&p->fwd, &p->fwd_w, &p->data, &p->data_w, &p->wgrad, &p->wgrad_w};
+        for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+            op_free(ops[i]);
+        dnnl_primitive_desc_destroy(p->fwd_pd);
+        free(p);
+    }
+    dnnl_stream_destroy(d->stream);
+    dnnl_engine_destroy(d->engine);
+    free(d->scratch);
+    free(d->wbuf);
+    free(d->wturn);
+    free(d);
+    ctx->dnnl = NULL;
 }

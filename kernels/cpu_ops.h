@@ -6,9 +6,11 @@
 #include "backend.h"
 
 struct cpu_ctx {
-    float *workspace; /* im2col buffer, grown to the largest layer once */
-    size_t workspace_floats;
+    struct cpu_dnnl *dnnl; /* cpu_conv.c's oneDNN state: NULL until the first convolution */
 };
+
+/* Frees cpu_conv.c's state (plans, primitives, scratch); cpu_destroy calls it. */
+void cpu_conv_release(struct cpu_ctx *ctx);
 
 /* One output pixel (c channels) of a bilinear resampling of image (h, w, c): the taps rows
  * y0, y1 and columns x0, x1, weights ly, lx. Shared by upsample2 and resize_bilinear, in

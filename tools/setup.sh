@@ -7,9 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# clang, its sanitizer and libFuzzer runtimes and its OpenMP: the fuzz targets' build
-# (.ci/run, README "Sanitizers and fuzzing")
-packages=(cmake make gcc g++ pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools libyaml-dev
+# libdnnl-dev: oneDNN, the CPU backend's convolutions. clang, its sanitizer and libFuzzer
+# runtimes and its OpenMP: the fuzz targets' build (.ci/run, README "Sanitizers and fuzzing")
+packages=(cmake make gcc g++ pkg-config libdnnl-dev libhdf5-dev hdf5-tools libyaml-dev
           libpng-dev libjpeg-dev jq librandom123-dev libgif-dev libarchive-dev
           libopenmpi-dev openmpi-bin clang-format slurm-wlm munge libpmix-dev
           clang libclang-rt-14-dev libomp-dev)
