@@ -4,21 +4,22 @@
 #include "util.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 struct graph_acts *graph_acts_create(struct backend *be, const struct graph *g, int batch,
-                                     int with_grads)
+                                     enum graph_plan_kind kind)
 {
     if (batch < 1)
         DDIM_FATAL("graph_acts_create: batch must be >= 1, got %d", batch);
-    if (with_grads && !g->trainable)
+    if (kind != GRAPH_PLAN_INFER && !g->trainable)
         DDIM_FATAL("graph_acts_create: gradients asked of an inference-only network");
     struct graph_acts *a = util_xcalloc(1, sizeof *a);
-    size_t floats = g->floats_per_example * (size_t)batch;
     a->batch = batch;
-    a->act = be->alloc(be, floats * sizeof(float));
-    a->grad = with_grads ? be->alloc(be, floats * sizeof(float)) : NULL;
+    a->plan = graph_plan_create(g, batch, kind);
+    a->arena = be->alloc(be, (a->plan->floats ? a->plan->floats : 1) * sizeof(float));
     a->bn = be->alloc(be, (g->bn_floats ? g->bn_floats : 1) * sizeof(float));
-    a->bytes = (with_grads ? 2 : 1) * floats * sizeof(float) + g->bn_floats * sizeof(float);
+    a->grad_ready = util_xcalloc((size_t)g->num_tensors, 1);
+    a->bytes = (a->plan->floats + g->bn_floats) * sizeof(float);
     return a;
 }
 
@@ -26,23 +27,23 @@ void graph_acts_destroy(struct backend *be, struct graph_acts *a)
 {
     if (!a)
         return;
-    be->free(be, a->act);
-    if (a->grad)
-        be->free(be, a->grad);
+    be->free(be, a->arena);
     be->free(be, a->bn);
+    graph_plan_free(a->plan);
+    free(a->grad_ready);
     free(a);
 }
 
 float *graph_value(const struct graph *g, const struct graph_acts *a, int t)
 {
-    return a->act + g->tensors[t].offset * (size_t)a->batch;
+    return a->arena + a->plan->value[t];
 }
 
 static float *grad(const struct graph *g, const struct graph_acts *a, int t)
 {
     if (t < 0 || !g->tensors[t].needs_grad)
         return NULL;
-    return a->grad + g->tensors[t].offset * (size_t)a->batch;
+    return a->arena + a->plan->grad[t];
 }
 
 static size_t rows_of(const struct graph *g, const struct graph_acts *a, int t)
@@ -127,52 +128,76 @@ static void forward_infer_node(struct backend *be, const struct graph *g, struct
     }
 }
 
+/* Node n's forward (the trainable kinds here, the others in forward_infer_node). */
+static void forward_node(struct backend *be, const struct graph *g, struct graph_acts *a, float *w,
+                         const struct node *n, const float *aux, int training, struct comm *comm)
+{
+    const struct tensor_desc *in = n->in0 >= 0 ? &g->tensors[n->in0] : NULL;
+    const struct tensor_desc *o = &g->tensors[n->out];
+    float *y = graph_value(g, a, n->out);
+    const float *x0 = n->in0 >= 0 ? graph_value(g, a, n->in0) : NULL;
+    const float *x1 = n->in1 >= 0 ? graph_value(g, a, n->in1) : NULL;
+    size_t numel = numel_of(g, a, n->out);
+    switch (n->kind) {
+    case NODE_CONV: {
+        struct conv_shape s = conv_shape_of(g, a, n);
+        be->conv2d_forward(be, y, x0, param(g, w, n->kernel), param(g, w, n->bias), &s);
+        break;
+    }
+    case NODE_BN:
+        forward_bn(be, g, a, w, n, training, comm);
+        break;
+    case NODE_SWISH:
+        be->swish_forward(be, y, x0, numel);
+        break;
+    case NODE_ADD:
+        be->add(be, y, x0, x1, numel);
+        break;
+    case NODE_CONCAT:
+        be->concat_forward(be, y, x0, x1, rows_of(g, a, n->out), in->c, g->tensors[n->in1].c);
+        break;
+    case NODE_POOL:
+        be->avgpool2_forward(be, y, x0, a->batch, in->h, in->w, in->c);
+        break;
+    case NODE_UPSAMPLE:
+        be->upsample2_forward(be, y, x0, a->batch, in->h, in->w, in->c);
+        break;
+    case NODE_EMBED:
+        be->sinusoidal_embedding(be, y, aux, a->batch, o->h, o->w, o->c, n->fmin, n->fmax);
+        break;
+    default:
+        forward_infer_node(be, g, a, w, n);
+        break;
+    }
+}
+
 void graph_forward(struct backend *be, const struct graph *g, struct graph_acts *a, float *w,
                    const float *input, const float *aux, int training, struct comm *comm,
                    float *out)
 {
     be->copy(be, graph_value(g, a, g->input), input, numel_of(g, a, g->input) * sizeof(float));
-    for (int i = 0; i < g->num_nodes; i++) {
-        const struct node *n = &g->nodes[i];
-        const struct tensor_desc *in = n->in0 >= 0 ? &g->tensors[n->in0] : NULL;
-        const struct tensor_desc *o = &g->tensors[n->out];
-        float *y = graph_value(g, a, n->out);
-        const float *x0 = n->in0 >= 0 ? graph_value(g, a, n->in0) : NULL;
-        const float *x1 = n->in1 >= 0 ? graph_value(g, a, n->in1) : NULL;
-        size_t numel = numel_of(g, a, n->out);
-        switch (n->kind) {
-        case NODE_CONV: {
-            struct conv_shape s = conv_shape_of(g, a, n);
-            be->conv2d_forward(be, y, x0, param(g, w, n->kernel), param(g, w, n->bias), &s);
-            break;
-        }
-        case NODE_BN:
-            forward_bn(be, g, a, w, n, training, comm);
-            break;
-        case NODE_SWISH:
-            be->swish_forward(be, y, x0, numel);
-            break;
-        case NODE_ADD:
-            be->add(be, y, x0, x1, numel);
-            break;
-        case NODE_CONCAT:
-            be->concat_forward(be, y, x0, x1, rows_of(g, a, n->out), in->c, g->tensors[n->in1].c);
-            break;
-        case NODE_POOL:
-            be->avgpool2_forward(be, y, x0, a->batch, in->h, in->w, in->c);
-            break;
-        case NODE_UPSAMPLE:
-            be->upsample2_forward(be, y, x0, a->batch, in->h, in->w, in->c);
-            break;
-        case NODE_EMBED:
-            be->sinusoidal_embedding(be, y, aux, a->batch, o->h, o->w, o->c, n->fmin, n->fmax);
-            break;
-        default:
-            forward_infer_node(be, g, a, w, n);
-            break;
-        }
-    }
+    for (int i = 0; i < g->num_nodes; i++)
+        forward_node(be, g, a, w, &g->nodes[i], aux, training, comm);
     be->copy(be, out, graph_value(g, a, g->output), numel_of(g, a, g->output) * sizeof(float));
+}
+
+/* A node's output again, during backward (graph_plan.c says which): the same op on the same
+ * inputs, so the same bits. BatchNorm normalizes with the statistics its training forward
+ * summed over the ranks (kept in the bn arena); the moving statistics must not move twice,
+ * so their update goes to the node's bstats slot, unused until its own backward. */
+static void recompute_node(struct backend *be, const struct graph *g, struct graph_acts *a,
+                           const struct node *n, struct comm *comm)
+{
+    if (n->kind != NODE_BN) {
+        forward_node(be, g, a, NULL, n, NULL, 1, comm);
+        return;
+    }
+    int c = g->tensors[n->in0].c;
+    size_t rows = rows_of(g, a, n->in0);
+    float *saved = a->bn + n->bn_offset, *stats = saved + 2 * c, *scratch = saved + 4 * c;
+    be->bn_forward_train(be, graph_value(g, a, n->out), saved, scratch, scratch + c,
+                         graph_value(g, a, n->in0), stats, (double)rows * comm->world, rows, c,
+                         g->bn_momentum, g->bn_epsilon);
 }
 
 static void backward_bn(struct backend *be, const struct graph *g, struct graph_acts *a,
@@ -188,54 +213,75 @@ static void backward_bn(struct backend *be, const struct graph *g, struct graph_
                           rows, c);
 }
 
+/* Gradient buffers share memory with others: each is zeroed when the backward pass first
+ * touches it (ops accumulate into activation gradients). */
+static void grad_touch(struct backend *be, const struct graph *g, struct graph_acts *a, int t)
+{
+    if (t < 0 || !g->tensors[t].needs_grad || a->grad_ready[t])
+        return;
+    be->fill(be, grad(g, a, t), 0.0f, numel_of(g, a, t));
+    a->grad_ready[t] = 1;
+}
+
+static void backward_node(struct backend *be, const struct graph *g, struct graph_acts *a,
+                          const float *w, float *dw, const struct node *n, struct comm *comm)
+{
+    const struct tensor_desc *in = n->in0 >= 0 ? &g->tensors[n->in0] : NULL;
+    grad_touch(be, g, a, n->out);
+    grad_touch(be, g, a, n->in0);
+    grad_touch(be, g, a, n->in1);
+    const float *dy = grad(g, a, n->out);
+    float *dx0 = grad(g, a, n->in0), *dx1 = grad(g, a, n->in1);
+    const float *x0 = n->in0 >= 0 ? graph_value(g, a, n->in0) : NULL;
+    size_t numel = numel_of(g, a, n->out);
+    switch (n->kind) {
+    case NODE_CONV: {
+        struct conv_shape s = conv_shape_of(g, a, n);
+        const struct param *pk = &g->params.items[n->kernel];
+        const struct param *pb = &g->params.items[n->bias];
+        be->conv2d_backward(be, dx0, dw + pk->offset, dw + pb->offset, dy, x0, w + pk->offset, &s);
+        break;
+    }
+    case NODE_BN:
+        backward_bn(be, g, a, n, comm);
+        break;
+    case NODE_SWISH:
+        be->swish_backward(be, dx0, dy, x0, numel);
+        break;
+    case NODE_ADD:
+        be->axpy(be, dx0, 1.0f, dy, numel);
+        if (dx1)
+            be->axpy(be, dx1, 1.0f, dy, numel);
+        break;
+    case NODE_CONCAT:
+        be->concat_backward(be, dx0, dx1, dy, rows_of(g, a, n->out), in->c, g->tensors[n->in1].c);
+        break;
+    case NODE_POOL:
+        be->avgpool2_backward(be, dx0, dy, a->batch, in->h, in->w, in->c);
+        break;
+    case NODE_UPSAMPLE:
+        be->upsample2_backward(be, dx0, dy, a->batch, in->h, in->w, in->c);
+        break;
+    case NODE_EMBED:
+        break; /* the noise variance is an input, not a weight */
+    default:
+        DDIM_FATAL("graph_backward: node kind %d has no backward", (int)n->kind);
+    }
+}
+
 void graph_backward(struct backend *be, const struct graph *g, struct graph_acts *a, const float *w,
                     float *dw, const float *dout, struct comm *comm)
 {
-    if (!a->grad)
+    if (a->plan->kind == GRAPH_PLAN_INFER)
         DDIM_FATAL("graph_backward: activations were created without gradients");
-    be->fill(be, a->grad, 0.0f, g->floats_per_example * (size_t)a->batch);
+    memset(a->grad_ready, 0, (size_t)g->num_tensors);
     be->copy(be, grad(g, a, g->output), dout, numel_of(g, a, g->output) * sizeof(float));
-    for (int i = g->num_nodes - 1; i >= 0; i--) {
-        const struct node *n = &g->nodes[i];
-        const struct tensor_desc *in = n->in0 >= 0 ? &g->tensors[n->in0] : NULL;
-        const float *dy = grad(g, a, n->out);
-        float *dx0 = grad(g, a, n->in0), *dx1 = grad(g, a, n->in1);
-        const float *x0 = n->in0 >= 0 ? graph_value(g, a, n->in0) : NULL;
-        size_t numel = numel_of(g, a, n->out);
-        switch (n->kind) {
-        case NODE_CONV: {
-            struct conv_shape s = conv_shape_of(g, a, n);
-            const struct param *pk = &g->params.items[n->kernel];
-            const struct param *pb = &g->params.items[n->bias];
-            be->conv2d_backward(be, dx0, dw + pk->offset, dw + pb->offset, dy, x0, w + pk->offset,
-                                &s);
-            break;
-        }
-        case NODE_BN:
-            backward_bn(be, g, a, n, comm);
-            break;
-        case NODE_SWISH:
-            be->swish_backward(be, dx0, dy, x0, numel);
-            break;
-        case NODE_ADD:
-            be->axpy(be, dx0, 1.0f, dy, numel);
-            if (dx1)
-                be->axpy(be, dx1, 1.0f, dy, numel);
-            break;
-        case NODE_CONCAT:
-            be->concat_backward(be, dx0, dx1, dy, rows_of(g, a, n->out), in->c,
-                                g->tensors[n->in1].c);
-            break;
-        case NODE_POOL:
-            be->avgpool2_backward(be, dx0, dy, a->batch, in->h, in->w, in->c);
-            break;
-        case NODE_UPSAMPLE:
-            be->upsample2_backward(be, dx0, dy, a->batch, in->h, in->w, in->c);
-            break;
-        case NODE_EMBED:
-            break; /* the noise variance is an input, not a weight */
-        default:
-            DDIM_FATAL("graph_backward: node kind %d has no backward", (int)n->kind);
-        }
+    a->grad_ready[g->output] = 1;
+    for (int s = 0; s < a->plan->num_steps; s++) {
+        const struct graph_step *st = &a->plan->steps[s];
+        if (st->kind == GRAPH_STEP_RECOMPUTE)
+            recompute_node(be, g, a, &g->nodes[st->node], comm);
+        else
+            backward_node(be, g, a, w, dw, &g->nodes[st->node], comm);
     }
 }
