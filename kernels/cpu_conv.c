@@ -37,9 +37,9 @@ struct dnnl_op {
 
 struct conv_plan {
     struct conv_shape s;
-    dnnl_primitive_desc_t fwd_pd; /* the backward primitives' hint */
-    struct dnnl_op fwd, fwd_w;    /* fwd_w: our HWIO kernel into the forward's layout */
-    struct dnnl_op data, data_w;  /* data_w: the turned kernel (plain) into its layout */
+    dnnl_primitive_desc_t fwd_pd;  /* the backward primitives' hint */
+    struct dnnl_op fwd, fwd_w;     /* fwd_w: our HWIO kernel into the forward's layout */
+    struct dnnl_op data, data_w;   /* data_w: the turned kernel (plain) into its layout */
     struct dnnl_op wgrad, wgrad_w; /* wgrad_w: the weight gradient back to HWIO */
     int has_backward;
     size_t wbuf_floats; /* the largest reordered kernel of this plan */
@@ -264,8 +264,8 @@ static void plan_add_backward(struct cpu_dnnl *d, struct conv_plan *p)
 
 static int shape_equal(const struct conv_shape *a, const struct conv_shape *b)
 {
-    return a->n == b->n && a->h == b->h && a->w == b->w && a->cin == b->cin &&
-           a->cout == b->cout && conv_kh(a) == conv_kh(b) && conv_kw(a) == conv_kw(b) &&
+    return a->n == b->n && a->h == b->h && a->w == b->w && a->cin == b->cin && a->cout == b->cout &&
+           conv_kh(a) == conv_kh(b) && conv_kw(a) == conv_kw(b) &&
            conv_stride(a) == conv_stride(b) && a->valid == b->valid;
 }
 
