@@ -27,6 +27,20 @@ static inline void cpu_bilinear_pixel(float *dst, const float *image, int w, int
     }
 }
 
+/* Hot loops built for AVX-512, AVX2 and the baseline x86-64, the best chosen when the
+ * program loads (GCC's and clang's function multiversioning); elsewhere built once. The
+ * clones compute the same float32 operations in the same order (no FMA contraction:
+ * -ffp-contract=off), so they give the same bits. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CPU_VECTOR_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+#else
+#define CPU_VECTOR_CLONES
+#endif
+
+/* Elements per block of an elementwise op's parallel loop: each thread takes whole blocks
+ * (OpenMP's static schedule), the inner loop over a block is what vectorizes. */
+enum { CPU_BLOCK = 8192 };
+
 /* Every op of backend.h's list as cpu_<op>, defined in the file of its family:
  * cpu_backend.c (memory), cpu_conv.c, cpu_norm.c, cpu_elementwise.c (elementwise, layout,
  * loss), cpu_resample.c (pooling, upsampling, the embedding), cpu_diffusion.c (diffusion,
