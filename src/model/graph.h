@@ -96,8 +96,10 @@ enum graph_plan_kind {
                           * the reference tests/test_graph_plan.c holds the plan to */
 };
 struct graph_plan {
-    size_t *value, *grad;     /* per tensor: its offset in the arena in floats; SIZE_MAX: none */
-    struct graph_step *steps; /* the backward pass, in order */
+    size_t *value, *grad;       /* per tensor: its offset in the arena in floats; SIZE_MAX: none */
+    unsigned char *grad_shared; /* per tensor: its gradient is its one consumer's, an add's
+                                 * output gradient (same memory, nothing to add) */
+    struct graph_step *steps;   /* the backward pass, in order */
     int num_steps;
     size_t floats; /* the arena's size */
     int batch;

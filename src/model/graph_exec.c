@@ -214,12 +214,14 @@ static void backward_bn(struct backend *be, const struct graph *g, struct graph_
 }
 
 /* Gradient buffers share memory with others: each is zeroed when the backward pass first
- * touches it (ops accumulate into activation gradients). */
+ * touches it (ops accumulate into activation gradients), but for one that is an add's
+ * output gradient (graph_plan.c), which the add's backward hands over as it is. */
 static void grad_touch(struct backend *be, const struct graph *g, struct graph_acts *a, int t)
 {
     if (t < 0 || !g->tensors[t].needs_grad || a->grad_ready[t])
         return;
-    be->fill(be, grad(g, a, t), 0.0f, numel_of(g, a, t));
+    if (!a->plan->grad_shared[t])
+        be->fill(be, grad(g, a, t), 0.0f, numel_of(g, a, t));
     a->grad_ready[t] = 1;
 }
 
@@ -248,9 +250,10 @@ static void backward_node(struct backend *be, const struct graph *g, struct grap
     case NODE_SWISH:
         be->swish_backward(be, dx0, dy, x0, numel);
         break;
-    case NODE_ADD:
-        be->axpy(be, dx0, 1.0f, dy, numel);
-        if (dx1)
+    case NODE_ADD: /* an input whose gradient is dy's memory (graph_plan.c) has it already */
+        if (dx0 && !a->plan->grad_shared[n->in0])
+            be->axpy(be, dx0, 1.0f, dy, numel);
+        if (dx1 && !a->plan->grad_shared[n->in1])
             be->axpy(be, dx1, 1.0f, dy, numel);
         break;
     case NODE_CONCAT:

@@ -10,7 +10,9 @@
  * every run and every rank lays out the same arena, 64-byte aligned).
  *
  * What backward reads: a convolution its input (for dw), BatchNorm its input, swish its
- * input; add, concat, pooling and upsampling read only gradients. An activation that
+ * input; add, concat, pooling and upsampling read only gradients. The gradient of an add's
+ * input that feeds nothing else is the add's output gradient itself: it shares its memory
+ * and the add's backward has nothing to do for it. An activation that
  * backward reads is kept from the forward pass, unless its node is one whose output is
  * cheaper to compute again than to keep (recomputable below): then the forward pass frees
  * it after its last forward reader, and backward computes it again just before its first
@@ -23,13 +25,13 @@
 #include <string.h>
 
 /* Outputs not kept for backward: BatchNorm's (one affine pass from its kept input and the
- * saved statistics), concat's (two copies) and upsampling's (four taps per pixel, from a
- * tensor a quarter of its size). Each is read by backward only as a convolution's or
- * BatchNorm's input. Swish's output is kept: computing it again costs an exponential per
- * element. */
+ * saved statistics) and concat's (two copies), each read by backward only as a
+ * convolution's or BatchNorm's input. Kept: swish's output (computing it again costs an
+ * exponential per element) and upsampling's (four taps per output; a concat's input, so
+ * the concat is computed again from it). */
 static int recomputable(enum node_kind kind)
 {
-    return kind == NODE_BN || kind == NODE_CONCAT || kind == NODE_UPSAMPLE;
+    return kind == NODE_BN || kind == NODE_CONCAT;
 }
 
 /* The activation node n's backward reads (-1: none). */
@@ -48,6 +50,8 @@ struct planner {
     const struct graph *g;
     enum graph_plan_kind kind;
     int *producer;           /* per tensor: its node, or -1 */
+    int *grad_of;            /* per tensor: whose gradient buffer it uses (itself, or an add's
+                              * output, see share_add_grads) */
     unsigned char *redone;   /* per node: its output is recomputed in backward */
     struct buffer *val, *gr; /* per tensor: its value and its gradient */
     struct graph_step *steps;
@@ -64,6 +68,37 @@ static void live_at(struct buffer *b, int interval, int t)
         b->lo[interval] = t;
     if (t > b->hi[interval])
         b->hi[interval] = t;
+}
+
+/* The tensor whose gradient buffer t's gradient uses. */
+static int grad_root(const struct planner *p, int t)
+{
+    while (p->grad_of[t] != t)
+        t = p->grad_of[t];
+    return t;
+}
+
+/* An add's input that feeds nothing else gets the add's output gradient as its own. */
+static void share_add_grads(struct planner *p)
+{
+    const struct graph *g = p->g;
+    int *readers = util_xcalloc((size_t)g->num_tensors, sizeof *readers);
+    for (int i = 0; i < g->num_nodes; i++) {
+        if (g->nodes[i].in0 >= 0)
+            readers[g->nodes[i].in0]++;
+        if (g->nodes[i].in1 >= 0)
+            readers[g->nodes[i].in1]++;
+    }
+    for (int i = 0; i < g->num_nodes && p->kind == GRAPH_PLAN_TRAIN; i++) {
+        const struct node *n = &g->nodes[i];
+        if (n->kind != NODE_ADD || n->in0 == n->in1)
+            continue;
+        int ins[2] = {n->in0, n->in1};
+        for (int k = 0; k < 2; k++)
+            if (g->tensors[ins[k]].needs_grad && readers[ins[k]] == 1)
+                p->grad_of[ins[k]] = n->out;
+    }
+    free(readers);
 }
 
 /* A read of tensor t's value at time `when` during backward. */
@@ -111,7 +146,7 @@ static void plan_backward(struct planner *p)
 {
     const struct graph *g = p->g;
     int base = g->num_nodes + 3;
-    live_at(&p->gr[g->output], 0, g->num_nodes + 2);
+    live_at(&p->gr[grad_root(p, g->output)], 0, g->num_nodes + 2);
     for (int i = g->num_nodes - 1; i >= 0; i--) {
         int first = p->num_steps;
         int reads = backward_reads(&g->nodes[i]);
@@ -130,11 +165,11 @@ static void plan_backward(struct planner *p)
             }
             if (reads >= 0)
                 read_value(p, reads, when);
-            live_at(&p->gr[n->out], 0, when);
+            live_at(&p->gr[grad_root(p, n->out)], 0, when);
             int ins[2] = {n->in0, n->in1};
             for (int k = 0; k < 2; k++)
                 if (ins[k] >= 0 && g->tensors[ins[k]].needs_grad)
-                    live_at(&p->gr[ins[k]], 0, when);
+                    live_at(&p->gr[grad_root(p, ins[k])], 0, when);
         }
     }
 }
@@ -212,12 +247,15 @@ struct graph_plan *graph_plan_create(const struct graph *g, int batch, enum grap
     int nt = g->num_tensors, with_grads = kind != GRAPH_PLAN_INFER;
     struct planner p = {.g = g, .kind = kind};
     p.producer = util_xmalloc((size_t)nt * sizeof *p.producer);
+    p.grad_of = util_xmalloc((size_t)nt * sizeof *p.grad_of);
     p.redone = util_xcalloc((size_t)g->num_nodes + 1, 1);
     p.val = util_xcalloc(2 * (size_t)nt, sizeof *p.val);
     p.gr = p.val + nt;
     p.steps = util_xcalloc(2 * (size_t)g->num_nodes + 1, sizeof *p.steps);
-    for (int t = 0; t < nt; t++)
+    for (int t = 0; t < nt; t++) {
         p.producer[t] = -1;
+        p.grad_of[t] = t;
+    }
     for (int i = 0; i < g->num_nodes; i++)
         p.producer[g->nodes[i].out] = i;
     for (int t = 0; t < nt; t++) {
@@ -227,8 +265,10 @@ struct graph_plan *graph_plan_create(const struct graph *g, int batch, enum grap
         p.gr[t].floats = with_grads && d->needs_grad ? floats : 0;
     }
     plan_forward(&p);
-    if (with_grads)
+    if (with_grads) {
+        share_add_grads(&p);
         plan_backward(&p);
+    }
     if (kind == GRAPH_PLAN_KEEP_ALL)
         keep_all(p.val, 2 * nt, g->num_nodes + 3 + p.num_steps);
 
@@ -238,11 +278,18 @@ struct graph_plan *graph_plan_create(const struct graph *g, int batch, enum grap
     plan->grad = plan->value + nt;
     for (int t = 0; t < 2 * nt; t++)
         plan->value[t] = p.val[t].n > 0 && p.val[t].floats > 0 ? p.val[t].off : SIZE_MAX;
+    plan->grad_shared = util_xcalloc((size_t)nt, 1);
+    for (int t = 0; t < nt; t++)
+        if (grad_root(&p, t) != t) {
+            plan->grad[t] = plan->grad[grad_root(&p, t)];
+            plan->grad_shared[t] = 1;
+        }
     plan->steps = p.steps;
     plan->num_steps = p.num_steps;
     plan->kind = kind;
     plan->batch = batch;
     free(p.producer);
+    free(p.grad_of);
     free(p.redone);
     free(p.val);
     return plan;
@@ -253,6 +300,7 @@ void graph_plan_free(struct graph_plan *plan)
     if (!plan)
         return;
     free(plan->value);
+    free(plan->grad_shared);
     free(plan->steps);
     free(plan);
 }
