@@ -10,6 +10,7 @@
  * loop of --op-steps steps runs on ddim_bench_ops.h's forwarding backend, which brackets every op
  * with events: the time per group of ops (convolutions, BatchNorm ...), the profile of a
  * step without a profiler (the events add a little time per op). */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "comm.h"
 #include "ddim_bench_ops.h"
 #include "graph.h"
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { NUM_PHASES = 5 };
 static const char *const phase_names[NUM_PHASES] = {"data", "forward", "backward", "allreduce",
@@ -180,16 +182,26 @@ static struct stats stats_of(const double *v, int n)
     return st;
 }
 
+/* This process's CPU time so far, all threads, in seconds. */
+static double process_cpu_s(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* Whole steps: ms[i] = time of step i, between the events that bracket it. Returns the
- * host's wall time per step (the loop and one final wait). */
-static double time_whole_steps(struct trainer *t, int steps, double *ms)
+ * host's wall time per step (the loop and one final wait); *cpu_ms: the process's CPU time
+ * per step over the same loop, all threads. */
+static double time_whole_steps(struct trainer *t, int steps, double *ms, double *cpu_ms)
 {
     struct backend *be = t->be;
     void **ev = util_xmalloc((size_t)(steps + 1) * sizeof *ev);
     for (int i = 0; i <= steps; i++)
         ev[i] = be->event_create(be);
     be->synchronize(be);
-    double t0 = util_now();
+    double t0 = util_now(), c0 = process_cpu_s();
     be->event_record(be, ev[0]);
     for (int i = 0; i < steps; i++) {
         trainer_draw(t, (uint32_t)t->step, 0);
@@ -198,6 +210,7 @@ static double time_whole_steps(struct trainer *t, int steps, double *ms)
     }
     be->synchronize(be);
     double wall = (util_now() - t0) * 1e3 / steps;
+    *cpu_ms = (process_cpu_s() - c0) * 1e3 / steps;
     for (int i = 0; i < steps; i++)
         ms[i] = be->event_elapsed_ms(be, ev[i], ev[i + 1]);
     for (int i = 0; i <= steps; i++)
@@ -269,7 +282,7 @@ struct results {
     struct stats step, phase[NUM_PHASES];
     double group_ms[BG_COUNT], group_calls[BG_COUNT];
     int graph; /* the whole steps ran as a CUDA graph */
-    double wall_ms, images_per_s, flops, tflops;
+    double wall_ms, cpu_ms, images_per_s, flops, tflops;
     size_t peak_bytes, acts_bytes, state_bytes, trainable;
 };
 
@@ -334,8 +347,10 @@ static void print_table(const struct bench_opts *o, const struct backend *be,
                                                    "phase and op loops run op by op)"
                                                  : "off: op by op");
     util_log("  throughput     %.1f images/s (global batch / median step)\n"
-             "  host wall      %.3f ms per step (enqueue + run, one wait at the end)\n",
-             r->images_per_s, r->wall_ms);
+             "  host wall      %.3f ms per step (enqueue + run, one wait at the end)\n"
+             "  host CPU       %.3f ms per step (this process, all threads: other processes on "
+             "a busy machine stretch the wall time, not this)\n",
+             r->images_per_s, r->wall_ms, r->cpu_ms);
     if (r->flops > 0)
         util_log("  conv FLOPs     %.2f GFLOP per step per rank (forward x3), %.2f TFLOP/s\n",
                  r->flops * 1e-9, r->tflops);
@@ -361,10 +376,11 @@ static void print_json(const struct bench_opts *o, const struct backend *be,
              "\"global_batch\":%d,\"cuda_graph\":%d,\"image_size\":%d,\"widths\":[%s],\"block_"
              "depth\":%d,"
              "\"warmup\":%d,\"steps\":%d,\"step_ms_median\":%.4f,\"step_ms_mean\":%.4f,"
-             "\"step_ms_min\":%.4f,\"images_per_s\":%.2f,\"host_wall_ms_per_step\":%.4f,",
+             "\"step_ms_min\":%.4f,\"images_per_s\":%.2f,\"host_wall_ms_per_step\":%.4f,"
+             "\"host_cpu_ms_per_step\":%.4f,",
              be->name, comm->world, o->batch, o->batch * comm->world, r->graph, o->image_size,
              widths, o->block_depth, o->warmup, o->steps, r->step.median, r->step.mean, r->step.min,
-             r->images_per_s, r->wall_ms);
+             r->images_per_s, r->wall_ms, r->cpu_ms);
     util_log("\"phases_ms_median\":{");
     for (int p = 0; p < NUM_PHASES; p++)
         util_log("%s\"%s\":%.4f", p ? "," : "", phase_names[p], r->phase[p].median);
@@ -432,7 +448,7 @@ static void run_bench(const struct bench_opts *o, struct backend *be, struct com
     double *phases = util_xmalloc((size_t)o->steps * NUM_PHASES * sizeof *phases);
     struct results r;
     memset(&r, 0, sizeof r);
-    r.wall_ms = time_whole_steps(t, o->steps, whole);
+    r.wall_ms = time_whole_steps(t, o->steps, whole, &r.cpu_ms);
     r.graph = t->graph != NULL;
     time_phases(t, o->steps, phases);
     time_op_groups(t, o->op_steps, r.group_ms, r.group_calls);
