@@ -20,10 +20,10 @@ static void mpi_allreduce(struct comm *c, float *buf, size_t n)
     /* MPI counts are int: reduce in pieces of at most 2^30 floats */
     for (size_t off = 0; off < n; off += (size_t)1 << 30) {
         size_t len = n - off < ((size_t)1 << 30) ? n - off : ((size_t)1 << 30);
-        watchdog_enter("MPI_Allreduce (sum)");
+        comm_watchdog_enter("MPI_Allreduce (sum)");
         MPI_CHECK(
             MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)len, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
-        watchdog_leave();
+        comm_watchdog_leave();
     }
     c->seconds += util_now() - t0;
     c->calls++;
@@ -34,9 +34,9 @@ static void mpi_broadcast(struct comm *c, void *buf, size_t bytes)
     double t0 = util_now();
     for (size_t off = 0; off < bytes; off += (size_t)1 << 30) {
         size_t len = bytes - off < ((size_t)1 << 30) ? bytes - off : ((size_t)1 << 30);
-        watchdog_enter("MPI_Bcast");
+        comm_watchdog_enter("MPI_Bcast");
         MPI_CHECK(MPI_Bcast((char *)buf + off, (int)len, MPI_BYTE, 0, MPI_COMM_WORLD));
-        watchdog_leave();
+        comm_watchdog_leave();
     }
     c->seconds += util_now() - t0;
     c->calls++;
@@ -45,27 +45,27 @@ static void mpi_broadcast(struct comm *c, void *buf, size_t bytes)
 static int mpi_all_ok(struct comm *c, int ok)
 {
     int mine = ok != 0, all = 0;
-    watchdog_enter("MPI_Allreduce (all ranks ok?)");
+    comm_watchdog_enter("MPI_Allreduce (all ranks ok?)");
     MPI_CHECK(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
-    watchdog_leave();
+    comm_watchdog_leave();
     return all;
 }
 
 static void mpi_barrier(struct comm *c)
 {
-    watchdog_enter("MPI_Barrier");
+    comm_watchdog_enter("MPI_Barrier");
     MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
-    watchdog_leave();
+    comm_watchdog_leave();
 }
 
 static void mpi_set_timeout(struct comm *c, double seconds)
 {
-    watchdog_set_timeout(seconds);
+    comm_watchdog_set_timeout(seconds);
 }
 
 static void mpi_destroy(struct comm *c)
 {
-    watchdog_stop();
+    comm_watchdog_stop();
     util_set_abort_hook(NULL);
     MPI_Finalize();
     free(c);
@@ -116,6 +116,6 @@ struct comm *comm_mpi_create(int *argc, char ***argv)
         util_set_abort_hook(mpi_abort_job);
         c->set_timeout = mpi_set_timeout;
     }
-    watchdog_start(provided >= MPI_THREAD_MULTIPLE);
+    comm_watchdog_start(provided >= MPI_THREAD_MULTIPLE);
     return c;
 }

@@ -39,19 +39,19 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-void watchdog_set_timeout(double seconds)
+void comm_watchdog_set_timeout(double seconds)
 {
     atomic_store(&wd.timeout_us, (long long)(seconds * 1e6));
 }
 
-void watchdog_enter(const char *what)
+void comm_watchdog_enter(const char *what)
 {
     atomic_store(&wd.what, what);
     atomic_fetch_add(&wd.seq, 1);
     atomic_store(&wd.entered_us, now_us());
 }
 
-void watchdog_leave(void)
+void comm_watchdog_leave(void)
 {
     atomic_store(&wd.entered_us, 0);
 }
@@ -141,19 +141,19 @@ static void *watch(void *unused)
     return NULL;
 }
 
-void watchdog_start(int multiple)
+void comm_watchdog_start(int multiple)
 {
     wd.multiple = multiple;
     MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &wd.rank));
     MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &wd.world));
-    watchdog_set_timeout(600);
+    comm_watchdog_set_timeout(600);
     if (wd.world < 2)
         return;
     MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &wd.comm));
     wd.running = pthread_create(&wd.thread, NULL, watch, NULL) == 0;
 }
 
-void watchdog_stop(void)
+void comm_watchdog_stop(void)
 {
     if (wd.running) {
         atomic_store(&wd.stop, 1);

@@ -12,13 +12,13 @@
 #include <mpi.h>
 
 /* Starts the thread (after MPI_Init_thread; `multiple`: MPI_THREAD_MULTIPLE provided).
- * Collective over the world (duplicates it). Timeout 600 s until watchdog_set_timeout. */
-void watchdog_start(int multiple);
-void watchdog_set_timeout(double seconds);
+ * Collective over the world (duplicates it). Timeout 600 s until comm_watchdog_set_timeout. */
+void comm_watchdog_start(int multiple);
+void comm_watchdog_set_timeout(double seconds);
 /* Around each blocking collective; `what` names it in the message. */
-void watchdog_enter(const char *what);
-void watchdog_leave(void);
+void comm_watchdog_enter(const char *what);
+void comm_watchdog_leave(void);
 /* Ends the thread and frees the duplicate (before MPI_Finalize). */
-void watchdog_stop(void);
+void comm_watchdog_stop(void);
 
 #endif

@@ -2,11 +2,7 @@
  * "path.tmp", flushed, fsync'ed, closed and renamed over path (then the directory is
  * synced), so that a crash, a full disk or a kill while writing leaves the previous file as
  * it was; on any failure the temporary is removed. Errors name the file and say the
- * cause as the system does ("No space left on device").
- *
- * Also the append-only line log (metrics.jsonl): each line goes to the file whole, in one
- * write, as soon as it is written (tail -f sees whole lines); a line the disk cannot take is
- * cut off again and held in memory, to be written before the next one. */
+ * cause as the system does ("No space left on device"). */
 #ifndef DDIM_ATOMIC_FILE_H
 #define DDIM_ATOMIC_FILE_H
 
@@ -18,32 +14,10 @@ int atomic_file_write(const char *path, const void *data, size_t bytes, char *er
 /* fsync of a file or a directory by name; 0 or -1 (errno set). */
 int atomic_fsync_path(const char *path, int directory);
 
+/* write(2) until all n bytes are written (EINTR retried); 0, or -1 with errno set. */
+int atomic_file_write_all(int fd, const void *data, size_t n);
+
 /* The directory part of path ("." when it has none) into dir. */
 void atomic_dir_of(const char *path, char *dir, size_t len);
-
-struct line_log {
-    int fd;             /* -1 when closed */
-    char path[1100];    /* for messages */
-    char *pending;      /* lines not yet on disk (the disk refused them) */
-    size_t pending_len; /* bytes in pending */
-    size_t pending_cap; /* bytes allocated */
-    long held;          /* lines in pending */
-    long dropped;       /* lines lost: more were held than the bound allows */
-    int failing;        /* the last write failed (reported once until it works again) */
-};
-
-/* Opens path for appending (truncate: start a new, empty file). 0 or -1 with a message. */
-int line_log_open(struct line_log *log, const char *path, int truncate, char *err, size_t errlen);
-
-/* Appends one line (text without its newline). Lines held back by an earlier failure go
- * first. A failure is printed as a warning once (with the cause), its line is kept in
- * memory (up to a bound; beyond it the oldest held lines are dropped, and counted), and
- * "written again" is printed when the disk takes lines again. 0 when the line (and every
- * held line) is on disk, -1 when it is held. */
-int line_log_write(struct line_log *log, const char *line);
-
-/* Tries once more to write held lines, fsyncs, and closes. 0, or -1 when lines were lost
- * (printed). */
-int line_log_close(struct line_log *log);
 
 #endif

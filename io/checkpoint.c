@@ -42,7 +42,7 @@ static int write_contents(hid_t f, const char *label, const struct train_state *
     int bad = h5u_write_floats(f, "/normalizer/mean", s->norm, 3) ||
               h5u_write_floats(f, "/normalizer/variance", s->norm + 3, 3) ||
               h5u_write_attr_str(f, "format", CHECKPOINT_FORMAT) ||
-              model_shape_write_h5(f, &s->shape) ||
+              weights_h5_write_shape(f, &s->shape) ||
               h5u_write_attr_str(f, "config", config_yaml ? config_yaml : "");
     for (int i = 0; i < 4; i++)
         bad = bad || h5u_write_attr_i64(f, num_names[i], &nums[i], 1);
@@ -105,7 +105,7 @@ int checkpoint_read(const char *path, struct train_state *s, struct checkpoint_i
         rc = util_error(err, errlen, "%s: attribute 'format' is \"%s\", expected \"%s\"", path,
                         format, CHECKPOINT_FORMAT);
     if (rc == 0)
-        rc = model_shape_check_h5(f, path, &s->shape, err, errlen);
+        rc = weights_h5_check_shape(f, path, &s->shape, err, errlen);
     double nums[4];
     if (rc == 0)
         rc = read_contents(f, path, s, nums, err, errlen);

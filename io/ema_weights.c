@@ -50,7 +50,7 @@ int ema_weights_read_head(const char *path, int from_checkpoint, struct ema_weig
         rc = h5u_read_attr_str(f, path, "config", ew->config_yaml, CONFIG_TEXT_MAX, err, errlen);
     }
     if (rc == 0)
-        rc = model_shape_read_h5(f, path, &ew->shape, err, errlen);
+        rc = weights_h5_read_shape(f, path, &ew->shape, err, errlen);
     H5Fclose(f);
     if (rc != 0)
         ema_weights_free(ew);
@@ -90,7 +90,7 @@ static int write_contents(hid_t f, const char *label, const struct ema_weights *
     int bad = h5u_write_floats(f, "/normalizer/mean", ew->norm, 3) ||
               h5u_write_floats(f, "/normalizer/variance", ew->norm + 3, 3) ||
               h5u_write_attr_str(f, "format", EMA_WEIGHTS_FORMAT) ||
-              model_shape_write_h5(f, &ew->shape) ||
+              weights_h5_write_shape(f, &ew->shape) ||
               h5u_write_attr_str(f, "config", ew->config_yaml ? ew->config_yaml : "");
     if (bad)
         return util_error(err, errlen, "%s: cannot write the normalizer or the attributes", label);

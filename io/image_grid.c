@@ -1,5 +1,6 @@
 /* image_grid.c: see image_grid.h. */
 #include "image_grid.h"
+#include "atomic_file.h"
 #include "image_io.h"
 #include "util.h"
 
@@ -50,16 +51,28 @@ uint8_t *image_grid_render(const float *images, int n, int rows, int cols, int s
     return rgb;
 }
 
-int image_grid_write_png(const char *path, const float *images, int n, int rows, int cols, int size,
-                         char *err, size_t errlen)
+int image_grid_encode_png(const char *label, const float *images, int n, int rows, int cols,
+                          int size, struct image_png *out, char *err, size_t errlen)
 {
+    memset(out, 0, sizeof *out);
     if (rows < 1 || cols < 1 || size < 1 || n < 0 || n > rows * cols)
-        return util_error(err, errlen, "%s: cannot place %d images of %d px in %d x %d cells", path,
-                          n, size, rows, cols);
+        return util_error(err, errlen, "%s: cannot place %d images of %d px in %d x %d cells",
+                          label, n, size, rows, cols);
     int width, height;
     image_grid_dims(rows, cols, size, &width, &height);
     uint8_t *rgb = image_grid_render(images, n, rows, cols, size);
-    int rc = image_write_png(path, rgb, width, height, err, errlen);
+    int rc = image_encode_png(label, rgb, width, height, out, err, errlen);
     free(rgb);
+    return rc;
+}
+
+int image_grid_write_png(const char *path, const float *images, int n, int rows, int cols, int size,
+                         char *err, size_t errlen)
+{
+    struct image_png png;
+    if (image_grid_encode_png(path, images, n, rows, cols, size, &png, err, errlen) != 0)
+        return -1;
+    int rc = atomic_file_write(path, png.data, png.bytes, err, errlen);
+    image_png_free(&png);
     return rc;
 }

@@ -3,6 +3,8 @@
 #ifndef DDIM_IMAGE_GRID_H
 #define DDIM_IMAGE_GRID_H
 
+#include "image_io.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +17,11 @@ void image_to_u8(const float *x, size_t count, uint8_t *out);
  * message naming the file. */
 int image_grid_write_png(const char *path, const float *images, int n, int rows, int cols, int size,
                          char *err, size_t errlen);
+
+/* The same grid as a PNG file in memory (label names it in messages). 0, or -1 with a
+ * message. */
+int image_grid_encode_png(const char *label, const float *images, int n, int rows, int cols,
+                          int size, struct image_png *out, char *err, size_t errlen);
 
 /* The same grid as RGB pixels (height, width, 3) of image_grid_dims' size, malloc'd: for
  * the frames of an animated GIF. The arguments must be valid (see above). */

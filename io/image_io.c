@@ -299,11 +299,12 @@ static void png_buffer_flush(png_structp png)
     (void)png;
 }
 
-int image_write_png(const char *path, const uint8_t *rgb, int width, int height, char *err,
-                    size_t errlen)
+int image_encode_png(const char *label, const uint8_t *rgb, int width, int height,
+                     struct image_png *out, char *err, size_t errlen)
 {
+    memset(out, 0, sizeof *out);
     if (width < 1 || height < 1)
-        return util_error(err, errlen, "%s: cannot write a %dx%d PNG", path, width, height);
+        return util_error(err, errlen, "%s: cannot write a %dx%d PNG", label, width, height);
     char message[256] = "";
     struct png_buffer buf = {NULL, 0, 0};
     png_structp png =
@@ -311,12 +312,12 @@ int image_write_png(const char *path, const uint8_t *rgb, int width, int height,
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
         png_destroy_write_struct(&png, NULL);
-        return util_error(err, errlen, "%s: cannot initialise libpng", path);
+        return util_error(err, errlen, "%s: cannot initialise libpng", label);
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
         free(buf.data);
-        return util_error(err, errlen, "%s: PNG encoding failed (libpng: %s)", path, message);
+        return util_error(err, errlen, "%s: PNG encoding failed (libpng: %s)", label, message);
     }
     png_set_write_fn(png, &buf, png_buffer_write, png_buffer_flush);
     png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8, PNG_COLOR_TYPE_RGB,
@@ -326,9 +327,28 @@ int image_write_png(const char *path, const uint8_t *rgb, int width, int height,
         png_write_row(png, rgb + (size_t)y * (size_t)width * 3);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
+    out->data = buf.data;
+    out->bytes = buf.len;
+    out->width = width;
+    out->height = height;
+    return 0;
+}
+
+void image_png_free(struct image_png *png)
+{
+    free(png->data);
+    memset(png, 0, sizeof *png);
+}
+
+int image_write_png(const char *path, const uint8_t *rgb, int width, int height, char *err,
+                    size_t errlen)
+{
+    struct image_png png;
+    if (image_encode_png(path, rgb, width, height, &png, err, errlen) != 0)
+        return -1;
     /* whole or absent: a full disk leaves no 0-byte or cut-off PNG behind */
-    int rc = atomic_file_write(path, buf.data, buf.len, err, errlen);
-    free(buf.data);
+    int rc = atomic_file_write(path, png.data, png.bytes, err, errlen);
+    image_png_free(&png);
     return rc;
 }
 

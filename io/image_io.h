@@ -27,6 +27,19 @@ int image_decode(const char *label, const unsigned char *data, size_t size, stru
                  enum image_jpeg_dct dct, char *err, size_t errlen);
 void image_free(struct image_u8 *img);
 
+/* A PNG file in memory. */
+struct image_png {
+    unsigned char *data; /* malloc'd */
+    size_t bytes;
+    int width, height;
+};
+
+/* Encodes RGB uint8 pixels (height, width, 3) as a PNG in memory; label names it in
+ * messages. 0, or -1 with a message (out is then empty). */
+int image_encode_png(const char *label, const uint8_t *rgb, int width, int height,
+                     struct image_png *out, char *err, size_t errlen);
+void image_png_free(struct image_png *png);
+
 /* Writes RGB uint8 pixels (height, width, 3) as PNG, atomically (atomic_file.h: encoded in
  * memory, then path.tmp, fsync, rename). 0 or -1 with a message that says the cause. */
 int image_write_png(const char *path, const uint8_t *rgb, int width, int height, char *err,

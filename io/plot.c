@@ -222,7 +222,7 @@ static void layout(const struct plot_spec *sp, int s, struct axis *ax, struct ax
         f->y0 = 2;
         f->y1 = H - 2;
     }
-    axis_ticks(ay, f->y1 - f->y0, s, 0);
+    plot_axis_ticks(ay, f->y1 - f->y0, s, 0);
     int lw = 0;
     for (int i = 0; i < ay->nmajor; i++) {
         int w = plot_text_width(ay->label[i], s);
@@ -236,7 +236,7 @@ static void layout(const struct plot_spec *sp, int s, struct axis *ax, struct ax
             f->x0 = 2;
             f->x1 = W - 2;
         }
-        axis_ticks(ax, f->x1 - f->x0, s, 1);
+        plot_axis_ticks(ax, f->x1 - f->x0, s, 1);
         for (int i = 0; i < ax->nmajor; i++) {
             int need = plot_text_width(ax->label[i], s) / 2 + pad;
             right = need > right ? need : right;
@@ -249,12 +249,12 @@ static void draw_grid(struct canvas *c, const struct plot_frame *f, const struct
 {
     int w = f->x1 - f->x0, h = f->y1 - f->y0;
     for (int i = 0; i < ax->nmajor; i++) {
-        int col = f->x0 + (int)floor(axis_t(ax, ax->major[i]) * w);
+        int col = f->x0 + (int)floor(plot_axis_t(ax, ax->major[i]) * w);
         if (col >= f->x0 && col < f->x1)
             fill_rect(c, col, f->y0, col + 1, f->y1, C_GRID, 1.0f);
     }
     for (int i = 0; i < ay->nmajor; i++) {
-        int row = f->y1 - 1 - (int)floor(axis_t(ay, ay->major[i]) * h);
+        int row = f->y1 - 1 - (int)floor(plot_axis_t(ay, ay->major[i]) * h);
         if (row >= f->y0 && row < f->y1)
             fill_rect(c, f->x0, row, f->x1, row + 1, C_GRID, 1.0f);
     }
@@ -268,7 +268,7 @@ static void draw_axes(struct canvas *c, const struct plot_frame *f, const struct
     int prev_row = 1000000;
     stroke_rect(c, f->x0 - 1, f->y0 - 1, f->x1 + 1, f->y1 + 1, C_FRAME);
     for (int i = 0; i < ax->nmajor; i++) {
-        int col = f->x0 + (int)floor(axis_t(ax, ax->major[i]) * w);
+        int col = f->x0 + (int)floor(plot_axis_t(ax, ax->major[i]) * w);
         if (col < f->x0 || col >= f->x1)
             continue;
         fill_rect(c, col, f->y1 + 1, col + 1, f->y1 + 1 + tick, C_FRAME, 1.0f);
@@ -279,12 +279,12 @@ static void draw_axes(struct canvas *c, const struct plot_frame *f, const struct
         prev_right = left + tw;
     }
     for (int i = 0; i < ay->nminor; i++) {
-        int row = f->y1 - 1 - (int)floor(axis_t(ay, ay->minor[i]) * h);
+        int row = f->y1 - 1 - (int)floor(plot_axis_t(ay, ay->minor[i]) * h);
         if (row >= f->y0 && row < f->y1)
             fill_rect(c, f->x0 - 1 - (tick + 1) / 2, row, f->x0 - 1, row + 1, C_FRAME, 1.0f);
     }
     for (int i = 0; i < ay->nmajor; i++) {
-        int row = f->y1 - 1 - (int)floor(axis_t(ay, ay->major[i]) * h);
+        int row = f->y1 - 1 - (int)floor(plot_axis_t(ay, ay->major[i]) * h);
         if (row < f->y0 || row >= f->y1)
             continue;
         fill_rect(c, f->x0 - 1 - tick, row, f->x0 - 1, row + 1, C_FRAME, 1.0f);
@@ -423,8 +423,8 @@ int plot_render(const struct plot_spec *spec, const struct plot_series *series, 
     double b[4];
     long count = data_bounds(series, nseries, spec->log_y, b);
     ay->log = spec->log_y != 0;
-    axis_range(ax, b[0], b[1], count > 0);
-    axis_range(ay, b[2], b[3], count > 0);
+    plot_axis_range(ax, b[0], b[1], count > 0);
+    plot_axis_range(ay, b[2], b[3], count > 0);
     struct plot_frame f = {0};
     layout(spec, s, ax, ay, &f);
     f.xlo = ax->lo;

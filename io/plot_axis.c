@@ -88,7 +88,7 @@ static void ticks_log(struct axis *a, double lo, double hi, int target)
 
 /* The most ticks (at most 12) whose labels fit along length pixels: x labels side by side
  * with gaps, y labels at least 26 text pixels apart. */
-void axis_ticks(struct axis *a, int length, int s, int horizontal)
+void plot_axis_ticks(struct axis *a, int length, int s, int horizontal)
 {
     for (int target = 12; target >= 1; target--) {
         if (a->log)
@@ -107,7 +107,7 @@ void axis_ticks(struct axis *a, int length, int s, int horizontal)
 
 /* Visible range from the data range [mn, mx] (log10 values on a log axis): 5% padding, a
  * constant widened around its value, no data -> [0, 1] (1..10 on a log axis). */
-void axis_range(struct axis *a, double mn, double mx, int have)
+void plot_axis_range(struct axis *a, double mn, double mx, int have)
 {
     if (!have) {
         mn = 0.0;
@@ -124,7 +124,7 @@ void axis_range(struct axis *a, double mn, double mx, int have)
     a->hi = mx + 0.05 * span;
 }
 
-double axis_t(const struct axis *a, double v)
+double plot_axis_t(const struct axis *a, double v)
 {
     return ((a->log ? log10(v) : v) - a->lo) / (a->hi - a->lo);
 }

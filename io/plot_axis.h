@@ -18,13 +18,13 @@ struct axis {
 
 /* The most ticks (at most 12) whose labels fit along length pixels (text scale s): x labels
  * side by side with gaps, y labels at least 26 text pixels apart. */
-void axis_ticks(struct axis *a, int length, int s, int horizontal);
+void plot_axis_ticks(struct axis *a, int length, int s, int horizontal);
 
 /* Visible range from the data range [mn, mx] (log10 values on a log axis): 5% padding, a
  * constant widened around its value, no data -> [0, 1] (1..10 on a log axis). */
-void axis_range(struct axis *a, double mn, double mx, int have);
+void plot_axis_range(struct axis *a, double mn, double mx, int have);
 
 /* Where v lies along the axis, 0 at lo and 1 at hi. */
-double axis_t(const struct axis *a, double v);
+double plot_axis_t(const struct axis *a, double v);
 
 #endif

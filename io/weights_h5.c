@@ -88,7 +88,7 @@ static int shape_field(const struct model_shape *s, int k, int *v)
     return 1;
 }
 
-int model_shape_write_h5(hid_t file, const struct model_shape *s)
+int weights_h5_write_shape(hid_t file, const struct model_shape *s)
 {
     for (int k = 0; k < 4; k++) {
         int v[MODEL_SHAPE_MAX_LEVELS];
@@ -102,8 +102,8 @@ int model_shape_write_h5(hid_t file, const struct model_shape *s)
     return 0;
 }
 
-int model_shape_read_h5(hid_t file, const char *file_label, struct model_shape *s, char *err,
-                        size_t errlen)
+int weights_h5_read_shape(hid_t file, const char *file_label, struct model_shape *s, char *err,
+                          size_t errlen)
 {
     memset(s, 0, sizeof *s);
     for (int k = 0; k < 4; k++) {
@@ -135,11 +135,11 @@ static void format_list(char *buf, size_t len, const int *v, int n)
         snprintf(buf + j, len - j, "]");
 }
 
-int model_shape_check_h5(hid_t file, const char *file_label, const struct model_shape *want,
-                         char *err, size_t errlen)
+int weights_h5_check_shape(hid_t file, const char *file_label, const struct model_shape *want,
+                           char *err, size_t errlen)
 {
     struct model_shape got;
-    if (model_shape_read_h5(file, file_label, &got, err, errlen) != 0)
+    if (weights_h5_read_shape(file, file_label, &got, err, errlen) != 0)
         return -1;
     for (int k = 0; k < 4; k++) {
         int a[MODEL_SHAPE_MAX_LEVELS], b[MODEL_SHAPE_MAX_LEVELS];

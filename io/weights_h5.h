@@ -23,17 +23,17 @@ struct model_shape {
 };
 
 /* The four shape attributes on the file's root group. 0, or -1 (nothing said). */
-int model_shape_write_h5(hid_t file, const struct model_shape *s);
+int weights_h5_write_shape(hid_t file, const struct model_shape *s);
 
 /* Reads them, each a positive whole number; 0, or -1 with a message naming the file and
  * the attribute. */
-int model_shape_read_h5(hid_t file, const char *file_label, struct model_shape *s, char *err,
-                        size_t errlen);
+int weights_h5_read_shape(hid_t file, const char *file_label, struct model_shape *s, char *err,
+                          size_t errlen);
 
 /* 0 when the file's shape is `want`; else -1 with a message naming the file, the attribute
  * and both values. */
-int model_shape_check_h5(hid_t file, const char *file_label, const struct model_shape *want,
-                         char *err, size_t errlen);
+int weights_h5_check_shape(hid_t file, const char *file_label, const struct model_shape *want,
+                           char *err, size_t errlen);
 
 /* Reads every weight of the table from `group` into host (params->total floats), checking
  * each one's presence and shape; 0, or -1 with a message naming the file and weight. With

@@ -1,6 +1,6 @@
-/* cpu_backend.c: the CPU backend's memory ops and its op table. Plain host memory; the
- * ops themselves live in cpu_conv.c, cpu_norm.c, cpu_elementwise.c, cpu_resample.c,
- * cpu_diffusion.c and cpu_data.c. */
+/* cpu_backend.c: the CPU backend's memory ops, its op table and the shapes it takes
+ * (supports_op). Plain host memory; the ops themselves live in the family files listed in
+ * cpu_ops.h. */
 #include "cpu_ops.h"
 #include "util.h"
 
@@ -68,7 +68,16 @@ void cpu_destroy(struct backend *be)
     free(be);
 }
 
-struct backend *backend_cpu_create(void)
+/* The shapes the CPU backend takes: all, but conv2d_backward's rule (backend.h). */
+static int cpu_supports_op(struct backend *be, enum backend_op_id op, const struct op_shape *s,
+                           char *why, size_t whylen)
+{
+    if (op == BACKEND_OP_conv2d_backward && s && s->conv)
+        return backend_conv_has_backward(s->conv, why, whylen);
+    return 1;
+}
+
+struct backend *cpu_backend_create(void)
 {
     struct backend *be = util_xcalloc(1, sizeof *be);
     be->name = "cpu";
@@ -76,5 +85,6 @@ struct backend *backend_cpu_create(void)
 #define CPU_OP_FILL(need, ret, op, params) be->op = cpu_##op;
     BACKEND_OPS(CPU_OP_FILL)
 #undef CPU_OP_FILL
+    be->supports_op = cpu_supports_op;
     return be;
 }

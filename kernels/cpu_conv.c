@@ -7,14 +7,16 @@
  * a plan holds three primitives, made on first use and kept (the U-Net has ~15 shapes):
  *   forward   y = conv(x, w) + bias
  *   data      dx += conv(dy, w'), w'[ky][kx][co][ci] = w[k-1-ky][k-1-kx][ci][co]: for a
- *             stride-1 'same' convolution of odd size k the input gradient is the forward
- *             convolution of dy with the kernel turned by 180 degrees and its channels
- *             swapped, and oneDNN's forward convolution can add into its output (a "sum"
- *             post-op), which its backward-data primitive cannot
+ *             stride-1 'same' convolution the input gradient is the forward convolution of
+ *             dy with the kernel turned by 180 degrees and its channels swapped (each side
+ *             padded by k-1 minus the forward's padding there), and oneDNN's forward
+ *             convolution can add into its output (a "sum" post-op), which its backward-data
+ *             primitive cannot
  *   weights   dw = dL/dw, dbias = dL/dbias (oneDNN's backward-weights primitive)
  * Determinism: the algorithm is fixed (direct, never Winograd), every primitive splits its
  * work by the thread count alone, and our buffers keep their alignment from run to run, so
- * the same thread count on the same CPU gives the same bits every run (tests/test_determinism.c).
+ * the same thread count on the same CPU gives the same bits every run
+ * (tests/train/test_determinism.sh).
  * Scratch memory (oneDNN's scratchpads, the reordered kernels) is ours, grown to the largest
  * layer once, never inside a step after the first. */
 #include "cpu_ops.h"
@@ -186,6 +188,13 @@ static void descs_init(struct conv_descs *c, const struct conv_shape *s, int tur
     int ho = conv_out_h(s), wo = conv_out_w(s);
     int pt = conv_pad_before(s->h, kh, st, s->valid), pl = conv_pad_before(s->w, kw, st, s->valid);
     int pb = (ho - 1) * st + kh - s->h - pt, pr = (wo - 1) * st + kw - s->w - pl;
+    if (turned) { /* stride 1, 'same': each side pads k-1 minus what the forward padded */
+        int t = pt, l = pl;
+        pt = kh - 1 - pb;
+        pb = kh - 1 - t;
+        pl = kw - 1 - pr;
+        pr = kw - 1 - l;
+    }
     int ci = turned ? s->cout : s->cin, co = turned ? s->cin : s->cout;
     dnnl_dims_t src = {s->n, ci, s->h, s->w}, dst = {s->n, co, ho, wo};
     dnnl_dims_t w = {co, ci, kh, kw}, b = {co};
@@ -322,10 +331,7 @@ static void kernel_turn(float *wt, const float *w, const struct conv_shape *s)
 void cpu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
                          const float *x, const float *w, const struct conv_shape *s)
 {
-    if (!conv_is_basic(s) || s->k % 2 == 0)
-        DDIM_FATAL("cpu conv2d_backward: only odd square kernels at stride 1 with 'same' padding "
-                   "have a backward (got %dx%d, stride %d, %s)",
-                   conv_kh(s), conv_kw(s), conv_stride(s), s->valid ? "valid" : "same");
+    backend_require_conv_backward("cpu", s); /* supports_op refuses it first */
     struct cpu_dnnl *d = dnnl_ctx(be);
     struct conv_plan *p = plan_get(d, s, 1);
     if (dx) {

@@ -1,7 +1,7 @@
-/* cpu_diffusion.c: the diffusion schedule, mixing, (de)normalization, Philox random numbers
- * and the AdamW / EMA updates on the CPU, in float32 in the order Keras computes them. */
+/* cpu_diffusion.c: the diffusion schedule, mixing, (de)normalization and Philox random
+ * numbers on the CPU, in float32 in the order Keras computes them (the CUDA pair:
+ * cuda_diffusion.cu). */
 #include "cpu_ops.h"
-#include "optim_math.h"
 #include "rng.h"
 
 #include <math.h>
@@ -66,37 +66,26 @@ void cpu_denormalize(struct backend *be, float *y, const float *x, const float *
         }
 }
 
-void cpu_fill_normal(struct backend *be, float *x, int n, size_t per, uint64_t seed, uint32_t step,
-                     uint32_t purpose, uint32_t first)
+/* x[i*per + j] = rng(seed, purpose, step, first + i, j), normal or uniform */
+static void fill_random(float *x, int n, size_t per, uint64_t seed, uint32_t step, uint32_t purpose,
+                        uint32_t first, int normal)
 {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++)
         for (size_t j = 0; j < per; j++)
-            x[(size_t)i * per + j] = rng_normal(seed, purpose, step, first + i, (uint32_t)j);
+            x[(size_t)i * per + j] = normal
+                                         ? rng_normal(seed, purpose, step, first + i, (uint32_t)j)
+                                         : rng_uniform(seed, purpose, step, first + i, (uint32_t)j);
+}
+
+void cpu_fill_normal(struct backend *be, float *x, int n, size_t per, uint64_t seed, uint32_t step,
+                     uint32_t purpose, uint32_t first)
+{
+    fill_random(x, n, per, seed, step, purpose, first, 1);
 }
 
 void cpu_fill_uniform(struct backend *be, float *x, int n, size_t per, uint64_t seed, uint32_t step,
                       uint32_t purpose, uint32_t first)
 {
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++)
-        for (size_t j = 0; j < per; j++)
-            x[(size_t)i * per + j] = rng_uniform(seed, purpose, step, first + i, (uint32_t)j);
-}
-
-void cpu_adamw_update(struct backend *be, float *w, const float *g, float *m, float *v, size_t n,
-                      float lr, float beta1, float beta2, float eps, float wd, int step)
-{
-    struct adamw_scalars s = adamw_scalars_for_step(lr, beta1, beta2, eps, wd, step);
-#pragma omp parallel for schedule(static)
-    for (long i = 0; i < (long)n; i++)
-        adamw_element(&w[i], g[i], &m[i], &v[i], s);
-}
-
-void cpu_ema_update(struct backend *be, float *ema, const float *w, size_t n, float decay)
-{
-    float keep = 1.0f - decay;
-#pragma omp parallel for schedule(static)
-    for (long i = 0; i < (long)n; i++)
-        ema[i] = decay * ema[i] + keep * w[i];
+    fill_random(x, n, per, seed, step, purpose, first, 0);
 }

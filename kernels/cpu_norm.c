@@ -78,8 +78,8 @@ static void normalize_rows(float *restrict y, const float *restrict x, const flo
             y[r * c + j] = (x[r * c + j] - mean[j]) * invstd[j];
 }
 
-static void normalize(float *y, const float *x, const float *mean, const float *invstd,
-                      size_t rows, int c)
+static void normalize(float *y, const float *x, const float *mean, const float *invstd, size_t rows,
+                      int c)
 {
     size_t step = CPU_BLOCK / (size_t)c + 1;
     long blocks = (long)((rows + step - 1) / step);

@@ -101,6 +101,32 @@ void cuda_destroy(struct backend *be)
     free(be);
 }
 
+/* The shapes the CUDA backend takes, op by op (backend.h's supports_op): each family's
+ * rule, and conv2d_backward's common one. */
+static int cuda_supports_op(struct backend *be, enum backend_op_id op, const struct op_shape *s,
+                            char *why, size_t whylen)
+{
+    if (!s)
+        return 1;
+    switch (op) {
+    case BACKEND_OP_conv2d_backward:
+        if (s->conv && !backend_conv_has_backward(s->conv, why, whylen))
+            return 0;
+        return !s->conv || cuda_conv_supported(s->conv, why, whylen);
+    case BACKEND_OP_conv2d_forward:
+        return !s->conv || cuda_conv_supported(s->conv, why, whylen);
+    case BACKEND_OP_bn_stats:
+    case BACKEND_OP_bn_forward_train:
+    case BACKEND_OP_bn_backward_stats:
+    case BACKEND_OP_bn_backward_apply:
+        return cuda_norm_supported(cuda_ctx_of(be), op, s->c, why, whylen);
+    case BACKEND_OP_sinusoidal_embedding:
+        return cuda_embedding_supported(s->c, why, whylen);
+    default:
+        return 1;
+    }
+}
+
 static void cuda_fill_table(struct backend *be)
 {
     be->name = "cuda";
@@ -108,6 +134,7 @@ static void cuda_fill_table(struct backend *be)
     BACKEND_OPS(CUDA_OP_FILL)
 #undef CUDA_OP_FILL
     cuda_graph_fill_table(be);
+    be->supports_op = cuda_supports_op;
 }
 
 /* cudaGetDeviceCount's failure in the user's terms: the runtime says "driver version is
@@ -180,7 +207,7 @@ static int cuda_open_device(int device, cudaStream_t *stream, double **scratch, 
     return 0;
 }
 
-extern "C" struct backend *backend_cuda_create(int device, char *err, size_t errlen)
+extern "C" struct backend *cuda_backend_create(int device, char *err, size_t errlen)
 {
     cudaStream_t stream = NULL;
     double *scratch = NULL;

@@ -165,6 +165,15 @@ void cuda_mem_track_destroy(struct cuda_ctx *ctx);
 int cuda_conv_init(struct cuda_ctx *ctx, char *err, size_t errlen);
 void cuda_conv_destroy(struct cuda_ctx *ctx);
 
+/* The shapes each family takes (cuda_supports_op in cuda_backend.cu asks them; the family's
+ * kernels check the same rule and die if called anyway): 1, or 0 with the reason in why.
+ * cuda_conv.cu: the convolutions cuDNN can run as this build calls it; cuda_norm.cu: the
+ * channels the reduction scratch holds; cuda_resample.cu: the embedding's dims. */
+int cuda_conv_supported(const struct conv_shape *s, char *why, size_t whylen);
+int cuda_norm_supported(const struct cuda_ctx *ctx, enum backend_op_id op, int c, char *why,
+                        size_t whylen);
+int cuda_embedding_supported(int dims, char *why, size_t whylen);
+
 /* cuda_bias_add (not an op of the list): y (rows, c) += bias (c), the convolutions' bias
  * (cuda_conv.cu), in cuda_elementwise.cu. */
 void cuda_bias_add(struct backend *be, float *y, const float *bias, size_t rows, int c);

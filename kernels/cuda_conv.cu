@@ -258,66 +258,67 @@ DDIM_NORETURN static void plan_fatal(const struct cuda_ctx *ctx, const struct co
                cudnnGetVersion());
 }
 
+/* One direction's search, the same for all three: cuDNN's heuristic ranking (_v7, asked with
+ * the starting math type set on the direction's descriptor, since that tells it which
+ * kernels it may rank), then choose_algo over it. max_count(&max) and heuristic(max, &got,
+ * perf) are the direction's cuDNN calls, query(algo, &bytes) its workspace query. Returns the
+ * algorithm; the direction's workspace goes to p->ws_bytes[dir]. */
+template <typename Perf, typename MaxCount, typename Heuristic, typename Query>
+static decltype(Perf::algo) search_direction(struct cuda_ctx *ctx, struct conv_plan *p, int dir,
+                                             MaxCount max_count, Heuristic heuristic, Query query)
+{
+    static const char *const dir_names[3] = {"forward", "backward-data", "backward-filter"};
+    int nt = ctx->cudnn_no_tf32, got = 0, max = 0;
+    cudnnConvolutionDescriptor_t c = p->conv_desc[dir];
+    CUDNN_CHECK(cudnnSetConvolutionMathType(c, nt ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH));
+    CUDNN_CHECK(max_count(&max));
+    max = perf_count(max);
+    Perf perf[MAX_PERF];
+    CUDNN_CHECK(heuristic(max, &got, perf));
+    int i = choose_algo(perf, got, dir, nt, ctx->conv->allow_inexact, c, query, &p->ws_bytes[dir]);
+    if (i < 0)
+        plan_fatal(ctx, &p->s, dir_names[dir]);
+    return perf[i].algo;
+}
+
 static void plan_choose_algos(struct cuda_ctx *ctx, struct conv_plan *p)
 {
     cudnnHandle_t h = ctx->cudnn;
-    int nt = ctx->cudnn_no_tf32, inexact = ctx->conv->allow_inexact, got = 0, max = 0, i;
-    cudnnMathType_t start = nt ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
-
-    /* The math type set before the heuristic tells it which kernels it may rank. */
-    cudnnConvolutionFwdAlgoPerf_t fwd[MAX_PERF];
-    cudnnConvolutionDescriptor_t c = p->conv_desc[DIR_FWD];
-    CUDNN_CHECK(cudnnSetConvolutionMathType(c, start));
-    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max));
-    max = perf_count(max);
-    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p->x_desc, p->w_desc, c, p->y_desc, max,
-                                                       &got, fwd));
-    i = choose_algo(
-        fwd, got, DIR_FWD, nt, inexact, c,
-        [&](cudnnConvolutionFwdAlgo_t a, size_t *b) {
-            return cudnnGetConvolutionForwardWorkspaceSize(h, p->x_desc, p->w_desc, c, p->y_desc, a,
-                                                           b);
+    cudnnConvolutionDescriptor_t cf = p->conv_desc[DIR_FWD], cd = p->conv_desc[DIR_BWD_DATA],
+                                 cw = p->conv_desc[DIR_BWD_FILTER];
+    p->fwd_algo = search_direction<cudnnConvolutionFwdAlgoPerf_t>(
+        ctx, p, DIR_FWD,
+        [&](int *max) { return cudnnGetConvolutionForwardAlgorithmMaxCount(h, max); },
+        [&](int max, int *got, cudnnConvolutionFwdAlgoPerf_t *perf) {
+            return cudnnGetConvolutionForwardAlgorithm_v7(h, p->x_desc, p->w_desc, cf, p->y_desc,
+                                                          max, got, perf);
         },
-        &p->ws_bytes[DIR_FWD]);
-    if (i < 0)
-        plan_fatal(ctx, &p->s, "forward");
-    p->fwd_algo = fwd[i].algo;
-
-    cudnnConvolutionBwdDataAlgoPerf_t bd[MAX_PERF];
-    cudnnConvolutionDescriptor_t cd = p->conv_desc[DIR_BWD_DATA];
-    CUDNN_CHECK(cudnnSetConvolutionMathType(cd, start));
-    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max));
-    max = perf_count(max);
-    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w_desc, p->y_desc, cd, p->x_desc,
-                                                            max, &got, bd));
-    i = choose_algo(
-        bd, got, DIR_BWD_DATA, nt, inexact, cd,
+        [&](cudnnConvolutionFwdAlgo_t a, size_t *b) {
+            return cudnnGetConvolutionForwardWorkspaceSize(h, p->x_desc, p->w_desc, cf, p->y_desc,
+                                                           a, b);
+        });
+    p->bwd_data_algo = search_direction<cudnnConvolutionBwdDataAlgoPerf_t>(
+        ctx, p, DIR_BWD_DATA,
+        [&](int *max) { return cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, max); },
+        [&](int max, int *got, cudnnConvolutionBwdDataAlgoPerf_t *perf) {
+            return cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w_desc, p->y_desc, cd,
+                                                               p->x_desc, max, got, perf);
+        },
         [&](cudnnConvolutionBwdDataAlgo_t a, size_t *b) {
             return cudnnGetConvolutionBackwardDataWorkspaceSize(h, p->w_desc, p->y_desc, cd,
                                                                 p->x_desc, a, b);
+        });
+    p->bwd_filter_algo = search_direction<cudnnConvolutionBwdFilterAlgoPerf_t>(
+        ctx, p, DIR_BWD_FILTER,
+        [&](int *max) { return cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, max); },
+        [&](int max, int *got, cudnnConvolutionBwdFilterAlgoPerf_t *perf) {
+            return cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->x_desc, p->y_desc, cw,
+                                                                 p->w_desc, max, got, perf);
         },
-        &p->ws_bytes[DIR_BWD_DATA]);
-    if (i < 0)
-        plan_fatal(ctx, &p->s, "backward-data");
-    p->bwd_data_algo = bd[i].algo;
-
-    cudnnConvolutionBwdFilterAlgoPerf_t bf[MAX_PERF];
-    cudnnConvolutionDescriptor_t cf = p->conv_desc[DIR_BWD_FILTER];
-    CUDNN_CHECK(cudnnSetConvolutionMathType(cf, start));
-    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max));
-    max = perf_count(max);
-    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->x_desc, p->y_desc, cf,
-                                                              p->w_desc, max, &got, bf));
-    i = choose_algo(
-        bf, got, DIR_BWD_FILTER, nt, inexact, cf,
         [&](cudnnConvolutionBwdFilterAlgo_t a, size_t *b) {
-            return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p->x_desc, p->y_desc, cf,
+            return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p->x_desc, p->y_desc, cw,
                                                                   p->w_desc, a, b);
-        },
-        &p->ws_bytes[DIR_BWD_FILTER]);
-    if (i < 0)
-        plan_fatal(ctx, &p->s, "backward-filter");
-    p->bwd_filter_algo = bf[i].algo;
+        });
     for (int d = 0; d < 3; d++)
         CUDNN_CHECK(cudnnGetConvolutionMathType(p->conv_desc[d], &p->math[d]));
 }
@@ -371,6 +372,21 @@ static int padding_symmetric(int in, int k, int stride, int valid)
     return valid || total <= 0 || total % 2 == 0;
 }
 
+int cuda_conv_supported(const struct conv_shape *s, char *why, size_t whylen)
+{
+    int kh = conv_kh(s), kw = conv_kw(s), st = conv_stride(s);
+    const char *reason = NULL;
+    if (kh < 1 || kw < 1 || s->n < 1 || s->h < 1 || s->w < 1 || s->cin < 1 || s->cout < 1 ||
+        conv_out_h(s) < 1 || conv_out_w(s) < 1)
+        reason = "every size must be >= 1 and the output at least 1x1";
+    else if (!padding_symmetric(s->h, kh, st, s->valid) ||
+             !padding_symmetric(s->w, kw, st, s->valid))
+        reason = "'same' padding must be symmetric: cuDNN pads both sides alike";
+    if (reason)
+        util_error(why, whylen, "%s", reason);
+    return reason == NULL;
+}
+
 /* The plan of shape s, built (and the shared buffers grown) on its first use. */
 static const struct conv_plan *plan_get(struct backend *be, const struct conv_shape *s)
 {
@@ -381,13 +397,11 @@ static const struct conv_plan *plan_get(struct backend *be, const struct conv_sh
             return &c->plans[i];
 
     int kh = conv_kh(s), kw = conv_kw(s), st = conv_stride(s);
-    if (kh < 1 || kw < 1 || s->n < 1 || s->h < 1 || s->w < 1 || s->cin < 1 || s->cout < 1 ||
-        conv_out_h(s) < 1 || conv_out_w(s) < 1 || !padding_symmetric(s->h, kh, st, s->valid) ||
-        !padding_symmetric(s->w, kw, st, s->valid))
+    char why[256];
+    if (!cuda_conv_supported(s, why, sizeof why)) /* supports_op refuses it first */
         DDIM_FATAL("cuda conv: unsupported shape n=%d h=%d w=%d cin=%d cout=%d kernel %dx%d "
-                   "stride %d %s (every size >= 1, an output at least 1x1, and 'same' padding "
-                   "that is symmetric: cuDNN pads both sides alike)",
-                   s->n, s->h, s->w, s->cin, s->cout, kh, kw, st, s->valid ? "valid" : "same");
+                   "stride %d %s: %s",
+                   s->n, s->h, s->w, s->cin, s->cout, kh, kw, st, s->valid ? "valid" : "same", why);
     if (c->count == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 16;
         c->plans = (struct conv_plan *)realloc(c->plans, (size_t)c->cap * sizeof *c->plans);
@@ -433,10 +447,7 @@ void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const flo
 void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
                           const float *x, const float *w, const struct conv_shape *s)
 {
-    if (!conv_is_basic(s))
-        DDIM_FATAL("cuda conv2d_backward: only square kernels at stride 1 with 'same' padding "
-                   "have a backward (got %dx%d, stride %d, %s)",
-                   conv_kh(s), conv_kw(s), conv_stride(s), s->valid ? "valid" : "same");
+    backend_require_conv_backward("cuda", s); /* supports_op refuses it first */
     struct cuda_ctx *ctx = cuda_ctx_of(be);
     const struct conv_plan *p = plan_get(be, s);
     struct cuda_conv_cache *c = ctx->conv;

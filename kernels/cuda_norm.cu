@@ -84,12 +84,12 @@ static void channel_sums(struct backend *be, float *out, const float *a, const f
     struct cuda_ctx *ctx = cuda_ctx_of(be);
     if (c <= 0)
         return;
+    char why[256];
+    if (!cuda_norm_supported(ctx, BACKEND_OP_bn_stats, c, why, sizeof why))
+        DDIM_FATAL("cuda batch norm: %s", why); /* supports_op refuses it first */
     size_t max_chunks = ctx->scratch_doubles / (2 * (size_t)c);
     if (max_chunks > CUDA_RED_MAX_CHUNKS)
         max_chunks = CUDA_RED_MAX_CHUNKS;
-    if (max_chunks < 1)
-        DDIM_FATAL("cuda batch norm: %d channels exceed the reduction scratch (%zu doubles)", c,
-                   ctx->scratch_doubles);
     size_t chunks = (rows + RED_MIN_ROWS - 1) / RED_MIN_ROWS;
     if (chunks > max_chunks)
         chunks = max_chunks;
@@ -108,6 +108,21 @@ static void channel_sums(struct backend *be, float *out, const float *a, const f
     channel_sums_final_kernel<<<cuda_grid(2 * (size_t)c * 32, CUDA_BLOCK), CUDA_BLOCK, 0,
                                 ctx->stream>>>(out, ctx->scratch, (int)chunks, c);
     KERNEL_CHECK();
+}
+
+int cuda_norm_supported(const struct cuda_ctx *ctx, enum backend_op_id op, int c, char *why,
+                        size_t whylen)
+{
+    /* the channel sums need one chunk of 2c partial sums in the scratch; backward_apply's wide
+     * case keeps 4c coefficients there */
+    size_t need = 2 * (size_t)(c > 0 ? c : 0) * sizeof(double);
+    if (op == BACKEND_OP_bn_backward_apply && 4 * (size_t)(c > 0 ? c : 0) * sizeof(float) > need)
+        need = 4 * (size_t)c * sizeof(float);
+    if (need <= ctx->scratch_doubles * sizeof(double))
+        return 1;
+    util_error(why, whylen, "%d channels exceed the reduction scratch (%zu doubles)", c,
+               ctx->scratch_doubles);
+    return 0;
 }
 
 void cuda_bn_stats(struct backend *be, float *stats, const float *x, size_t rows, int c)
@@ -322,8 +337,9 @@ void cuda_bn_backward_apply(struct backend *be, float *dx, const float *dy, cons
         return;
     }
     /* the scratch's partial sums are spent (bstats is final): its room holds 4c floats */
-    if (4 * (size_t)c * sizeof(float) > ctx->scratch_doubles * sizeof(double))
-        DDIM_FATAL("cuda batch norm: %d channels exceed the scratch", c);
+    char why[256];
+    if (!cuda_norm_supported(ctx, BACKEND_OP_bn_backward_apply, c, why, sizeof why))
+        DDIM_FATAL("cuda batch norm: %s", why); /* supports_op refuses it first */
     float *coef = (float *)ctx->scratch;
     bn_backward_channel_kernel<<<cuda_grid((size_t)c, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(
         coef, saved, bstats, count, c);

@@ -216,6 +216,14 @@ static __global__ void sinusoidal_embedding_kernel(float *e, const float *v, int
     }
 }
 
+int cuda_embedding_supported(int dims, char *why, size_t whylen)
+{
+    if (dims / 2 <= EMBED_MAX_HALF)
+        return 1;
+    util_error(why, whylen, "%d dims exceed the %d this kernel takes", dims, 2 * EMBED_MAX_HALF);
+    return 0;
+}
+
 /* The speeds are computed here on the host with the CPU backend's exact expressions (glibc
  * logf/expf), so that both backends feed sinf/cosf the same arguments: an ulp of expf at a
  * speed of 2*pi*1000 would move sin by ~4e-4. */
@@ -223,9 +231,9 @@ void cuda_sinusoidal_embedding(struct backend *be, float *e, const float *v, int
                                int dims, float fmin, float fmax)
 {
     int half = dims / 2;
-    if (half > EMBED_MAX_HALF)
-        DDIM_FATAL("cuda sinusoidal_embedding: %d dims exceed the %d this kernel supports", dims,
-                   2 * EMBED_MAX_HALF);
+    char why[256];
+    if (!cuda_embedding_supported(dims, why, sizeof why)) /* supports_op refuses it first */
+        DDIM_FATAL("cuda sinusoidal_embedding: %s", why);
     size_t total = (size_t)n * h * w * dims;
     if (!total || half <= 0)
         return;

@@ -158,11 +158,11 @@ int main(int argc, char **argv)
     cfg.num_epochs = 3;                    /* 64 training images / 8 = 8 steps per epoch */
     cfg.diffusion.learning_rate = 3e-3f;
     char err[1024];
-    if (run_config_check(&cfg, err, sizeof err) != 0) {
+    if (config_check(&cfg, err, sizeof err) != 0) {
         fprintf(stderr, "test_checkpoint: %s\n", err);
         return 1;
     }
-    be = backend_cpu_create();
+    be = cpu_backend_create();
     comm = comm_single();
 
     /* (a) uninterrupted */

@@ -65,7 +65,7 @@ static const char *first_difference(const struct run_config *a, const struct run
 static void test_defaults(void)
 {
     struct run_config c;
-    run_config_defaults(&c);
+    config_defaults(&c);
     static const int widths[UNET_MAX_LEVELS] = {32, 64, 96, 128};
     CHECK(!strcmp(c.data_path, "data/flowers64.h5"), "data.path default %s", c.data_path);
     CHECK(c.dataset_repetitions == 5 && c.model.image_size == 64 && c.model.num_levels == 4 &&
@@ -90,28 +90,28 @@ static void test_defaults(void)
               c.progress_seconds == 5.0,
           "run defaults");
     char err[1024];
-    CHECK(run_config_check(&c, err, sizeof err) == 0, "defaults fail the check: %s", err);
+    CHECK(config_check(&c, err, sizeof err) == 0, "defaults fail the check: %s", err);
 }
 
 static void test_shipped(void)
 {
     struct run_config c, d;
     char err[1024] = "";
-    run_config_defaults(&c);
+    config_defaults(&c);
     int rc = config_load_yaml(&c, "configs/flowers64.yaml", err, sizeof err);
     CHECK(rc == 0, "configs/flowers64.yaml: %s", err);
-    CHECK(rc || run_config_check(&c, err, sizeof err) == 0, "flowers64 check: %s", err);
+    CHECK(rc || config_check(&c, err, sizeof err) == 0, "flowers64 check: %s", err);
     /* the seed's run: the defaults except 50 epochs and its own run directory */
-    run_config_defaults(&d);
+    config_defaults(&d);
     d.num_epochs = 50;
     snprintf(d.run_dir, sizeof d.run_dir, "runs/flowers64");
     const char *diff = first_difference(&c, &d);
     CHECK(!diff, "flowers64.yaml differs from the seed's values in %s", diff);
 
-    run_config_defaults(&c);
+    config_defaults(&c);
     rc = config_load_yaml(&c, "configs/quickstart.yaml", err, sizeof err);
     CHECK(rc == 0, "configs/quickstart.yaml: %s", err);
-    CHECK(rc || run_config_check(&c, err, sizeof err) == 0, "quickstart check: %s", err);
+    CHECK(rc || config_check(&c, err, sizeof err) == 0, "quickstart check: %s", err);
     CHECK(c.model.image_size == 32 && c.model.num_levels == 3 && c.model.widths[2] == 48 &&
               c.model.widths[3] == 0 && !strcmp(c.data_path, "data/synthetic.h5"),
           "quickstart values");
@@ -171,7 +171,7 @@ static void test_bad_files(void)
         snprintf(name, sizeof name, "bad%02d.yaml", i);
         const char *path = write_file(name, b->text);
         struct run_config c, before;
-        run_config_defaults(&c);
+        config_defaults(&c);
         before = c;
         err[0] = 0;
         int rc = config_load_yaml(&c, path, err, sizeof err);
@@ -188,7 +188,7 @@ static void test_bad_files(void)
     char missing[600];
     snprintf(missing, sizeof missing, "%s/no-such.yaml", tmpdir);
     struct run_config c;
-    run_config_defaults(&c);
+    config_defaults(&c);
     CHECK(config_load_yaml(&c, missing, err, sizeof err) == -1 && strstr(err, missing) &&
               strstr(err, "No such file"),
           "missing file: \"%s\"", err);
@@ -207,7 +207,7 @@ static void test_bad_files(void)
     const char *bare[] = {"eval:\n", "eval: ~\nrun:\n"};
     for (int i = 0; i < 2; i++) {
         struct run_config d;
-        run_config_defaults(&d);
+        config_defaults(&d);
         snprintf(name, sizeof name, "bare%d.yaml", i);
         CHECK(config_load_yaml(&c, write_file(name, bare[i]), err, sizeof err) == 0,
               "bare sections %d: %s", i, err);
@@ -219,7 +219,7 @@ static void test_set(void)
 {
     struct run_config c;
     char err[2048] = "";
-    run_config_defaults(&c);
+    config_defaults(&c);
     CHECK(config_set(&c, "train.batch_size=32", err, sizeof err) == 0 && c.batch_size == 32,
           "--set batch_size: %s", err);
     CHECK(config_set(&c, " model.widths = [8,16]", err, sizeof err) == 0 &&
@@ -283,7 +283,7 @@ static void roundtrip(const struct run_config *c, const char *name)
     config_write_yaml(c, f);
     fclose(f);
     struct run_config back;
-    run_config_defaults(&back);
+    config_defaults(&back);
     CHECK(config_load_yaml(&back, path, err, sizeof err) == 0, "%s does not load: %s", path, err);
     const char *diff = first_difference(c, &back);
     CHECK(!diff, "%s: write -> load changed %s", path, diff);
@@ -299,13 +299,13 @@ static void roundtrip(const struct run_config *c, const char *name)
         }
     if (f)
         fclose(f);
-    CHECK(keys == 38, "%s: %d keys written, expected 38", path, keys);
+    CHECK(keys == 39, "%s: %d keys written, expected 39", path, keys);
 }
 
 static void test_roundtrip(void)
 {
     struct run_config c;
-    run_config_defaults(&c);
+    config_defaults(&c);
     roundtrip(&c, "defaults.yaml");
 
     /* every field away from its default, with values that are hard to print exactly */
@@ -348,14 +348,14 @@ static void test_roundtrip(void)
     c.collective_timeout_s = 0.5;
     snprintf(c.cuda_graph, sizeof c.cuda_graph, "off");
     char err[1024];
-    CHECK(run_config_check(&c, err, sizeof err) == 0, "modified config fails the check: %s", err);
+    CHECK(config_check(&c, err, sizeof err) == 0, "modified config fails the check: %s", err);
     roundtrip(&c, "modified.yaml");
 }
 
 static void expect_check_error(const struct run_config *c, const char *what, const char *want)
 {
     char err[1024] = "";
-    int rc = run_config_check(c, err, sizeof err);
+    int rc = config_check(c, err, sizeof err);
     CHECK(rc == -1 && strstr(err, want), "check %s: rc %d, message \"%s\" lacks \"%s\"", what, rc,
           err, want);
 }
@@ -363,7 +363,7 @@ static void expect_check_error(const struct run_config *c, const char *what, con
 static void test_check(void)
 {
     struct run_config d, c;
-    run_config_defaults(&d);
+    config_defaults(&d);
     c = d, c.model.image_size = 60;
     expect_check_error(&c, "image_size vs widths", "model.image_size: 60 must be");
     c = d, c.model.embedding_dims = 33;

@@ -20,6 +20,7 @@
  * (which keeps no buffers to grow, so there the growth part is a no-op). */
 #include "backend.h"
 #include "comm.h"
+#include "config.h"
 #include "test_util.h"
 #include "trainer.h"
 #ifdef DDIM_CUDA_EMU
@@ -105,12 +106,12 @@ static void expect_same(struct backend *be, const char *name, const float *a, co
 /* A trainer on be for a 16x16 U-Net (widths 8,16, depth 1, batch 4), random images. */
 static struct trainer *small_trainer(struct backend *be, struct comm *comm)
 {
-    struct unet_config u = unet_config_default();
+    struct unet_config u = config_default_model();
     u.image_size = 16;
     u.num_levels = 2;
     u.widths[0] = 8, u.widths[1] = 16;
     u.block_depth = 1;
-    struct diffusion_config dc = diffusion_config_default();
+    struct diffusion_config dc = config_default_diffusion();
     char err[512];
     struct trainer *t = trainer_create(be, comm, &u, &dc, 4, 4, 0, err, sizeof err);
     if (!t) {
@@ -129,7 +130,7 @@ static struct trainer *small_trainer(struct backend *be, struct comm *comm)
  * different orders): a wrong tap or a transposed weight fails by far more than 1e-4. */
 static void check_stand_in_conv(struct backend *be)
 {
-    struct backend *cpu = backend_cpu_create();
+    struct backend *cpu = cpu_backend_create();
     struct conv_shape s = {.n = 2, .h = 5, .w = 6, .cin = 4, .cout = 7, .k = 3};
     size_t nx = 2 * 5 * 6 * 4, nw = 3 * 3 * 4 * 7, ny = 2 * 5 * 6 * 7, nb = 7;
     size_t sizes[6] = {nx, nw, nb, ny, nx, ny}; /* x, w, bias, y, dx, dy */
@@ -213,7 +214,7 @@ int main(void)
 #ifdef DDIM_CUDA_EMU
     struct backend *be = backend_cuda_emu_create_with_conv(err, sizeof err);
 #else
-    struct backend *be = backend_cuda_create(0, err, sizeof err);
+    struct backend *be = cuda_backend_create(0, err, sizeof err);
 #endif
     if (!be) {
         printf("SKIP: %s\n", err);

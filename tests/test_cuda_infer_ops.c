@@ -1,7 +1,8 @@
-/* test_cuda_infer_ops.c: the CUDA backend's inference-only ops (InceptionV3 for KID) and
- * its convolutions with InceptionV3's kernel shapes, strides and paddings, against the CPU
- * backend on the same random inputs (label gpu; exits 77 with the reason when no GPU is
- * usable). The CPU ops are checked against definitions in test_infer_ops.c.
+/* test_cuda_infer_ops.c: the CUDA backend's optional ops: the inference-only ones
+ * (InceptionV3 for KID) and its convolutions with InceptionV3's kernel shapes, strides and
+ * paddings, against the CPU backend on the same random inputs, and the timing ops
+ * (ddim-bench's) (label gpu; exits 77 with the reason when no GPU is usable). The CPU ops
+ * are checked against definitions in test_infer_ops.c.
  *
  * Tolerances as tests/test_cuda_ops.c states them: pooling, resizing and ReLU use the
  * CPU's float32 arithmetic in its order (atol/rtol 1e-6); the global pool sums in double
@@ -34,12 +35,12 @@ static struct both both_create(size_t nx, size_t ny, float stddev)
     struct both b = {NULL, NULL, NULL, NULL, nx, ny};
     float *h = test_alloc_normal(nx, stddev);
     b.xc = cpu->alloc(cpu, nx * sizeof(float));
-    b.xg = gpu->alloc(gpu, nx * sizeof(float));
+    b.xg = ON_TESTED(gpu, alloc)(gpu, nx * sizeof(float));
     memcpy(b.xc, h, nx * sizeof(float));
-    gpu->upload(gpu, b.xg, h, nx * sizeof(float));
+    ON_TESTED(gpu, upload)(gpu, b.xg, h, nx * sizeof(float));
     b.yc = cpu->alloc(cpu, ny * sizeof(float));
-    b.yg = gpu->alloc(gpu, ny * sizeof(float));
-    gpu->fill(gpu, b.yg, NAN, ny); /* an element the op forgets stays NaN and fails */
+    b.yg = ON_TESTED(gpu, alloc)(gpu, ny * sizeof(float));
+    ON_TESTED(gpu, fill)(gpu, b.yg, NAN, ny); /* an element the op forgets stays NaN and fails */
     free(h);
     return b;
 }
@@ -47,13 +48,13 @@ static struct both both_create(size_t nx, size_t ny, float stddev)
 static void both_check(const char *name, struct both *b, float atol, float rtol)
 {
     float *got = malloc(b->ny * sizeof(float));
-    gpu->download(gpu, got, b->yg, b->ny * sizeof(float));
+    ON_TESTED(gpu, download)(gpu, got, b->yg, b->ny * sizeof(float));
     test_close(name, got, b->yc, b->ny, atol, rtol);
     free(got);
     cpu->free(cpu, b->xc);
     cpu->free(cpu, b->yc);
-    gpu->free(gpu, b->xg);
-    gpu->free(gpu, b->yg);
+    ON_TESTED(gpu, free)(gpu, b->xg);
+    ON_TESTED(gpu, free)(gpu, b->yg);
 }
 
 static void check_conv(const char *name, int h, int w, int cin, int cout, int kh, int kw,
@@ -76,17 +77,18 @@ static void check_conv(const char *name, int h, int w, int cin, int cout, int kh
     struct both b = both_create(nx, ny, 1.0f);
     float *wh = test_alloc_normal(nw, 1.0f / sqrtf((float)(kh * kw * cin)));
     float *bh = test_alloc_normal((size_t)cout, 0.5f);
-    float *wg = gpu->alloc(gpu, nw * sizeof(float)), *bg = gpu->alloc(gpu, cout * sizeof(float));
-    gpu->upload(gpu, wg, wh, nw * sizeof(float));
-    gpu->upload(gpu, bg, bh, cout * sizeof(float));
+    float *wg = ON_TESTED(gpu, alloc)(gpu, nw * sizeof(float)),
+          *bg = ON_TESTED(gpu, alloc)(gpu, cout * sizeof(float));
+    ON_TESTED(gpu, upload)(gpu, wg, wh, nw * sizeof(float));
+    ON_TESTED(gpu, upload)(gpu, bg, bh, cout * sizeof(float));
     cpu->conv2d_forward(cpu, b.yc, b.xc, wh, bh, &s);
-    gpu->conv2d_forward(gpu, b.yg, b.xg, wg, bg, &s);
+    ON_TESTED(gpu, conv2d_forward)(gpu, b.yg, b.xg, wg, bg, &s);
     double ss = 0;
     for (size_t i = 0; i < ny; i++)
         ss += (double)b.yc[i] * b.yc[i];
     both_check(name, &b, 1e-4f * (float)sqrt(ss / (double)ny), 1e-4f);
-    gpu->free(gpu, wg);
-    gpu->free(gpu, bg);
+    ON_TESTED(gpu, free)(gpu, wg);
+    ON_TESTED(gpu, free)(gpu, bg);
     free(wh);
     free(bh);
 }
@@ -99,8 +101,32 @@ static void check_pool(const char *name, int h, int w, int k, int stride, int va
         (size_t)2 * conv_out_size(h, k, stride, valid) * conv_out_size(w, k, stride, valid) * 5;
     struct both b = both_create((size_t)2 * h * w * 5, ny, 1.0f);
     cpu->pool_forward(cpu, b.yc, b.xc, &s);
-    gpu->pool_forward(gpu, b.yg, b.xg, &s);
+    ON_TESTED(gpu, pool_forward)(gpu, b.yg, b.xg, &s);
     both_check(name, &b, 1e-6f, 1e-6f);
+}
+
+/* The timing ops: two events around an op give a finite time >= 0 between them, and the
+ * peak memory figure covers what was allocated. */
+static void check_timing(void)
+{
+    size_t n = (size_t)1 << 20;
+    void *a = ON_TESTED(gpu, event_create)(gpu), *b = ON_TESTED(gpu, event_create)(gpu);
+    float *x = ON_TESTED(gpu, alloc)(gpu, n * sizeof(float));
+    ON_TESTED(gpu, event_record)(gpu, a);
+    ON_TESTED(gpu, fill)(gpu, x, 0.5f, n);
+    ON_TESTED(gpu, event_record)(gpu, b);
+    float ms = ON_TESTED(gpu, event_elapsed_ms)(gpu, a, b);
+    size_t peak = ON_TESTED(gpu, memory_peak_bytes)(gpu);
+    if (!(ms >= 0.0f) || !isfinite(ms))
+        test_fail("event_elapsed_ms = %g, expected a finite time >= 0", (double)ms);
+    else if (peak < n * sizeof(float))
+        test_fail("memory_peak_bytes = %zu, below the %zu bytes of one buffer in use", peak,
+                  n * sizeof(float));
+    else
+        printf("ok   timing: %.3f ms between events, peak %zu bytes\n", (double)ms, peak);
+    ON_TESTED(gpu, event_destroy)(gpu, a);
+    ON_TESTED(gpu, event_destroy)(gpu, b);
+    ON_TESTED(gpu, free)(gpu, x);
 }
 
 int main(void)
@@ -112,7 +138,7 @@ int main(void)
         printf("SKIP: %s\n", err);
         return TEST_SKIP;
     }
-    cpu = backend_cpu_create();
+    cpu = cpu_backend_create();
     if (backend_missing_inference_ops(gpu, err, sizeof err) != 0)
         test_fail("cuda backend lacks inference ops: %s", err);
     check_conv("conv 3x3 s2 valid", 75, 75, 3, 32, 3, 3, 2, 1);
@@ -130,17 +156,20 @@ int main(void)
 
     struct both r = both_create((size_t)2 * 64 * 64 * 3, (size_t)2 * 75 * 75 * 3, 1.0f);
     cpu->resize_bilinear_forward(cpu, r.yc, r.xc, 2, 64, 64, 3, 75, 75);
-    gpu->resize_bilinear_forward(gpu, r.yg, r.xg, 2, 64, 64, 3, 75, 75);
+    ON_TESTED(gpu, resize_bilinear_forward)(gpu, r.yg, r.xg, 2, 64, 64, 3, 75, 75);
     both_check("resize 64->75", &r, 1e-6f, 1e-6f);
     struct both g = both_create((size_t)3 * 5 * 5 * 40, (size_t)3 * 40, 1.0f);
     cpu->global_avgpool_forward(cpu, g.yc, g.xc, 3, 5, 5, 40);
-    gpu->global_avgpool_forward(gpu, g.yg, g.xg, 3, 5, 5, 40);
+    ON_TESTED(gpu, global_avgpool_forward)(gpu, g.yg, g.xg, 3, 5, 5, 40);
     both_check("global avgpool", &g, 1e-6f, 1e-6f);
     struct both u = both_create(1000, 1000, 1.0f);
     cpu->relu_forward(cpu, u.yc, u.xc, 1000);
-    gpu->relu_forward(gpu, u.yg, u.xg, 1000);
+    ON_TESTED(gpu, relu_forward)(gpu, u.yg, u.xg, 1000);
     both_check("relu", &u, 0.0f, 0.0f);
 
+    check_timing();
+    /* every optional op of the list has run on both backends above */
+    test_ops_checked(gpu, 1u << OP_INFERENCE | 1u << OP_TIMING);
     const char *gpu_name = gpu->name;
     gpu->destroy(gpu);
     cpu->destroy(cpu);

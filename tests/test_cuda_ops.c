@@ -53,7 +53,8 @@ struct pair {
 
 static struct pair pair_alloc(size_t n)
 {
-    struct pair p = {cpu->alloc(cpu, n * sizeof(float)), gpu->alloc(gpu, n * sizeof(float)), n};
+    struct pair p = {cpu->alloc(cpu, n * sizeof(float)),
+                     ON_TESTED(gpu, alloc)(gpu, n * sizeof(float)), n};
     return p;
 }
 
@@ -61,7 +62,7 @@ static struct pair pair_from(const float *host, size_t n)
 {
     struct pair p = pair_alloc(n);
     memcpy(p.c, host, n * sizeof(float));
-    gpu->upload(gpu, p.g, host, n * sizeof(float));
+    ON_TESTED(gpu, upload)(gpu, p.g, host, n * sizeof(float));
     return p;
 }
 
@@ -87,14 +88,14 @@ static struct pair pair_poisoned(size_t n)
 {
     struct pair p = pair_alloc(n);
     cpu->fill(cpu, p.c, NAN, n);
-    gpu->fill(gpu, p.g, NAN, n);
+    ON_TESTED(gpu, fill)(gpu, p.g, NAN, n);
     return p;
 }
 
 static void pair_free(struct pair *p)
 {
     cpu->free(cpu, p->c);
-    gpu->free(gpu, p->g);
+    ON_TESTED(gpu, free)(gpu, p->g);
 }
 
 /* CUDA result against CPU result. Then the CPU's values are copied to the GPU, so that an
@@ -103,10 +104,10 @@ static void pair_free(struct pair *p)
 static int check(const char *name, const struct pair *p, float atol, float rtol)
 {
     float *got = malloc(p->n * sizeof(float));
-    gpu->download(gpu, got, p->g, p->n * sizeof(float));
+    ON_TESTED(gpu, download)(gpu, got, p->g, p->n * sizeof(float));
     int ok = test_close(name, got, p->c, p->n, atol, rtol);
     free(got);
-    gpu->upload(gpu, p->g, p->c, p->n * sizeof(float));
+    ON_TESTED(gpu, upload)(gpu, p->g, p->c, p->n * sizeof(float));
     return ok;
 }
 
@@ -118,25 +119,25 @@ static void test_memory(void)
 {
     size_t n = 1000;
     float *zero = calloc(n, sizeof(float)), *got = malloc(n * sizeof(float));
-    float *a = gpu->alloc(gpu, n * sizeof(float));
-    gpu->download(gpu, got, a, n * sizeof(float));
+    float *a = ON_TESTED(gpu, alloc)(gpu, n * sizeof(float));
+    ON_TESTED(gpu, download)(gpu, got, a, n * sizeof(float));
     test_close("alloc is zero-filled", got, zero, n, 0, 0);
 
     float *h = test_alloc_normal(n, 1.0f);
-    gpu->upload(gpu, a, h, n * sizeof(float));
-    float *b = gpu->alloc(gpu, n * sizeof(float));
-    gpu->copy(gpu, b, a, n * sizeof(float));
-    gpu->download(gpu, got, b, n * sizeof(float));
+    ON_TESTED(gpu, upload)(gpu, a, h, n * sizeof(float));
+    float *b = ON_TESTED(gpu, alloc)(gpu, n * sizeof(float));
+    ON_TESTED(gpu, copy)(gpu, b, a, n * sizeof(float));
+    ON_TESTED(gpu, download)(gpu, got, b, n * sizeof(float));
     test_close("upload, copy, download", got, h, n, 0, 0);
 
     for (size_t i = 0; i < n; i++)
         h[i] = 2.5f;
-    gpu->fill(gpu, b, 2.5f, n);
-    gpu->synchronize(gpu);
-    gpu->download(gpu, got, b, n * sizeof(float));
+    ON_TESTED(gpu, fill)(gpu, b, 2.5f, n);
+    ON_TESTED(gpu, synchronize)(gpu);
+    ON_TESTED(gpu, download)(gpu, got, b, n * sizeof(float));
     test_close("fill", got, h, n, 0, 0);
-    gpu->free(gpu, a);
-    gpu->free(gpu, b);
+    ON_TESTED(gpu, free)(gpu, a);
+    ON_TESTED(gpu, free)(gpu, b);
     free(zero);
     free(got);
     free(h);
@@ -147,30 +148,30 @@ static void test_elementwise(size_t n)
     struct pair x = pair_normal(n, 2.0f), a = pair_normal(n, 1.0f), b = pair_normal(n, 1.0f);
     struct pair y = pair_poisoned(n);
     cpu->swish_forward(cpu, y.c, x.c, n);
-    gpu->swish_forward(gpu, y.g, x.g, n);
+    ON_TESTED(gpu, swish_forward)(gpu, y.g, x.g, n);
     check("swish_forward", &y, EXACT_ATOL, TRANS_RTOL);
 
     struct pair dx = pair_normal(n, 1.0f); /* accumulated into */
     cpu->swish_backward(cpu, dx.c, a.c, x.c, n);
-    gpu->swish_backward(gpu, dx.g, a.g, x.g, n);
+    ON_TESTED(gpu, swish_backward)(gpu, dx.g, a.g, x.g, n);
     check("swish_backward (+=)", &dx, EXACT_ATOL, TRANS_RTOL);
 
     struct pair s = pair_poisoned(n);
     cpu->add(cpu, s.c, a.c, b.c, n);
-    gpu->add(gpu, s.g, a.g, b.g, n);
+    ON_TESTED(gpu, add)(gpu, s.g, a.g, b.g, n);
     check("add", &s, EXACT_ATOL, EXACT_RTOL);
 
     cpu->axpy(cpu, dx.c, -0.37f, a.c, n);
-    gpu->axpy(gpu, dx.g, -0.37f, a.g, n);
+    ON_TESTED(gpu, axpy)(gpu, dx.g, -0.37f, a.g, n);
     check("axpy (+=)", &dx, EXACT_ATOL, EXACT_RTOL);
 
     cpu->scale(cpu, dx.c, 1.7f, n);
-    gpu->scale(gpu, dx.g, 1.7f, n);
+    ON_TESTED(gpu, scale)(gpu, dx.g, 1.7f, n);
     check("scale", &dx, EXACT_ATOL, EXACT_RTOL);
 
     struct pair sq = pair_poisoned(n);
     cpu->square(cpu, sq.c, x.c, n);
-    gpu->square(gpu, sq.g, x.g, n);
+    ON_TESTED(gpu, square)(gpu, sq.g, x.g, n);
     check("square", &sq, EXACT_ATOL, EXACT_RTOL);
 
     pair_free(&x), pair_free(&a), pair_free(&b), pair_free(&y), pair_free(&dx);
@@ -182,20 +183,20 @@ static void test_concat(size_t rows, int ca, int cb)
     struct pair a = pair_normal(rows * ca, 1.0f), b = pair_normal(rows * cb, 1.0f);
     struct pair y = pair_poisoned(rows * (ca + cb));
     cpu->concat_forward(cpu, y.c, a.c, b.c, rows, ca, cb);
-    gpu->concat_forward(gpu, y.g, a.g, b.g, rows, ca, cb);
+    ON_TESTED(gpu, concat_forward)(gpu, y.g, a.g, b.g, rows, ca, cb);
     check("concat_forward", &y, 0, 0);
 
     struct pair dy = pair_normal(rows * (ca + cb), 1.0f);
     struct pair da = pair_normal(rows * ca, 1.0f), db = pair_normal(rows * cb, 1.0f);
     cpu->concat_backward(cpu, da.c, db.c, dy.c, rows, ca, cb);
-    gpu->concat_backward(gpu, da.g, db.g, dy.g, rows, ca, cb);
+    ON_TESTED(gpu, concat_backward)(gpu, da.g, db.g, dy.g, rows, ca, cb);
     check("concat_backward da (+=)", &da, EXACT_ATOL, EXACT_RTOL);
     check("concat_backward db (+=)", &db, EXACT_ATOL, EXACT_RTOL);
     cpu->concat_backward(cpu, NULL, db.c, dy.c, rows, ca, cb);
-    gpu->concat_backward(gpu, NULL, db.g, dy.g, rows, ca, cb);
+    ON_TESTED(gpu, concat_backward)(gpu, NULL, db.g, dy.g, rows, ca, cb);
     check("concat_backward da NULL, db (+=)", &db, EXACT_ATOL, EXACT_RTOL);
     cpu->concat_backward(cpu, da.c, NULL, dy.c, rows, ca, cb);
-    gpu->concat_backward(gpu, da.g, NULL, dy.g, rows, ca, cb);
+    ON_TESTED(gpu, concat_backward)(gpu, da.g, NULL, dy.g, rows, ca, cb);
     check("concat_backward db NULL, da (+=)", &da, EXACT_ATOL, EXACT_RTOL);
     pair_free(&a), pair_free(&b), pair_free(&y), pair_free(&dy), pair_free(&da), pair_free(&db);
 }
@@ -207,25 +208,25 @@ static void test_resample(int n, int h, int w, int c)
     struct pair x = pair_normal(big, 1.0f);
     struct pair p = pair_poisoned(small);
     cpu->avgpool2_forward(cpu, p.c, x.c, n, h, w, c);
-    gpu->avgpool2_forward(gpu, p.g, x.g, n, h, w, c);
+    ON_TESTED(gpu, avgpool2_forward)(gpu, p.g, x.g, n, h, w, c);
     snprintf(name, sizeof name, "avgpool2_forward %dx%dx%dx%d", n, h, w, c);
     check(name, &p, EXACT_ATOL, EXACT_RTOL);
 
     struct pair dp = pair_normal(small, 1.0f), dx = pair_normal(big, 1.0f);
     cpu->avgpool2_backward(cpu, dx.c, dp.c, n, h, w, c);
-    gpu->avgpool2_backward(gpu, dx.g, dp.g, n, h, w, c);
+    ON_TESTED(gpu, avgpool2_backward)(gpu, dx.g, dp.g, n, h, w, c);
     snprintf(name, sizeof name, "avgpool2_backward (+=) %dx%dx%dx%d", n, h, w, c);
     check(name, &dx, EXACT_ATOL, EXACT_RTOL);
 
     struct pair u = pair_poisoned(up);
     cpu->upsample2_forward(cpu, u.c, x.c, n, h, w, c);
-    gpu->upsample2_forward(gpu, u.g, x.g, n, h, w, c);
+    ON_TESTED(gpu, upsample2_forward)(gpu, u.g, x.g, n, h, w, c);
     snprintf(name, sizeof name, "upsample2_forward %dx%dx%dx%d", n, h, w, c);
     check(name, &u, EXACT_ATOL, EXACT_RTOL);
 
     struct pair du = pair_normal(up, 1.0f);
     cpu->upsample2_backward(cpu, dx.c, du.c, n, h, w, c);
-    gpu->upsample2_backward(gpu, dx.g, du.g, n, h, w, c);
+    ON_TESTED(gpu, upsample2_backward)(gpu, dx.g, du.g, n, h, w, c);
     snprintf(name, sizeof name, "upsample2_backward (+=) %dx%dx%dx%d", n, h, w, c);
     check(name, &dx, EXACT_ATOL, EXACT_RTOL);
     pair_free(&x), pair_free(&p), pair_free(&dp), pair_free(&dx), pair_free(&u), pair_free(&du);
@@ -239,11 +240,11 @@ static void test_batchnorm(size_t rows, int c)
     for (size_t r = 0; r < rows; r++)
         for (int j = 0; j < c; j++)
             x.c[r * c + j] += 0.5f * (float)(j % 7) - 1.0f;
-    gpu->upload(gpu, x.g, x.c, rows * c * sizeof(float));
+    ON_TESTED(gpu, upload)(gpu, x.g, x.c, rows * c * sizeof(float));
 
     struct pair stats = pair_poisoned(2 * (size_t)c);
     cpu->bn_stats(cpu, stats.c, x.c, rows, c);
-    gpu->bn_stats(gpu, stats.g, x.g, rows, c);
+    ON_TESTED(gpu, bn_stats)(gpu, stats.g, x.g, rows, c);
     snprintf(name, sizeof name, "bn_stats rows=%zu c=%d", rows, c);
     check(name, &stats, 1e-5f, EXACT_RTOL);
 
@@ -252,8 +253,8 @@ static void test_batchnorm(size_t rows, int c)
     double count = (double)rows;
     cpu->bn_forward_train(cpu, y.c, saved.c, mm.c, mv.c, x.c, stats.c, count, rows, c, 0.99f,
                           1e-3f);
-    gpu->bn_forward_train(gpu, y.g, saved.g, mm.g, mv.g, x.g, stats.g, count, rows, c, 0.99f,
-                          1e-3f);
+    ON_TESTED(gpu, bn_forward_train)
+    (gpu, y.g, saved.g, mm.g, mv.g, x.g, stats.g, count, rows, c, 0.99f, 1e-3f);
     check("bn_forward_train y", &y, EXACT_ATOL, EXACT_RTOL);
     check("bn_forward_train saved", &saved, EXACT_ATOL, EXACT_RTOL);
     check("bn_forward_train moving_mean", &mm, EXACT_ATOL, EXACT_RTOL);
@@ -261,18 +262,18 @@ static void test_batchnorm(size_t rows, int c)
 
     struct pair yi = pair_poisoned(rows * c);
     cpu->bn_forward_infer(cpu, yi.c, x.c, mm.c, mv.c, rows, c, 1e-3f);
-    gpu->bn_forward_infer(gpu, yi.g, x.g, mm.g, mv.g, rows, c, 1e-3f);
+    ON_TESTED(gpu, bn_forward_infer)(gpu, yi.g, x.g, mm.g, mv.g, rows, c, 1e-3f);
     check("bn_forward_infer", &yi, EXACT_ATOL, EXACT_RTOL);
 
     struct pair dy = pair_normal(rows * c, 1.0f), bstats = pair_poisoned(2 * (size_t)c);
     cpu->bn_backward_stats(cpu, bstats.c, dy.c, x.c, saved.c, rows, c);
-    gpu->bn_backward_stats(gpu, bstats.g, dy.g, x.g, saved.g, rows, c);
+    ON_TESTED(gpu, bn_backward_stats)(gpu, bstats.g, dy.g, x.g, saved.g, rows, c);
     snprintf(name, sizeof name, "bn_backward_stats rows=%zu c=%d", rows, c);
     check(name, &bstats, 1e-5f, EXACT_RTOL);
 
     struct pair dx = pair_normal(rows * c, 1.0f);
     cpu->bn_backward_apply(cpu, dx.c, dy.c, x.c, saved.c, bstats.c, count, rows, c);
-    gpu->bn_backward_apply(gpu, dx.g, dy.g, x.g, saved.g, bstats.g, count, rows, c);
+    ON_TESTED(gpu, bn_backward_apply)(gpu, dx.g, dy.g, x.g, saved.g, bstats.g, count, rows, c);
     check("bn_backward_apply (+=)", &dx, EXACT_ATOL, EXACT_RTOL);
     pair_free(&x), pair_free(&stats), pair_free(&y), pair_free(&saved), pair_free(&mm);
     pair_free(&mv), pair_free(&yi), pair_free(&dy), pair_free(&bstats), pair_free(&dx);
@@ -282,7 +283,7 @@ static void test_embedding(int n, int h, int w, int dims)
 {
     struct pair v = pair_uniform(n, 0.0f, 1.0f), e = pair_poisoned((size_t)n * h * w * dims);
     cpu->sinusoidal_embedding(cpu, e.c, v.c, n, h, w, dims, 1.0f, 1000.0f);
-    gpu->sinusoidal_embedding(gpu, e.g, v.g, n, h, w, dims, 1.0f, 1000.0f);
+    ON_TESTED(gpu, sinusoidal_embedding)(gpu, e.g, v.g, n, h, w, dims, 1.0f, 1000.0f);
     check("sinusoidal_embedding", &e, EXACT_ATOL, TRANS_RTOL);
     pair_free(&v), pair_free(&e);
 }
@@ -295,11 +296,11 @@ static void test_loss(size_t n)
         const char *kn = kind == LOSS_MSE ? "mse" : "mae";
         struct pair out = pair_poisoned(1), d = pair_poisoned(n);
         cpu->loss_value(cpu, out.c, pred.c, target.c, n, (enum loss_kind)kind);
-        gpu->loss_value(gpu, out.g, pred.g, target.g, n, (enum loss_kind)kind);
+        ON_TESTED(gpu, loss_value)(gpu, out.g, pred.g, target.g, n, (enum loss_kind)kind);
         snprintf(name, sizeof name, "loss_value %s n=%zu", kn, n);
         check(name, &out, 1e-6f, EXACT_RTOL);
         cpu->loss_backward(cpu, d.c, pred.c, target.c, n, 0.25f, (enum loss_kind)kind);
-        gpu->loss_backward(gpu, d.g, pred.g, target.g, n, 0.25f, (enum loss_kind)kind);
+        ON_TESTED(gpu, loss_backward)(gpu, d.g, pred.g, target.g, n, 0.25f, (enum loss_kind)kind);
         snprintf(name, sizeof name, "loss_backward %s (=)", kn);
         check(name, &d, EXACT_ATOL, EXACT_RTOL);
         pair_free(&out), pair_free(&d);
@@ -312,7 +313,7 @@ static void test_diffusion(int n, size_t per, int c)
     struct pair t = pair_uniform(n, 0.0f, 1.0f);
     struct pair nr = pair_poisoned(n), sr = pair_poisoned(n);
     cpu->diffusion_schedule(cpu, nr.c, sr.c, t.c, n, 0.02f, 0.95f);
-    gpu->diffusion_schedule(gpu, nr.g, sr.g, t.g, n, 0.02f, 0.95f);
+    ON_TESTED(gpu, diffusion_schedule)(gpu, nr.g, sr.g, t.g, n, 0.02f, 0.95f);
     check("diffusion_schedule noise_rates", &nr, EXACT_ATOL, TRANS_RTOL);
     check("diffusion_schedule signal_rates", &sr, EXACT_ATOL, TRANS_RTOL);
 
@@ -320,10 +321,10 @@ static void test_diffusion(int n, size_t per, int c)
     struct pair a = pair_normal(total, 1.0f), b = pair_normal(total, 1.0f);
     struct pair y = pair_poisoned(total), p = pair_poisoned(total);
     cpu->mix(cpu, y.c, sr.c, a.c, nr.c, b.c, n, per);
-    gpu->mix(gpu, y.g, sr.g, a.g, nr.g, b.g, n, per);
+    ON_TESTED(gpu, mix)(gpu, y.g, sr.g, a.g, nr.g, b.g, n, per);
     check("mix", &y, EXACT_ATOL, EXACT_RTOL);
     cpu->pred_images(cpu, p.c, y.c, b.c, nr.c, sr.c, n, per);
-    gpu->pred_images(gpu, p.g, y.g, b.g, nr.g, sr.g, n, per);
+    ON_TESTED(gpu, pred_images)(gpu, p.g, y.g, b.g, nr.g, sr.g, n, per);
     check("pred_images", &p, EXACT_ATOL, EXACT_RTOL);
 
     size_t rows = total / c;
@@ -331,11 +332,11 @@ static void test_diffusion(int n, size_t per, int c)
     struct pair img = pair_uniform(total, 0.0f, 1.0f), z = pair_poisoned(total);
     struct pair back = pair_poisoned(total);
     cpu->normalize(cpu, z.c, img.c, mean.c, var.c, rows, c);
-    gpu->normalize(gpu, z.g, img.g, mean.g, var.g, rows, c);
+    ON_TESTED(gpu, normalize)(gpu, z.g, img.g, mean.g, var.g, rows, c);
     check("normalize", &z, EXACT_ATOL, EXACT_RTOL);
     /* normal values in a: denormalized, many fall outside [0, 1] and are clipped */
     cpu->denormalize(cpu, back.c, a.c, mean.c, var.c, rows, c);
-    gpu->denormalize(gpu, back.g, a.g, mean.g, var.g, rows, c);
+    ON_TESTED(gpu, denormalize)(gpu, back.g, a.g, mean.g, var.g, rows, c);
     check("denormalize", &back, EXACT_ATOL, EXACT_RTOL);
     pair_free(&t), pair_free(&nr), pair_free(&sr), pair_free(&a), pair_free(&b);
     pair_free(&y), pair_free(&p), pair_free(&mean), pair_free(&var), pair_free(&img);
@@ -348,11 +349,11 @@ static void test_random(int n, size_t per)
     uint64_t seed = 0x0123456789ABCDEFull;
     struct pair x = pair_poisoned(total);
     cpu->fill_normal(cpu, x.c, n, per, seed, 7, RNG_TRAIN_NOISE, 5);
-    gpu->fill_normal(gpu, x.g, n, per, seed, 7, RNG_TRAIN_NOISE, 5);
+    ON_TESTED(gpu, fill_normal)(gpu, x.g, n, per, seed, 7, RNG_TRAIN_NOISE, 5);
     check("fill_normal", &x, 1e-5f, TRANS_RTOL);
     struct pair u = pair_poisoned(total);
     cpu->fill_uniform(cpu, u.c, n, per, seed, 3, RNG_TRAIN_TIME, 11);
-    gpu->fill_uniform(gpu, u.g, n, per, seed, 3, RNG_TRAIN_TIME, 11);
+    ON_TESTED(gpu, fill_uniform)(gpu, u.g, n, per, seed, 3, RNG_TRAIN_TIME, 11);
     check("fill_uniform", &u, 0, 0);
     pair_free(&x), pair_free(&u);
 }
@@ -364,9 +365,10 @@ static void test_optimizer(size_t n)
     for (int step = 3; step <= 4; step++) {
         struct pair g = pair_normal(n, 0.05f);
         cpu->adamw_update(cpu, w.c, g.c, m.c, v.c, n, 1e-3f, 0.9f, 0.999f, 1e-7f, 1e-4f, step);
-        gpu->adamw_update(gpu, w.g, g.g, m.g, v.g, n, 1e-3f, 0.9f, 0.999f, 1e-7f, 1e-4f, step);
+        ON_TESTED(gpu, adamw_update)
+        (gpu, w.g, g.g, m.g, v.g, n, 1e-3f, 0.9f, 0.999f, 1e-7f, 1e-4f, step);
         cpu->ema_update(cpu, ema.c, w.c, n, 0.999f);
-        gpu->ema_update(gpu, ema.g, w.g, n, 0.999f);
+        ON_TESTED(gpu, ema_update)(gpu, ema.g, w.g, n, 0.999f);
         pair_free(&g);
     }
     check("adamw_update w (2 steps)", &w, EXACT_ATOL, EXACT_RTOL);
@@ -391,30 +393,31 @@ static void test_gather_images(int count, int n, size_t per)
     for (int i = 0; i < n; i++)
         hidx[i] = (int32_t)((i * 7 + 3) % count);
     hidx[n - 1] = count - 1;
-    uint8_t *ic = cpu->alloc(cpu, bytes), *ig = gpu->alloc(gpu, bytes);
+    uint8_t *ic = cpu->alloc(cpu, bytes), *ig = ON_TESTED(gpu, alloc)(gpu, bytes);
     int32_t *xc = cpu->alloc(cpu, (size_t)n * sizeof(int32_t));
-    int32_t *xg = gpu->alloc(gpu, (size_t)n * sizeof(int32_t));
+    int32_t *xg = ON_TESTED(gpu, alloc)(gpu, (size_t)n * sizeof(int32_t));
     memcpy(ic, h, bytes);
-    gpu->upload(gpu, ig, h, bytes);
+    ON_TESTED(gpu, upload)(gpu, ig, h, bytes);
     memcpy(xc, hidx, (size_t)n * sizeof(int32_t));
-    gpu->upload(gpu, xg, hidx, (size_t)n * sizeof(int32_t));
+    ON_TESTED(gpu, upload)(gpu, xg, hidx, (size_t)n * sizeof(int32_t));
 
     char name[96];
     struct pair out = pair_poisoned((size_t)n * per);
     cpu->gather_images(cpu, out.c, ic, xc, n, per);
-    gpu->gather_images(gpu, out.g, ig, xg, n, per);
+    ON_TESTED(gpu, gather_images)(gpu, out.g, ig, xg, n, per);
     snprintf(name, sizeof name, "gather_images count=%d n=%d per=%zu", count, n, per);
     check(name, &out, 0, 0);
     int skip = n / 3;
-    cpu->fill(cpu, out.c, NAN, out.n), gpu->fill(gpu, out.g, NAN, out.n);
+    cpu->fill(cpu, out.c, NAN, out.n), ON_TESTED(gpu, fill)(gpu, out.g, NAN, out.n);
     cpu->gather_images(cpu, out.c, ic, xc + skip, n - skip, per);
-    gpu->gather_images(gpu, out.g, ig, xg + skip, n - skip, per);
+    ON_TESTED(gpu, gather_images)(gpu, out.g, ig, xg + skip, n - skip, per);
     cpu->fill(cpu, out.c + (size_t)(n - skip) * per, 0.0f, (size_t)skip * per); /* not written */
-    gpu->fill(gpu, out.g + (size_t)(n - skip) * per, 0.0f, (size_t)skip * per);
+    ON_TESTED(gpu, fill)(gpu, out.g + (size_t)(n - skip) * per, 0.0f, (size_t)skip * per);
     snprintf(name, sizeof name, "gather_images from index %d", skip);
     check(name, &out, 0, 0);
     pair_free(&out);
-    cpu->free(cpu, ic), gpu->free(gpu, ig), cpu->free(cpu, xc), gpu->free(gpu, xg);
+    cpu->free(cpu, ic), ON_TESTED(gpu, free)(gpu, ig), cpu->free(cpu, xc),
+        ON_TESTED(gpu, free)(gpu, xg);
     free(h), free(hidx);
 }
 
@@ -437,7 +440,7 @@ static void check_conv(const char *what, const struct conv_shape *s, const struc
     snprintf(name, sizeof name, "%s n=%d %dx%d cin=%d cout=%d k=%d", what, s->n, s->h, s->w, s->cin,
              s->cout, s->k);
     float *got = malloc(p->n * sizeof(float));
-    gpu->download(gpu, got, p->g, p->n * sizeof(float));
+    ON_TESTED(gpu, download)(gpu, got, p->g, p->n * sizeof(float));
     test_rel_l2(name, got, p->c, p->n, CONV_REL_L2); /* before check() syncs the sides */
     free(got);
     check(name, p, CONV_ATOL_REL * rms(p->c, p->n), CONV_RTOL);
@@ -455,21 +458,21 @@ static void test_conv(int n, int h, int w, int cin, int cout, int k)
     struct pair x = pair_normal(xs, 1.0f), wt = pair_normal(ws, 1.0f / sqrtf((float)(k * k * cin)));
     struct pair bias = pair_normal(cout, 0.5f), y = pair_poisoned(ys);
     cpu->conv2d_forward(cpu, y.c, x.c, wt.c, bias.c, &s);
-    gpu->conv2d_forward(gpu, y.g, x.g, wt.g, bias.g, &s);
+    ON_TESTED(gpu, conv2d_forward)(gpu, y.g, x.g, wt.g, bias.g, &s);
     check_conv("conv2d_forward y", &s, &y);
 
     struct pair dy = pair_normal(ys, 1.0f), dx = pair_normal(xs, 1.0f);
     struct pair dw = pair_poisoned(ws), db = pair_poisoned(cout);
     cpu->conv2d_backward(cpu, dx.c, dw.c, db.c, dy.c, x.c, wt.c, &s);
-    gpu->conv2d_backward(gpu, dx.g, dw.g, db.g, dy.g, x.g, wt.g, &s);
+    ON_TESTED(gpu, conv2d_backward)(gpu, dx.g, dw.g, db.g, dy.g, x.g, wt.g, &s);
     check_conv("conv2d_backward dx (+=)", &s, &dx);
     check_conv("conv2d_backward dw (=)", &s, &dw);
     check_conv("conv2d_backward dbias (=)", &s, &db);
 
-    cpu->fill(cpu, dw.c, NAN, ws), gpu->fill(gpu, dw.g, NAN, ws);
-    cpu->fill(cpu, db.c, NAN, cout), gpu->fill(gpu, db.g, NAN, cout);
+    cpu->fill(cpu, dw.c, NAN, ws), ON_TESTED(gpu, fill)(gpu, dw.g, NAN, ws);
+    cpu->fill(cpu, db.c, NAN, cout), ON_TESTED(gpu, fill)(gpu, db.g, NAN, cout);
     cpu->conv2d_backward(cpu, NULL, dw.c, db.c, dy.c, x.c, wt.c, &s);
-    gpu->conv2d_backward(gpu, NULL, dw.g, db.g, dy.g, x.g, wt.g, &s);
+    ON_TESTED(gpu, conv2d_backward)(gpu, NULL, dw.g, db.g, dy.g, x.g, wt.g, &s);
     check_conv("conv2d_backward dx NULL, dw (=)", &s, &dw);
     check_conv("conv2d_backward dx NULL, dbias (=)", &s, &db);
     pair_free(&x), pair_free(&wt), pair_free(&bias), pair_free(&y), pair_free(&dy);
@@ -535,7 +538,7 @@ int main(void)
         printf("SKIP: %s\n", err);
         return TEST_SKIP;
     }
-    cpu = backend_cpu_create();
+    cpu = cpu_backend_create();
     test_seed(20240611);
 
     test_missing_list();
@@ -575,8 +578,12 @@ int main(void)
     test_conv(2, 16, 16, 56, 24, 3); /* odd multiples of 8 */
     test_network_shapes();
 
+    /* every required op of the list has run on both backends above (the optional ones:
+     * test_cuda_infer_ops.c): the list of ops to check is the op list itself */
     const char *gpu_name = gpu->name;
-    gpu->destroy(gpu);
+    struct backend table = *gpu; /* the entries, for the coverage after destroy */
+    ON_TESTED(gpu, destroy)(gpu);
+    test_ops_checked(&table, 1u << OP_REQUIRED);
     cpu->destroy(cpu);
     return test_finish(strcmp(gpu_name, "cuda") ? "test_cuda_emu" : "test_cuda_ops");
 }

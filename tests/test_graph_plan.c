@@ -14,6 +14,7 @@
  * 3. The seed's network at batch 64 (widths 32..128, depth 2) plans at most 30% of the
  *    keep-all arena (3874 MiB): the figure issue 19 brought below Keras's peak memory. */
 #include "comm.h"
+#include "config.h"
 #include "inception.h"
 #include "test_util.h"
 #include "unet.h"
@@ -165,7 +166,7 @@ static void simulate(const struct graph *g, const struct graph_plan *p, const ch
 
 static struct unet *make_unet(int size, const int *widths, int levels, int depth, int emb)
 {
-    struct unet_config u = unet_config_default();
+    struct unet_config u = config_default_model();
     u.image_size = size;
     u.num_levels = levels;
     for (int i = 0; i < levels; i++)
@@ -308,7 +309,7 @@ static void check_seed_memory(void)
 
 int main(void)
 {
-    be = backend_cpu_create();
+    be = cpu_backend_create();
     comm = comm_single();
     test_seed(3);
     check_simulations();

@@ -200,7 +200,7 @@ static void check_capabilities(void)
 int main(void)
 {
     test_seed(10);
-    be = backend_cpu_create();
+    be = cpu_backend_create();
     char missing[256];
     if (backend_missing_inference_ops(be, missing, sizeof missing) != 0)
         test_fail("cpu backend lacks inference ops: %s", missing);

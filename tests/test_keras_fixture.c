@@ -13,6 +13,7 @@
  * CPU backend's tolerances; --tf32 runs it with TF32 tensor cores (the default of a real
  * run) against the TF32 tolerances below. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
+#include "config.h"
 #include "h5_util.h"
 #include "test_util.h"
 #ifdef DDIM_CUDA_EMU
@@ -105,8 +106,8 @@ static double attr(const char *name)
 
 static void read_config(struct unet_config *u, struct diffusion_config *d, int *batch, int *samples)
 {
-    *u = unet_config_default();
-    *d = diffusion_config_default();
+    *u = config_default_model();
+    *d = config_default_diffusion();
     u->image_size = (int)attr("image_size");
     double widths[UNET_MAX_LEVELS];
     size_t nw = UNET_MAX_LEVELS;
@@ -296,7 +297,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "test_keras_fixture: --tf32 needs --backend cuda\n");
         return 2;
     }
-    /* read once by backend_cuda_create: exact mode unless --tf32 */
+    /* read once by cuda_backend_create: exact mode unless --tf32 */
     if (tf32) {
         unsetenv("DDIM_CUDNN_NO_TF32");
         tols = &TOL_TF32;
@@ -307,10 +308,10 @@ int main(int argc, char **argv)
 #ifdef DDIM_CUDA_EMU /* the CUDA kernels on the CPU, plain convolutions */
     struct backend *be = !strcmp(backend_name, "cuda-emu")
                              ? backend_cuda_emu_create_with_conv(err, sizeof err)
-                             : backend_cpu_create();
+                             : cpu_backend_create();
 #else
-    struct backend *be = !strcmp(backend_name, "cuda") ? backend_cuda_create(0, err, sizeof err)
-                                                       : backend_cpu_create();
+    struct backend *be = !strcmp(backend_name, "cuda") ? cuda_backend_create(0, err, sizeof err)
+                                                       : cpu_backend_create();
 #endif
     if (!be) {
         printf("SKIP: %s\n", err);

@@ -145,7 +145,7 @@ int main(int argc, char **argv)
     double want_kid = attr(f, argv[2], "kid");
     H5Fclose(f);
 
-    struct backend *be = backend_cpu_create();
+    struct backend *be = cpu_backend_create();
     float *resized = test_alloc_zeros(2 * 75 * 75 * 3);
     be->resize_bilinear_forward(be, resized, real, 2, S, S, 3, 75, 75);
     test_close("resize 64->75 vs tf", resized, want_resized, 2 * 75 * 75 * 3, 2e-6f, 0.0f);

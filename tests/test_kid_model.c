@@ -180,7 +180,7 @@ int main(int argc, char **argv)
     test_tiny_run_config(&cfg, data, run_dir);
     cfg.kid_every = 0; /* KID is not measured in training, but the path is stored */
     snprintf(cfg.inception_weights, sizeof cfg.inception_weights, "%s", weights);
-    struct backend *be = backend_cpu_create();
+    struct backend *be = cpu_backend_create();
     struct comm *comm = comm_single();
     if (train_loop_run(&cfg, be, comm) != 0) {
         fprintf(stderr, "test_kid_model: the training run failed\n");

@@ -6,6 +6,7 @@
  * batch and compares the losses of every step and the final weights, BN moving statistics,
  * EMA weights and Adam moments. Only float32 summation order differs between the two. */
 #include "comm.h"
+#include "config.h"
 #include "test_util.h"
 #include "trainer.h"
 #include "util.h"
@@ -34,7 +35,7 @@ static void make_image(float *x, int size, int index)
 
 static struct unet_config small_model(void)
 {
-    struct unet_config u = unet_config_default();
+    struct unet_config u = config_default_model();
     u.image_size = 8;
     u.num_levels = 2;
     u.widths[0] = 4;
@@ -50,7 +51,7 @@ static struct trainer *train(struct backend *be, struct comm *comm, int batch, i
                              float losses[STEPS][2])
 {
     struct unet_config u = small_model();
-    struct diffusion_config dc = diffusion_config_default();
+    struct diffusion_config dc = config_default_diffusion();
     dc.seed = 7;
     char err[512];
     struct trainer *t =
@@ -106,7 +107,7 @@ int main(int argc, char **argv)
         comm->destroy(comm);
         return 1;
     }
-    struct backend *be = backend_cpu_create();
+    struct backend *be = cpu_backend_create();
     int batch = GLOBAL_BATCH / comm->world;
     float dist[STEPS][2];
     struct trainer *t = train(be, comm, batch, comm->rank * batch, dist);

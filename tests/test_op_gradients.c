@@ -356,7 +356,7 @@ static void check_loss(enum loss_kind kind)
 
 int main(void)
 {
-    be = backend_cpu_create();
+    be = cpu_backend_create();
     test_seed(1234);
 
     check_conv(2, 5, 7, 3, 4, 3, 100000); /* non-square, cin != cout, n >= 2 */

@@ -511,7 +511,7 @@ static void check_gather_images(void)
 
 int main(void)
 {
-    be = backend_cpu_create();
+    be = cpu_backend_create();
     test_seed(99);
 
     check_conv_contract(2, 5, 7, 3, 4, 3);

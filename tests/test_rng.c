@@ -140,7 +140,7 @@ static void check_rng_known_answers(void)
 
 int main(void)
 {
-    be = backend_cpu_create();
+    be = cpu_backend_create();
     test_seed(99);
     check_rng_streams(1);
     check_rng_streams(0);

@@ -22,32 +22,34 @@
 static void test_divergence(void)
 {
     struct divergence d;
-    divergence_init(&d, 20);
+    run_guard_divergence_init(&d, 20);
     int bad = 0;
     for (long s = 1; s <= 60 && !bad; s++) /* a falling loss with noise: never diverged */
-        bad = divergence_feed(&d, s, 0.8 / (1 + 0.05 * s) * (s % 3 ? 1.3 : 0.8), 2.0);
+        bad = run_guard_divergence_feed(&d, s, 0.8 / (1 + 0.05 * s) * (s % 3 ? 1.3 : 0.8), 2.0);
     if (bad)
         test_fail("divergence: a falling loss was judged diverged at step %ld: %s", d.step, d.why);
-    if (divergence_feed(&d, 61, 15 * 0.3, 1.0))
+    if (run_guard_divergence_feed(&d, 61, 15 * 0.3, 1.0))
         test_fail("divergence: a spike below the factor stopped the run: %s", d.why);
-    if (!divergence_feed(&d, 62, 1e6, 1.0) || d.step != 62 || !strstr(d.why, "more than 20 times"))
+    if (!run_guard_divergence_feed(&d, 62, 1e6, 1.0) || d.step != 62 ||
+        !strstr(d.why, "more than 20 times"))
         test_fail("divergence: 1e6 at step 62 not caught (step %ld, \"%s\")", d.step, d.why);
-    if (!divergence_feed(&d, 63, 0.1, 1.0) || d.step != 62)
+    if (!run_guard_divergence_feed(&d, 63, 0.1, 1.0) || d.step != 62)
         test_fail("divergence: the first diverged step was not kept");
     /* from the second step: 0.8, then 33 (seen with a learning rate of 10) */
-    divergence_init(&d, 20);
-    divergence_feed(&d, 1, 0.8, 3.0);
-    if (!divergence_feed(&d, 2, 33, 100) || d.step != 2)
+    run_guard_divergence_init(&d, 20);
+    run_guard_divergence_feed(&d, 1, 0.8, 3.0);
+    if (!run_guard_divergence_feed(&d, 2, 33, 100) || d.step != 2)
         test_fail("divergence: 0.8 then 33 not caught at step 2 (step %ld)", d.step);
     /* factor 0: only non-finite losses */
-    divergence_init(&d, 0);
-    divergence_feed(&d, 1, 0.8, 3.0);
-    if (divergence_feed(&d, 2, 1e30, 1e30))
+    run_guard_divergence_init(&d, 0);
+    run_guard_divergence_feed(&d, 1, 0.8, 3.0);
+    if (run_guard_divergence_feed(&d, 2, 1e30, 1e30))
         test_fail("divergence: factor 0 still judged a finite loss");
-    if (!divergence_feed(&d, 3, 0.5, INFINITY) || d.step != 3 || !strstr(d.why, "image loss"))
+    if (!run_guard_divergence_feed(&d, 3, 0.5, INFINITY) || d.step != 3 ||
+        !strstr(d.why, "image loss"))
         test_fail("divergence: an infinite image loss not caught (\"%s\")", d.why);
-    divergence_init(&d, 0);
-    if (!divergence_feed(&d, 1, NAN, 1.0) || !strstr(d.why, "noise loss became nan"))
+    run_guard_divergence_init(&d, 0);
+    if (!run_guard_divergence_feed(&d, 1, NAN, 1.0) || !strstr(d.why, "noise loss became nan"))
         test_fail("divergence: NaN at the first step not caught (\"%s\")", d.why);
     printf("ok   divergence guard: spikes, factor, non-finite losses\n");
 }
@@ -55,7 +57,7 @@ static void test_divergence(void)
 static void test_resume_config(void)
 {
     struct run_config old, now;
-    run_config_defaults(&old);
+    config_defaults(&old);
     char *yaml = NULL, json[8192], summary[4096], err[4096];
     size_t len = 0;
     FILE *f = open_memstream(&yaml, &len);
@@ -209,7 +211,7 @@ int main(int argc, char **argv)
     }
     test_divergence();
     test_resume_config();
-    struct backend *be = backend_cpu_create();
+    struct backend *be = cpu_backend_create();
     struct comm *comm = comm_single();
     test_nan_run(argv[1], be, comm);
     be->destroy(be);

@@ -31,7 +31,7 @@ int test_make_synthetic_data(const char *prep, char *dir_template, int count, in
 
 void test_tiny_run_config(struct run_config *cfg, const char *data, const char *run_dir)
 {
-    run_config_defaults(cfg);
+    config_defaults(cfg);
     snprintf(cfg->data_path, sizeof cfg->data_path, "%s", data);
     snprintf(cfg->run_dir, sizeof cfg->run_dir, "%s", run_dir);
     snprintf(cfg->backend, sizeof cfg->backend, "cpu");
@@ -100,7 +100,7 @@ void test_check_untouched(const char *path, const char *bytes, long size, const 
 
 int test_train_cpu(const char *who, const struct run_config *cfg)
 {
-    struct backend *be = backend_cpu_create();
+    struct backend *be = cpu_backend_create();
     struct comm *comm = comm_single();
     int rc = train_loop_run(cfg, be, comm);
     comm->destroy(comm); /* reverse order of creation */

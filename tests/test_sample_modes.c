@@ -20,6 +20,7 @@
 #include "test_run_util.h"
 #include "test_util.h"
 #include "train_loop.h"
+#include "trainer.h"
 #include "util.h"
 
 #include <gif_lib.h>
@@ -167,7 +168,7 @@ static void test_in_process(void)
         test_fail("%s", err);
         return;
     }
-    struct backend *be = backend_cpu_create();
+    struct backend *be = cpu_backend_create();
     struct comm *comm = comm_single();
     struct trainer *t =
         trainer_create(be, comm, &ew.cfg.model, &ew.cfg.diffusion, 1, 1, 0, err, sizeof err);
@@ -192,9 +193,11 @@ static void test_in_process(void)
            "eta 0 (in process): trainer_sample's images, bit for bit");
     /* the inference model alone (no trainer), as ddim-sample runs it */
     struct infer_net net;
-    infer_model_upload(&ew, be, comm, &net);
-    infer_sample(&net, noise, n, 5, NULL, NULL, dev);
-    infer_sample(&net, noise, n, 5, NULL, NULL, dev); /* again, on its kept buffers */
+    char why[512];
+    if (infer_model_upload(&ew, be, comm, &net, why, sizeof why) != 0)
+        test_fail("infer_model_upload: %s", why);
+    sampler_run(&net, noise, n, 5, NULL, NULL, dev);
+    sampler_run(&net, noise, n, 5, NULL, NULL, dev); /* again, on its kept buffers */
     be->download(be, got, dev, count * sizeof(float));
     infer_net_release(&net);
     expect(!memcmp(ref, got, count * sizeof(float)),

@@ -142,11 +142,11 @@ int main(int argc, char **argv)
     cfg.plot_rows = 2;
     cfg.plot_cols = 3;
     char err[1024];
-    if (run_config_check(&cfg, err, sizeof err) != 0) {
+    if (config_check(&cfg, err, sizeof err) != 0) {
         fprintf(stderr, "test_train_run: %s\n", err);
         return 1;
     }
-    struct backend *be = backend_cpu_create();
+    struct backend *be = cpu_backend_create();
     struct comm *comm = comm_single();
     if (train_loop_run(&cfg, be, comm) != 0)
         test_fail("train_loop_run failed");
@@ -178,7 +178,7 @@ int main(int argc, char **argv)
     check_png(path, 200, 100);
 
     struct run_config back;
-    run_config_defaults(&back);
+    config_defaults(&back);
     snprintf(path, sizeof path, "%s/config.yaml", cfg.run_dir);
     if (config_load_yaml(&back, path, err, sizeof err) != 0)
         test_fail("%s", err);

@@ -19,6 +19,7 @@
  * in one op fails. Every trainable element is compared (the networks are small), and dw
  * is pre-filled with NaN so that an element the backward never writes fails. */
 #include "comm.h"
+#include "config.h"
 #include "test_util.h"
 #include "unet.h"
 
@@ -165,7 +166,7 @@ static void check_model(const char *label, struct unet_config cfg, int batch)
 
 static struct unet_config tiny_config(void)
 {
-    struct unet_config c = unet_config_default();
+    struct unet_config c = config_default_model();
     c.image_size = 8;
     c.num_levels = 2;
     c.widths[0] = 4;
@@ -175,17 +176,17 @@ static struct unet_config tiny_config(void)
     return c;
 }
 
-/* Both unet_config_check and unet_create must refuse, with a message that names `field`
+/* Both config_check_model and unet_create must refuse, with a message that names `field`
  * (or `alt`, when the check speaks of the YAML key rather than the struct field). */
 static void expect_rejected(const char *what, struct unet_config c, const char *field,
                             const char *alt)
 {
     char err[256] = "", err2[256] = "";
-    int rc = unet_config_check(&c, err, sizeof err);
+    int rc = config_check_model(&c, err, sizeof err);
     struct unet *net = unet_create(&c, err2, sizeof err2);
     int named = strstr(err, field) || (alt && strstr(err, alt));
     if (rc != -1 || !err[0] || !named)
-        test_fail("config %s: unet_config_check returned %d with message '%s' (want -1 and a "
+        test_fail("config %s: config_check_model returned %d with message '%s' (want -1 and a "
                   "message naming %s)",
                   what, rc, err, field);
     else if (net || !err2[0] || strcmp(err, err2) != 0)
@@ -196,8 +197,8 @@ static void expect_rejected(const char *what, struct unet_config c, const char *
     /* no message buffer, or a tiny one: still rejected, nothing written past its end */
     char small[8];
     memset(small, 'x', sizeof small);
-    if (unet_config_check(&c, NULL, 0) != -1 || unet_create(&c, NULL, 0) != NULL ||
-        unet_config_check(&c, small, 4) != -1 || small[3] != '\0' || small[4] != 'x')
+    if (config_check_model(&c, NULL, 0) != -1 || unet_create(&c, NULL, 0) != NULL ||
+        config_check_model(&c, small, 4) != -1 || small[3] != '\0' || small[4] != 'x')
         test_fail("config %s: not rejected cleanly without a full-size message buffer", what);
 }
 
@@ -205,10 +206,10 @@ static void check_configs(void)
 {
     char err[256] = "";
     struct unet_config ok = tiny_config();
-    if (unet_config_check(&ok, err, sizeof err) != 0)
+    if (config_check_model(&ok, err, sizeof err) != 0)
         test_fail("tiny config rejected: %s", err);
-    struct unet_config def = unet_config_default();
-    if (unet_config_check(&def, err, sizeof err) != 0)
+    struct unet_config def = config_default_model();
+    if (config_check_model(&def, err, sizeof err) != 0)
         test_fail("default config rejected: %s", err);
 
     struct unet_config c = tiny_config();
@@ -267,7 +268,7 @@ int main(void)
      * synchronization (8x slower on a busy two-core machine); the ops' threading is
      * covered by the op tests */
     omp_set_num_threads(1);
-    be = backend_cpu_create();
+    be = cpu_backend_create();
     comm = comm_single();
     test_seed(2024);
 

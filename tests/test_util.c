@@ -208,11 +208,42 @@ int test_run_program(const char *cmd, char *out, size_t outlen)
 
 struct backend *test_gpu_backend(char *err, size_t errlen)
 {
-    /* plain float32 convolutions, read once by backend_cuda_create */
+    /* plain float32 convolutions, read once by cuda_backend_create */
     setenv("DDIM_CUDNN_NO_TF32", "1", 1);
 #ifdef DDIM_CUDA_EMU
     return backend_cuda_emu_create(err, errlen);
 #else
-    return backend_cuda_create(0, err, errlen);
+    return cuda_backend_create(0, err, errlen);
 #endif
+}
+
+static unsigned char test_ops_ran[BACKEND_OP_COUNT];
+
+void test_op_ran(int op)
+{
+    if (op >= 0 && op < BACKEND_OP_COUNT)
+        test_ops_ran[op] = 1;
+}
+
+int test_ops_checked(const struct backend *be, unsigned needs)
+{
+    int missing = 0, absent = 0;
+    for (int op = 0; op < BACKEND_OP_COUNT; op++) {
+        if (!(needs & (1u << backend_op_need_of((enum backend_op_id)op))) || test_ops_ran[op])
+            continue;
+        if (!backend_has_op(be, (enum backend_op_id)op)) {
+            printf("note %s: not on the %s backend, not checked here\n",
+                   backend_op_name((enum backend_op_id)op), be->name);
+            absent++;
+            continue;
+        }
+        test_fail("op %s of the op list (src/base/backend.h) has no check in this test: add "
+                  "one that runs it on both backends (ON_TESTED)",
+                  backend_op_name((enum backend_op_id)op));
+        missing++;
+    }
+    if (!missing)
+        printf("ok   every op of the list's needs %#x is checked (%d not on this backend)\n", needs,
+               absent);
+    return missing;
 }

@@ -37,6 +37,15 @@ int test_run_program(const char *cmd, char *out, size_t outlen);
  * reason when there is none: the test then skips. */
 struct backend *test_gpu_backend(char *err, size_t errlen);
 
+/* The op list's coverage by a cross-backend test. ON_TESTED(be, op) is be->op, marked as run
+ * by this test: `ON_TESTED(gpu, fill)(gpu, x, 0.0f, n)`. test_ops_checked(be, needs) then
+ * fails, naming it, every op of the list (BACKEND_OPS) of those needs (a mask: 1 << OP_REQUIRED
+ * | ...) that be has and that no check ran: a new op without its check fails the test. Ops
+ * be leaves NULL are listed as not checked here. Returns the number of ops missing. */
+void test_op_ran(int op);
+#define ON_TESTED(be, op) (test_op_ran(BACKEND_OP_##op), (be)->op)
+int test_ops_checked(const struct backend *be, unsigned needs);
+
 void test_fail(const char *fmt, ...);
 /* Print the summary line and return the process exit code (0 pass, 1 fail). First fails
  * the test if any HDF5 object is still open (a handle leaked on some path). */

@@ -8,11 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # libdnnl-dev: oneDNN, the CPU backend's convolutions. clang, its sanitizer and libFuzzer
-# runtimes and its OpenMP: the fuzz targets' build (.ci/run, README "Sanitizers and fuzzing")
+# runtimes and its OpenMP: the fuzz targets' build (.ci/run, README "Sanitizers and
+# fuzzing"). protobuf-c and ISA-L: TensorBoard's event files; python3-venv: the test that
+# reads them with TensorBoard (pip-installed there).
 packages=(cmake make gcc g++ pkg-config libdnnl-dev libhdf5-dev hdf5-tools libyaml-dev
           libpng-dev libjpeg-dev jq librandom123-dev libgif-dev libarchive-dev
           libopenmpi-dev openmpi-bin clang-format slurm-wlm munge libpmix-dev
-          clang libclang-rt-14-dev libomp-dev)
+          clang libclang-rt-14-dev libomp-dev
+          libprotobuf-c-dev protobuf-c-compiler libisal-dev python3-venv)
 if [[ "${SKIP_APT:-0}" != 1 ]]; then
     missing=()
     for p in "${packages[@]}"; do

@@ -298,6 +298,25 @@ enum backend_op_need { OP_REQUIRED, OP_INFERENCE, OP_TIMING };
     X(OP_TIMING, size_t, memory_peak_bytes, (struct backend *be))
 /* clang-format on */
 
+/* Every op's index in the list: BACKEND_OP_conv2d_forward, ... (tests and supports_op name
+ * ops by it); BACKEND_OP_COUNT ops in all. */
+enum backend_op_id {
+#define BACKEND_OP_ID(need, ret, op, params) BACKEND_OP_##op,
+    BACKEND_OPS(BACKEND_OP_ID)
+#undef BACKEND_OP_ID
+        BACKEND_OP_COUNT
+};
+
+/* The shape an op is asked about (supports_op): the fields of the op's kind, the rest 0.
+ * Convolutions: conv; pool_forward: pool; BatchNorm's ops: rows and c (channels);
+ * sinusoidal_embedding: c (dims). Other ops take every size. */
+struct op_shape {
+    const struct conv_shape *conv;
+    const struct pool_shape *pool;
+    size_t rows;
+    int c;
+};
+
 struct backend {
     const char *name; /* "cpu" or "cuda" */
     void *ctx;        /* implementation state: workspaces, library handles */
@@ -319,15 +338,23 @@ struct backend {
      * replaced since its capture (a workspace grown for a new shape); capture again */
     int (*graph_launch)(struct backend *be, void *graph);
     void (*graph_destroy)(struct backend *be, void *graph);
+
+    /* Which shapes an op takes, as ggml's supports_op (optional: NULL takes every shape of
+     * every op the backend has): 1, or 0 with the reason in why. A network asks for each of
+     * its nodes when it meets a backend (graph_check_backend), so that a shape a backend
+     * cannot run is refused there, naming the op and the shape, not in the middle of a
+     * run. An op's kernel checks the same rule and dies if it is called anyway. */
+    int (*supports_op)(struct backend *be, enum backend_op_id op, const struct op_shape *s,
+                       char *why, size_t whylen);
 };
 
 /* The CPU backend: always available. */
-struct backend *backend_cpu_create(void);
+struct backend *cpu_backend_create(void);
 
 /* The CUDA backend on GPU `device`; NULL with a message in err when no usable GPU (no
  * device, driver too old, device index out of range). Returns NULL when built without
  * CUDA. */
-struct backend *backend_cuda_create(int device, char *err, size_t errlen);
+struct backend *cuda_backend_create(int device, char *err, size_t errlen);
 
 /* The capability query: names of the ops of that need a backend leaves NULL,
  * comma-separated into out (may be NULL); returns their count. */
@@ -338,6 +365,26 @@ int backend_missing_ops(const struct backend *be, char *out, size_t outlen);
 
 /* backend_missing(be, OP_INFERENCE, ...): the optional ops InceptionV3 (KID) needs. */
 int backend_missing_inference_ops(const struct backend *be, char *out, size_t outlen);
+
+/* 1 if be fills op's entry (not NULL). */
+int backend_has_op(const struct backend *be, enum backend_op_id op);
+
+/* An op's name ("conv2d_forward") and need, from the op list. */
+const char *backend_op_name(enum backend_op_id op);
+enum backend_op_need backend_op_need_of(enum backend_op_id op);
+
+/* 1 if be has op and takes it at shape s (supports_op); else 0 with "the cuda backend
+ * cannot run sinusoidal_embedding on dims=2048: ..." in err. */
+int backend_supports(struct backend *be, enum backend_op_id op, const struct op_shape *s, char *err,
+                     size_t errlen);
+
+/* The one rule of conv2d_backward, the same on every backend: only the U-Net's kind of
+ * convolution (conv_is_basic) has a backward. 1, or 0 with the reason in why. */
+int backend_conv_has_backward(const struct conv_shape *s, char *why, size_t whylen);
+
+/* Each backend's conv2d_backward calls this first: it dies naming the backend and the shape
+ * when backend_conv_has_backward refuses s (a caller that skipped supports_op). */
+void backend_require_conv_backward(const char *backend, const struct conv_shape *s);
 
 #ifdef __cplusplus
 }

@@ -3,6 +3,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <time.h>
@@ -96,6 +97,72 @@ int util_error(char *err, size_t errlen, const char *fmt, ...)
         va_end(ap);
     }
     return -1;
+}
+
+int util_getopt_refused(const char *program, int c, char **argv)
+{
+    const char *what = optind > 0 ? argv[optind - 1] : "?";
+    if (c == ':')
+        fprintf(stderr, "%s: %s needs a value (see %s --help)\n", program, what, program);
+    else
+        fprintf(stderr, "%s: unknown option '%s' (see %s --help)\n", program, what, program);
+    return -1;
+}
+
+int util_getopt_no_operands(const char *program, int argc, char **argv)
+{
+    if (optind >= argc)
+        return 0;
+    fprintf(stderr, "%s: unexpected argument '%s' (see %s --help)\n", program, argv[optind],
+            program);
+    return -1;
+}
+
+int util_getopt_each(const char *program, int argc, char **argv, const struct option *options,
+                     int (*on_option)(void *ctx, const char *name, const char *value), void *ctx)
+{
+    int c, index;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":h", options, &index)) != -1) {
+        if (c == 'h')
+            return 1;
+        if (c != 0)
+            return util_getopt_refused(program, c, argv);
+        char name[64];
+        snprintf(name, sizeof name, "--%s", options[index].name);
+        if (on_option(ctx, name, options[index].has_arg == no_argument ? NULL : optarg) != 0)
+            return -1;
+    }
+    return util_getopt_no_operands(program, argc, argv);
+}
+
+int util_parse_u64(const char *program, const char *opt, const char *text, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(text, &end, 10);
+    if (errno || end == text || *end || text[0] == '-') {
+        fprintf(stderr, "%s: %s: expected an unsigned integer, got '%s'\n", program, opt, text);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int util_parse_double(const char *program, const char *opt, const char *text, double lo, double hi,
+                      double *out)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(text, &end);
+    if (errno || end == text || *end || !(x >= lo && x <= hi)) {
+        fprintf(stderr, "%s: %s: expected a number in [%g, %g], got '%s'\n", program, opt, lo, hi,
+                text);
+        return -1;
+    }
+    *out = x;
+    return 0;
 }
 
 int util_parse_int(const char *program, const char *opt, const char *text, int lo, int hi, int *out)

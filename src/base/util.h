@@ -51,6 +51,31 @@ void *util_xcalloc(size_t count, size_t size);
 int util_parse_int(const char *program, const char *opt, const char *text, int lo, int hi,
                    int *out);
 
+/* For the programs' getopt_long loops (opterr = 0, an optstring that starts with ':'): the
+ * message of an option getopt_long refused, "PROGRAM: unknown option 'X'" (c == '?') or
+ * "PROGRAM: X needs a value" (c == ':'), naming argv[optind - 1], with a pointer to --help;
+ * returns -1. */
+int util_getopt_refused(const char *program, int c, char **argv);
+
+/* After a getopt_long loop: -1 with "PROGRAM: unexpected argument 'X'" when an argument
+ * that is not an option is left (argv[optind]), else 0. */
+int util_getopt_no_operands(const char *program, int argc, char **argv);
+
+/* The programs' option loop: getopt_long over argv with the long options given (each with
+ * flag NULL and val 0, and {"help", no_argument, NULL, 'h'}), calling on_option(ctx,
+ * "--name", value) for each option in the order given (value NULL for one that takes none).
+ * Returns 0, 1 when -h or --help was given (nothing after it is read), or -1 after a message:
+ * an unknown option, a missing value, an operand (none is taken), or on_option's -1. */
+struct option;
+int util_getopt_each(const char *program, int argc, char **argv, const struct option *options,
+                     int (*on_option)(void *ctx, const char *name, const char *value), void *ctx);
+
+/* Command-line numbers, as util_parse_int: an unsigned 64-bit integer (no sign), and a real
+ * number in [lo, hi]; else "PROGRAM: OPT: expected ..., got 'text'" on stderr and -1. */
+int util_parse_u64(const char *program, const char *opt, const char *text, unsigned long long *out);
+int util_parse_double(const char *program, const char *opt, const char *text, double lo, double hi,
+                      double *out);
+
 /* snprintf into err (if non-NULL) and return -1: for functions that report errors upward. */
 int util_error(char *err, size_t errlen, const char *fmt, ...) DDIM_PRINTF(3, 4);
 

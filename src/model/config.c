@@ -1,6 +1,7 @@
-/* config.c: the table of configuration keys (the one place a key is declared), the Keras
- * example's defaults, the range and cross-field checks, did-you-mean suggestions and the
- * YAML writer. Reading YAML lives in src/model/config_yaml.c and uses the same table. */
+/* config.c: what the key table (config_keys.c) gives: the defaults, the range checks and
+ * the few cross-field rules, did-you-mean suggestions, the YAML writer, the differences
+ * between two configurations and the key list of --help and docs/config.md. Reading YAML
+ * lives in config_yaml.c and uses the same table. */
 #include "config_keys.h"
 
 #include "util.h"
@@ -10,146 +11,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-_Static_assert(sizeof(enum loss_kind) == sizeof(int), "KEY_ENUM stores enums as int");
-_Static_assert(sizeof(enum resume_mode) == sizeof(int), "KEY_ENUM stores enums as int");
-
 #define OFF(f) offsetof(struct run_config, f)
 #define SIZE(f) sizeof(((struct run_config *)0)->f)
-#define K_INT(n, f, lo, hi, h)                                                                     \
-    {                                                                                              \
-        .name = n, .type = KEY_INT, .off = OFF(f), .min = lo, .max = hi, .help = h                 \
-    }
-#define K_NUM(n, t, f, lo, hi, o, h)                                                               \
-    {                                                                                              \
-        .name = n, .type = t, .off = OFF(f), .min = lo, .max = hi, .open = o, .help = h            \
-    }
-#define K_STR(n, f, least, ch, h)                                                                  \
-    {                                                                                              \
-        .name = n, .type = KEY_STRING, .off = OFF(f), .cap = SIZE(f), .min = least, .choices = ch, \
-        .help = h                                                                                  \
-    }
 
-enum { OPEN_LO = KEY_MIN_OPEN, OPEN_HI = KEY_MAX_OPEN, OPEN_BOTH = KEY_MIN_OPEN | KEY_MAX_OPEN };
+/* --- defaults, from the table ------------------------------------------------------- */
 
-/* Sections appear in this order when written; keys within a section in table order. */
-const struct config_key config_keys[] = {
-    K_STR("data.path", data_path, 1, NULL, "HDF5 dataset made by ddim-prep"),
-    K_INT("data.dataset_repetitions", dataset_repetitions, 1, 1000,
-          "passes over the training split per epoch"),
-    K_STR("data.resident", resident, 0, "auto|on|off",
-          "keep the training and validation images in backend memory (auto: on with the CUDA "
-          "backend)"),
-
-    K_INT("model.image_size", model.image_size, 1, 4096,
-          "square images; a multiple of 2^(levels-1)"),
-    {.name = "model.widths",
-     .type = KEY_INT_LIST,
-     .off = OFF(model.widths),
-     .cap = UNET_MAX_LEVELS,
-     .count_off = OFF(model.num_levels),
-     .min_count = 2,
-     .min = 1,
-     .max = 4096,
-     .help = "channels per U-Net level; the last is the middle"},
-    K_INT("model.block_depth", model.block_depth, 1, 16, "residual blocks per level"),
-    K_INT("model.embedding_dims", model.embedding_dims, 2, 4096,
-          "sinusoidal noise-variance embedding size (even)"),
-    K_NUM("model.embedding_min_frequency", KEY_FLOAT, model.embedding_min_frequency, 0, 1e6,
-          OPEN_LO, "lowest embedding frequency"),
-    K_NUM("model.embedding_max_frequency", KEY_FLOAT, model.embedding_max_frequency, 0, 1e6,
-          OPEN_LO, "highest embedding frequency"),
-    K_NUM("model.bn_momentum", KEY_FLOAT, model.bn_momentum, 0, 1, OPEN_HI,
-          "BatchNormalization moving-average momentum"),
-    K_NUM("model.bn_epsilon", KEY_FLOAT, model.bn_epsilon, 0, 1, OPEN_LO,
-          "BatchNormalization epsilon"),
-
-    K_NUM("diffusion.min_signal_rate", KEY_FLOAT, diffusion.min_signal_rate, 0, 1, OPEN_BOTH,
-          "signal rate at diffusion time 1 (pure noise end)"),
-    K_NUM("diffusion.max_signal_rate", KEY_FLOAT, diffusion.max_signal_rate, 0, 1, OPEN_BOTH,
-          "signal rate at diffusion time 0 (image end)"),
-
-    K_INT("train.num_epochs", num_epochs, 1, 1000000,
-          "epochs; the example: at least 50 for good results"),
-    K_INT("train.batch_size", batch_size, 1, 1048576, "global batch, split across ranks"),
-    K_NUM("train.learning_rate", KEY_FLOAT, diffusion.learning_rate, 0, 10, OPEN_LO,
-          "AdamW learning rate"),
-    K_NUM("train.weight_decay", KEY_FLOAT, diffusion.weight_decay, 0, 1, 0,
-          "AdamW decoupled weight decay (scaled by the learning rate)"),
-    K_NUM("train.adam_beta_1", KEY_FLOAT, diffusion.adam_beta1, 0, 1, OPEN_HI,
-          "Adam first-moment decay"),
-    K_NUM("train.adam_beta_2", KEY_FLOAT, diffusion.adam_beta2, 0, 1, OPEN_HI,
-          "Adam second-moment decay"),
-    K_NUM("train.adam_epsilon", KEY_FLOAT, diffusion.adam_epsilon, 0, 1, OPEN_LO,
-          "Adam epsilon (Keras: 1e-7)"),
-    K_NUM("train.ema", KEY_FLOAT, diffusion.ema, 0, 1, 0, "EMA momentum of the sampling network"),
-    {.name = "train.loss",
-     .type = KEY_ENUM,
-     .off = OFF(diffusion.loss),
-     .choices = "mae|mse", /* the order of enum loss_kind */
-     .help = "noise loss: mean absolute or mean squared error"},
-    {.name = "train.seed",
-     .type = KEY_U64,
-     .off = OFF(diffusion.seed),
-     .help = "keys every random stream"},
-    K_NUM("train.max_steps", KEY_LONG, max_steps, 0, 1e15, 0,
-          "stop after this many steps in total (0: no limit)"),
-    {.name = "train.resume",
-     .type = KEY_ENUM,
-     .off = OFF(resume),
-     .choices = "auto|never|force", /* the order of enum resume_mode */
-     .help = "auto: continue from run.dir/checkpoint.h5 if any; never: refuse if one exists; "
-             "force: continue even with settings that change the training"},
-    K_NUM("train.divergence_factor", KEY_DOUBLE, divergence_factor, 0, 1e12, 0,
-          "stop when the noise loss exceeds this times the median of the last 50 steps (0: off)"),
-
-    K_INT("eval.kid_image_size", kid_image_size, 75, 1024,
-          "KID resizes images to this (InceptionV3 needs >= 75)"),
-    K_INT("eval.kid_diffusion_steps", kid_diffusion_steps, 1, 10000,
-          "sampling steps for KID images"),
-    K_INT("eval.kid_every", kid_every, 0, 1000000,
-          "validation KID every this many epochs; 0: never"),
-    K_INT("eval.plot_diffusion_steps", plot_diffusion_steps, 1, 10000,
-          "sampling steps for image grids"),
-    K_INT("eval.plot_rows", plot_rows, 1, 64, "rows of the image grid"),
-    K_INT("eval.plot_cols", plot_cols, 1, 64, "columns of the image grid"),
-    K_STR("eval.inception_weights", inception_weights, 0, NULL,
-          "Keras InceptionV3 notop .h5; empty: no KID"),
-
-    K_STR("run.dir", run_dir, 1, NULL, "everything a run writes goes here"),
-    K_STR("run.backend", backend, 0, "auto|cpu|cuda", "auto: CUDA if a GPU works, else CPU"),
-    K_STR("run.cuda_graph", cuda_graph, 0, "auto|on|off",
-          "capture the training step once as a CUDA graph and replay it (auto: on where it "
-          "works: CUDA backend, one rank)"),
-    K_NUM("run.progress_seconds", KEY_DOUBLE, progress_seconds, 0, 86400, 0,
-          "seconds between progress lines"),
-    K_NUM("run.collective_timeout_s", KEY_DOUBLE, collective_timeout_s, 0, 604800, 0,
-          "end the job when a rank does not reach a collective within this (0: wait forever)"),
-};
-const int config_num_keys = (int)(sizeof config_keys / sizeof config_keys[0]);
-
-void run_config_defaults(struct run_config *c)
+void config_defaults(struct run_config *c)
 {
     memset(c, 0, sizeof *c);
-    snprintf(c->data_path, sizeof c->data_path, "data/flowers64.h5");
-    c->dataset_repetitions = 5;
-    snprintf(c->resident, sizeof c->resident, "auto");
-    snprintf(c->cuda_graph, sizeof c->cuda_graph, "auto");
-    c->model = unet_config_default();
-    c->diffusion = diffusion_config_default();
-    c->num_epochs = 1; /* the example's value; its comment asks for at least 50 */
-    c->batch_size = 64;
-    c->max_steps = 0;
-    c->kid_image_size = 75;
-    c->kid_diffusion_steps = 5;
-    c->kid_every = 1;
-    c->plot_diffusion_steps = 20;
-    c->plot_rows = 3;
-    c->plot_cols = 6;
-    snprintf(c->run_dir, sizeof c->run_dir, "runs/ddim");
-    snprintf(c->backend, sizeof c->backend, "auto");
-    c->progress_seconds = 5.0;
-    c->divergence_factor = 20.0;
-    c->collective_timeout_s = 600.0;
+    char err[512];
+    for (int i = 0; i < config_num_keys; i++)
+        if (config_key_set_text(c, &config_keys[i], config_keys[i].def, err, sizeof err) != 0)
+            DDIM_FATAL("the key table's default of %s does not load: %s", config_keys[i].name, err);
+}
+
+struct unet_config config_default_model(void)
+{
+    struct run_config c;
+    config_defaults(&c);
+    return c.model;
+}
+
+struct diffusion_config config_default_diffusion(void)
+{
+    struct run_config c;
+    config_defaults(&c);
+    return c.diffusion;
 }
 
 /* --- the table's helpers ------------------------------------------------------------- */
@@ -158,14 +45,6 @@ static size_t section_len(const char *name)
 {
     const char *dot = strchr(name, '.');
     return dot ? (size_t)(dot - name) : 0;
-}
-
-const struct config_key *config_key_find(const char *name)
-{
-    for (int i = 0; i < config_num_keys; i++)
-        if (!strcmp(config_keys[i].name, name))
-            return &config_keys[i];
-    return NULL;
 }
 
 int config_section_known(const char *section)
@@ -488,6 +367,25 @@ void config_write_yaml(const struct run_config *c, FILE *out)
     }
 }
 
+/* The key list: for --help (text) and docs/config.md (markdown, ddim-dist --list-keys). */
+void config_write_keys(FILE *out, int markdown)
+{
+    struct run_config d;
+    config_defaults(&d);
+    if (markdown)
+        fprintf(out, "| key | default | accepts | what it sets |\n| --- | --- | --- | --- |\n");
+    for (int i = 0; i < config_num_keys; i++) {
+        const struct config_key *k = &config_keys[i];
+        char value[4 * CONFIG_PATH_MAX + 8], want[256];
+        format_value(k, &d, value, sizeof value);
+        config_key_expected(k, want, sizeof want);
+        if (markdown)
+            fprintf(out, "| `%s` | `%s` | %s | %s |\n", k->name, value, want, k->help);
+        else
+            fprintf(out, "  %s = %s\n      %s; %s\n", k->name, value, k->help, want);
+    }
+}
+
 int config_differences(const struct run_config *a, const struct run_config *b,
                        struct config_difference *out, int max)
 {
@@ -551,42 +449,68 @@ static int value_ok(const struct config_key *k, const struct run_config *c)
     return 0;
 }
 
-/* Prefixes a sub-struct's message ("widths: ...") with the key's section ("model.widths:
- * ..."): the section of the key named by the message's first word among the keys stored in
- * [base, base + size), else fallback ("diffusion: signal rates: ..."). */
-static int sub_error(char *err, size_t errlen, const char *msg, size_t base, size_t size,
-                     const char *fallback)
+/* The first key stored in [base, base + size) of c whose value the loader would refuse, as
+ * "key: expected ..., got ..."; 0 when there is none. */
+static int check_keys(const struct run_config *c, size_t base, size_t size, char *err,
+                      size_t errlen)
 {
-    size_t word = strcspn(msg, ":[");
+    char want[512], value[512];
     for (int i = 0; i < config_num_keys; i++) {
         const struct config_key *k = &config_keys[i];
-        const char *key = k->name + section_len(k->name) + 1;
-        if (k->off >= base && k->off < base + size && strlen(key) == word &&
-            !strncmp(key, msg, word))
-            return util_error(err, errlen, "%.*s.%s", (int)section_len(k->name), k->name, msg);
+        if (k->off < base || k->off >= base + size || value_ok(k, c))
+            continue;
+        config_key_expected(k, want, sizeof want);
+        format_value(k, c, value, sizeof value);
+        return util_error(err, errlen, "%s: expected %s, got %s", k->name, want, value);
     }
-    return util_error(err, errlen, "%s: %s", fallback, msg);
+    return 0;
 }
 
-int run_config_check(const struct run_config *c, char *err, size_t errlen)
+int config_check_model(const struct unet_config *m, char *err, size_t errlen)
 {
-    char msg[512], value[512];
-    for (int i = 0; i < config_num_keys; i++) {
-        const struct config_key *k = &config_keys[i];
-        if (value_ok(k, c))
-            continue;
-        config_key_expected(k, msg, sizeof msg);
-        format_value(k, c, value, sizeof value);
-        return util_error(err, errlen, "%s: expected %s, got %s", k->name, msg, value);
-    }
-    if (unet_config_check(&c->model, msg, sizeof msg))
-        return sub_error(err, errlen, msg, OFF(model), SIZE(model), "model");
-    if (diffusion_config_check(&c->diffusion, msg, sizeof msg))
-        return sub_error(err, errlen, msg, OFF(diffusion), SIZE(diffusion), "diffusion");
-    if (c->model.embedding_min_frequency > c->model.embedding_max_frequency)
+    struct run_config c;
+    memset(&c, 0, sizeof c);
+    c.model = *m;
+    if (check_keys(&c, OFF(model), SIZE(model), err, errlen) != 0)
+        return -1;
+    int div = 1 << (m->num_levels - 1);
+    if (m->image_size % div != 0)
+        return util_error(err, errlen,
+                          "model.image_size: %d must be a positive multiple of %d (2^(levels-1), "
+                          "for %d levels of 2x2 pooling)",
+                          m->image_size, div, m->num_levels);
+    if (m->embedding_dims % 2 != 0)
+        return util_error(err, errlen, "model.embedding_dims: expected an even number, got %d",
+                          m->embedding_dims);
+    if (m->embedding_min_frequency > m->embedding_max_frequency)
         return util_error(err, errlen,
                           "model.embedding_min_frequency: %g exceeds "
                           "model.embedding_max_frequency %g",
-                          c->model.embedding_min_frequency, c->model.embedding_max_frequency);
+                          m->embedding_min_frequency, m->embedding_max_frequency);
+    return 0;
+}
+
+int config_check_diffusion(const struct diffusion_config *d, char *err, size_t errlen)
+{
+    struct run_config c;
+    memset(&c, 0, sizeof c);
+    c.diffusion = *d;
+    if (check_keys(&c, OFF(diffusion), SIZE(diffusion), err, errlen) != 0)
+        return -1;
+    if (!(d->min_signal_rate < d->max_signal_rate))
+        return util_error(err, errlen,
+                          "diffusion: signal rates: expected min_signal_rate < max_signal_rate, "
+                          "got %g and %g",
+                          d->min_signal_rate, d->max_signal_rate);
+    return 0;
+}
+
+int config_check(const struct run_config *c, char *err, size_t errlen)
+{
+    if (check_keys(c, 0, sizeof *c, err, errlen) != 0)
+        return -1;
+    if (config_check_model(&c->model, err, errlen) != 0 ||
+        config_check_diffusion(&c->diffusion, err, errlen) != 0)
+        return -1;
     return 0;
 }

@@ -1,20 +1,9 @@
-/* config.h: every setting of a training run, with the Keras example's values as defaults.
- *
- * A run is configured by a YAML file (src/model/config_yaml.c, through libyaml) and `--set
- * section.key=value` overrides; the resolved configuration is printed at start and saved
- * as config.yaml in the run directory. Keys are "section.key" as in the YAML file:
- *
- *   data:      path, dataset_repetitions, resident
- *   model:     image_size, widths, block_depth, embedding_dims, embedding_min_frequency,
- *              embedding_max_frequency, bn_momentum, bn_epsilon
- *   diffusion: min_signal_rate, max_signal_rate
- *   train:     num_epochs, batch_size, learning_rate, weight_decay, adam_beta_1,
- *              adam_beta_2, adam_epsilon, ema, loss, seed, max_steps, resume,
- *              divergence_factor
- *   eval:      kid_image_size, kid_diffusion_steps, kid_every, plot_diffusion_steps, plot_rows,
- *              plot_cols, inception_weights
- *   run:       dir, backend, progress_seconds, collective_timeout_s
- */
+/* config.h: every setting of a training run (struct run_config), loaded from a YAML file
+ * (config_yaml.c, through libyaml) and `--set section.key=value` overrides; the resolved
+ * configuration is printed at start and saved as config.yaml in the run directory. Keys are
+ * "section.key" as in the YAML file. Each key's type, default (the Keras example's values),
+ * bounds and doc line are one row of the key table, config_keys.c; docs/config.md lists
+ * them (ddim-dist --list-keys writes that list). */
 #ifndef DDIM_CONFIG_H
 #define DDIM_CONFIG_H
 
@@ -31,36 +20,39 @@ enum resume_mode { RESUME_AUTO, RESUME_NEVER, RESUME_FORCE };
 
 struct run_config {
     /* data */
-    char data_path[CONFIG_PATH_MAX]; /* HDF5 dataset made by ddim-prep */
-    int dataset_repetitions;         /* 5: each epoch sees the training split this often */
-    char resident[8];                /* auto, on or off: images kept in backend memory */
+    char data_path[CONFIG_PATH_MAX]; /* data.path */
+    int dataset_repetitions;         /* data.dataset_repetitions */
+    char resident[8];                /* data.resident */
     /* model and diffusion: the network, schedule, loss, optimizer, EMA, seed */
     struct unet_config model;
     struct diffusion_config diffusion;
     /* train */
-    int num_epochs;           /* the example's code says 1 and recommends at least 50 */
-    int batch_size;           /* global batch, 64; split across ranks */
-    long max_steps;           /* stop after this many steps in total (0: no limit) */
-    int resume;               /* enum resume_mode: what to do with run.dir/checkpoint.h5 */
-    double divergence_factor; /* 20: stop when the loss explodes (see run_guard.h); 0: off */
+    int num_epochs;           /* train.num_epochs */
+    int batch_size;           /* train.batch_size: the global batch, split across ranks */
+    long max_steps;           /* train.max_steps */
+    int resume;               /* train.resume: enum resume_mode */
+    double divergence_factor; /* train.divergence_factor (see run_guard.h) */
     /* eval */
-    int kid_image_size;                      /* 75 */
-    int kid_diffusion_steps;                 /* 5 */
-    int kid_every;                           /* 1: KID every epoch; 0: never */
-    int plot_diffusion_steps;                /* 20 */
-    int plot_rows, plot_cols;                /* 3 x 6 */
-    char inception_weights[CONFIG_PATH_MAX]; /* Keras InceptionV3 notop .h5; "" = no KID */
+    int kid_image_size;                      /* eval.kid_image_size */
+    int kid_diffusion_steps;                 /* eval.kid_diffusion_steps */
+    int kid_every;                           /* eval.kid_every */
+    int plot_diffusion_steps;                /* eval.plot_diffusion_steps */
+    int plot_rows, plot_cols;                /* eval.plot_rows, eval.plot_cols */
+    char inception_weights[CONFIG_PATH_MAX]; /* eval.inception_weights ("": no KID) */
     /* run */
-    char run_dir[CONFIG_PATH_MAX]; /* everything a run writes goes here */
-    char backend[16];              /* auto, cpu or cuda */
-    double progress_seconds;       /* seconds between progress lines */
-    double collective_timeout_s;   /* 600: a rank missing from a collective ends the job */
-    char cuda_graph[8];            /* auto, on or off: the step as one CUDA graph */
+    char run_dir[CONFIG_PATH_MAX]; /* run.dir: everything a run writes goes here */
+    char backend[16];              /* run.backend */
+    double progress_seconds;       /* run.progress_seconds */
+    double collective_timeout_s;   /* run.collective_timeout_s */
+    char cuda_graph[8];            /* run.cuda_graph */
+    char tensorboard[8];           /* run.tensorboard: TensorBoard event files in run_dir */
 };
 
-/* The Keras example's settings (and run defaults: runs/ddim, backend auto, 5 s, data.resident
- * auto). */
-void run_config_defaults(struct run_config *c);
+/* Every key's default, from the key table (config_keys.c): the Keras example's settings, and
+ * the run's (runs/ddim, backend auto, ...). The model's and the diffusion's alone: */
+void config_defaults(struct run_config *c);
+struct unet_config config_default_model(void);
+struct diffusion_config config_default_diffusion(void);
 
 /* Applies a YAML file on top of c. Unknown keys (with a did-you-mean), wrong types and
  * out-of-range values are errors naming the file, line and key. 0 or -1. */
@@ -74,8 +66,17 @@ int config_load_yaml_text(struct run_config *c, const char *label, const char *t
 /* Applies one "section.key=value" override (value in YAML syntax, e.g. widths=[8,16]). */
 int config_set(struct run_config *c, const char *assignment, char *err, size_t errlen);
 
-/* Cross-field checks (model shape, batch vs ranks is checked by the trainer). 0 or -1. */
-int run_config_check(const struct run_config *c, char *err, size_t errlen);
+/* Every value within its key's bounds (the table's), and the cross-field rules (model
+ * shape, signal rates; batch vs ranks is checked by the trainer). 0, or -1 with a message
+ * naming the key. The model's and the diffusion's settings alone (unet_create and
+ * trainer_create check theirs so): */
+int config_check(const struct run_config *c, char *err, size_t errlen);
+int config_check_model(const struct unet_config *m, char *err, size_t errlen);
+int config_check_diffusion(const struct diffusion_config *d, char *err, size_t errlen);
+
+/* Every key with its default, what it accepts and its doc line: text for --help, or a
+ * markdown table (docs/config.md). */
+void config_write_keys(FILE *out, int markdown);
 
 /* Writes the resolved configuration as YAML that config_load_yaml reads back. */
 void config_write_yaml(const struct run_config *c, FILE *out);

@@ -1,6 +1,6 @@
-/* config_keys.h: the table of configuration keys shared by src/model/config.c (defaults, checks,
- * writing, suggestions) and src/model/config_yaml.c (YAML loading and --set). Private to those
- * two files: everything else goes through config.h. */
+/* config_keys.h: the table of configuration keys (config_keys.c), used by config.c
+ * (defaults, checks, writing, suggestions) and config_yaml.c (YAML loading and --set).
+ * Private to the configuration's files: everything else goes through config.h. */
 #ifndef DDIM_CONFIG_KEYS_H
 #define DDIM_CONFIG_KEYS_H
 
@@ -29,6 +29,7 @@ struct config_key {
     size_t cap;          /* KEY_STRING: buffer bytes; KEY_INT_LIST: most elements */
     size_t count_off;    /* KEY_INT_LIST: offsetof the element count */
     int min_count;       /* KEY_INT_LIST: fewest elements */
+    const char *def;     /* the default, as the YAML file writes it */
     double min, max;     /* numbers and list elements: bounds; KEY_STRING: min = least length */
     int open;            /* KEY_MIN_OPEN | KEY_MAX_OPEN */
     const char *choices; /* KEY_ENUM, or KEY_STRING if restricted: "a|b|c" */
@@ -40,6 +41,11 @@ extern const int config_num_keys;
 
 /* The key named "section.key", or NULL. */
 const struct config_key *config_key_find(const char *name);
+
+/* Sets k in c from YAML text (a value as in the file or after --set's "="): 0, or -1 with
+ * a message naming the key. */
+int config_key_set_text(struct run_config *c, const struct config_key *k, const char *text,
+                        char *err, size_t errlen);
 
 /* 1 if some key lives in this section. */
 int config_section_known(const char *section);

@@ -1,10 +1,10 @@
 /* config_yaml.c: config.h's YAML loading (libyaml's document API, for line numbers) and
- * --set overrides, driven by the one table of keys (config_keys.h, filled in config.c: a
- * key's YAML name, type, place in struct run_config, bounds and help text). It sits in the
- * model layer with config.c, since struct run_config gathers the model's settings.
+ * --set overrides, driven by the one table of keys (config_keys.c: a key's YAML name, type,
+ * place in struct run_config, default, bounds and doc line). The defaults are loaded the
+ * same way (config_key_set_text).
  *
  * Loading checks the type and bounds of each value as it is read (so errors carry the
- * line); run_config_check (config.c) checks the same bounds again on the struct, then the
+ * line); config_check (config.c) checks the same bounds again on the struct, then the
  * cross-field rules. */
 #include "config_keys.h"
 
@@ -422,6 +422,15 @@ static int apply_set_doc(yaml_document_t *doc, void *arg)
 {
     struct set_job *job = arg;
     return apply_value(job->k, doc, yaml_document_get_root_node(doc), job->c, job->s);
+}
+
+int config_key_set_text(struct run_config *c, const struct config_key *k, const char *text,
+                        char *err, size_t errlen)
+{
+    struct src s = {
+        .file = "the key table", .key = k->name, .no_lines = 1, .err = err, .errlen = errlen};
+    struct set_job job = {k, c, &s};
+    return parse_and_apply(text, strlen(text), &s, apply_set_doc, &job);
 }
 
 int config_set(struct run_config *c, const char *assignment, char *err, size_t errlen)

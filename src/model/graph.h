@@ -132,6 +132,14 @@ float *graph_value(const struct graph *g, const struct graph_acts *a, int t);
 void graph_forward(struct backend *be, const struct graph *g, struct graph_acts *a, float *w,
                    const float *input, const float *aux, int training, struct comm *comm,
                    float *out);
+/* Whether be can run the network at `batch` examples: every op its nodes call, forward
+ * (BatchNorm in training or inference mode) and, when training, backward, at the node's
+ * shape (backend_supports: the op is there and supports_op takes the shape). 0, or -1 with
+ * the first op and shape refused, and why, in err. Ask before running, when a network meets
+ * a backend: a refused shape is then an error at start, not a failure mid-run. */
+int graph_check_backend(struct backend *be, const struct graph *g, int batch, int training,
+                        char *err, size_t errlen);
+
 /* After a training forward: dw = parameter gradients (written, =) for dout. */
 void graph_backward(struct backend *be, const struct graph *g, struct graph_acts *a, const float *w,
                     float *dw, const float *dout, struct comm *comm);

@@ -56,11 +56,10 @@ static size_t numel_of(const struct graph *g, const struct graph_acts *a, int t)
     return rows_of(g, a, t) * g->tensors[t].c;
 }
 
-static struct conv_shape conv_shape_of(const struct graph *g, const struct graph_acts *a,
-                                       const struct node *n)
+static struct conv_shape conv_shape_at(const struct graph *g, int batch, const struct node *n)
 {
     const struct tensor_desc *x = &g->tensors[n->in0];
-    struct conv_shape s = {.n = a->batch,
+    struct conv_shape s = {.n = batch,
                            .h = x->h,
                            .w = x->w,
                            .cin = x->c,
@@ -71,6 +70,12 @@ static struct conv_shape conv_shape_of(const struct graph *g, const struct graph
                            .stride = n->stride,
                            .valid = n->valid};
     return s;
+}
+
+static struct conv_shape conv_shape_of(const struct graph *g, const struct graph_acts *a,
+                                       const struct node *n)
+{
+    return conv_shape_at(g, a->batch, n);
 }
 
 static const float *param(const struct graph *g, const float *w, int id)
@@ -287,4 +292,83 @@ void graph_backward(struct backend *be, const struct graph *g, struct graph_acts
         else
             backward_node(be, g, a, w, dw, &g->nodes[st->node], comm);
     }
+}
+
+/* --- what a backend must take (graph_check_backend) ------------------------------------ */
+
+/* The ops node n runs forward (fwd) and backward (bwd), as graph_forward and graph_backward
+ * call them, with its shape in *s (conv and pool point into the caller's cs and ps). */
+static void node_ops(const struct graph *g, int batch, const struct node *n, int training,
+                     struct op_shape *s, struct conv_shape *cs, struct pool_shape *ps,
+                     enum backend_op_id fwd[2], int *nf, enum backend_op_id bwd[2], int *nb)
+{
+    const struct tensor_desc *in = n->in0 >= 0 ? &g->tensors[n->in0] : NULL;
+    const struct tensor_desc *out = &g->tensors[n->out];
+    static const struct {
+        enum node_kind kind;
+        enum backend_op_id fwd, bwd; /* bwd = fwd: none */
+    } simple[] = {
+        {NODE_SWISH, BACKEND_OP_swish_forward, BACKEND_OP_swish_backward},
+        {NODE_ADD, BACKEND_OP_add, BACKEND_OP_axpy},
+        {NODE_CONCAT, BACKEND_OP_concat_forward, BACKEND_OP_concat_backward},
+        {NODE_POOL, BACKEND_OP_avgpool2_forward, BACKEND_OP_avgpool2_backward},
+        {NODE_UPSAMPLE, BACKEND_OP_upsample2_forward, BACKEND_OP_upsample2_backward},
+        {NODE_EMBED, BACKEND_OP_sinusoidal_embedding, BACKEND_OP_sinusoidal_embedding},
+        {NODE_RELU, BACKEND_OP_relu_forward, BACKEND_OP_relu_forward},
+        {NODE_POOL2D, BACKEND_OP_pool_forward, BACKEND_OP_pool_forward},
+        {NODE_GLOBAL_AVG, BACKEND_OP_global_avgpool_forward, BACKEND_OP_global_avgpool_forward},
+        {NODE_RESIZE, BACKEND_OP_resize_bilinear_forward, BACKEND_OP_resize_bilinear_forward},
+        {NODE_NORMALIZE, BACKEND_OP_normalize, BACKEND_OP_normalize}};
+    memset(s, 0, sizeof *s);
+    *nf = *nb = 0;
+    if (n->kind == NODE_CONV) {
+        *cs = conv_shape_at(g, batch, n);
+        s->conv = cs;
+        fwd[(*nf)++] = BACKEND_OP_conv2d_forward;
+        bwd[(*nb)++] = BACKEND_OP_conv2d_backward;
+        return;
+    }
+    if (n->kind == NODE_BN) {
+        s->rows = (size_t)batch * in->h * in->w;
+        s->c = in->c;
+        if (!training) {
+            fwd[(*nf)++] = BACKEND_OP_bn_forward_infer;
+            return;
+        }
+        fwd[(*nf)++] = BACKEND_OP_bn_stats;
+        fwd[(*nf)++] = BACKEND_OP_bn_forward_train;
+        bwd[(*nb)++] = BACKEND_OP_bn_backward_stats;
+        bwd[(*nb)++] = BACKEND_OP_bn_backward_apply;
+        return;
+    }
+    if (n->kind == NODE_POOL2D) {
+        *ps = (struct pool_shape){batch,     in->h,          in->w,    in->c,
+                                  n->pool_k, n->pool_stride, n->valid, n->pool_mode};
+        s->pool = ps;
+    }
+    if (n->kind == NODE_EMBED)
+        s->c = out->c;
+    for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++)
+        if (simple[i].kind == n->kind) {
+            fwd[(*nf)++] = simple[i].fwd;
+            if (simple[i].bwd != simple[i].fwd)
+                bwd[(*nb)++] = simple[i].bwd;
+        }
+}
+
+int graph_check_backend(struct backend *be, const struct graph *g, int batch, int training,
+                        char *err, size_t errlen)
+{
+    for (int i = 0; i < g->num_nodes; i++) {
+        struct op_shape s;
+        struct conv_shape cs;
+        struct pool_shape ps;
+        enum backend_op_id fwd[2], bwd[2];
+        int nf, nb;
+        node_ops(g, batch, &g->nodes[i], training, &s, &cs, &ps, fwd, &nf, bwd, &nb);
+        for (int k = 0; k < nf + (training ? nb : 0); k++)
+            if (!backend_supports(be, k < nf ? fwd[k] : bwd[k - nf], &s, err, errlen))
+                return -1;
+    }
+    return 0;
 }

@@ -1,6 +1,5 @@
 /* infer_model.c: see infer_model.h. */
 #include "infer_model.h"
-#include "trainer_state.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -10,7 +9,7 @@
  * the weights were written for; then the network. */
 static int build(const char *path, struct infer_model *m, char *err, size_t errlen)
 {
-    run_config_defaults(&m->cfg);
+    config_defaults(&m->cfg);
     char label[CONFIG_PATH_MAX + 32];
     snprintf(label, sizeof label, "%s (attribute 'config')", path);
     const char *text = m->ew.config_yaml;
@@ -19,10 +18,10 @@ static int build(const char *path, struct infer_model *m, char *err, size_t errl
     if (m->ew.shape.num_levels > UNET_MAX_LEVELS)
         return util_error(err, errlen, "%s: the stored model has %d levels, at most %d", path,
                           m->ew.shape.num_levels, (int)UNET_MAX_LEVELS);
-    unet_config_set_shape(&m->cfg.model, &m->ew.shape);
+    unet_shape_to_config(&m->cfg.model, &m->ew.shape);
     char why[1024];
-    if (unet_config_check(&m->cfg.model, why, sizeof why) != 0 ||
-        diffusion_config_check(&m->cfg.diffusion, why, sizeof why) != 0)
+    if (config_check_model(&m->cfg.model, why, sizeof why) != 0 ||
+        config_check_diffusion(&m->cfg.diffusion, why, sizeof why) != 0)
         return util_error(err, errlen, "%s: the stored model cannot be built: %s", path, why);
     m->net = unet_create(&m->cfg.model, why, sizeof why);
     if (!m->net)
@@ -58,9 +57,12 @@ void infer_model_free(struct infer_model *m)
     memset(m, 0, sizeof *m);
 }
 
-void infer_model_upload(const struct infer_model *m, struct backend *be, struct comm *comm,
-                        struct infer_net *out)
+int infer_model_upload(const struct infer_model *m, struct backend *be, struct comm *comm,
+                       struct infer_net *out, char *err, size_t errlen)
 {
+    memset(out, 0, sizeof *out);
+    if (unet_check_backend(be, m->net, 1, 0, err, errlen) != 0)
+        return -1;
     const struct unet_config *u = &m->cfg.model;
     size_t total = unet_params(m->net)->total;
     *out = (struct infer_net){.be = be,
@@ -73,6 +75,7 @@ void infer_model_upload(const struct infer_model *m, struct backend *be, struct 
                               .per_image = (size_t)u->image_size * u->image_size * 3};
     be->upload(be, out->w, m->ew.w, total * sizeof(float));
     be->upload(be, out->norm, m->ew.norm, 6 * sizeof(float));
+    return 0;
 }
 
 void infer_net_release(struct infer_net *n)

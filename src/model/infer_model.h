@@ -24,10 +24,12 @@ struct infer_model {
 int infer_model_load(const char *path, int from_checkpoint, struct infer_model *m, char *err,
                      size_t errlen);
 
-/* m's network, EMA weights and normalizer on a backend, for infer_sample (sampler.h);
- * infer_net_release frees what it allocated there. */
-void infer_model_upload(const struct infer_model *m, struct backend *be, struct comm *comm,
-                        struct infer_net *out);
+/* m's network, EMA weights and normalizer on a backend, for sampler_run (sampler.h);
+ * infer_net_release frees what it allocated there. 0, or -1 with a message when the backend
+ * cannot run the network (unet_check_backend: the op and shape it refuses); nothing is
+ * allocated then. */
+int infer_model_upload(const struct infer_model *m, struct backend *be, struct comm *comm,
+                       struct infer_net *out, char *err, size_t errlen);
 void infer_net_release(struct infer_net *n);
 
 /* m as an EMA export at path (atomically). 0 or -1. */

@@ -35,6 +35,10 @@ struct kid_encoder *kid_encoder_create(struct backend *be, const char *weights_p
     if (!net)
         return NULL;
     const struct graph *g = inception_graph(net);
+    if (graph_check_backend(be, g, batch, 0, err, errlen) != 0) { /* every op at its shape */
+        inception_destroy(net);
+        return NULL;
+    }
     float *host = util_xcalloc(g->params.total, sizeof(float));
     if (inception_load_keras_h5(net, weights_path, host, err, errlen) != 0) {
         free(host);

@@ -4,16 +4,14 @@
 #include "h5_util.h"
 #include "image_grid.h"
 #include "image_io.h"
+#include "image_list.h"
 #include "util.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <hdf5.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 
 int kid_set_is_folder(const char *path)
@@ -63,59 +61,30 @@ int kid_set_load_h5(const char *path, const char *dataset, struct image_set *set
     return rc;
 }
 
-static int has_image_ext(const char *name)
-{
-    const char *dot = strrchr(name, '.');
-    return dot &&
-           (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Every PNG/JPEG of dir (sorted by name), centre-cropped and resized to size. */
+/* Every image of dir (image_list.h's rule and order), centre-cropped and resized to size. */
 static int load_dir_set(const char *dir, int size, struct image_set *set, char *err, size_t errlen)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return util_error(err, errlen, "cannot open folder '%s': %s", dir, strerror(errno));
-    char **names = NULL;
-    long n = 0, cap = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!has_image_ext(e->d_name))
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 256;
-            names = realloc(names, (size_t)cap * sizeof *names);
-            if (!names)
-                DDIM_FATAL("out of host memory listing '%s'", dir);
-        }
-        size_t len = strlen(dir) + strlen(e->d_name) + 2;
-        names[n] = util_xmalloc(len);
-        snprintf(names[n++], len, "%s/%s", dir, e->d_name);
-    }
-    closedir(d);
-    int rc = n ? 0 : util_error(err, errlen, "folder '%s' has no .png/.jpg/.jpeg files", dir);
-    if (n)
-        qsort(names, (size_t)n, sizeof *names, cmp_names);
+    struct image_list l;
+    char why[512];
+    if (image_list_folder(dir, &l, why, sizeof why) != 0)
+        return util_error(err, errlen, "cannot open folder '%s': %s", dir, why);
+    int rc = l.count ? 0 : util_error(err, errlen, "folder '%s' has no .png/.jpg/.jpeg files", dir);
     size_t per = (size_t)size * size * 3;
-    set->images = rc == 0 ? util_xmalloc((size_t)n * per * sizeof(float)) : NULL;
-    for (long i = 0; i < n && rc == 0; i++) {
+    set->images = rc == 0 ? util_xmalloc((size_t)l.count * per * sizeof(float)) : NULL;
+    for (long i = 0; i < l.count && rc == 0; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, l.names[i]);
         struct image_u8 img;
-        if (image_load(names[i], &img, err, errlen) != 0) {
+        if (image_load(path, &img, err, errlen) != 0) {
             rc = -1;
             break;
         }
         image_center_crop_resize(&img, size, set->images + (size_t)i * per);
         image_free(&img);
     }
-    for (long i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    set->n = n;
+    set->n = l.count;
     set->size = size;
+    image_list_free(&l);
     return rc;
 }
 

@@ -10,7 +10,7 @@ struct backend *launch_pick_backend(const char *name, struct comm *comm, const c
     char err[2048] = "", missing[1024];
     struct backend *be = NULL;
     if (strcmp(name, "cpu") != 0) {
-        be = backend_cuda_create(comm->local_rank, err, sizeof err);
+        be = cuda_backend_create(comm->local_rank, err, sizeof err);
         if (be && backend_missing_ops(be, missing, sizeof missing) > 0) {
             snprintf(err, sizeof err, "the CUDA backend lacks the required ops %s", missing);
             be->destroy(be);
@@ -32,7 +32,7 @@ struct backend *launch_pick_backend(const char *name, struct comm *comm, const c
     if (strcmp(name, "cpu") != 0)
         util_log("%s: using the CPU backend (%s)\n", program,
                  err[0] ? err : "another rank has no usable GPU");
-    return backend_cpu_create();
+    return cpu_backend_create();
 }
 
 struct comm *launch_comm_for_backend(struct comm *mpi, struct backend *be)

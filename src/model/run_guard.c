@@ -73,13 +73,13 @@ const char *run_guard_signal_name(int sig)
 
 /* --- checkpoints that cannot be written ------------------------------------------------ */
 
-void ckpt_state_init(struct ckpt_state *c)
+void run_guard_ckpt_init(struct ckpt_state *c)
 {
     memset(c, 0, sizeof *c);
     c->on_disk = -1;
 }
 
-void ckpt_state_describe(const struct ckpt_state *c, const char *path, char *out, size_t len)
+void run_guard_ckpt_describe(const struct ckpt_state *c, const char *path, char *out, size_t len)
 {
     if (c->on_disk >= 0)
         snprintf(out, len, "the checkpoint on disk, %s, is that of step %ld", path, c->on_disk);
@@ -87,8 +87,8 @@ void ckpt_state_describe(const struct ckpt_state *c, const char *path, char *out
         snprintf(out, len, "there is no checkpoint yet");
 }
 
-void ckpt_state_record(struct ckpt_state *c, const char *path, long step, int rc,
-                       struct run_log *log)
+void run_guard_ckpt_record(struct ckpt_state *c, const char *path, long step, int rc,
+                           struct run_log *log)
 {
     if (rc == 0) {
         if (c->failures > 0)
@@ -99,7 +99,7 @@ void ckpt_state_record(struct ckpt_state *c, const char *path, long step, int rc
         return;
     }
     char disk[CONFIG_PATH_MAX + 128], why[1700], line[2048];
-    ckpt_state_describe(c, path, disk, sizeof disk);
+    run_guard_ckpt_describe(c, path, disk, sizeof disk);
     c->failures++;
     fprintf(stderr,
             "ddim-dist: error: the checkpoint of step %ld was not written (%d time(s) in a "
@@ -133,7 +133,7 @@ static int read_holder(int fd, long *pid, char *host, size_t hostlen)
 int run_lock_take(struct run_lock *l, const char *run_dir, char *err, size_t errlen)
 {
     l->fd = -1;
-    if (make_dirs(run_dir, err, errlen) != 0)
+    if (run_log_make_dirs(run_dir, err, errlen) != 0)
         return -1;
     snprintf(l->path, sizeof l->path, "%s/lock", run_dir);
     int fd = open(l->path, O_RDWR | O_CREAT, 0666);
@@ -197,7 +197,7 @@ void run_lock_release(struct run_lock *l)
 
 /* --- the divergence guard -------------------------------------------------------------- */
 
-void divergence_init(struct divergence *d, double factor)
+void run_guard_divergence_init(struct divergence *d, double factor)
 {
     memset(d, 0, sizeof *d);
     d->factor = factor;
@@ -209,7 +209,7 @@ static int compare_doubles(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-int divergence_feed(struct divergence *d, long step, double noise_loss, double image_loss)
+int run_guard_divergence_feed(struct divergence *d, long step, double noise_loss, double image_loss)
 {
     if (d->step)
         return 1;
@@ -242,7 +242,8 @@ int divergence_feed(struct divergence *d, long step, double noise_loss, double i
     return 0;
 }
 
-void divergence_report(const struct divergence *d, const char *on_disk, struct run_log *log)
+void run_guard_divergence_report(const struct divergence *d, const char *on_disk,
+                                 struct run_log *log)
 {
     char why[1100], line[1300];
     run_log_json_string(why, sizeof why, d->why);
@@ -320,7 +321,7 @@ int run_guard_check_resume_config(const struct run_config *cfg, const char *labe
     if (!stored_yaml || !stored_yaml[0])
         return 0; /* a checkpoint without its settings: nothing to compare */
     struct run_config old;
-    run_config_defaults(&old);
+    config_defaults(&old);
     char msg[1024];
     if (config_load_yaml_text(&old, label, stored_yaml, msg, sizeof msg) != 0) {
         if (cfg->resume == RESUME_FORCE)

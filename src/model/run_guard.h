@@ -38,14 +38,14 @@ struct ckpt_state {
     char error[1536]; /* why the last one was not (checkpoint_write's message) */
 };
 
-void ckpt_state_init(struct ckpt_state *c);
+void run_guard_ckpt_init(struct ckpt_state *c);
 /* After checkpoint_write of `step` to path returned rc (its message in c->error): a failure
  * is reported on stderr (with the cause and the step on disk) and in metrics.jsonl
  * ({"type":"checkpoint_failed",...}); a success after failures says so. */
-void ckpt_state_record(struct ckpt_state *c, const char *path, long step, int rc,
-                       struct run_log *log);
+void run_guard_ckpt_record(struct ckpt_state *c, const char *path, long step, int rc,
+                           struct run_log *log);
 /* "the checkpoint on disk, PATH, is that of step N" or "there is no checkpoint yet". */
-void ckpt_state_describe(const struct ckpt_state *c, const char *path, char *out, size_t len);
+void run_guard_ckpt_describe(const struct ckpt_state *c, const char *path, char *out, size_t len);
 
 /* --- the run directory's lock ---------------------------------------------------------- */
 
@@ -77,15 +77,17 @@ struct divergence {
     char why[512]; /* what was seen at that step */
 };
 
-void divergence_init(struct divergence *d, double factor);
+void run_guard_divergence_init(struct divergence *d, double factor);
 /* Feeds one step's (global, 1-based) mean losses; 1 when this or an earlier step diverged.
  * Depends only on the sequence of losses, so every rank decides the same. */
-int divergence_feed(struct divergence *d, long step, double noise_loss, double image_loss);
+int run_guard_divergence_feed(struct divergence *d, long step, double noise_loss,
+                              double image_loss);
 
 /* Rank 0, after a divergence: the error (naming the step and what was seen, and that no
  * checkpoint was written: `on_disk` says which one is there) on stderr, and a line
  * {"type":"stop","reason":"diverged",...} in metrics.jsonl. */
-void divergence_report(const struct divergence *d, const char *on_disk, struct run_log *log);
+void run_guard_divergence_report(const struct divergence *d, const char *on_disk,
+                                 struct run_log *log);
 
 /* --- resuming with other settings ------------------------------------------------------ */
 

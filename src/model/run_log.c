@@ -15,7 +15,7 @@
 
 enum { PLOT_WINDOW = 10 }; /* steps averaged into one point of the training curve */
 
-int make_dirs(const char *path, char *err, size_t errlen)
+int run_log_make_dirs(const char *path, char *err, size_t errlen)
 {
     char buf[CONFIG_PATH_MAX];
     snprintf(buf, sizeof buf, "%s", path);
@@ -87,40 +87,84 @@ static int keep_metrics(struct run_log *log, const char *path, long keep, char *
     return rc;
 }
 
-/* config.yaml, atomically. */
-static int write_config_yaml(const struct run_config *cfg, const char *path, char *err,
-                             size_t errlen)
+/* The resolved configuration as YAML text, malloc'd. */
+static char *config_text(const struct run_config *cfg)
 {
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     if (!f)
-        DDIM_FATAL("out of host memory writing %s", path);
+        DDIM_FATAL("out of host memory writing the configuration");
     config_write_yaml(cfg, f);
     fclose(f);
-    int rc = atomic_file_write(path, text, len, err, errlen);
-    free(text);
-    return rc;
+    return text;
+}
+
+/* The event files already there cut after step `first - 1` (with run.tensorboard off too:
+ * they then stay as consistent with metrics.jsonl as it is). A failure is a warning. */
+static void cut_tensorboard(struct run_log *log, long first)
+{
+    char err[2048];
+    long cut;
+    int files;
+    if (tb_events_trim(log->dir, first - 1, &cut, &files, err, sizeof err) != 0)
+        fprintf(stderr,
+                "ddim-dist: warning: %s; TensorBoard may show the steps after %ld that a run "
+                "which did not finish wrote beside this run's\n",
+                err, first - 1);
+    else if (files > 0)
+        util_log("ddim-dist: TensorBoard: %ld record(s) after step %ld cut from %d event "
+                 "file(s): steps an earlier start wrote after its last checkpoint\n",
+                 cut, first - 1, files);
+}
+
+/* run.tensorboard: a new event file begun with a START record and the configuration at
+ * `first`, the first step this run writes. A failure is a warning: the run goes on without
+ * TensorBoard. */
+static void open_tensorboard(struct run_log *log, long first, const char *yaml)
+{
+    char err[2048];
+    if (tb_events_open(&log->tb, log->dir, err, sizeof err) != 0) {
+        fprintf(stderr, "ddim-dist: warning: %s; the run goes on without TensorBoard\n", err);
+        return;
+    }
+    tb_events_start(&log->tb, first);
+    size_t len = strlen(yaml) + 32;
+    char *markdown = util_xmalloc(len);
+    snprintf(markdown, len, "```yaml\n%s```\n", yaml);
+    tb_events_text(&log->tb, first, "config", markdown);
+    free(markdown);
 }
 
 int run_log_open(struct run_log *log, const struct run_config *cfg, long resume_step, char *err,
                  size_t errlen)
 {
     memset(log, 0, sizeof *log);
+    log->tb.file.fd = -1;
+    log->learning_rate = cfg->diffusion.learning_rate;
     snprintf(log->dir, sizeof log->dir, "%s", cfg->run_dir);
     char path[CONFIG_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/samples", log->dir);
-    if (make_dirs(path, err, errlen) != 0)
+    if (run_log_make_dirs(path, err, errlen) != 0)
         return -1;
+    char *yaml = config_text(cfg);
     snprintf(path, sizeof path, "%s/config.yaml", log->dir);
-    if (write_config_yaml(cfg, path, err, errlen) != 0)
+    if (atomic_file_write(path, yaml, strlen(yaml), err, errlen) != 0) {
+        free(yaml);
         return -1;
+    }
     snprintf(path, sizeof path, "%s/metrics.jsonl", log->dir);
-    if (resume_step >= 0 && keep_metrics(log, path, resume_step, err, errlen) != 0)
+    if ((resume_step >= 0 && keep_metrics(log, path, resume_step, err, errlen) != 0) ||
+        line_log_open(&log->metrics, path, resume_step < 0, err, errlen) != 0) {
+        free(yaml);
         return -1;
-    if (line_log_open(&log->metrics, path, resume_step < 0, err, errlen) != 0)
-        return -1;
+    }
     log->open = 1;
+    long first = (resume_step > 0 ? resume_step : 0) + 1;
+    cut_tensorboard(log, first);
+    if (!strcmp(cfg->tensorboard, "on"))
+        open_tensorboard(log, first, yaml);
+    free(yaml);
     return 0;
 }
 
@@ -157,6 +201,12 @@ void run_log_step(struct run_log *log, int epoch, long step, double noise_loss, 
              epoch, step, json_number(n, noise_loss, "%.6g"), json_number(i, image_loss, "%.6g"),
              json_number(ips, images_per_second, "%.4g"));
     line_log_write(&log->metrics, line);
+    struct tb_scalar values[] = {{"train/noise_loss", noise_loss},
+                                 {"train/image_loss", image_loss},
+                                 {"train/learning_rate", log->learning_rate},
+                                 {"train/images_per_second", images_per_second}};
+    if (log->tb.open)
+        tb_events_scalars(&log->tb, step, values, 4);
     log->window_sum += noise_loss;
     if (++log->window_count == PLOT_WINDOW) {
         history_push(&log->step_x, (double)step);
@@ -207,6 +257,27 @@ static void write_plot(struct run_log *log)
         fprintf(stderr, "ddim-dist: warning: %s\n", err);
 }
 
+/* An epoch's scalars in one record; those not measured (NaN: no validation batch, no KID)
+ * are left out, as metrics.jsonl writes null for them. */
+static void tensorboard_epoch(struct run_log *log, long step, double noise_loss, double image_loss,
+                              double val_noise_loss, double val_image_loss, double val_kid)
+{
+    const struct tb_scalar all[] = {
+        {"epoch/noise_loss", noise_loss},
+        {"epoch/image_loss", image_loss},
+        {"val/noise_loss", val_noise_loss},
+        {"val/image_loss", val_image_loss},
+        {"val/kid", val_kid},
+    };
+    struct tb_scalar values[5];
+    int n = 0;
+    for (int i = 0; i < 5; i++)
+        if (isfinite(all[i].value))
+            values[n++] = all[i];
+    if (log->tb.open)
+        tb_events_scalars(&log->tb, step, values, n);
+}
+
 void run_log_epoch(struct run_log *log, int epoch, long step, double noise_loss, double image_loss,
                    double val_noise_loss, double val_image_loss, double val_kid, double seconds)
 {
@@ -220,6 +291,7 @@ void run_log_epoch(struct run_log *log, int epoch, long step, double noise_loss,
              json_number(vn, val_noise_loss, "%.6g"), json_number(vi, val_image_loss, "%.6g"),
              json_number(vk, val_kid, "%.6g"), seconds);
     line_log_write(&log->metrics, line);
+    tensorboard_epoch(log, step, noise_loss, image_loss, val_noise_loss, val_image_loss, val_kid);
     history_push(&log->epoch_x, (double)step);
     history_push(&log->epoch_val_noise, val_noise_loss);
     history_push(&log->epoch_val_image, val_image_loss);
@@ -227,12 +299,19 @@ void run_log_epoch(struct run_log *log, int epoch, long step, double noise_loss,
     write_plot(log);
 }
 
-int run_log_grid(struct run_log *log, int epoch, const float *images, int rows, int cols, int size,
-                 char *err, size_t errlen)
+int run_log_grid(struct run_log *log, int epoch, long step, const float *images, int rows, int cols,
+                 int size, char *err, size_t errlen)
 {
     char path[CONFIG_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/samples/epoch_%04d.png", log->dir, epoch);
-    return image_grid_write_png(path, images, rows * cols, rows, cols, size, err, errlen);
+    struct image_png png;
+    if (image_grid_encode_png(path, images, rows * cols, rows, cols, size, &png, err, errlen) != 0)
+        return -1;
+    int rc = atomic_file_write(path, png.data, png.bytes, err, errlen);
+    if (log->tb.open)
+        tb_events_image(&log->tb, step, "samples", png.data, png.bytes, png.width, png.height);
+    image_png_free(&png);
+    return rc;
 }
 
 void run_log_line(struct run_log *log, const char *json)
@@ -267,6 +346,7 @@ int run_log_close(struct run_log *log)
     if (log->open)
         rc = line_log_close(&log->metrics);
     log->open = 0;
+    tb_events_close(&log->tb);
     struct history *all[] = {&log->step_x,          &log->epoch_x,         &log->step_noise,
                              &log->epoch_val_noise, &log->epoch_val_image, &log->epoch_val_kid};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {

@@ -28,18 +28,25 @@ struct session {
 
 /* be: the backend to sample on (the caller's), or NULL to pick one by p->backend (then the
  * session owns it). */
-static void session_open(struct session *s, const struct sample_plan *p,
-                         const struct infer_model *ew, struct backend *be)
+static int session_open(struct session *s, const struct sample_plan *p,
+                        const struct infer_model *ew, struct backend *be, char *err, size_t errlen)
 {
     const struct run_config *run = &ew->cfg;
     s->comm = comm_single();
     s->own_be = be == NULL;
     s->be = be ? be : launch_pick_backend(p->backend ? p->backend : "auto", s->comm, "ddim-sample");
-    infer_model_upload(ew, s->be, s->comm, &s->net);
+    if (infer_model_upload(ew, s->be, s->comm, &s->net, err, errlen) != 0) {
+        if (s->own_be)
+            launch_finish(s->comm, s->be, s->comm);
+        else
+            s->comm->destroy(s->comm);
+        return -1;
+    }
     s->per = s->net.per_image;
     s->size = run->model.image_size;
     s->dev_in = s->be->alloc(s->be, SAMPLE_CHUNK * s->per * sizeof(float));
     s->dev_out = s->be->alloc(s->be, SAMPLE_CHUNK * s->per * sizeof(float));
+    return 0;
 }
 
 static void session_close(struct session *s)
@@ -94,7 +101,7 @@ static int sample_all(struct session *s, const struct sample_plan *p, const floa
         size_t bytes = (size_t)m * s->per * sizeof(float);
         s->be->upload(s->be, s->dev_in, noise + (size_t)first * s->per, bytes);
         struct sample_options so = options_for(p, (uint32_t)first);
-        evaluations = infer_sample(&s->net, s->dev_in, m, steps, &so, NULL, s->dev_out);
+        evaluations = sampler_run(&s->net, s->dev_in, m, steps, &so, NULL, s->dev_out);
         s->be->download(s->be, images + (size_t)first * s->per, s->dev_out, bytes);
         if (util_now() - last > PROGRESS_SECONDS && first + m < n) {
             util_log("%s: %d/%d images sampled (%.1f s)\n", program(p), first + m, n,
@@ -298,7 +305,7 @@ static int run_trajectory(struct session *s, const struct sample_plan *p, char *
     so.on_step = trajectory_step;
     so.ctx = &tr;
     double start = util_now();
-    int evaluations = infer_sample(&s->net, s->dev_in, n, p->steps, &so, NULL, NULL);
+    int evaluations = sampler_run(&s->net, s->dev_in, n, p->steps, &so, NULL, NULL);
     util_log("ddim-sample: trajectory of %d images, %s sampler, %d steps, %d frames (%d network "
              "evaluations per image), %s backend: %.2f s\n",
              n, sampler_name(p), p->steps, tr.frames, evaluations, s->be->name, util_now() - start);
@@ -330,7 +337,8 @@ int sample_run(const struct sample_plan *p, const struct infer_model *ew, char *
 {
     struct session s;
     memset(&s, 0, sizeof s);
-    session_open(&s, p, ew, NULL);
+    if (session_open(&s, p, ew, NULL, err, errlen) != 0)
+        return -1;
     int rc = p->mode == SAMPLE_TRAJECTORY ? run_trajectory(&s, p, err, errlen)
                                           : run_images(&s, p, err, errlen);
     session_close(&s);
@@ -338,11 +346,12 @@ int sample_run(const struct sample_plan *p, const struct infer_model *ew, char *
 }
 
 float *sample_images(struct backend *be, const struct sample_plan *p, const struct infer_model *ew,
-                     int *evaluations)
+                     int *evaluations, char *err, size_t errlen)
 {
     struct session s;
     memset(&s, 0, sizeof s);
-    session_open(&s, p, ew, be);
+    if (session_open(&s, p, ew, be, err, errlen) != 0)
+        return NULL;
     float *noise = initial_noises(&s, p, p->num_images);
     float *images = util_xmalloc((size_t)p->num_images * s.per * sizeof(float));
     *evaluations = sample_logged(&s, p, noise, p->num_images, p->steps, images);

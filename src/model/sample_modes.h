@@ -38,9 +38,10 @@ int sample_run(const struct sample_plan *p, const struct infer_model *ew, char *
 /* The images of the grid mode without its files: p->num_images images drawn with p->steps
  * steps from the seed's initial noises (or p->noise), exactly those that sample_run's grid
  * writes with --images-h5 before quantization, on the caller's backend be. Returns them,
- * (n, S, S, 3) host floats in [0, 1] (malloc'd), and the network evaluations per image. */
+ * (n, S, S, 3) host floats in [0, 1] (malloc'd), and the network evaluations per image; NULL
+ * with a message when the backend cannot run the model (infer_model_upload). */
 float *sample_images(struct backend *be, const struct sample_plan *p, const struct infer_model *ew,
-                     int *evaluations);
+                     int *evaluations, char *err, size_t errlen);
 
 /* Spherical interpolation (slerp) of two noises a, b (count floats) at n points,
  * out (n, count): point 0 is a and point n-1 is b exactly. */

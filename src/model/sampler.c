@@ -192,8 +192,8 @@ static int sample_heun(struct infer_net *t, struct sampler *s, int steps,
     return evaluations;
 }
 
-int infer_sample(struct infer_net *t, const float *initial_noise, int n, int steps,
-                 const struct sample_options *so, float *pred_images, float *images)
+int sampler_run(struct infer_net *t, const float *initial_noise, int n, int steps,
+                const struct sample_options *so, float *pred_images, float *images)
 {
     if (n < 1 || steps < 1)
         DDIM_FATAL("sampling needs at least one image and one step (got %d images, %d steps)", n,
@@ -211,32 +211,4 @@ int infer_sample(struct infer_net *t, const float *initial_noise, int n, int ste
     if (images)
         be->denormalize(be, images, s->pred_images, t->norm, t->norm + 3, (size_t)n * per / 3, 3);
     return evaluations;
-}
-
-int trainer_sample_ex(struct trainer *t, const float *initial_noise, int n, int steps,
-                      const struct sample_options *so, float *pred_images, float *images)
-{
-    struct infer_net view = trainer_infer_net(t);
-    int evaluations = infer_sample(&view, initial_noise, n, steps, so, pred_images, images);
-    t->sampler = view.sampler; /* the buffers stay with the trainer for the next call */
-    return evaluations;
-}
-
-struct infer_net trainer_infer_net(struct trainer *t)
-{
-    return (struct infer_net){t->be,
-                              t->comm,
-                              t->net,
-                              t->ema_w,
-                              t->norm,
-                              t->dc.min_signal_rate,
-                              t->dc.max_signal_rate,
-                              t->per_image,
-                              t->sampler};
-}
-
-void trainer_sample(struct trainer *t, const float *initial_noise, int n, int steps,
-                    float *pred_images, float *images)
-{
-    trainer_sample_ex(t, initial_noise, n, steps, NULL, pred_images, images);
 }

@@ -1,12 +1,15 @@
 /* sampler.h: sampling from an inference network (struct infer_net: the EMA network and the
- * normalizer on a backend, the trainer's or one read from a file), with options beyond the
- * Keras example's deterministic DDIM (trainer_sample in trainer.h stays that sampler):
- * DDIM's eta (stochastic sampling), a second-order sampler (Heun's method on the DDIM ODE)
- * and a per-step hook that lets ddim-sample draw the sampling process. */
+ * normalizer on a backend, the trainer's or one read from a file): the Keras example's
+ * deterministic DDIM (no options), and options beyond it: DDIM's eta (stochastic sampling),
+ * a second-order sampler (Heun's method on the DDIM ODE) and a per-step hook that lets
+ * ddim-sample draw the sampling process. The sampler knows the network (unet.h) and the
+ * backend, nothing of training: the trainer lends it its EMA network (trainer.h). */
 #ifndef DDIM_SAMPLER_H
 #define DDIM_SAMPLER_H
 
-#include "trainer.h"
+#include "backend.h"
+#include "comm.h"
+#include "unet.h"
 
 #include <stdint.h>
 
@@ -52,14 +55,11 @@ struct infer_net {
  * at time 0 with one more: 2K + 1 evaluations. pred_images (normalized space) and images
  * (denormalized, clipped to [0, 1]) may each be NULL. Returns the number of network
  * evaluations. */
-int infer_sample(struct infer_net *m, const float *initial_noise, int n, int steps,
-                 const struct sample_options *so, float *pred_images, float *images);
+int sampler_run(struct infer_net *m, const float *initial_noise, int n, int steps,
+                const struct sample_options *so, float *pred_images, float *images);
 
-/* The trainer's EMA network as an inference network (its buffers, not copies). */
-struct infer_net trainer_infer_net(struct trainer *t);
-
-/* infer_sample on the trainer's EMA network (trainer_infer_net). */
-int trainer_sample_ex(struct trainer *t, const float *initial_noise, int n, int steps,
-                      const struct sample_options *so, float *pred_images, float *images);
+/* The buffers an inference network keeps for its last sample size (infer_net.sampler). */
+struct sampler;
+void sampler_destroy(struct backend *be, struct sampler *s);
 
 #endif

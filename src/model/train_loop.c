@@ -146,8 +146,8 @@ static void write_samples(struct loop *L, int epoch)
     float *host = util_xmalloc(count * sizeof(float));
     be->download(be, host, images, count * sizeof(float));
     char err[512];
-    if (run_log_grid(&L->log, epoch, host, cfg->plot_rows, cfg->plot_cols, cfg->model.image_size,
-                     err, sizeof err) != 0)
+    if (run_log_grid(&L->log, epoch, L->global_step, host, cfg->plot_rows, cfg->plot_cols,
+                     cfg->model.image_size, err, sizeof err) != 0)
         fprintf(stderr, "ddim-dist: warning: %s\n", err);
     free(host);
     be->free(be, noise);
@@ -262,7 +262,6 @@ static int setup(struct loop *L, char *err, size_t errlen)
     long slots = L->steps_per_epoch > L->val_steps ? L->steps_per_epoch : L->val_steps;
     L->loss_hist = L->be->alloc(L->be, 2 * (size_t)slots * sizeof(float));
     L->host_hist = util_xmalloc(2 * (size_t)slots * sizeof(float));
-    snprintf(L->ckpt_path, sizeof L->ckpt_path, "%s/checkpoint.h5", cfg->run_dir);
     if (L->val_steps == 0)
         util_log("ddim-dist: note: the validation split (%ld images x %d repetitions) is "
                  "smaller than one batch of %d: no validation losses (n/a; null in "
@@ -279,14 +278,15 @@ static int setup(struct loop *L, char *err, size_t errlen)
         config_write_yaml(cfg, yaml);
         fclose(yaml);
     }
-    if (loop_resume_read(L, err, errlen) != 0)
+    struct train_resume *r = &L->resume;
+    if (train_resume_read(r, cfg, L->t, L->steps_per_epoch, err, errlen) != 0)
         return -1;
-    if (L->resuming)
+    if (r->resuming)
         kid_eval_read_best(L->kid, cfg->run_dir);
-    if (run_log_open(&L->log, cfg, L->resuming ? L->resume.global_step : -1, err, errlen) != 0)
+    if (run_log_open(&L->log, cfg, r->resuming ? r->at.global_step : -1, err, errlen) != 0)
         return -1;
-    if (L->config_change[0])
-        run_log_line(&L->log, L->config_change);
+    if (r->config_change[0])
+        run_log_line(&L->log, r->config_change);
     return 0;
 }
 
@@ -304,7 +304,7 @@ static void report_progress(struct loop *L, int epoch, long b, long logged, long
         sum[0] += l[0];
         sum[1] += l[1];
         long step = L->global_step - done + k + 1;
-        divergence_feed(&L->div, step, l[0], l[1]);
+        run_guard_divergence_feed(&L->div, step, l[0], l[1]);
         if (L->comm->rank == 0)
             run_log_step(&L->log, epoch + 1, step, l[0], l[1], window_rate);
     }
@@ -396,11 +396,11 @@ static int report_end(struct loop *L, double t_start)
     const struct run_config *cfg = L->cfg;
     struct comm *comm = L->comm;
     char disk[CONFIG_PATH_MAX + 128], line[2048];
-    ckpt_state_describe(&L->ckpt, L->ckpt_path, disk, sizeof disk);
-    int failed = comm->rank == 0 && L->ckpt.failures > 0; /* the last checkpoint failed */
+    run_guard_ckpt_describe(&L->resume.ckpt, L->resume.ckpt_path, disk, sizeof disk);
+    int failed = comm->rank == 0 && L->resume.ckpt.failures > 0; /* the last checkpoint failed */
     if (L->div.step != 0) {
         if (comm->rank == 0)
-            divergence_report(&L->div, disk, &L->log);
+            run_guard_divergence_report(&L->div, disk, &L->log);
         return 1;
     }
     if (L->stopped) {
@@ -415,7 +415,7 @@ static int report_end(struct loop *L, double t_start)
             fprintf(stderr,
                     "ddim-dist: error: stopped by %s at step %ld, but its checkpoint could not "
                     "be written: %s; %s\n",
-                    run_guard_signal_name(sig), L->global_step, L->ckpt.error, disk);
+                    run_guard_signal_name(sig), L->global_step, L->resume.ckpt.error, disk);
             return 1;
         }
         util_log("ddim-dist: stopped by signal at step %ld; checkpoint written; start again "
@@ -427,7 +427,7 @@ static int report_end(struct loop *L, double t_start)
         fprintf(stderr,
                 "ddim-dist: error: finished %ld steps, but the last checkpoint (step %ld) could "
                 "not be written: %s; %s\n",
-                L->global_step - L->start_step, L->global_step, L->ckpt.error, disk);
+                L->global_step - L->start_step, L->global_step, L->resume.ckpt.error, disk);
         return 1;
     }
     double total = util_now() - t_start;
@@ -451,8 +451,8 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
     L.be = be;
     L.comm = comm;
     L.lock.fd = -1;
-    ckpt_state_init(&L.ckpt);
-    divergence_init(&L.div, cfg->divergence_factor);
+    train_resume_init(&L.resume, cfg);
+    run_guard_divergence_init(&L.div, cfg->divergence_factor);
     char err[2048];
     int rc = 0;
     /* SIGUSR1 (Slurm's warning before the time limit), SIGTERM, SIGINT and SIGHUP: stop at
@@ -469,7 +469,7 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
                     comm->rank);
         rc = 1;
     } else {
-        loop_resume_share(&L);
+        L.global_step = L.start_step = train_resume_share(&L.resume, L.t);
         char where[128];
         if (L.resident)
             snprintf(where, sizeof where, "resident in backend memory (%.1f MiB per rank)",
@@ -492,10 +492,11 @@ int train_loop_run(const struct run_config *cfg, struct backend *be, struct comm
         for (int e = (int)(L.global_step / L.steps_per_epoch);
              e < cfg->num_epochs && L.global_step < L.total_steps && !L.stopped && !L.div.step;
              e++) {
-            long first = e == L.resume.epoch ? L.resume.step_in_epoch : 0;
+            long first = e == L.resume.at.epoch ? L.resume.at.step_in_epoch : 0;
             run_epoch(&L, e, first, &t_start);
             if (comm->rank == 0 && L.div.step == 0) {
-                loop_save_checkpoint(&L);
+                train_resume_save(&L.resume, L.t, L.global_step, L.steps_per_epoch, L.config_yaml,
+                                  &L.log);
                 long spe = L.steps_per_epoch;
                 kid_eval_save_best(L.kid, L.last_kid, cfg->run_dir, L.t, (int)(L.global_step / spe),
                                    L.global_step, L.global_step % spe, L.config_yaml);

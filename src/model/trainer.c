@@ -1,50 +1,13 @@
 /* trainer.c: the training step, validation losses and state of the Keras example's
- * DiffusionModel on one rank; see trainer.h. The DDIM sampler is in sampler.c. */
+ * DiffusionModel on one rank; see trainer.h. Sampling lends the EMA network to the sampler
+ * (sampler.c). */
 #include "trainer.h"
+#include "config.h"
 #include "util.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct diffusion_config diffusion_config_default(void)
-{
-    struct diffusion_config c = {.min_signal_rate = 0.02f,
-                                 .max_signal_rate = 0.95f,
-                                 .loss = LOSS_MAE,
-                                 .learning_rate = 1e-3f,
-                                 .weight_decay = 1e-4f,
-                                 .adam_beta1 = 0.9f,
-                                 .adam_beta2 = 0.999f,
-                                 .adam_epsilon = 1e-7f,
-                                 .ema = 0.999f,
-                                 .seed = 42};
-    return c;
-}
-
-int diffusion_config_check(const struct diffusion_config *c, char *err, size_t errlen)
-{
-    if (!(c->min_signal_rate > 0 && c->min_signal_rate < c->max_signal_rate &&
-          c->max_signal_rate < 1))
-        return util_error(err, errlen,
-                          "signal rates: expected 0 < min_signal_rate < max_signal_rate < 1, "
-                          "got %g and %g",
-                          c->min_signal_rate, c->max_signal_rate);
-    if (!(c->learning_rate > 0) || !isfinite(c->learning_rate))
-        return util_error(err, errlen, "learning_rate: expected > 0, got %g", c->learning_rate);
-    if (!(c->weight_decay >= 0) || !isfinite(c->weight_decay))
-        return util_error(err, errlen, "weight_decay: expected >= 0, got %g", c->weight_decay);
-    if (!(c->adam_beta1 >= 0 && c->adam_beta1 < 1) || !(c->adam_beta2 >= 0 && c->adam_beta2 < 1))
-        return util_error(err, errlen, "adam betas: expected [0, 1), got %g and %g", c->adam_beta1,
-                          c->adam_beta2);
-    if (!(c->adam_epsilon > 0))
-        return util_error(err, errlen, "adam_epsilon: expected > 0, got %g", c->adam_epsilon);
-    if (!(c->ema >= 0 && c->ema <= 1))
-        return util_error(err, errlen, "ema: expected [0, 1], got %g", c->ema);
-    if (c->loss != LOSS_MAE && c->loss != LOSS_MSE)
-        return util_error(err, errlen, "loss: expected mae or mse");
-    return 0;
-}
 
 static float *zalloc_floats(struct backend *be, size_t n)
 {
@@ -61,7 +24,7 @@ struct trainer *trainer_create(struct backend *be, struct comm *comm,
         util_error(err, errlen, "the %s backend cannot train yet: it lacks %s", be->name, missing);
         return NULL;
     }
-    if (diffusion_config_check(dc, err, errlen) != 0)
+    if (config_check_diffusion(dc, err, errlen) != 0)
         return NULL;
     if (batch < 1 || global_batch < batch || first_example < 0 ||
         first_example + batch > global_batch) {
@@ -73,6 +36,13 @@ struct trainer *trainer_create(struct backend *be, struct comm *comm,
     struct unet *net = unet_create(ucfg, err, errlen);
     if (!net)
         return NULL;
+    /* every op at its shape, training and sampling (BN in inference mode), before anything
+     * runs: a shape the backend cannot take is an error here, not mid-run */
+    if (unet_check_backend(be, net, batch, 1, err, errlen) != 0 ||
+        unet_check_backend(be, net, batch, 0, err, errlen) != 0) {
+        unet_destroy(net);
+        return NULL;
+    }
     struct trainer *t = util_xcalloc(1, sizeof *t);
     const struct param_table *pt = unet_params(net);
     size_t per = (size_t)ucfg->image_size * ucfg->image_size * 3;
@@ -292,4 +262,34 @@ void trainer_eval_losses(struct trainer *t)
 void trainer_read_losses(struct trainer *t, float out[2])
 {
     t->be->download(t->be, out, t->losses, 2 * sizeof(float));
+}
+
+/* --- sampling with the EMA network (sampler.h) --- */
+
+int trainer_sample_ex(struct trainer *t, const float *initial_noise, int n, int steps,
+                      const struct sample_options *so, float *pred_images, float *images)
+{
+    struct infer_net view = trainer_infer_net(t);
+    int evaluations = sampler_run(&view, initial_noise, n, steps, so, pred_images, images);
+    t->sampler = view.sampler; /* the buffers stay with the trainer for the next call */
+    return evaluations;
+}
+
+struct infer_net trainer_infer_net(struct trainer *t)
+{
+    return (struct infer_net){t->be,
+                              t->comm,
+                              t->net,
+                              t->ema_w,
+                              t->norm,
+                              t->dc.min_signal_rate,
+                              t->dc.max_signal_rate,
+                              t->per_image,
+                              t->sampler};
+}
+
+void trainer_sample(struct trainer *t, const float *initial_noise, int n, int steps,
+                    float *pred_images, float *images)
+{
+    trainer_sample_ex(t, initial_noise, n, steps, NULL, pred_images, images);
 }

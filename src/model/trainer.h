@@ -13,6 +13,7 @@
 #include "backend.h"
 #include "comm.h"
 #include "model_config.h"
+#include "sampler.h"
 #include "unet.h"
 
 #include <stdint.h>
@@ -53,9 +54,6 @@ struct trainer {
     int graph_mode; /* 0 off, 1 on: warm-up step pending, 2 on: capture next */
     void *graph;    /* the backend's instantiated graph, or NULL */
 };
-
-struct sampler;
-void sampler_destroy(struct backend *be, struct sampler *s);
 
 /* Builds the network and all buffers. first_example/global_batch place this rank's batch
  * in the global one (random streams are keyed by the global position). */
@@ -107,5 +105,12 @@ void trainer_read_losses(struct trainer *t, float out[2]);
  * (denormalized, clipped to [0, 1]; may be NULL). */
 void trainer_sample(struct trainer *t, const float *initial_noise, int n, int steps,
                     float *pred_images, float *images);
+
+/* The trainer's EMA network as an inference network (its buffers, not copies). */
+struct infer_net trainer_infer_net(struct trainer *t);
+
+/* sampler_run (sampler.h) on the trainer's EMA network, with options. */
+int trainer_sample_ex(struct trainer *t, const float *initial_noise, int n, int steps,
+                      const struct sample_options *so, float *pred_images, float *images);
 
 #endif

@@ -5,27 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void unet_model_shape(const struct unet_config *u, struct model_shape *s)
-{
-    memset(s, 0, sizeof *s);
-    s->image_size = u->image_size;
-    s->num_levels = u->num_levels;
-    for (int i = 0; i < u->num_levels && i < MODEL_SHAPE_MAX_LEVELS; i++)
-        s->widths[i] = u->widths[i];
-    s->block_depth = u->block_depth;
-    s->embedding_dims = u->embedding_dims;
-}
-
-void unet_config_set_shape(struct unet_config *u, const struct model_shape *s)
-{
-    u->image_size = s->image_size;
-    u->num_levels = s->num_levels;
-    for (int i = 0; i < s->num_levels && i < UNET_MAX_LEVELS; i++)
-        u->widths[i] = s->widths[i];
-    u->block_depth = s->block_depth;
-    u->embedding_dims = s->embedding_dims;
-}
-
 /* The state's parts: host buffer, the trainer's backend buffer, floats. */
 struct part {
     float **host;
@@ -52,7 +31,7 @@ static float *host_of(struct train_state *s, const struct part *p)
 void trainer_state_alloc(const struct trainer *t, struct train_state *s)
 {
     memset(s, 0, sizeof *s);
-    unet_model_shape(unet_get_config(t->net), &s->shape);
+    unet_shape_of_config(unet_get_config(t->net), &s->shape);
     s->params = unet_params(t->net);
     struct part p[5];
     int n = parts_of(t, s, p);
@@ -61,7 +40,7 @@ void trainer_state_alloc(const struct trainer *t, struct train_state *s)
             *p[i].host = util_xmalloc(p[i].count * sizeof(float) + 1);
 }
 
-void train_state_free(struct train_state *s)
+void trainer_state_free(struct train_state *s)
 {
     free(s->w);
     free(s->ema_w);
@@ -113,7 +92,7 @@ int trainer_checkpoint_write(const struct trainer *t, const char *path,
     trainer_state_alloc(t, &s);
     trainer_state_get(t, &s);
     int rc = checkpoint_write(path, &s, pos, config_yaml, err, errlen);
-    train_state_free(&s);
+    trainer_state_free(&s);
     return rc;
 }
 
@@ -125,6 +104,6 @@ int trainer_checkpoint_read(struct trainer *t, const char *path, struct checkpoi
     int rc = checkpoint_read(path, &s, pos, err, errlen);
     if (rc == 0)
         trainer_state_set(t, &s);
-    train_state_free(&s);
+    trainer_state_free(&s);
     return rc;
 }

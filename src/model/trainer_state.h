@@ -7,14 +7,9 @@
 #include "checkpoint.h"
 #include "trainer.h"
 
-/* The U-Net's configuration to the shape that files store, and back (the shape's fields
- * only; the rest of u stays). */
-void unet_model_shape(const struct unet_config *u, struct model_shape *s);
-void unet_config_set_shape(struct unet_config *u, const struct model_shape *s);
-
-/* Host buffers for t's state (shape and parameter table set); train_state_free frees them. */
+/* Host buffers for t's state (shape and parameter table set); trainer_state_free frees them. */
 void trainer_state_alloc(const struct trainer *t, struct train_state *s);
-void train_state_free(struct train_state *s);
+void trainer_state_free(struct train_state *s);
 
 /* t's state downloaded into s (allocated by trainer_state_alloc), and uploaded from it. */
 void trainer_state_get(const struct trainer *t, struct train_state *s);

@@ -2,59 +2,38 @@
  * See unet.h for the shape of the design; the Keras layer structure it mirrors is
  * get_network / ResidualBlock / DownBlock / UpBlock in the reference example. */
 #include "unet.h"
+#include "config.h"
 #include "rng.h"
 #include "unet_internal.h"
 #include "util.h"
+#include "weights_h5.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct unet_config unet_config_default(void)
+/* --- the shape that files store (io/weights_h5.h) ------------------------------------- */
+
+void unet_shape_of_config(const struct unet_config *u, struct model_shape *s)
 {
-    struct unet_config c = {.image_size = 64,
-                            .widths = {32, 64, 96, 128},
-                            .num_levels = 4,
-                            .block_depth = 2,
-                            .embedding_dims = 32,
-                            .embedding_min_frequency = 1.0f,
-                            .embedding_max_frequency = 1000.0f,
-                            .bn_momentum = 0.99f,
-                            .bn_epsilon = 1e-3f};
-    return c;
+    memset(s, 0, sizeof *s);
+    s->image_size = u->image_size;
+    s->num_levels = u->num_levels;
+    for (int i = 0; i < u->num_levels && i < MODEL_SHAPE_MAX_LEVELS; i++)
+        s->widths[i] = u->widths[i];
+    s->block_depth = u->block_depth;
+    s->embedding_dims = u->embedding_dims;
 }
 
-int unet_config_check(const struct unet_config *c, char *err, size_t errlen)
+void unet_shape_to_config(struct unet_config *u, const struct model_shape *s)
 {
-    if (c->num_levels < 2 || c->num_levels > UNET_MAX_LEVELS)
-        return util_error(err, errlen, "widths: expected 2 to %d levels, got %d", UNET_MAX_LEVELS,
-                          c->num_levels);
-    for (int i = 0; i < c->num_levels; i++)
-        if (c->widths[i] < 1 || c->widths[i] > 4096)
-            return util_error(err, errlen, "widths[%d]: expected 1..4096 channels, got %d", i,
-                              c->widths[i]);
-    if (c->block_depth < 1 || c->block_depth > 16)
-        return util_error(err, errlen, "block_depth: expected 1..16, got %d", c->block_depth);
-    int div = 1 << (c->num_levels - 1);
-    if (c->image_size < div || c->image_size % div != 0 || c->image_size > 4096)
-        return util_error(err, errlen,
-                          "image_size: %d must be a positive multiple of %d (2^(levels-1), "
-                          "for %d levels of 2x2 pooling) and at most 4096",
-                          c->image_size, div, c->num_levels);
-    if (c->embedding_dims < 2 || c->embedding_dims % 2 != 0 || c->embedding_dims > 4096)
-        return util_error(err, errlen, "embedding_dims: expected an even number 2..4096, got %d",
-                          c->embedding_dims);
-    if (!(c->embedding_min_frequency > 0) || !(c->embedding_max_frequency > 0) ||
-        !isfinite(c->embedding_max_frequency))
-        return util_error(err, errlen,
-                          "embedding frequencies: expected positive finite values, got %g, %g",
-                          c->embedding_min_frequency, c->embedding_max_frequency);
-    if (!(c->bn_momentum >= 0 && c->bn_momentum < 1))
-        return util_error(err, errlen, "bn_momentum: expected [0, 1), got %g", c->bn_momentum);
-    if (!(c->bn_epsilon > 0))
-        return util_error(err, errlen, "bn_epsilon: expected > 0, got %g", c->bn_epsilon);
-    return 0;
+    u->image_size = s->image_size;
+    u->num_levels = s->num_levels;
+    for (int i = 0; i < s->num_levels && i < UNET_MAX_LEVELS; i++)
+        u->widths[i] = s->widths[i];
+    u->block_depth = s->block_depth;
+    u->embedding_dims = s->embedding_dims;
 }
 
 /* --- building (on graph.h's builder) ---------------------------------------------------- */
@@ -93,7 +72,7 @@ static int add_res_block(struct unet *net, const char *prefix, int x, int width)
 
 struct unet *unet_create(const struct unet_config *cfg, char *err, size_t errlen)
 {
-    if (unet_config_check(cfg, err, errlen) != 0)
+    if (config_check_model(cfg, err, errlen) != 0)
         return NULL;
     struct unet *net = util_xcalloc(1, sizeof *net);
     net->cfg = *cfg;

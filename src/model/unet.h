@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 struct graph;
+struct model_shape;
 
 struct unet; /* opaque: nodes, tensors, parameter table */
 
@@ -25,6 +26,11 @@ struct unet *unet_create(const struct unet_config *cfg, char *err, size_t errlen
 void unet_destroy(struct unet *net);
 const struct param_table *unet_params(const struct unet *net);
 const struct unet_config *unet_get_config(const struct unet *net);
+/* The configuration's shape fields to the shape that files store (io/weights_h5.h), and
+ * back (the shape's fields only; the rest of u stays). */
+void unet_shape_of_config(const struct unet_config *u, struct model_shape *s);
+void unet_shape_to_config(struct unet_config *u, const struct model_shape *s);
+
 /* The network as a graph (graph.h): its tensors' shapes and its nodes. */
 const struct graph *unet_graph(const struct unet *net);
 
@@ -32,6 +38,12 @@ const struct graph *unet_graph(const struct unet *net);
  * kernels (drawn from Philox keyed by seed, stream and parameter index), zero biases, the
  * head's kernel zero, moving mean 0 and moving variance 1. */
 void unet_init_weights(const struct unet *net, float *w_host, uint64_t seed, uint32_t stream);
+
+/* Whether be can run the network for `batch` images, training (forward and backward, BN
+ * in training mode) or not (BN in inference mode): graph_check_backend. 0, or -1 with the op
+ * and shape refused in err. */
+int unet_check_backend(struct backend *be, const struct unet *net, int batch, int training,
+                       char *err, size_t errlen);
 
 /* Activations (and, for training, their gradients) for a batch of `batch` images. */
 struct unet_acts;

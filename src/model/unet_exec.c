@@ -5,6 +5,12 @@
 
 #include <stdlib.h>
 
+int unet_check_backend(struct backend *be, const struct unet *net, int batch, int training,
+                       char *err, size_t errlen)
+{
+    return graph_check_backend(be, &net->g, batch, training, err, errlen);
+}
+
 struct unet_acts *unet_acts_create(struct backend *be, const struct unet *net, int batch,
                                    int with_grads)
 {

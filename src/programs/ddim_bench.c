@@ -12,12 +12,14 @@
  * step without a profiler (the events add a little time per op). */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "comm.h"
+#include "config.h"
 #include "ddim_bench_ops.h"
 #include "graph.h"
 #include "launch.h"
 #include "trainer.h"
 #include "util.h"
 
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,30 +46,37 @@ struct stats {
     double median, mean, min, max;
 };
 
-static void usage(FILE *out)
+/* The options' defaults are those of main's bench_opts (the model's: the key table's). */
+static void usage(FILE *out, const struct bench_opts *d)
 {
-    fprintf(out, "usage: ddim-bench [options]\n"
-                 "\n"
-                 "Times the Keras DDIM example's training step (forward, backward, all-reduce,\n"
-                 "AdamW + EMA) on random images, whole and by phase, after a warm-up. Runs under\n"
-                 "mpirun too (one GPU per rank; rank 0 reports its own times).\n"
-                 "\n"
-                 "options:\n"
-                 "  --backend B        cpu, cuda or auto (default: cuda if usable, else cpu)\n"
-                 "  --batch N          images per step per rank (default 64)\n"
-                 "  --image-size S     image side in pixels (default 64)\n"
-                 "  --widths LIST      channels per level, comma-separated (default 32,64,96,128)\n"
-                 "  --block-depth D    residual blocks per level (default 2)\n"
-                 "  --warmup N         untimed steps first (default 10)\n"
-                 "  --steps N          timed steps, for the whole step and again by phase\n"
-                 "                     (default 50)\n"
-                 "  --op-steps N       steps timed op by op, for the time per group of ops\n"
-                 "                     (default 5; 0: none)\n"
-                 "  --cuda-graph on|off  the step (but draw and update) as one CUDA graph,\n"
-                 "                     where the backend has graphs (default on)\n"
-                 "  --csv FILE         every timed step's times, in ms\n"
-                 "  --json             also print one JSON line of the results (last line)\n"
-                 "  -h, --help         this text\n");
+    char widths[128];
+    size_t j = 0;
+    for (int i = 0; i < d->num_levels && j < sizeof widths; i++)
+        j += (size_t)snprintf(widths + j, sizeof widths - j, "%s%d", i ? "," : "", d->widths[i]);
+    fprintf(out,
+            "usage: ddim-bench [options]\n"
+            "\n"
+            "Times the Keras DDIM example's training step (forward, backward, all-reduce,\n"
+            "AdamW + EMA) on random images, whole and by phase, after a warm-up. Runs under\n"
+            "mpirun too (one GPU per rank; rank 0 reports its own times).\n"
+            "\n"
+            "options:\n"
+            "  --backend B        cpu, cuda or auto (default: cuda if usable, else cpu)\n"
+            "  --batch N          images per step per rank (default %d)\n"
+            "  --image-size S     image side in pixels (default %d)\n"
+            "  --widths LIST      channels per level, comma-separated (default %s)\n"
+            "  --block-depth D    residual blocks per level (default %d)\n"
+            "  --warmup N         untimed steps first (default %d)\n"
+            "  --steps N          timed steps, for the whole step and again by phase\n"
+            "                     (default %d)\n"
+            "  --op-steps N       steps timed op by op, for the time per group of ops\n"
+            "                     (default %d; 0: none)\n"
+            "  --cuda-graph on|off  the step (but draw and update) as one CUDA graph,\n"
+            "                     where the backend has graphs (default on)\n"
+            "  --csv FILE         every timed step's times, in ms\n"
+            "  --json             also print one JSON line of the results (last line)\n"
+            "  -h, --help         this text\n",
+            d->batch, d->image_size, widths, d->block_depth, d->warmup, d->steps, d->op_steps);
 }
 
 static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
@@ -100,61 +109,67 @@ static int parse_widths(const char *v, struct bench_opts *o)
     return 0;
 }
 
+/* One option with its value (NULL for --json), for util_getopt_each: 0, or -1 after a
+ * message. */
+static int parse_option(void *ctx, const char *a, const char *v)
+{
+    struct bench_opts *o = ctx;
+    int rc = 0;
+    if (!strcmp(a, "--json")) {
+        o->json = 1;
+    } else if (!strcmp(a, "--backend")) {
+        if (strcmp(v, "cpu") && strcmp(v, "cuda") && strcmp(v, "auto")) {
+            fprintf(stderr, "ddim-bench: --backend: expected cpu, cuda or auto, got '%s'\n", v);
+            rc = -1;
+        }
+        o->backend = v;
+    } else if (!strcmp(a, "--batch")) {
+        rc = parse_int(a, v, 1, 1 << 16, &o->batch);
+    } else if (!strcmp(a, "--image-size")) {
+        rc = parse_int(a, v, 2, 4096, &o->image_size);
+    } else if (!strcmp(a, "--widths")) {
+        rc = parse_widths(v, o);
+    } else if (!strcmp(a, "--block-depth")) {
+        rc = parse_int(a, v, 1, 16, &o->block_depth);
+    } else if (!strcmp(a, "--warmup")) {
+        rc = parse_int(a, v, 0, 1000000, &o->warmup);
+    } else if (!strcmp(a, "--steps")) {
+        rc = parse_int(a, v, 1, 1000000, &o->steps);
+    } else if (!strcmp(a, "--cuda-graph")) {
+        o->graph = !strcmp(v, "on");
+        if (!o->graph && strcmp(v, "off")) {
+            fprintf(stderr, "ddim-bench: --cuda-graph: expected on or off, got '%s'\n", v);
+            rc = -1;
+        }
+    } else if (!strcmp(a, "--op-steps")) {
+        rc = parse_int(a, v, 0, 1000000, &o->op_steps);
+    } else if (!strcmp(a, "--csv")) {
+        o->csv = v;
+    }
+    return rc;
+}
+
 /* 0 to run, 1 to exit 0 (help), -1 to exit 2 (bad usage) */
 static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 1;
-        }
-        if (!strcmp(a, "--json")) {
-            o->json = 1;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "ddim-bench: unknown option or missing value: '%s' (see --help)\n", a);
-            return -1;
-        }
-        const char *v = argv[++i];
-        int rc = 0;
-        if (!strcmp(a, "--backend")) {
-            if (strcmp(v, "cpu") && strcmp(v, "cuda") && strcmp(v, "auto")) {
-                fprintf(stderr, "ddim-bench: --backend: expected cpu, cuda or auto, got '%s'\n", v);
-                rc = -1;
-            }
-            o->backend = v;
-        } else if (!strcmp(a, "--batch")) {
-            rc = parse_int(a, v, 1, 1 << 16, &o->batch);
-        } else if (!strcmp(a, "--image-size")) {
-            rc = parse_int(a, v, 2, 4096, &o->image_size);
-        } else if (!strcmp(a, "--widths")) {
-            rc = parse_widths(v, o);
-        } else if (!strcmp(a, "--block-depth")) {
-            rc = parse_int(a, v, 1, 16, &o->block_depth);
-        } else if (!strcmp(a, "--warmup")) {
-            rc = parse_int(a, v, 0, 1000000, &o->warmup);
-        } else if (!strcmp(a, "--steps")) {
-            rc = parse_int(a, v, 1, 1000000, &o->steps);
-        } else if (!strcmp(a, "--cuda-graph")) {
-            o->graph = !strcmp(v, "on");
-            if (!o->graph && strcmp(v, "off")) {
-                fprintf(stderr, "ddim-bench: --cuda-graph: expected on or off, got '%s'\n", v);
-                rc = -1;
-            }
-        } else if (!strcmp(a, "--op-steps")) {
-            rc = parse_int(a, v, 0, 1000000, &o->op_steps);
-        } else if (!strcmp(a, "--csv")) {
-            o->csv = v;
-        } else {
-            fprintf(stderr, "ddim-bench: unknown option '%s' (see ddim-bench --help)\n", a);
-            rc = -1;
-        }
-        if (rc != 0)
-            return -1;
-    }
-    return 0;
+    static const struct option options[] = {{"backend", required_argument, NULL, 0},
+                                            {"batch", required_argument, NULL, 0},
+                                            {"image-size", required_argument, NULL, 0},
+                                            {"widths", required_argument, NULL, 0},
+                                            {"block-depth", required_argument, NULL, 0},
+                                            {"warmup", required_argument, NULL, 0},
+                                            {"steps", required_argument, NULL, 0},
+                                            {"cuda-graph", required_argument, NULL, 0},
+                                            {"op-steps", required_argument, NULL, 0},
+                                            {"csv", required_argument, NULL, 0},
+                                            {"json", no_argument, NULL, 0},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const struct bench_opts defaults = *o;
+    int rc = util_getopt_each("ddim-bench", argc, argv, options, parse_option, o);
+    if (rc == 1)
+        usage(stdout, &defaults);
+    return rc;
 }
 
 /* Forward convolution FLOPs of one step of `batch` images, from the network's graph. */
@@ -424,12 +439,12 @@ static void fill_random_images(struct trainer *t)
 
 static void run_bench(const struct bench_opts *o, struct backend *be, struct comm *comm)
 {
-    struct unet_config ucfg = unet_config_default();
+    struct unet_config ucfg = config_default_model();
     ucfg.image_size = o->image_size;
     ucfg.block_depth = o->block_depth;
     ucfg.num_levels = o->num_levels;
     memcpy(ucfg.widths, o->widths, sizeof o->widths);
-    struct diffusion_config dc = diffusion_config_default();
+    struct diffusion_config dc = config_default_diffusion();
     char err[2048];
     struct trainer *t = trainer_create(be, comm, &ucfg, &dc, o->batch, o->batch * comm->world,
                                        o->batch * comm->rank, err, sizeof err);
@@ -484,16 +499,19 @@ static void run_bench(const struct bench_opts *o, struct backend *be, struct com
 int main(int argc, char **argv)
 {
     util_prefer_passive_openmp(argv);
+    /* the example's network and batch (the key table's defaults) */
+    struct run_config d;
+    config_defaults(&d);
     struct bench_opts o = {.backend = "auto",
-                           .batch = 64,
-                           .image_size = 64,
-                           .block_depth = 2,
+                           .batch = d.batch_size,
+                           .image_size = d.model.image_size,
+                           .block_depth = d.model.block_depth,
                            .warmup = 10,
                            .steps = 50,
                            .op_steps = 5,
                            .graph = 1,
-                           .widths = {32, 64, 96, 128},
-                           .num_levels = 4};
+                           .num_levels = d.model.num_levels};
+    memcpy(o.widths, d.model.widths, sizeof o.widths);
     int rc = parse_args(argc, argv, &o);
     if (rc != 0)
         return rc > 0 ? 0 : 2;

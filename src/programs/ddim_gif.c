@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,32 +118,42 @@ static int assemble(const char *dir, const struct epoch_file *files, long n, con
 int main(int argc, char **argv)
 {
     const char *run = NULL, *out = NULL;
-    int delay = 20;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+    int delay = 20, c;
+    static const struct option options[] = {{"output", required_argument, NULL, 'o'},
+                                            {"delay", required_argument, NULL, 'd'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         char *end = NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        long v;
+        switch (c) {
+        case 'h':
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--output") && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strcmp(a, "--delay") && i + 1 < argc) {
-            long v = strtol(argv[++i], &end, 10);
-            if (end == argv[i] || *end || v < 1 || v > 65535) {
+        case 'o':
+            out = optarg;
+            break;
+        case 'd':
+            v = strtol(optarg, &end, 10);
+            if (end == optarg || *end || v < 1 || v > 65535) {
                 fprintf(stderr,
                         "ddim-gif: --delay: expected 1..65535 (hundredths of a second), "
                         "got '%s'\n",
-                        argv[i]);
+                        optarg);
                 return 2;
             }
             delay = (int)v;
-        } else if (a[0] != '-' && !run) {
-            run = a;
-        } else {
-            fprintf(stderr, "ddim-gif: unexpected argument '%s' (see ddim-gif --help)\n", a);
+            break;
+        default:
+            util_getopt_refused("ddim-gif", c, argv);
             return 2;
         }
     }
+    if (optind < argc)
+        run = argv[optind++]; /* the one operand */
+    if (util_getopt_no_operands("ddim-gif", argc, argv) != 0)
+        return 2;
     if (!run) {
         fprintf(stderr, "ddim-gif: give the run folder (see ddim-gif --help)\n");
         return 2;

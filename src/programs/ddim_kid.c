@@ -6,6 +6,7 @@
  * errors on stderr. */
 #define _POSIX_C_SOURCE 200809L
 #include "comm.h"
+#include "config.h"
 #include "inception.h"
 #include "infer_model.h"
 #include "kid.h"
@@ -15,6 +16,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,61 +32,66 @@ struct opts {
     int sampling_options; /* how many of --steps, --eta, --sampler, --num-images, --seed */
 };
 
+/* The defaults named here are the key table's (config_defaults). */
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ddim-kid (--real SET | --dataset FILE.h5 [--split NAME])\n"
-               "                (--generated SET | --checkpoint FILE | --weights EMA.h5)\n"
-               "                [--inception-weights FILE] [options]\n"
-               "\n"
-               "Kernel Inception Distance between two image sets, exactly as the Keras DDIM\n"
-               "example's KID metric: InceptionV3 features (images x255, resized to 75 px,\n"
-               "x/127.5-1, global average pool), kernel (x.y/2048 + 1)^3, the unbiased MMD^2\n"
-               "per batch of n real and n generated images, averaged over the batches. Prints\n"
-               "one JSON object on stdout; progress goes to stderr.\n"
-               "\n"
-               "the real images (one of):\n"
-               "  --real SET          a set, as below\n"
-               "  --dataset FILE.h5   a dataset made by ddim-prep, with --split validation (or\n"
-               "                      val, the default) or train\n"
-               "the generated images (one of):\n"
-               "  --generated SET     a set, as below\n"
-               "  --checkpoint FILE   a model's samples, drawn here exactly as ddim-sample draws\n"
-               "  --weights EMA.h5    them (a run's checkpoint.h5 or best.h5, or an EMA export),\n"
-               "                      then stored as 8-bit images are: the KID equals that of\n"
-               "                      ddim-sample --images-h5 of the same settings, bit for bit\n"
-               "A SET is one of:\n"
-               "  FILE.h5            ddim-prep's dataset (its validation split) or ddim-sample's\n"
-               "                     --images-h5 output (/images)\n"
-               "  FILE.h5:DATASET    any uint8 (N, S, S, 3) dataset of the file (0..255), or a\n"
-               "                     float one in [0, 1], e.g. data.h5:train/images\n"
-               "  DIR                every .png/.jpg/.jpeg in DIR, centre-cropped and resized to\n"
-               "                     --image-size as ddim-prep does\n"
-               "\n"
-               "sampling, with a model (defaults from the run's stored configuration):\n"
-               "  --steps K           diffusion steps (default eval.kid_diffusion_steps, 5)\n"
-               "  --sampler NAME      ddim (default) or heun (2K + 1 network evaluations)\n"
-               "  --eta E             DDIM's eta in [0, 1] (default 0: deterministic)\n"
-               "  --num-images N      images to draw (default: as many as the real set holds)\n"
-               "  --seed S            keys the initial noises (default the run's train.seed)\n"
-               "\n"
-               "options:\n"
-               "  --inception-weights FILE  Keras's inception_v3_weights_tf_dim_ordering_tf_\n"
-               "                      kernels_notop.h5 (see docs/kid.md); with a model the\n"
-               "                      default is the run's eval.inception_weights\n"
-               "  --batch N           images per KID batch (default 64, the example's batch)\n"
-               "  --image-size S      size folder images are resized to (default: the other\n"
-               "                      set's size, or 64)\n"
-               "  --kid-image-size S  InceptionV3 input size (default the run's\n"
-               "                      eval.kid_image_size, or 75, the example's)\n"
-               "  --backend NAME      auto, cpu or cuda (default auto)\n"
-               "  -h, --help          this text\n"
-               "\n"
-               "examples:\n"
-               "  ddim-kid --checkpoint runs/x/best.h5 --dataset data/flowers.h5 --split val \\\n"
-               "           --steps 20 --sampler heun\n"
-               "  ddim-kid --real data/flowers.h5 --generated samples.h5 \\\n"
-               "           --inception-weights inception_v3_weights_tf_dim_ordering_tf_kernels_"
-               "notop.h5\n");
+    struct run_config d;
+    config_defaults(&d);
+    fprintf(f,
+            "usage: ddim-kid (--real SET | --dataset FILE.h5 [--split NAME])\n"
+            "                (--generated SET | --checkpoint FILE | --weights EMA.h5)\n"
+            "                [--inception-weights FILE] [options]\n"
+            "\n"
+            "Kernel Inception Distance between two image sets, exactly as the Keras DDIM\n"
+            "example's KID metric: InceptionV3 features (images x255, resized to 75 px,\n"
+            "x/127.5-1, global average pool), kernel (x.y/2048 + 1)^3, the unbiased MMD^2\n"
+            "per batch of n real and n generated images, averaged over the batches. Prints\n"
+            "one JSON object on stdout; progress goes to stderr.\n"
+            "\n"
+            "the real images (one of):\n"
+            "  --real SET          a set, as below\n"
+            "  --dataset FILE.h5   a dataset made by ddim-prep, with --split validation (or\n"
+            "                      val, the default) or train\n"
+            "the generated images (one of):\n"
+            "  --generated SET     a set, as below\n"
+            "  --checkpoint FILE   a model's samples, drawn here exactly as ddim-sample draws\n"
+            "  --weights EMA.h5    them (a run's checkpoint.h5 or best.h5, or an EMA export),\n"
+            "                      then stored as 8-bit images are: the KID equals that of\n"
+            "                      ddim-sample --images-h5 of the same settings, bit for bit\n"
+            "A SET is one of:\n"
+            "  FILE.h5            ddim-prep's dataset (its validation split) or ddim-sample's\n"
+            "                     --images-h5 output (/images)\n"
+            "  FILE.h5:DATASET    any uint8 (N, S, S, 3) dataset of the file (0..255), or a\n"
+            "                     float one in [0, 1], e.g. data.h5:train/images\n"
+            "  DIR                every .png/.jpg/.jpeg in DIR, centre-cropped and resized to\n"
+            "                     --image-size as ddim-prep does\n"
+            "\n"
+            "sampling, with a model (defaults from the run's stored configuration):\n"
+            "  --steps K           diffusion steps (default eval.kid_diffusion_steps, %d)\n"
+            "  --sampler NAME      ddim (default) or heun (2K + 1 network evaluations)\n"
+            "  --eta E             DDIM's eta in [0, 1] (default 0: deterministic)\n"
+            "  --num-images N      images to draw (default: as many as the real set holds)\n"
+            "  --seed S            keys the initial noises (default the run's train.seed)\n"
+            "\n"
+            "options:\n"
+            "  --inception-weights FILE  Keras's inception_v3_weights_tf_dim_ordering_tf_\n"
+            "                      kernels_notop.h5 (see docs/kid.md); with a model the\n"
+            "                      default is the run's eval.inception_weights\n"
+            "  --batch N           images per KID batch (default train.batch_size, %d)\n"
+            "  --image-size S      size folder images are resized to (default: the other\n"
+            "                      set's size, or model.image_size, %d)\n"
+            "  --kid-image-size S  InceptionV3 input size (default the run's\n"
+            "                      eval.kid_image_size, or its default, %d)\n"
+            "  --backend NAME      auto, cpu or cuda (default auto)\n"
+            "  -h, --help          this text\n"
+            "\n"
+            "examples:\n"
+            "  ddim-kid --checkpoint runs/x/best.h5 --dataset data/flowers.h5 --split val \\\n"
+            "           --steps 20 --sampler heun\n"
+            "  ddim-kid --real data/flowers.h5 --generated samples.h5 \\\n"
+            "           --inception-weights inception_v3_weights_tf_dim_ordering_tf_kernels_"
+            "notop.h5\n",
+            d.kid_diffusion_steps, d.batch_size, d.model.image_size, d.kid_image_size);
 }
 
 static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
@@ -92,30 +99,10 @@ static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
     return util_parse_int("ddim-kid", opt, v, lo, hi, out);
 }
 
-/* --eta and --seed: a number in [0, 1], an unsigned integer. */
-static int parse_number(const char *opt, const char *v, struct opts *o)
+/* One option with its value, for util_getopt_each: 0, or -1 after a message. */
+static int parse_option(void *ctx, const char *a, const char *v)
 {
-    char *end;
-    errno = 0;
-    if (!strcmp(opt, "--eta")) {
-        double x = strtod(v, &end);
-        o->eta = (float)x;
-        if (!errno && end != v && !*end && x >= 0.0 && x <= 1.0)
-            return 0;
-        fprintf(stderr, "ddim-kid: --eta: expected a number in [0, 1], got '%s'\n", v);
-        return -1;
-    }
-    o->seed = strtoull(v, &end, 10);
-    o->have_seed = 1;
-    if (!errno && end != v && !*end && v[0] != '-')
-        return 0;
-    fprintf(stderr, "ddim-kid: --seed: expected an unsigned integer, got '%s'\n", v);
-    return -1;
-}
-
-/* One option with its value: 0, or -1 after a message. */
-static int parse_option(const char *a, const char *v, struct opts *o)
-{
+    struct opts *o = ctx;
     const struct {
         const char *name, **dst;
     } paths[] = {{"--real", &o->real},
@@ -146,9 +133,22 @@ static int parse_option(const char *a, const char *v, struct opts *o)
             o->sampling_options += ints[i].sampling;
             return parse_int(a, v, ints[i].lo, ints[i].hi, ints[i].dst);
         }
-    if (!strcmp(a, "--eta") || !strcmp(a, "--seed")) {
+    double eta;
+    unsigned long long seed;
+    if (!strcmp(a, "--eta")) {
         o->sampling_options++;
-        return parse_number(a, v, o);
+        if (util_parse_double("ddim-kid", a, v, 0.0, 1.0, &eta) != 0)
+            return -1;
+        o->eta = (float)eta;
+        return 0;
+    }
+    if (!strcmp(a, "--seed")) {
+        o->sampling_options++;
+        o->have_seed = 1;
+        if (util_parse_u64("ddim-kid", a, v, &seed) != 0)
+            return -1;
+        o->seed = seed;
+        return 0;
     }
     fprintf(stderr, "ddim-kid: unknown option '%s' (see ddim-kid --help)\n", a);
     return -1;
@@ -188,21 +188,33 @@ static const char *conflict(const struct opts *o)
 /* 0, 1 (help) or -1 */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-    o->batch = 64;
+    static const struct option options[] = {{"real", required_argument, NULL, 0},
+                                            {"dataset", required_argument, NULL, 0},
+                                            {"split", required_argument, NULL, 0},
+                                            {"generated", required_argument, NULL, 0},
+                                            {"checkpoint", required_argument, NULL, 0},
+                                            {"weights", required_argument, NULL, 0},
+                                            {"inception-weights", required_argument, NULL, 0},
+                                            {"backend", required_argument, NULL, 0},
+                                            {"sampler", required_argument, NULL, 0},
+                                            {"batch", required_argument, NULL, 0},
+                                            {"image-size", required_argument, NULL, 0},
+                                            {"kid-image-size", required_argument, NULL, 0},
+                                            {"steps", required_argument, NULL, 0},
+                                            {"num-images", required_argument, NULL, 0},
+                                            {"eta", required_argument, NULL, 0},
+                                            {"seed", required_argument, NULL, 0},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    struct run_config d; /* the key table's defaults */
+    config_defaults(&d);
+    o->batch = d.batch_size;
     o->backend = "auto";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 1;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "ddim-kid: %s needs a value (see ddim-kid --help)\n", a);
-            return -1;
-        }
-        if (parse_option(a, argv[++i], o) != 0)
-            return -1;
-    }
+    int rc = util_getopt_each("ddim-kid", argc, argv, options, parse_option, o);
+    if (rc == 1)
+        usage(stdout);
+    if (rc != 0)
+        return rc;
     const char *why = conflict(o);
     if (why) {
         fprintf(stderr, "ddim-kid: %s (see ddim-kid --help)\n", why);
@@ -285,7 +297,9 @@ static int open_model(struct job *j, char *err, size_t errlen)
     j->inception = o->inception;
     j->inception_from = "--inception-weights";
     if (!j->model_path) {
-        o->kid_image_size = o->kid_image_size ? o->kid_image_size : INCEPTION_INPUT_SIZE;
+        struct run_config d; /* no run: the key table's default */
+        config_defaults(&d);
+        o->kid_image_size = o->kid_image_size ? o->kid_image_size : d.kid_image_size;
         return 0;
     }
     if (infer_model_load(j->model_path, o->checkpoint != NULL, &j->ew, err, errlen) != 0)
@@ -311,6 +325,9 @@ static int load_sets(struct job *j, char *err, size_t errlen)
 {
     const struct opts *o = &j->o;
     int model_size = j->model_path ? j->ew.cfg.model.image_size : 0;
+    struct run_config d; /* a folder beside no other size: model.image_size's default */
+    config_defaults(&d);
+    int default_size = d.model.image_size;
     char why[2048];
     if (o->dataset) {
         const char *group = o->split && !strcmp(o->split, "train") ? "train" : "validation";
@@ -327,7 +344,7 @@ static int load_sets(struct job *j, char *err, size_t errlen)
             if (!specs[s] || kid_set_is_folder(specs[s]) != pass)
                 continue;
             int other = s == 1 ? j->sets[0].size : model_size ? model_size : j->sets[1].size;
-            int size = o->image_size ? o->image_size : other ? other : 64;
+            int size = o->image_size ? o->image_size : other ? other : default_size;
             if (kid_set_load(specs[s], size, &j->sets[s], why, sizeof why) != 0)
                 return util_error(err, errlen, "%s: %s", labels[s], why);
         }
@@ -339,8 +356,9 @@ static int load_sets(struct job *j, char *err, size_t errlen)
     return 0;
 }
 
-/* The model's samples into the generated set, stored as 8-bit images are. */
-static void draw_samples(struct job *j, struct backend *be, long n)
+/* The model's samples into the generated set, stored as 8-bit images are. 0, or -1 with a
+ * message when the backend cannot run the model. */
+static int draw_samples(struct job *j, struct backend *be, long n, char *err, size_t errlen)
 {
     const struct opts *o = &j->o;
     const struct run_config *run = &j->ew.cfg;
@@ -354,13 +372,16 @@ static void draw_samples(struct job *j, struct backend *be, long n)
     p->seed = o->have_seed ? o->seed : run->diffusion.seed;
     p->program = "ddim-kid";
     double start = util_now();
-    j->sets[1].images = sample_images(be, p, &j->ew, &j->evaluations);
+    j->sets[1].images = sample_images(be, p, &j->ew, &j->evaluations, err, errlen);
+    if (!j->sets[1].images)
+        return -1;
     j->sets[1].n = n;
     j->sets[1].size = run->model.image_size;
     /* as ddim-sample --images-h5 stores them and the two-set mode reads them back: the KID
      * of the samples is the KID of their files */
     kid_set_quantize(&j->sets[1]);
     j->sampling_seconds = util_now() - start;
+    return 0;
 }
 
 /* Both sets' features, the first `used` images of each: the real set's first (which checks
@@ -372,8 +393,8 @@ static int encode_all(struct job *j, struct backend *be, long n_generated, long 
     struct kid_encoder *enc[2] = {NULL, NULL};
     char why[2048];
     for (int s = 0; s < 2; s++) {
-        if (s == 1 && j->model_path)
-            draw_samples(j, be, n_generated);
+        if (s == 1 && j->model_path && draw_samples(j, be, n_generated, err, errlen) != 0)
+            break;
         if (s == 1 && j->sets[1].size == j->sets[0].size) {
             enc[1] = enc[0]; /* one network for sets of one size */
         } else {

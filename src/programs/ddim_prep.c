@@ -9,6 +9,7 @@
 #include "image_io.h"
 #include "util.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,67 +96,89 @@ static int parse_long(const char *s, long *out)
     return 0;
 }
 
-/* Accepts "--name value" and "--name=value". Returns 0, or 2 after printing a usage error. */
+/* One option with its value: 0, or 2 after printing a usage error. */
+static int parse_option(const char *name, const char *value, struct prep_options *o)
+{
+    long n = 0;
+    if (!strcmp(name, "--input")) {
+        o->input = value;
+    } else if (!strcmp(name, "--output")) {
+        o->output = value;
+    } else if (!strcmp(name, "--jpeg-dct")) {
+        if (strcmp(value, "tf") && strcmp(value, "islow"))
+            return usage_error("--jpeg-dct %s: expected 'tf' or 'islow'", value);
+        o->jpeg_dct = strcmp(value, "tf") ? IMAGE_JPEG_DCT_ISLOW : IMAGE_JPEG_DCT_TF;
+    } else if (!strcmp(name, "--preview")) {
+        o->preview = value;
+    } else if (!strcmp(name, "--size")) {
+        if (parse_long(value, &n) || n < 1 || n > 4096)
+            return usage_error("--size %s: expected an integer from 1 to 4096 (e.g. 64)", value);
+        o->size = (int)n;
+    } else if (!strcmp(name, "--seed")) {
+        if (parse_long(value, &n) || n < 0)
+            return usage_error("--seed %s: expected a non-negative integer", value);
+        o->seed = (uint64_t)n;
+    } else if (!strcmp(name, "--validation-fraction")) {
+        char *end;
+        o->validation_fraction = strtod(value, &end);
+        if (end == value || *end || !(o->validation_fraction >= 0.0) ||
+            !(o->validation_fraction < 1.0))
+            return usage_error("--validation-fraction %s: expected a number in [0, 1), e.g. 0.2",
+                               value);
+    } else if (!strcmp(name, "--limit") || !strcmp(name, "--synthetic")) {
+        if (parse_long(value, &n) || n < 1) {
+            char arg[128];
+            snprintf(arg, sizeof arg, "%s %s", name, value);
+            return usage_error("%s: expected a positive integer", arg);
+        }
+        *(!strcmp(name, "--limit") ? &o->limit : &o->synthetic) = n;
+    }
+    return 0;
+}
+
+/* Accepts "--name value" and "--name=value" (getopt_long). Returns 0, or 2 after printing a
+ * usage error. */
 static int parse_args(int argc, char **argv, struct prep_options *o)
 {
     *o = (struct prep_options){.size = 64, .seed = 42, .validation_fraction = 0.2};
-    for (int i = 1; i < argc; i++) {
-        char name[64];
-        const char *arg = argv[i], *value = NULL, *eq = strchr(arg, '=');
-        snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - arg) : (int)strlen(arg), arg);
-        if (!strcmp(name, "--help") || !strcmp(name, "-h")) {
+    static const struct option options[] = {
+        {"input", required_argument, NULL, 0},
+        {"output", required_argument, NULL, 0},
+        {"jpeg-dct", required_argument, NULL, 0},
+        {"preview", required_argument, NULL, 0},
+        {"size", required_argument, NULL, 0},
+        {"seed", required_argument, NULL, 0},
+        {"limit", required_argument, NULL, 0},
+        {"synthetic", required_argument, NULL, 0},
+        {"validation-fraction", required_argument, NULL, 0},
+        {"dump-resize", required_argument, NULL, 0}, /* hidden: tools/check_resize.py */
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int c, index;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", options, &index)) != -1) {
+        if (c == 'h') {
             usage(stdout);
             exit(0);
         }
-        if (strncmp(name, "--", 2) != 0)
-            return usage_error("unexpected argument '%s'", arg);
-        int wants_value = strcmp(name, "--dump-resize") != 0;
-        if (wants_value) {
-            value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-            if (!value)
-                return usage_error("option %s needs a value", name);
-        }
-        long n = 0;
-        if (!strcmp(name, "--input")) {
-            o->input = value;
-        } else if (!strcmp(name, "--output")) {
-            o->output = value;
-        } else if (!strcmp(name, "--jpeg-dct")) {
-            if (strcmp(value, "tf") && strcmp(value, "islow"))
-                return usage_error("--jpeg-dct %s: expected 'tf' or 'islow'", value);
-            o->jpeg_dct = strcmp(value, "tf") ? IMAGE_JPEG_DCT_ISLOW : IMAGE_JPEG_DCT_TF;
-        } else if (!strcmp(name, "--preview")) {
-            o->preview = value;
-        } else if (!strcmp(name, "--size")) {
-            if (parse_long(value, &n) || n < 1 || n > 4096)
-                return usage_error("--size %s: expected an integer from 1 to 4096 (e.g. 64)",
-                                   value);
-            o->size = (int)n;
-        } else if (!strcmp(name, "--seed")) {
-            if (parse_long(value, &n) || n < 0)
-                return usage_error("--seed %s: expected a non-negative integer", value);
-            o->seed = (uint64_t)n;
-        } else if (!strcmp(name, "--validation-fraction")) {
-            char *end;
-            o->validation_fraction = strtod(value, &end);
-            if (end == value || *end || !(o->validation_fraction >= 0.0) ||
-                !(o->validation_fraction < 1.0))
-                return usage_error("--validation-fraction %s: expected a number in [0, 1), "
-                                   "e.g. 0.2",
-                                   value);
-        } else if (!strcmp(name, "--limit") || !strcmp(name, "--synthetic")) {
-            if (parse_long(value, &n) || n < 1)
-                return usage_error("%s: expected a positive integer", arg);
-            *(!strcmp(name, "--limit") ? &o->limit : &o->synthetic) = n;
-        } else if (!strcmp(name, "--dump-resize")) { /* hidden: tools/check_resize.py */
-            if (i + 2 >= argc)
+        if (c == ':')
+            return usage_error("option %s needs a value", argv[optind - 1]);
+        if (c != 0)
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        char name[64];
+        snprintf(name, sizeof name, "--%s", options[index].name);
+        const char *value = optarg;
+        if (!strcmp(name, "--dump-resize")) { /* IN.jpg OUT.bin */
+            if (optind >= argc)
                 return usage_error("%s needs IN.jpg OUT.bin", name);
-            o->dump_in = argv[++i];
-            o->dump_out = argv[++i];
-        } else {
-            return usage_error("unknown option '%s'", name);
+            o->dump_in = value;
+            o->dump_out = argv[optind++];
+        } else if (parse_option(name, value, o) != 0) {
+            return 2;
         }
     }
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
     if (o->dump_in)
         return 0;
     if (!o->output)

@@ -6,6 +6,7 @@
  * for the pixels, decoded in parallel a batch of entries at a time. */
 #define _POSIX_C_SOURCE 200809L
 #include "ddim_prep.h"
+#include "image_list.h"
 #include "util.h"
 
 #include <archive.h>
@@ -25,10 +26,7 @@ static int is_image_entry(struct archive_entry *e)
     if (archive_entry_filetype(e) != AE_IFREG || !archive_entry_pathname(e))
         return 0;
     const char *path = archive_entry_pathname(e), *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    const char *dot = strrchr(base, '.');
-    return base[0] != '.' && dot &&
-           (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png"));
+    return image_list_name_ok(base ? base + 1 : path); /* the folders' rule (image_list.h) */
 }
 
 static struct archive *open_archive(const char *path, char *err, size_t errlen)
@@ -58,11 +56,6 @@ static int next_entry(struct archive *a, const char *path, struct archive_entry 
                       path, archive_error_string(a) ? archive_error_string(a) : "unknown error");
 }
 
-static int compare_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int prep_archive_list(const char *path, char ***names, long *count, char *err, size_t errlen)
 {
     struct archive *a = open_archive(path, err, errlen);
@@ -89,7 +82,7 @@ int prep_archive_list(const char *path, char ***names, long *count, char *err, s
         memcpy(list[n++], name, strlen(name) + 1);
     }
     archive_read_free(a);
-    qsort(list, (size_t)n, sizeof(char *), compare_names);
+    qsort(list, (size_t)n, sizeof(char *), image_list_compare);
     long unique = 0; /* a tar may hold a path twice (appended): the later copy wins below */
     for (long i = 0; i < n; i++) {
         if (unique > 0 && !strcmp(list[i], list[unique - 1]))
@@ -208,7 +201,7 @@ long prep_archive_load(const char *path, char **names, long count, const long *o
     while ((r = next_entry(a, path, &e, err, errlen)) == 1) {
         const char *name = archive_entry_pathname(e);
         char **hit = is_image_entry(e)
-                         ? bsearch(&name, names, (size_t)count, sizeof(char *), compare_names)
+                         ? bsearch(&name, names, (size_t)count, sizeof(char *), image_list_compare)
                          : NULL;
         if (!hit || slot_of[hit - names] < 0)
             continue; /* not used (--limit): libarchive skips its bytes */

@@ -5,98 +5,41 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ddim_prep.h"
 #include "image_io.h"
+#include "image_list.h"
 #include "util.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
-
-static int has_image_extension(const char *name)
-{
-    const char *dot = strrchr(name, '.');
-    return dot &&
-           (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png"));
-}
-
-static int compare_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Whether sub (a subfolder of dir) directly holds an image file: for the error's hint. */
-static int folder_has_images(const char *dir, const char *sub)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, sub);
-    DIR *d = opendir(path);
-    if (!d)
-        return 0;
-    int found = 0;
-    for (struct dirent *e; !found && (e = readdir(d));)
-        found = e->d_name[0] != '.' && has_image_extension(e->d_name);
-    closedir(d);
-    return found;
-}
 
 int prep_list_images(const char *dir, char ***names, long *count, char *err, size_t errlen)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return util_error(err, errlen, "--input %s: cannot open the folder (%s)", dir,
-                          strerror(errno));
-    long n = 0, cap = 1024, others = 0;
-    char **list = util_xmalloc((size_t)cap * sizeof(char *));
-    char hint[600] = "", path[4096];
-    for (struct dirent *e; (e = readdir(d));) {
-        if (e->d_name[0] == '.')
-            continue;
-        struct stat st;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (stat(path, &st) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            if (!hint[0] && folder_has_images(dir, e->d_name))
-                snprintf(hint, sizeof hint,
-                         "; its subfolder '%s' holds images: did you mean "
-                         "--input %s/%s?",
-                         e->d_name, dir, e->d_name);
-            continue;
-        }
-        if (!S_ISREG(st.st_mode) || !has_image_extension(e->d_name)) {
-            others++;
-            continue;
-        }
-        if (n == cap) {
-            cap *= 2;
-            char **grown = realloc(list, (size_t)cap * sizeof(char *));
-            if (!grown)
-                DDIM_FATAL("out of memory listing %s", dir);
-            list = grown;
-        }
-        list[n] = util_xmalloc(strlen(e->d_name) + 1);
-        memcpy(list[n], e->d_name, strlen(e->d_name) + 1);
-        n++;
-    }
-    closedir(d);
-    if (n == 0) {
-        free(list);
+    struct image_list l;
+    char why[512];
+    if (image_list_folder(dir, &l, why, sizeof why) != 0)
+        return util_error(err, errlen, "--input %s: cannot open the folder (%s)", dir, why);
+    if (l.count == 0) {
+        char hint[600] = "";
+        if (l.image_subfolder[0])
+            snprintf(hint, sizeof hint,
+                     "; its subfolder '%s' holds images: did you mean --input %s/%s?",
+                     l.image_subfolder, dir, l.image_subfolder);
+        long others = l.others;
+        image_list_free(&l);
         return util_error(err, errlen,
                           "--input %s: no image files (.jpg, .jpeg or .png) in the folder "
                           "(%ld other files)%s",
                           dir, others, hint);
     }
-    if (others)
+    if (l.others)
         fprintf(stderr,
                 "ddim-prep: note: ignoring %ld files in %s without a .jpg/.jpeg/.png "
                 "name\n",
-                others, dir);
-    qsort(list, (size_t)n, sizeof(char *), compare_names);
-    *names = list;
-    *count = n;
+                l.others, dir);
+    *names = l.names; /* the caller frees them */
+    *count = l.count;
     return 0;
 }
 

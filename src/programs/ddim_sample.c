@@ -10,6 +10,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,11 @@ struct opts {
     struct sample_plan plan; /* zero fields: not given */
 };
 
+/* The defaults named here are the key table's (config_defaults). */
 static void usage(FILE *out)
 {
+    struct run_config d;
+    config_defaults(&d);
     fprintf(out,
             "usage: ddim-sample (--checkpoint RUN/checkpoint.h5 | --weights EMA.h5)\n"
             "                   [--output PNG] [--gif GIF] [--images-h5 OUT.h5] [--export EMA.h5]\n"
@@ -68,10 +72,10 @@ static void usage(FILE *out)
             "grid is the one the run drew at its last epoch):\n"
             "  --num-images N     images to draw (default rows x cols; a sweep or trajectory:\n"
             "                     eval.plot_cols; with --noise, the file's count)\n"
-            "  --rows R, --cols C grid shape (default eval.plot_rows x eval.plot_cols, 3 x 6 in\n"
+            "  --rows R, --cols C grid shape (default eval.plot_rows x eval.plot_cols, %d x %d in\n"
             "                     the example; with --num-images only, C = min(N, plot_cols) and\n"
             "                     R = as many rows as needed); R x C must hold N\n"
-            "  --steps K          diffusion steps (default eval.plot_diffusion_steps, 20)\n"
+            "  --steps K          diffusion steps (default eval.plot_diffusion_steps, %d)\n"
             "  --seed S           keys the initial noise and eta's noise (default the run's\n"
             "                     train.seed): image i's noise depends only on S and i, on\n"
             "                     every backend\n"
@@ -96,7 +100,7 @@ static void usage(FILE *out)
             "  ddim-sample --weights ema.h5 --trajectory --eta 1 --steps 80 --gif stochastic.gif\n"
             "  ddim-sample --weights ema.h5 --sampler heun --steps 10 --output heun.png\n"
             "  ddim-sample --weights ema.h5 --noise noise.h5 --output again.png\n",
-            SAMPLE_MAX_SWEEP);
+            SAMPLE_MAX_SWEEP, d.plot_rows, d.plot_cols, d.plot_diffusion_steps);
 }
 
 static int parse_int(const char *name, const char *v, int lo, int hi, int *out)
@@ -128,24 +132,17 @@ static int parse_sweep(const char *v, struct sample_plan *p)
     }
 }
 
-static int parse_eta(const char *v, struct opts *o)
+/* One option with its value (NULL for --trajectory), for util_getopt_each. 0, or -1 after a
+ * message. */
+static int parse_option(void *ctx, const char *a, const char *v)
 {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    o->have_eta = 1;
-    o->plan.eta = (float)x;
-    if (errno || end == v || *end || !(x >= 0.0 && x <= 1.0)) {
-        fprintf(stderr, "ddim-sample: --eta: expected a number in [0, 1], got '%s'\n", v);
-        return -1;
-    }
-    return 0;
-}
-
-/* One option with its value. 0, or -1 after a message. */
-static int parse_option(const char *a, const char *v, struct opts *o)
-{
+    struct opts *o = ctx;
     struct sample_plan *p = &o->plan;
+    o->modes += !strcmp(a, "--sweep") || !strcmp(a, "--interpolate") || !strcmp(a, "--trajectory");
+    if (!strcmp(a, "--trajectory")) {
+        p->mode = SAMPLE_TRAJECTORY;
+        return 0;
+    }
     const struct {
         const char *name, **dst;
     } paths[] = {{"--checkpoint", &o->checkpoint}, {"--weights", &o->weights},
@@ -176,17 +173,21 @@ static int parse_option(const char *a, const char *v, struct opts *o)
         p->mode = SAMPLE_SWEEP;
         return parse_sweep(v, p);
     }
-    if (!strcmp(a, "--eta"))
-        return parse_eta(v, o);
+    double eta;
+    unsigned long long seed;
+    if (!strcmp(a, "--eta")) {
+        o->have_eta = 1;
+        if (util_parse_double("ddim-sample", a, v, 0.0, 1.0, &eta) != 0)
+            return -1;
+        p->eta = (float)eta;
+        return 0;
+    }
     if (!strcmp(a, "--seed")) {
-        char *end;
-        errno = 0;
-        p->seed = strtoull(v, &end, 10);
         o->have_seed = 1;
-        if (!errno && end != v && !*end && v[0] != '-')
-            return 0;
-        fprintf(stderr, "ddim-sample: --seed: expected an unsigned integer, got '%s'\n", v);
-        return -1;
+        if (util_parse_u64("ddim-sample", a, v, &seed) != 0)
+            return -1;
+        p->seed = seed;
+        return 0;
     }
     fprintf(stderr, "ddim-sample: unknown option '%s' (see ddim-sample --help)\n", a);
     return -1;
@@ -221,25 +222,32 @@ static const char *conflict(const struct opts *o)
 /* 1: --help was printed; -1: an error; 0: go on. */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 1;
-        }
-        if (!strcmp(a, "--trajectory")) {
-            o->plan.mode = SAMPLE_TRAJECTORY;
-            o->modes++;
-            continue;
-        }
-        if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
-            fprintf(stderr, "ddim-sample: unknown option or missing value: '%s' (see --help)\n", a);
-            return -1;
-        }
-        o->modes += !strcmp(a, "--sweep") || !strcmp(a, "--interpolate");
-        if (parse_option(a, argv[++i], o) != 0)
-            return -1;
-    }
+    static const struct option options[] = {{"checkpoint", required_argument, NULL, 0},
+                                            {"weights", required_argument, NULL, 0},
+                                            {"output", required_argument, NULL, 0},
+                                            {"gif", required_argument, NULL, 0},
+                                            {"images-h5", required_argument, NULL, 0},
+                                            {"export", required_argument, NULL, 0},
+                                            {"noise", required_argument, NULL, 0},
+                                            {"save-noise", required_argument, NULL, 0},
+                                            {"sampler", required_argument, NULL, 0},
+                                            {"backend", required_argument, NULL, 0},
+                                            {"num-images", required_argument, NULL, 0},
+                                            {"rows", required_argument, NULL, 0},
+                                            {"cols", required_argument, NULL, 0},
+                                            {"steps", required_argument, NULL, 0},
+                                            {"interpolate", required_argument, NULL, 0},
+                                            {"sweep", required_argument, NULL, 0},
+                                            {"eta", required_argument, NULL, 0},
+                                            {"seed", required_argument, NULL, 0},
+                                            {"trajectory", no_argument, NULL, 0},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    int rc = util_getopt_each("ddim-sample", argc, argv, options, parse_option, o);
+    if (rc == 1)
+        usage(stdout);
+    if (rc != 0)
+        return rc;
     o->plan.kind = o->sampler && !strcmp(o->sampler, "heun") ? SAMPLER_HEUN : SAMPLER_DDIM;
     const char *why = conflict(o);
     if (why) {

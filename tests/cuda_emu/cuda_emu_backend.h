@@ -1,5 +1,5 @@
 /* cuda_emu_backend.h: the CUDA backend built from kernels/cuda_*.cu for the host emulation
- * (cuda_emu.h): the same op table as backend_cuda_create's, computed on the CPU by the
+ * (cuda_emu.h): the same op table as cuda_backend_create's, computed on the CPU by the
  * same kernels, without the cuDNN convolutions (conv2d_forward and conv2d_backward are NULL,
  * so backend_missing_ops names them). For tests only: test_cuda_emu runs
  * tests/test_cuda_ops.c on it. */

@@ -1,7 +1,7 @@
 /* emu_backend.cc: the emulated CUDA backend's entry point (cuda_emu_backend.h), and what
  * kernels/cuda_backend.cu needs from kernels/cuda_conv.cu, which is not emulated: cuDNN is
  * a library, not this project's kernels. The table is kernels/cuda_backend.cu's own, made
- * by its backend_cuda_create; only the convolutions are taken out. */
+ * by its cuda_backend_create; only the convolutions are taken out. */
 #include "cuda_common.h"
 #include "cuda_emu_backend.h"
 
@@ -11,6 +11,16 @@ int cuda_conv_init(struct cuda_ctx *ctx, char *err, size_t errlen)
 }
 
 void cuda_conv_destroy(struct cuda_ctx *ctx) {}
+
+/* cuda_conv.cu's shape rule, for the stand-in convolutions of emu_conv.cu
+ * (backend_cuda_emu_create_with_conv): the U-Net's kind only. */
+int cuda_conv_supported(const struct conv_shape *s, char *why, size_t whylen)
+{
+    if (conv_is_basic(s))
+        return 1;
+    util_error(why, whylen, "the emulation's stand-in convolutions take the U-Net's kind only");
+    return 0;
+}
 
 /* In the table only until backend_cuda_emu_create takes them out. */
 void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
@@ -33,7 +43,7 @@ void emu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias,
 
 extern "C" struct backend *backend_cuda_emu_create_with_conv(char *err, size_t errlen)
 {
-    struct backend *be = backend_cuda_create(0, err, errlen);
+    struct backend *be = cuda_backend_create(0, err, errlen);
     if (!be)
         return NULL;
     be->name = "cuda-emu-conv";
@@ -44,7 +54,7 @@ extern "C" struct backend *backend_cuda_emu_create_with_conv(char *err, size_t e
 
 extern "C" struct backend *backend_cuda_emu_create(char *err, size_t errlen)
 {
-    struct backend *be = backend_cuda_create(0, err, errlen);
+    struct backend *be = cuda_backend_create(0, err, errlen);
     if (!be)
         return NULL;
     be->name = "cuda-emu";

@@ -4,6 +4,7 @@
  * embedding 8), built once on the CPU backend. */
 #include "backend.h"
 #include "comm.h"
+#include "config.h"
 #include "fuzz_util.h"
 #include "trainer_state.h"
 
@@ -15,16 +16,16 @@ static struct trainer *tiny_trainer(void)
     static struct trainer *t;
     if (t)
         return t;
-    struct unet_config u = unet_config_default();
+    struct unet_config u = config_default_model();
     u.image_size = 16;
     u.num_levels = 2;
     u.widths[0] = 8;
     u.widths[1] = 16;
     u.block_depth = 1;
     u.embedding_dims = 8;
-    struct diffusion_config dc = diffusion_config_default();
+    struct diffusion_config dc = config_default_diffusion();
     char err[1024];
-    t = trainer_create(backend_cpu_create(), comm_single(), &u, &dc, 2, 2, 0, err, sizeof err);
+    t = trainer_create(cpu_backend_create(), comm_single(), &u, &dc, 2, 2, 0, err, sizeof err);
     if (!t) {
         fprintf(stderr, "fuzz_checkpoint: %s\n", err);
         exit(2);

@@ -9,14 +9,14 @@
 void fuzz_load(const char *path)
 {
     struct run_config c;
-    run_config_defaults(&c);
+    config_defaults(&c);
     char err[2048] = "";
     int rc = config_load_yaml(&c, path, err, sizeof err);
     fuzz_expect_message("fuzz_config", rc, err);
     if (rc == 0) {
         err[0] = '\0';
-        rc = run_config_check(&c, err, sizeof err);
-        fuzz_expect_message("fuzz_config (run_config_check)", rc, err);
+        rc = config_check(&c, err, sizeof err);
+        fuzz_expect_message("fuzz_config (config_check)", rc, err);
         FILE *out = fopen("/dev/null", "w");
         if (out) {
             config_write_yaml(&c, out);

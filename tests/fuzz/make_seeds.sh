@@ -2,7 +2,8 @@
 # make_seeds.sh BUILD_DIR: re-creates the seed corpus of the fuzz targets, tests/fuzz/corpus/
 # (committed; run this only to refresh it), with the project's own programs: a tiny
 # synthetic dataset (ddim-prep), a tiny training run's checkpoint and resolved config
-# (ddim-dist: 16x16, widths [8, 16], the model fuzz_checkpoint.c builds), its EMA export
+# (ddim-dist: 16x16, widths [8, 16], the model fuzz_checkpoint.c builds) and its TensorBoard
+# event file, its EMA export
 # and a sample grid (ddim-sample), the configs/ files, and the grid converted by Pillow
 # (PYTHON=... a python with Pillow; skipped without) to the other kinds of JPEG and PNG
 # that photos come as (grey, progressive, subsampled, palette, alpha, 16-bit, 1-bit), so that each
@@ -17,7 +18,7 @@ trap 'rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=1
 
 rm -rf "$corpus"
-mkdir -p "$corpus"/{config,dataset,checkpoint,ema_weights,image}
+mkdir -p "$corpus"/{config,dataset,checkpoint,ema_weights,image,tb_events}
 
 "$build/ddim-prep" --synthetic 6 --size 8 --output "$corpus/dataset/synthetic_8px.h5" >/dev/null
 "$build/ddim-prep" --synthetic 12 --size 16 --output "$tmp/data.h5" >/dev/null
@@ -33,6 +34,9 @@ cp "$tmp/run/checkpoint.h5" "$corpus/checkpoint/tiny.h5"
 "$build/ddim-sample" --checkpoint "$tmp/run/checkpoint.h5" --export "$corpus/ema_weights/tiny_export.h5" \
     --output "$corpus/image/grid.png" --num-images 1 --steps 1 >/dev/null
 
+# the run's TensorBoard event file (step 2, with the grid) and one TensorBoard wrote itself
+cp "$tmp"/run/events.out.tfevents.* "$corpus/tb_events/tiny.tfevents"
+cp "$repo/tests/data/tb_reference.tfevents" "$corpus/tb_events/tensorboard.tfevents"
 cp "$tmp/run/config.yaml" "$corpus/config/resolved.yaml"
 cp "$tmp/cfg.yaml" "$corpus/config/flow_style.yaml"
 cp "$repo"/configs/*.yaml "$corpus/config/"

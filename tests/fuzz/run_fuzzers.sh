@@ -24,8 +24,11 @@ shift $(($# >= 2 ? 2 : $#))
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 targets=("$@")
-((${#targets[@]})) || targets=(config dataset checkpoint ema_weights image dataset_edit checkpoint_edit
-    ema_weights_edit)
+if ((${#targets[@]} == 0)); then
+    targets=(config dataset checkpoint ema_weights image dataset_edit checkpoint_edit ema_weights_edit)
+    # a build without protobuf-c or ISA-L has no event files to read
+    [[ -x $build/tests/fuzz_tb_events ]] && targets+=(tb_events)
+fi
 out=$build/fuzz-findings
 rm -rf "$out"
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE

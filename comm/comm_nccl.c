@@ -1,4 +1,4 @@
-/* nccl_comm.c: the NCCL communicator for the CUDA backend. Reductions and broadcasts run
+/* comm_nccl.c: the NCCL communicator for the CUDA backend. Reductions and broadcasts run
  * on device buffers, enqueued on the backend's stream so that they sit between kernels
  * without a host synchronization (synchronized BatchNorm's small all-reduces and the
  * fused gradient all-reduce alike). MPI starts the job, carries the NCCL unique id from
