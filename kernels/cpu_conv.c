@@ -189,11 +189,10 @@ static void descs_init(struct conv_descs *c, const struct conv_shape *s, int tur
     int pt = conv_pad_before(s->h, kh, st, s->valid), pl = conv_pad_before(s->w, kw, st, s->valid);
     int pb = (ho - 1) * st + kh - s->h - pt, pr = (wo - 1) * st + kw - s->w - pl;
     if (turned) { /* stride 1, 'same': each side pads k-1 minus what the forward padded */
-        int t = pt, l = pl;
-        pt = kh - 1 - pb;
-        pb = kh - 1 - t;
-        pl = kw - 1 - pr;
-        pr = kw - 1 - l;
+        pt = kh - 1 - pt;
+        pb = kh - 1 - pb;
+        pl = kw - 1 - pl;
+        pr = kw - 1 - pr;
     }
     int ci = turned ? s->cout : s->cin, co = turned ? s->cin : s->cout;
     dnnl_dims_t src = {s->n, ci, s->h, s->w}, dst = {s->n, co, ho, wo};
