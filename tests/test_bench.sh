@@ -19,12 +19,15 @@ source "$(dirname "$0")/test_lib.sh"
 
 args=(--backend cpu --batch 2 --image-size 16 --widths 8,16 --block-depth 1 --warmup 1 --steps 2)
 run_expect "ddim-bench --op-steps 2" 0 "$bench" "${args[@]}" --op-steps 2 --json
-ops() { awk -v g="$1" '$1 == g && NF == 3 { print $3 }' "$tmp/out"; }
+ops() { awk -v g="$1" '$1 == g && NF == 4 { print $4 }' "$tmp/out"; }
 [[ $(ops batchnorm) == 15 ]] || fail "batchnorm ops per step: '$(ops batchnorm)', expected 15"
 [[ -n $(ops conv_fwd) && $(ops conv_fwd) == "$(ops conv_bwd)" ]] ||
     fail "conv ops per step: forward '$(ops conv_fwd)', backward '$(ops conv_bwd)'"
 [[ $(ops optimizer) == 2 ]] || fail "optimizer ops per step: '$(ops optimizer)', expected 2"
 grep -q '"op_groups_ms":{"conv_fwd":[0-9.]*,"conv_bwd"' "$tmp/out" || fail "no op groups in JSON"
+grep -q '"op_groups_cpu_ms":{"conv_fwd":[0-9.]*,"conv_bwd"' "$tmp/out" ||
+    fail "no op groups' CPU times in JSON"
+grep -q '"host_cpu_ms_per_step":[0-9.]*,' "$tmp/out" || fail "no CPU time per step in JSON"
 ok "op groups counted"
 
 run_expect "ddim-bench --op-steps 0" 0 "$bench" "${args[@]}" --op-steps 0

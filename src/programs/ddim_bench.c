@@ -10,7 +10,6 @@
  * loop of --op-steps steps runs on ddim_bench_ops.h's forwarding backend, which brackets every op
  * with events: the time per group of ops (convolutions, BatchNorm ...), the profile of a
  * step without a profiler (the events add a little time per op). */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "comm.h"
 #include "config.h"
 #include "ddim_bench_ops.h"
@@ -24,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 enum { NUM_PHASES = 5 };
 static const char *const phase_names[NUM_PHASES] = {"data", "forward", "backward", "allreduce",
@@ -197,15 +195,6 @@ static struct stats stats_of(const double *v, int n)
     return st;
 }
 
-/* This process's CPU time so far, all threads, in seconds. */
-static double process_cpu_s(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
-        return 0;
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Whole steps: ms[i] = time of step i, between the events that bracket it. Returns the
  * host's wall time per step (the loop and one final wait); *cpu_ms: the process's CPU time
  * per step over the same loop, all threads. */
@@ -216,7 +205,7 @@ static double time_whole_steps(struct trainer *t, int steps, double *ms, double 
     for (int i = 0; i <= steps; i++)
         ev[i] = be->event_create(be);
     be->synchronize(be);
-    double t0 = util_now(), c0 = process_cpu_s();
+    double t0 = util_now(), c0 = util_cpu_now();
     be->event_record(be, ev[0]);
     for (int i = 0; i < steps; i++) {
         trainer_draw(t, (uint32_t)t->step, 0);
@@ -225,7 +214,7 @@ static double time_whole_steps(struct trainer *t, int steps, double *ms, double 
     }
     be->synchronize(be);
     double wall = (util_now() - t0) * 1e3 / steps;
-    *cpu_ms = (process_cpu_s() - c0) * 1e3 / steps;
+    *cpu_ms = (util_cpu_now() - c0) * 1e3 / steps;
     for (int i = 0; i < steps; i++)
         ms[i] = be->event_elapsed_ms(be, ev[i], ev[i + 1]);
     for (int i = 0; i <= steps; i++)
@@ -269,33 +258,35 @@ static void time_phases(struct trainer *t, int steps, double *ms)
 }
 
 /* Steps on the op-timing backend: group_ms[g] and calls[g] per step, averaged. */
-static void time_op_groups(struct trainer *t, int steps, double *group_ms, double *calls)
+static void time_op_groups(struct trainer *t, int steps, double *group_ms, double *group_cpu_ms,
+                           double *calls)
 {
     struct backend *be = t->be;
     int graph = t->graph_mode != 0;
     trainer_set_graph(t, 0); /* a graph would replay the ops untimed */
     struct bench_ops *b = bench_ops_create(be);
-    double ms[BG_COUNT] = {0};
+    double ms[BG_COUNT] = {0}, cpu[BG_COUNT] = {0};
     long n[BG_COUNT] = {0};
     be->synchronize(be);
     t->be = bench_ops_backend(b);
     for (int i = 0; i < steps; i++) {
         trainer_draw(t, (uint32_t)t->step, 0);
         trainer_train_step(t);
-        bench_ops_collect(b, ms, n); /* a wait per step: the events stay few */
+        bench_ops_collect(b, ms, cpu, n); /* a wait per step: the events stay few */
     }
     t->be = be;
     bench_ops_destroy(b);
     trainer_set_graph(t, graph);
     for (int g = 0; g < BG_COUNT; g++) {
         group_ms[g] = steps ? ms[g] / steps : 0;
+        group_cpu_ms[g] = steps ? cpu[g] / steps : 0;
         calls[g] = steps ? (double)n[g] / steps : 0;
     }
 }
 
 struct results {
     struct stats step, phase[NUM_PHASES];
-    double group_ms[BG_COUNT], group_calls[BG_COUNT];
+    double group_ms[BG_COUNT], group_cpu_ms[BG_COUNT], group_calls[BG_COUNT];
     int graph; /* the whole steps ran as a CUDA graph */
     double wall_ms, cpu_ms, images_per_s, flops, tflops;
     size_t peak_bytes, acts_bytes, state_bytes, trainable;
@@ -348,15 +339,18 @@ static void print_table(const struct bench_opts *o, const struct backend *be,
     format_bytes(acts, sizeof acts, r->acts_bytes);
     format_bytes(state, sizeof state, r->state_bytes);
     if (o->op_steps) {
-        double total = 0;
-        util_log("\n%-12s %10s %8s  (ops timed one by one over %d steps)\n", "op group", "ms/step",
-                 "ops/step", o->op_steps);
+        double total = 0, total_cpu = 0;
+        util_log("\n%-12s %10s %10s %8s  (ops timed one by one over %d steps; host CPU: this "
+                 "process's CPU time in the calls)\n",
+                 "op group", "ms/step", "host CPU", "ops/step", o->op_steps);
         for (int g = 0; g < BG_COUNT; g++) {
             total += r->group_ms[g];
-            util_log("%-12s %10.3f %8.0f\n", bench_group_names[g], r->group_ms[g],
-                     r->group_calls[g]);
+            total_cpu += r->group_cpu_ms[g];
+            util_log("%-12s %10.3f %10.3f %8.0f\n", bench_group_names[g], r->group_ms[g],
+                     r->group_cpu_ms[g], r->group_calls[g]);
         }
-        util_log("%-12s %10.3f %8s  (the all-reduces are not backend ops)\n", "sum", total, "");
+        util_log("%-12s %10.3f %10.3f %8s  (the all-reduces are not backend ops)\n", "sum", total,
+                 total_cpu, "");
     }
     util_log("\n  cuda graph     %s\n", r->graph ? "on: whole steps replay one captured graph (the "
                                                    "phase and op loops run op by op)"
@@ -402,6 +396,9 @@ static void print_json(const struct bench_opts *o, const struct backend *be,
     util_log("},\"op_groups_ms\":{");
     for (int g = 0; g < BG_COUNT && o->op_steps; g++)
         util_log("%s\"%s\":%.4f", g ? "," : "", bench_group_names[g], r->group_ms[g]);
+    util_log("},\"op_groups_cpu_ms\":{");
+    for (int g = 0; g < BG_COUNT && o->op_steps; g++)
+        util_log("%s\"%s\":%.4f", g ? "," : "", bench_group_names[g], r->group_cpu_ms[g]);
     util_log("},\"peak_mem_bytes\":%zu,\"acts_bytes\":%zu,\"state_bytes\":%zu,"
              "\"trainable_params\":%zu,\"conv_gflop_per_step\":%.4f,\"tflops\":%.4f}\n",
              r->peak_bytes, r->acts_bytes, r->state_bytes, r->trainable, r->flops * 1e-9,
@@ -466,7 +463,7 @@ static void run_bench(const struct bench_opts *o, struct backend *be, struct com
     r.wall_ms = time_whole_steps(t, o->steps, whole, &r.cpu_ms);
     r.graph = t->graph != NULL;
     time_phases(t, o->steps, phases);
-    time_op_groups(t, o->op_steps, r.group_ms, r.group_calls);
+    time_op_groups(t, o->op_steps, r.group_ms, r.group_cpu_ms, r.group_calls);
     float losses[2];
     trainer_read_losses(t, losses);
     if (!isfinite(losses[0]))
