@@ -12,22 +12,28 @@
  *             padded by k-1 minus the forward's padding there), and oneDNN's forward
  *             convolution can add into its output (a "sum" post-op), which its backward-data
  *             primitive cannot
- *   weights   dw = dL/dw, dbias = dL/dbias (oneDNN's backward-weights primitive)
- * Determinism: the algorithm is fixed (direct, never Winograd), every primitive splits its
- * work by the thread count alone, and our buffers keep their alignment from run to run, so
- * the same thread count on the same CPU gives the same bits every run
- * (tests/train/test_determinism.sh).
+ *   weights   dw = dL/dw, dbias = dL/dbias: oneDNN's backward-weights primitive on each of up
+ *             to WGRAD_CHUNKS chunks of images, one thread per chunk as threads come free
+ *             (each chunk's primitive made for one thread), the chunks' sums then added in
+ *             chunk order. oneDNN's own split of this primitive between threads waits for
+ *             them at spinning barriers, which burn the core while a preempted thread is
+ *             away (seen: 3x the CPU time of one thread on a busy machine, quickstart size)
+ * Determinism: the algorithm is fixed (direct, never Winograd); the forward convolutions
+ * sum each output in one thread, and the weight gradient's chunks depend on the batch
+ * alone, so the results do not depend on the thread count or on scheduling: the same bits
+ * every run on the same CPU (tests/train/test_determinism.sh).
  * Scratch memory (oneDNN's scratchpads, the reordered kernels) is ours, grown to the largest
  * layer once, never inside a step after the first. */
 #include "cpu_ops.h"
 #include "util.h"
 
+#include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { OP_MAX_ARGS = 6 };
+enum { OP_MAX_ARGS = 6, WGRAD_CHUNKS = 8 };
 
 /* A primitive and the memory objects of its arguments; the buffers are set at each run. */
 struct dnnl_op {
@@ -35,14 +41,19 @@ struct dnnl_op {
     int nargs;
     int ids[OP_MAX_ARGS];
     dnnl_memory_t mem[OP_MAX_ARGS];
+    size_t scratch_bytes; /* its scratchpad */
 };
 
 struct conv_plan {
     struct conv_shape s;
-    dnnl_primitive_desc_t fwd_pd;  /* the backward primitives' hint */
-    struct dnnl_op fwd, fwd_w;     /* fwd_w: our HWIO kernel into the forward's layout */
-    struct dnnl_op data, data_w;   /* data_w: the turned kernel (plain) into its layout */
-    struct dnnl_op wgrad, wgrad_w; /* wgrad_w: the weight gradient back to HWIO */
+    dnnl_primitive_desc_t fwd_pd;       /* the backward primitives' hint */
+    struct dnnl_op fwd, fwd_w;          /* fwd_w: our HWIO kernel into the forward's layout */
+    struct dnnl_op data, data_w;        /* data_w: the turned kernel (plain) into its layout */
+    struct dnnl_op wgrad[WGRAD_CHUNKS]; /* one per chunk of images */
+    struct dnnl_op wgrad_w;             /* the summed weight gradient back to HWIO */
+    int chunks, chunk_imgs;
+    size_t part_floats;   /* one chunk's sums: its weight gradient (oneDNN's layout), bias */
+    size_t chunk_scratch; /* scratchpad bytes per chunk */
     int has_backward;
     size_t wbuf_floats; /* the largest reordered kernel of this plan */
     struct conv_plan *next;
@@ -56,6 +67,10 @@ struct cpu_dnnl {
     size_t scratch_bytes;
     float *wbuf, *wturn; /* a reordered kernel; the turned kernel (plain layout) */
     size_t wbuf_floats, wturn_floats;
+    dnnl_stream_t chunk_stream[WGRAD_CHUNKS]; /* the weight gradient's chunks, side by side */
+    float *parts;                             /* WGRAD_CHUNKS chunks' sums */
+    void *chunk_scratch;
+    size_t parts_floats, chunk_scratch_bytes;
 };
 
 static void check(dnnl_status_t st, const char *what, const struct conv_shape *s)
@@ -76,6 +91,9 @@ static struct cpu_dnnl *dnnl_ctx(struct backend *be)
         check(dnnl_engine_create(&d->engine, dnnl_cpu, 0), "engine", &none);
         check(dnnl_stream_create(&d->stream, d->engine, dnnl_stream_default_flags), "stream",
               &none);
+        for (int c = 0; c < WGRAD_CHUNKS; c++)
+            check(dnnl_stream_create(&d->chunk_stream[c], d->engine, dnnl_stream_default_flags),
+                  "stream", &none);
         ctx->dnnl = d;
     }
     return ctx->dnnl;
@@ -106,7 +124,7 @@ static void op_make(struct cpu_dnnl *d, struct dnnl_op *op, dnnl_primitive_desc_
         if (!md || md->ndims == 0)
             continue; /* an empty scratchpad */
         if (id == DNNL_ARG_SCRATCHPAD)
-            grow(&d->scratch, &d->scratch_bytes, dnnl_memory_desc_get_size(md));
+            op->scratch_bytes = dnnl_memory_desc_get_size(md);
         op->ids[op->nargs] = id;
         check(dnnl_memory_create(&op->mem[op->nargs], md, d->engine, DNNL_MEMORY_NONE), "memory",
               s);
@@ -114,19 +132,28 @@ static void op_make(struct cpu_dnnl *d, struct dnnl_op *op, dnnl_primitive_desc_
     }
 }
 
-/* Runs op on the buffers (one per id given to op_make, in that order). */
-static void op_run(struct cpu_dnnl *d, const struct dnnl_op *op, void *const *bufs,
-                   const struct conv_shape *s)
+/* Runs op on the buffers (one per id given to op_make, in that order) on a stream, with a
+ * scratchpad of op->scratch_bytes. */
+static void op_run_on(const struct dnnl_op *op, void *const *bufs, void *scratch,
+                      dnnl_stream_t stream, const struct conv_shape *s)
 {
     dnnl_exec_arg_t args[OP_MAX_ARGS];
     for (int i = 0; i < op->nargs; i++) {
-        void *p = op->ids[i] == DNNL_ARG_SCRATCHPAD ? d->scratch : bufs[i];
+        void *p = op->ids[i] == DNNL_ARG_SCRATCHPAD ? scratch : bufs[i];
         check(dnnl_memory_set_data_handle(op->mem[i], p), "set buffer", s);
         args[i].arg = op->ids[i];
         args[i].memory = op->mem[i];
     }
-    check(dnnl_primitive_execute(op->prim, d->stream, op->nargs, args), "execute", s);
-    check(dnnl_stream_wait(d->stream), "wait", s);
+    check(dnnl_primitive_execute(op->prim, stream, op->nargs, args), "execute", s);
+    check(dnnl_stream_wait(stream), "wait", s);
+}
+
+/* op_run_on the shared stream and scratchpad: the ops that use all threads, one at a time. */
+static void op_run(struct cpu_dnnl *d, const struct dnnl_op *op, void *const *bufs,
+                   const struct conv_shape *s)
+{
+    grow(&d->scratch, &d->scratch_bytes, op->scratch_bytes);
+    op_run_on(op, bufs, d->scratch, d->stream, s);
 }
 
 static void op_free(struct dnnl_op *op)
@@ -235,12 +262,72 @@ static struct conv_plan *plan_create(struct cpu_dnnl *d, const struct conv_shape
     return p;
 }
 
+/* The weight gradient of chunk images (of plan p's shape) for one thread; *part: the layout
+ * of its sums. */
+static void wgrad_chunk_make(struct cpu_dnnl *d, struct conv_plan *p, struct dnnl_op *op,
+                             int images, dnnl_memory_desc_t *part)
+{
+    struct conv_shape cs = p->s;
+    cs.n = images;
+    struct conv_descs c;
+    descs_init(&c, &cs, 0);
+    dnnl_convolution_desc_t fd, wd;
+    dnnl_primitive_desc_t hint, pd;
+    dnnl_primitive_attr_t attr = attr_make(0, &cs);
+    check(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct,
+                                             &c.src, &c.wany, &c.bias, &c.dst, c.strides, c.pad_l,
+                                             c.pad_r),
+          "weight gradient hint desc", &cs);
+    check(dnnl_primitive_desc_create(&hint, &fd, attr, d->engine, NULL), "weight gradient hint",
+          &cs);
+    check(dnnl_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct, &c.src, &c.wany,
+                                                      &c.bias, &c.dst, c.strides, c.pad_l, c.pad_r),
+          "weight gradient desc", &cs);
+    check(dnnl_primitive_desc_create(&pd, &wd, attr, d->engine, hint), "weight gradient", &cs);
+    const int ids[4] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS};
+    op_make(d, op, pd, ids, 4, &cs);
+    const dnnl_memory_desc_t *md = pd_md(pd, DNNL_ARG_DIFF_WEIGHTS);
+    if (part->ndims && !dnnl_memory_desc_equal(part, md))
+        DDIM_FATAL("cpu convolution (oneDNN): the weight gradient's layout differs between chunks "
+                   "of %d and %d images",
+                   p->chunk_imgs, images);
+    *part = *md;
+    if (op->scratch_bytes > p->chunk_scratch)
+        p->chunk_scratch = (op->scratch_bytes + 63) / 64 * 64;
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_desc_destroy(hint);
+    dnnl_primitive_attr_destroy(attr);
+}
+
+/* The weight gradient's chunks: up to WGRAD_CHUNKS of equal size (the last may be smaller),
+ * from the batch alone; each primitive made while OpenMP offers one thread, so that it runs
+ * inline on the thread that takes its chunk. */
+static void wgrad_make(struct cpu_dnnl *d, struct conv_plan *p)
+{
+    const struct conv_shape *s = &p->s;
+    p->chunk_imgs = (s->n + WGRAD_CHUNKS - 1) / WGRAD_CHUNKS;
+    p->chunks = (s->n + p->chunk_imgs - 1) / p->chunk_imgs;
+    dnnl_memory_desc_t part = {0};
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    for (int c = 0; c < p->chunks; c++) {
+        int images = s->n - c * p->chunk_imgs;
+        wgrad_chunk_make(d, p, &p->wgrad[c], images < p->chunk_imgs ? images : p->chunk_imgs,
+                         &part);
+    }
+    omp_set_num_threads(threads);
+    struct conv_descs c;
+    descs_init(&c, s, 0);
+    reorder_make(d, p, &p->wgrad_w, &part, &c.wuser);
+    p->part_floats = (dnnl_memory_desc_get_size(&part) / sizeof(float) + 15) / 16 * 16 +
+                     ((size_t)s->cout + 15) / 16 * 16;
+}
+
 /* The data and weight gradients' primitives of plan p (conv_is_basic shapes only). */
 static void plan_add_backward(struct cpu_dnnl *d, struct conv_plan *p)
 {
     const struct conv_shape *s = &p->s;
-    struct conv_descs c, t;
-    descs_init(&c, s, 0);
+    struct conv_descs t;
     descs_init(&t, s, 1);
     dnnl_convolution_desc_t cd;
     dnnl_primitive_desc_t pd;
@@ -256,17 +343,7 @@ static void plan_add_backward(struct cpu_dnnl *d, struct conv_plan *p)
     reorder_make(d, p, &p->data_w, &t.wuser, pd_md(pd, DNNL_ARG_WEIGHTS));
     dnnl_primitive_desc_destroy(pd);
 
-    check(dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &c.src, &c.wany,
-                                                      &c.bias, &c.dst, c.strides, c.pad_l, c.pad_r),
-          "weight gradient desc", s);
-    attr = attr_make(0, s);
-    check(dnnl_primitive_desc_create(&pd, &cd, attr, d->engine, p->fwd_pd), "weight gradient", s);
-    dnnl_primitive_attr_destroy(attr);
-    const int w_ids[4] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS,
-                          DNNL_ARG_DIFF_BIAS};
-    op_make(d, &p->wgrad, pd, w_ids, 4, s);
-    reorder_make(d, p, &p->wgrad_w, pd_md(pd, DNNL_ARG_DIFF_WEIGHTS), &c.wuser);
-    dnnl_primitive_desc_destroy(pd);
+    wgrad_make(d, p);
     p->has_backward = 1;
 }
 
@@ -293,8 +370,11 @@ static struct conv_plan *plan_get(struct cpu_dnnl *d, const struct conv_shape *s
         plan_add_backward(d, p);
     size_t kernel = (size_t)conv_kh(s) * conv_kw(s) * s->cin * s->cout;
     grow((void **)&d->wbuf, &d->wbuf_floats, p->wbuf_floats * sizeof(float));
-    if (backward)
+    if (backward) {
         grow((void **)&d->wturn, &d->wturn_floats, kernel * sizeof(float));
+        grow((void **)&d->parts, &d->parts_floats, p->chunks * p->part_floats * sizeof(float));
+        grow(&d->chunk_scratch, &d->chunk_scratch_bytes, p->chunks * p->chunk_scratch);
+    }
     return p;
 }
 
@@ -313,6 +393,16 @@ void cpu_conv2d_forward(struct backend *be, float *y, const float *x, const floa
     op_run(d, &p->fwd, bufs, s);
 }
 
+/* parts[i] += parts[c * stride + i] for c = 1 .. chunks-1, in that order (the same bits
+ * whichever threads made the chunks) */
+static void parts_sum(float *parts, size_t stride, int chunks)
+{
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < (long)stride; i++)
+        for (int c = 1; c < chunks; c++)
+            parts[i] += parts[(size_t)c * stride + i];
+}
+
 /* wt (k, k, cout, cin) = w (k, k, cin, cout) turned by 180 degrees, channels swapped */
 static void kernel_turn(float *wt, const float *w, const struct conv_shape *s)
 {
@@ -325,6 +415,32 @@ static void kernel_turn(float *wt, const float *w, const struct conv_shape *s)
                 for (int o = 0; o < co; o++)
                     dst[(size_t)o * ci + i] = src[(size_t)i * co + o];
         }
+}
+
+/* dw, dbias: each chunk's sums by the thread that takes it, then added in chunk order. */
+static void wgrad_run(struct cpu_dnnl *d, const struct conv_plan *p, float *dw, float *dbias,
+                      const float *dy, const float *x)
+{
+    const struct conv_shape *s = &p->s;
+    size_t in_img = (size_t)s->h * s->w * s->cin, out_img = (size_t)s->h * s->w * s->cout;
+    size_t bias_at = p->part_floats - ((size_t)s->cout + 15) / 16 * 16;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int c = 0; c < p->chunks; c++) {
+        size_t first = (size_t)c * p->chunk_imgs;
+        float *part = d->parts + (size_t)c * p->part_floats;
+        void *bufs[4] = {(void *)(x + first * in_img), (void *)(dy + first * out_img), part,
+                         part + bias_at};
+        op_run_on(&p->wgrad[c], bufs, (char *)d->chunk_scratch + (size_t)c * p->chunk_scratch,
+                  d->chunk_stream[c], s);
+    }
+    parts_sum(d->parts, p->part_floats, p->chunks);
+    memcpy(dbias, d->parts + bias_at, (size_t)s->cout * sizeof(float));
+    if (p->wgrad_w.prim) {
+        void *to_user[2] = {d->parts, dw};
+        op_run(d, &p->wgrad_w, to_user, s);
+    } else {
+        memcpy(dw, d->parts, (size_t)s->k * s->k * s->cin * s->cout * sizeof(float));
+    }
 }
 
 void cpu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
@@ -344,12 +460,7 @@ void cpu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias,
         void *bufs[3] = {(void *)dy, (void *)wk, dx};
         op_run(d, &p->data, bufs, s);
     }
-    void *bufs[4] = {(void *)x, (void *)dy, p->wgrad_w.prim ? d->wbuf : dw, dbias};
-    op_run(d, &p->wgrad, bufs, s);
-    if (p->wgrad_w.prim) {
-        void *to_user[2] = {d->wbuf, dw};
-        op_run(d, &p->wgrad_w, to_user, s);
-    }
+    wgrad_run(d, p, dw, dbias, dy, x);
 }
 
 void cpu_conv_release(struct cpu_ctx *ctx)
@@ -360,15 +471,21 @@ void cpu_conv_release(struct cpu_ctx *ctx)
     while (d->plans) {
         struct conv_plan *p = d->plans;
         d->plans = p->next;
-        struct dnnl_op *ops[] = {&p->fwd, &p->fwd_w, &p->data, &p->data_w, &p->wgrad, &p->wgrad_w};
+        struct dnnl_op *ops[] = {&p->fwd, &p->fwd_w, &p->data, &p->data_w, &p->wgrad_w};
         for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
             op_free(ops[i]);
+        for (int c = 0; c < WGRAD_CHUNKS; c++)
+            op_free(&p->wgrad[c]);
         dnnl_primitive_desc_destroy(p->fwd_pd);
         free(p);
     }
     dnnl_stream_destroy(d->stream);
+    for (int c = 0; c < WGRAD_CHUNKS; c++)
+        dnnl_stream_destroy(d->chunk_stream[c]);
     dnnl_engine_destroy(d->engine);
     free(d->scratch);
+    free(d->parts);
+    free(d->chunk_scratch);
     free(d->wbuf);
     free(d->wturn);
     free(d);

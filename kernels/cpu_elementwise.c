@@ -151,12 +151,21 @@ void cpu_sinusoidal_embedding(struct backend *be, float *e, const float *v, int 
 void cpu_loss_value(struct backend *be, float *out, const float *pred, const float *target,
                     size_t n, enum loss_kind kind)
 {
-    double acc = 0;
-#pragma omp parallel for schedule(static) reduction(+ : acc)
-    for (long i = 0; i < (long)n; i++) {
-        double d = (double)pred[i] - (double)target[i];
-        acc += kind == LOSS_MSE ? d * d : fabs(d);
+    size_t per = cpu_sum_chunk_rows(n); /* chunk partials in chunk order (cpu_ops.h) */
+    long chunks = (long)((n + per - 1) / per);
+    double part[CPU_SUM_CHUNKS], acc = 0;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (long k = 0; k < chunks; k++) {
+        size_t end = (size_t)(k + 1) * per < n ? (size_t)(k + 1) * per : n;
+        double sum = 0;
+        for (size_t i = (size_t)k * per; i < end; i++) {
+            double d = (double)pred[i] - (double)target[i];
+            sum += kind == LOSS_MSE ? d * d : fabs(d);
+        }
+        part[k] = sum;
     }
+    for (long k = 0; k < chunks; k++)
+        acc += part[k];
     out[0] = (float)(acc / (double)n);
 }
 

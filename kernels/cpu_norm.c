@@ -1,13 +1,12 @@
 /* cpu_norm.c: BatchNormalization without center/scale, split into per-channel sums and an
  * apply step so that the sums can be all-reduced across ranks in between (synchronized
- * BatchNorm). Sums accumulate in double per thread over a fixed share of the rows, then
- * combine in thread order, so the result does not depend on scheduling (only on the thread
- * count). The loops over rows are blocks of CPU_BLOCK elements, vectorized across channels. */
+ * BatchNorm). Sums accumulate in double over fixed chunks of rows, then combine in chunk
+ * order (cpu_ops.h): the result depends on neither the thread count nor the schedule. The
+ * loops over rows are blocks of CPU_BLOCK elements, vectorized across channels. */
 #include "cpu_ops.h"
 #include "util.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 
 /* s1[j] += sum_r a[r,j]; s2[j] += sum_r a[r,j]^2 (forward statistics) */
@@ -47,22 +46,22 @@ static void sums_rows_backward(double *restrict s1, double *restrict s2, const f
 static void channel_sums(float *out, const float *a, const float *x, const float *saved,
                          size_t rows, int c)
 {
-    int nt = omp_get_max_threads();
-    double *part = util_xcalloc((size_t)nt * 2 * c, sizeof(double));
-#pragma omp parallel num_threads(nt)
-    {
-        int t = omp_get_thread_num(), team = omp_get_num_threads();
-        size_t r0 = rows * t / team, r1 = rows * (t + 1) / team;
-        double *s1 = part + (size_t)t * 2 * c, *s2 = s1 + c;
+    size_t per = cpu_sum_chunk_rows(rows);
+    long chunks = (long)((rows + per - 1) / per);
+    double *part = util_xcalloc((size_t)chunks * 2 * c, sizeof(double));
+#pragma omp parallel for schedule(dynamic, 1)
+    for (long k = 0; k < chunks; k++) {
+        size_t r0 = (size_t)k * per, len = rows - r0 < per ? rows - r0 : per;
+        double *s1 = part + (size_t)k * 2 * c, *s2 = s1 + c;
         if (x)
-            sums_rows_backward(s1, s2, a + r0 * c, x + r0 * c, saved, r1 - r0, c);
+            sums_rows_backward(s1, s2, a + r0 * c, x + r0 * c, saved, len, c);
         else
-            sums_rows(s1, s2, a + r0 * c, r1 - r0, c);
+            sums_rows(s1, s2, a + r0 * c, len, c);
     }
     for (int j = 0; j < 2 * c; j++) {
         double acc = 0;
-        for (int t = 0; t < nt; t++)
-            acc += part[(size_t)t * 2 * c + j];
+        for (long k = 0; k < chunks; k++)
+            acc += part[(size_t)k * 2 * c + j];
         out[j] = (float)acc;
     }
     free(part);

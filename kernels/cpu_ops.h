@@ -41,6 +41,17 @@ static inline void cpu_bilinear_pixel(float *dst, const float *image, int w, int
  * (OpenMP's static schedule), the inner loop over a block is what vectorizes. */
 enum { CPU_BLOCK = 8192 };
 
+/* Reductions (BatchNorm's sums, the loss) sum fixed chunks of their rows into partials,
+ * whichever thread takes each, and add the partials in chunk order: the result depends on
+ * the size alone, not on the thread count or the schedule. At most CPU_SUM_CHUNKS chunks of
+ * at least CPU_SUM_MIN_ROWS rows; returns the rows per chunk for `rows` rows. */
+enum { CPU_SUM_CHUNKS = 64, CPU_SUM_MIN_ROWS = 1024 };
+static inline size_t cpu_sum_chunk_rows(size_t rows)
+{
+    size_t per = (rows + CPU_SUM_CHUNKS - 1) / CPU_SUM_CHUNKS;
+    return per < CPU_SUM_MIN_ROWS ? CPU_SUM_MIN_ROWS : per;
+}
+
 /* Every op of backend.h's list as cpu_<op>, defined in the file of its family:
  * cpu_backend.c (memory), cpu_conv.c, cpu_norm.c, cpu_elementwise.c (elementwise, layout,
  * loss), cpu_resample.c (pooling, upsampling, the embedding), cpu_diffusion.c (diffusion,
