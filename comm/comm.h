@@ -23,16 +23,43 @@ struct comm {
      * after another did ends the job with an error naming it (0: wait forever). NULL
      * where no rank can be missing (one rank). */
     void (*set_timeout)(struct comm *c, double seconds);
+    /* Transports whose collectives can be recorded in a CUDA graph (NCCL; NULL elsewhere):
+     * called after such a graph was launched, it times the launched work as the collective
+     * timeout times one collective (an event recorded after it, which the watchdog polls).
+     * Collectives enqueued while the stream is being captured are not watched one by one. */
+    void (*watch)(struct comm *c, const char *what);
+    /* The gradient's all-reduce in pieces, overlapped with the backward pass (NULL where a
+     * transport has none: then allreduce_sum after the backward pass). start begins buf (n
+     * floats, backend memory) = the sum over ranks and returns at once; progress lets it move
+     * on (MPI: the library progresses only inside its calls; NULL for NCCL, whose kernels
+     * run by themselves); finish completes every started one before the caller's next work
+     * (NCCL: the stream waits; MPI: waits). MPI sums in rank order, so the bits do not depend
+     * on the pieces (comm_mpi_grad.c); NCCL's own sum may for more than 2 ranks. */
+    void (*allreduce_start)(struct comm *c, float *buf, size_t n);
+    void (*allreduce_progress)(struct comm *c);
+    void (*allreduce_finish)(struct comm *c);
     /* time spent in allreduce_sum and broadcast, and their count, for the report */
     double seconds;
     long calls;
 };
+
+/* The exit status of a job ended because a rank or node did not reach a collective within
+ * run.collective_timeout_s (sysexits' EX_TEMPFAIL: the job may be started again, e.g.
+ * requeued; slurm/train.sh waits for Slurm to requeue it). */
+enum { COMM_EXIT_RANK_LOST = 75 };
 
 /* The collective timeout where the transport has one (see set_timeout). */
 static inline void comm_set_timeout(struct comm *c, double seconds)
 {
     if (c->set_timeout)
         c->set_timeout(c, seconds);
+}
+
+/* comm->watch where the transport has it. */
+static inline void comm_watch(struct comm *c, const char *what)
+{
+    if (c->watch)
+        c->watch(c, what);
 }
 
 /* For transports that wait asynchronously (NCCL): a collective, the seq-th of its kind on

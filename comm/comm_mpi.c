@@ -3,9 +3,13 @@
  * uses NCCL for device buffers, with MPI only to start up and share the NCCL id).
  *
  * A rank that fails calls MPI_Abort through util's abort hook, so the whole job stops
- * with that rank's message instead of the others waiting forever in a collective; a rank
- * that hangs or is stopped is named by the others' watchdog (comm_mpi_watchdog.h). */
+ * with that rank's message instead of the others waiting forever in a collective (bounded:
+ * a rank whose MPI_Abort cannot end the job exits by itself, comm_mpi_exit.h); a rank that
+ * hangs or is stopped, or a node lost, is named by the others' watchdog
+ * (comm_mpi_watchdog.h). */
 #include "comm.h"
+#include "comm_mpi_exit.h"
+#include "comm_mpi_grad.h"
 #include "comm_mpi_watchdog.h"
 #include "mpi_check.h"
 #include "util.h"
@@ -65,15 +69,14 @@ static void mpi_set_timeout(struct comm *c, double seconds)
 
 static void mpi_destroy(struct comm *c)
 {
+    comm_mpi_grad_detach(c);
+    double limit = c->world > 1 ? comm_watchdog_timeout() : 0;
     comm_watchdog_stop();
     util_set_abort_hook(NULL);
-    MPI_Finalize();
+    /* MPI_Finalize waits for every rank: a node lost after the last collective would leave
+     * the others there forever */
+    comm_mpi_exit_finalize(limit, COMM_EXIT_RANK_LOST);
     free(c);
-}
-
-static void mpi_abort_job(int code)
-{
-    MPI_Abort(MPI_COMM_WORLD, code);
 }
 
 /* The rank on this node: from a shared-memory split of the world, else the launcher's. */
@@ -113,9 +116,11 @@ struct comm *comm_mpi_create(int *argc, char ***argv)
     c->destroy = mpi_destroy;
     util_set_rank(c->rank);
     if (c->world > 1) {
-        util_set_abort_hook(mpi_abort_job);
+        util_set_abort_hook(comm_mpi_exit_abort);
         c->set_timeout = mpi_set_timeout;
     }
-    comm_watchdog_start(provided >= MPI_THREAD_MULTIPLE);
+    comm_watchdog_start(provided >= MPI_THREAD_MULTIPLE, c->local_rank);
+    comm_watchdog_log_placement();
+    comm_mpi_grad_attach(c);
     return c;
 }

@@ -1,15 +1,24 @@
 /* comm_nccl.c: the NCCL communicator for the CUDA backend. Reductions and broadcasts run
- * on device buffers, enqueued on the backend's stream so that they sit between kernels
- * without a host synchronization (synchronized BatchNorm's small all-reduces and the
- * fused gradient all-reduce alike). MPI starts the job, carries the NCCL unique id from
- * rank 0 to the others, and answers all_ok. Built only with the CUDA backend.
+ * on device buffers without a host synchronization: each on a side stream that waits for
+ * the backend's stream (an event) and is waited for by it, so that they sit between
+ * kernels (synchronized BatchNorm's small all-reduces); the gradient's pieces
+ * (allreduce_start) are not waited for until allreduce_finish, so they overlap the rest of
+ * the backward pass. All collectives share the side stream: NCCL runs them in the order
+ * they were issued, the same on every rank, so they cannot wait on each other across
+ * ranks. MPI starts the job, carries the NCCL unique id from rank 0 to the others, and
+ * answers all_ok. Built only with the CUDA backend.
  *
  * The collective timeout: NCCL collectives never block the host, so a rank that does not
  * arrive shows as a collective that never finishes. An event is recorded after each one; a
  * watchdog thread polls it and ncclCommGetAsyncError, and when the last collective has not
  * finished run.collective_timeout_s after it was enqueued (or NCCL reports an error), it
  * aborts the communicator (ncclCommAbort) and ends the job naming the ranks that never
- * arrived (comm_timeout_abort asks the others over MPI). */
+ * arrived (comm_timeout_abort asks the others over MPI).
+ *
+ * CUDA graphs: collectives enqueued while the backend's stream is captured are recorded in
+ * the graph (NCCL >= 2.9); the backend captures in cudaStreamCaptureModeThreadLocal, so the
+ * watchdog thread's cudaEventQuery does not spoil the capture, and the trainer calls
+ * comm->watch after each launch: the event then follows the whole graph. */
 #define _POSIX_C_SOURCE 200809L
 #include "comm.h"
 #include "util.h"
@@ -25,7 +34,11 @@
 struct nccl_state {
     struct comm *mpi; /* the job's MPI communicator (not owned): start-up, all_ok, barrier */
     ncclComm_t nccl;
-    cudaStream_t stream;
+    cudaStream_t stream; /* the backend's: the step's work */
+    cudaStream_t side;   /* every collective runs here, after fork, so that the gradient's
+                          * pieces overlap the backward pass; one stream keeps NCCL's
+                          * operations in the order they were issued on every rank */
+    cudaEvent_t fork, join;
     int device;
     /* the watchdog */
     cudaEvent_t done;           /* recorded after the last collective */
@@ -59,10 +72,16 @@ static long long now_us(void)
     return (long long)(util_now() * 1e6);
 }
 
-/* After enqueueing a collective: the event the watchdog polls. */
+/* After enqueueing a collective (or launching a graph of them): the event the watchdog
+ * polls. Not while the stream is captured: the work is recorded, not run, and an event
+ * recorded in a capture cannot be queried; the graph's launch is watched instead. */
 static void watch_collective(struct nccl_state *s, const char *what)
 {
     if (!s->running)
+        return;
+    enum cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(s->stream, &capturing) != cudaSuccess ||
+        capturing != cudaStreamCaptureStatusNone)
         return;
     cudaEventRecord(s->done, s->stream);
     atomic_store(&s->what, what);
@@ -113,20 +132,67 @@ static void nccl_set_timeout(struct comm *c, double seconds)
     comm_set_timeout(s->mpi, seconds); /* all_ok and barrier go over MPI */
 }
 
+/* The side stream waits for the work enqueued so far on the backend's stream... */
+static void side_fork(struct nccl_state *s)
+{
+    if (cudaEventRecord(s->fork, s->stream) != cudaSuccess ||
+        cudaStreamWaitEvent(s->side, s->fork, 0) != cudaSuccess)
+        DDIM_FATAL("cannot order NCCL's stream after the backend's (cudaEventRecord, "
+                   "cudaStreamWaitEvent)");
+}
+
+/* ... and the backend's stream for every collective on the side stream so far. */
+static void side_join(struct nccl_state *s)
+{
+    if (cudaEventRecord(s->join, s->side) != cudaSuccess ||
+        cudaStreamWaitEvent(s->stream, s->join, 0) != cudaSuccess)
+        DDIM_FATAL("cannot order the backend's stream after NCCL's (cudaEventRecord, "
+                   "cudaStreamWaitEvent)");
+}
+
 static void nccl_allreduce(struct comm *c, float *buf, size_t n)
 {
     struct nccl_state *s = state(c);
-    NCCL_CHECK(s->nccl, ncclAllReduce(buf, buf, n, ncclFloat32, ncclSum, s->nccl, s->stream));
-    watch_collective(s, "ncclAllReduce");
     c->calls++;
+    if (c->world == 1) /* the sum of one: nothing to enqueue, not even the side stream's order */
+        return;
+    side_fork(s);
+    NCCL_CHECK(s->nccl, ncclAllReduce(buf, buf, n, ncclFloat32, ncclSum, s->nccl, s->side));
+    side_join(s);
+    watch_collective(s, "ncclAllReduce");
 }
 
 static void nccl_broadcast(struct comm *c, void *buf, size_t bytes)
 {
     struct nccl_state *s = state(c);
-    NCCL_CHECK(s->nccl, ncclBroadcast(buf, buf, bytes, ncclUint8, 0, s->nccl, s->stream));
-    watch_collective(s, "ncclBroadcast");
     c->calls++;
+    if (c->world == 1)
+        return;
+    side_fork(s);
+    NCCL_CHECK(s->nccl, ncclBroadcast(buf, buf, bytes, ncclUint8, 0, s->nccl, s->side));
+    side_join(s);
+    watch_collective(s, "ncclBroadcast");
+}
+
+/* A piece of the gradient: summed on the side stream while the backend's goes on */
+static void nccl_grad_start(struct comm *c, float *buf, size_t n)
+{
+    struct nccl_state *s = state(c);
+    side_fork(s);
+    NCCL_CHECK(s->nccl, ncclAllReduce(buf, buf, n, ncclFloat32, ncclSum, s->nccl, s->side));
+    c->calls++;
+}
+
+static void nccl_grad_finish(struct comm *c)
+{
+    struct nccl_state *s = state(c);
+    side_join(s);
+    watch_collective(s, "the gradient's ncclAllReduce");
+}
+
+static void nccl_watch(struct comm *c, const char *what)
+{
+    watch_collective(state(c), what);
 }
 
 static void nccl_barrier(struct comm *c)
@@ -153,12 +219,17 @@ static void nccl_destroy(struct comm *c)
         pthread_join(s->thread, NULL);
     }
     cudaError_t e = cudaStreamSynchronize(s->stream);
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(s->side);
     if (e != cudaSuccess)
         fprintf(stderr,
                 "ddim-dist: warning: rank %d: cudaStreamSynchronize before ncclCommDestroy: %s\n",
                 c->rank, cudaGetErrorString(e));
     if (s->running)
         cudaEventDestroy(s->done);
+    cudaEventDestroy(s->fork);
+    cudaEventDestroy(s->join);
+    cudaStreamDestroy(s->side);
     ncclResult_t r = ncclCommDestroy(s->nccl);
     if (r != ncclSuccess)
         fprintf(stderr, "ddim-dist: warning: rank %d: ncclCommDestroy: %s (%s)\n", c->rank,
@@ -196,12 +267,24 @@ struct comm *comm_nccl_create(struct comm *mpi, void *stream, char *err, size_t 
     struct nccl_state *s = util_xcalloc(1, sizeof *s);
     s->mpi = mpi;
     s->stream = (cudaStream_t)stream;
-    ncclResult_t r = ncclCommInitRank(&s->nccl, mpi->world, id, mpi->rank);
+    cudaError_t ce = cudaStreamCreateWithFlags(&s->side, cudaStreamNonBlocking);
+    if (ce == cudaSuccess)
+        ce = cudaEventCreateWithFlags(&s->fork, cudaEventDisableTiming);
+    if (ce == cudaSuccess)
+        ce = cudaEventCreateWithFlags(&s->join, cudaEventDisableTiming);
+    ncclResult_t r =
+        ce == cudaSuccess ? ncclCommInitRank(&s->nccl, mpi->world, id, mpi->rank) : ncclSystemError;
     if (!mpi->all_ok(mpi, r == ncclSuccess)) {
-        util_error(err, errlen, "ncclCommInitRank failed on rank %d: %s (%s)", mpi->rank,
-                   ncclGetErrorString(r), ncclGetLastError(NULL));
+        util_error(err, errlen, "ncclCommInitRank failed on rank %d: %s (%s; CUDA: %s)", mpi->rank,
+                   ncclGetErrorString(r), ncclGetLastError(NULL), cudaGetErrorString(ce));
         if (r == ncclSuccess) /* this rank's init worked, another's did not: release it */
             ncclCommAbort(s->nccl);
+        if (s->join)
+            cudaEventDestroy(s->join);
+        if (s->fork)
+            cudaEventDestroy(s->fork);
+        if (s->side)
+            cudaStreamDestroy(s->side);
         free(s);
         return NULL;
     }
@@ -216,6 +299,9 @@ struct comm *comm_nccl_create(struct comm *mpi, void *stream, char *err, size_t 
     c->all_ok = nccl_all_ok;
     c->destroy = nccl_destroy;
     c->set_timeout = nccl_set_timeout;
+    c->watch = nccl_watch;
+    c->allreduce_start = nccl_grad_start;
+    c->allreduce_finish = nccl_grad_finish;
     atomic_store(&s->timeout_us, 600LL * 1000000);
     cudaGetDevice(&s->device);
     if (mpi->world > 1 &&

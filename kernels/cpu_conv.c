@@ -4,14 +4,16 @@
  * Activations stay NHWC and kernels HWIO in our buffers: oneDNN reads and writes the
  * activations in place ("nhwc"), and only the kernels, a few hundred KB at most, are
  * reordered into the blocked layout its AVX-512 / AVX2 kernels want. Per convolution shape
- * a plan holds three primitives, made on first use and kept (the U-Net has ~15 shapes):
+ * a plan holds these primitives, made on first use and kept (the U-Net has ~15 shapes):
  *   forward   y = conv(x, w) + bias
- *   data      dx += conv(dy, w'), w'[ky][kx][co][ci] = w[k-1-ky][k-1-kx][ci][co]: for a
+ *   data      dx (=/+=) conv(dy, w'), w'[ky][kx][co][ci] = w[k-1-ky][k-1-kx][ci][co]: for a
  *             stride-1 'same' convolution the input gradient is the forward convolution of
  *             dy with the kernel turned by 180 degrees and its channels swapped (each side
  *             padded by k-1 minus the forward's padding there), and oneDNN's forward
  *             convolution can add into its output (a "sum" post-op), which its backward-data
- *             primitive cannot
+ *             primitive cannot. Two primitives: GRAD_ADD's with the sum post-op, GRAD_WRITE's
+ *             without (the same kernel, so the same sums: 0 + v would differ from v only in
+ *             the sign of a zero)
  *   weights   dw = dL/dw, dbias = dL/dbias: oneDNN's backward-weights primitive on each of up
  *             to WGRAD_CHUNKS chunks of images, one thread per chunk as threads come free
  *             (each chunk's primitive made for one thread), the chunks' sums then added in
@@ -49,6 +51,7 @@ struct conv_plan {
     dnnl_primitive_desc_t fwd_pd;       /* the backward primitives' hint */
     struct dnnl_op fwd, fwd_w;          /* fwd_w: our HWIO kernel into the forward's layout */
     struct dnnl_op data, data_w;        /* data_w: the turned kernel (plain) into its layout */
+    struct dnnl_op data_write, data_write_w; /* the same without the sum post-op (GRAD_WRITE) */
     struct dnnl_op wgrad[WGRAD_CHUNKS]; /* one per chunk of images */
     struct dnnl_op wgrad_w;             /* the summed weight gradient back to HWIO */
     int chunks, chunk_imgs;
@@ -330,18 +333,21 @@ static void plan_add_backward(struct cpu_dnnl *d, struct conv_plan *p)
     struct conv_descs t;
     descs_init(&t, s, 1);
     dnnl_convolution_desc_t cd;
-    dnnl_primitive_desc_t pd;
     check(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
                                              &t.src, &t.wany, NULL, &t.dst, t.strides, t.pad_l,
                                              t.pad_r),
           "data gradient desc", s);
-    dnnl_primitive_attr_t attr = attr_make(1, s);
-    check(dnnl_primitive_desc_create(&pd, &cd, attr, d->engine, NULL), "data gradient", s);
-    dnnl_primitive_attr_destroy(attr);
-    const int data_ids[3] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
-    op_make(d, &p->data, pd, data_ids, 3, s);
-    reorder_make(d, p, &p->data_w, &t.wuser, pd_md(pd, DNNL_ARG_WEIGHTS));
-    dnnl_primitive_desc_destroy(pd);
+    for (int sum = 0; sum < 2; sum++) {
+        dnnl_primitive_desc_t pd;
+        dnnl_primitive_attr_t attr = attr_make(sum, s);
+        check(dnnl_primitive_desc_create(&pd, &cd, attr, d->engine, NULL), "data gradient", s);
+        dnnl_primitive_attr_destroy(attr);
+        const int data_ids[3] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
+        op_make(d, sum ? &p->data : &p->data_write, pd, data_ids, 3, s);
+        reorder_make(d, p, sum ? &p->data_w : &p->data_write_w, &t.wuser,
+                     pd_md(pd, DNNL_ARG_WEIGHTS));
+        dnnl_primitive_desc_destroy(pd);
+    }
 
     wgrad_make(d, p);
     p->has_backward = 1;
@@ -378,8 +384,22 @@ static struct conv_plan *plan_get(struct cpu_dnnl *d, const struct conv_shape *s
     return p;
 }
 
+/* The epilogue with the ops themselves (the same bits by construction): oneDNN's own
+ * post-ops (binary add, eltwise swish) would compute swish with other roundings than
+ * cpu_swish_forward, the reference the CUDA kernels are held to. */
+static void conv_epilogue(struct backend *be, float *y, size_t n, const struct conv_epilogue *epi)
+{
+    if (!epi)
+        return;
+    if (epi->residual)
+        cpu_add(be, y, y, epi->residual, n);
+    if (epi->swish)
+        cpu_swish_forward(be, epi->swish, y, n);
+}
+
 void cpu_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
-                        const float *bias, const struct conv_shape *s)
+                        const float *bias, const struct conv_shape *s,
+                        const struct conv_epilogue *epi)
 {
     struct cpu_dnnl *d = dnnl_ctx(be);
     struct conv_plan *p = plan_get(d, s, 0);
@@ -391,6 +411,7 @@ void cpu_conv2d_forward(struct backend *be, float *y, const float *x, const floa
     }
     void *bufs[4] = {(void *)x, (void *)wk, (void *)bias, y};
     op_run(d, &p->fwd, bufs, s);
+    conv_epilogue(be, y, (size_t)s->n * conv_out_h(s) * conv_out_w(s) * s->cout, epi);
 }
 
 /* parts[i] += parts[c * stride + i] for c = 1 .. chunks-1, in that order (the same bits
@@ -444,21 +465,24 @@ static void wgrad_run(struct cpu_dnnl *d, const struct conv_plan *p, float *dw, 
 }
 
 void cpu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
-                         const float *x, const float *w, const struct conv_shape *s)
+                         const float *x, const float *w, const struct conv_shape *s,
+                         enum grad_mode dx_mode)
 {
     backend_require_conv_backward("cpu", s); /* supports_op refuses it first */
     struct cpu_dnnl *d = dnnl_ctx(be);
     struct conv_plan *p = plan_get(d, s, 1);
     if (dx) {
+        const struct dnnl_op *data = dx_mode == GRAD_ADD ? &p->data : &p->data_write;
+        const struct dnnl_op *data_w = dx_mode == GRAD_ADD ? &p->data_w : &p->data_write_w;
         kernel_turn(d->wturn, w, s);
         const float *wk = d->wturn;
-        if (p->data_w.prim) {
+        if (data_w->prim) {
             void *bufs[2] = {d->wturn, d->wbuf};
-            op_run(d, &p->data_w, bufs, s);
+            op_run(d, data_w, bufs, s);
             wk = d->wbuf;
         }
         void *bufs[3] = {(void *)dy, (void *)wk, dx};
-        op_run(d, &p->data, bufs, s);
+        op_run(d, data, bufs, s);
     }
     wgrad_run(d, p, dw, dbias, dy, x);
 }
@@ -471,7 +495,9 @@ void cpu_conv_release(struct cpu_ctx *ctx)
     while (d->plans) {
         struct conv_plan *p = d->plans;
         d->plans = p->next;
-        struct dnnl_op *ops[] = {&p->fwd, &p->fwd_w, &p->data, &p->data_w, &p->wgrad_w};
+        struct dnnl_op *ops[] = {&p->fwd,        &p->fwd_w,        &p->data,
+                                 &p->data_w,     &p->data_write,   &p->data_write_w,
+                                 &p->wgrad_w};
         for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
             op_free(ops[i]);
         for (int c = 0; c < WGRAD_CHUNKS; c++)

@@ -78,14 +78,15 @@ static void fill_random(float *x, int n, size_t per, uint64_t seed, uint32_t ste
                                          : rng_uniform(seed, purpose, step, first + i, (uint32_t)j);
 }
 
+/* the step: step + *step_add where a counter is given (backend.h) */
 void cpu_fill_normal(struct backend *be, float *x, int n, size_t per, uint64_t seed, uint32_t step,
-                     uint32_t purpose, uint32_t first)
+                     uint32_t purpose, uint32_t first, const int32_t *step_add)
 {
-    fill_random(x, n, per, seed, step, purpose, first, 1);
+    fill_random(x, n, per, seed, step + (step_add ? (uint32_t)*step_add : 0), purpose, first, 1);
 }
 
 void cpu_fill_uniform(struct backend *be, float *x, int n, size_t per, uint64_t seed, uint32_t step,
-                      uint32_t purpose, uint32_t first)
+                      uint32_t purpose, uint32_t first, const int32_t *step_add)
 {
-    fill_random(x, n, per, seed, step, purpose, first, 0);
+    fill_random(x, n, per, seed, step + (step_add ? (uint32_t)*step_add : 0), purpose, first, 0);
 }

@@ -47,13 +47,21 @@ static void swish_forward_block(float *restrict y, const float *restrict x, size
         y[i] = x[i] * sigmoid_vec(x[i]);
 }
 
+/* dx (=/+=) dy * swish'(x); written: 0 + value, as backend.h's grad_mode says */
 CPU_VECTOR_CLONES
 static void swish_backward_block(float *restrict dx, const float *restrict dy,
-                                 const float *restrict x, size_t n)
+                                 const float *restrict x, size_t n, int add)
 {
+    if (add) {
+        for (size_t i = 0; i < n; i++) {
+            float s = sigmoid_vec(x[i]);
+            dx[i] += dy[i] * (s + x[i] * s * (1.0f - s));
+        }
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         float s = sigmoid_vec(x[i]);
-        dx[i] += dy[i] * (s + x[i] * s * (1.0f - s));
+        dx[i] = 0.0f + dy[i] * (s + x[i] * s * (1.0f - s));
     }
 }
 
@@ -67,13 +75,14 @@ void cpu_swish_forward(struct backend *be, float *y, const float *x, size_t n)
     }
 }
 
-void cpu_swish_backward(struct backend *be, float *dx, const float *dy, const float *x, size_t n)
+void cpu_swish_backward(struct backend *be, float *dx, const float *dy, const float *x, size_t n,
+                        enum grad_mode mode)
 {
     long blocks = (long)((n + CPU_BLOCK - 1) / CPU_BLOCK);
 #pragma omp parallel for schedule(static)
     for (long b = 0; b < blocks; b++) {
         size_t i = (size_t)b * CPU_BLOCK, len = n - i < CPU_BLOCK ? n - i : CPU_BLOCK;
-        swish_backward_block(dx + i, dy + i, x + i, len);
+        swish_backward_block(dx + i, dy + i, x + i, len, mode == GRAD_ADD);
     }
 }
 
@@ -82,6 +91,24 @@ void cpu_add(struct backend *be, float *y, const float *a, const float *b, size_
 #pragma omp parallel for schedule(static)
     for (long i = 0; i < (long)n; i++)
         y[i] = a[i] + b[i];
+}
+
+/* d (=/+=) dy, as 0 + dy when written: the bits of the old fill then axpy */
+static void grad_store(float *d, const float *dy, size_t n, enum grad_mode mode)
+{
+    int add = mode == GRAD_ADD;
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < (long)n; i++)
+        d[i] = (add ? d[i] : 0.0f) + dy[i];
+}
+
+void cpu_add_backward(struct backend *be, float *da, float *db, const float *dy, size_t n,
+                      enum grad_mode mode_a, enum grad_mode mode_b)
+{
+    if (da)
+        grad_store(da, dy, n, mode_a);
+    if (db)
+        grad_store(db, dy, n, mode_b);
 }
 
 void cpu_axpy(struct backend *be, float *y, float alpha, const float *x, size_t n)
@@ -110,18 +137,19 @@ void cpu_concat_forward(struct backend *be, float *y, const float *a, const floa
 }
 
 void cpu_concat_backward(struct backend *be, float *da, float *db, const float *dy, size_t rows,
-                         int ca, int cb)
+                         int ca, int cb, enum grad_mode mode_a, enum grad_mode mode_b)
 {
-    int c = ca + cb;
+    int c = ca + cb, add_a = mode_a == GRAD_ADD, add_b = mode_b == GRAD_ADD;
 #pragma omp parallel for schedule(static)
     for (long r = 0; r < (long)rows; r++) {
         const float *src = dy + (size_t)r * c;
-        if (da)
+        float *a = da ? da + (size_t)r * ca : NULL, *b = db ? db + (size_t)r * cb : NULL;
+        if (a)
             for (int j = 0; j < ca; j++)
-                da[(size_t)r * ca + j] += src[j];
-        if (db)
+                a[j] = (add_a ? a[j] : 0.0f) + src[j];
+        if (b)
             for (int j = 0; j < cb; j++)
-                db[(size_t)r * cb + j] += src[ca + j];
+                b[j] = (add_b ? b[j] : 0.0f) + src[ca + j];
     }
 }
 

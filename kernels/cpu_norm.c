@@ -129,23 +129,25 @@ void cpu_bn_backward_stats(struct backend *be, float *bstats, const float *dy, c
     channel_sums(bstats, dy, x, saved, rows, c);
 }
 
-/* dx += invstd * (dy - mean_dy - xhat * mean_dy_xhat), coef = [mean_dy | mean_dy_xhat] */
+/* dx (=/+=) invstd * (dy - mean_dy - xhat * mean_dy_xhat), coef = [mean_dy | mean_dy_xhat];
+ * written: 0 + value, as backend.h's grad_mode says */
 CPU_VECTOR_CLONES
 static void apply_rows(float *restrict dx, const float *restrict dy, const float *restrict x,
-                       const float *restrict saved, const float *restrict coef, size_t rows, int c)
+                       const float *restrict saved, const float *restrict coef, size_t rows, int c,
+                       int add)
 {
     const float *mean = saved, *invstd = saved + c;
     for (size_t r = 0; r < rows; r++)
         for (int j = 0; j < c; j++) {
             size_t i = r * c + j;
             float xhat = (x[i] - mean[j]) * invstd[j];
-            dx[i] += invstd[j] * (dy[i] - coef[j] - xhat * coef[c + j]);
+            dx[i] = (add ? dx[i] : 0.0f) + invstd[j] * (dy[i] - coef[j] - xhat * coef[c + j]);
         }
 }
 
 void cpu_bn_backward_apply(struct backend *be, float *dx, const float *dy, const float *x,
                            const float *saved, const float *bstats, double count, size_t rows,
-                           int c)
+                           int c, enum grad_mode mode)
 {
     float *coef = util_xmalloc(2 * (size_t)c * sizeof(float));
     for (int j = 0; j < 2 * c; j++)
@@ -155,7 +157,7 @@ void cpu_bn_backward_apply(struct backend *be, float *dx, const float *dy, const
 #pragma omp parallel for schedule(static)
     for (long b = 0; b < blocks; b++) {
         size_t r = (size_t)b * step, len = rows - r < step ? rows - r : step;
-        apply_rows(dx + r * c, dy + r * c, x + r * c, saved, coef, len, c);
+        apply_rows(dx + r * c, dy + r * c, x + r * c, saved, coef, len, c, mode == GRAD_ADD);
     }
     free(coef);
 }

@@ -3,6 +3,7 @@
 #include "cpu_ops.h"
 
 #include <math.h>
+#include <string.h>
 
 void cpu_avgpool2_forward(struct backend *be, float *y, const float *x, int n, int h, int w, int c)
 {
@@ -19,16 +20,16 @@ void cpu_avgpool2_forward(struct backend *be, float *y, const float *x, int n, i
 }
 
 void cpu_avgpool2_backward(struct backend *be, float *dx, const float *dy, int n, int h, int w,
-                           int c)
+                           int c, enum grad_mode mode)
 {
-    int ho = h / 2, wo = w / 2;
+    int ho = h / 2, wo = w / 2, add = mode == GRAD_ADD;
 #pragma omp parallel for schedule(static)
     for (long r = 0; r < (long)n * h * w; r++) {
         int i = (int)(r / (h * w)), yy = (int)(r / w % h), xx = (int)(r % w);
         const float *src = dy + (((size_t)i * ho + yy / 2) * wo + xx / 2) * c;
         float *dst = dx + (size_t)r * c;
         for (int j = 0; j < c; j++)
-            dst[j] += 0.25f * src[j];
+            dst[j] = (add ? dst[j] : 0.0f) + 0.25f * src[j];
     }
 }
 
@@ -60,14 +61,17 @@ void cpu_upsample2_forward(struct backend *be, float *y, const float *x, int n, 
     }
 }
 
-/* Scatter each output gradient to its four taps; one thread per image keeps it race-free. */
+/* Scatter each output gradient to its four taps; one thread per image keeps it race-free.
+ * Written (GRAD_WRITE): the image's dx zeroed first, then the same scatter. */
 void cpu_upsample2_backward(struct backend *be, float *dx, const float *dy, int n, int h, int w,
-                            int c)
+                            int c, enum grad_mode mode)
 {
     int ho = 2 * h, wo = 2 * w;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) {
         float *base = dx + (size_t)i * h * w * c;
+        if (mode == GRAD_WRITE)
+            memset(base, 0, (size_t)h * w * c * sizeof(float));
         for (int oy = 0; oy < ho; oy++) {
             int y0, y1;
             float ly;

@@ -174,9 +174,11 @@ int cuda_norm_supported(const struct cuda_ctx *ctx, enum backend_op_id op, int c
                         size_t whylen);
 int cuda_embedding_supported(int dims, char *why, size_t whylen);
 
-/* cuda_bias_add (not an op of the list): y (rows, c) += bias (c), the convolutions' bias
+/* cuda_bias_epilogue (not an op of the list): y (rows, c) += bias (c), then the epilogue
+ * (backend.h's struct conv_epilogue; NULL: none) in the same pass: the convolutions' bias
  * (cuda_conv.cu), in cuda_elementwise.cu. */
-void cuda_bias_add(struct backend *be, float *y, const float *bias, size_t rows, int c);
+void cuda_bias_epilogue(struct backend *be, float *y, const float *bias, size_t rows, int c,
+                        const struct conv_epilogue *epi);
 
 /* The graph hooks (backend.h, after the op list): cuda_timing.cu. */
 void cuda_graph_fill_table(struct backend *be);

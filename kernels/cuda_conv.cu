@@ -29,8 +29,18 @@
  * algorithm and math type per direction when its plan is made. DDIM_CUDNN_ALLOW_INEXACT=1
  * (a diagnostic) lets exact mode take FFT and Winograd again, to show what they cost.
  *
+ * Epilogue (backend.h's struct conv_epilogue): the bias, a residual add and a swish in one
+ * pass after cuDNN's convolution (cuda_bias_epilogue), the bits of the ops apart. The
+ * experiment DDIM_CUDNN_FUSED_EPILOGUE=1 (tools/gpu_check.sh times it; off by default)
+ * hands a residual epilogue without swish to cuDNN instead:
+ * cudnnConvolutionBiasActivationForward, y = conv + residual + bias with the identity
+ * activation, which cuDNN allows with IMPLICIT_PRECOMP_GEMM only: no pass over y, but its
+ * order of addition is cuDNN's (float32 rounding apart from the pass; not bit-identical).
+ * A shape cuDNN refuses keeps the pass.
+ *
  * Semantics (backend.h): y = conv(x, w) + bias is written; backward writes dw and dbias (=)
- * and accumulates dx (+=, cuDNN's beta = 1), skipped when dx is NULL. dbias reuses the
+ * and writes or accumulates dx as dx_mode says (cuDNN's beta = 0 or 1), skipped when dx is
+ * NULL. dbias reuses the
  * BatchNorm channel sums (cuda_bn_stats: double accumulation, fixed order, no atomics). */
 #include "cuda_common.h"
 
@@ -49,6 +59,9 @@ struct conv_plan {
     cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo; /* conv_desc[DIR_BWD_FILTER] */
     size_t ws_bytes[3];                              /* workspace each direction needs */
     cudnnMathType_t math[3];                         /* the math type each direction got */
+    int fused_ok;    /* DDIM_CUDNN_FUSED_EPILOGUE: 1 cuDNN's fused call works, -1 not */
+    size_t fused_ws; /* its workspace (IMPLICIT_PRECOMP_GEMM) */
+    cudnnTensorDescriptor_t bias_desc; /* (1, cout, 1, 1), for the fused call */
 };
 
 enum { DIR_FWD = 0, DIR_BWD_DATA = 1, DIR_BWD_FILTER = 2 };
@@ -68,6 +81,8 @@ struct cuda_conv_cache {
      * and Winograd again, as before they were excluded (tools/gpu_check.sh shows with it
      * whether they explain a mismatch) */
     int allow_inexact;
+    int fused_epilogue;                   /* DDIM_CUDNN_FUSED_EPILOGUE=1 (see the top) */
+    cudnnActivationDescriptor_t identity; /* its activation */
 };
 
 /* --- kernels -------------------------------------------------------------------------- */
@@ -351,6 +366,8 @@ static void plan_init(struct cuda_ctx *ctx, struct conv_plan *p, const struct co
 
 static void plan_release(struct conv_plan *p)
 {
+    if (p->bias_desc)
+        CUDNN_CHECK(cudnnDestroyTensorDescriptor(p->bias_desc));
     for (int d = 0; d < 3; d++)
         CUDNN_CHECK(cudnnDestroyConvolutionDescriptor(p->conv_desc[d]));
     CUDNN_CHECK(cudnnDestroyFilterDescriptor(p->w_desc));
@@ -388,7 +405,7 @@ int cuda_conv_supported(const struct conv_shape *s, char *why, size_t whylen)
 }
 
 /* The plan of shape s, built (and the shared buffers grown) on its first use. */
-static const struct conv_plan *plan_get(struct backend *be, const struct conv_shape *s)
+static struct conv_plan *plan_get(struct backend *be, const struct conv_shape *s)
 {
     struct cuda_ctx *ctx = cuda_ctx_of(be);
     struct cuda_conv_cache *c = ctx->conv;
@@ -421,31 +438,73 @@ static const struct conv_plan *plan_get(struct backend *be, const struct conv_sh
     grow(be, (void **)&c->dw_krsc, &c->dw_krsc_bytes, kernel_bytes);
     grow(be, (void **)&c->bias_sums, &c->bias_sums_bytes, 2 * (size_t)s->cout * sizeof(float));
 
+    if (c->fused_epilogue) { /* the fused call's workspace: IMPLICIT_PRECOMP_GEMM's */
+        CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->bias_desc));
+        CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->bias_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1,
+                                               s->cout, 1, 1));
+        if (cudnnGetConvolutionForwardWorkspaceSize(
+                ctx->cudnn, p->x_desc, p->w_desc, p->conv_desc[DIR_FWD], p->y_desc,
+                CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
+                &p->fused_ws) != CUDNN_STATUS_SUCCESS)
+            p->fused_ok = -1;
+        else
+            grow(be, &c->workspace, &c->workspace_bytes, p->fused_ws);
+    }
     if (c->verbose)
         plan_log(ctx, p, c->count);
     return p;
 }
 
+/* DDIM_CUDNN_FUSED_EPILOGUE: y = conv(x) + residual + bias in cuDNN (the top of the file);
+ * 1 if done, 0 if cuDNN refused this shape (then never tried again for it). */
+static int fused_residual(struct cuda_ctx *ctx, struct conv_plan *p, float *y, const float *x,
+                          const float *bias, const float *residual)
+{
+    struct cuda_conv_cache *c = ctx->conv;
+    if (p->fused_ok < 0)
+        return 0;
+    const float one = 1.0f;
+    cudnnStatus_t st = cudnnConvolutionBiasActivationForward(
+        ctx->cudnn, &one, p->x_desc, x, p->w_desc, c->w_krsc, p->conv_desc[DIR_FWD],
+        CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, c->workspace, p->fused_ws, &one,
+        p->y_desc, residual, p->bias_desc, bias, c->identity, p->y_desc, y);
+    if (st == CUDNN_STATUS_SUCCESS) {
+        p->fused_ok = 1;
+        return 1;
+    }
+    p->fused_ok = -1;
+    util_log("cudnn: the fused residual epilogue is refused for n=%d h=%d w=%d cin=%d cout=%d "
+             "k=%d (%s): the epilogue pass instead\n",
+             p->s.n, p->s.h, p->s.w, p->s.cin, p->s.cout, p->s.k, cudnnGetErrorString(st));
+    return 0;
+}
+
 /* --- the ops -------------------------------------------------------------------------- */
 
 void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
-                         const float *bias, const struct conv_shape *s)
+                         const float *bias, const struct conv_shape *s,
+                         const struct conv_epilogue *epi)
 {
     struct cuda_ctx *ctx = cuda_ctx_of(be);
-    const struct conv_plan *p = plan_get(be, s);
+    struct conv_plan *p = plan_get(be, s);
     struct cuda_conv_cache *c = ctx->conv;
     size_t kkc = (size_t)conv_kh(s) * conv_kw(s) * s->cin;
     transpose(be, c->w_krsc, w, kkc, (size_t)s->cout); /* HWIO (kkc, cout) -> KRSC */
+    if (c->fused_epilogue && epi && epi->residual && !epi->swish &&
+        fused_residual(ctx, p, y, x, bias, epi->residual))
+        return;
     const float one = 1.0f, zero = 0.0f;
     /* beta = 0: y is written, never read (it may hold NaN) */
     CUDNN_CHECK(cudnnConvolutionForward(ctx->cudnn, &one, p->x_desc, x, p->w_desc, c->w_krsc,
                                         p->conv_desc[DIR_FWD], p->fwd_algo, c->workspace,
                                         p->ws_bytes[DIR_FWD], &zero, p->y_desc, y));
-    cuda_bias_add(be, y, bias, (size_t)s->n * conv_out_h(s) * conv_out_w(s), s->cout);
+    /* the bias and the epilogue in one pass over y */
+    cuda_bias_epilogue(be, y, bias, (size_t)s->n * conv_out_h(s) * conv_out_w(s), s->cout, epi);
 }
 
 void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
-                          const float *x, const float *w, const struct conv_shape *s)
+                          const float *x, const float *w, const struct conv_shape *s,
+                          enum grad_mode dx_mode)
 {
     backend_require_conv_backward("cuda", s); /* supports_op refuses it first */
     struct cuda_ctx *ctx = cuda_ctx_of(be);
@@ -466,12 +525,14 @@ void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias
                                                p->w_desc, c->dw_krsc));
     transpose(be, dw, c->dw_krsc, (size_t)s->cout, kkc);
 
-    /* dx (+=): beta = 1 blends onto what dx holds */
+    /* dx: beta = 1 blends onto what dx holds (GRAD_ADD), beta = 0 writes it (dx may hold
+     * anything, even NaN: cuDNN does not read it then) */
     if (dx) {
+        const float *beta = dx_mode == GRAD_ADD ? &one : &zero;
         transpose(be, c->w_krsc, w, kkc, (size_t)s->cout);
         CUDNN_CHECK(cudnnConvolutionBackwardData(
             ctx->cudnn, &one, p->w_desc, c->w_krsc, p->y_desc, dy, p->conv_desc[DIR_BWD_DATA],
-            p->bwd_data_algo, c->workspace, p->ws_bytes[DIR_BWD_DATA], &one, p->x_desc, dx));
+            p->bwd_data_algo, c->workspace, p->ws_bytes[DIR_BWD_DATA], beta, p->x_desc, dx));
     }
 }
 
@@ -513,6 +574,12 @@ int cuda_conv_init(struct cuda_ctx *ctx, char *err, size_t errlen)
     ctx->conv = (struct cuda_conv_cache *)util_xcalloc(1, sizeof *ctx->conv);
     ctx->conv->verbose = env_flag("DDIM_CUDNN_LOG_ALGOS") || env_flag("DDIM_CUDNN_VERBOSE");
     ctx->conv->allow_inexact = env_flag("DDIM_CUDNN_ALLOW_INEXACT");
+    ctx->conv->fused_epilogue = env_flag("DDIM_CUDNN_FUSED_EPILOGUE");
+    if (ctx->conv->fused_epilogue) {
+        CUDNN_CHECK(cudnnCreateActivationDescriptor(&ctx->conv->identity));
+        CUDNN_CHECK(cudnnSetActivationDescriptor(ctx->conv->identity, CUDNN_ACTIVATION_IDENTITY,
+                                                 CUDNN_PROPAGATE_NAN, 0.0));
+    }
     return 0;
 }
 
@@ -527,6 +594,8 @@ void cuda_conv_destroy(struct cuda_ctx *ctx)
         conv_free(ctx, c->w_krsc);
         conv_free(ctx, c->dw_krsc);
         conv_free(ctx, c->bias_sums);
+        if (c->identity)
+            CUDNN_CHECK(cudnnDestroyActivationDescriptor(c->identity));
         free(c);
         ctx->conv = NULL;
     }

@@ -144,8 +144,10 @@ void cuda_denormalize(struct backend *be, float *y, const float *x, const float 
  * computing its own Philox block (4x redundant, but simple and exactly the contract). */
 template <bool NORMAL>
 static __global__ void fill_random_kernel(float *x, int n, size_t per, uint64_t seed, uint32_t step,
-                                          uint32_t purpose, uint32_t first)
+                                          uint32_t purpose, uint32_t first, const int32_t *step_add)
 {
+    if (step_add)
+        step += (uint32_t)*step_add;
     CUDA_GRID_STRIDE_LOOP(k, (size_t)n * per)
     {
         uint32_t example = first + (uint32_t)(k / per);
@@ -156,23 +158,23 @@ static __global__ void fill_random_kernel(float *x, int n, size_t per, uint64_t 
 }
 
 void cuda_fill_normal(struct backend *be, float *x, int n, size_t per, uint64_t seed, uint32_t step,
-                      uint32_t purpose, uint32_t first)
+                      uint32_t purpose, uint32_t first, const int32_t *step_add)
 {
     size_t total = (size_t)(n > 0 ? n : 0) * per;
     if (!total)
         return;
     fill_random_kernel<true><<<cuda_grid(total, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
-        x, n, per, seed, step, purpose, first);
+        x, n, per, seed, step, purpose, first, step_add);
     KERNEL_CHECK();
 }
 
 void cuda_fill_uniform(struct backend *be, float *x, int n, size_t per, uint64_t seed,
-                       uint32_t step, uint32_t purpose, uint32_t first)
+                       uint32_t step, uint32_t purpose, uint32_t first, const int32_t *step_add)
 {
     size_t total = (size_t)(n > 0 ? n : 0) * per;
     if (!total)
         return;
     fill_random_kernel<false><<<cuda_grid(total, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
-        x, n, per, seed, step, purpose, first);
+        x, n, per, seed, step, purpose, first, step_add);
     KERNEL_CHECK();
 }

@@ -1,36 +1,50 @@
 /* cuda_elementwise.cu: swish, add, axpy, scale, channel concat, the losses and the
- * convolutions' bias add on the GPU.
+ * convolutions' bias add with its epilogue (residual add, swish) on the GPU.
  * Same float32 formulas, in the same order, as kernels/cpu_elementwise.c; with --fmad=false
  * and IEEE division/sqrt the arithmetic ops give the CPU's bits, and only expf (swish)
  * differs by an ulp or two. The loss sums in double, as the CPU does, through per-block
  * partials combined in a fixed order (deterministic, no atomics). */
 #include "cuda_common.h"
 
-template <typename IDX>
-static __global__ void bias_add_kernel(float *y, const float *bias, IDX n, int c)
+static __device__ inline float sigmoid_dev(float x)
 {
-    for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (IDX)blockDim.x * gridDim.x)
-        y[i] += bias[cuda_channel_of(i, c)];
+    return 1.0f / (1.0f + expf(-x));
 }
 
-void cuda_bias_add(struct backend *be, float *y, const float *bias, size_t rows, int c)
+/* y = y + bias[c], then y = y + residual, then act = swish(y) (both optional): the
+ * convolutions' bias with the epilogue of backend.h's struct conv_epilogue, y read once.
+ * Each step is the expression of its own op (add_kernel, swish_forward_kernel). */
+template <typename IDX>
+static __global__ void bias_epilogue_kernel(float *y, const float *bias, IDX n, int c,
+                                            const float *residual, float *act)
+{
+    for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (IDX)blockDim.x * gridDim.x) {
+        float v = y[i] + bias[cuda_channel_of(i, c)];
+        if (residual)
+            v = v + residual[i];
+        y[i] = v;
+        if (act)
+            act[i] = v * sigmoid_dev(v);
+    }
+}
+
+void cuda_bias_epilogue(struct backend *be, float *y, const float *bias, size_t rows, int c,
+                        const struct conv_epilogue *epi)
 {
     size_t n = rows * (size_t)(c > 0 ? c : 0);
     if (!n)
         return;
+    const float *res = epi ? epi->residual : NULL;
+    float *act = epi ? epi->swish : NULL;
     unsigned grid = cuda_grid(n, CUDA_BLOCK);
     if (n < CUDA_IDX32_LIMIT)
-        bias_add_kernel<uint32_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, bias, (uint32_t)n, c);
+        bias_epilogue_kernel<uint32_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, bias, (uint32_t)n, c, res, act);
     else
-        bias_add_kernel<size_t><<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, bias, n, c);
+        bias_epilogue_kernel<size_t>
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(y, bias, n, c, res, act);
     KERNEL_CHECK();
-}
-
-static __device__ inline float sigmoid_dev(float x)
-{
-    return 1.0f / (1.0f + expf(-x));
 }
 
 static __global__ void swish_forward_kernel(float *y, const float *x, size_t n)
@@ -50,23 +64,25 @@ void cuda_swish_forward(struct backend *be, float *y, const float *x, size_t n)
     KERNEL_CHECK();
 }
 
-/* dx += dy * (s + x*s*(1-s)) */
-static __global__ void swish_backward_kernel(float *dx, const float *dy, const float *x, size_t n)
+/* dx (=/+=) dy * (s + x*s*(1-s)); written as 0 + value (backend.h's enum grad_mode) */
+static __global__ void swish_backward_kernel(float *dx, const float *dy, const float *x, size_t n,
+                                             int add)
 {
     CUDA_GRID_STRIDE_LOOP(i, n)
     {
         float xi = x[i];
         float s = sigmoid_dev(xi);
-        dx[i] += dy[i] * (s + xi * s * (1.0f - s));
+        dx[i] = (add ? dx[i] : 0.0f) + dy[i] * (s + xi * s * (1.0f - s));
     }
 }
 
-void cuda_swish_backward(struct backend *be, float *dx, const float *dy, const float *x, size_t n)
+void cuda_swish_backward(struct backend *be, float *dx, const float *dy, const float *x, size_t n,
+                         enum grad_mode mode)
 {
     if (!n || !dx)
         return;
-    swish_backward_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, x,
-                                                                                        n);
+    swish_backward_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
+        dx, dy, x, n, mode == GRAD_ADD);
     KERNEL_CHECK();
 }
 
@@ -83,6 +99,30 @@ void cuda_add(struct backend *be, float *y, const float *a, const float *b, size
     if (!n)
         return;
     add_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(y, a, b, n);
+    KERNEL_CHECK();
+}
+
+/* da (=/+=) dy and db (=/+=) dy, dy read once; either output may be NULL */
+static __global__ void add_backward_kernel(float *da, float *db, const float *dy, size_t n,
+                                           int add_a, int add_b)
+{
+    CUDA_GRID_STRIDE_LOOP(i, n)
+    {
+        float g = dy[i];
+        if (da)
+            da[i] = (add_a ? da[i] : 0.0f) + g;
+        if (db)
+            db[i] = (add_b ? db[i] : 0.0f) + g;
+    }
+}
+
+void cuda_add_backward(struct backend *be, float *da, float *db, const float *dy, size_t n,
+                       enum grad_mode mode_a, enum grad_mode mode_b)
+{
+    if (!n || (!da && !db))
+        return;
+    add_backward_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
+        da, db, dy, n, mode_a == GRAD_ADD, mode_b == GRAD_ADD);
     KERNEL_CHECK();
 }
 
@@ -149,40 +189,41 @@ void cuda_concat_forward(struct backend *be, float *y, const float *a, const flo
     KERNEL_CHECK();
 }
 
-/* d += dy[:, off:off+cd] for d (rows, cd), n = rows * cd */
+/* d (=/+=) dy[:, off:off+cd] for d (rows, cd), n = rows * cd */
 template <typename IDX>
 static __global__ void concat_backward_kernel(float *d, const float *dy, IDX n, int c, int off,
-                                              int cd)
+                                              int cd, int add)
 {
     for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (IDX)blockDim.x * gridDim.x) {
         IDX r = i / cd, j = i % cd;
-        d[i] += dy[r * c + off + j];
+        d[i] = (add ? d[i] : 0.0f) + dy[r * c + off + j];
     }
 }
 
 static void concat_backward_part(struct backend *be, float *d, const float *dy, size_t rows, int c,
-                                 int off, int cd)
+                                 int off, int cd, enum grad_mode mode)
 {
     size_t n = rows * (size_t)cd;
     unsigned grid = cuda_grid(n, CUDA_BLOCK);
+    int add = mode == GRAD_ADD;
     if (n < CUDA_IDX32_LIMIT && rows * (size_t)c < CUDA_IDX32_LIMIT)
         concat_backward_kernel<uint32_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(d, dy, (uint32_t)n, c, off, cd);
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(d, dy, (uint32_t)n, c, off, cd, add);
     else
         concat_backward_kernel<size_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(d, dy, n, c, off, cd);
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(d, dy, n, c, off, cd, add);
     KERNEL_CHECK();
 }
 
 void cuda_concat_backward(struct backend *be, float *da, float *db, const float *dy, size_t rows,
-                          int ca, int cb)
+                          int ca, int cb, enum grad_mode mode_a, enum grad_mode mode_b)
 {
     int c = ca + cb;
     if (da && rows && ca > 0)
-        concat_backward_part(be, da, dy, rows, c, 0, ca);
+        concat_backward_part(be, da, dy, rows, c, 0, ca, mode_a);
     if (db && rows && cb > 0)
-        concat_backward_part(be, db, dy, rows, c, ca, cb);
+        concat_backward_part(be, db, dy, rows, c, ca, cb, mode_b);
 }
 
 /* --- losses ----------------------------------------------------------------------------- */

@@ -283,13 +283,14 @@ static __global__ void bn_backward_channel_kernel(float *coef, const float *save
         bn_backward_channel(j, coef, saved, bstats, count, c);
 }
 
-/* dx += invstd * (dy - mean_dy - xhat*mean_dy_xhat), means from the global bstats. SHARED:
- * each block first derives the coefficients into shared memory; else coef_global holds
- * them. */
+/* dx (=/+=) invstd * (dy - mean_dy - xhat*mean_dy_xhat), means from the global bstats.
+ * SHARED: each block first derives the coefficients into shared memory; else coef_global
+ * holds them. */
 template <typename IDX, bool SHARED>
-static __global__ void
-bn_backward_apply_kernel(float *dx, const float *dy, const float *x, const float *saved,
-                         const float *bstats, const float *coef_global, double count, IDX n, int c)
+static __global__ void bn_backward_apply_kernel(float *dx, const float *dy, const float *x,
+                                                const float *saved, const float *bstats,
+                                                const float *coef_global, double count, IDX n,
+                                                int c, int add)
 {
     extern __shared__ float bn_coef_sh[]; /* (4c) */
     const float *coef = coef_global;
@@ -304,36 +305,38 @@ bn_backward_apply_kernel(float *dx, const float *dy, const float *x, const float
         int j = cuda_channel_of(i, c);
         float invstd = coef[c + j];
         float xhat = (x[i] - coef[j]) * invstd;
-        dx[i] += invstd * (dy[i] - coef[2 * c + j] - xhat * coef[3 * c + j]);
+        dx[i] = (add ? dx[i] : 0.0f) + invstd * (dy[i] - coef[2 * c + j] - xhat * coef[3 * c + j]);
     }
 }
 
 template <bool SHARED>
 static void bn_backward_apply_launch(cudaStream_t st, float *dx, const float *dy, const float *x,
                                      const float *saved, const float *bstats, const float *coef,
-                                     double count, size_t n, int c)
+                                     double count, size_t n, int c, int add)
 {
     unsigned grid = cuda_grid(n, CUDA_BLOCK);
     size_t shmem = SHARED ? 4 * (size_t)c * sizeof(float) : 0;
     if (n < CUDA_IDX32_LIMIT)
         bn_backward_apply_kernel<uint32_t, SHARED><<<grid, CUDA_BLOCK, shmem, st>>>(
-            dx, dy, x, saved, bstats, coef, count, (uint32_t)n, c);
+            dx, dy, x, saved, bstats, coef, count, (uint32_t)n, c, add);
     else
         bn_backward_apply_kernel<size_t, SHARED>
-            <<<grid, CUDA_BLOCK, shmem, st>>>(dx, dy, x, saved, bstats, coef, count, n, c);
+            <<<grid, CUDA_BLOCK, shmem, st>>>(dx, dy, x, saved, bstats, coef, count, n, c, add);
     KERNEL_CHECK();
 }
 
 void cuda_bn_backward_apply(struct backend *be, float *dx, const float *dy, const float *x,
                             const float *saved, const float *bstats, double count, size_t rows,
-                            int c)
+                            int c, enum grad_mode mode)
 {
     size_t n = rows * (size_t)(c > 0 ? c : 0);
     if (!n || !dx)
         return;
     struct cuda_ctx *ctx = cuda_ctx_of(be);
+    int add = mode == GRAD_ADD;
     if (c <= BN_MAX_CHANNELS) {
-        bn_backward_apply_launch<true>(ctx->stream, dx, dy, x, saved, bstats, NULL, count, n, c);
+        bn_backward_apply_launch<true>(ctx->stream, dx, dy, x, saved, bstats, NULL, count, n, c,
+                                       add);
         return;
     }
     /* the scratch's partial sums are spent (bstats is final): its room holds 4c floats */
@@ -344,5 +347,5 @@ void cuda_bn_backward_apply(struct backend *be, float *dx, const float *dy, cons
     bn_backward_channel_kernel<<<cuda_grid((size_t)c, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(
         coef, saved, bstats, count, c);
     KERNEL_CHECK();
-    bn_backward_apply_launch<false>(ctx->stream, dx, dy, x, saved, bstats, coef, count, n, c);
+    bn_backward_apply_launch<false>(ctx->stream, dx, dy, x, saved, bstats, coef, count, n, c, add);
 }

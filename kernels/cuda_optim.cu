@@ -1,13 +1,16 @@
 /* cuda_optim.cu: Keras AdamW and the EMA update on the GPU, over flat parameter buffers.
- * The per-call scalars are computed on the host and the per-element arithmetic is
- * src/base/optim_math.h's, the same code the CPU backend runs, so both give the same bits. */
+ * The per-step scalars are computed on the host (a table in device memory, indexed by a
+ * counter) and the per-element arithmetic is src/base/optim_math.h's, the same code the CPU
+ * backend runs, so both give the same bits. */
 #include "cuda_common.h"
 #include "optim_math.h"
 
-/* Keras AdamW per element: src/base/optim_math.h, shared with the CPU backend */
+/* Keras AdamW per element: src/base/optim_math.h, shared with the CPU backend; the step's
+ * scalars read from the table at the counter (one broadcast load per thread) */
 static __global__ void adamw_kernel(float *w, const float *g, float *m, float *v, size_t n,
-                                    struct adamw_scalars s)
+                                    const struct adamw_scalars *table, const int32_t *index)
 {
+    struct adamw_scalars s = table[*index];
     CUDA_GRID_STRIDE_LOOP(i, n)
     {
         adamw_element(&w[i], g[i], &m[i], &v[i], s);
@@ -15,12 +18,12 @@ static __global__ void adamw_kernel(float *w, const float *g, float *m, float *v
 }
 
 void cuda_adamw_update(struct backend *be, float *w, const float *g, float *m, float *v, size_t n,
-                       float lr, float beta1, float beta2, float eps, float wd, int step)
+                       const struct adamw_scalars *table, const int32_t *index)
 {
     if (!n)
         return;
-    struct adamw_scalars s = adamw_scalars_for_step(lr, beta1, beta2, eps, wd, step);
-    adamw_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(w, g, m, v, n, s);
+    adamw_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(w, g, m, v, n, table,
+                                                                               index);
     KERNEL_CHECK();
 }
 

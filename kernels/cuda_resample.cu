@@ -41,10 +41,10 @@ void cuda_avgpool2_forward(struct backend *be, float *y, const float *x, int n, 
     KERNEL_CHECK();
 }
 
-/* dx (n,h,w,c) += 0.25 * dy (n,h/2,w/2,c) at the covering output pixel */
+/* dx (n,h,w,c) (=/+=) 0.25 * dy (n,h/2,w/2,c) at the covering output pixel */
 template <typename IDX>
 static __global__ void avgpool2_backward_kernel(float *dx, const float *dy, IDX total, int h, int w,
-                                                int c)
+                                                int c, int add)
 {
     int ho = h / 2, wo = w / 2;
     for (IDX k = (IDX)blockIdx.x * blockDim.x + threadIdx.x; k < total;
@@ -53,23 +53,25 @@ static __global__ void avgpool2_backward_kernel(float *dx, const float *dy, IDX 
         IDX r = k / (IDX)c;
         int xx = (int)(r % (IDX)w), yy = (int)(r / (IDX)w % (IDX)h);
         int i = (int)(r / ((IDX)w * (IDX)h));
-        dx[k] += 0.25f * dy[(((size_t)i * ho + yy / 2) * wo + xx / 2) * c + j];
+        dx[k] =
+            (add ? dx[k] : 0.0f) + 0.25f * dy[(((size_t)i * ho + yy / 2) * wo + xx / 2) * c + j];
     }
 }
 
 void cuda_avgpool2_backward(struct backend *be, float *dx, const float *dy, int n, int h, int w,
-                            int c)
+                            int c, enum grad_mode mode)
 {
     size_t total = (size_t)n * h * w * c;
     if (!total || !dx)
         return;
     unsigned grid = cuda_grid(total, CUDA_BLOCK);
+    int add = mode == GRAD_ADD;
     if (total < CUDA_IDX32_LIMIT)
         avgpool2_backward_kernel<uint32_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, (uint32_t)total, h, w, c);
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, (uint32_t)total, h, w, c, add);
     else
         avgpool2_backward_kernel<size_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, total, h, w, c);
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, total, h, w, c, add);
     KERNEL_CHECK();
 }
 
@@ -123,7 +125,7 @@ void cuda_upsample2_forward(struct backend *be, float *y, const float *x, int n,
     KERNEL_CHECK();
 }
 
-/* dx[i,iy,ix,j] += sum of w*dy over the output pixels that tap (iy,ix). Output row oy taps
+/* dx[i,iy,ix,j] (=/+=) sum of w*dy over the output pixels that tap (iy,ix). Output row oy taps
  * rows floor(oy/2 - 0.25) and its ceiling (clamped; oy/2 - 0.25 is never whole), so only
  * oy in [2iy-1, 2iy+2] can tap iy (2iy-2 and 2iy+3 tap iy-2..iy-1 and iy+1..iy+2: the
  * wider range looped over before added nothing but 20 of 36 empty iterations); the same
@@ -132,7 +134,7 @@ void cuda_upsample2_forward(struct backend *be, float *y, const float *x, int n,
  * bottom-right. */
 template <typename IDX>
 static __global__ void upsample2_backward_kernel(float *dx, const float *dy, IDX total, int h,
-                                                 int w, int c)
+                                                 int w, int c, int add)
 {
     int ho = 2 * h, wo = 2 * w;
     for (IDX k = (IDX)blockIdx.x * blockDim.x + threadIdx.x; k < total;
@@ -142,7 +144,7 @@ static __global__ void upsample2_backward_kernel(float *dx, const float *dy, IDX
         int ix = (int)(r % (IDX)w), iy = (int)(r / (IDX)w % (IDX)h);
         int i = (int)(r / ((IDX)w * (IDX)h));
         const float *g_img = dy + (size_t)i * ho * wo * c + j;
-        float acc = dx[k];
+        float acc = add ? dx[k] : 0.0f;
         int oy_lo = max(2 * iy - 1, 0), oy_hi = min(2 * iy + 2, ho - 1);
         int ox_lo = max(2 * ix - 1, 0), ox_hi = min(2 * ix + 2, wo - 1);
         for (int oy = oy_lo; oy <= oy_hi; oy++) {
@@ -175,19 +177,20 @@ static __global__ void upsample2_backward_kernel(float *dx, const float *dy, IDX
 }
 
 void cuda_upsample2_backward(struct backend *be, float *dx, const float *dy, int n, int h, int w,
-                             int c)
+                             int c, enum grad_mode mode)
 {
     size_t total = (size_t)n * h * w * c;
     if (!total || !dx)
         return;
     unsigned grid = cuda_grid(total, CUDA_BLOCK);
+    int add = mode == GRAD_ADD;
     /* the largest index read is in dy, 4x the size of dx */
     if (4 * total < CUDA_IDX32_LIMIT)
         upsample2_backward_kernel<uint32_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, (uint32_t)total, h, w, c);
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, (uint32_t)total, h, w, c, add);
     else
         upsample2_backward_kernel<size_t>
-            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, total, h, w, c);
+            <<<grid, CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, total, h, w, c, add);
     KERNEL_CHECK();
 }
 

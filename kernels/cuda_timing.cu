@@ -104,15 +104,18 @@ void cuda_event_destroy(struct backend *be, void *ev)
         CUDA_CHECK(cudaEventDestroy((cudaEvent_t)ev));
 }
 
-/* Graphs: stream capture of ctx->stream in the global mode, so that a call which would
- * synchronize or allocate inside the captured work is refused instead of run. Inside one of
- * this backend's ops such a refusal dies through CUDA_CHECK, naming the call (a clear error,
- * never a wrong result); the ops promise none in their steady state (cuda_common.h), and
- * the trainer captures only after an eager warm-up step has made the conv plans and
- * buffers. A capture spoiled by a call that is not ours (a library's) is reported by end. */
+/* Graphs: stream capture of ctx->stream in the thread-local mode: a call of this thread
+ * which would synchronize or allocate inside the captured work is refused instead of run;
+ * other threads (the NCCL communicator's watchdog polling its event, NCCL's own proxy
+ * threads) may go on with theirs, which the global mode would refuse, spoiling the capture.
+ * Inside one of this backend's ops such a refusal dies through CUDA_CHECK, naming the call (a
+ * clear error, never a wrong result); the ops promise none in their steady state
+ * (cuda_common.h), and the trainer captures only after an eager warm-up step has made the
+ * conv plans and buffers. A capture spoiled by a call that is not ours (a library's) is
+ * reported by end. */
 static void cuda_graph_capture_begin(struct backend *be)
 {
-    CUDA_CHECK(cudaStreamBeginCapture(cuda_stream(be), cudaStreamCaptureModeGlobal));
+    CUDA_CHECK(cudaStreamBeginCapture(cuda_stream(be), cudaStreamCaptureModeThreadLocal));
 }
 
 struct cuda_graph {

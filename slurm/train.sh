@@ -13,7 +13,10 @@
 #
 # Resources: sbatch options on the command line override the #SBATCH lines below (Slurm
 # reads those only for options the command line did not give). One rank per GPU: with GPUs,
-# give --ntasks-per-node equal to --gpus-per-node (the script refuses a mismatch). With
+# give --ntasks-per-node equal to --gpus-per-node (the script refuses a mismatch), or no
+# task count at all: then each node runs one rank per GPU, which needs the node's CPUs
+# (--exclusive); that is also what lets a requeued job of a node range (-N 2-4) start again
+# on fewer nodes (a job that gave --ntasks-per-node keeps its task count when requeued). With
 # --gpus-per-node=0 every task is a CPU rank using --cpus-per-task OpenMP threads; give it on
 # a cluster without GPUs, where the default below makes sbatch answer "Invalid generic
 # resource (gres) specification".
@@ -54,7 +57,6 @@
 #
 #SBATCH --job-name=ddim-dist
 #SBATCH --nodes=1
-#SBATCH --ntasks-per-node=1
 #SBATCH --gpus-per-node=1
 #SBATCH --cpus-per-task=8
 #SBATCH --time=02:00:00
@@ -84,9 +86,7 @@ mpi=${DDIM_SRUN_MPI:-pmix}
 
 # --- ranks and GPUs ------------------------------------------------------------------------
 nodes=${SLURM_JOB_NUM_NODES:-1}
-ntasks=${SLURM_NTASKS:-1}
 cpus=${SLURM_CPUS_PER_TASK:-1}
-tasks_per_node=$((ntasks / nodes))
 # GPUs on each node: SLURM_GPUS_ON_NODE when Slurm set it, else the count in
 # --gpus-per-node (which may be TYPE:COUNT), else none.
 gpus=${SLURM_GPUS_ON_NODE:-}
@@ -94,6 +94,10 @@ if [[ -z "$gpus" && -n "${SLURM_GPUS_PER_NODE:-}" ]]; then
     gpus=${SLURM_GPUS_PER_NODE##*:}
 fi
 [[ "$gpus" =~ ^[0-9]+$ ]] || gpus=0
+# no task count given (neither -n nor --ntasks-per-node): one rank per GPU on every node
+ntasks=${SLURM_NTASKS:-}
+[[ -z "$ntasks" ]] && ntasks=$((nodes * (gpus > 0 ? gpus : 1)))
+tasks_per_node=$((ntasks / nodes))
 
 srun_args=(--mpi="$mpi" --nodes="$nodes" --ntasks="$ntasks" --cpus-per-task="$cpus"
     --kill-on-bad-exit=1)
@@ -161,4 +165,21 @@ while :; do
     break
 done
 log "ddim-dist exited with status $rc"
+if ((rc == 75)); then
+    # 75: a rank or node did not reach a collective within run.collective_timeout_s (the
+    # message above names the ranks and their hosts). Slurm requeues a --requeue job on a node
+    # failure only while the job still runs: wait for it to set the lost node DOWN.
+    wait_s=$(scontrol show config 2>/dev/null | sed -n 's/^SlurmdTimeout *= *\([0-9]*\) sec.*/\1/p')
+    wait_s=$((${wait_s:-300} + 60))
+    if scontrol show job "$SLURM_JOB_ID" 2>/dev/null | grep -q 'Requeue=1'; then
+        log "$(date '+%F %T'): a rank or node was lost (named above); waiting up to $wait_s s" \
+            "(SlurmdTimeout + 60) for Slurm to set the node DOWN and requeue this job"
+        sleep "$wait_s"
+        log "$(date '+%F %T'): Slurm did not requeue the job within $wait_s s (no node DOWN: a" \
+            "hung rank?); exiting with status 75"
+    else
+        log "a rank or node was lost (named above); the job is not requeueable (sbatch" \
+            "--requeue makes Slurm start it again on the nodes left)"
+    fi
+fi
 exit "$rc"

@@ -1,11 +1,13 @@
 #!/bin/bash
-# test_bench.sh DDIM_BENCH: ddim-bench on the CPU backend, a tiny network: exits 0, and its
-# time per op group counts the ops the network has (widths 8,16, block depth 1: three
-# residual blocks, so 5 BatchNorm ops each: statistics and normalization forward, their
+# test_bench.sh DDIM_BENCH [MPIEXEC]: ddim-bench on the CPU backend, a tiny network: exits 0,
+# and its time per op group counts the ops the network has (widths 8,16, block depth 1:
+# three residual blocks, so 5 BatchNorm ops each: statistics and normalization forward, their
 # output computed again for backward (src/model/graph_plan.c), statistics and apply
 # backward; one convolution backward per forward).
+# With MPIEXEC (test_bench_ranks): on 2 ranks it counts the step's collectives (two
+# all-reduces per BatchNorm layer, one for the gradient) and times them alone.
 set -u
-bench=$1
+bench=$1 mpiexec=${2:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # shellcheck source=tests/test_lib.sh
@@ -18,6 +20,19 @@ source "$(dirname "$0")/test_lib.sh"
 [[ -n ${ASAN_OPTIONS:-} ]] && export ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0"
 
 args=(--backend cpu --batch 2 --image-size 16 --widths 8,16 --block-depth 1 --warmup 1 --steps 2)
+if [[ -n $mpiexec ]]; then
+    run_expect "ddim-bench on 2 ranks" 0 "$mpiexec" --allow-run-as-root --oversubscribe -np 2 \
+        "$bench" "${args[@]}" --op-steps 0 --json
+    json=$(grep '^{"tool"' "$tmp/out")
+    [[ $(jq .comm_calls_per_step <<<"$json") == 7 ]] ||
+        fail "collectives per step: $(jq .comm_calls_per_step <<<"$json"), expected 7 (3 BN x 2 + 1)"
+    jq -e '.alone_bn_ms > 0 and .alone_grad_ms > 0 and .comm_ms_per_step > 0' <<<"$json" \
+        >/dev/null || fail "collectives not timed: $json"
+    grep -q '^  alone  .* ms BatchNorm.s 6, .* ms the gradient.s' "$tmp/out" ||
+        fail "no line of the collectives timed alone"
+    ok "2 ranks: 7 collectives per step, timed alone: $(jq -c '{alone_bn_ms, alone_grad_ms}' <<<"$json")"
+    exit 0
+fi
 run_expect "ddim-bench --op-steps 2" 0 "$bench" "${args[@]}" --op-steps 2 --json
 ops() { awk -v g="$1" '$1 == g && NF == 4 { print $4 }' "$tmp/out"; }
 [[ $(ops batchnorm) == 15 ]] || fail "batchnorm ops per step: '$(ops batchnorm)', expected 15"

@@ -56,7 +56,7 @@ static const char *first_difference(const struct run_config *a, const struct run
     SAME(diffusion.seed) SAME(num_epochs) SAME(batch_size) SAME(max_steps);
     SAME(kid_image_size) SAME(kid_diffusion_steps) SAME(plot_diffusion_steps);
     SAME(plot_rows) SAME(plot_cols) SAME_STR(inception_weights) SAME_STR(run_dir);
-    SAME_STR(backend) SAME(progress_seconds) SAME_STR(cuda_graph);
+    SAME_STR(backend) SAME(progress_seconds) SAME_STR(cuda_graph) SAME(allreduce_bucket_mib);
     return NULL;
 #undef SAME
 #undef SAME_STR
@@ -299,7 +299,7 @@ static void roundtrip(const struct run_config *c, const char *name)
         }
     if (f)
         fclose(f);
-    CHECK(keys == 39, "%s: %d keys written, expected 39", path, keys);
+    CHECK(keys == 40, "%s: %d keys written, expected 40", path, keys);
 }
 
 static void test_roundtrip(void)
@@ -347,6 +347,7 @@ static void test_roundtrip(void)
     c.divergence_factor = 1.0 / 3;
     c.collective_timeout_s = 0.5;
     snprintf(c.cuda_graph, sizeof c.cuda_graph, "off");
+    c.allreduce_bucket_mib = 0.25;
     char err[1024];
     CHECK(config_check(&c, err, sizeof err) == 0, "modified config fails the check: %s", err);
     roundtrip(&c, "modified.yaml");

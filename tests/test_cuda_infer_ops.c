@@ -81,8 +81,8 @@ static void check_conv(const char *name, int h, int w, int cin, int cout, int kh
           *bg = ON_TESTED(gpu, alloc)(gpu, cout * sizeof(float));
     ON_TESTED(gpu, upload)(gpu, wg, wh, nw * sizeof(float));
     ON_TESTED(gpu, upload)(gpu, bg, bh, cout * sizeof(float));
-    cpu->conv2d_forward(cpu, b.yc, b.xc, wh, bh, &s);
-    ON_TESTED(gpu, conv2d_forward)(gpu, b.yg, b.xg, wg, bg, &s);
+    cpu->conv2d_forward(cpu, b.yc, b.xc, wh, bh, &s, NULL);
+    ON_TESTED(gpu, conv2d_forward)(gpu, b.yg, b.xg, wg, bg, &s, NULL);
     double ss = 0;
     for (size_t i = 0; i < ny; i++)
         ss += (double)b.yc[i] * b.yc[i];

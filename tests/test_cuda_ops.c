@@ -4,8 +4,10 @@
  * plain float32 (no TF32 tensor cores), comparable with the CPU's float32 GEMMs.
  *
  * Outputs are poisoned with NaN on both backends before each op (test_close rejects
- * non-finite values, so an element an op forgets to write fails). Accumulating ops start
- * from the same random nonzero gradient on both, so `=` instead of `+=` fails.
+ * non-finite values, so an element an op forgets to write fails). Every backward op runs in
+ * both of its modes (backend.h's enum grad_mode) for every activation gradient it stores:
+ * GRAD_ADD from the same random nonzero gradient on both backends, so `=` instead of `+=`
+ * fails, and GRAD_WRITE over NaN, so `+=` instead of `=` (or an element not written) fails.
  *
  * Tolerances (|got - want| <= atol + rtol*|want|):
  * - float32 arithmetic (+ - * /, sqrtf, in the CPU's order, no FMA): the CUDA kernels
@@ -29,12 +31,17 @@
  * the 3-channel stem and head, the concatenations of the up path (40, 224, 160 ... input
  * channels), and BN over up to 64*64*64 rows as in a real batch of 64.
  *
+ * The ops a training step feeds from its counters (the random draws, counters_add,
+ * copy_to_slot, AdamW's table, the gather) are checked in test_cuda_step_ops.c, a second
+ * source of the same program (the pairs: test_cuda_pairs.h).
+ *
  * Built a second time as test_cuda_emu (DDIM_CUDA_EMU, label unit): the same checks on the
  * host emulation of the CUDA kernels (tests/cuda_emu), which has no cuDNN, so the
  * convolution checks are skipped there (the backend leaves those ops NULL). */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 
 #include "backend.h"
+#include "test_cuda_pairs.h"
 #include "test_util.h"
 
 #include <math.h>
@@ -42,23 +49,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct backend *cpu, *gpu;
+struct backend *cpu, *gpu;
 
-/* The same tensor on both backends. */
-struct pair {
-    float *c; /* CPU backend memory */
-    float *g; /* CUDA backend memory */
-    size_t n;
-};
-
-static struct pair pair_alloc(size_t n)
+struct pair pair_alloc(size_t n)
 {
     struct pair p = {cpu->alloc(cpu, n * sizeof(float)),
                      ON_TESTED(gpu, alloc)(gpu, n * sizeof(float)), n};
     return p;
 }
 
-static struct pair pair_from(const float *host, size_t n)
+struct pair pair_from(const float *host, size_t n)
 {
     struct pair p = pair_alloc(n);
     memcpy(p.c, host, n * sizeof(float));
@@ -66,7 +66,7 @@ static struct pair pair_from(const float *host, size_t n)
     return p;
 }
 
-static struct pair pair_normal(size_t n, float stddev)
+struct pair pair_normal(size_t n, float stddev)
 {
     float *h = test_alloc_normal(n, stddev);
     struct pair p = pair_from(h, n);
@@ -74,7 +74,7 @@ static struct pair pair_normal(size_t n, float stddev)
     return p;
 }
 
-static struct pair pair_uniform(size_t n, float lo, float hi)
+struct pair pair_uniform(size_t n, float lo, float hi)
 {
     float *h = malloc(n * sizeof(float));
     test_fill_uniform(h, n, lo, hi);
@@ -83,8 +83,7 @@ static struct pair pair_uniform(size_t n, float lo, float hi)
     return p;
 }
 
-/* An output: NaN on both sides until an op writes it. */
-static struct pair pair_poisoned(size_t n)
+struct pair pair_poisoned(size_t n)
 {
     struct pair p = pair_alloc(n);
     cpu->fill(cpu, p.c, NAN, n);
@@ -92,16 +91,13 @@ static struct pair pair_poisoned(size_t n)
     return p;
 }
 
-static void pair_free(struct pair *p)
+void pair_free(struct pair *p)
 {
     cpu->free(cpu, p->c);
     ON_TESTED(gpu, free)(gpu, p->g);
 }
 
-/* CUDA result against CPU result. Then the CPU's values are copied to the GPU, so that an
- * op reading this tensor next (or accumulating into it) starts from the same bits on both
- * sides: each op is judged on its own, and a failure is reported once. */
-static int check(const char *name, const struct pair *p, float atol, float rtol)
+int check(const char *name, const struct pair *p, float atol, float rtol)
 {
     float *got = malloc(p->n * sizeof(float));
     ON_TESTED(gpu, download)(gpu, got, p->g, p->n * sizeof(float));
@@ -110,10 +106,6 @@ static int check(const char *name, const struct pair *p, float atol, float rtol)
     ON_TESTED(gpu, upload)(gpu, p->g, p->c, p->n * sizeof(float));
     return ok;
 }
-
-#define EXACT_ATOL 1e-6f
-#define EXACT_RTOL 1e-6f
-#define TRANS_RTOL 1e-5f
 
 static void test_memory(void)
 {
@@ -151,15 +143,36 @@ static void test_elementwise(size_t n)
     ON_TESTED(gpu, swish_forward)(gpu, y.g, x.g, n);
     check("swish_forward", &y, EXACT_ATOL, TRANS_RTOL);
 
-    struct pair dx = pair_normal(n, 1.0f); /* accumulated into */
-    cpu->swish_backward(cpu, dx.c, a.c, x.c, n);
-    ON_TESTED(gpu, swish_backward)(gpu, dx.g, a.g, x.g, n);
+    struct pair dx = pair_poisoned(n);
+    cpu->swish_backward(cpu, dx.c, a.c, x.c, n, GRAD_WRITE);
+    ON_TESTED(gpu, swish_backward)(gpu, dx.g, a.g, x.g, n, GRAD_WRITE);
+    check("swish_backward (=)", &dx, EXACT_ATOL, TRANS_RTOL);
+    pair_free(&dx);
+    dx = pair_normal(n, 1.0f); /* accumulated into */
+    cpu->swish_backward(cpu, dx.c, a.c, x.c, n, GRAD_ADD);
+    ON_TESTED(gpu, swish_backward)(gpu, dx.g, a.g, x.g, n, GRAD_ADD);
     check("swish_backward (+=)", &dx, EXACT_ATOL, TRANS_RTOL);
 
     struct pair s = pair_poisoned(n);
     cpu->add(cpu, s.c, a.c, b.c, n);
     ON_TESTED(gpu, add)(gpu, s.g, a.g, b.g, n);
     check("add", &s, EXACT_ATOL, EXACT_RTOL);
+
+    /* add_backward: each output in each mode, the other one NULL or in the other mode */
+    struct pair da = pair_poisoned(n), db = pair_normal(n, 1.0f);
+    cpu->add_backward(cpu, da.c, db.c, x.c, n, GRAD_WRITE, GRAD_ADD);
+    ON_TESTED(gpu, add_backward)(gpu, da.g, db.g, x.g, n, GRAD_WRITE, GRAD_ADD);
+    check("add_backward da (=)", &da, EXACT_ATOL, EXACT_RTOL);
+    check("add_backward db (+=)", &db, EXACT_ATOL, EXACT_RTOL);
+    cpu->fill(cpu, db.c, NAN, n), ON_TESTED(gpu, fill)(gpu, db.g, NAN, n);
+    cpu->add_backward(cpu, da.c, db.c, a.c, n, GRAD_ADD, GRAD_WRITE);
+    ON_TESTED(gpu, add_backward)(gpu, da.g, db.g, a.g, n, GRAD_ADD, GRAD_WRITE);
+    check("add_backward da (+=)", &da, EXACT_ATOL, EXACT_RTOL);
+    check("add_backward db (=)", &db, EXACT_ATOL, EXACT_RTOL);
+    cpu->add_backward(cpu, NULL, db.c, b.c, n, GRAD_WRITE, GRAD_ADD);
+    ON_TESTED(gpu, add_backward)(gpu, NULL, db.g, b.g, n, GRAD_WRITE, GRAD_ADD);
+    check("add_backward da NULL, db (+=)", &db, EXACT_ATOL, EXACT_RTOL);
+    pair_free(&da), pair_free(&db);
 
     cpu->axpy(cpu, dx.c, -0.37f, a.c, n);
     ON_TESTED(gpu, axpy)(gpu, dx.g, -0.37f, a.g, n);
@@ -188,16 +201,27 @@ static void test_concat(size_t rows, int ca, int cb)
 
     struct pair dy = pair_normal(rows * (ca + cb), 1.0f);
     struct pair da = pair_normal(rows * ca, 1.0f), db = pair_normal(rows * cb, 1.0f);
-    cpu->concat_backward(cpu, da.c, db.c, dy.c, rows, ca, cb);
-    ON_TESTED(gpu, concat_backward)(gpu, da.g, db.g, dy.g, rows, ca, cb);
+    cpu->concat_backward(cpu, da.c, db.c, dy.c, rows, ca, cb, GRAD_ADD, GRAD_ADD);
+    ON_TESTED(gpu, concat_backward)(gpu, da.g, db.g, dy.g, rows, ca, cb, GRAD_ADD, GRAD_ADD);
     check("concat_backward da (+=)", &da, EXACT_ATOL, EXACT_RTOL);
     check("concat_backward db (+=)", &db, EXACT_ATOL, EXACT_RTOL);
-    cpu->concat_backward(cpu, NULL, db.c, dy.c, rows, ca, cb);
-    ON_TESTED(gpu, concat_backward)(gpu, NULL, db.g, dy.g, rows, ca, cb);
+    cpu->concat_backward(cpu, NULL, db.c, dy.c, rows, ca, cb, GRAD_ADD, GRAD_ADD);
+    ON_TESTED(gpu, concat_backward)(gpu, NULL, db.g, dy.g, rows, ca, cb, GRAD_ADD, GRAD_ADD);
     check("concat_backward da NULL, db (+=)", &db, EXACT_ATOL, EXACT_RTOL);
-    cpu->concat_backward(cpu, da.c, NULL, dy.c, rows, ca, cb);
-    ON_TESTED(gpu, concat_backward)(gpu, da.g, NULL, dy.g, rows, ca, cb);
+    cpu->concat_backward(cpu, da.c, NULL, dy.c, rows, ca, cb, GRAD_ADD, GRAD_ADD);
+    ON_TESTED(gpu, concat_backward)(gpu, da.g, NULL, dy.g, rows, ca, cb, GRAD_ADD, GRAD_ADD);
     check("concat_backward db NULL, da (+=)", &da, EXACT_ATOL, EXACT_RTOL);
+    /* written over NaN: one of each mode, then the other way round */
+    cpu->fill(cpu, da.c, NAN, da.n), ON_TESTED(gpu, fill)(gpu, da.g, NAN, da.n);
+    cpu->concat_backward(cpu, da.c, db.c, dy.c, rows, ca, cb, GRAD_WRITE, GRAD_ADD);
+    ON_TESTED(gpu, concat_backward)(gpu, da.g, db.g, dy.g, rows, ca, cb, GRAD_WRITE, GRAD_ADD);
+    check("concat_backward da (=)", &da, 0, 0);
+    check("concat_backward db (+=) beside da (=)", &db, EXACT_ATOL, EXACT_RTOL);
+    cpu->fill(cpu, db.c, NAN, db.n), ON_TESTED(gpu, fill)(gpu, db.g, NAN, db.n);
+    cpu->concat_backward(cpu, da.c, db.c, dy.c, rows, ca, cb, GRAD_ADD, GRAD_WRITE);
+    ON_TESTED(gpu, concat_backward)(gpu, da.g, db.g, dy.g, rows, ca, cb, GRAD_ADD, GRAD_WRITE);
+    check("concat_backward db (=)", &db, 0, 0);
+    check("concat_backward da (+=) beside db (=)", &da, EXACT_ATOL, EXACT_RTOL);
     pair_free(&a), pair_free(&b), pair_free(&y), pair_free(&dy), pair_free(&da), pair_free(&db);
 }
 
@@ -212,9 +236,13 @@ static void test_resample(int n, int h, int w, int c)
     snprintf(name, sizeof name, "avgpool2_forward %dx%dx%dx%d", n, h, w, c);
     check(name, &p, EXACT_ATOL, EXACT_RTOL);
 
-    struct pair dp = pair_normal(small, 1.0f), dx = pair_normal(big, 1.0f);
-    cpu->avgpool2_backward(cpu, dx.c, dp.c, n, h, w, c);
-    ON_TESTED(gpu, avgpool2_backward)(gpu, dx.g, dp.g, n, h, w, c);
+    struct pair dp = pair_normal(small, 1.0f), dx = pair_poisoned(big);
+    cpu->avgpool2_backward(cpu, dx.c, dp.c, n, h, w, c, GRAD_WRITE);
+    ON_TESTED(gpu, avgpool2_backward)(gpu, dx.g, dp.g, n, h, w, c, GRAD_WRITE);
+    snprintf(name, sizeof name, "avgpool2_backward (=) %dx%dx%dx%d", n, h, w, c);
+    check(name, &dx, EXACT_ATOL, EXACT_RTOL);
+    cpu->avgpool2_backward(cpu, dx.c, dp.c, n, h, w, c, GRAD_ADD);
+    ON_TESTED(gpu, avgpool2_backward)(gpu, dx.g, dp.g, n, h, w, c, GRAD_ADD);
     snprintf(name, sizeof name, "avgpool2_backward (+=) %dx%dx%dx%d", n, h, w, c);
     check(name, &dx, EXACT_ATOL, EXACT_RTOL);
 
@@ -225,9 +253,14 @@ static void test_resample(int n, int h, int w, int c)
     check(name, &u, EXACT_ATOL, EXACT_RTOL);
 
     struct pair du = pair_normal(up, 1.0f);
-    cpu->upsample2_backward(cpu, dx.c, du.c, n, h, w, c);
-    ON_TESTED(gpu, upsample2_backward)(gpu, dx.g, du.g, n, h, w, c);
+    cpu->upsample2_backward(cpu, dx.c, du.c, n, h, w, c, GRAD_ADD);
+    ON_TESTED(gpu, upsample2_backward)(gpu, dx.g, du.g, n, h, w, c, GRAD_ADD);
     snprintf(name, sizeof name, "upsample2_backward (+=) %dx%dx%dx%d", n, h, w, c);
+    check(name, &dx, EXACT_ATOL, EXACT_RTOL);
+    cpu->fill(cpu, dx.c, NAN, big), ON_TESTED(gpu, fill)(gpu, dx.g, NAN, big);
+    cpu->upsample2_backward(cpu, dx.c, du.c, n, h, w, c, GRAD_WRITE);
+    ON_TESTED(gpu, upsample2_backward)(gpu, dx.g, du.g, n, h, w, c, GRAD_WRITE);
+    snprintf(name, sizeof name, "upsample2_backward (=) %dx%dx%dx%d", n, h, w, c);
     check(name, &dx, EXACT_ATOL, EXACT_RTOL);
     pair_free(&x), pair_free(&p), pair_free(&dp), pair_free(&dx), pair_free(&u), pair_free(&du);
 }
@@ -272,9 +305,15 @@ static void test_batchnorm(size_t rows, int c)
     check(name, &bstats, 1e-5f, EXACT_RTOL);
 
     struct pair dx = pair_normal(rows * c, 1.0f);
-    cpu->bn_backward_apply(cpu, dx.c, dy.c, x.c, saved.c, bstats.c, count, rows, c);
-    ON_TESTED(gpu, bn_backward_apply)(gpu, dx.g, dy.g, x.g, saved.g, bstats.g, count, rows, c);
+    cpu->bn_backward_apply(cpu, dx.c, dy.c, x.c, saved.c, bstats.c, count, rows, c, GRAD_ADD);
+    ON_TESTED(gpu, bn_backward_apply)
+    (gpu, dx.g, dy.g, x.g, saved.g, bstats.g, count, rows, c, GRAD_ADD);
     check("bn_backward_apply (+=)", &dx, EXACT_ATOL, EXACT_RTOL);
+    cpu->fill(cpu, dx.c, NAN, dx.n), ON_TESTED(gpu, fill)(gpu, dx.g, NAN, dx.n);
+    cpu->bn_backward_apply(cpu, dx.c, dy.c, x.c, saved.c, bstats.c, count, rows, c, GRAD_WRITE);
+    ON_TESTED(gpu, bn_backward_apply)
+    (gpu, dx.g, dy.g, x.g, saved.g, bstats.g, count, rows, c, GRAD_WRITE);
+    check("bn_backward_apply (=)", &dx, EXACT_ATOL, EXACT_RTOL);
     pair_free(&x), pair_free(&stats), pair_free(&y), pair_free(&saved), pair_free(&mm);
     pair_free(&mv), pair_free(&yi), pair_free(&dy), pair_free(&bstats), pair_free(&dx);
 }
@@ -343,84 +382,6 @@ static void test_diffusion(int n, size_t per, int c)
     pair_free(&z), pair_free(&back);
 }
 
-static void test_random(int n, size_t per)
-{
-    size_t total = (size_t)n * per;
-    uint64_t seed = 0x0123456789ABCDEFull;
-    struct pair x = pair_poisoned(total);
-    cpu->fill_normal(cpu, x.c, n, per, seed, 7, RNG_TRAIN_NOISE, 5);
-    ON_TESTED(gpu, fill_normal)(gpu, x.g, n, per, seed, 7, RNG_TRAIN_NOISE, 5);
-    check("fill_normal", &x, 1e-5f, TRANS_RTOL);
-    struct pair u = pair_poisoned(total);
-    cpu->fill_uniform(cpu, u.c, n, per, seed, 3, RNG_TRAIN_TIME, 11);
-    ON_TESTED(gpu, fill_uniform)(gpu, u.g, n, per, seed, 3, RNG_TRAIN_TIME, 11);
-    check("fill_uniform", &u, 0, 0);
-    pair_free(&x), pair_free(&u);
-}
-
-static void test_optimizer(size_t n)
-{
-    struct pair w = pair_normal(n, 0.2f), m = pair_normal(n, 0.01f);
-    struct pair v = pair_uniform(n, 0.0f, 1e-3f), ema = pair_normal(n, 0.2f);
-    for (int step = 3; step <= 4; step++) {
-        struct pair g = pair_normal(n, 0.05f);
-        cpu->adamw_update(cpu, w.c, g.c, m.c, v.c, n, 1e-3f, 0.9f, 0.999f, 1e-7f, 1e-4f, step);
-        ON_TESTED(gpu, adamw_update)
-        (gpu, w.g, g.g, m.g, v.g, n, 1e-3f, 0.9f, 0.999f, 1e-7f, 1e-4f, step);
-        cpu->ema_update(cpu, ema.c, w.c, n, 0.999f);
-        ON_TESTED(gpu, ema_update)(gpu, ema.g, w.g, n, 0.999f);
-        pair_free(&g);
-    }
-    check("adamw_update w (2 steps)", &w, EXACT_ATOL, EXACT_RTOL);
-    check("adamw_update m", &m, EXACT_ATOL, EXACT_RTOL);
-    check("adamw_update v", &v, EXACT_ATOL, EXACT_RTOL);
-    check("ema_update", &ema, EXACT_ATOL, EXACT_RTOL);
-    pair_free(&w), pair_free(&m), pair_free(&v), pair_free(&ema);
-}
-
-/* The resident data's gather: the same uint8 images and int32 indices on both backends
- * (indices repeated, out of order, the last image included); u / 255 is one correctly
- * rounded float32 division on both, so the bits must match. Then again from an offset into
- * the indices, as the training loop passes them (order + b*global_batch + first_example). */
-static void test_gather_images(int count, int n, size_t per)
-{
-    size_t bytes = (size_t)count * per;
-    uint8_t *h = malloc(bytes);
-    int32_t *hidx = malloc((size_t)n * sizeof(int32_t));
-    for (size_t k = 0; k < bytes; k++)
-        h[k] = (uint8_t)fminf(test_uniform(0.0f, 256.0f), 255.0f);
-    h[0] = 0, h[1] = 255, h[bytes - 1] = 255;
-    for (int i = 0; i < n; i++)
-        hidx[i] = (int32_t)((i * 7 + 3) % count);
-    hidx[n - 1] = count - 1;
-    uint8_t *ic = cpu->alloc(cpu, bytes), *ig = ON_TESTED(gpu, alloc)(gpu, bytes);
-    int32_t *xc = cpu->alloc(cpu, (size_t)n * sizeof(int32_t));
-    int32_t *xg = ON_TESTED(gpu, alloc)(gpu, (size_t)n * sizeof(int32_t));
-    memcpy(ic, h, bytes);
-    ON_TESTED(gpu, upload)(gpu, ig, h, bytes);
-    memcpy(xc, hidx, (size_t)n * sizeof(int32_t));
-    ON_TESTED(gpu, upload)(gpu, xg, hidx, (size_t)n * sizeof(int32_t));
-
-    char name[96];
-    struct pair out = pair_poisoned((size_t)n * per);
-    cpu->gather_images(cpu, out.c, ic, xc, n, per);
-    ON_TESTED(gpu, gather_images)(gpu, out.g, ig, xg, n, per);
-    snprintf(name, sizeof name, "gather_images count=%d n=%d per=%zu", count, n, per);
-    check(name, &out, 0, 0);
-    int skip = n / 3;
-    cpu->fill(cpu, out.c, NAN, out.n), ON_TESTED(gpu, fill)(gpu, out.g, NAN, out.n);
-    cpu->gather_images(cpu, out.c, ic, xc + skip, n - skip, per);
-    ON_TESTED(gpu, gather_images)(gpu, out.g, ig, xg + skip, n - skip, per);
-    cpu->fill(cpu, out.c + (size_t)(n - skip) * per, 0.0f, (size_t)skip * per); /* not written */
-    ON_TESTED(gpu, fill)(gpu, out.g + (size_t)(n - skip) * per, 0.0f, (size_t)skip * per);
-    snprintf(name, sizeof name, "gather_images from index %d", skip);
-    check(name, &out, 0, 0);
-    pair_free(&out);
-    cpu->free(cpu, ic), ON_TESTED(gpu, free)(gpu, ig), cpu->free(cpu, xc),
-        ON_TESTED(gpu, free)(gpu, xg);
-    free(h), free(hidx);
-}
-
 /* Root mean square of a CPU-side reference: the scale of the conv tolerances. */
 static float rms(const float *x, size_t n)
 {
@@ -447,7 +408,8 @@ static void check_conv(const char *what, const struct conv_shape *s, const struc
 }
 
 /* conv2d forward (y written over NaN), backward with dx accumulating onto random values and
- * dw/dbias written over NaN, then backward again with dx NULL (fresh NaN in dw/dbias). */
+ * dw/dbias written over NaN, then with dx written over NaN, then backward again with dx
+ * NULL (fresh NaN in dw/dbias). */
 static void test_conv(int n, int h, int w, int cin, int cout, int k)
 {
     if (!gpu->conv2d_forward) /* the host emulation: no cuDNN */
@@ -457,22 +419,26 @@ static void test_conv(int n, int h, int w, int cin, int cout, int k)
     size_t ws = (size_t)k * k * cin * cout;
     struct pair x = pair_normal(xs, 1.0f), wt = pair_normal(ws, 1.0f / sqrtf((float)(k * k * cin)));
     struct pair bias = pair_normal(cout, 0.5f), y = pair_poisoned(ys);
-    cpu->conv2d_forward(cpu, y.c, x.c, wt.c, bias.c, &s);
-    ON_TESTED(gpu, conv2d_forward)(gpu, y.g, x.g, wt.g, bias.g, &s);
+    cpu->conv2d_forward(cpu, y.c, x.c, wt.c, bias.c, &s, NULL);
+    ON_TESTED(gpu, conv2d_forward)(gpu, y.g, x.g, wt.g, bias.g, &s, NULL);
     check_conv("conv2d_forward y", &s, &y);
 
     struct pair dy = pair_normal(ys, 1.0f), dx = pair_normal(xs, 1.0f);
     struct pair dw = pair_poisoned(ws), db = pair_poisoned(cout);
-    cpu->conv2d_backward(cpu, dx.c, dw.c, db.c, dy.c, x.c, wt.c, &s);
-    ON_TESTED(gpu, conv2d_backward)(gpu, dx.g, dw.g, db.g, dy.g, x.g, wt.g, &s);
+    cpu->conv2d_backward(cpu, dx.c, dw.c, db.c, dy.c, x.c, wt.c, &s, GRAD_ADD);
+    ON_TESTED(gpu, conv2d_backward)(gpu, dx.g, dw.g, db.g, dy.g, x.g, wt.g, &s, GRAD_ADD);
     check_conv("conv2d_backward dx (+=)", &s, &dx);
     check_conv("conv2d_backward dw (=)", &s, &dw);
     check_conv("conv2d_backward dbias (=)", &s, &db);
+    cpu->fill(cpu, dx.c, NAN, xs), ON_TESTED(gpu, fill)(gpu, dx.g, NAN, xs);
+    cpu->conv2d_backward(cpu, dx.c, dw.c, db.c, dy.c, x.c, wt.c, &s, GRAD_WRITE);
+    ON_TESTED(gpu, conv2d_backward)(gpu, dx.g, dw.g, db.g, dy.g, x.g, wt.g, &s, GRAD_WRITE);
+    check_conv("conv2d_backward dx (=)", &s, &dx);
 
     cpu->fill(cpu, dw.c, NAN, ws), ON_TESTED(gpu, fill)(gpu, dw.g, NAN, ws);
     cpu->fill(cpu, db.c, NAN, cout), ON_TESTED(gpu, fill)(gpu, db.g, NAN, cout);
-    cpu->conv2d_backward(cpu, NULL, dw.c, db.c, dy.c, x.c, wt.c, &s);
-    ON_TESTED(gpu, conv2d_backward)(gpu, NULL, dw.g, db.g, dy.g, x.g, wt.g, &s);
+    cpu->conv2d_backward(cpu, NULL, dw.c, db.c, dy.c, x.c, wt.c, &s, GRAD_ADD);
+    ON_TESTED(gpu, conv2d_backward)(gpu, NULL, dw.g, db.g, dy.g, x.g, wt.g, &s, GRAD_ADD);
     check_conv("conv2d_backward dx NULL, dw (=)", &s, &dw);
     check_conv("conv2d_backward dx NULL, dbias (=)", &s, &db);
     pair_free(&x), pair_free(&wt), pair_free(&bias), pair_free(&y), pair_free(&dy);
@@ -560,11 +526,7 @@ int main(void)
     test_loss(300001); /* more blocks than the loss's partials: grid-stride */
     test_diffusion(3, 6 * 10 * 3, 3);
     test_diffusion(5, 16 * 16 * 3, 3);
-    test_random(3, 1001); /* per not a multiple of 4: partial Philox blocks */
-    test_optimizer(12345);
-    test_gather_images(10, 16, 16 * 16 * 3);
-    test_gather_images(5, 3, 1001);          /* per odd, n < count */
-    test_gather_images(40, 64, 64 * 64 * 3); /* a flowers64 batch of 64 */
+    test_step_ops(); /* test_cuda_step_ops.c */
 
     test_conv(2, 6, 10, 5, 7, 3);    /* non-square, cin != cout, odd channels, n > 1 */
     test_conv(1, 5, 3, 4, 6, 1);     /* 1x1, non-square */
@@ -576,6 +538,12 @@ int main(void)
     test_conv(2, 8, 8, 128, 128, 3);
     test_conv(2, 6, 10, 5, 7, 3);    /* a known shape again: cached plan, grown buffers */
     test_conv(2, 16, 16, 56, 24, 3); /* odd multiples of 8 */
+    if (gpu->conv2d_forward) {       /* the fused epilogue against the ops apart, on the GPU */
+        struct conv_shape e3 = {.n = 2, .h = 16, .w = 16, .cin = 32, .cout = 32, .k = 3};
+        struct conv_shape e1 = {.n = 2, .h = 8, .w = 8, .cin = 40, .cout = 16, .k = 1};
+        test_conv_epilogue(gpu, &e3);
+        test_conv_epilogue(gpu, &e1);
+    }
     test_network_shapes();
 
     /* every required op of the list has run on both backends above (the optional ones:

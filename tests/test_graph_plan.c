@@ -5,7 +5,8 @@
  *    (64-byte blocks) that records which write each block holds, and every read must find
  *    its blocks holding the tensor's own last write (nothing in between overwrote them);
  *    every buffer must lie inside the arena. An add's input whose gradient the plan puts
- *    on the add's output gradient (the same offset) takes that write over as its own. The U-Net
+ *    on the add's output gradient (the same offset) takes that write over as its own. Each
+ *    plan is replayed with the nodes apart and with the executor's fusions. The U-Net
  * (training and inference plans, the seed's network and a small one) and InceptionV3 (inference)
  * are checked.
  * 2. A small U-Net trained two steps with the plan and with GRAPH_PLAN_KEEP_ALL (every
@@ -121,22 +122,41 @@ static void sim_backward_node(struct sim *s, const struct node *n, unsigned char
     }
 }
 
-static void simulate(const struct graph *g, const struct graph_plan *p, const char *label)
+/* The forward pass as the executor runs it: fused, a convolution also runs the node the
+ * plan lets it absorb (a swish: y written, then the swish's output; an add: the residual
+ * read, the add's output written in y's place), and that node is skipped at its own place. */
+static void sim_forward(struct sim *s, int fused)
+{
+    const struct graph *g = s->g;
+    for (int i = 0; i < g->num_nodes; i++) {
+        const struct node *n = &g->nodes[i];
+        if (fused && s->p->absorber[i] >= 0)
+            continue;
+        int a = fused ? s->p->absorbed[i] : -1;
+        snprintf(s->when, sizeof s->when, "forward node %d%s", i, a >= 0 ? " (fused)" : "");
+        if (n->in0 >= 0)
+            sim_read(s, n->in0);
+        if (n->in1 >= 0)
+            sim_read(s, n->in1);
+        if (a < 0 || g->nodes[a].kind == NODE_SWISH)
+            sim_write(s, n->out);
+        if (a >= 0) {
+            const struct node *c = &g->nodes[a];
+            sim_read(s, c->kind == NODE_SWISH ? n->out : c->in0 == n->out ? c->in1 : c->in0);
+            sim_write(s, c->out);
+        }
+    }
+}
+
+static void simulate_run(const struct graph *g, const struct graph_plan *p, const char *label,
+                         int fused)
 {
     struct sim s = {.g = g, .p = p, .label = label};
     s.block = calloc(p->floats / 16 + 2, sizeof *s.block);
     s.expect = calloc(2 * (size_t)g->num_tensors, sizeof *s.expect);
     snprintf(s.when, sizeof s.when, "the input copy");
     sim_write(&s, g->input);
-    for (int i = 0; i < g->num_nodes; i++) {
-        const struct node *n = &g->nodes[i];
-        snprintf(s.when, sizeof s.when, "forward node %d", i);
-        if (n->in0 >= 0)
-            sim_read(&s, n->in0);
-        if (n->in1 >= 0)
-            sim_read(&s, n->in1);
-        sim_write(&s, n->out);
-    }
+    sim_forward(&s, fused);
     snprintf(s.when, sizeof s.when, "the output copy");
     sim_read(&s, g->output);
     if (p->kind != GRAPH_PLAN_INFER) {
@@ -160,8 +180,18 @@ static void simulate(const struct graph *g, const struct graph_plan *p, const ch
     }
     free(s.block);
     free(s.expect);
-    printf("ok   %-44s arena %8.1f MiB, %d backward steps\n", label, p->floats * 4.0 / (1 << 20),
-           p->num_steps);
+}
+
+/* The plan simulated with the nodes apart and fused (g->unfused switches on a live network). */
+static void simulate(const struct graph *g, const struct graph_plan *p, const char *label)
+{
+    int fusions = 0;
+    for (int i = 0; i < g->num_nodes; i++)
+        fusions += p->absorbed[i] >= 0;
+    simulate_run(g, p, label, 0);
+    simulate_run(g, p, label, 1);
+    printf("ok   %-44s arena %8.1f MiB, %d backward steps, %d fusions\n", label,
+           p->floats * 4.0 / (1 << 20), p->num_steps, fusions);
 }
 
 static struct unet *make_unet(int size, const int *widths, int levels, int depth, int emb)
@@ -224,7 +254,7 @@ static void run_step(const struct graph *g, struct run *r, const float *x, const
 {
     graph_forward(be, g, r->acts, r->w, x, aux, training, comm, r->out);
     if (training)
-        graph_backward(be, g, r->acts, r->w, r->dw, dout, comm);
+        graph_backward(be, g, r->acts, r->w, r->dw, dout, comm, NULL);
 }
 
 /* equal values (zero tolerance), every one finite */

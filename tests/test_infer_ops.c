@@ -74,7 +74,7 @@ static void check_conv(const struct conv_case *c)
                         }
                     want[(((size_t)i * c->ho + oy) * c->wo + ox) * c->cout + co] = (float)acc;
                 }
-    be->conv2d_forward(be, y, x, w, b, &s);
+    be->conv2d_forward(be, y, x, w, b, &s, NULL);
     char label[96];
     snprintf(label, sizeof label, "conv %s", c->name);
     test_close(label, y, want, ny, 1e-5f, 1e-5f);

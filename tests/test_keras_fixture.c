@@ -344,7 +344,13 @@ int main(int argc, char **argv)
     upload_dataset(t, "/inputs/noises", t->noises, n);
     upload_dataset(t, "/inputs/diffusion_times", t->times, (size_t)batch);
 
-    trainer_train_step(t);
+    /* the fixture's noises and times: the step's phases without the draw */
+    trainer_step_begin(t);
+    trainer_step_data(t);
+    trainer_step_forward(t);
+    trainer_step_backward(t);
+    trainer_step_allreduce(t);
+    trainer_step_update(t);
     check_buffer(t, "/forward/normalized_images", t->norm_images, n, tols->input);
     check_buffer(t, "/forward/noise_rates", t->noise_rates, (size_t)batch, tols->input);
     check_buffer(t, "/forward/signal_rates", t->signal_rates, (size_t)batch, tols->input);

@@ -4,13 +4,18 @@
  * would wait forever if the failure did not abort the job.
  * With --bad-call (one rank): an MPI call that fails (a broadcast from a rank that does not
  * exist) must be reported by MPI_CHECK with the rank, host and call, which it can only be
- * when the communicator has set MPI_ERRORS_RETURN (tests/CMakeLists.txt: test_mpi_check). */
+ * when the communicator has set MPI_ERRORS_RETURN (tests/CMakeLists.txt: test_mpi_check).
+ * With --fail-when FILE: rank 1 fails once FILE exists (the test stops the launcher first,
+ * so that MPI_Abort cannot end the job: rank 1 must then exit by itself). */
+#define _POSIX_C_SOURCE 200809L
 #include "comm.h"
 #include "mpi_check.h"
 #include "util.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 int main(int argc, char **argv)
 {
@@ -20,6 +25,14 @@ int main(int argc, char **argv)
         MPI_CHECK(MPI_Bcast(x, 4, MPI_FLOAT, comm->world + 7, MPI_COMM_WORLD));
         fprintf(stderr, "test_mpi_fault: the bad broadcast returned success\n");
         return 0; /* expect_exit.sh wants an error */
+    }
+    const char *when = argc > 2 && !strcmp(argv[1], "--fail-when") ? argv[2] : NULL;
+    if (when && comm->rank == 1) {
+        printf("test_mpi_fault: rank 1 waits for %s\n", when);
+        fflush(stdout);
+        struct timespec tick = {0, 50 * 1000000L};
+        while (access(when, F_OK) != 0)
+            nanosleep(&tick, NULL);
     }
     for (int i = 0;; i++) {
         if (comm->rank == 1 && i == 3)

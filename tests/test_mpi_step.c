@@ -67,8 +67,7 @@ static struct trainer *train(struct backend *be, struct comm *comm, int batch, i
     be->upload(be, t->images, host, (size_t)batch * t->per_image * sizeof(float));
     free(host);
     for (int s = 0; s < STEPS; s++) {
-        trainer_draw(t, (uint32_t)s, 0);
-        trainer_train_step(t);
+        trainer_train_step(t); /* draws stream step s: the counters start at 0 */
         comm->allreduce_sum(comm, t->losses, 2);
         trainer_read_losses(t, losses[s]);
         losses[s][0] /= (float)comm->world;

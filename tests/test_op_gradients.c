@@ -94,7 +94,7 @@ struct conv_case {
 static double conv_loss(void *p)
 {
     struct conv_case *c = p;
-    be->conv2d_forward(be, c->y, c->x, c->w, c->b, &c->s);
+    be->conv2d_forward(be, c->y, c->x, c->w, c->b, &c->s, NULL);
     return dot_r(c->r, c->y, (size_t)c->s.n * c->s.h * c->s.w * c->s.cout);
 }
 
@@ -110,7 +110,7 @@ static void check_conv(int n, int h, int w, int cin, int cout, int k, size_t max
     c.r = test_alloc_normal(ny, 1.0f);
     float *dx = test_alloc_zeros(nx), *dw = test_alloc_zeros(nw),
           *db = test_alloc_zeros((size_t)cout);
-    be->conv2d_backward(be, dx, dw, db, c.r, c.x, c.w, &c.s);
+    be->conv2d_backward(be, dx, dw, db, c.r, c.x, c.w, &c.s, GRAD_WRITE);
     char name[96];
     snprintf(name, sizeof name, "conv%dx%d n%d %dx%d %d->%d", k, k, n, h, w, cin, cout);
     char label[128];
@@ -161,7 +161,7 @@ static void check_bn(size_t rows, int c)
     float *bstats = test_alloc_zeros(2 * (size_t)c), *dx = test_alloc_zeros(n);
     bn_loss(&b);
     be->bn_backward_stats(be, bstats, b.r, b.x, b.saved, rows, c);
-    be->bn_backward_apply(be, dx, b.r, b.x, b.saved, bstats, (double)rows, rows, c);
+    be->bn_backward_apply(be, dx, b.r, b.x, b.saved, bstats, (double)rows, rows, c, GRAD_WRITE);
     char label[96];
     snprintf(label, sizeof label, "bn train rows%zu c%d dx", rows, c);
     /* Two error sources pull h in opposite directions here. The per-channel sums are
@@ -223,13 +223,11 @@ static void check_elementwise(void)
     e.y = test_alloc_zeros(e.n);
     e.r = test_alloc_normal(e.n, 1.0f);
     float *da = test_alloc_zeros(e.n), *db = test_alloc_zeros(e.n);
-    be->swish_backward(be, da, e.r, e.a, e.n);
+    be->swish_backward(be, da, e.r, e.a, e.n, GRAD_WRITE);
     fd_check("swish dx", e.a, da, e.n, swish_loss, &e, 1e-2f, 1e-4f, 1e-3f, e.n);
 
-    /* add's backward is axpy(dx, 1, dy) for each input, as unet_backward runs it */
-    memset(da, 0, e.n * sizeof(float));
-    be->axpy(be, da, 1.0f, e.r, e.n);
-    be->axpy(be, db, 1.0f, e.r, e.n);
+    /* add's backward writes dy to both inputs' gradients */
+    be->add_backward(be, da, db, e.r, e.n, GRAD_WRITE, GRAD_WRITE);
     fd_check("add da", e.a, da, e.n, add_loss, &e, 1e-2f, 1e-4f, 1e-3f, e.n);
     fd_check("add db", e.b, db, e.n, add_loss, &e, 1e-2f, 1e-4f, 1e-3f, e.n);
 
@@ -270,7 +268,7 @@ static void check_concat(void)
     c.y = test_alloc_zeros(ny);
     c.r = test_alloc_normal(ny, 1.0f);
     float *da = test_alloc_zeros(na), *db = test_alloc_zeros(nb);
-    be->concat_backward(be, da, db, c.r, c.rows, c.ca, c.cb);
+    be->concat_backward(be, da, db, c.r, c.rows, c.ca, c.cb, GRAD_WRITE, GRAD_WRITE);
     fd_check("concat da", c.a, da, na, concat_loss, &c, 1e-2f, 1e-4f, 1e-3f, na);
     fd_check("concat db", c.b, db, nb, concat_loss, &c, 1e-2f, 1e-4f, 1e-3f, nb);
     free(c.a), free(c.b), free(c.y), free(c.r), free(da), free(db);
@@ -308,9 +306,9 @@ static void check_resample(int up, int n, int h, int w, int c)
     s.r = test_alloc_normal(ny, 1.0f);
     float *dx = test_alloc_zeros(nx);
     if (up)
-        be->upsample2_backward(be, dx, s.r, n, h, w, c);
+        be->upsample2_backward(be, dx, s.r, n, h, w, c, GRAD_WRITE);
     else
-        be->avgpool2_backward(be, dx, s.r, n, h, w, c);
+        be->avgpool2_backward(be, dx, s.r, n, h, w, c, GRAD_WRITE);
     char label[96];
     snprintf(label, sizeof label, "%s n%d %dx%d c%d dx", up ? "upsample2" : "avgpool2", n, h, w, c);
     fd_check(label, s.x, dx, nx, resample_loss, &s, 1e-2f, 1e-4f, 1e-3f, nx);

@@ -1,15 +1,17 @@
 /* test_op_semantics.c: what the CPU ops promise besides their gradients.
  *
- * (a) Write/accumulate contracts of backend.h: every backward that accumulates into an
- *     activation gradient must give R + (its result from zero) when dx starts at random R;
- *     every written (=) output (parameter gradients, statistics, forward outputs) must not
- *     depend on garbage (NaN, 1e30) already in the buffer; NULL dx/da/db are accepted where
- *     backend.h says so.
+ * (a) Write/accumulate contracts of backend.h: every backward op, in both of its grad_mode
+ *     modes, for each activation gradient it stores: GRAD_ADD from random R gives R + (its
+ *     result from zero), GRAD_WRITE over garbage (NaN, 1e30) gives exactly the bits of
+ *     GRAD_ADD onto zeros (0 + value); every written (=) output (parameter gradients,
+ *     statistics, forward outputs) must not depend on garbage already in the buffer; NULL
+ *     dx/da/db are accepted where backend.h says so.
  * (b) Known values: upsample2 worked out by hand from TF's half-pixel rule, avgpool2, the
  *     sinusoidal embedding, BatchNorm statistics and moving averages, AdamW against Keras's
  *     formula in double, EMA, the diffusion schedule, (de)normalization, the losses, mixing,
  *     and the resident data's gather. The random streams are in test_rng.c. */
 #include "backend.h"
+#include "optim_math.h"
 #include "test_util.h"
 
 #include <math.h>
@@ -45,22 +47,35 @@ static void close_fmt(const float *got, const float *want, size_t n, float atol,
     test_close(label, got, want, n, atol, rtol);
 }
 
-/* --- (a) accumulate (+=) ------------------------------------------------------------ */
+/* --- (a) write (=) and accumulate (+=) ---------------------------------------------- */
 
-/* An accumulating backward: run(ctx, dx) must do dx += g. */
-typedef void (*accum_fn)(void *ctx, float *dx);
+/* A backward that stores one activation gradient: run(ctx, dx, mode) must do dx = g
+ * (GRAD_WRITE) or dx += g (GRAD_ADD). */
+typedef void (*grad_fn)(void *ctx, float *dx, enum grad_mode mode);
 
-/* g from zero, then from R: expects R + g. Tolerance covers the different summation order
- * (R added first instead of last): a few ulps of |R| + |g| ~ 1. */
-static void check_accumulates(const char *name, accum_fn run, void *ctx, size_t n)
+/* g from zero (GRAD_ADD), then GRAD_WRITE over NaN and over 1e30: exactly g (the written
+ * value is 0 + g, so even the sign of a zero matches); then GRAD_ADD from R: R + g within
+ * the tolerance of the other summation order (R added first instead of last: a few ulps
+ * of |R| + |g| ~ 1). */
+static void check_grad_modes(const char *name, grad_fn run, void *ctx, size_t n)
 {
     float *g = test_alloc_zeros(n), *r = test_alloc_normal(n, 1.0f);
     float *dx = copy_of(r, n), *want = test_alloc_zeros(n);
-    run(ctx, g);
-    run(ctx, dx);
+    char label[128];
+    run(ctx, g, GRAD_ADD);
+    const float garbage[2] = {NAN, 1e30f};
+    for (int k = 0; k < 2; k++) {
+        float *w = filled(n, garbage[k]);
+        run(ctx, w, GRAD_WRITE);
+        snprintf(label, sizeof label, "writes: %s over %s", name, k ? "1e30" : "NaN");
+        test_close(label, w, g, n, 0.0f, 0.0f);
+        if (memcmp(w, g, n * sizeof(float)) != 0)
+            test_fail("%s: the written bits differ from 0 + value", label);
+        free(w);
+    }
+    run(ctx, dx, GRAD_ADD);
     for (size_t i = 0; i < n; i++)
         want[i] = r[i] + g[i];
-    char label[96];
     snprintf(label, sizeof label, "accumulates: %s", name);
     test_close(label, dx, want, n, 1e-5f, 1e-5f);
     free(g), free(r), free(dx), free(want);
@@ -71,13 +86,13 @@ struct conv_ctx {
     float *x, *w, *dy, *dw, *db;
 };
 
-static void conv_dx(void *p, float *dx)
+static void conv_dx(void *p, float *dx, enum grad_mode mode)
 {
     struct conv_ctx *c = p;
-    be->conv2d_backward(be, dx, c->dw, c->db, c->dy, c->x, c->w, &c->s);
+    be->conv2d_backward(be, dx, c->dw, c->db, c->dy, c->x, c->w, &c->s, mode);
 }
 
-/* dx accumulates; dw and dbias are written whatever the buffers held; NULL dx is skipped
+/* dx in both modes; dw and dbias are written whatever the buffers held; NULL dx is skipped
  * without changing dw and dbias. */
 static void check_conv_contract(int n, int h, int w, int cin, int cout, int k)
 {
@@ -91,7 +106,7 @@ static void check_conv_contract(int n, int h, int w, int cin, int cout, int k)
     c.db = test_alloc_zeros((size_t)cout);
     char name[96];
     snprintf(name, sizeof name, "conv%dx%d n%d %dx%d %d->%d", k, k, n, h, w, cin, cout);
-    check_accumulates(name, conv_dx, &c, nx);
+    check_grad_modes(name, conv_dx, &c, nx);
     float *dw0 = copy_of(c.dw, nw), *db0 = copy_of(c.db, (size_t)cout), *dx = test_alloc_zeros(nx);
     const float garbage[2] = {NAN, 1e30f};
     for (int g = 0; g < 2; g++) {
@@ -99,7 +114,7 @@ static void check_conv_contract(int n, int h, int w, int cin, int cout, int k)
             c.dw[i] = garbage[g];
         for (int i = 0; i < cout; i++)
             c.db[i] = garbage[g];
-        be->conv2d_backward(be, g ? NULL : dx, c.dw, c.db, c.dy, c.x, c.w, &c.s);
+        be->conv2d_backward(be, g ? NULL : dx, c.dw, c.db, c.dy, c.x, c.w, &c.s, GRAD_ADD);
         char label[128];
         snprintf(label, sizeof label, "writes: %s dw over %s%s", name, g ? "1e30" : "NaN",
                  g ? ", dx NULL" : "");
@@ -109,8 +124,8 @@ static void check_conv_contract(int n, int h, int w, int cin, int cout, int k)
     }
     /* the forward writes y: bias first, then the product, whatever y held */
     float *y = filled(ny, NAN), *y0 = test_alloc_zeros(ny);
-    be->conv2d_forward(be, y0, c.x, c.w, c.db, &c.s);
-    be->conv2d_forward(be, y, c.x, c.w, c.db, &c.s);
+    be->conv2d_forward(be, y0, c.x, c.w, c.db, &c.s, NULL);
+    be->conv2d_forward(be, y, c.x, c.w, c.db, &c.s, NULL);
     snprintf(name + strlen(name), sizeof name - strlen(name), " forward over NaN");
     test_close(name, y, y0, ny, 0.0f, 0.0f);
     free(c.x), free(c.w), free(c.dy), free(c.dw), free(c.db), free(dw0), free(db0), free(dx);
@@ -121,47 +136,76 @@ struct simple_ctx {
     int n, h, w, c, op; /* op: which backward simple_dx runs */
     size_t rows, len;
     float *x, *dy, *saved, *bstats;
+    float *other; /* add_backward, concat_backward: the other output, its mode the same */
 };
 
-enum { OP_SWISH, OP_AXPY, OP_POOL, OP_UPSAMPLE, OP_BN };
+enum { OP_SWISH, OP_ADD_A, OP_ADD_B, OP_CONCAT_A, OP_CONCAT_B, OP_POOL, OP_UPSAMPLE, OP_BN };
 
-static void simple_dx(void *p, float *dx)
+static void simple_dx(void *p, float *dx, enum grad_mode mode)
 {
     struct simple_ctx *s = p;
     switch (s->op) {
     case OP_SWISH:
-        be->swish_backward(be, dx, s->dy, s->x, s->len);
+        be->swish_backward(be, dx, s->dy, s->x, s->len, mode);
         break;
-    case OP_AXPY:
-        be->axpy(be, dx, -1.5f, s->dy, s->len);
+    case OP_ADD_A: /* and the other output NULL, then given (its own mode) */
+        be->add_backward(be, dx, NULL, s->dy, s->len, mode, GRAD_WRITE);
+        break;
+    case OP_ADD_B:
+        be->add_backward(be, s->other, dx, s->dy, s->len, GRAD_WRITE, mode);
+        break;
+    case OP_CONCAT_A: /* (rows, c) of a (rows, c + 2) concatenation, b NULL */
+        be->concat_backward(be, dx, NULL, s->dy, s->rows, s->c, 2, mode, GRAD_WRITE);
+        break;
+    case OP_CONCAT_B: /* (rows, c) of a (rows, 2 + c) concatenation, a written beside */
+        be->concat_backward(be, s->other, dx, s->dy, s->rows, 2, s->c, GRAD_WRITE, mode);
         break;
     case OP_POOL:
-        be->avgpool2_backward(be, dx, s->dy, s->n, s->h, s->w, s->c);
+        be->avgpool2_backward(be, dx, s->dy, s->n, s->h, s->w, s->c, mode);
         break;
     case OP_UPSAMPLE:
-        be->upsample2_backward(be, dx, s->dy, s->n, s->h, s->w, s->c);
+        be->upsample2_backward(be, dx, s->dy, s->n, s->h, s->w, s->c, mode);
         break;
     default:
         be->bn_backward_apply(be, dx, s->dy, s->x, s->saved, s->bstats, (double)s->rows, s->rows,
-                              s->c);
+                              s->c, mode);
     }
+}
+
+/* axpy (not a backward any more, but the sampler's y += alpha*x): accumulates */
+static void check_axpy_accumulates(const float *x, size_t n)
+{
+    float *r = test_alloc_normal(n, 1.0f), *y = copy_of(r, n), *want = test_alloc_zeros(n);
+    be->axpy(be, y, -1.5f, x, n);
+    for (size_t i = 0; i < n; i++)
+        want[i] = r[i] + -1.5f * x[i];
+    test_close("accumulates: axpy", y, want, n, 1e-6f, 1e-6f);
+    free(r), free(y), free(want);
 }
 
 static void check_simple_contracts(void)
 {
-    struct simple_ctx s = {2, 4, 6, 3, OP_SWISH, 0, 0, NULL, NULL, NULL, NULL};
+    struct simple_ctx s = {2, 4, 6, 3, OP_SWISH, 0, 0, NULL, NULL, NULL, NULL, NULL};
     size_t nx = (size_t)s.n * s.h * s.w * s.c;
     s.len = nx;
     s.rows = (size_t)s.n * s.h * s.w;
     s.x = test_alloc_normal(4 * nx, 1.0f); /* big enough for every use below */
     s.dy = test_alloc_normal(4 * nx, 1.0f);
-    check_accumulates("swish_backward", simple_dx, &s, nx);
-    s.op = OP_AXPY;
-    check_accumulates("axpy", simple_dx, &s, nx);
+    s.other = test_alloc_zeros(4 * nx);
+    check_grad_modes("swish_backward", simple_dx, &s, nx);
+    s.op = OP_ADD_A;
+    check_grad_modes("add_backward da (db NULL)", simple_dx, &s, nx);
+    s.op = OP_ADD_B;
+    check_grad_modes("add_backward db (da written)", simple_dx, &s, nx);
+    s.op = OP_CONCAT_A;
+    check_grad_modes("concat_backward da (db NULL)", simple_dx, &s, s.rows * s.c);
+    s.op = OP_CONCAT_B;
+    check_grad_modes("concat_backward db (da written)", simple_dx, &s, s.rows * s.c);
+    check_axpy_accumulates(s.dy, nx);
     s.op = OP_POOL;
-    check_accumulates("avgpool2_backward 4x6", simple_dx, &s, nx);
+    check_grad_modes("avgpool2_backward 4x6", simple_dx, &s, nx);
     s.op = OP_UPSAMPLE, s.h = 3, s.w = 5; /* upsample from a non-square odd size */
-    check_accumulates("upsample2_backward 3x5", simple_dx, &s, (size_t)s.n * 15 * s.c);
+    check_grad_modes("upsample2_backward 3x5", simple_dx, &s, (size_t)s.n * 15 * s.c);
     s.h = 4, s.w = 6;
 
     /* BatchNorm: stats, saved and bstats are written; dx accumulates */
@@ -185,16 +229,16 @@ static void check_simple_contracts(void)
     s.saved = saved;
     s.bstats = bstats;
     s.op = OP_BN;
-    check_accumulates("bn_backward_apply", simple_dx, &s, nx);
+    check_grad_modes("bn_backward_apply", simple_dx, &s, nx);
 
-    /* concat: da and db accumulate; either may be NULL */
+    /* concat: da and db are the slices of dy, whatever the mode; either may be NULL */
     size_t rows = 9;
     int ca = 2, cb = 3;
     float *ra = test_alloc_normal(rows * ca, 1.0f), *rb = test_alloc_normal(rows * cb, 1.0f);
     float *da = copy_of(ra, rows * ca), *db = copy_of(rb, rows * cb);
     float *wa = test_alloc_zeros(rows * ca), *wb = test_alloc_zeros(rows * cb);
-    be->concat_backward(be, da, NULL, s.dy, rows, ca, cb);
-    be->concat_backward(be, NULL, db, s.dy, rows, ca, cb);
+    be->concat_backward(be, da, NULL, s.dy, rows, ca, cb, GRAD_ADD, GRAD_ADD);
+    be->concat_backward(be, NULL, db, s.dy, rows, ca, cb, GRAD_ADD, GRAD_ADD);
     for (size_t r = 0; r < rows; r++) {
         for (int j = 0; j < ca; j++)
             wa[r * ca + j] = ra[r * ca + j] + s.dy[r * (ca + cb) + j];
@@ -203,6 +247,15 @@ static void check_simple_contracts(void)
     }
     test_close("accumulates: concat_backward da (db NULL)", da, wa, rows * ca, 1e-6f, 1e-6f);
     test_close("accumulates: concat_backward db (da NULL)", db, wb, rows * cb, 1e-6f, 1e-6f);
+    be->concat_backward(be, da, db, s.dy, rows, ca, cb, GRAD_WRITE, GRAD_WRITE);
+    for (size_t r = 0; r < rows; r++) {
+        for (int j = 0; j < ca; j++)
+            wa[r * ca + j] = s.dy[r * (ca + cb) + j];
+        for (int j = 0; j < cb; j++)
+            wb[r * cb + j] = s.dy[r * (ca + cb) + ca + j];
+    }
+    test_close("writes: concat_backward da", da, wa, rows * ca, 0.0f, 0.0f);
+    test_close("writes: concat_backward db", db, wb, rows * cb, 0.0f, 0.0f);
 
     /* loss_backward writes dpred */
     for (int kind = LOSS_MAE; kind <= LOSS_MSE; kind++) {
@@ -214,7 +267,8 @@ static void check_simple_contracts(void)
                    dp, dp0, nx, 0.0f, 0.0f);
         free(dp), free(dp0);
     }
-    free(s.x), free(s.dy), free(stats), free(stats0), free(saved), free(saved0), free(bstats);
+    free(s.x), free(s.dy), free(s.other), free(stats), free(stats0), free(saved), free(saved0),
+        free(bstats);
     free(bstats0), free(y), free(y0), free(mm), free(mv), free(ra), free(rb), free(da), free(db);
     free(wa), free(wb);
 }
@@ -360,7 +414,7 @@ static void check_adamw(void)
     enum { N = 64 };
     const float lr = 0.05f, b1 = 0.9f, b2 = 0.999f, eps = 1e-7f, wd = 0.2f;
     float w[N], m[N] = {0}, v[N] = {0}, g[N], fw[N], fm[N], fv[N];
-    double dw[N], dm[N] = {0}, dv[N] = {0};
+    double dw[N], dm[N] = {0}, dv[N] = {0}, dm_abs[N] = {0}; /* |terms| of m: its scale */
     test_fill_normal(w, N, 1.0f);
     for (int i = 0; i < N; i++)
         dw[i] = w[i];
@@ -368,17 +422,26 @@ static void check_adamw(void)
         test_fill_normal(g, N, 1.0f);
         for (int i = 0; i < N; i += 4)
             g[i] *= 1e-7f;
-        be->adamw_update(be, w, g, m, v, N, lr, b1, b2, eps, wd, t);
+        struct adamw_scalars table[2] = {adamw_scalars_for_step(lr, b1, b2, eps, wd, t + 1),
+                                         adamw_scalars_for_step(lr, b1, b2, eps, wd, t)};
+        const int32_t entry = 1; /* the table's entry for step t, picked by a counter */
+        be->adamw_update(be, w, g, m, v, N, table, &entry);
         double alpha = lr * sqrt(1.0 - pow(b2, t)) / (1.0 - pow(b1, t));
         for (int i = 0; i < N; i++) {
             dw[i] -= dw[i] * wd * lr;
             dm[i] += (g[i] - dm[i]) * (1.0 - b1);
+            dm_abs[i] = dm_abs[i] * b1 + fabs(g[i]) * (1.0 - b1);
             dv[i] += ((double)g[i] * g[i] - dv[i]) * (1.0 - b2);
             dw[i] -= dm[i] * alpha / (sqrt(dv[i]) + eps);
             fw[i] = (float)dw[i], fm[i] = (float)dm[i], fv[i] = (float)dv[i];
         }
         close_fmt(w, fw, N, 1e-6f, 1e-5f, "adamw %s after step %d", "w", t);
-        close_fmt(m, fm, N, 0.0f, 1e-5f, "adamw %s after step %d", "m", t);
+        /* m is a sum of terms that may cancel: its float32 rounding is relative to the
+         * terms' size, not to m's */
+        for (int i = 0; i < N; i++)
+            if (!(fabs((double)m[i] - fm[i]) <= 1e-5 * dm_abs[i]))
+                test_fail("adamw m after step %d [%d]: got %.9g want %.9g (|terms| %.3g)", t, i,
+                          m[i], fm[i], dm_abs[i]);
         close_fmt(v, fv, N, 0.0f, 1e-5f, "adamw %s after step %d", "v", t);
     }
 }
@@ -491,7 +554,7 @@ static void check_gather_images(void)
     const int32_t idx[N] = {1, 0, 2, 0, 1};
     float *out = filled((N + 1) * PER, NAN), *want = test_alloc_zeros(N * PER);
     out[N * PER] = 1e30f; /* a row past n: must stay */
-    be->gather_images(be, out, images, idx, N, PER);
+    be->gather_images(be, out, images, idx, NULL, N, PER);
     for (int i = 0; i < N; i++)
         for (int j = 0; j < PER; j++)
             want[i * PER + j] = (float)((double)images[idx[i] * PER + j] / 255.0);
@@ -506,7 +569,29 @@ static void check_gather_images(void)
                   out[PER + 255]);
     if (out[N * PER] != 1e30f)
         test_fail("gather_images wrote past its %d rows", N);
-    free(out), free(want);
+    /* from the index a counter holds: rows 2..4 of the gather above */
+    const int32_t first = 2;
+    float *part = filled(3 * PER, NAN);
+    be->gather_images(be, part, images, idx, &first, 3, PER);
+    test_close("gather_images from a counter's index", part, out + 2 * PER, 3 * PER, 0.0f, 0.0f);
+    free(out), free(want), free(part);
+}
+
+/* counters_add advances each counter by its step; copy_to_slot writes the slot a counter
+ * names and nothing else */
+static void check_counters(void)
+{
+    int32_t c[3] = {7, 40, 1};
+    const int32_t by[3] = {1, 8, 1};
+    float hist[8] = {-1, -1, -1, -1, -1, -1, -1, -1}, src[2] = {0.25f, 3.5f};
+    for (int i = 0; i < 2; i++) {
+        be->copy_to_slot(be, hist, c + 2, src, 2);
+        be->counters_add(be, c, by, 3);
+    }
+    const float want[8] = {-1, -1, 0.25f, 3.5f, 0.25f, 3.5f, -1, -1};
+    test_close("copy_to_slot at slots 1 and 2", hist, want, 8, 0.0f, 0.0f);
+    if (c[0] != 9 || c[1] != 56 || c[2] != 3)
+        test_fail("counters_add: {%d, %d, %d}, want {9, 56, 3}", c[0], c[1], c[2]);
 }
 
 int main(void)
@@ -516,6 +601,10 @@ int main(void)
 
     check_conv_contract(2, 5, 7, 3, 4, 3);
     check_conv_contract(2, 5, 7, 3, 4, 1);
+    struct conv_shape epi3 = {.n = 2, .h = 5, .w = 7, .cin = 3, .cout = 4, .k = 3};
+    struct conv_shape epi1 = {.n = 3, .h = 6, .w = 4, .cin = 5, .cout = 6, .k = 1};
+    test_conv_epilogue(be, &epi3);
+    test_conv_epilogue(be, &epi1);
     check_conv_contract(3, 40, 56, 2, 3, 3); /* several im2col chunks */
     check_simple_contracts();
 
@@ -528,6 +617,7 @@ int main(void)
     check_schedule_and_mixing();
     check_normalization_and_losses();
     check_gather_images();
+    check_counters();
 
     be->destroy(be);
     return test_finish("test_op_semantics");

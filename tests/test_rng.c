@@ -20,21 +20,29 @@ static void check_rng_streams(int normal)
 {
     enum { EX = 4, PER = 37, WIDE = 50 };
     const char *kind = normal ? "fill_normal" : "fill_uniform";
-    void (*fill)(struct backend *, float *, int, size_t, uint64_t, uint32_t, uint32_t, uint32_t) =
-        normal ? be->fill_normal : be->fill_uniform;
+    void (*fill)(struct backend *, float *, int, size_t, uint64_t, uint32_t, uint32_t, uint32_t,
+                 const int32_t *) = normal ? be->fill_normal : be->fill_uniform;
     const uint64_t seed = 0x123456789abcull;
     int failures = test_failures();
     float a[EX * WIDE], b[EX * WIDE], part[2 * PER];
-    fill(be, a, EX, PER, seed, 7, RNG_TRAIN_NOISE, 0);
-    fill(be, b, EX, PER, seed, 7, RNG_TRAIN_NOISE, 0);
+    fill(be, a, EX, PER, seed, 7, RNG_TRAIN_NOISE, 0, NULL);
+    fill(be, b, EX, PER, seed, 7, RNG_TRAIN_NOISE, 0, NULL);
     if (memcmp(a, b, sizeof(float) * EX * PER) != 0)
         test_fail("%s: two identical calls differ", kind);
+    /* the step from a counter: step + *step_add, the same draw (and a wrong one differs) */
+    const int32_t four = 4, five = 5;
+    fill(be, b, EX, PER, seed, 3, RNG_TRAIN_NOISE, 0, &four);
+    if (memcmp(a, b, sizeof(float) * EX * PER) != 0)
+        test_fail("%s: step 3 + counter 4 differs from step 7", kind);
+    fill(be, b, EX, PER, seed, 3, RNG_TRAIN_NOISE, 0, &five);
+    if (memcmp(a, b, sizeof(float) * EX * PER) == 0)
+        test_fail("%s: step 3 + counter 5 draws step 7's numbers", kind);
     /* examples 2, 3 drawn alone from first = 2 (another rank's share) */
-    fill(be, part, 2, PER, seed, 7, RNG_TRAIN_NOISE, 2);
+    fill(be, part, 2, PER, seed, 7, RNG_TRAIN_NOISE, 2, NULL);
     if (memcmp(part, a + 2 * PER, sizeof part) != 0)
         test_fail("%s: examples 2..3 depend on how many examples are filled or on first", kind);
     /* element j of example i does not depend on the row length either */
-    fill(be, b, EX, WIDE, seed, 7, RNG_TRAIN_NOISE, 0);
+    fill(be, b, EX, WIDE, seed, 7, RNG_TRAIN_NOISE, 0, NULL);
     for (int i = 0; i < EX; i++)
         if (memcmp(a + i * PER, b + i * WIDE, sizeof(float) * PER) != 0)
             test_fail("%s: example %d depends on the elements per example", kind, i);
@@ -61,7 +69,8 @@ static void check_rng_streams(int normal)
                  {"step<->purpose", seed, RNG_TRAIN_NOISE, 7, 0},
                  {"example", seed, 7, RNG_TRAIN_NOISE, 1}};
     for (size_t k = 0; k < sizeof other / sizeof other[0]; k++) {
-        fill(be, b, EX - 1, PER, other[k].seed, other[k].step, other[k].purpose, other[k].first);
+        fill(be, b, EX - 1, PER, other[k].seed, other[k].step, other[k].purpose, other[k].first,
+             NULL);
         int eq = 0;
         for (int i = 0; i < (EX - 1) * PER; i++)
             eq += a[i] == b[i];
@@ -77,7 +86,7 @@ static void check_rng_moments(void)
 {
     enum { EX = 100, PER = 1000, N = EX * PER };
     float *x = test_alloc_zeros(N);
-    be->fill_normal(be, x, EX, PER, 42, 3, RNG_TRAIN_NOISE, 5);
+    be->fill_normal(be, x, EX, PER, 42, 3, RNG_TRAIN_NOISE, 5, NULL);
     double s = 0, ss = 0, lag = 0, cross = 0;
     for (int i = 0; i < N; i++) {
         s += x[i], ss += (double)x[i] * x[i];
@@ -95,7 +104,7 @@ static void check_rng_moments(void)
     else
         printf("ok   fill_normal 1e5: mean %.4f var %.4f lag-1 %.4f cross %.4f\n", mean, var, lag,
                cross);
-    be->fill_uniform(be, x, EX, PER, 42, 3, RNG_TRAIN_TIME, 0);
+    be->fill_uniform(be, x, EX, PER, 42, 3, RNG_TRAIN_TIME, 0, NULL);
     double lo = 1, hi = 0;
     s = ss = 0;
     for (int i = 0; i < N; i++) {
@@ -119,12 +128,12 @@ static void check_rng_known_answers(void)
     const uint32_t zero[4] = {0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u};
     const uint32_t pi[4] = {0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u};
     float u[4], want[4];
-    be->fill_uniform(be, u, 1, 4, 0, 0, 0, 0);
+    be->fill_uniform(be, u, 1, 4, 0, 0, 0, 0, NULL);
     for (int q = 0; q < 4; q++)
         want[q] = rng_u01(zero[q]);
     test_close("philox zero-vector KAT via fill_uniform", u, want, 4, 0.0f, 0.0f);
     float nrm[2];
-    be->fill_normal(be, nrm, 1, 2, 0, 0, 0, 0);
+    be->fill_normal(be, nrm, 1, 2, 0, 0, 0, 0, NULL);
     double r = sqrt(-2.0 * log((double)rng_u01(zero[0])));
     float wn[2] = {(float)(r * cos(2 * pi_d * rng_u01(zero[1]))),
                    (float)(r * sin(2 * pi_d * rng_u01(zero[1])))};

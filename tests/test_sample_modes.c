@@ -179,7 +179,7 @@ static void test_in_process(void)
     int n = 2;
     size_t count = (size_t)n * t->per_image;
     float *noise = be->alloc(be, count * sizeof(float));
-    be->fill_normal(be, noise, n, t->per_image, 7, 0, RNG_SAMPLE_NOISE, 0);
+    be->fill_normal(be, noise, n, t->per_image, 7, 0, RNG_SAMPLE_NOISE, 0, NULL);
     float *ref = malloc(count * sizeof(float)), *got = malloc(count * sizeof(float));
     float *dev = be->alloc(be, count * sizeof(float));
     struct sample_options heun = {.kind = SAMPLER_HEUN}, ddim = {.kind = SAMPLER_DDIM};

@@ -32,6 +32,19 @@
 static struct backend *be;
 static struct comm *comm;
 
+/* The CPU backend's convolution, counting the calls that carry an epilogue (fusion at work) */
+static void (*plain_conv)(struct backend *, float *, const float *, const float *, const float *,
+                          const struct conv_shape *, const struct conv_epilogue *);
+static long fused_convs;
+
+static void counting_conv(struct backend *b, float *y, const float *x, const float *w,
+                          const float *bias, const struct conv_shape *s,
+                          const struct conv_epilogue *epi)
+{
+    fused_convs += epi != NULL;
+    plain_conv(b, y, x, w, bias, s, epi);
+}
+
 struct model_case {
     struct unet *net;
     struct unet_acts *acts;
@@ -117,13 +130,30 @@ static void check_model(const char *label, struct unet_config cfg, int batch)
         test_fail("%s: a training forward changed trainable weights, or left all %zu moving "
                   "statistics unchanged (%zu changed)",
                   label, m.pt->total - nt, moved);
-    unet_backward(be, m.net, m.acts, m.w, dw, m.r, comm);
+    unet_backward(be, m.net, m.acts, m.w, dw, m.r, comm, NULL);
     memcpy(dw2, dw, nt * sizeof(float));
     model_loss(&m);
-    unet_backward(be, m.net, m.acts, m.w, dw2, m.r, comm);
+    unet_backward(be, m.net, m.acts, m.w, dw2, m.r, comm, NULL);
     char name[160];
     snprintf(name, sizeof name, "%s: dw written (=), not accumulated", label);
     test_close(name, dw2, dw, nt, 0.0f, 0.0f);
+    /* fusion off (every node apart): the same prediction and gradients, bit for bit */
+    size_t npred = (size_t)batch * m.s * m.s * 3;
+    float *pred_fused = malloc(npred * sizeof(float));
+    memcpy(pred_fused, m.pred, npred * sizeof(float));
+    long fused_before = fused_convs;
+    unet_set_fusion(m.net, 0);
+    model_loss(&m);
+    unet_backward(be, m.net, m.acts, m.w, dw2, m.r, comm, NULL);
+    unet_set_fusion(m.net, 1);
+    if (fused_convs != fused_before || fused_before == 0)
+        test_fail("%s: %ld convolutions ran with an epilogue fused, %ld apart (want > 0, 0)", label,
+                  fused_before, fused_convs - fused_before);
+    snprintf(name, sizeof name, "%s: prediction fused = apart", label);
+    test_close(name, m.pred, pred_fused, npred, 0.0f, 0.0f);
+    snprintf(name, sizeof name, "%s: dw fused = apart", label);
+    test_close(name, dw2, dw, nt, 0.0f, 0.0f);
+    free(pred_fused);
 
     double rms = 0;
     for (size_t i = 0; i < nt; i++)
@@ -269,6 +299,8 @@ int main(void)
      * covered by the op tests */
     omp_set_num_threads(1);
     be = cpu_backend_create();
+    plain_conv = be->conv2d_forward;
+    be->conv2d_forward = counting_conv;
     comm = comm_single();
     test_seed(2024);
 

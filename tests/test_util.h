@@ -46,6 +46,12 @@ void test_op_ran(int op);
 #define ON_TESTED(be, op) (test_op_ran(BACKEND_OP_##op), (be)->op)
 int test_ops_checked(const struct backend *be, unsigned needs);
 
+/* conv2d_forward on be with each epilogue (backend.h's struct conv_epilogue: residual,
+ * swish, both) against the same convolution followed by add and swish_forward on be: the
+ * same bits, every output written over NaN. */
+struct conv_shape;
+void test_conv_epilogue(struct backend *be, const struct conv_shape *s);
+
 void test_fail(const char *fmt, ...);
 /* Print the summary line and return the process exit code (0 pass, 1 fail). First fails
  * the test if any HDF5 object is still open (a handle leaked on some path). */

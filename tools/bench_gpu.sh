@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # bench_gpu.sh: the training step, ours against PyTorch, on one GPU: ddim-bench at the seed's
 # configuration (batch 64, 64x64, widths 32,64,96,128, block depth 2), then the same network
-# and step in PyTorch (tools/torch_reference.py) eager, torch.compile in its default mode and
-# torch.compile with CUDA graphs (mode reduce-overhead), same batch and precision, and a
-# comparison table. The table always comes out: each row holds its figures or why it has
-# none (its exit status, or the time limit it ran into); every row is bounded in time.
+# and step in PyTorch (tools/torch_reference.py) eager, torch.compile with CUDA graphs (mode
+# reduce-overhead) and torch.compile in its default mode, same batch and precision, and a
+# comparison table. Then ours again with each of issue 18's parts taken away, one at a time
+# (VARIANTS): the graph only from data to all-reduce (partial) or none (off), fusion off, and
+# the batch of 8 that each of 8 GPUs gets of 64 (the launch-bound regime) with the graph
+# whole, partial and off; optional rows with the experiments DDIM_CUDNN_FUSED_EPILOGUE=1
+# (cuDNN's fused residual) and DDIM_CUDNN_NO_TF32=1. Each variant's row says what it bought
+# against the default (ours). The table always comes out: each row holds its figures or why
+# it has none (its exit status, or the time limit it ran into); every row is bounded in time.
 #
 #   cmake -S . -B build-gpu -DDDIM_CUDA=ON && cmake --build build-gpu -j   (docs/gpu.md)
 #   tools/bench_gpu.sh
@@ -12,8 +17,11 @@
 # Environment: BUILD (build-gpu), PYTHON (/opt/torch/.venv/bin/python3 where it exists, else
 # python3), BATCH, IMAGE_SIZE, WIDTHS, BLOCK_DEPTH, WARMUP, STEPS (the seed's configuration,
 # 10 and 50), BACKEND (cuda; cpu to try the script without a GPU), time limits in seconds:
-# LIMIT_OURS (120), LIMIT_EAGER (180), LIMIT_COMPILE (240 each compile row), BUDGET_S (all
-# rows together: a row gets at most what is left of it; unset, no bound). Convolutions may
+# LIMIT_OURS (120), LIMIT_EAGER (180), LIMIT_COMPILE (240 each compile row), LIMIT_VARIANT
+# (60 each), BUDGET_S (all rows together: a row gets at most what is left of it; unset, no
+# bound). VARIANTS: which variant rows, in order (default: partial nograph nofuse b8 b8_partial
+# b8_nograph cudnn_fused; '' none); COMPILE_DEFAULT=0 leaves out the torch.compile default row
+# (seen compiling for more than 100 s). Convolutions may
 # use TF32 on both sides (cuDNN's default, torch's --tf32); DDIM_CUDNN_NO_TF32=1 turns TF32
 # off on both. Raw output goes to $OUT/bench when OUT is set, else to runs/bench-<time>.
 # Exit status: 0 when the table came out, whatever its rows say (the targets are reported,
@@ -77,13 +85,36 @@ row() {
     ((rc == 0)) || { echo "   exit status $rc; the log's end:" && tail -n 5 "$dest/$name.log"; }
 }
 
-row ours "${LIMIT_OURS:-120}" "$BUILD/ddim-bench" --backend "$backend" "${config[@]}" --json \
-    --csv "$dest/ddim_bench_steps.csv"
+ours=("$BUILD/ddim-bench" --backend "$backend" "${config[@]}" --json)
+row ours "${LIMIT_OURS:-120}" "${ours[@]}" --csv "$dest/ddim_bench_steps.csv"
 torch=("$PYTHON" tools/torch_reference.py --device "$device" "${config[@]}" "$tf32")
 row torch_eager "${LIMIT_EAGER:-180}" "${torch[@]}" --mode eager
 row torch_compile_cudagraphs "${LIMIT_COMPILE:-240}" "${torch[@]}" --mode compile \
     --compile-mode reduce-overhead
-row torch_compile "${LIMIT_COMPILE:-240}" "${torch[@]}" --mode compile --compile-mode default
+
+# the variants: ours with one part taken away (the later options win over ${config[@]}'s)
+variants=${VARIANTS-partial nograph nofuse b8 b8_partial b8_nograph cudnn_fused}
+for v in $variants; do
+    case $v in
+    partial) args=(--cuda-graph partial) ;;
+    nograph) args=(--cuda-graph off) ;;
+    nofuse) args=(--fuse off) ;;
+    b8) args=(--batch 8) ;;
+    b8_partial) args=(--batch 8 --cuda-graph partial) ;;
+    b8_nograph) args=(--batch 8 --cuda-graph off) ;;
+    cudnn_fused) args=(env DDIM_CUDNN_FUSED_EPILOGUE=1) ;;
+    no_tf32) args=(env DDIM_CUDNN_NO_TF32=1) ;;
+    *) echo "bench_gpu.sh: unknown variant '$v'" && continue ;;
+    esac
+    if [[ ${args[0]} == env ]]; then
+        row "ours_$v" "${LIMIT_VARIANT:-60}" "${args[@]}" "${ours[@]}" --op-steps 0
+    else
+        row "ours_$v" "${LIMIT_VARIANT:-60}" "${ours[@]}" "${args[@]}" --op-steps 0
+    fi
+done
+[[ ${COMPILE_DEFAULT:-1} == 0 ]] ||
+    row torch_compile "${LIMIT_COMPILE:-240}" "${torch[@]}" --mode compile --compile-mode default
+echo "$variants" >"$dest/variants.txt"
 
 python3 - "$dest" <<'EOF' | tee -a "$summary"
 import json, signal, sys
@@ -164,5 +195,38 @@ for name, target, ok in (("torch_eager", "step >= 2x faster than torch eager", l
             print(f"        peak memory {ratio:.2f} of {name}'s, {verdict(ratio < 1)}")
 print("(torch: max_memory_allocated over the timed steps; ours: the backend's device "
       "allocations at their peak)")
+
+# the variants: what each part of issue 18 buys, against the default row
+what = {"partial": "graph data..all-reduce only (draw, AdamW, EMA op by op)",
+        "nograph": "no CUDA graph (op by op)", "nofuse": "no fusion (every node apart)",
+        "b8": "batch 8 (an 8-GPU share of 64), all on",
+        "b8_partial": "batch 8, graph data..all-reduce only", "b8_nograph": "batch 8, no graph",
+        "cudnn_fused": "experiment: cuDNN's fused residual epilogue",
+        "no_tf32": "convolutions without TF32"}
+try:
+    names = open(f"{dest}/variants.txt").read().split()
+except OSError:
+    names = []
+if names:
+    print()
+    print(f"{'ours, one part away':27} {'step ms':>9} {'images/s':>9} {'vs ours':>9} "
+          f"{'peak memory':>13}  what")
+for v in names:
+    name = "ours_" + v
+    rc, limit, _ = status.get(name, (-2, 0, 0))
+    r = last_json(f"{dest}/{name}.log") if rc == 0 else None
+    if r is None:
+        print(f"{v:27} no figures: {reason(rc, limit, f'{dest}/{name}.log')}")
+        continue
+    base = ours if ours and r.get("batch") == ours.get("batch") else None
+    if v.startswith("b8") and v != "b8":
+        b8 = last_json(f"{dest}/ours_b8.log")
+        base = b8 if b8 and b8.get("batch") == r.get("batch") else None
+    vs = f"{r['step_ms_median'] / base['step_ms_median']:8.2f}x" if base else f"{'-':>9}"
+    print(f"{v:27} {r['step_ms_median']:9.3f} {r['images_per_s']:9.1f} {vs} "
+          f"{mib(r['peak_mem_bytes']):>13}  {what.get(v, '')}")
+if names:
+    print("(vs ours: this row's step time over the default's at the same batch; above 1: the "
+          "part taken away bought that much)")
 EOF
 echo "bench_gpu.sh: raw output in $dest"

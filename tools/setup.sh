@@ -11,11 +11,14 @@ cd "$(dirname "$0")/.."
 # runtimes and its OpenMP: the fuzz targets' build (.ci/run, README "Sanitizers and
 # fuzzing"). protobuf-c and ISA-L: TensorBoard's event files; python3-venv: the test that
 # reads them with TensorBoard (pip-installed there).
+# iproute2 (ip, tc), util-linux (unshare, nsenter) and iputils-ping: the simulated cluster
+# (tests/slurm/sim_nodes.sh, tools/cluster_scaling.sh).
 packages=(cmake make gcc g++ pkg-config libdnnl-dev libhdf5-dev hdf5-tools libyaml-dev
           libpng-dev libjpeg-dev jq librandom123-dev libgif-dev libarchive-dev
           libopenmpi-dev openmpi-bin clang-format slurm-wlm munge libpmix-dev
           clang libclang-rt-14-dev libomp-dev
-          libprotobuf-c-dev protobuf-c-compiler libisal-dev python3-venv)
+          libprotobuf-c-dev protobuf-c-compiler libisal-dev python3-venv
+          iproute2 util-linux iputils-ping)
 if [[ "${SKIP_APT:-0}" != 1 ]]; then
     missing=()
     for p in "${packages[@]}"; do

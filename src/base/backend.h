@@ -11,11 +11,17 @@
  *   (k*k*Cin, Cout) row-major matrix.
  * - Pointers are backend memory (host memory for the CPU backend, device memory for CUDA)
  *   unless the name ends in _host.
- * - Backward ops ACCUMULATE (+=) into activation gradients (dx, da, db of a tensor that may
- *   feed several consumers) and WRITE (=) parameter gradients (dw, dbias), since every
- *   parameter is used exactly once. Each op's comment says which, and tests check it.
- *   conv2d_backward's dx and concat_backward's da/db may be NULL: "not needed", skipped.
+ * - Backward ops store activation gradients (dx, da, db) as the caller's enum grad_mode
+ *   says: written (=) by a tensor's first contributor in the backward pass, accumulated (+=)
+ *   by the later ones (a tensor that feeds several consumers), so no gradient buffer needs
+ *   zeroing first. Parameter gradients (dw, dbias) are always written (=): every parameter
+ *   is used exactly once. Tests check both modes of every op. conv2d_backward's dx,
+ *   concat_backward's and add_backward's da/db may be NULL: "not needed", skipped.
  * - Per-example scalars (rates, times, variances) are (N,) vectors in backend memory.
+ * - What changes from one training step to the next (the random streams' step, the
+ *   resident data's offset, AdamW's step, the loss history's slot) can be read from int32
+ *   counters in backend memory, which counters_add advances: a step recorded once (a CUDA
+ *   graph) then reads the current values each time it runs.
  */
 #ifndef DDIM_BACKEND_H
 #define DDIM_BACKEND_H
@@ -28,6 +34,12 @@ extern "C" {
 #endif
 
 enum loss_kind { LOSS_MAE = 0, LOSS_MSE = 1 };
+
+/* How a backward op stores an activation gradient: GRAD_WRITE (=) where it is the tensor's
+ * first contributor, GRAD_ADD (+=) where another consumer has written it already. A
+ * written value is computed as 0.0f + v, the bits the same op gives when it accumulates
+ * into a zero-filled buffer (only the sign of a zero could differ otherwise). */
+enum grad_mode { GRAD_WRITE = 0, GRAD_ADD = 1 };
 
 /* Purposes of random streams: part of the Philox counter, so that each use of the seed
  * draws independent numbers (see src/base/rng.h). */
@@ -94,6 +106,18 @@ static inline int conv_is_basic(const struct conv_shape *s)
     return conv_kh(s) == s->k && conv_kw(s) == s->k && conv_stride(s) == 1 && !s->valid;
 }
 
+/* What a forward convolution does to y after its bias (conv2d_forward's epi; NULL: nothing):
+ * the ops that would otherwise read y back at once, fused into the pass that adds the bias.
+ * In this order, each computed as its own op computes it, so the bits are those of the ops
+ * run apart: y = y + residual (a residual block's add, writing y in the add's place), then
+ * swish = swish(y) (y is kept: swish's backward reads it). */
+struct conv_epilogue {
+    const float *residual; /* (n, ho, wo, cout) or NULL */
+    float *swish;          /* (n, ho, wo, cout) or NULL */
+};
+
+struct adamw_scalars; /* src/base/optim_math.h: one step's AdamW scalars */
+
 enum pool_mode { POOL_MAX = 0, POOL_AVG = 1 };
 
 /* A k x k pooling window with TensorFlow's padding rules (as conv_shape). Average pooling
@@ -132,15 +156,16 @@ enum backend_op_need { OP_REQUIRED, OP_INFERENCE, OP_TIMING };
     X(OP_REQUIRED, void, destroy, (struct backend *be))                                            \
                                                                                                    \
     /* --- convolution (zero padding, bias; see struct conv_shape) --- */                          \
-    /* y (n,ho,wo,cout) = conv(x (n,h,w,cin), w (kh,kw,cin,cout)) + bias (cout) */                 \
+    /* y (n,ho,wo,cout) = conv(x (n,h,w,cin), w (kh,kw,cin,cout)) + bias (cout), then the         \
+     * epilogue (NULL: none; see struct conv_epilogue) */                                          \
     X(OP_REQUIRED, void, conv2d_forward,                                                           \
       (struct backend *be, float *y, const float *x, const float *w, const float *bias,            \
-       const struct conv_shape *s))                                                                \
-    /* dx += dL/dx (skipped when dx is NULL); dw = dL/dw; dbias = dL/dbias. Only for               \
-     * conv_is_basic shapes (the U-Net's): the other shapes are inference-only. */                 \
+       const struct conv_shape *s, const struct conv_epilogue *epi))                               \
+    /* dx (=/+= by dx_mode) dL/dx (skipped when dx is NULL); dw = dL/dw; dbias = dL/dbias.        \
+     * Only for conv_is_basic shapes (the U-Net's): the other shapes are inference-only. */        \
     X(OP_REQUIRED, void, conv2d_backward,                                                          \
       (struct backend *be, float *dx, float *dw, float *dbias, const float *dy, const float *x,    \
-       const float *w, const struct conv_shape *s))                                                \
+       const float *w, const struct conv_shape *s, enum grad_mode dx_mode))                        \
                                                                                                    \
     /* --- BatchNormalization without center/scale (Keras: momentum, epsilon) ---                  \
      * Training mode is split in two so that the per-channel sums can be all-reduced               \
@@ -164,21 +189,27 @@ enum backend_op_need { OP_REQUIRED, OP_INFERENCE, OP_TIMING };
     X(OP_REQUIRED, void, bn_backward_stats,                                                        \
       (struct backend *be, float *bstats, const float *dy, const float *x, const float *saved,     \
        size_t rows, int c))                                                                        \
-    /* dx += invstd * (dy - sum_dy/count - xhat*sum_dy_xhat/count), from global bstats */          \
+    /* dx (=/+=) invstd * (dy - sum_dy/count - xhat*sum_dy_xhat/count), from global bstats */      \
     X(OP_REQUIRED, void, bn_backward_apply,                                                        \
       (struct backend *be, float *dx, const float *dy, const float *x, const float *saved,         \
-       const float *bstats, double count, size_t rows, int c))                                     \
+       const float *bstats, double count, size_t rows, int c, enum grad_mode mode))                \
                                                                                                    \
     /* --- elementwise and layout ops --- */                                                       \
     /* y = x * sigmoid(x) */                                                                       \
     X(OP_REQUIRED, void, swish_forward, (struct backend *be, float *y, const float *x, size_t n))  \
-    /* dx += dy * d swish(x)/dx */                                                                 \
+    /* dx (=/+=) dy * d swish(x)/dx */                                                             \
     X(OP_REQUIRED, void, swish_backward,                                                           \
-      (struct backend *be, float *dx, const float *dy, const float *x, size_t n))                  \
+      (struct backend *be, float *dx, const float *dy, const float *x, size_t n,                   \
+       enum grad_mode mode))                                                                       \
     /* y = a + b */                                                                                \
     X(OP_REQUIRED, void, add,                                                                      \
       (struct backend *be, float *y, const float *a, const float *b, size_t n))                    \
-    /* y += alpha * x (the backward of add, and gradient accumulation) */                          \
+    /* the backward of add, dy read once: da (=/+= by mode_a) dy; db (by mode_b) dy; either        \
+     * may be NULL */                                                                              \
+    X(OP_REQUIRED, void, add_backward,                                                             \
+      (struct backend *be, float *da, float *db, const float *dy, size_t n, enum grad_mode mode_a, \
+       enum grad_mode mode_b))                                                                     \
+    /* y += alpha * x */                                                                           \
     X(OP_REQUIRED, void, axpy,                                                                     \
       (struct backend *be, float *y, float alpha, const float *x, size_t n))                       \
     /* x *= alpha */                                                                               \
@@ -187,21 +218,24 @@ enum backend_op_need { OP_REQUIRED, OP_INFERENCE, OP_TIMING };
     X(OP_REQUIRED, void, concat_forward,                                                           \
       (struct backend *be, float *y, const float *a, const float *b, size_t rows, int ca,          \
        int cb))                                                                                    \
-    /* da += dy[:, :ca]; db += dy[:, ca:] (either may be NULL) */                                  \
+    /* da (=/+= by mode_a) dy[:, :ca]; db (by mode_b) dy[:, ca:] (either may be NULL) */           \
     X(OP_REQUIRED, void, concat_backward,                                                          \
-      (struct backend *be, float *da, float *db, const float *dy, size_t rows, int ca, int cb))    \
+      (struct backend *be, float *da, float *db, const float *dy, size_t rows, int ca, int cb,     \
+       enum grad_mode mode_a, enum grad_mode mode_b))                                              \
     /* y (n,h/2,w/2,c) = 2x2 average pooling, stride 2, of x (n,h,w,c); h, w even */               \
     X(OP_REQUIRED, void, avgpool2_forward,                                                         \
       (struct backend *be, float *y, const float *x, int n, int h, int w, int c))                  \
-    /* dx += pooling backward of dy (n,h/2,w/2,c); h, w are the INPUT size */                      \
+    /* dx (=/+=) pooling backward of dy (n,h/2,w/2,c); h, w are the INPUT size */                  \
     X(OP_REQUIRED, void, avgpool2_backward,                                                        \
-      (struct backend *be, float *dx, const float *dy, int n, int h, int w, int c))                \
+      (struct backend *be, float *dx, const float *dy, int n, int h, int w, int c,                 \
+       enum grad_mode mode))                                                                       \
     /* y (n,2h,2w,c) = bilinear 2x upsampling of x (n,h,w,c), TF half-pixel centers */             \
     X(OP_REQUIRED, void, upsample2_forward,                                                        \
       (struct backend *be, float *y, const float *x, int n, int h, int w, int c))                  \
-    /* dx += backward of the above; h, w are the INPUT size */                                     \
+    /* dx (=/+=) backward of the above; h, w are the INPUT size */                                 \
     X(OP_REQUIRED, void, upsample2_backward,                                                       \
-      (struct backend *be, float *dx, const float *dy, int n, int h, int w, int c))                \
+      (struct backend *be, float *dx, const float *dy, int n, int h, int w, int c,                 \
+       enum grad_mode mode))                                                                       \
     /* e (n,h,w,dims) = [sin(2*pi*f_k*v_i), cos(2*pi*f_k*v_i)], f_k = exp(linspace(log fmin,       \
      * log fmax, dims/2)), v (n,) the noise variances, broadcast over h, w (float32 math in        \
      * TensorFlow's order, see kernels/cpu_elementwise.c) */                                       \
@@ -242,30 +276,40 @@ enum backend_op_need { OP_REQUIRED, OP_INFERENCE, OP_TIMING };
     X(OP_REQUIRED, void, denormalize,                                                              \
       (struct backend *be, float *y, const float *x, const float *mean, const float *var,          \
        size_t rows, int c))                                                                        \
-    /* out (n, per) = images[idx[i]] / 255 for i < n: uint8 images (count, per), int32             \
-     * indices, all in backend memory. The training shard kept resident (data.resident):           \
-     * float32 division by 255, exactly as io/dataset.c's host path, so both give the same         \
-     * bits. The indices are not checked: the caller keeps them in [0, count). */                  \
+    /* out (n, per) = images[idx[first + i]] / 255 for i < n, first = *idx_first (a counter;       \
+     * NULL: 0): uint8 images (count, per), int32 indices, all in backend memory. The training     \
+     * shard kept resident (data.resident): float32 division by 255, exactly as io/dataset.c's     \
+     * host path, so both give the same bits. The indices are not checked: the caller keeps        \
+     * them in [0, count). */                                                                      \
     X(OP_REQUIRED, void, gather_images,                                                            \
-      (struct backend *be, float *out, const uint8_t *images, const int32_t *idx, int n,           \
-       size_t per))                                                                                \
+      (struct backend *be, float *out, const uint8_t *images, const int32_t *idx,                  \
+       const int32_t *idx_first, int n, size_t per))                                               \
+    /* c[i] += by[i] for i < n: advances step counters (both int32, backend memory) */             \
+    X(OP_REQUIRED, void, counters_add, (struct backend *be, int32_t *c, const int32_t *by, int n)) \
+    /* dst[slot * n + j] = src[j] for j < n, slot = *slot (a counter): e.g. a step's losses        \
+     * into its place in a history */                                                              \
+    X(OP_REQUIRED, void, copy_to_slot,                                                             \
+      (struct backend *be, float *dst, const int32_t *slot, const float *src, size_t n))           \
                                                                                                    \
     /* --- random numbers (Philox4x32-10, counter-based, see src/base/rng.h) ---                   \
      * Element j of example i (global index first + i) is a function of (seed, step,               \
-     * purpose, first + i, j) only: the same on every backend and any number of ranks. */          \
+     * purpose, first + i, j) only: the same on every backend and any number of ranks. The         \
+     * step is step + *step_add (a counter; NULL: + 0), in uint32 arithmetic. */                   \
     X(OP_REQUIRED, void, fill_normal,                                                              \
       (struct backend *be, float *x, int n, size_t per, uint64_t seed, uint32_t step,              \
-       uint32_t purpose, uint32_t first))                                                          \
+       uint32_t purpose, uint32_t first, const int32_t *step_add))                                 \
     X(OP_REQUIRED, void, fill_uniform,                                                             \
       (struct backend *be, float *x, int n, size_t per, uint64_t seed, uint32_t step,              \
-       uint32_t purpose, uint32_t first))                                                          \
+       uint32_t purpose, uint32_t first, const int32_t *step_add))                                 \
                                                                                                    \
     /* --- optimizer, over flat parameter buffers --- */                                           \
     /* Keras AdamW, in Keras's order: w -= lr*wd*w; m += (g-m)(1-b1); v += (g^2-v)(1-b2);          \
-     * w -= m * lr*sqrt(1-b2^t)/(1-b1^t) / (sqrt(v) + eps), t = step (1-based) */                  \
+     * w -= m * lr*sqrt(1-b2^t)/(1-b1^t) / (sqrt(v) + eps), with step t's scalars                  \
+     * table[*index] (optim_math.h's adamw_scalars_for_step, computed on the host: one float32     \
+     * powf for every backend; table and index, a counter, in backend memory) */                   \
     X(OP_REQUIRED, void, adamw_update,                                                             \
-      (struct backend *be, float *w, const float *g, float *m, float *v, size_t n, float lr,       \
-       float beta1, float beta2, float eps, float wd, int step))                                   \
+      (struct backend *be, float *w, const float *g, float *m, float *v, size_t n,                 \
+       const struct adamw_scalars *table, const int32_t *index))                                   \
     /* ema = decay*ema + (1-decay)*w */                                                            \
     X(OP_REQUIRED, void, ema_update,                                                               \
       (struct backend *be, float *ema, const float *w, size_t n, float decay))                     \

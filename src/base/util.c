@@ -27,22 +27,34 @@ int util_rank(void)
     return util_current_rank;
 }
 
-void util_fatal_at(const char *file, int line, const char *fmt, ...)
+static DDIM_NORETURN void util_fatal_va(const char *file, int line, int status, const char *fmt,
+                                        va_list ap)
 {
     char host[256] = "?";
     gethostname(host, sizeof host - 1);
     fflush(stdout);
     fprintf(stderr, "ddim-dist: error (rank %d on %s, %s:%d): ", util_current_rank, host, file,
             line);
-    va_list ap;
-    va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
-    va_end(ap);
     fputc('\n', stderr);
     fflush(stderr);
     if (util_abort_hook)
-        util_abort_hook(1);
-    exit(1);
+        util_abort_hook(status);
+    exit(status);
+}
+
+void util_fatal_at(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    util_fatal_va(file, line, 1, fmt, ap);
+}
+
+void util_fatal_status_at(const char *file, int line, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    util_fatal_va(file, line, status, fmt, ap);
 }
 
 void util_log(const char *fmt, ...)

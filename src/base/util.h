@@ -21,14 +21,18 @@ extern "C" {
 void util_set_rank(int rank);
 int util_rank(void);
 
-/* Called by util_fatal_at instead of exit when set (MPI sets MPI_Abort, so that one rank's
- * failure ends the whole job). */
+/* Called by util_fatal_at with the exit status instead of exit when set (MPI sets a bounded
+ * MPI_Abort, so that one rank's failure ends the whole job). */
 void util_set_abort_hook(void (*hook)(int code));
 
 /* Print "ddim-dist: error (rank R on HOST, file:line): message" and exit(1). */
 DDIM_NORETURN void util_fatal_at(const char *file, int line, const char *fmt, ...)
     DDIM_PRINTF(3, 4);
 #define DDIM_FATAL(...) util_fatal_at(__FILE__, __LINE__, __VA_ARGS__)
+/* The same with another exit status (1..125). */
+DDIM_NORETURN void util_fatal_status_at(const char *file, int line, int status, const char *fmt,
+                                        ...) DDIM_PRINTF(4, 5);
+#define DDIM_FATAL_STATUS(status, ...) util_fatal_status_at(__FILE__, __LINE__, status, __VA_ARGS__)
 
 /* printf on rank 0 only, flushed. */
 void util_log(const char *fmt, ...) DDIM_PRINTF(1, 2);

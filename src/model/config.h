@@ -45,6 +45,7 @@ struct run_config {
     double progress_seconds;       /* run.progress_seconds */
     double collective_timeout_s;   /* run.collective_timeout_s */
     char cuda_graph[8];            /* run.cuda_graph */
+    double allreduce_bucket_mib;   /* run.allreduce_bucket_mib */
     char tensorboard[8];           /* run.tensorboard: TensorBoard event files in run_dir */
 };
 

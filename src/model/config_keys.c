@@ -122,12 +122,15 @@ const struct config_key config_keys[] = {
     K_STR("run.backend", backend, "auto", 0, "auto|cpu|cuda",
           "auto: CUDA if a GPU works, else CPU"),
     K_STR("run.cuda_graph", cuda_graph, "auto", 0, "auto|on|off",
-          "capture the training step once as a CUDA graph and replay it (auto: on where it "
-          "works: CUDA backend, one rank)"),
+          "capture the whole training step once as a CUDA graph and replay it (auto: on where "
+          "it works: the CUDA backend, one rank or several over NCCL)"),
     K_NUM("run.progress_seconds", KEY_DOUBLE, progress_seconds, "5.0", 0, 86400, 0,
           "seconds between progress lines"),
     K_NUM("run.collective_timeout_s", KEY_DOUBLE, collective_timeout_s, "600.0", 0, 604800, 0,
           "end the job when a rank does not reach a collective within this (0: wait forever)"),
+    K_NUM("run.allreduce_bucket_mib", KEY_DOUBLE, allreduce_bucket_mib, "1.0", 0, 65536, 0,
+          "several ranks: all-reduce the gradient in buckets of this many MiB while the backward "
+          "pass runs (0: in one piece after it; docs/perf.md); the same bits either way"),
     K_STR("run.tensorboard", tensorboard, "on", 0, "on|off",
           "rank 0 writes TensorBoard event files in run.dir: tensorboard --logdir <its parent>"),
 };

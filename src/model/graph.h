@@ -5,8 +5,9 @@
  * Every activation and activation gradient lives in one arena per batch (struct graph_acts),
  * at the offset its memory plan gives it (graph_plan.c): buffers whose lives do not meet
  * share memory, and backward recomputes some activations instead of keeping them. No
- * allocation happens in a step. Weights live in one flat buffer described by the graph's
- * parameter table. */
+ * allocation happens in a step. The backward pass writes each gradient (=) at its first
+ * contributor and adds (+=) at the later ones: no gradient buffer is zeroed. Weights live in
+ * one flat buffer described by the graph's parameter table. */
 #ifndef DDIM_GRAPH_H
 #define DDIM_GRAPH_H
 
@@ -60,6 +61,7 @@ struct graph {
     int input, output; /* tensor ids */
     float bn_momentum, bn_epsilon;
     int trainable; /* set before building: 0 for an inference-only graph (no gradients) */
+    int unfused;   /* 1: every node runs apart (ddim-bench --fuse off); 0: fused (graph_exec.c) */
 };
 
 /* --- building (graph.c) --- */
@@ -97,8 +99,12 @@ enum graph_plan_kind {
 };
 struct graph_plan {
     size_t *value, *grad;       /* per tensor: its offset in the arena in floats; SIZE_MAX: none */
-    unsigned char *grad_shared; /* per tensor: its gradient is its one consumer's, an add's
-                                 * output gradient (same memory, nothing to add) */
+    int *grad_root;             /* per tensor: the tensor whose gradient buffer its gradient
+                                 * is: itself, or (an add's input that feeds nothing else) the
+                                 * add's output's (same memory, nothing for the add to pass) */
+    int *absorber, *absorbed;   /* the fusions graph_exec.c makes unless g->unfused: per node,
+                                 * the convolution that runs it in its epilogue, or -1; per
+                                 * convolution, the node it runs so, or -1 */
     struct graph_step *steps;   /* the backward pass, in order */
     int num_steps;
     size_t floats; /* the arena's size */
@@ -115,7 +121,7 @@ struct graph_acts {
     float *arena; /* plan->floats */
     float *bn;    /* bn_floats */
     struct graph_plan *plan;
-    unsigned char *grad_ready; /* per tensor, during backward: its gradient holds a value */
+    unsigned char *grad_written; /* per tensor, during backward: its gradient holds a value */
     size_t bytes;
 };
 
@@ -140,8 +146,18 @@ void graph_forward(struct backend *be, const struct graph *g, struct graph_acts 
 int graph_check_backend(struct backend *be, const struct graph *g, int batch, int training,
                         char *err, size_t errlen);
 
-/* After a training forward: dw = parameter gradients (written, =) for dout. */
+/* Told during the backward pass which parameter gradients are final: floats [offset, offset
+ * + count) of dw, right after the op that wrote them was enqueued (e.g. to start their
+ * all-reduce while the backward pass goes on). */
+struct grad_listener {
+    void (*written)(void *arg, size_t offset, size_t count);
+    void *arg;
+};
+
+/* After a training forward: dw = parameter gradients (written, =) for dout; listen (may be
+ * NULL) hears of each parameter's gradient as it is written. */
 void graph_backward(struct backend *be, const struct graph *g, struct graph_acts *a, const float *w,
-                    float *dw, const float *dout, struct comm *comm);
+                    float *dw, const float *dout, struct comm *comm,
+                    const struct grad_listener *listen);
 
 #endif

@@ -18,7 +18,7 @@ struct graph_acts *graph_acts_create(struct backend *be, const struct graph *g, 
     a->plan = graph_plan_create(g, batch, kind);
     a->arena = be->alloc(be, (a->plan->floats ? a->plan->floats : 1) * sizeof(float));
     a->bn = be->alloc(be, (g->bn_floats ? g->bn_floats : 1) * sizeof(float));
-    a->grad_ready = util_xcalloc((size_t)g->num_tensors, 1);
+    a->grad_written = util_xcalloc((size_t)g->num_tensors, 1);
     a->bytes = (a->plan->floats + g->bn_floats) * sizeof(float);
     return a;
 }
@@ -30,7 +30,7 @@ void graph_acts_destroy(struct backend *be, struct graph_acts *a)
     be->free(be, a->arena);
     be->free(be, a->bn);
     graph_plan_free(a->plan);
-    free(a->grad_ready);
+    free(a->grad_written);
     free(a);
 }
 
@@ -133,9 +133,32 @@ static void forward_infer_node(struct backend *be, const struct graph *g, struct
     }
 }
 
-/* Node n's forward (the trainable kinds here, the others in forward_infer_node). */
+/* Convolution node n (index i), with the node it runs in its epilogue when fusion is on
+ * (graph_plan.c's plan_fusion): an absorbed add's output is written in place of y. */
+static void forward_conv(struct backend *be, const struct graph *g, struct graph_acts *a,
+                         const float *w, const struct node *n, int i)
+{
+    struct conv_shape s = conv_shape_of(g, a, n);
+    float *y = graph_value(g, a, n->out);
+    struct conv_epilogue epi = {NULL, NULL};
+    int fused = !g->unfused && a->plan->absorbed[i] >= 0;
+    if (fused) {
+        const struct node *c = &g->nodes[a->plan->absorbed[i]];
+        if (c->kind == NODE_SWISH) {
+            epi.swish = graph_value(g, a, c->out);
+        } else {
+            y = graph_value(g, a, c->out);
+            epi.residual = graph_value(g, a, c->in0 == n->out ? c->in1 : c->in0);
+        }
+    }
+    be->conv2d_forward(be, y, graph_value(g, a, n->in0), param(g, w, n->kernel),
+                       param(g, w, n->bias), &s, fused ? &epi : NULL);
+}
+
+/* Node n's forward (index i; the trainable kinds here, the others in forward_infer_node). */
 static void forward_node(struct backend *be, const struct graph *g, struct graph_acts *a, float *w,
-                         const struct node *n, const float *aux, int training, struct comm *comm)
+                         const struct node *n, int i, const float *aux, int training,
+                         struct comm *comm)
 {
     const struct tensor_desc *in = n->in0 >= 0 ? &g->tensors[n->in0] : NULL;
     const struct tensor_desc *o = &g->tensors[n->out];
@@ -144,11 +167,9 @@ static void forward_node(struct backend *be, const struct graph *g, struct graph
     const float *x1 = n->in1 >= 0 ? graph_value(g, a, n->in1) : NULL;
     size_t numel = numel_of(g, a, n->out);
     switch (n->kind) {
-    case NODE_CONV: {
-        struct conv_shape s = conv_shape_of(g, a, n);
-        be->conv2d_forward(be, y, x0, param(g, w, n->kernel), param(g, w, n->bias), &s);
+    case NODE_CONV:
+        forward_conv(be, g, a, w, n, i);
         break;
-    }
     case NODE_BN:
         forward_bn(be, g, a, w, n, training, comm);
         break;
@@ -182,7 +203,8 @@ void graph_forward(struct backend *be, const struct graph *g, struct graph_acts 
 {
     be->copy(be, graph_value(g, a, g->input), input, numel_of(g, a, g->input) * sizeof(float));
     for (int i = 0; i < g->num_nodes; i++)
-        forward_node(be, g, a, w, &g->nodes[i], aux, training, comm);
+        if (g->unfused || a->plan->absorber[i] < 0) /* else it ran in a convolution's epilogue */
+            forward_node(be, g, a, w, &g->nodes[i], i, aux, training, comm);
     be->copy(be, out, graph_value(g, a, g->output), numel_of(g, a, g->output) * sizeof(float));
 }
 
@@ -193,10 +215,8 @@ void graph_forward(struct backend *be, const struct graph *g, struct graph_acts 
 static void recompute_node(struct backend *be, const struct graph *g, struct graph_acts *a,
                            const struct node *n, struct comm *comm)
 {
-    if (n->kind != NODE_BN) {
-        forward_node(be, g, a, NULL, n, NULL, 1, comm);
-        return;
-    }
+    if (n->kind != NODE_BN)
+        DDIM_FATAL("graph_backward: node kind %d is not one the plan recomputes", (int)n->kind);
     int c = g->tensors[n->in0].c;
     size_t rows = rows_of(g, a, n->in0);
     float *saved = a->bn + n->bn_offset, *stats = saved + 2 * c, *scratch = saved + 4 * c;
@@ -206,7 +226,7 @@ static void recompute_node(struct backend *be, const struct graph *g, struct gra
 }
 
 static void backward_bn(struct backend *be, const struct graph *g, struct graph_acts *a,
-                        const struct node *n, struct comm *comm)
+                        const struct node *n, struct comm *comm, enum grad_mode mode)
 {
     int c = g->tensors[n->in0].c;
     size_t rows = rows_of(g, a, n->in0);
@@ -215,30 +235,35 @@ static void backward_bn(struct backend *be, const struct graph *g, struct graph_
     be->bn_backward_stats(be, bstats, dy, x, saved, rows, c);
     comm->allreduce_sum(comm, bstats, 2 * (size_t)c);
     be->bn_backward_apply(be, grad(g, a, n->in0), dy, x, saved, bstats, (double)rows * comm->world,
-                          rows, c);
+                          rows, c, mode);
 }
 
-/* Gradient buffers share memory with others: each is zeroed when the backward pass first
- * touches it (ops accumulate into activation gradients), but for one that is an add's
- * output gradient (graph_plan.c), which the add's backward hands over as it is. */
-static void grad_touch(struct backend *be, const struct graph *g, struct graph_acts *a, int t)
+/* Whether node n's backward passes a gradient to its input t (in0 or in1). */
+static int contributes(const struct graph *g, const struct node *n, int t)
 {
-    if (t < 0 || !g->tensors[t].needs_grad || a->grad_ready[t])
-        return;
-    if (!a->plan->grad_shared[t])
-        be->fill(be, grad(g, a, t), 0.0f, numel_of(g, a, t));
-    a->grad_ready[t] = 1;
+    return t >= 0 && g->tensors[t].needs_grad && n->kind != NODE_EMBED;
 }
 
+/* The backward pass visits the nodes from the last to the first: the first of them that
+ * contributes to a gradient buffer writes it (=), the later ones add (+=), so no gradient
+ * buffer needs zeroing, although buffers share memory (graph_plan.c). written[] records,
+ * per buffer (its grad_root), those written so far. */
+static enum grad_mode grad_mode_for(unsigned char *written, int root)
+{
+    if (written[root])
+        return GRAD_ADD;
+    written[root] = 1;
+    return GRAD_WRITE;
+}
+
+/* One node's backward: dx of its inputs with the modes m0 (in0) and m1 (in1); dy is the
+ * output's gradient, dx0/dx1 NULL where not stored. */
 static void backward_node(struct backend *be, const struct graph *g, struct graph_acts *a,
-                          const float *w, float *dw, const struct node *n, struct comm *comm)
+                          const float *w, float *dw, const struct node *n, struct comm *comm,
+                          const float *dy, float *dx0, float *dx1, enum grad_mode m0,
+                          enum grad_mode m1)
 {
     const struct tensor_desc *in = n->in0 >= 0 ? &g->tensors[n->in0] : NULL;
-    grad_touch(be, g, a, n->out);
-    grad_touch(be, g, a, n->in0);
-    grad_touch(be, g, a, n->in1);
-    const float *dy = grad(g, a, n->out);
-    float *dx0 = grad(g, a, n->in0), *dx1 = grad(g, a, n->in1);
     const float *x0 = n->in0 >= 0 ? graph_value(g, a, n->in0) : NULL;
     size_t numel = numel_of(g, a, n->out);
     switch (n->kind) {
@@ -246,29 +271,28 @@ static void backward_node(struct backend *be, const struct graph *g, struct grap
         struct conv_shape s = conv_shape_of(g, a, n);
         const struct param *pk = &g->params.items[n->kernel];
         const struct param *pb = &g->params.items[n->bias];
-        be->conv2d_backward(be, dx0, dw + pk->offset, dw + pb->offset, dy, x0, w + pk->offset, &s);
+        be->conv2d_backward(be, dx0, dw + pk->offset, dw + pb->offset, dy, x0, w + pk->offset, &s,
+                            m0);
         break;
     }
     case NODE_BN:
-        backward_bn(be, g, a, n, comm);
+        backward_bn(be, g, a, n, comm, m0);
         break;
     case NODE_SWISH:
-        be->swish_backward(be, dx0, dy, x0, numel);
+        be->swish_backward(be, dx0, dy, x0, numel, m0);
         break;
-    case NODE_ADD: /* an input whose gradient is dy's memory (graph_plan.c) has it already */
-        if (dx0 && !a->plan->grad_shared[n->in0])
-            be->axpy(be, dx0, 1.0f, dy, numel);
-        if (dx1 && !a->plan->grad_shared[n->in1])
-            be->axpy(be, dx1, 1.0f, dy, numel);
+    case NODE_ADD:
+        be->add_backward(be, dx0, dx1, dy, numel, m0, m1);
         break;
     case NODE_CONCAT:
-        be->concat_backward(be, dx0, dx1, dy, rows_of(g, a, n->out), in->c, g->tensors[n->in1].c);
+        be->concat_backward(be, dx0, dx1, dy, rows_of(g, a, n->out), in->c, g->tensors[n->in1].c,
+                            m0, m1);
         break;
     case NODE_POOL:
-        be->avgpool2_backward(be, dx0, dy, a->batch, in->h, in->w, in->c);
+        be->avgpool2_backward(be, dx0, dy, a->batch, in->h, in->w, in->c, m0);
         break;
     case NODE_UPSAMPLE:
-        be->upsample2_backward(be, dx0, dy, a->batch, in->h, in->w, in->c);
+        be->upsample2_backward(be, dx0, dy, a->batch, in->h, in->w, in->c, m0);
         break;
     case NODE_EMBED:
         break; /* the noise variance is an input, not a weight */
@@ -277,20 +301,58 @@ static void backward_node(struct backend *be, const struct graph *g, struct grap
     }
 }
 
+/* The listener hears of a convolution's kernel and bias gradients once they are written. */
+static void tell_written(const struct graph *g, const struct node *n,
+                         const struct grad_listener *listen)
+{
+    if (!listen || n->kind != NODE_CONV)
+        return;
+    const struct param *pk = &g->params.items[n->kernel], *pb = &g->params.items[n->bias];
+    listen->written(listen->arg, pk->offset, pk->count);
+    listen->written(listen->arg, pb->offset, pb->count);
+}
+
+/* Node n's backward in the plan's order: the modes of its inputs' gradients, none passed to
+ * an input whose gradient is n's own (an add's, graph_plan.c). A gradient no node wrote
+ * although its node reads it (a tensor nothing reads but the output; none in the U-Net) is
+ * zeroed first. */
+static void backward_step(struct backend *be, const struct graph *g, struct graph_acts *a,
+                          const float *w, float *dw, const struct node *n, struct comm *comm)
+{
+    const int *root = a->plan->grad_root;
+    if (g->tensors[n->out].needs_grad && !a->grad_written[root[n->out]]) {
+        be->fill(be, grad(g, a, n->out), 0.0f, numel_of(g, a, n->out));
+        a->grad_written[root[n->out]] = 1;
+    }
+    int in[2] = {n->in0, n->in1};
+    float *dx[2] = {NULL, NULL};
+    enum grad_mode m[2] = {GRAD_ADD, GRAD_ADD};
+    for (int k = 0; k < 2; k++)
+        if (contributes(g, n, in[k]) && root[in[k]] != root[n->out]) {
+            dx[k] = grad(g, a, in[k]);
+            m[k] = grad_mode_for(a->grad_written, root[in[k]]);
+        }
+    backward_node(be, g, a, w, dw, n, comm, grad(g, a, n->out), dx[0], dx[1], m[0], m[1]);
+}
+
 void graph_backward(struct backend *be, const struct graph *g, struct graph_acts *a, const float *w,
-                    float *dw, const float *dout, struct comm *comm)
+                    float *dw, const float *dout, struct comm *comm,
+                    const struct grad_listener *listen)
 {
     if (a->plan->kind == GRAPH_PLAN_INFER)
         DDIM_FATAL("graph_backward: activations were created without gradients");
-    memset(a->grad_ready, 0, (size_t)g->num_tensors);
+    memset(a->grad_written, 0, (size_t)g->num_tensors);
     be->copy(be, grad(g, a, g->output), dout, numel_of(g, a, g->output) * sizeof(float));
-    a->grad_ready[g->output] = 1;
+    a->grad_written[a->plan->grad_root[g->output]] = 1;
     for (int s = 0; s < a->plan->num_steps; s++) {
         const struct graph_step *st = &a->plan->steps[s];
-        if (st->kind == GRAPH_STEP_RECOMPUTE)
-            recompute_node(be, g, a, &g->nodes[st->node], comm);
-        else
-            backward_node(be, g, a, w, dw, &g->nodes[st->node], comm);
+        const struct node *n = &g->nodes[st->node];
+        if (st->kind == GRAPH_STEP_RECOMPUTE) {
+            recompute_node(be, g, a, n, comm);
+            continue;
+        }
+        backward_step(be, g, a, w, dw, n, comm);
+        tell_written(g, n, listen);
     }
 }
 
@@ -309,7 +371,7 @@ static void node_ops(const struct graph *g, int batch, const struct node *n, int
         enum backend_op_id fwd, bwd; /* bwd = fwd: none */
     } simple[] = {
         {NODE_SWISH, BACKEND_OP_swish_forward, BACKEND_OP_swish_backward},
-        {NODE_ADD, BACKEND_OP_add, BACKEND_OP_axpy},
+        {NODE_ADD, BACKEND_OP_add, BACKEND_OP_add_backward},
         {NODE_CONCAT, BACKEND_OP_concat_forward, BACKEND_OP_concat_backward},
         {NODE_POOL, BACKEND_OP_avgpool2_forward, BACKEND_OP_avgpool2_backward},
         {NODE_UPSAMPLE, BACKEND_OP_upsample2_forward, BACKEND_OP_upsample2_backward},

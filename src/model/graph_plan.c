@@ -16,7 +16,13 @@
  * backward reads is kept from the forward pass, unless its node is one whose output is
  * cheaper to compute again than to keep (recomputable below): then the forward pass frees
  * it after its last forward reader, and backward computes it again just before its first
- * backward reader, from inputs that are themselves kept or recomputed first. */
+ * backward reader, from inputs that are themselves kept or recomputed first.
+ *
+ * Forward fusion (plan_fusion): a convolution may run the node after it in its epilogue,
+ * earlier than that node's own slot. The plan holds for both ways of running (g->unfused is
+ * switched on a live network: ddim-bench --fuse, the tests): an absorbed node's tensors are
+ * live at its own slot and at its convolution's. Backward is the same either way: a
+ * convolution absorbed into an add has the add's output gradient as its own (above). */
 #include "graph.h"
 #include "util.h"
 
@@ -32,6 +38,42 @@
 static int recomputable(enum node_kind kind)
 {
     return kind == NODE_BN;
+}
+
+/* Forward fusion: a convolution whose output has one consumer that only reads it to write it
+ * back changed, a swish or a residual block's add, runs that node in its epilogue
+ * (backend.h's struct conv_epilogue): bias, add and swish in one pass over the tensor, the
+ * same bits as apart. An add is taken when its other input is made before the convolution;
+ * the convolution then writes the add's output (its own tensor is not written), and in
+ * backward it reads the add's output gradient, which is its own (share_add_grads). */
+static void plan_fusion(const struct graph *g, int *absorber, int *absorbed)
+{
+    int *uses = util_xcalloc((size_t)g->num_tensors, sizeof(int));
+    int *user = util_xmalloc((size_t)g->num_tensors * sizeof(int));
+    int *maker = util_xmalloc((size_t)g->num_tensors * sizeof(int));
+    for (int t = 0; t < g->num_tensors; t++)
+        maker[t] = -1; /* inputs: ready from the start */
+    for (int i = 0; i < g->num_nodes; i++) {
+        const struct node *n = &g->nodes[i];
+        int in[2] = {n->in0, n->in1};
+        for (int k = 0; k < 2; k++)
+            if (in[k] >= 0)
+                uses[in[k]]++, user[in[k]] = i;
+        maker[n->out] = i;
+        absorber[i] = absorbed[i] = -1;
+    }
+    for (int i = 0; i < g->num_nodes; i++) {
+        int t = g->nodes[i].out;
+        if (g->nodes[i].kind != NODE_CONV || t == g->output || uses[t] != 1)
+            continue;
+        const struct node *c = &g->nodes[user[t]];
+        int other = c->in0 == t ? c->in1 : c->in0;
+        if (c->kind == NODE_SWISH || (c->kind == NODE_ADD && maker[other] < i)) {
+            absorbed[i] = user[t];
+            absorber[user[t]] = i;
+        }
+    }
+    free(uses), free(user), free(maker);
 }
 
 /* The activation node n's backward reads (-1: none). */
@@ -50,6 +92,7 @@ struct planner {
     const struct graph *g;
     enum graph_plan_kind kind;
     int *producer;           /* per tensor: its node, or -1 */
+    int *absorber;           /* per node: the convolution that may run it (plan_fusion) */
     int *grad_of;            /* per tensor: whose gradient buffer it uses (itself, or an add's
                               * output, see share_add_grads) */
     unsigned char *redone;   /* per node: its output is recomputed in backward */
@@ -124,18 +167,22 @@ static void ensure_value(struct planner *p, int t)
     p->steps[p->num_steps++] = (struct graph_step){GRAPH_STEP_RECOMPUTE, prod};
 }
 
-/* The forward pass: every value live from its node to its last forward reader. */
+/* The forward pass: every value live from its node to its last forward reader; a node a
+ * convolution may run in its epilogue at its own slot and at the convolution's. */
 static void plan_forward(struct planner *p)
 {
     const struct graph *g = p->g;
     live_at(&p->val[g->input], 0, 0);
     for (int i = 0; i < g->num_nodes; i++) {
         const struct node *n = &g->nodes[i];
-        live_at(&p->val[n->out], 0, 1 + i);
-        if (n->in0 >= 0)
-            live_at(&p->val[n->in0], 0, 1 + i);
-        if (n->in1 >= 0)
-            live_at(&p->val[n->in1], 0, 1 + i);
+        for (int k = 0; k < (p->absorber[i] >= 0 ? 2 : 1); k++) {
+            int when = 1 + (k ? p->absorber[i] : i);
+            live_at(&p->val[n->out], 0, when);
+            if (n->in0 >= 0)
+                live_at(&p->val[n->in0], 0, when);
+            if (n->in1 >= 0)
+                live_at(&p->val[n->in1], 0, when);
+        }
     }
     live_at(&p->val[g->output], 0, g->num_nodes + 1);
 }
@@ -246,6 +293,11 @@ struct graph_plan *graph_plan_create(const struct graph *g, int batch, enum grap
 {
     int nt = g->num_tensors, with_grads = kind != GRAPH_PLAN_INFER;
     struct planner p = {.g = g, .kind = kind};
+    struct graph_plan *plan = util_xcalloc(1, sizeof *plan);
+    plan->absorber = util_xmalloc(2 * ((size_t)g->num_nodes + 1) * sizeof *plan->absorber);
+    plan->absorbed = plan->absorber + g->num_nodes + 1;
+    plan_fusion(g, plan->absorber, plan->absorbed);
+    p.absorber = plan->absorber;
     p.producer = util_xmalloc((size_t)nt * sizeof *p.producer);
     p.grad_of = util_xmalloc((size_t)nt * sizeof *p.grad_of);
     p.redone = util_xcalloc((size_t)g->num_nodes + 1, 1);
@@ -272,18 +324,16 @@ struct graph_plan *graph_plan_create(const struct graph *g, int batch, enum grap
     if (kind == GRAPH_PLAN_KEEP_ALL)
         keep_all(p.val, 2 * nt, g->num_nodes + 3 + p.num_steps);
 
-    struct graph_plan *plan = util_xcalloc(1, sizeof *plan);
     plan->floats = assign_offsets(p.val, 2 * nt);
     plan->value = util_xmalloc(2 * (size_t)nt * sizeof *plan->value);
     plan->grad = plan->value + nt;
     for (int t = 0; t < 2 * nt; t++)
         plan->value[t] = p.val[t].n > 0 && p.val[t].floats > 0 ? p.val[t].off : SIZE_MAX;
-    plan->grad_shared = util_xcalloc((size_t)nt, 1);
-    for (int t = 0; t < nt; t++)
-        if (grad_root(&p, t) != t) {
-            plan->grad[t] = plan->grad[grad_root(&p, t)];
-            plan->grad_shared[t] = 1;
-        }
+    plan->grad_root = util_xmalloc((size_t)nt * sizeof *plan->grad_root);
+    for (int t = 0; t < nt; t++) {
+        plan->grad_root[t] = grad_root(&p, t);
+        plan->grad[t] = plan->grad[plan->grad_root[t]];
+    }
     plan->steps = p.steps;
     plan->num_steps = p.num_steps;
     plan->kind = kind;
@@ -300,7 +350,8 @@ void graph_plan_free(struct graph_plan *plan)
     if (!plan)
         return;
     free(plan->value);
-    free(plan->grad_shared);
+    free(plan->grad_root);
+    free(plan->absorber);
     free(plan->steps);
     free(plan);
 }

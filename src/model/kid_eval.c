@@ -90,7 +90,7 @@ void kid_eval_batch(struct kid_eval *k, int epoch, long batch)
     double start = util_now();
     /* the generated share: noise keyed by the global image index of this epoch's batch */
     be->fill_normal(be, k->noise, t->batch, t->per_image, k->seed, (uint32_t)epoch, RNG_KID_NOISE,
-                    (uint32_t)(batch * t->global_batch + t->first_example));
+                    (uint32_t)(batch * t->global_batch + t->first_example), NULL);
     trainer_sample(t, k->noise, t->batch, k->steps, NULL, k->generated);
     kid_encode(k->enc, t->images, t->batch, k->host_local);
     kid_encode(k->enc, k->generated, t->batch, k->host_local + (size_t)t->batch * nf);

@@ -71,7 +71,7 @@ static float *initial_noises(struct session *s, const struct sample_plan *p, int
     for (int first = 0; first < n; first += SAMPLE_CHUNK) {
         int m = n - first < SAMPLE_CHUNK ? n - first : SAMPLE_CHUNK;
         s->be->fill_normal(s->be, s->dev_in, m, s->per, p->seed, 0, RNG_SAMPLE_NOISE,
-                           (uint32_t)first);
+                           (uint32_t)first, NULL);
         s->be->download(s->be, noise + (size_t)first * s->per, s->dev_in,
                         (size_t)m * s->per * sizeof(float));
     }

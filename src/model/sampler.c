@@ -118,7 +118,7 @@ static void remix_eta(struct infer_net *t, struct sampler *s, int step,
     be->mix(be, s->noisy, s->next_signal_rates, s->pred_images, s->coef_b, s->pred_noises, s->n,
             t->per_image);
     be->fill_normal(be, s->extra, s->n, t->per_image, so->seed, (uint32_t)step, RNG_SAMPLE_ETA,
-                    so->first);
+                    so->first, NULL);
     be->axpy(be, s->noisy, (float)sigma, s->extra, count);
 }
 

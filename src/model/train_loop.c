@@ -67,8 +67,8 @@ static void load_batch(struct loop *L, enum dataset_split split, const long *ord
     struct trainer *t = L->t;
     long first = b * t->global_batch + t->first_example;
     if (L->resident) {
-        t->be->gather_images(t->be, t->images, L->dev_images[split], L->dev_order + first, t->batch,
-                             t->per_image);
+        t->be->gather_images(t->be, t->images, L->dev_images[split], L->dev_order + first, NULL,
+                             t->batch, t->per_image);
         return;
     }
     char err[512];
@@ -80,7 +80,8 @@ static void load_batch(struct loop *L, enum dataset_split split, const long *ord
                   (size_t)t->batch * t->per_image * sizeof(float));
 }
 
-/* Keeps step k's losses, summed over ranks, in slot k of the loss history (device side). */
+/* Keeps validation step k's losses, summed over ranks, in slot k of the loss history
+ * (device side); a training step keeps its own (trainer_set_loss_history). */
 static void record_losses(struct loop *L, long k)
 {
     struct trainer *t = L->t;
@@ -141,7 +142,7 @@ static void write_samples(struct loop *L, int epoch)
     size_t count = (size_t)n * t->per_image;
     float *noise = be->alloc(be, count * sizeof(float));
     float *images = be->alloc(be, count * sizeof(float));
-    be->fill_normal(be, noise, n, t->per_image, cfg->diffusion.seed, 0, RNG_SAMPLE_NOISE, 0);
+    be->fill_normal(be, noise, n, t->per_image, cfg->diffusion.seed, 0, RNG_SAMPLE_NOISE, 0, NULL);
     trainer_sample(t, noise, n, cfg->plot_diffusion_steps, NULL, images);
     float *host = util_xmalloc(count * sizeof(float));
     be->download(be, host, images, count * sizeof(float));
@@ -236,10 +237,12 @@ static int setup(struct loop *L, char *err, size_t errlen)
     if (!L->t)
         return -1;
     trainer_init_weights(L->t);
+    trainer_set_buckets(L->t, cfg->allreduce_bucket_mib);
     if (!trainer_set_graph(L->t, strcmp(cfg->cuda_graph, "off") != 0) &&
         !strcmp(cfg->cuda_graph, "on"))
         util_log("ddim: run.cuda_graph is on, but the %s backend with %d rank(s) has no CUDA "
-                 "graph of the step (one rank of the CUDA backend only, for now): op by op\n",
+                 "graph of the step (the CUDA backend has, with NCCL for several ranks): op by "
+                 "op\n",
                  L->be->name, comm->world);
     /* rank 0's normalizer statistics (from the dataset's attributes) for every rank */
     float stats[6];
@@ -261,6 +264,9 @@ static int setup(struct loop *L, char *err, size_t errlen)
     L->order = util_xmalloc((size_t)n_train * sizeof(long));
     long slots = L->steps_per_epoch > L->val_steps ? L->steps_per_epoch : L->val_steps;
     L->loss_hist = L->be->alloc(L->be, 2 * (size_t)slots * sizeof(float));
+    trainer_set_loss_history(L->t, L->loss_hist);
+    if (L->resident) /* each step gathers its images itself, from the counters */
+        trainer_set_data(L->t, L->dev_images[SPLIT_TRAIN], L->dev_order);
     L->host_hist = util_xmalloc(2 * (size_t)slots * sizeof(float));
     if (L->val_steps == 0)
         util_log("ddim-dist: note: the validation split (%ld images x %d repetitions) is "
@@ -347,11 +353,13 @@ static int run_epoch(struct loop *L, int epoch, long first, double *t_start)
     train_epoch_order(L->order, L->ds.count[SPLIT_TRAIN], cfg->dataset_repetitions,
                       cfg->diffusion.seed, epoch);
     upload_order(L, L->order, L->ds.count[SPLIT_TRAIN] * cfg->dataset_repetitions);
+    /* the step's counters: its random streams, its place in the order, its loss slot */
+    trainer_set_position(t, (uint32_t)L->global_step, first * t->global_batch + t->first_example,
+                         0);
     for (long b = first; b < L->steps_per_epoch && L->global_step < L->total_steps; b++) {
-        load_batch(L, SPLIT_TRAIN, L->order, b);
-        trainer_draw(t, (uint32_t)L->global_step, 0);
+        if (!L->resident) /* resident: the step gathers them itself */
+            load_batch(L, SPLIT_TRAIN, L->order, b);
         trainer_train_step(t);
-        record_losses(L, done);
         L->global_step++;
         done++;
         double now = util_now();

@@ -3,6 +3,9 @@
  * (sampler.c). */
 #include "trainer.h"
 #include "config.h"
+#include "grad_buckets.h"
+#include "graph.h"
+#include "optim_math.h"
 #include "util.h"
 
 #include <math.h>
@@ -72,6 +75,13 @@ struct trainer *trainer_create(struct backend *be, struct comm *comm,
     t->losses = zalloc_floats(be, 2);
     float unit[6] = {0, 0, 0, 1, 1, 1};
     be->upload(be, t->norm, unit, sizeof unit);
+    t->counters = be->alloc(be, TC_COUNT * sizeof(int32_t));
+    t->counter_step = be->alloc(be, TC_COUNT * sizeof(int32_t));
+    t->adam_table = be->alloc(be, TRAINER_ADAM_TABLE * sizeof(struct adamw_scalars));
+    const int32_t step[TC_COUNT] = {1, global_batch, 1, 1};
+    be->upload(be, t->counter_step, step, sizeof step);
+    trainer_set_position(t, 0, first_example, 0);
+    trainer_set_buckets(t, 0);
     return t;
 }
 
@@ -86,6 +96,10 @@ void trainer_destroy(struct trainer *t)
         t->dpred,  t->times,  t->noise_rates, t->signal_rates, t->variances,   t->losses};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         be->free(be, bufs[i]);
+    be->free(be, t->counters);
+    be->free(be, t->counter_step);
+    be->free(be, t->adam_table);
+    grad_buckets_destroy(t->buckets);
     if (t->graph)
         be->graph_destroy(be, t->graph);
     unet_acts_destroy(be, t->acts);
@@ -123,9 +137,78 @@ void trainer_draw(struct trainer *t, uint32_t stream_step, int validation)
     uint32_t noise = validation ? RNG_VAL_NOISE : RNG_TRAIN_NOISE;
     uint32_t time = validation ? RNG_VAL_TIME : RNG_TRAIN_TIME;
     be->fill_normal(be, t->noises, t->batch, t->per_image, t->dc.seed, stream_step, noise,
-                    (uint32_t)t->first_example);
+                    (uint32_t)t->first_example, NULL);
     be->fill_uniform(be, t->times, t->batch, 1, t->dc.seed, stream_step, time,
-                     (uint32_t)t->first_example);
+                     (uint32_t)t->first_example, NULL);
+}
+
+void trainer_set_position(struct trainer *t, uint32_t draw_step, long data_first, long slot)
+{
+    if (data_first < 0 || data_first > INT32_MAX || slot < 0 || slot > INT32_MAX)
+        DDIM_FATAL("trainer_set_position: data index %ld or slot %ld outside int32", data_first,
+                   slot);
+    int32_t c[TC_COUNT] = {(int32_t)draw_step, (int32_t)data_first,
+                           t->adam_next ? t->adam_next - t->adam_first : 0, (int32_t)slot};
+    t->be->upload(t->be, t->counters, c, sizeof c);
+}
+
+void trainer_set_data(struct trainer *t, const uint8_t *images, const int32_t *order)
+{
+    t->data_images = images;
+    t->data_order = order;
+}
+
+void trainer_set_loss_history(struct trainer *t, float *hist)
+{
+    t->loss_hist = hist;
+}
+
+void trainer_set_buckets(struct trainer *t, double mib)
+{
+    grad_buckets_destroy(t->buckets);
+    t->buckets = NULL;
+    if (t->comm->world > 1 && t->comm->allreduce_start && t->comm->allreduce_finish) {
+        size_t floats = (size_t)(mib * 1048576.0 / sizeof(float));
+        t->buckets = grad_buckets_create(t->comm, t->grad, unet_params(t->net)->trainable,
+                                         mib > 0 && floats == 0 ? 1 : floats);
+    }
+    if (t->graph) /* recorded with the old buckets */
+        trainer_set_graph(t, t->graph_partial ? TRAINER_GRAPH_PARTIAL : TRAINER_GRAPH_WHOLE);
+}
+
+/* Host side of a step: the optimizer step count, and AdamW's scalars for it in the table,
+ * which is refilled (an upload: a wait, once every TRAINER_ADAM_TABLE steps) when the step
+ * lies beyond it or the step count was set from outside (a resumed checkpoint). */
+void trainer_step_begin(struct trainer *t)
+{
+    int next = t->step + 1;
+    if (next != t->adam_next || next >= t->adam_first + TRAINER_ADAM_TABLE) {
+        const struct diffusion_config *c = &t->dc;
+        struct adamw_scalars *host = util_xmalloc(TRAINER_ADAM_TABLE * sizeof *host);
+        for (int i = 0; i < TRAINER_ADAM_TABLE; i++)
+            host[i] = adamw_scalars_for_step(c->learning_rate, c->adam_beta1, c->adam_beta2,
+                                             c->adam_epsilon, c->weight_decay, next + i);
+        t->be->upload(t->be, t->adam_table, host, TRAINER_ADAM_TABLE * sizeof *host);
+        free(host);
+        const int32_t zero = 0;
+        t->be->upload(t->be, t->counters + TC_ADAM, &zero, sizeof zero);
+        t->adam_first = next;
+    }
+    t->step = next;
+    t->adam_next = next + 1; /* where the counter points once this step has run */
+}
+
+/* resident images (if any), noises and times of the training step the counters point at */
+void trainer_step_draw(struct trainer *t)
+{
+    struct backend *be = t->be;
+    if (t->data_images)
+        be->gather_images(be, t->images, t->data_images, t->data_order, t->counters + TC_DATA,
+                          t->batch, t->per_image);
+    be->fill_normal(be, t->noises, t->batch, t->per_image, t->dc.seed, 0, RNG_TRAIN_NOISE,
+                    (uint32_t)t->first_example, t->counters + TC_DRAW);
+    be->fill_uniform(be, t->times, t->batch, 1, t->dc.seed, 0, RNG_TRAIN_TIME,
+                     (uint32_t)t->first_example, t->counters + TC_DRAW);
 }
 
 /* normalize, schedule, mix: the network's inputs t->noisy and t->variances */
@@ -172,27 +255,41 @@ void trainer_step_backward(struct trainer *t)
     compute_losses(t);
     /* d/dpred of sum over pixels of the channel mean (see trainer.h) */
     t->be->loss_backward(t->be, t->dpred, t->pred_noises, t->noises, n, 1.0f / 3.0f, t->dc.loss);
-    unet_backward(t->be, t->net, t->acts, t->w, t->grad, t->dpred, t->comm);
+    struct grad_listener buckets = {grad_buckets_written, t->buckets};
+    unet_backward(t->be, t->net, t->acts, t->w, t->grad, t->dpred, t->comm,
+                  t->buckets ? &buckets : NULL);
 }
 
 void trainer_step_allreduce(struct trainer *t)
 {
-    t->comm->allreduce_sum(t->comm, t->grad, unet_params(t->net)->trainable);
+    if (t->buckets)
+        grad_buckets_finish(t->buckets);
+    else
+        t->comm->allreduce_sum(t->comm, t->grad, unet_params(t->net)->trainable);
 }
 
 void trainer_step_update(struct trainer *t)
 {
     struct backend *be = t->be;
     const struct param_table *pt = unet_params(t->net);
-    t->step++;
-    be->adamw_update(be, t->w, t->grad, t->adam_m, t->adam_v, pt->trainable, t->dc.learning_rate,
-                     t->dc.adam_beta1, t->dc.adam_beta2, t->dc.adam_epsilon, t->dc.weight_decay,
-                     t->step);
+    be->adamw_update(be, t->w, t->grad, t->adam_m, t->adam_v, pt->trainable, t->adam_table,
+                     t->counters + TC_ADAM);
     be->ema_update(be, t->ema_w, t->w, pt->total, t->dc.ema);
 }
 
-/* Everything of the step but the update: no host scalar changes between steps here. */
-static void step_body(struct trainer *t)
+void trainer_step_end(struct trainer *t)
+{
+    struct backend *be = t->be;
+    if (t->loss_hist) {
+        if (t->comm->world > 1)
+            t->comm->allreduce_sum(t->comm, t->losses, 2);
+        be->copy_to_slot(be, t->loss_hist, t->counters + TC_SLOT, t->losses, 2);
+    }
+    be->counters_add(be, t->counters, t->counter_step, TC_COUNT);
+}
+
+/* The part of the step a TRAINER_GRAPH_PARTIAL graph records */
+static void step_core(struct trainer *t)
 {
     trainer_step_data(t);
     trainer_step_forward(t);
@@ -200,15 +297,25 @@ static void step_body(struct trainer *t)
     trainer_step_allreduce(t);
 }
 
+/* Everything of the step but begin: backend work only, so it can be recorded once. */
+static void step_body(struct trainer *t)
+{
+    trainer_step_draw(t);
+    step_core(t);
+    trainer_step_update(t);
+    trainer_step_end(t);
+}
+
 int trainer_set_graph(struct trainer *t, int on)
 {
     struct backend *be = t->be;
     int can = be->graph_capture_begin && be->graph_capture_end && be->graph_launch &&
-              be->graph_destroy && t->comm->world == 1;
+              be->graph_destroy && (t->comm->world == 1 || t->comm->watch);
     if (t->graph)
         be->graph_destroy(be, t->graph);
     t->graph = NULL;
     t->graph_mode = on && can ? 1 : 0;
+    t->graph_partial = on == TRAINER_GRAPH_PARTIAL;
     return t->graph_mode != 0;
 }
 
@@ -216,40 +323,50 @@ int trainer_set_graph(struct trainer *t, int on)
  * allocates and synchronizes: not allowed in a capture), step 2 captured then launched.
  * A graph gone stale (other work, e.g. sampling or KID, grew a workspace it uses) is
  * captured again: the step's own plans exist by then, so that capture allocates nothing. */
-static void step_body_graphed(struct trainer *t)
+static void step_graphed(struct trainer *t, void (*body)(struct trainer *))
 {
     struct backend *be = t->be;
     if (t->graph_mode == 1) {
-        step_body(t);
+        body(t);
         t->graph_mode = 2;
         return;
     }
-    if (t->graph && be->graph_launch(be, t->graph))
+    if (t->graph && be->graph_launch(be, t->graph)) {
+        comm_watch(t->comm, "the training step's CUDA graph");
         return;
+    }
     if (t->graph) { /* stale */
         be->graph_destroy(be, t->graph);
         t->graph = NULL;
     }
     char err[512];
     be->graph_capture_begin(be);
-    step_body(t);
+    body(t);
     t->graph = be->graph_capture_end(be, err, sizeof err);
     if (!t->graph) {
         util_log("ddim: %s; run.cuda_graph off, the step runs op by op\n", err);
         t->graph_mode = 0;
-        step_body(t);
+        body(t);
     } else if (!be->graph_launch(be, t->graph)) {
         DDIM_FATAL("a CUDA graph went stale between its capture and its launch");
+    } else {
+        comm_watch(t->comm, "the training step's CUDA graph");
     }
 }
 
 void trainer_train_step(struct trainer *t)
 {
-    if (t->graph_mode)
-        step_body_graphed(t);
-    else
+    trainer_step_begin(t);
+    if (!t->graph_mode) {
         step_body(t);
-    trainer_step_update(t);
+    } else if (!t->graph_partial) {
+        step_graphed(t, step_body);
+    } else { /* as before the whole step could be recorded: draw and update apart */
+        trainer_step_draw(t);
+        step_graphed(t, step_core);
+        trainer_step_update(t);
+        trainer_step_end(t);
+    }
 }
 
 void trainer_eval_losses(struct trainer *t)

@@ -131,6 +131,11 @@ const struct graph *unet_graph(const struct unet *net)
     return &net->g;
 }
 
+void unet_set_fusion(struct unet *net, int on)
+{
+    net->g.unfused = !on;
+}
+
 const struct param_table *unet_params(const struct unet *net)
 {
     return &net->g.params;

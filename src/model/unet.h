@@ -3,9 +3,9 @@
  *
  * The network is a list of nodes (conv, batch norm, swish, add, concat, pool, upsample,
  * embedding) over numbered tensors (graph.h), built at creation. unet_forward runs the list
- * on the one graph executor, unet_backward runs it in reverse; every activation and its gradient
- * live in two arenas of identical layout (struct unet_acts), so zeroing all activation gradients is
- * one fill and no allocation happens inside a step. */
+ * on the one graph executor, unet_backward runs it in reverse; every activation and its
+ * gradient live in two arenas of identical layout (struct unet_acts), so no allocation
+ * happens inside a step. */
 #ifndef DDIM_UNET_H
 #define DDIM_UNET_H
 
@@ -33,6 +33,9 @@ void unet_shape_to_config(struct unet_config *u, const struct model_shape *s);
 
 /* The network as a graph (graph.h): its tensors' shapes and its nodes. */
 const struct graph *unet_graph(const struct unet *net);
+/* Forward fusion (graph_exec.c: bias, residual add and swish in the convolutions' epilogue),
+ * on by default; off runs every node apart (ddim-bench --fuse off). The same bits either way. */
+void unet_set_fusion(struct unet *net, int on);
 
 /* Keras's initial weights into a host buffer of params->total floats: glorot-uniform
  * kernels (drawn from Philox keyed by seed, stream and parameter index), zero biases, the
@@ -61,8 +64,11 @@ void unet_forward(struct backend *be, const struct unet *net, struct unet_acts *
                   float *pred);
 
 /* After a training forward: dw (params->trainable floats) = gradients of the loss whose
- * gradient with respect to pred is dpred. Parameter gradients are written (=). */
+ * gradient with respect to pred is dpred. Parameter gradients are written (=); listen (may
+ * be NULL; graph.h) hears of each as it is written. */
+struct grad_listener;
 void unet_backward(struct backend *be, const struct unet *net, struct unet_acts *acts,
-                   const float *w, float *dw, const float *dpred, struct comm *comm);
+                   const float *w, float *dw, const float *dpred, struct comm *comm,
+                   const struct grad_listener *listen);
 
 #endif

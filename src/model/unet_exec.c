@@ -40,7 +40,8 @@ void unet_forward(struct backend *be, const struct unet *net, struct unet_acts *
 }
 
 void unet_backward(struct backend *be, const struct unet *net, struct unet_acts *a, const float *w,
-                   float *dw, const float *dpred, struct comm *comm)
+                   float *dw, const float *dpred, struct comm *comm,
+                   const struct grad_listener *listen)
 {
-    graph_backward(be, &net->g, a->ga, w, dw, dpred, comm);
+    graph_backward(be, &net->g, a->ga, w, dw, dpred, comm, listen);
 }

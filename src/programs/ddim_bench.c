@@ -35,7 +35,9 @@ struct bench_opts {
     const char *backend; /* "auto", "cpu" or "cuda" */
     int batch;           /* per rank */
     int image_size, block_depth, warmup, steps, op_steps, json;
-    int graph; /* --cuda-graph: 1 on (where the backend has graphs), 0 off */
+    int graph;         /* --cuda-graph: TRAINER_GRAPH_WHOLE, _PARTIAL or _OFF */
+    int fuse;          /* --fuse: 1 on, 0 off (unet_set_fusion) */
+    double bucket_mib; /* --bucket-mib: run.allreduce_bucket_mib */
     int widths[UNET_MAX_LEVELS], num_levels;
     const char *csv; /* per-step times, or NULL */
 };
@@ -56,7 +58,8 @@ static void usage(FILE *out, const struct bench_opts *d)
             "\n"
             "Times the Keras DDIM example's training step (forward, backward, all-reduce,\n"
             "AdamW + EMA) on random images, whole and by phase, after a warm-up. Runs under\n"
-            "mpirun too (one GPU per rank; rank 0 reports its own times).\n"
+            "mpirun too (one GPU per rank; rank 0 reports its own times); with several\n"
+            "ranks it also times the step's collectives alone (BatchNorm's, the gradient's).\n"
             "\n"
             "options:\n"
             "  --backend B        cpu, cuda or auto (default: cuda if usable, else cpu)\n"
@@ -69,12 +72,19 @@ static void usage(FILE *out, const struct bench_opts *d)
             "                     (default %d)\n"
             "  --op-steps N       steps timed op by op, for the time per group of ops\n"
             "                     (default %d; 0: none)\n"
-            "  --cuda-graph on|off  the step (but draw and update) as one CUDA graph,\n"
-            "                     where the backend has graphs (default on)\n"
+            "  --cuda-graph on|partial|off  the whole step as one CUDA graph, where the\n"
+            "                     backend has graphs (default on); partial: data to\n"
+            "                     all-reduce only (draw and update op by op)\n"
+            "  --fuse on|off      bias, residual add and swish in the convolutions'\n"
+            "                     epilogue (default on; off: every node apart)\n"
+            "  --bucket-mib X     several ranks: the gradient all-reduced in buckets of X\n"
+            "                     MiB during the backward pass (default %g; 0: in one piece\n"
+            "                     after it; run.allreduce_bucket_mib)\n"
             "  --csv FILE         every timed step's times, in ms\n"
             "  --json             also print one JSON line of the results (last line)\n"
             "  -h, --help         this text\n",
-            d->batch, d->image_size, widths, d->block_depth, d->warmup, d->steps, d->op_steps);
+            d->batch, d->image_size, widths, d->block_depth, d->warmup, d->steps, d->op_steps,
+            d->bucket_mib);
 }
 
 static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
@@ -134,11 +144,21 @@ static int parse_option(void *ctx, const char *a, const char *v)
     } else if (!strcmp(a, "--steps")) {
         rc = parse_int(a, v, 1, 1000000, &o->steps);
     } else if (!strcmp(a, "--cuda-graph")) {
-        o->graph = !strcmp(v, "on");
+        o->graph = !strcmp(v, "on")        ? TRAINER_GRAPH_WHOLE
+                   : !strcmp(v, "partial") ? TRAINER_GRAPH_PARTIAL
+                                           : TRAINER_GRAPH_OFF;
         if (!o->graph && strcmp(v, "off")) {
-            fprintf(stderr, "ddim-bench: --cuda-graph: expected on or off, got '%s'\n", v);
+            fprintf(stderr, "ddim-bench: --cuda-graph: expected on, partial or off, got '%s'\n", v);
             rc = -1;
         }
+    } else if (!strcmp(a, "--fuse")) {
+        o->fuse = !strcmp(v, "on");
+        if (!o->fuse && strcmp(v, "off")) {
+            fprintf(stderr, "ddim-bench: --fuse: expected on or off, got '%s'\n", v);
+            rc = -1;
+        }
+    } else if (!strcmp(a, "--bucket-mib")) {
+        rc = util_parse_double("ddim-bench", a, v, 0, 65536, &o->bucket_mib);
     } else if (!strcmp(a, "--op-steps")) {
         rc = parse_int(a, v, 0, 1000000, &o->op_steps);
     } else if (!strcmp(a, "--csv")) {
@@ -158,6 +178,8 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
                                             {"warmup", required_argument, NULL, 0},
                                             {"steps", required_argument, NULL, 0},
                                             {"cuda-graph", required_argument, NULL, 0},
+                                            {"fuse", required_argument, NULL, 0},
+                                            {"bucket-mib", required_argument, NULL, 0},
                                             {"op-steps", required_argument, NULL, 0},
                                             {"csv", required_argument, NULL, 0},
                                             {"json", no_argument, NULL, 0},
@@ -208,7 +230,6 @@ static double time_whole_steps(struct trainer *t, int steps, double *ms, double 
     double t0 = util_now(), c0 = util_cpu_now();
     be->event_record(be, ev[0]);
     for (int i = 0; i < steps; i++) {
-        trainer_draw(t, (uint32_t)t->step, 0);
         trainer_train_step(t);
         be->event_record(be, ev[i + 1]);
     }
@@ -223,6 +244,38 @@ static double time_whole_steps(struct trainer *t, int steps, double *ms, double 
     return wall;
 }
 
+/* With several ranks: the step's collectives alone, each round after a barrier, over `reps`
+ * rounds (the minimum: what the transport takes when nothing else runs on the machine):
+ * BatchNorm's (for every BN layer two all-reduces of 2c floats, the forward and the backward
+ * statistics) and the gradient's. The network's own sizes, on the trainer's gradient buffer
+ * (its values are spent by then). */
+static void time_collectives(struct trainer *t, int reps, struct stats *bn_ms,
+                             struct stats *grad_ms)
+{
+    const struct graph *g = unet_graph(t->net);
+    struct comm *c = t->comm;
+    double *bn = util_xmalloc((size_t)reps * sizeof *bn);
+    double *grad = util_xmalloc((size_t)reps * sizeof *grad);
+    for (int i = 0; i < reps; i++) {
+        c->barrier(c);
+        double t0 = util_now();
+        for (int k = 0; k < g->num_nodes; k++)
+            for (int pass = 0; pass < 2 && g->nodes[k].kind == NODE_BN; pass++)
+                c->allreduce_sum(c, t->grad, 2 * (size_t)g->tensors[g->nodes[k].in0].c);
+        t->be->synchronize(t->be);
+        bn[i] = (util_now() - t0) * 1e3;
+        c->barrier(c);
+        t0 = util_now();
+        c->allreduce_sum(c, t->grad, unet_params(t->net)->trainable);
+        t->be->synchronize(t->be);
+        grad[i] = (util_now() - t0) * 1e3;
+    }
+    *bn_ms = stats_of(bn, reps);
+    *grad_ms = stats_of(grad, reps);
+    free(bn);
+    free(grad);
+}
+
 /* Steps again, with an event between phases: ms[p * steps + i] = phase p of step i. */
 static void time_phases(struct trainer *t, int steps, double *ms)
 {
@@ -235,7 +288,8 @@ static void time_phases(struct trainer *t, int steps, double *ms)
     for (int i = 0; i < steps; i++) {
         void **e = ev + (size_t)i * per;
         be->event_record(be, e[0]);
-        trainer_draw(t, (uint32_t)t->step, 0);
+        trainer_step_begin(t);
+        trainer_step_draw(t);
         trainer_step_data(t);
         be->event_record(be, e[1]);
         trainer_step_forward(t);
@@ -245,6 +299,7 @@ static void time_phases(struct trainer *t, int steps, double *ms)
         trainer_step_allreduce(t);
         be->event_record(be, e[4]);
         trainer_step_update(t);
+        trainer_step_end(t);
         be->event_record(be, e[5]);
     }
     be->synchronize(be);
@@ -262,15 +317,16 @@ static void time_op_groups(struct trainer *t, int steps, double *group_ms, doubl
                            double *calls)
 {
     struct backend *be = t->be;
-    int graph = t->graph_mode != 0;
-    trainer_set_graph(t, 0); /* a graph would replay the ops untimed */
+    int graph = !t->graph_mode     ? TRAINER_GRAPH_OFF
+                : t->graph_partial ? TRAINER_GRAPH_PARTIAL
+                                   : TRAINER_GRAPH_WHOLE;
+    trainer_set_graph(t, TRAINER_GRAPH_OFF); /* a graph would replay the ops untimed */
     struct bench_ops *b = bench_ops_create(be);
     double ms[BG_COUNT] = {0}, cpu[BG_COUNT] = {0};
     long n[BG_COUNT] = {0};
     be->synchronize(be);
     t->be = bench_ops_backend(b);
     for (int i = 0; i < steps; i++) {
-        trainer_draw(t, (uint32_t)t->step, 0);
         trainer_train_step(t);
         bench_ops_collect(b, ms, cpu, n); /* a wait per step: the events stay few */
     }
@@ -289,6 +345,8 @@ struct results {
     double group_ms[BG_COUNT], group_cpu_ms[BG_COUNT], group_calls[BG_COUNT];
     int graph; /* the whole steps ran as a CUDA graph */
     double wall_ms, cpu_ms, images_per_s, flops, tflops;
+    double comm_ms, comm_calls;        /* per whole step: host time in the communicator's calls */
+    struct stats alone_bn, alone_grad; /* the step's collectives alone (time_collectives) */
     size_t peak_bytes, acts_bytes, state_bytes, trainable;
 };
 
@@ -352,14 +410,36 @@ static void print_table(const struct bench_opts *o, const struct backend *be,
         util_log("%-12s %10.3f %10.3f %8s  (the all-reduces are not backend ops)\n", "sum", total,
                  total_cpu, "");
     }
-    util_log("\n  cuda graph     %s\n", r->graph ? "on: whole steps replay one captured graph (the "
-                                                   "phase and op loops run op by op)"
-                                                 : "off: op by op");
+    util_log("\n  cuda graph     %s\n",
+             !r->graph ? "off: op by op"
+             : o->graph == TRAINER_GRAPH_PARTIAL
+                 ? "partial: data to all-reduce replay one captured graph, draw and update op by "
+                   "op (the phase and op loops run op by op)"
+                 : "on: whole steps replay one captured graph (the phase and op loops run op by "
+                   "op)");
+    util_log("  fusion         %s\n  all-reduce     %s", o->fuse ? "on" : "off",
+             comm->world == 1    ? "one rank: none\n"
+             : o->bucket_mib > 0 ? "in buckets during the backward pass: "
+                                 : "in one piece after the backward pass\n");
+    if (comm->world > 1 && o->bucket_mib > 0)
+        util_log("%g MiB\n", o->bucket_mib);
     util_log("  throughput     %.1f images/s (global batch / median step)\n"
              "  host wall      %.3f ms per step (enqueue + run, one wait at the end)\n"
              "  host CPU       %.3f ms per step (this process, all threads: other processes on "
              "a busy machine stretch the wall time, not this)\n",
              r->images_per_s, r->wall_ms, r->cpu_ms);
+    if (comm->world > 1)
+        util_log("  collectives    %.3f ms per step in %.0f calls: BatchNorm's small all-reduces "
+                 "and the gradient's (host time in the calls, waiting for the other ranks "
+                 "included; %s)\n"
+                 "  alone          %.3f ms BatchNorm's %.0f, %.3f ms the gradient's (after a "
+                 "barrier, no step around them: what the transport takes; medians, minima "
+                 "%.3f and %.3f)\n",
+                 r->comm_ms, r->comm_calls,
+                 strcmp(be->name, "cuda") ? "the allreduce phase is the gradient's"
+                                          : "NCCL: the enqueue only",
+                 r->alone_bn.median, r->comm_calls - 1, r->alone_grad.median, r->alone_bn.min,
+                 r->alone_grad.min);
     if (r->flops > 0)
         util_log("  conv FLOPs     %.2f GFLOP per step per rank (forward x3), %.2f TFLOP/s\n",
                  r->flops * 1e-9, r->tflops);
@@ -382,14 +462,19 @@ static void print_json(const struct bench_opts *o, const struct backend *be,
         snprintf(widths + strlen(widths), sizeof widths - strlen(widths), "%s%d", i ? "," : "",
                  o->widths[i]);
     util_log("{\"tool\":\"ddim-bench\",\"backend\":\"%s\",\"ranks\":%d,\"batch\":%d,"
-             "\"global_batch\":%d,\"cuda_graph\":%d,\"image_size\":%d,\"widths\":[%s],\"block_"
+             "\"global_batch\":%d,\"cuda_graph\":%d,\"graph_scope\":\"%s\",\"fuse\":%d,"
+             "\"bucket_mib\":%g,\"image_size\":%d,\"widths\":[%s],\"block_"
              "depth\":%d,"
              "\"warmup\":%d,\"steps\":%d,\"step_ms_median\":%.4f,\"step_ms_mean\":%.4f,"
              "\"step_ms_min\":%.4f,\"images_per_s\":%.2f,\"host_wall_ms_per_step\":%.4f,"
              "\"host_cpu_ms_per_step\":%.4f,",
-             be->name, comm->world, o->batch, o->batch * comm->world, r->graph, o->image_size,
-             widths, o->block_depth, o->warmup, o->steps, r->step.median, r->step.mean, r->step.min,
-             r->images_per_s, r->wall_ms, r->cpu_ms);
+             be->name, comm->world, o->batch, o->batch * comm->world, r->graph,
+             !r->graph                           ? "off"
+             : o->graph == TRAINER_GRAPH_PARTIAL ? "partial"
+                                                 : "whole",
+             o->fuse, comm->world > 1 ? o->bucket_mib : 0.0, o->image_size, widths, o->block_depth,
+             o->warmup, o->steps, r->step.median, r->step.mean, r->step.min, r->images_per_s,
+             r->wall_ms, r->cpu_ms);
     util_log("\"phases_ms_median\":{");
     for (int p = 0; p < NUM_PHASES; p++)
         util_log("%s\"%s\":%.4f", p ? "," : "", phase_names[p], r->phase[p].median);
@@ -399,10 +484,14 @@ static void print_json(const struct bench_opts *o, const struct backend *be,
     util_log("},\"op_groups_cpu_ms\":{");
     for (int g = 0; g < BG_COUNT && o->op_steps; g++)
         util_log("%s\"%s\":%.4f", g ? "," : "", bench_group_names[g], r->group_cpu_ms[g]);
-    util_log("},\"peak_mem_bytes\":%zu,\"acts_bytes\":%zu,\"state_bytes\":%zu,"
+    util_log("},\"comm_ms_per_step\":%.4f,\"comm_calls_per_step\":%.1f,"
+             "\"alone_bn_ms\":%.4f,\"alone_grad_ms\":%.4f,\"alone_bn_ms_min\":%.4f,"
+             "\"alone_grad_ms_min\":%.4f,"
+             "\"peak_mem_bytes\":%zu,\"acts_bytes\":%zu,\"state_bytes\":%zu,"
              "\"trainable_params\":%zu,\"conv_gflop_per_step\":%.4f,\"tflops\":%.4f}\n",
-             r->peak_bytes, r->acts_bytes, r->state_bytes, r->trainable, r->flops * 1e-9,
-             r->tflops);
+             r->comm_ms, r->comm_calls, r->alone_bn.median, r->alone_grad.median, r->alone_bn.min,
+             r->alone_grad.min, r->peak_bytes, r->acts_bytes, r->state_bytes, r->trainable,
+             r->flops * 1e-9, r->tflops);
 }
 
 static void write_csv(const char *path, int steps, const double *whole, const double *phases)
@@ -430,7 +519,7 @@ static void fill_random_images(struct trainer *t)
 {
     const float mean[3] = {0.5f, 0.5f, 0.5f}, var[3] = {1.0f / 12, 1.0f / 12, 1.0f / 12};
     t->be->fill_uniform(t->be, t->images, t->batch, t->per_image, t->dc.seed, 0, RNG_SHUFFLE,
-                        (uint32_t)t->first_example);
+                        (uint32_t)t->first_example, NULL);
     trainer_set_normalizer(t, mean, var);
 }
 
@@ -449,21 +538,27 @@ static void run_bench(const struct bench_opts *o, struct backend *be, struct com
         DDIM_FATAL("%s", err);
     trainer_init_weights(t);
     fill_random_images(t);
+    unet_set_fusion(t->net, o->fuse);
+    trainer_set_buckets(t, o->bucket_mib);
     trainer_set_graph(t, o->graph);
-    for (int i = 0; i < o->warmup; i++) {
-        trainer_draw(t, (uint32_t)t->step, 0);
+    for (int i = 0; i < o->warmup; i++)
         trainer_train_step(t);
-    }
     be->synchronize(be);
 
     double *whole = util_xmalloc((size_t)o->steps * sizeof *whole);
     double *phases = util_xmalloc((size_t)o->steps * NUM_PHASES * sizeof *phases);
     struct results r;
     memset(&r, 0, sizeof r);
+    double comm_s = comm->seconds;
+    long comm_calls = comm->calls;
     r.wall_ms = time_whole_steps(t, o->steps, whole, &r.cpu_ms);
+    r.comm_ms = (comm->seconds - comm_s) * 1e3 / o->steps;
+    r.comm_calls = (double)(comm->calls - comm_calls) / o->steps;
     r.graph = t->graph != NULL;
     time_phases(t, o->steps, phases);
     time_op_groups(t, o->op_steps, r.group_ms, r.group_cpu_ms, r.group_calls);
+    if (comm->world > 1)
+        time_collectives(t, 20, &r.alone_bn, &r.alone_grad);
     float losses[2];
     trainer_read_losses(t, losses);
     if (!isfinite(losses[0]))
@@ -506,7 +601,9 @@ int main(int argc, char **argv)
                            .warmup = 10,
                            .steps = 50,
                            .op_steps = 5,
-                           .graph = 1,
+                           .graph = TRAINER_GRAPH_WHOLE,
+                           .fuse = 1,
+                           .bucket_mib = d.allreduce_bucket_mib,
                            .num_levels = d.model.num_levels};
     memcpy(o.widths, d.model.widths, sizeof o.widths);
     int rc = parse_args(argc, argv, &o);

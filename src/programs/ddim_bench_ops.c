@@ -73,12 +73,13 @@ static void end(struct backend *be, enum bench_group g)
 BENCH_OP(copy, BG_MEMORY, (B, void *d, const void *s, size_t n), d, s, n)
 BENCH_OP(fill, BG_MEMORY, (B, float *x, float v, size_t n), x, v, n)
 BENCH_OP(conv2d_forward, BG_CONV_FORWARD,
-         (B, float *y, const float *x, const float *w, const float *b, const struct conv_shape *s),
-         y, x, w, b, s)
+         (B, float *y, const float *x, const float *w, const float *b, const struct conv_shape *s,
+          const struct conv_epilogue *e),
+         y, x, w, b, s, e)
 BENCH_OP(conv2d_backward, BG_CONV_BACKWARD,
          (B, float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
-          const struct conv_shape *s),
-         dx, dw, db, dy, x, w, s)
+          const struct conv_shape *s, enum grad_mode m),
+         dx, dw, db, dy, x, w, s, m)
 BENCH_OP(bn_stats, BG_BATCHNORM, (B, float *st, const float *x, size_t r, int c), st, x, r, c)
 BENCH_OP(bn_forward_train, BG_BATCHNORM,
          (B, float *y, float *sv, float *mm, float *mv, const float *x, const float *st, double n,
@@ -92,27 +93,36 @@ BENCH_OP(bn_backward_stats, BG_BATCHNORM,
          x, sv, r, c)
 BENCH_OP(bn_backward_apply, BG_BATCHNORM,
          (B, float *dx, const float *dy, const float *x, const float *sv, const float *bs, double n,
-          size_t r, int c),
-         dx, dy, x, sv, bs, n, r, c)
+          size_t r, int c, enum grad_mode m),
+         dx, dy, x, sv, bs, n, r, c, m)
 BENCH_OP(swish_forward, BG_ELEMENTWISE, (B, float *y, const float *x, size_t n), y, x, n)
-BENCH_OP(swish_backward, BG_ELEMENTWISE, (B, float *dx, const float *dy, const float *x, size_t n),
-         dx, dy, x, n)
+BENCH_OP(swish_backward, BG_ELEMENTWISE,
+         (B, float *dx, const float *dy, const float *x, size_t n, enum grad_mode m), dx, dy, x, n,
+         m)
 BENCH_OP(add, BG_ELEMENTWISE, (B, float *y, const float *a, const float *b2, size_t n), y, a, b2, n)
+BENCH_OP(add_backward, BG_ELEMENTWISE,
+         (B, float *da, float *db, const float *dy, size_t n, enum grad_mode ma, enum grad_mode mb),
+         da, db, dy, n, ma, mb)
 BENCH_OP(axpy, BG_ELEMENTWISE, (B, float *y, float al, const float *x, size_t n), y, al, x, n)
 BENCH_OP(scale, BG_ELEMENTWISE, (B, float *x, float al, size_t n), x, al, n)
 BENCH_OP(concat_forward, BG_CONCAT,
          (B, float *y, const float *a, const float *b2, size_t r, int ca, int cb), y, a, b2, r, ca,
          cb)
 BENCH_OP(concat_backward, BG_CONCAT,
-         (B, float *da, float *db, const float *dy, size_t r, int ca, int cb), da, db, dy, r, ca,
-         cb)
+         (B, float *da, float *db, const float *dy, size_t r, int ca, int cb, enum grad_mode ma,
+          enum grad_mode mb),
+         da, db, dy, r, ca, cb, ma, mb)
 #define RESAMPLE_OP(op, OUT, IN)                                                                   \
     BENCH_OP(op, BG_RESAMPLE, (B, float *OUT, const float *IN, int n, int h, int w, int c), OUT,   \
              IN, n, h, w, c)
+#define RESAMPLE_BACKWARD_OP(op)                                                                   \
+    BENCH_OP(op, BG_RESAMPLE,                                                                      \
+             (B, float *dx, const float *dy, int n, int h, int w, int c, enum grad_mode m), dx,    \
+             dy, n, h, w, c, m)
 RESAMPLE_OP(avgpool2_forward, y, x)
-RESAMPLE_OP(avgpool2_backward, dx, dy)
+RESAMPLE_BACKWARD_OP(avgpool2_backward)
 RESAMPLE_OP(upsample2_forward, y, x)
-RESAMPLE_OP(upsample2_backward, dx, dy)
+RESAMPLE_BACKWARD_OP(upsample2_backward)
 BENCH_OP(sinusoidal_embedding, BG_DATA,
          (B, float *e, const float *v, int n, int h, int w, int d, float f0, float f1), e, v, n, h,
          w, d, f0, f1)
@@ -136,19 +146,22 @@ BENCH_OP(normalize, BG_DATA,
          (B, float *y, const float *x, const float *m, const float *v, size_t r, int c), y, x, m, v,
          r, c)
 BENCH_OP(gather_images, BG_DATA,
-         (B, float *o, const uint8_t *im, const int32_t *idx, int n, size_t per), o, im, idx, n,
-         per)
+         (B, float *o, const uint8_t *im, const int32_t *idx, const int32_t *f, int n, size_t per),
+         o, im, idx, f, n, per)
+BENCH_OP(counters_add, BG_DATA, (B, int32_t *c, const int32_t *by, int n), c, by, n)
+BENCH_OP(copy_to_slot, BG_LOSS, (B, float *d, const int32_t *sl, const float *s, size_t n), d, sl,
+         s, n)
 #define RANDOM_OP(op)                                                                              \
-    BENCH_OP(                                                                                      \
-        op, BG_DATA,                                                                               \
-        (B, float *x, int n, size_t per, uint64_t seed, uint32_t st, uint32_t pu, uint32_t f), x,  \
-        n, per, seed, st, pu, f)
+    BENCH_OP(op, BG_DATA,                                                                          \
+             (B, float *x, int n, size_t per, uint64_t seed, uint32_t st, uint32_t pu, uint32_t f, \
+              const int32_t *sa),                                                                  \
+             x, n, per, seed, st, pu, f, sa)
 RANDOM_OP(fill_normal)
 RANDOM_OP(fill_uniform)
 BENCH_OP(adamw_update, BG_OPTIMIZER,
-         (B, float *w, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
-          float ep, float wd, int step),
-         w, g, m, v, n, lr, b1, b2, ep, wd, step)
+         (B, float *w, const float *g, float *m, float *v, size_t n,
+          const struct adamw_scalars *tab, const int32_t *i),
+         w, g, m, v, n, tab, i)
 BENCH_OP(ema_update, BG_OPTIMIZER, (B, float *e, const float *w, size_t n, float d), e, w, n, d)
 #undef B
 
@@ -161,12 +174,12 @@ struct bench_ops *bench_ops_create(struct backend *inner)
 #define SET(op) o->op = inner->op ? wrap_##op : NULL
     SET(copy), SET(fill), SET(conv2d_forward), SET(conv2d_backward), SET(bn_stats);
     SET(bn_forward_train), SET(bn_forward_infer), SET(bn_backward_stats), SET(bn_backward_apply);
-    SET(swish_forward), SET(swish_backward), SET(add), SET(axpy), SET(scale);
+    SET(swish_forward), SET(swish_backward), SET(add), SET(add_backward), SET(axpy), SET(scale);
     SET(concat_forward), SET(concat_backward), SET(avgpool2_forward), SET(avgpool2_backward);
     SET(upsample2_forward), SET(upsample2_backward), SET(sinusoidal_embedding), SET(loss_value);
     SET(loss_backward), SET(diffusion_schedule), SET(mix), SET(pred_images), SET(square);
     SET(normalize), SET(gather_images), SET(fill_normal), SET(fill_uniform), SET(adamw_update);
-    SET(ema_update);
+    SET(ema_update), SET(counters_add), SET(copy_to_slot);
 #undef SET
     return b;
 }

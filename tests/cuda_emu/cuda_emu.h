@@ -169,6 +169,9 @@ void set_launch_error(cudaError_t e);
 /* While `stream` is captured into a CUDA graph, its work is recorded, not run: true when
  * `work` was recorded (cuda_emu_runtime.cc). */
 bool capture(cudaStream_t stream, std::function<cudaError_t()> work);
+/* How many kernel launches, async copies, fills and event records ran at once (outside a
+ * capture and a graph launch) so far: a replayed step must add none. */
+long eager_work_count();
 const char *base_name(const char *path); /* for messages */
 void *dynamic_shared();
 void register_shared(void *p, size_t bytes); /* poisoned now and before every block */

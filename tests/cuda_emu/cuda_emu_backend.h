@@ -22,6 +22,11 @@ struct backend *backend_cuda_emu_create(char *err, size_t errlen);
  * "cuda-emu-conv"). */
 struct backend *backend_cuda_emu_create_with_conv(char *err, size_t errlen);
 
+/* Stream work (kernel launches, async copies and fills, event records) the emulated device
+ * has run at once, outside stream capture and graph launches, since the program started: a
+ * training step replayed as one graph must add none. */
+long backend_cuda_emu_eager_work(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -53,6 +53,7 @@ static long first_changed(const unsigned char *base, size_t from, size_t to)
     return -1;
 }
 static cudaStream_t capturing = nullptr; /* the stream being captured, if any */
+static long eager_work = 0;              /* stream work run at once (not recorded, not a graph) */
 
 namespace emu
 {
@@ -106,10 +107,17 @@ cudaError_t check_red_zones(const config &cfg)
 
 bool capture(cudaStream_t stream, std::function<cudaError_t()> work)
 {
-    if (!capturing || stream != capturing)
+    if (!capturing || stream != capturing) {
+        eager_work++;
         return false;
+    }
     stream->capture->nodes.push_back(std::move(work));
     return true;
+}
+
+long eager_work_count()
+{
+    return eager_work;
 }
 
 } // namespace emu

@@ -24,22 +24,26 @@ int cuda_conv_supported(const struct conv_shape *s, char *why, size_t whylen)
 
 /* In the table only until backend_cuda_emu_create takes them out. */
 void cuda_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
-                         const float *bias, const struct conv_shape *s)
+                         const float *bias, const struct conv_shape *s,
+                         const struct conv_epilogue *epi)
 {
     DDIM_FATAL("cuda emulator: conv2d_forward is cuDNN's and is not emulated");
 }
 
 void cuda_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
-                          const float *x, const float *w, const struct conv_shape *s)
+                          const float *x, const float *w, const struct conv_shape *s,
+                          enum grad_mode dx_mode)
 {
     DDIM_FATAL("cuda emulator: conv2d_backward is cuDNN's and is not emulated");
 }
 
 /* emu_conv.cu */
 void emu_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
-                        const float *bias, const struct conv_shape *s);
+                        const float *bias, const struct conv_shape *s,
+                        const struct conv_epilogue *epi);
 void emu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
-                         const float *x, const float *w, const struct conv_shape *s);
+                         const float *x, const float *w, const struct conv_shape *s,
+                         enum grad_mode dx_mode);
 
 extern "C" struct backend *backend_cuda_emu_create_with_conv(char *err, size_t errlen)
 {
@@ -50,6 +54,11 @@ extern "C" struct backend *backend_cuda_emu_create_with_conv(char *err, size_t e
     be->conv2d_forward = emu_conv2d_forward;
     be->conv2d_backward = emu_conv2d_backward;
     return be;
+}
+
+extern "C" long backend_cuda_emu_eager_work(void)
+{
+    return emu::eager_work_count();
 }
 
 extern "C" struct backend *backend_cuda_emu_create(char *err, size_t errlen)

@@ -6,8 +6,8 @@
  * are recorded in a CUDA graph like them. Not fast, not for the real GPU build. */
 #include "cuda_common.h"
 
-/* y[n,i,j,o] = sum over (a, b, ci) of x[n, i+a-p, j+b-p, ci] * w[a, b, ci, o]; the bias is
- * added after, by the backend's own cuda_bias_add (as cuda_conv.cu does) */
+/* y[n,i,j,o] = sum over (a, b, ci) of x[n, i+a-p, j+b-p, ci] * w[a, b, ci, o]; the bias and
+ * the epilogue follow, by the backend's own cuda_bias_epilogue (as cuda_conv.cu does) */
 static __global__ void emu_conv_forward_kernel(float *y, const float *x, const float *w,
                                                struct conv_shape s)
 {
@@ -33,9 +33,9 @@ static __global__ void emu_conv_forward_kernel(float *y, const float *x, const f
     }
 }
 
-/* dx[n,i,j,ci] += sum over (a, b, o) of dy[n, i-a+p, j-b+p, o] * w[a, b, ci, o] */
+/* dx[n,i,j,ci] (=/+=) sum over (a, b, o) of dy[n, i-a+p, j-b+p, o] * w[a, b, ci, o] */
 static __global__ void emu_conv_dx_kernel(float *dx, const float *dy, const float *w,
-                                          struct conv_shape s)
+                                          struct conv_shape s, int add)
 {
     int k = s.k, p = (k - 1) / 2;
     size_t total = (size_t)s.n * s.h * s.w * s.cin;
@@ -55,7 +55,7 @@ static __global__ void emu_conv_dx_kernel(float *dx, const float *dy, const floa
                 for (int o = 0; o < s.cout; o++)
                     acc += dyr[o] * wr[o];
             }
-        dx[idx] += acc;
+        dx[idx] = (add ? dx[idx] : 0.0f) + acc;
     }
 }
 
@@ -100,18 +100,20 @@ static void emu_conv_check(const struct conv_shape *s)
 }
 
 void emu_conv2d_forward(struct backend *be, float *y, const float *x, const float *w,
-                        const float *bias, const struct conv_shape *s)
+                        const float *bias, const struct conv_shape *s,
+                        const struct conv_epilogue *epi)
 {
     emu_conv_check(s);
     size_t n = (size_t)s->n * s->h * s->w * s->cout;
     emu_conv_forward_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(y, x, w,
                                                                                           *s);
     KERNEL_CHECK();
-    cuda_bias_add(be, y, bias, (size_t)s->n * s->h * s->w, s->cout);
+    cuda_bias_epilogue(be, y, bias, (size_t)s->n * s->h * s->w, s->cout, epi);
 }
 
 void emu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias, const float *dy,
-                         const float *x, const float *w, const struct conv_shape *s)
+                         const float *x, const float *w, const struct conv_shape *s,
+                         enum grad_mode dx_mode)
 {
     emu_conv_check(s);
     size_t nw = (size_t)s->k * s->k * s->cin * s->cout + s->cout;
@@ -121,7 +123,7 @@ void emu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias,
     if (!dx)
         return;
     size_t nx = (size_t)s->n * s->h * s->w * s->cin;
-    emu_conv_dx_kernel<<<cuda_grid(nx, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(dx, dy, w,
-                                                                                      *s);
+    emu_conv_dx_kernel<<<cuda_grid(nx, CUDA_BLOCK), CUDA_BLOCK, 0, cuda_stream(be)>>>(
+        dx, dy, w, *s, dx_mode == GRAD_ADD);
     KERNEL_CHECK();
 }

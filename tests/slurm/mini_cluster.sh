@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# mini_cluster.sh: a throwaway one-node Slurm cluster (Debian's slurm-wlm 22.05 + munge) that
-# lives entirely in one private directory, for tests/slurm/run_slurm_test.sh and for trying
+# mini_cluster.sh: a throwaway Slurm cluster (Debian's slurm-wlm 22.05 + munge) that lives
+# entirely in one private directory, for the tests in tests/slurm/ and for trying
 # slurm/train.sh by hand. Runs as root; touches nothing under /etc, /run or /var.
 #
 #   tests/slurm/mini_cluster.sh start DIR   # write DIR/slurm.conf, start munged, slurmctld and
@@ -8,6 +8,18 @@
 #   export SLURM_CONF=DIR/slurm.conf        # then sbatch / srun / squeue / scontrol use it
 #   tests/slurm/mini_cluster.sh stop DIR    # cancel its jobs, stop its daemons (pid files,
 #                                           # TERM then KILL, bounded) and its job steps
+#
+# One node by default: the machine itself, on 127.0.0.1. MINI_CLUSTER_NODES=N (N >= 1) makes
+# N simulated nodes instead (tests/slurm/sim_nodes.sh: network namespaces on a private
+# bridge, each with its own hostname, address, /dev/shm and slurmd, named e.g. qkz1..qkzN;
+# `sim_nodes.sh names DIR` lists them); slurmctld then listens on the bridge's address.
+# Settings for both (environment of `start`):
+#   MINI_CLUSTER_GPUS=G              stand-in GPUs per node (device files linked to /dev/null)
+#   MINI_CLUSTER_SLURMD_TIMEOUT=S    slurm.conf's SlurmdTimeout: a node that does not answer
+#                                    for S s is set DOWN and its jobs requeued or ended [60]
+#   MINI_CLUSTER_OWNER=PID           stop the cluster (as `stop` does) once process PID has
+#                                    ended, even by SIGKILL: a guard process watches it;
+#   MINI_CLUSTER_REMOVE=PATH         and then remove PATH (the owner's temporary folder)
 #
 # DIR must be empty or absent, and its parents searchable by all (munged checks). Everything goes under it: munge key, socket, pid and log;
 # slurm.conf and cgroup.conf; state, spool, pid and log files. Ports are free ones picked at
@@ -66,8 +78,21 @@ show_logs() {
     done
 }
 
+# write_conf DIR CTLD_HOST CTLD_ADDR PORT MPI GPUS NODE_LINES: slurm.conf and cgroup.conf.
+# NODE_LINES: the NodeName lines, without Gres and State. On simulated nodes the slurmd
+# files are per node (Slurm's %n: the node's name).
 write_conf() {
-    local dir=$1 node=$2 nodeline=$3 port=$4 mpi=$5 gpus=$6 gresline="" gresnode=""
+    local dir=$1 host=$2 addr=$3 port=$4 mpi=$5 gpus=$6 nodes=$7 gresline="" gresnode=""
+    local per="" per2="" spool=spool what="one-node" authextra="" schedextra=""
+    if [[ -n "${MINI_CLUSTER_NODES:-}" ]]; then
+        # (per node also TmpFS: Slurm's pmix plugin makes its folders there, named by job)
+        per=.%n per2=/%n spool=spool/%n what="multi-node (simulated nodes)"
+        # a requeued job waits the credential's lifetime before it starts again (22.05:
+        # 120 s by default); 10 s keeps the requeue tests short
+        authextra=,cred_expire=10
+        # and is started by the scheduler's next pass (60 s apart by default)
+        schedextra="SchedulerParameters=sched_interval=2,bf_interval=2"
+    fi
     if ((gpus > 0)); then
         # stand-in GPUs: Slurm schedules and binds them like real ones (CUDA_VISIBLE_DEVICES);
         # the files only have to be character devices (links to /dev/null): no cgroup plugin
@@ -80,31 +105,32 @@ write_conf() {
         gresnode=" Gres=gpu:$gpus"
     fi
     cat >"$dir/etc/slurm.conf" <<EOF
-# Written by tests/slurm/mini_cluster.sh: a private one-node cluster.
+# Written by tests/slurm/mini_cluster.sh: a private $what cluster.
 ClusterName=ddimtest
-SlurmctldHost=$node(127.0.0.1)
+SlurmctldHost=$host($addr)
 SlurmctldPort=$port
 SlurmdPort=$((port + 1))
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$dir/socket/munge.socket
+AuthInfo=socket=$dir/socket/munge.socket$authextra
 StateSaveLocation=$dir/state
-SlurmdSpoolDir=$dir/spool
+SlurmdSpoolDir=$dir/$spool
 SlurmctldPidFile=$dir/run/slurmctld.pid
-SlurmdPidFile=$dir/run/slurmd.pid
+SlurmdPidFile=$dir/run/slurmd$per.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
-SlurmdLogFile=$dir/log/slurmd.log
+SlurmdLogFile=$dir/log/slurmd$per.log
 SlurmctldDebug=info
 SlurmdDebug=info
-TmpFS=$dir/tmp
+TmpFS=$dir/tmp$per2
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 SchedulerType=sched/backfill
+$schedextra
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 MpiDefault=$mpi
@@ -114,9 +140,9 @@ MinJobAge=600
 MailProg=/bin/true
 KillWait=5
 InactiveLimit=0
-SlurmdTimeout=60
+SlurmdTimeout=${MINI_CLUSTER_SLURMD_TIMEOUT:-60}
 $gresline
-$nodeline$gresnode NodeAddr=127.0.0.1 State=UNKNOWN
+$(sed "s/\$/$gresnode State=UNKNOWN/" <<<"$nodes")
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
     cat >"$dir/etc/cgroup.conf" <<EOF
@@ -125,12 +151,9 @@ IgnoreSystemd=yes
 EOF
 }
 
-start() {
-    local dir=$1
-    [[ -e "$dir" && -n "$(ls -A "$dir" 2>/dev/null)" ]] && die "$dir is not empty"
-    mkdir -p "$dir" || die "cannot create $dir"
-    dir=$(cd "$dir" && pwd)
-    local d=$dir
+# start_munge DIR: checks DIR and the tools, makes DIR's folders and starts munged.
+start_munge() {
+    local dir=$1 d=$1
     while [[ "$d" != / ]]; do
         d=$(dirname "$d")
         [[ $(($(stat -c %a "$d") % 10 & 1)) == 1 ]] ||
@@ -147,9 +170,6 @@ start() {
         ! chmod 755 "$dir" "$dir/socket" || ! chmod 700 "$dir/munge"; then
         die "cannot make directories under $dir"
     fi
-    export DDIM_MINI_CLUSTER=$dir
-
-    # munge: our own key, socket, pid, log and seed file
     mungekey --create --keyfile="$dir/munge/munge.key" || die "mungekey failed"
     chmod 600 "$dir/munge/munge.key"
     munged --key-file="$dir/munge/munge.key" --socket="$dir/socket/munge.socket" \
@@ -160,19 +180,67 @@ start() {
             die "munged did not start"
         }
     wait_for 10 test -S "$dir/socket/munge.socket" || die "munged made no socket"
+}
 
-    local nodeline node port mpi=none
-    nodeline=$(slurmd -C | head -n 1)
-    [[ "$nodeline" == NodeName=* ]] || die "slurmd -C printed '$nodeline'"
-    node=${nodeline%% *}
-    node=${node#NodeName=}
-    port=$(free_port_pair) || die "no free port pair found"
+# start_guard DIR PID: a detached process that stops the cluster once PID has ended (a test
+# killed with SIGKILL runs no trap), then removes MINI_CLUSTER_REMOVE. `stop` ends the guard
+# first.
+start_guard() {
+    local dir=$1 owner=$2
+    [[ "$owner" =~ ^[0-9]+$ ]] || die "MINI_CLUSTER_OWNER must be a pid, got '$owner'"
+    # not one of the cluster's processes (no DDIM_MINI_CLUSTER): stop must not kill it early
+    env -u DDIM_MINI_CLUSTER setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done
+        echo "mini_cluster guard: $1 ended: stopping the cluster in $2"
+        "$3" stop "$2" && [[ -n "$4" ]] && rm -rf "$4"' guard "$owner" "$dir" \
+        "$(realpath "$0")" "${MINI_CLUSTER_REMOVE:-}" </dev/null >>"$dir/log/guard.log" 2>&1 &
+    echo $! >"$dir/run/guard.pid"
+}
+
+# pmix when Slurm's mpi_pmix plugin is installed, else none.
+mpi_plugin() {
     local plugdir
     for plugdir in /usr/lib/x86_64-linux-gnu/slurm-wlm /usr/lib/*/slurm-wlm /usr/lib/slurm \
         /usr/lib64/slurm; do
-        [[ -f "$plugdir/mpi_pmix.so" ]] && mpi=pmix && break
+        [[ -f "$plugdir/mpi_pmix.so" ]] && echo pmix && return
     done
-    write_conf "$dir" "$node" "$nodeline" "$port" "$mpi" "${MINI_CLUSTER_GPUS:-0}"
+    echo none
+}
+
+start() {
+    local dir=$1
+    [[ -e "$dir" && -n "$(ls -A "$dir" 2>/dev/null)" ]] && die "$dir is not empty"
+    mkdir -p "$dir" || die "cannot create $dir"
+    dir=$(cd "$dir" && pwd)
+    export DDIM_MINI_CLUSTER=$dir
+    start_munge "$dir"
+    [[ -n "${MINI_CLUSTER_OWNER:-}" ]] && start_guard "$dir" "$MINI_CLUSTER_OWNER"
+
+    local nodeline port mpi host addr nodes="" n sim
+    sim=$(dirname "$(realpath "$0")")/sim_nodes.sh
+    local -a names run=()
+    nodeline=$(slurmd -C | head -n 1)
+    [[ "$nodeline" == NodeName=* ]] || die "slurmd -C printed '$nodeline'"
+    host=${nodeline%% *}
+    host=${host#NodeName=}
+    if [[ -n "${MINI_CLUSTER_NODES:-}" ]]; then
+        # each simulated node has the machine's CPUs and memory; slurmctld on the bridge
+        "$sim" up "$dir" "$MINI_CLUSTER_NODES" || die "the simulated nodes did not start"
+        mapfile -t names < <("$sim" names "$dir")
+        addr=$(cat "$dir/nodes/subnet").1
+        host=$(hostname -s)
+        for n in "${names[@]}"; do
+            nodes+="NodeName=$n ${nodeline#* } NodeAddr=$("$sim" addr "$dir" "$n")"$'\n'
+        done
+        nodes=${nodes%$'\n'}
+        run=("$sim" exec "$dir")
+    else
+        names=("$host")
+        addr=127.0.0.1
+        nodes="$nodeline NodeAddr=127.0.0.1"
+    fi
+    port=$(free_port_pair) || die "no free port pair found"
+    mpi=$(mpi_plugin)
+    write_conf "$dir" "$host" "$addr" "$port" "$mpi" "${MINI_CLUSTER_GPUS:-0}" "$nodes"
     export SLURM_CONF=$dir/etc/slurm.conf
 
     slurmctld -f "$SLURM_CONF" || {
@@ -183,17 +251,23 @@ start() {
         show_logs "$dir"
         die "slurmctld does not answer scontrol ping"
     }
-    slurmd -f "$SLURM_CONF" -N "$node" || {
-        show_logs "$dir"
-        die "slurmd did not start"
-    }
-    # idle: the node registered and can take jobs
-    if ! wait_for 60 node_idle "$node"; then
-        scontrol show node "$node" >&2
-        show_logs "$dir"
-        die "node $node did not become idle within 60 s"
-    fi
-    echo "mini_cluster: node $node idle (ports $port-$((port + 1)), MpiDefault=$mpi);" \
+    for n in "${names[@]}"; do
+        [[ -n "${MINI_CLUSTER_NODES:-}" ]] && mkdir -p "$dir/spool/$n" "$dir/tmp/$n"
+        # a simulated node's slurmd runs inside its namespaces (sim_nodes.sh exec DIR NODE)
+        "${run[@]}" ${run[0]:+"$n"} slurmd -f "$SLURM_CONF" -N "$n" || {
+            show_logs "$dir"
+            die "slurmd of $n did not start"
+        }
+    done
+    # idle: the nodes registered and can take jobs
+    for n in "${names[@]}"; do
+        if ! wait_for 60 node_idle "$n"; then
+            scontrol show node "$n" >&2
+            show_logs "$dir"
+            die "node $n did not become idle within 60 s"
+        fi
+    done
+    echo "mini_cluster: node(s) ${names[*]} idle (ports $port-$((port + 1)), MpiDefault=$mpi);" \
         "export SLURM_CONF=$SLURM_CONF"
 }
 
@@ -237,17 +311,25 @@ stop() {
     [[ -d "$dir" ]] || return 0
     dir=$(cd "$dir" && pwd)
     export SLURM_CONF=$dir/etc/slurm.conf
-    local pid_ctld pid_d pid_munge
+    local pid_ctld pid_munge pid_guard f p rc=0
+    # the guard first, unless it is the guard that is stopping the cluster (our parent)
+    pid_guard=$(cat "$dir/run/guard.pid" 2>/dev/null)
+    [[ -n "$pid_guard" && "$pid_guard" != "$PPID" && "$pid_guard" != "$$" ]] &&
+        kill -KILL "$pid_guard" 2>/dev/null
     pid_ctld=$(cat "$dir/run/slurmctld.pid" 2>/dev/null)
-    pid_d=$(cat "$dir/run/slurmd.pid" 2>/dev/null)
     pid_munge=$(cat "$dir/run/munged.pid" 2>/dev/null)
     # jobs first, while the daemons can still end them cleanly
     if pid_alive "$pid_ctld" && [[ -f "$SLURM_CONF" ]]; then
         timeout 10 scancel --full --user=root >/dev/null 2>&1
         wait_for 15 no_jobs
     fi
-    local p
-    for p in "$pid_d" "$pid_ctld"; do
+    # simulated nodes: every process inside them (slurmd, job steps: TERM, 3 s, KILL; a node
+    # cut off would wait for slurmctld), then the namespaces, links and bridge
+    if [[ -d "$dir/nodes" ]]; then
+        "$(dirname "$(realpath "$0")")/sim_nodes.sh" down "$dir" || rc=1
+    fi
+    for f in "$dir"/run/slurmd*.pid "$dir/run/slurmctld.pid"; do
+        p=$(cat "$f" 2>/dev/null)
         pid_alive "$p" && stop_pids 15 "$p"
     done
     # job steps and tasks that outlived slurmd
@@ -259,7 +341,7 @@ stop() {
         echo "mini_cluster: processes still alive after stop: ${rest[*]}" >&2
         return 1
     fi
-    return 0
+    return $rc
 }
 
 no_jobs() { [[ -z "$(squeue -h -o %i 2>/dev/null)" ]]; }

@@ -43,39 +43,14 @@ if [[ $(id -u) != 0 ]]; then
     exit 77
 fi
 
-# a Slurm job around us (or a real cluster's settings) must not leak into ours
-while read -r v; do unset "$v"; done < <(env | sed -n 's/^\(SLURM_[A-Za-z0-9_]*\)=.*/\1/p')
-unset DDIM_BIN DDIM_CONFIG DDIM_RUN_DIR DDIM_ARGS DDIM_SRUN_MPI DDIM_SRUN_ARGS \
-    DDIM_SRUN_GPU_ARGS DDIM_FORWARD_SIGNAL
-
-source "$(dirname "$0")/../test_lib.sh" # status_problem; fail and ok are redefined below
-t0=$SECONDS
-tmp=$(mktemp -d /tmp/ddim_slurm_XXXXXX) || exit 1
-chmod 755 "$tmp" # munged wants its socket's parents searchable by all
-cluster=$tmp/cluster
-failures=0
-fail() {
-    echo "FAIL $*"
-    failures=$((failures + 1))
-}
-ok() { echo "ok   $*"; }
+source "$(dirname "$0")/../test_lib.sh" # status_problem; slurm_lib.sh redefines fail and ok
+source "$(dirname "$0")/slurm_lib.sh"
+slurm_clean_env
+slurm_test_init ddim_slurm
 
 cleanup() {
     local rc=$?
-    "$here/mini_cluster.sh" stop "$cluster" || {
-        echo "FAIL the cluster's processes did not all stop"
-        rc=1
-    }
-    # the pids in the pid files must be gone
-    local f p
-    for f in "$cluster"/run/*.pid; do
-        [[ -f "$f" ]] || continue
-        p=$(cat "$f")
-        if [[ -n "$p" ]] && kill -0 "$p" 2>/dev/null; then
-            echo "FAIL $(basename "$f" .pid) (pid $p) is still running"
-            rc=1
-        fi
-    done
+    slurm_stop_cluster || rc=1
     if [[ "${DDIM_SLURM_TEST_KEEP:-0}" == 1 ]]; then
         echo "test_slurm: kept $tmp"
     else
@@ -93,51 +68,6 @@ MINI_CLUSTER_GPUS=2 "$here/mini_cluster.sh" start "$cluster" || {
 }
 export SLURM_CONF=$cluster/etc/slurm.conf
 echo "test_slurm: cluster up after $((SECONDS - t0)) s"
-
-# submit NAME [sbatch options...]: submits slurm/train.sh from the repository root with the
-# output in $tmp/NAME.out; prints the job id.
-submit() {
-    local name=$1
-    shift
-    (cd "$repo" && sbatch --parsable --job-name="$name" --output="$tmp/$name.out" \
-        --time=00:05:00 "$@" slurm/train.sh "${post_args[@]}") | cut -d';' -f1
-}
-post_args=()
-
-job_field() { scontrol show job -o "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-
-# wait_job ID SECONDS: waits until the job has ended; prints its state and exit code.
-wait_job() {
-    local id=$1 deadline=$((SECONDS + $2)) state
-    while :; do
-        state=$(job_field "$id" JobState)
-        case "$state" in
-        PENDING | RUNNING | CONFIGURING | COMPLETING | SUSPENDED | REQUEUED | "") ;;
-        *) break ;;
-        esac
-        if ((SECONDS >= deadline)); then
-            scancel "$id" 2>/dev/null
-            state="$state(timed-out-waiting)"
-            break
-        fi
-        sleep 0.5
-    done
-    echo "$state $(job_field "$id" ExitCode)"
-}
-
-# wait_line FILE REGEX SECONDS: waits until FILE has a line matching REGEX.
-wait_line() {
-    local deadline=$((SECONDS + $3))
-    until grep -qE "$2" "$1" 2>/dev/null; do
-        ((SECONDS >= deadline)) && return 1
-        sleep 0.2
-    done
-}
-
-show_output() {
-    echo "---- $1"
-    sed 's/^/    /' "$1" 2>/dev/null | grep -v '^      ' | tail -n 40
-}
 
 # --- 1. training: 2 CPU ranks, one job ------------------------------------------------------
 "$prep" --synthetic 64 --size 16 --seed 5 --output "$tmp/data.h5" >"$tmp/prep.log" 2>&1 || {
