@@ -48,12 +48,12 @@ struct dnnl_op {
 
 struct conv_plan {
     struct conv_shape s;
-    dnnl_primitive_desc_t fwd_pd;       /* the backward primitives' hint */
-    struct dnnl_op fwd, fwd_w;          /* fwd_w: our HWIO kernel into the forward's layout */
-    struct dnnl_op data, data_w;        /* data_w: the turned kernel (plain) into its layout */
+    dnnl_primitive_desc_t fwd_pd;            /* the backward primitives' hint */
+    struct dnnl_op fwd, fwd_w;               /* fwd_w: our HWIO kernel into the forward's layout */
+    struct dnnl_op data, data_w;             /* data_w: the turned kernel (plain) into its layout */
     struct dnnl_op data_write, data_write_w; /* the same without the sum post-op (GRAD_WRITE) */
-    struct dnnl_op wgrad[WGRAD_CHUNKS]; /* one per chunk of images */
-    struct dnnl_op wgrad_w;             /* the summed weight gradient back to HWIO */
+    struct dnnl_op wgrad[WGRAD_CHUNKS];      /* one per chunk of images */
+    struct dnnl_op wgrad_w;                  /* the summed weight gradient back to HWIO */
     int chunks, chunk_imgs;
     size_t part_floats;   /* one chunk's sums: its weight gradient (oneDNN's layout), bias */
     size_t chunk_scratch; /* scratchpad bytes per chunk */
@@ -495,9 +495,8 @@ void cpu_conv_release(struct cpu_ctx *ctx)
     while (d->plans) {
         struct conv_plan *p = d->plans;
         d->plans = p->next;
-        struct dnnl_op *ops[] = {&p->fwd,        &p->fwd_w,        &p->data,
-                                 &p->data_w,     &p->data_write,   &p->data_write_w,
-                                 &p->wgrad_w};
+        struct dnnl_op *ops[] = {&p->fwd,        &p->fwd_w,        &p->data,   &p->data_w,
+                                 &p->data_write, &p->data_write_w, &p->wgrad_w};
         for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
             op_free(ops[i]);
         for (int c = 0; c < WGRAD_CHUNKS; c++)

@@ -98,14 +98,14 @@ enum graph_plan_kind {
                           * the reference tests/test_graph_plan.c holds the plan to */
 };
 struct graph_plan {
-    size_t *value, *grad;       /* per tensor: its offset in the arena in floats; SIZE_MAX: none */
-    int *grad_root;             /* per tensor: the tensor whose gradient buffer its gradient
-                                 * is: itself, or (an add's input that feeds nothing else) the
-                                 * add's output's (same memory, nothing for the add to pass) */
-    int *absorber, *absorbed;   /* the fusions graph_exec.c makes unless g->unfused: per node,
-                                 * the convolution that runs it in its epilogue, or -1; per
-                                 * convolution, the node it runs so, or -1 */
-    struct graph_step *steps;   /* the backward pass, in order */
+    size_t *value, *grad;     /* per tensor: its offset in the arena in floats; SIZE_MAX: none */
+    int *grad_root;           /* per tensor: the tensor whose gradient buffer its gradient
+                               * is: itself, or (an add's input that feeds nothing else) the
+                               * add's output's (same memory, nothing for the add to pass) */
+    int *absorber, *absorbed; /* the fusions graph_exec.c makes unless g->unfused: per node,
+                               * the convolution that runs it in its epilogue, or -1; per
+                               * convolution, the node it runs so, or -1 */
+    struct graph_step *steps; /* the backward pass, in order */
     int num_steps;
     size_t floats; /* the arena's size */
     int batch;
