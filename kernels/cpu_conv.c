@@ -11,19 +11,21 @@
  *             dy with the kernel turned by 180 degrees and its channels swapped (each side
  *             padded by k-1 minus the forward's padding there), and oneDNN's forward
  *             convolution can add into its output (a "sum" post-op), which its backward-data
- *             primitive cannot. Two primitives: GRAD_ADD's with the sum post-op, GRAD_WRITE's
+ *             primitive cannot. Two of them: GRAD_ADD's with the sum post-op, GRAD_WRITE's
  *             without (the same kernel, so the same sums: 0 + v would differ from v only in
  *             the sign of a zero)
- *   weights   dw = dL/dw, dbias = dL/dbias: oneDNN's backward-weights primitive on each of up
- *             to WGRAD_CHUNKS chunks of images, one thread per chunk as threads come free
- *             (each chunk's primitive made for one thread), the chunks' sums then added in
- *             chunk order. oneDNN's own split of this primitive between threads waits for
- *             them at spinning barriers, which burn the core while a preempted thread is
- *             away (seen: 3x the CPU time of one thread on a busy machine, quickstart size)
- * Determinism: the algorithm is fixed (direct, never Winograd); the forward convolutions
- * sum each output in one thread, and the weight gradient's chunks depend on the batch
- * alone, so the results do not depend on the thread count or on scheduling: the same bits
- * every run on the same CPU (tests/train/test_determinism.sh).
+ *   weights   dw = dL/dw, dbias = dL/dbias: oneDNN's backward-weights primitive, each
+ *             chunk's sums then added in chunk order
+ * each as one primitive per chunk of images (up to CHUNKS, from the batch alone), made for
+ * one thread; the threads take the chunks as they come free. oneDNN's own split of a
+ * primitive between threads is static and waits for them at barriers: on a machine shared
+ * with other work, one preempted thread held the whole op up (the seed's step on two
+ * threads took 1.5x its CPU time in wall time; its backward-weights barriers, spinning,
+ * burnt 3x the CPU time of one thread at the quickstart's size).
+ * Determinism: the algorithm is fixed (direct, never Winograd); each output is summed in one
+ * thread, and the chunks depend on the batch alone, so the results do not depend on the
+ * thread count or on scheduling: the same bits every run on the same CPU
+ * (tests/train/test_determinism.sh).
  * Scratch memory (oneDNN's scratchpads, the reordered kernels) is ours, grown to the largest
  * layer once, never inside a step after the first. */
 #include "cpu_ops.h"
@@ -35,7 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OP_MAX_ARGS = 6, WGRAD_CHUNKS = 8 };
+enum { OP_MAX_ARGS = 6, CHUNKS = 16 };
 
 /* A primitive and the memory objects of its arguments; the buffers are set at each run. */
 struct dnnl_op {
@@ -46,14 +48,15 @@ struct dnnl_op {
     size_t scratch_bytes; /* its scratchpad */
 };
 
+/* Every primitive but the kernels' reorders runs as one per chunk of images (CHUNKS at
+ * most); the reorders x_w put our HWIO kernel into the layout x's primitives read. */
 struct conv_plan {
     struct conv_shape s;
-    dnnl_primitive_desc_t fwd_pd;            /* the backward primitives' hint */
-    struct dnnl_op fwd, fwd_w;               /* fwd_w: our HWIO kernel into the forward's layout */
-    struct dnnl_op data, data_w;             /* data_w: the turned kernel (plain) into its layout */
-    struct dnnl_op data_write, data_write_w; /* the same without the sum post-op (GRAD_WRITE) */
-    struct dnnl_op wgrad[WGRAD_CHUNKS];      /* one per chunk of images */
-    struct dnnl_op wgrad_w;                  /* the summed weight gradient back to HWIO */
+    struct dnnl_op fwd[CHUNKS], fwd_w;
+    struct dnnl_op data[CHUNKS], data_w; /* data_w: from the turned kernel (plain layout) */
+    struct dnnl_op data_write[CHUNKS], data_write_w; /* without the sum post-op (GRAD_WRITE) */
+    struct dnnl_op wgrad[CHUNKS];
+    struct dnnl_op wgrad_w; /* the summed weight gradient back to HWIO */
     int chunks, chunk_imgs;
     size_t part_floats;   /* one chunk's sums: its weight gradient (oneDNN's layout), bias */
     size_t chunk_scratch; /* scratchpad bytes per chunk */
@@ -70,8 +73,8 @@ struct cpu_dnnl {
     size_t scratch_bytes;
     float *wbuf, *wturn; /* a reordered kernel; the turned kernel (plain layout) */
     size_t wbuf_floats, wturn_floats;
-    dnnl_stream_t chunk_stream[WGRAD_CHUNKS]; /* the weight gradient's chunks, side by side */
-    float *parts;                             /* WGRAD_CHUNKS chunks' sums */
+    dnnl_stream_t chunk_stream[CHUNKS]; /* the weight gradient's chunks, side by side */
+    float *parts;                       /* CHUNKS chunks' sums */
     void *chunk_scratch;
     size_t parts_floats, chunk_scratch_bytes;
 };
@@ -94,7 +97,7 @@ static struct cpu_dnnl *dnnl_ctx(struct backend *be)
         check(dnnl_engine_create(&d->engine, dnnl_cpu, 0), "engine", &none);
         check(dnnl_stream_create(&d->stream, d->engine, dnnl_stream_default_flags), "stream",
               &none);
-        for (int c = 0; c < WGRAD_CHUNKS; c++)
+        for (int c = 0; c < CHUNKS; c++)
             check(dnnl_stream_create(&d->chunk_stream[c], d->engine, dnnl_stream_default_flags),
                   "stream", &none);
         ctx->dnnl = d;
@@ -245,23 +248,81 @@ static const dnnl_memory_desc_t *pd_md(dnnl_primitive_desc_t pd, int arg)
     return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
 }
 
+/* Chunk c's number of images in plan p. */
+static int chunk_images(const struct conv_plan *p, int c)
+{
+    int left = p->s.n - c * p->chunk_imgs;
+    return left < p->chunk_imgs ? left : p->chunk_imgs;
+}
+
+/* A forward-kind convolution of plan p's shape (`turned`: the data gradient's; `sum`: adding
+ * into its output) as one primitive per chunk of images, each made while OpenMP offers one
+ * thread, so that it runs inline on the thread that takes its chunk. Chunk 0's primitive
+ * picks the kernel layout; the others are made to read that same one, so one reorder *w
+ * serves them all. */
+static void conv_chunks_make(struct cpu_dnnl *d, struct conv_plan *p, struct dnnl_op *ops,
+                             struct dnnl_op *w, int turned, int sum)
+{
+    dnnl_memory_desc_t wmd = {0};
+    dnnl_primitive_attr_t attr = attr_make(sum, &p->s);
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    for (int c = 0; c < p->chunks; c++) {
+        struct conv_shape cs = p->s;
+        cs.n = chunk_images(p, c);
+        struct conv_descs t;
+        descs_init(&t, &cs, turned);
+        dnnl_convolution_desc_t cd;
+        check(dnnl_convolution_forward_desc_init(
+                  &cd, turned ? dnnl_forward_inference : dnnl_forward_training,
+                  dnnl_convolution_direct, &t.src, c ? &wmd : &t.wany, turned ? NULL : &t.bias,
+                  &t.dst, t.strides, t.pad_l, t.pad_r),
+              turned ? "data gradient desc" : "forward desc", &cs);
+        dnnl_primitive_desc_t pd;
+        check(dnnl_primitive_desc_create(&pd, &cd, attr, d->engine, NULL),
+              turned ? "data gradient" : "forward", &cs);
+        const int ids[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST};
+        const int turned_ids[3] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
+        op_make(d, &ops[c], pd, turned ? turned_ids : ids, turned ? 3 : 4, &cs);
+        if (!c)
+            wmd = *pd_md(pd, DNNL_ARG_WEIGHTS);
+        if (ops[c].scratch_bytes > p->chunk_scratch)
+            p->chunk_scratch = (ops[c].scratch_bytes + 63) / 64 * 64;
+        dnnl_primitive_desc_destroy(pd);
+    }
+    omp_set_num_threads(threads);
+    dnnl_primitive_attr_destroy(attr);
+    struct conv_descs t;
+    descs_init(&t, &p->s, turned);
+    reorder_make(d, p, w, &t.wuser, &wmd);
+}
+
+/* Runs chunked primitives ops on in (image stride in_img floats) into out (out_img), the
+ * kernel wk, bias (NULL: none): the chunks go to the threads as they come free, so that a
+ * thread another process holds up delays only its own chunk. */
+static void conv_chunks_run(struct cpu_dnnl *d, const struct conv_plan *p,
+                            const struct dnnl_op *ops, const float *in, size_t in_img,
+                            const float *wk, const float *bias, float *out, size_t out_img)
+{
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int c = 0; c < p->chunks; c++) {
+        size_t first = (size_t)c * p->chunk_imgs;
+        void *src = (void *)(in + first * in_img), *dst = out + first * out_img;
+        void *with_bias[4] = {src, (void *)wk, (void *)bias, dst},
+             *plain[3] = {src, (void *)wk, dst};
+        op_run_on(&ops[c], bias ? with_bias : plain,
+                  (char *)d->chunk_scratch + (size_t)c * p->chunk_scratch, d->chunk_stream[c],
+                  &p->s);
+    }
+}
+
 static struct conv_plan *plan_create(struct cpu_dnnl *d, const struct conv_shape *s)
 {
     struct conv_plan *p = util_xcalloc(1, sizeof *p);
     p->s = *s;
-    struct conv_descs c;
-    descs_init(&c, s, 0);
-    dnnl_convolution_desc_t cd;
-    check(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
-                                             &c.src, &c.wany, &c.bias, &c.dst, c.strides, c.pad_l,
-                                             c.pad_r),
-          "forward desc", s);
-    dnnl_primitive_attr_t attr = attr_make(0, s);
-    check(dnnl_primitive_desc_create(&p->fwd_pd, &cd, attr, d->engine, NULL), "forward", s);
-    dnnl_primitive_attr_destroy(attr);
-    const int ids[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST};
-    op_make(d, &p->fwd, p->fwd_pd, ids, 4, s);
-    reorder_make(d, p, &p->fwd_w, &c.wuser, pd_md(p->fwd_pd, DNNL_ARG_WEIGHTS));
+    p->chunk_imgs = (s->n + CHUNKS - 1) / CHUNKS;
+    p->chunks = (s->n + p->chunk_imgs - 1) / p->chunk_imgs;
+    conv_chunks_make(d, p, p->fwd, &p->fwd_w, 0, 0);
     return p;
 }
 
@@ -302,22 +363,17 @@ static void wgrad_chunk_make(struct cpu_dnnl *d, struct conv_plan *p, struct dnn
     dnnl_primitive_attr_destroy(attr);
 }
 
-/* The weight gradient's chunks: up to WGRAD_CHUNKS of equal size (the last may be smaller),
+/* The weight gradient's chunks: up to CHUNKS of equal size (the last may be smaller),
  * from the batch alone; each primitive made while OpenMP offers one thread, so that it runs
  * inline on the thread that takes its chunk. */
 static void wgrad_make(struct cpu_dnnl *d, struct conv_plan *p)
 {
     const struct conv_shape *s = &p->s;
-    p->chunk_imgs = (s->n + WGRAD_CHUNKS - 1) / WGRAD_CHUNKS;
-    p->chunks = (s->n + p->chunk_imgs - 1) / p->chunk_imgs;
     dnnl_memory_desc_t part = {0};
     int threads = omp_get_max_threads();
     omp_set_num_threads(1);
-    for (int c = 0; c < p->chunks; c++) {
-        int images = s->n - c * p->chunk_imgs;
-        wgrad_chunk_make(d, p, &p->wgrad[c], images < p->chunk_imgs ? images : p->chunk_imgs,
-                         &part);
-    }
+    for (int c = 0; c < p->chunks; c++)
+        wgrad_chunk_make(d, p, &p->wgrad[c], chunk_images(p, c), &part);
     omp_set_num_threads(threads);
     struct conv_descs c;
     descs_init(&c, s, 0);
@@ -329,26 +385,8 @@ static void wgrad_make(struct cpu_dnnl *d, struct conv_plan *p)
 /* The data and weight gradients' primitives of plan p (conv_is_basic shapes only). */
 static void plan_add_backward(struct cpu_dnnl *d, struct conv_plan *p)
 {
-    const struct conv_shape *s = &p->s;
-    struct conv_descs t;
-    descs_init(&t, s, 1);
-    dnnl_convolution_desc_t cd;
-    check(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
-                                             &t.src, &t.wany, NULL, &t.dst, t.strides, t.pad_l,
-                                             t.pad_r),
-          "data gradient desc", s);
-    for (int sum = 0; sum < 2; sum++) {
-        dnnl_primitive_desc_t pd;
-        dnnl_primitive_attr_t attr = attr_make(sum, s);
-        check(dnnl_primitive_desc_create(&pd, &cd, attr, d->engine, NULL), "data gradient", s);
-        dnnl_primitive_attr_destroy(attr);
-        const int data_ids[3] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
-        op_make(d, sum ? &p->data : &p->data_write, pd, data_ids, 3, s);
-        reorder_make(d, p, sum ? &p->data_w : &p->data_write_w, &t.wuser,
-                     pd_md(pd, DNNL_ARG_WEIGHTS));
-        dnnl_primitive_desc_destroy(pd);
-    }
-
+    conv_chunks_make(d, p, p->data, &p->data_w, 1, 1);
+    conv_chunks_make(d, p, p->data_write, &p->data_write_w, 1, 0);
     wgrad_make(d, p);
     p->has_backward = 1;
 }
@@ -376,10 +414,10 @@ static struct conv_plan *plan_get(struct cpu_dnnl *d, const struct conv_shape *s
         plan_add_backward(d, p);
     size_t kernel = (size_t)conv_kh(s) * conv_kw(s) * s->cin * s->cout;
     grow((void **)&d->wbuf, &d->wbuf_floats, p->wbuf_floats * sizeof(float));
+    grow(&d->chunk_scratch, &d->chunk_scratch_bytes, p->chunks * p->chunk_scratch);
     if (backward) {
         grow((void **)&d->wturn, &d->wturn_floats, kernel * sizeof(float));
         grow((void **)&d->parts, &d->parts_floats, p->chunks * p->part_floats * sizeof(float));
-        grow(&d->chunk_scratch, &d->chunk_scratch_bytes, p->chunks * p->chunk_scratch);
     }
     return p;
 }
@@ -409,8 +447,8 @@ void cpu_conv2d_forward(struct backend *be, float *y, const float *x, const floa
         op_run(d, &p->fwd_w, bufs, s);
         wk = d->wbuf;
     }
-    void *bufs[4] = {(void *)x, (void *)wk, (void *)bias, y};
-    op_run(d, &p->fwd, bufs, s);
+    conv_chunks_run(d, p, p->fwd, x, (size_t)s->h * s->w * s->cin, wk, bias, y,
+                    (size_t)conv_out_h(s) * conv_out_w(s) * s->cout);
     conv_epilogue(be, y, (size_t)s->n * conv_out_h(s) * conv_out_w(s) * s->cout, epi);
 }
 
@@ -472,7 +510,7 @@ void cpu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias,
     struct cpu_dnnl *d = dnnl_ctx(be);
     struct conv_plan *p = plan_get(d, s, 1);
     if (dx) {
-        const struct dnnl_op *data = dx_mode == GRAD_ADD ? &p->data : &p->data_write;
+        const struct dnnl_op *data = dx_mode == GRAD_ADD ? p->data : p->data_write;
         const struct dnnl_op *data_w = dx_mode == GRAD_ADD ? &p->data_w : &p->data_write_w;
         kernel_turn(d->wturn, w, s);
         const float *wk = d->wturn;
@@ -481,8 +519,8 @@ void cpu_conv2d_backward(struct backend *be, float *dx, float *dw, float *dbias,
             op_run(d, data_w, bufs, s);
             wk = d->wbuf;
         }
-        void *bufs[3] = {(void *)dy, (void *)wk, dx};
-        op_run(d, data, bufs, s);
+        conv_chunks_run(d, p, data, dy, (size_t)s->h * s->w * s->cout, wk, NULL, dx,
+                        (size_t)s->h * s->w * s->cin);
     }
     wgrad_run(d, p, dw, dbias, dy, x);
 }
@@ -495,17 +533,19 @@ void cpu_conv_release(struct cpu_ctx *ctx)
     while (d->plans) {
         struct conv_plan *p = d->plans;
         d->plans = p->next;
-        struct dnnl_op *ops[] = {&p->fwd,        &p->fwd_w,        &p->data,   &p->data_w,
-                                 &p->data_write, &p->data_write_w, &p->wgrad_w};
+        struct dnnl_op *ops[] = {&p->fwd_w, &p->data_w, &p->data_write_w, &p->wgrad_w};
         for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
             op_free(ops[i]);
-        for (int c = 0; c < WGRAD_CHUNKS; c++)
+        for (int c = 0; c < CHUNKS; c++) {
+            op_free(&p->fwd[c]);
+            op_free(&p->data[c]);
+            op_free(&p->data_write[c]);
             op_free(&p->wgrad[c]);
-        dnnl_primitive_desc_destroy(p->fwd_pd);
+        }
         free(p);
     }
     dnnl_stream_destroy(d->stream);
-    for (int c = 0; c < WGRAD_CHUNKS; c++)
+    for (int c = 0; c < CHUNKS; c++)
         dnnl_stream_destroy(d->chunk_stream[c]);
     dnnl_engine_destroy(d->engine);
     free(d->scratch);
