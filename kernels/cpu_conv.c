@@ -1,5 +1,5 @@
 /* cpu_conv.c: 2D convolution on the CPU through oneDNN, the library TensorFlow's CPU path
- * runs its convolutions on (docs/perf.md "CPU convolutions" says why not im2col + BLAS).
+ * runs its convolutions on (docs/perf.md "The convolutions: oneDNN, not im2col + BLAS" says why).
  *
  * Activations stay NHWC and kernels HWIO in our buffers: oneDNN reads and writes the
  * activations in place ("nhwc"), and only the kernels, a few hundred KB at most, are
