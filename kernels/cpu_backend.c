@@ -4,6 +4,7 @@
 #include "cpu_ops.h"
 #include "util.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,8 +43,17 @@ void cpu_download(struct backend *be, void *dst_host, const void *src, size_t by
 
 void cpu_fill(struct backend *be, float *x, float value, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        x[i] = value;
+    long blocks = (long)((n + CPU_BLOCK - 1) / CPU_BLOCK);
+    int zero = value == 0.0f && !signbit(value); /* all bits zero: memset */
+#pragma omp parallel for schedule(static)
+    for (long b = 0; b < blocks; b++) {
+        size_t i = (size_t)b * CPU_BLOCK, len = n - i < CPU_BLOCK ? n - i : CPU_BLOCK;
+        if (zero)
+            memset(x + i, 0, len * sizeof(float));
+        else
+            for (size_t k = 0; k < len; k++)
+                x[i + k] = value;
+    }
 }
 
 /* the CPU stores every activation as float32 (cpu_bf16.c rounds them under PRECISION_BF16) */
@@ -67,7 +77,7 @@ void cpu_destroy(struct backend *be)
     if (!be)
         return;
     struct cpu_ctx *ctx = be->ctx;
-    free(ctx->workspace);
+    cpu_conv_release(ctx);
     free(ctx);
     free(be);
 }

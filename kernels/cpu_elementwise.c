@@ -4,28 +4,85 @@
 #include "cpu_ops.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
-static float sigmoidf(float x)
+/* e^x in float32 within 1 ulp of glibc's expf for x in [-87, 88] (Cephes's method, as
+ * Eigen's vectorized exp under TensorFlow: x = n ln2 + r, |r| <= ln2/2, a degree-7
+ * polynomial for e^r, 2^n from the exponent bits); x is clamped to that range first, which
+ * only matters to sigmoid below -87 or above 88, where it is 0 or 1 to float precision
+ * either way. Branch-free so that the loops calling it vectorize, unlike calls of expf. */
+static inline float exp_vec(float x)
 {
-    return 1.0f / (1.0f + expf(-x));
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    const float round = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    float t = x * 1.44269504088896341f + round, n = t - round;
+    float r = x - n * 0.693359375f; /* ln2 in two parts (Cody and Waite) */
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    int32_t tb, bits;
+    memcpy(&tb, &t, sizeof tb);
+    bits = (tb - 0x4B400000 + 127) * (1 << 23); /* 2^n: n + 127 in [1, 254] */
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+static inline float sigmoid_vec(float x)
+{
+    return 1.0f / (1.0f + exp_vec(-x));
+}
+
+CPU_VECTOR_CLONES
+static void swish_forward_block(float *restrict y, const float *restrict x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = x[i] * sigmoid_vec(x[i]);
+}
+
+/* dx (=/+=) dy * swish'(x); written: 0 + value, as backend.h's grad_mode says */
+CPU_VECTOR_CLONES
+static void swish_backward_block(float *restrict dx, const float *restrict dy,
+                                 const float *restrict x, size_t n, int add)
+{
+    if (add) {
+        for (size_t i = 0; i < n; i++) {
+            float s = sigmoid_vec(x[i]);
+            dx[i] += dy[i] * (s + x[i] * s * (1.0f - s));
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        float s = sigmoid_vec(x[i]);
+        dx[i] = 0.0f + dy[i] * (s + x[i] * s * (1.0f - s));
+    }
 }
 
 void cpu_swish_forward(struct backend *be, float *y, const float *x, size_t n)
 {
+    long blocks = (long)((n + CPU_BLOCK - 1) / CPU_BLOCK);
 #pragma omp parallel for schedule(static)
-    for (long i = 0; i < (long)n; i++)
-        y[i] = x[i] * sigmoidf(x[i]);
+    for (long b = 0; b < blocks; b++) {
+        size_t i = (size_t)b * CPU_BLOCK, len = n - i < CPU_BLOCK ? n - i : CPU_BLOCK;
+        swish_forward_block(y + i, x + i, len);
+    }
 }
 
 void cpu_swish_backward(struct backend *be, float *dx, const float *dy, const float *x, size_t n,
                         enum grad_mode mode)
 {
-    int add = mode == GRAD_ADD;
+    long blocks = (long)((n + CPU_BLOCK - 1) / CPU_BLOCK);
 #pragma omp parallel for schedule(static)
-    for (long i = 0; i < (long)n; i++) {
-        float s = sigmoidf(x[i]);
-        dx[i] = (add ? dx[i] : 0.0f) + dy[i] * (s + x[i] * s * (1.0f - s));
+    for (long b = 0; b < blocks; b++) {
+        size_t i = (size_t)b * CPU_BLOCK, len = n - i < CPU_BLOCK ? n - i : CPU_BLOCK;
+        swish_backward_block(dx + i, dy + i, x + i, len, mode == GRAD_ADD);
     }
 }
 
@@ -122,12 +179,21 @@ void cpu_sinusoidal_embedding(struct backend *be, float *e, const float *v, int 
 void cpu_loss_value(struct backend *be, float *out, const float *pred, const float *target,
                     size_t n, enum loss_kind kind)
 {
-    double acc = 0;
-#pragma omp parallel for schedule(static) reduction(+ : acc)
-    for (long i = 0; i < (long)n; i++) {
-        double d = (double)pred[i] - (double)target[i];
-        acc += kind == LOSS_MSE ? d * d : fabs(d);
+    size_t per = cpu_sum_chunk_rows(n); /* chunk partials in chunk order (cpu_ops.h) */
+    long chunks = (long)((n + per - 1) / per);
+    double part[CPU_SUM_CHUNKS], acc = 0;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (long k = 0; k < chunks; k++) {
+        size_t end = (size_t)(k + 1) * per < n ? (size_t)(k + 1) * per : n;
+        double sum = 0;
+        for (size_t i = (size_t)k * per; i < end; i++) {
+            double d = (double)pred[i] - (double)target[i];
+            sum += kind == LOSS_MSE ? d * d : fabs(d);
+        }
+        part[k] = sum;
     }
+    for (long k = 0; k < chunks; k++)
+        acc += part[k];
     out[0] = (float)(acc / (double)n);
 }
 

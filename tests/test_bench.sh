@@ -1,7 +1,9 @@
 #!/bin/bash
 # test_bench.sh DDIM_BENCH [MPIEXEC]: ddim-bench on the CPU backend, a tiny network: exits 0,
 # and its time per op group counts the ops the network has (widths 8,16, block depth 1:
-# three residual blocks, so 4 BatchNorm ops each; one convolution backward per forward).
+# three residual blocks, so 5 BatchNorm ops each: statistics and normalization forward, their
+# output computed again for backward (src/model/graph_plan.c), statistics and apply
+# backward; one convolution backward per forward).
 # With MPIEXEC (test_bench_ranks): on 2 ranks it counts the step's collectives (two
 # all-reduces per BatchNorm layer, one for the gradient) and times them alone.
 set -u
@@ -32,12 +34,15 @@ if [[ -n $mpiexec ]]; then
     exit 0
 fi
 run_expect "ddim-bench --op-steps 2" 0 "$bench" "${args[@]}" --op-steps 2 --json
-ops() { awk -v g="$1" '$1 == g && NF == 3 { print $3 }' "$tmp/out"; }
-[[ $(ops batchnorm) == 12 ]] || fail "batchnorm ops per step: '$(ops batchnorm)', expected 12"
+ops() { awk -v g="$1" '$1 == g && NF == 4 { print $4 }' "$tmp/out"; }
+[[ $(ops batchnorm) == 15 ]] || fail "batchnorm ops per step: '$(ops batchnorm)', expected 15"
 [[ -n $(ops conv_fwd) && $(ops conv_fwd) == "$(ops conv_bwd)" ]] ||
     fail "conv ops per step: forward '$(ops conv_fwd)', backward '$(ops conv_bwd)'"
 [[ $(ops optimizer) == 2 ]] || fail "optimizer ops per step: '$(ops optimizer)', expected 2"
 grep -q '"op_groups_ms":{"conv_fwd":[0-9.]*,"conv_bwd"' "$tmp/out" || fail "no op groups in JSON"
+grep -q '"op_groups_cpu_ms":{"conv_fwd":[0-9.]*,"conv_bwd"' "$tmp/out" ||
+    fail "no op groups' CPU times in JSON"
+grep -q '"host_cpu_ms_per_step":[0-9.]*,' "$tmp/out" || fail "no CPU time per step in JSON"
 ok "op groups counted"
 
 run_expect "ddim-bench --op-steps 0" 0 "$bench" "${args[@]}" --op-steps 0

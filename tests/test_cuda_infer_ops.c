@@ -6,8 +6,8 @@
  *
  * Tolerances as tests/test_cuda_ops.c states them: pooling, resizing and ReLU use the
  * CPU's float32 arithmetic in its order (atol/rtol 1e-6); the global pool sums in double
- * (1e-6); convolutions (cuDNN in plain float32, DDIM_CUDNN_NO_TF32=1, against im2col +
- * BLAS) rtol 1e-4 and atol 1e-4 * rms of the reference.
+ * (1e-6); convolutions (cuDNN in plain float32, DDIM_CUDNN_NO_TF32=1, against the CPU's
+ * oneDNN) rtol 1e-4 and atol 1e-4 * rms of the reference.
  *
  * Built a second time as test_cuda_emu_infer (DDIM_CUDA_EMU, label unit): the same checks
  * on the host emulation of the CUDA kernels (tests/cuda_emu), without the convolutions

@@ -16,7 +16,7 @@
  *   versions are within 1-2 ulp of glibc's; atol 1e-6..1e-5, rtol 1e-5.
  * - reductions (both accumulate in double, in different orders, then round to float):
  *   atol 1e-5, rtol 1e-6.
- * - convolutions (cuDNN vs im2col + BLAS, float32 sums of k*k*cin or n*h*w products in
+ * - convolutions (cuDNN vs oneDNN, float32 sums of k*k*cin or n*h*w products in
  *   different orders): rtol 1e-4 and atol 1e-4 * rms(reference) element-wise, i.e. scaled
  *   to the magnitude of the sums, so a wrong tap, transpose or missed accumulation (errors
  *   of order the rms) cannot pass; and the whole tensor within CONV_REL_L2 = 2e-5 in

@@ -3,7 +3,7 @@
  * paddings worked out by hand in the case tables (not by the helpers under test).
  *
  * Tolerances: the convolution reference sums in double; the op sums k*k*cin float32
- * products in BLAS order: |error| <= 1e-5 + 1e-5*|want| for values of order 1 and at most
+ * products in oneDNN's order: |error| <= 1e-5 + 1e-5*|want| for values of order 1 and at most
  * 5*5*8 = 200 terms (float32 rounding ~ sqrt(200) * 6e-8 * sum|terms| < 1e-5). A wrong tap,
  * padding side or stride moves outputs by O(1). Pooling, resizing and ReLU are exact float32
  * operations in the same order as the reference: atol 1e-6. */

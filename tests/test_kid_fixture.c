@@ -8,7 +8,7 @@
  *   - the resize to 75 px (TensorFlow's ResizeBilinear, half-pixel centres): the same float32
  *     formula, so within 2e-6 on values in [0, 1];
  *   - the 2048 features of every image: relative L2 error <= 2e-5 per set. Both sides run
- *     94 float32 convolutions (oneDNN vs im2col + OpenBLAS, different summation orders, BN
+ *     94 float32 convolutions (TensorFlow's oneDNN vs ours, different summation orders, BN
  *     folded into the kernels here): rounding of ~1e-7 relative per layer, amplified by
  *     depth; measured 1.3e-6 (docs/kid.md). A misordered layer or a wrong padding changes
  *     the features by O(1);

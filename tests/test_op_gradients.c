@@ -361,8 +361,12 @@ int main(void)
     check_conv(2, 5, 7, 3, 4, 1, 100000);
     check_conv(2, 1, 6, 2, 3, 3, 100000); /* one row: every vertical tap is padding */
     check_conv(3, 6, 4, 4, 2, 3, 100000);
-    /* 40*56 pixels exceed the 4096-row im2col chunk for two images: the backward runs one
-     * chunk per image, so dw must accumulate across chunks */
+    /* even kernels pad 'same' unevenly (one less before than after): the data gradient's
+     * turned convolution pads the other way round */
+    check_conv(2, 5, 6, 3, 2, 2, 100000);
+    check_conv(1, 6, 5, 2, 3, 4, 100000);
+    check_conv(1, 6, 6, 2, 2, 5, 100000);
+    /* a larger image, as the network's, and batch 3 */
     check_conv(3, 40, 56, 2, 3, 3, 500);
 
     check_bn(30, 4);

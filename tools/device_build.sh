@@ -96,7 +96,7 @@ cmake --build "$bdir" -j"${JOBS:-16}" || die "build (see above)"
 if ldd "$bdir/ddim-dist" | grep 'not found'; then
     die "ddim-dist has unresolved libraries (above)"
 fi
-ldd "$bdir/ddim-dist" | grep -E 'hdf5|yaml|png|jpeg|openblas|cudnn|nccl|cublas|cudart' | sed 's/^\s*/device_build: ldd: /'
+ldd "$bdir/ddim-dist" | grep -E 'hdf5|yaml|png|jpeg|dnnl|cudnn|nccl|cublas|cudart' | sed 's/^\s*/device_build: ldd: /'
 
 # ctest over $labels; 1 when a test failed, or when a gpu test skipped itself although a
 # GPU is visible (the CUDA backend did not start)

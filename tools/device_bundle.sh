@@ -2,8 +2,8 @@
 # device_bundle.sh: run HERE (Debian 12, x86-64, with tools/setup.sh's packages). Makes
 # .bundle/: what the lent GPU machine (docs/gpu.md) lacks to build and run ddim-dist,
 # ddim-prep and the tests with one rank (CPU and CUDA backends): the headers and shared
-# libraries of HDF5 (serial), libyaml, libpng, libjpeg, OpenBLAS (OpenMP build), xxHash's and Random123's
-# headers, and the shared-library closure of all of them (ldd), glibc's own libraries and
+# libraries of HDF5 (serial), libyaml, libpng, libjpeg, oneDNN (the CPU convolutions),
+# xxHash's and Random123's headers, and the shared-library closure of all of them (ldd), glibc's own libraries and
 # CUDA's (the GPU machine has those) left out.
 #
 #   tools/device_bundle.sh          # -> .bundle/payload.tar.xz + .bundle/env.sh (~10 MiB)
@@ -13,7 +13,7 @@
 #   tools/device_build.sh           # configure, build, test (DDIM_CUDA=ON, DDIM_MPI=OFF)
 #
 # The payload is xz-compressed because a call carries 64 MiB at most, the working tree and
-# the 32 MiB flowers folder included; unpacked it is ~50 MiB (OpenBLAS alone 36 MiB), and it
+# the 32 MiB flowers folder included; unpacked it is ~55 MiB (oneDNN alone 38 MiB), and it
 # is unpacked OUTSIDE the tree (/tmp/ddim-bundle-<checksum>, or DDIM_BUNDLE_ROOT) so that it
 # never travels. Inside the payload:
 #   include/         the headers (HDF5's flattened from hdf5/serial/, Random123/)
@@ -36,7 +36,7 @@ die() {
 }
 [[ $(uname -m) == x86_64 ]] || die "the GPU machine is x86-64: run this on an x86-64 machine"
 ma=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
-for p in libhdf5-dev libyaml-dev libpng-dev libjpeg-dev libgif-dev libopenblas-openmp-dev \
+for p in libhdf5-dev libyaml-dev libpng-dev libjpeg-dev libgif-dev libdnnl-dev \
     librandom123-dev libxxhash-dev zlib1g-dev binutils xz-utils; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         die "package $p is not installed (tools/setup.sh installs what the build needs)"
@@ -59,8 +59,8 @@ cp -L /usr/include/libpng16/png.h /usr/include/libpng16/pngconf.h \
     /usr/include/libpng16/pnglibconf.h "$stage/include/"
 cp -L /usr/include/jpeglib.h /usr/include/jmorecfg.h /usr/include/jerror.h \
     /usr/include/jpegint.h "/usr/include/$ma/jconfig.h" "$stage/include/"
-cp -L "/usr/include/$ma/openblas-openmp/cblas.h" \
-    "/usr/include/$ma/openblas-openmp/openblas_config.h" "$stage/include/"
+mkdir -p "$stage/include/oneapi/dnnl"
+cp -L /usr/include/oneapi/dnnl/*.h "$stage/include/oneapi/dnnl/"
 cp -L /usr/include/zlib.h /usr/include/zconf.h "$stage/include/"
 cp -L /usr/include/gif_lib.h "$stage/include/"
 cp -L /usr/include/xxhash.h "$stage/include/" # header-only (XXH_INLINE_ALL): no library
@@ -90,7 +90,8 @@ add_lib "/usr/lib/$ma/libjpeg.so"
 add_lib "/usr/lib/$ma/libgif.so"
 # libarchive is left out: its closure (libxml2, ICU's data, ...) would double the payload,
 # and the GPU machine prepares data from folders; ddim-prep is built there without it
-add_lib "/usr/lib/$ma/openblas-openmp/libopenblas.so"
+# oneDNN (Debian's: OpenMP runtime; its OpenCL loader, libOpenCL.so.1, goes with the closure)
+add_lib "/usr/lib/$ma/libdnnl.so"
 # HDF5's compression filters (libaec's szip): not on a stock GPU image either
 add_lib "/usr/lib/$ma/libsz.so.2" libsz.so.2
 add_lib "/usr/lib/$ma/libaec.so.0" libaec.so.0
@@ -136,7 +137,7 @@ done | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)
 {
     echo "# made by tools/device_bundle.sh on $(date -u +%Y-%m-%dT%H:%MZ) from $(. /etc/os-release && echo "$PRETTY_NAME")"
     echo "glibc_needed $glibc_needed"
-    for p in libhdf5-103-1 libyaml-0-2 libpng16-16 libjpeg62-turbo libgif7 libopenblas0-openmp \
+    for p in libhdf5-103-1 libyaml-0-2 libpng16-16 libjpeg62-turbo libgif7 libdnnl2 \
         libaec0 librandom123-dev; do
         dpkg-query -W -f='package ${Package} ${Version}\n' "$p" 2>/dev/null || true
     done
@@ -153,7 +154,7 @@ cat >"$out/env.sh" <<'ENV'
 # .bundle/env.sh: source (bash) on the GPU machine before building or running ddim-dist with
 # the libraries of tools/device_bundle.sh (docs/gpu.md). Unpacks payload.tar.xz once into
 # DDIM_BUNDLE_ROOT (default /tmp/ddim-bundle-<checksum>, outside the working tree) and sets
-# LD_LIBRARY_PATH, CMAKE_PREFIX_PATH, HDF5_ROOT, OPENBLAS_OPENMP_ROOT, and CUDNN_ROOT /
+# LD_LIBRARY_PATH, CMAKE_PREFIX_PATH, HDF5_ROOT, DNNL_ROOT, and CUDNN_ROOT /
 # NCCL_ROOT from NVIDIA's pip packages in the Python environment (nvidia-cudnn-cu13,
 # nvidia-nccl-cu13) unless already set. CPATH is left alone: CMake passes the bundle's
 # include/ itself, as a system directory; through CPATH it would be an ordinary one (CMake
@@ -219,7 +220,7 @@ _ddim_bundle_env() {
     export LD_LIBRARY_PATH=$root/lib:$root/lib-missing${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     export CMAKE_PREFIX_PATH=$root${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
     export HDF5_ROOT=$root          # FindHDF5: only here (no h5cc), not the system's
-    export OPENBLAS_OPENMP_ROOT=$root
+    export DNNL_ROOT=$root
 
     # NVIDIA's pip packages: site-packages/nvidia/{cudnn,nccl}/{include,lib}, cu13/{lib,bin}
     local site="" py

@@ -10,10 +10,11 @@ TensorFlow reads at import time, so import it before tensorflow.
 import math
 import os
 
-# Keras 2 semantics, deterministic kernels, CPU only, quiet logs. All of this
-# must happen before tensorflow is imported.
+# Keras 2 semantics, deterministic kernels (unless the importer said otherwise:
+# tools/compare_cpu_step.py times the example as it runs, without), CPU only, quiet
+# logs. All of this must happen before tensorflow is imported.
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ["TF_DETERMINISTIC_OPS"] = "1"
+os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -7,13 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# clang, its sanitizer and libFuzzer runtimes and its OpenMP: the fuzz targets' build
-# (.ci/run, README "Sanitizers and fuzzing"). protobuf-c and ISA-L: TensorBoard's event
-# files; python3-venv: the test that reads them with TensorBoard (pip-installed there).
+# libdnnl-dev: oneDNN, the CPU backend's convolutions. clang, its sanitizer and libFuzzer
+# runtimes and its OpenMP: the fuzz targets' build (.ci/run, README "Sanitizers and
+# fuzzing"). protobuf-c and ISA-L: TensorBoard's event files; python3-venv: the test that
+# reads them with TensorBoard (pip-installed there).
 # xxHash's header (the datasets' content fingerprints, header-only) and its xxh128sum (the
 # test that checks them). iproute2 (ip, tc), util-linux (unshare, nsenter) and iputils-ping:
 # the simulated cluster (tests/slurm/sim_nodes.sh, tools/cluster_scaling.sh).
-packages=(cmake make gcc g++ pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools libyaml-dev
+packages=(cmake make gcc g++ pkg-config libdnnl-dev libhdf5-dev hdf5-tools libyaml-dev
           libpng-dev libjpeg-dev jq librandom123-dev libgif-dev libarchive-dev
           libopenmpi-dev openmpi-bin clang-format slurm-wlm munge libpmix-dev
           clang libclang-rt-14-dev libomp-dev

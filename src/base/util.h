@@ -42,6 +42,8 @@ void util_log(const char *fmt, ...) DDIM_PRINTF(1, 2);
 
 /* Monotonic wall clock in seconds. */
 double util_now(void);
+/* This process's CPU time so far in seconds, all threads (0 if unknown). */
+double util_cpu_now(void);
 
 /* OpenMP threads that spin-wait between parallel regions starve everything else on a
  * shared or oversubscribed node (seen: 15x slower training on two cores). Unless the user

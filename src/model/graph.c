@@ -14,12 +14,10 @@ int graph_tensor(struct graph *g, int h, int w, int c, int needs_grad)
             DDIM_FATAL("out of host memory building a network");
     }
     struct tensor_desc *t = &g->tensors[g->num_tensors];
-    t->offset = g->floats_per_example;
     t->h = h;
     t->w = w;
     t->c = c;
     t->needs_grad = needs_grad;
-    g->floats_per_example += (size_t)h * w * c;
     return g->num_tensors++;
 }
 

@@ -2,14 +2,14 @@
  * runs any such list on a backend. Two builders use it: the U-Net (unet.c, trained) and
  * InceptionV3 (inception.c, inference only, for KID).
  *
- * Every activation (and, for training, its gradient) lives in one arena per batch (struct
- * graph_acts): tensor t of example-major layout starts at tensors[t].offset * batch
- * elements, so no allocation happens in a step. An element is a float32, or a bf16 where
- * the network runs in PRECISION_BF16 on a backend that stores 2 bytes per bf16 (backend.h);
- * the executor sets the backend's precision to the network's for each pass. The backward
- * pass writes each gradient (=) at its first contributor and adds (+=) at the later ones: the
- * gradient arena is never zeroed. Weights live in one flat buffer described by the graph's
- * parameter table. */
+ * Every activation and activation gradient lives in one arena per batch (struct graph_acts),
+ * at the offset its memory plan gives it (graph_plan.c): buffers whose lives do not meet
+ * share memory, and backward recomputes some activations instead of keeping them. No
+ * allocation happens in a step. An element is a float32, or a bf16 where the network runs
+ * in PRECISION_BF16 on a backend that stores 2 bytes per bf16 (backend.h); the executor sets
+ * the backend's precision to the network's for each pass. The backward pass writes each
+ * gradient (=) at its first contributor and adds (+=) at the later ones: no gradient buffer
+ * is zeroed. Weights live in one flat buffer described by the graph's parameter table. */
 #ifndef DDIM_GRAPH_H
 #define DDIM_GRAPH_H
 
@@ -37,7 +37,6 @@ enum node_kind {
 };
 
 struct tensor_desc {
-    size_t offset; /* floats per example before this tensor in the arena */
     int h, w, c;
     int needs_grad; /* 0 for inputs, the embedding and every tensor of an inference graph */
 };
@@ -60,9 +59,8 @@ struct graph {
     int num_tensors, cap_tensors;
     struct node *nodes;
     int num_nodes, cap_nodes;
-    size_t floats_per_example; /* activation arena size per example, in elements */
-    size_t bn_floats;          /* bn arena size (independent of batch) */
-    int input, output;         /* tensor ids */
+    size_t bn_floats;  /* bn arena size (independent of batch) */
+    int input, output; /* tensor ids */
     float bn_momentum, bn_epsilon;
     int trainable; /* set before building: 0 for an inference-only graph (no gradients) */
     int unfused;   /* 1: every node runs apart (ddim-bench --fuse off); 0: fused (graph_exec.c) */
@@ -89,24 +87,59 @@ void graph_free(struct graph *g);
  * shapes: what ddim-bench reports, for any network built on the graph. */
 double graph_conv_flops(const struct graph *g, int batch);
 
+/* --- the memory plan (graph_plan.c) --- */
+enum graph_step_kind {
+    GRAPH_STEP_RECOMPUTE, /* run the node's forward again: its output was not kept */
+    GRAPH_STEP_BACKWARD   /* the node's backward */
+};
+struct graph_step {
+    enum graph_step_kind kind;
+    int node;
+};
+enum graph_plan_kind {
+    GRAPH_PLAN_INFER,    /* forward passes only: every activation freed after its last reader */
+    GRAPH_PLAN_TRAIN,    /* forward, then backward: the plan of graph_plan.c */
+    GRAPH_PLAN_KEEP_ALL, /* training with every buffer its own memory and nothing recomputed:
+                          * the reference tests/test_graph_plan.c holds the plan to */
+};
+struct graph_plan {
+    size_t *value, *grad;     /* per tensor: its offset in the arena in elements; SIZE_MAX: none */
+    int *grad_root;           /* per tensor: the tensor whose gradient buffer its gradient
+                               * is: itself, or (an add's input that feeds nothing else) the
+                               * add's output's (same memory, nothing for the add to pass) */
+    int *absorber, *absorbed; /* the fusions graph_exec.c makes unless g->unfused: per node,
+                               * the convolution that runs it in its epilogue, or -1; per
+                               * convolution, the node it runs so, or -1 */
+    struct graph_step *steps; /* the backward pass, in order */
+    int num_steps;
+    size_t floats; /* the arena's size, in elements (float32 or bf16, graph_acts) */
+    int batch;
+    enum graph_plan_kind kind;
+};
+/* The plan of `kind` for `batch` examples. */
+struct graph_plan *graph_plan_create(const struct graph *g, int batch, enum graph_plan_kind kind);
+void graph_plan_free(struct graph_plan *plan);
+
 /* --- running (graph_exec.c) --- */
 struct graph_acts {
     int batch;
     size_t act_size; /* bytes per element: 4, or be->bf16_size in PRECISION_BF16 */
-    void *act;       /* (batch * floats_per_example) elements */
-    void *grad;      /* same layout, or NULL for inference */
+    void *arena;     /* plan->floats elements */
     float *bn;       /* bn_floats */
+    struct graph_plan *plan;
+    unsigned char *grad_written; /* per tensor, during backward: its gradient holds a value */
     size_t bytes;
 };
 
 struct graph_acts *graph_acts_create(struct backend *be, const struct graph *g, int batch,
-                                     int with_grads);
+                                     enum graph_plan_kind kind);
 void graph_acts_destroy(struct backend *be, struct graph_acts *acts);
-/* The bytes graph_acts_create allocates for `batch` examples with act_size bytes per
- * activation (4, or a backend's bf16_size): what the arena takes on any backend. */
-size_t graph_acts_size(const struct graph *g, int batch, int with_grads, size_t act_size);
-/* Tensor t of a batch (backend memory, stored as the network's precision says: the ops
- * read it, the caller does not). */
+/* The bytes graph_acts_create allocates for `plan` with act_size bytes per activation (4,
+ * or a backend's bf16_size): what the arena takes on any backend. */
+size_t graph_acts_size(const struct graph *g, const struct graph_plan *plan, size_t act_size);
+/* Tensor t of a batch (backend memory, stored as the network's precision says: the ops read
+ * it, the caller does not), valid while the plan keeps it: during the node that writes it
+ * and those that read it. */
 float *graph_value(const struct graph *g, const struct graph_acts *a, int t);
 
 /* out (batch, output tensor) = the graph run on input (batch, input tensor), with `aux` the

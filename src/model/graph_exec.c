@@ -6,57 +6,56 @@
 #include <stdlib.h>
 #include <string.h>
 
-size_t graph_acts_size(const struct graph *g, int batch, int with_grads, size_t act_size)
-{
-    size_t elements = g->floats_per_example * (size_t)batch;
-    return (with_grads ? 2 : 1) * elements * act_size + g->bn_floats * sizeof(float);
-}
-
 struct graph_acts *graph_acts_create(struct backend *be, const struct graph *g, int batch,
-                                     int with_grads)
+                                     enum graph_plan_kind kind)
 {
     if (batch < 1)
         DDIM_FATAL("graph_acts_create: batch must be >= 1, got %d", batch);
-    if (with_grads && !g->trainable)
+    if (kind != GRAPH_PLAN_INFER && !g->trainable)
         DDIM_FATAL("graph_acts_create: gradients asked of an inference-only network");
     struct graph_acts *a = util_xcalloc(1, sizeof *a);
     a->batch = batch;
+    a->plan = graph_plan_create(g, batch, kind);
     a->act_size = g->precision == PRECISION_BF16 ? be->bf16_size : sizeof(float);
-    size_t act_bytes = g->floats_per_example * (size_t)batch * a->act_size;
-    a->act = be->alloc(be, act_bytes);
-    a->grad = with_grads ? be->alloc(be, act_bytes) : NULL;
+    a->arena = be->alloc(be, (a->plan->floats ? a->plan->floats : 1) * a->act_size);
     a->bn = be->alloc(be, (g->bn_floats ? g->bn_floats : 1) * sizeof(float));
-    a->bytes = graph_acts_size(g, batch, with_grads, a->act_size);
+    a->grad_written = util_xcalloc((size_t)g->num_tensors, 1);
+    a->bytes = graph_acts_size(g, a->plan, a->act_size);
     return a;
+}
+
+size_t graph_acts_size(const struct graph *g, const struct graph_plan *plan, size_t act_size)
+{
+    return plan->floats * act_size + g->bn_floats * sizeof(float);
 }
 
 void graph_acts_destroy(struct backend *be, struct graph_acts *a)
 {
     if (!a)
         return;
-    be->free(be, a->act);
-    if (a->grad)
-        be->free(be, a->grad);
+    be->free(be, a->arena);
     be->free(be, a->bn);
+    graph_plan_free(a->plan);
+    free(a->grad_written);
     free(a);
 }
 
-/* Tensor t in arena `base` (act or grad): a float * for the op table, whatever its storage */
-static float *tensor_at(const struct graph *g, const struct graph_acts *a, void *base, int t)
+/* The element at `offset` of the arena: a float * for the op table, whatever its storage */
+static float *arena_at(const struct graph_acts *a, size_t offset)
 {
-    return (float *)((char *)base + g->tensors[t].offset * (size_t)a->batch * a->act_size);
+    return (float *)((char *)a->arena + offset * a->act_size);
 }
 
 float *graph_value(const struct graph *g, const struct graph_acts *a, int t)
 {
-    return tensor_at(g, a, a->act, t);
+    return arena_at(a, a->plan->value[t]);
 }
 
 static float *grad(const struct graph *g, const struct graph_acts *a, int t)
 {
     if (t < 0 || !g->tensors[t].needs_grad)
         return NULL;
-    return tensor_at(g, a, a->grad, t);
+    return arena_at(a, a->plan->grad[t]);
 }
 
 static size_t rows_of(const struct graph *g, const struct graph_acts *a, int t)
@@ -146,65 +145,17 @@ static void forward_infer_node(struct backend *be, const struct graph *g, struct
     }
 }
 
-/* Forward fusion (unless g->unfused): a convolution whose output has one consumer that only
- * reads it to write it back changed, a swish or a residual block's add, runs that node in its
- * epilogue (backend.h's struct conv_epilogue): bias, add and swish in one pass over the
- * tensor, the same bits as apart. An add is taken when its other input is made before the
- * convolution; the convolution then writes the add's output, its own tensor is never
- * written, and in backward it reads the add's output gradient (the add's own backward passes
- * on the other input's only). absorber[i]: the convolution that runs node i, or -1;
- * absorbed[i]: the node convolution i runs, or -1. */
-struct fusion {
-    int *absorber, *absorbed;
-};
-
-static struct fusion fusion_plan(const struct graph *g)
-{
-    struct fusion f = {util_xmalloc((size_t)g->num_nodes * sizeof(int)),
-                       util_xmalloc((size_t)g->num_nodes * sizeof(int))};
-    int *uses = util_xcalloc((size_t)g->num_tensors, sizeof(int));
-    int *user = util_xmalloc((size_t)g->num_tensors * sizeof(int));
-    int *maker = util_xmalloc((size_t)g->num_tensors * sizeof(int));
-    for (int t = 0; t < g->num_tensors; t++)
-        maker[t] = -1; /* inputs: ready from the start */
-    for (int i = 0; i < g->num_nodes; i++) {
-        const struct node *n = &g->nodes[i];
-        int in[2] = {n->in0, n->in1};
-        for (int k = 0; k < 2; k++)
-            if (in[k] >= 0)
-                uses[in[k]]++, user[in[k]] = i;
-        maker[n->out] = i;
-        f.absorber[i] = f.absorbed[i] = -1;
-    }
-    for (int i = 0; i < g->num_nodes && !g->unfused; i++) {
-        int t = g->nodes[i].out;
-        if (g->nodes[i].kind != NODE_CONV || t == g->output || uses[t] != 1)
-            continue;
-        const struct node *c = &g->nodes[user[t]];
-        int other = c->in0 == t ? c->in1 : c->in0;
-        if (c->kind == NODE_SWISH || (c->kind == NODE_ADD && maker[other] < i)) {
-            f.absorbed[i] = user[t];
-            f.absorber[user[t]] = i;
-        }
-    }
-    free(uses), free(user), free(maker);
-    return f;
-}
-
-static void fusion_free(struct fusion *f)
-{
-    free(f->absorber), free(f->absorbed);
-}
-
-/* Convolution node n (index i), with the node it absorbs in its epilogue. */
+/* Convolution node n (index i), with the node it runs in its epilogue when fusion is on
+ * (graph_plan.c's plan_fusion): an absorbed add's output is written in place of y. */
 static void forward_conv(struct backend *be, const struct graph *g, struct graph_acts *a,
-                         const float *w, const struct node *n, const struct fusion *f, int i)
+                         const float *w, const struct node *n, int i)
 {
     struct conv_shape s = conv_shape_of(g, a, n);
     float *y = graph_value(g, a, n->out);
     struct conv_epilogue epi = {NULL, NULL};
-    if (f->absorbed[i] >= 0) {
-        const struct node *c = &g->nodes[f->absorbed[i]];
+    int fused = !g->unfused && a->plan->absorbed[i] >= 0;
+    if (fused) {
+        const struct node *c = &g->nodes[a->plan->absorbed[i]];
         if (c->kind == NODE_SWISH) {
             epi.swish = graph_value(g, a, c->out);
         } else {
@@ -213,60 +164,80 @@ static void forward_conv(struct backend *be, const struct graph *g, struct graph
         }
     }
     be->conv2d_forward(be, y, graph_value(g, a, n->in0), param(g, w, n->kernel),
-                       param(g, w, n->bias), &s, f->absorbed[i] >= 0 ? &epi : NULL);
+                       param(g, w, n->bias), &s, fused ? &epi : NULL);
+}
+
+/* Node n's forward (index i; the trainable kinds here, the others in forward_infer_node). */
+static void forward_node(struct backend *be, const struct graph *g, struct graph_acts *a, float *w,
+                         const struct node *n, int i, const float *aux, int training,
+                         struct comm *comm)
+{
+    const struct tensor_desc *in = n->in0 >= 0 ? &g->tensors[n->in0] : NULL;
+    const struct tensor_desc *o = &g->tensors[n->out];
+    float *y = graph_value(g, a, n->out);
+    const float *x0 = n->in0 >= 0 ? graph_value(g, a, n->in0) : NULL;
+    const float *x1 = n->in1 >= 0 ? graph_value(g, a, n->in1) : NULL;
+    size_t numel = numel_of(g, a, n->out);
+    switch (n->kind) {
+    case NODE_CONV:
+        forward_conv(be, g, a, w, n, i);
+        break;
+    case NODE_BN:
+        forward_bn(be, g, a, w, n, training, comm);
+        break;
+    case NODE_SWISH:
+        be->swish_forward(be, y, x0, numel);
+        break;
+    case NODE_ADD:
+        be->add(be, y, x0, x1, numel);
+        break;
+    case NODE_CONCAT:
+        be->concat_forward(be, y, x0, x1, rows_of(g, a, n->out), in->c, g->tensors[n->in1].c);
+        break;
+    case NODE_POOL:
+        be->avgpool2_forward(be, y, x0, a->batch, in->h, in->w, in->c);
+        break;
+    case NODE_UPSAMPLE:
+        be->upsample2_forward(be, y, x0, a->batch, in->h, in->w, in->c);
+        break;
+    case NODE_EMBED:
+        be->sinusoidal_embedding(be, y, aux, a->batch, o->h, o->w, o->c, n->fmin, n->fmax);
+        break;
+    default:
+        forward_infer_node(be, g, a, w, n);
+        break;
+    }
 }
 
 void graph_forward(struct backend *be, const struct graph *g, struct graph_acts *a, float *w,
                    const float *input, const float *aux, int training, struct comm *comm,
                    float *out)
 {
-    struct fusion f = fusion_plan(g);
     enum precision outer = be->precision;
     be->precision = g->precision;
     be->to_act(be, graph_value(g, a, g->input), input, numel_of(g, a, g->input));
-    for (int i = 0; i < g->num_nodes; i++) {
-        const struct node *n = &g->nodes[i];
-        const struct tensor_desc *in = n->in0 >= 0 ? &g->tensors[n->in0] : NULL;
-        const struct tensor_desc *o = &g->tensors[n->out];
-        float *y = graph_value(g, a, n->out);
-        const float *x0 = n->in0 >= 0 ? graph_value(g, a, n->in0) : NULL;
-        const float *x1 = n->in1 >= 0 ? graph_value(g, a, n->in1) : NULL;
-        size_t numel = numel_of(g, a, n->out);
-        if (f.absorber[i] >= 0)
-            continue; /* ran in its convolution's epilogue */
-        switch (n->kind) {
-        case NODE_CONV:
-            forward_conv(be, g, a, w, n, &f, i);
-            break;
-        case NODE_BN:
-            forward_bn(be, g, a, w, n, training, comm);
-            break;
-        case NODE_SWISH:
-            be->swish_forward(be, y, x0, numel);
-            break;
-        case NODE_ADD:
-            be->add(be, y, x0, x1, numel);
-            break;
-        case NODE_CONCAT:
-            be->concat_forward(be, y, x0, x1, rows_of(g, a, n->out), in->c, g->tensors[n->in1].c);
-            break;
-        case NODE_POOL:
-            be->avgpool2_forward(be, y, x0, a->batch, in->h, in->w, in->c);
-            break;
-        case NODE_UPSAMPLE:
-            be->upsample2_forward(be, y, x0, a->batch, in->h, in->w, in->c);
-            break;
-        case NODE_EMBED:
-            be->sinusoidal_embedding(be, y, aux, a->batch, o->h, o->w, o->c, n->fmin, n->fmax);
-            break;
-        default:
-            forward_infer_node(be, g, a, w, n);
-            break;
-        }
-    }
+    for (int i = 0; i < g->num_nodes; i++)
+        if (g->unfused || a->plan->absorber[i] < 0) /* else it ran in a convolution's epilogue */
+            forward_node(be, g, a, w, &g->nodes[i], i, aux, training, comm);
     be->from_act(be, out, graph_value(g, a, g->output), numel_of(g, a, g->output));
     be->precision = outer;
-    fusion_free(&f);
+}
+
+/* A node's output again, during backward (graph_plan.c says which): the same op on the same
+ * inputs, so the same bits. BatchNorm normalizes with the statistics its training forward
+ * summed over the ranks (kept in the bn arena); the moving statistics must not move twice,
+ * so their update goes to the node's bstats slot, unused until its own backward. */
+static void recompute_node(struct backend *be, const struct graph *g, struct graph_acts *a,
+                           const struct node *n, struct comm *comm)
+{
+    if (n->kind != NODE_BN)
+        DDIM_FATAL("graph_backward: node kind %d is not one the plan recomputes", (int)n->kind);
+    int c = g->tensors[n->in0].c;
+    size_t rows = rows_of(g, a, n->in0);
+    float *saved = a->bn + n->bn_offset, *stats = saved + 2 * c, *scratch = saved + 4 * c;
+    be->bn_forward_train(be, graph_value(g, a, n->out), saved, scratch, scratch + c,
+                         graph_value(g, a, n->in0), stats, (double)rows * comm->world, rows, c,
+                         g->bn_momentum, g->bn_epsilon);
 }
 
 static void backward_bn(struct backend *be, const struct graph *g, struct graph_acts *a,
@@ -289,36 +260,19 @@ static int contributes(const struct graph *g, const struct node *n, int t)
 }
 
 /* The backward pass visits the nodes from the last to the first: the first of them that
- * contributes to a tensor's gradient writes it (=), the later ones add (+=), so the gradient
- * arena needs no zeroing. written[t] records the tensors written so far. */
-static enum grad_mode grad_mode_for(char *written, int t)
+ * contributes to a gradient buffer writes it (=), the later ones add (+=), so no gradient
+ * buffer needs zeroing, although buffers share memory (graph_plan.c). written[] records,
+ * per buffer (its grad_root), those written so far. */
+static enum grad_mode grad_mode_for(unsigned char *written, int root)
 {
-    if (t < 0 || written[t])
+    if (written[root])
         return GRAD_ADD;
-    written[t] = 1;
+    written[root] = 1;
     return GRAD_WRITE;
 }
 
-/* Gradients that no node writes although their tensor needs one (a tensor nothing reads, but
- * the output): zeroed, since its producer's backward reads it. None in the U-Net. */
-static void zero_unreached(struct backend *be, const struct graph *g, struct graph_acts *a)
-{
-    char *reached = util_xcalloc((size_t)g->num_tensors, 1);
-    for (int i = 0; i < g->num_nodes; i++) {
-        const struct node *n = &g->nodes[i];
-        if (contributes(g, n, n->in0))
-            reached[n->in0] = 1;
-        if (contributes(g, n, n->in1))
-            reached[n->in1] = 1;
-    }
-    for (int t = 0; t < g->num_tensors; t++)
-        if (g->tensors[t].needs_grad && !reached[t] && t != g->output)
-            be->to_act(be, grad(g, a, t), NULL, numel_of(g, a, t));
-    free(reached);
-}
-
 /* One node's backward: dx of its inputs with the modes m0 (in0) and m1 (in1); dy is the
- * output's gradient (a fused convolution's: its add's), dx0/dx1 NULL where not stored. */
+ * output's gradient, dx0/dx1 NULL where not stored. */
 static void backward_node(struct backend *be, const struct graph *g, struct graph_acts *a,
                           const float *w, float *dw, const struct node *n, struct comm *comm,
                           const float *dy, float *dx0, float *dx1, enum grad_mode m0,
@@ -373,41 +327,51 @@ static void tell_written(const struct graph *g, const struct node *n,
     listen->written(listen->arg, pb->offset, pb->count);
 }
 
+/* Node n's backward in the plan's order: the modes of its inputs' gradients, none passed to
+ * an input whose gradient is n's own (an add's, graph_plan.c). A gradient no node wrote
+ * although its node reads it (a tensor nothing reads but the output; none in the U-Net) is
+ * zeroed first. */
+static void backward_step(struct backend *be, const struct graph *g, struct graph_acts *a,
+                          const float *w, float *dw, const struct node *n, struct comm *comm)
+{
+    const int *root = a->plan->grad_root;
+    if (g->tensors[n->out].needs_grad && !a->grad_written[root[n->out]]) {
+        be->to_act(be, grad(g, a, n->out), NULL, numel_of(g, a, n->out)); /* zeros */
+        a->grad_written[root[n->out]] = 1;
+    }
+    int in[2] = {n->in0, n->in1};
+    float *dx[2] = {NULL, NULL};
+    enum grad_mode m[2] = {GRAD_ADD, GRAD_ADD};
+    for (int k = 0; k < 2; k++)
+        if (contributes(g, n, in[k]) && root[in[k]] != root[n->out]) {
+            dx[k] = grad(g, a, in[k]);
+            m[k] = grad_mode_for(a->grad_written, root[in[k]]);
+        }
+    backward_node(be, g, a, w, dw, n, comm, grad(g, a, n->out), dx[0], dx[1], m[0], m[1]);
+}
+
 void graph_backward(struct backend *be, const struct graph *g, struct graph_acts *a, const float *w,
                     float *dw, const float *dout, struct comm *comm,
                     const struct grad_listener *listen)
 {
-    if (!a->grad)
+    if (a->plan->kind == GRAPH_PLAN_INFER)
         DDIM_FATAL("graph_backward: activations were created without gradients");
     enum precision outer = be->precision;
     be->precision = g->precision;
-    zero_unreached(be, g, a);
+    memset(a->grad_written, 0, (size_t)g->num_tensors);
     be->to_act(be, grad(g, a, g->output), dout, numel_of(g, a, g->output));
-    struct fusion f = fusion_plan(g);
-    char *written = util_xcalloc((size_t)g->num_tensors, 1);
-    written[g->output] = 1;
-    for (int i = g->num_nodes - 1; i >= 0; i--) {
-        const struct node *n = &g->nodes[i];
-        const float *dy = grad(g, a, n->out);
-        float *dx[2] = {grad(g, a, n->in0), grad(g, a, n->in1)};
-        enum grad_mode m[2] = {GRAD_ADD, GRAD_ADD};
-        int in[2] = {n->in0, n->in1};
-        if (n->kind == NODE_CONV && f.absorbed[i] >= 0 && g->nodes[f.absorbed[i]].kind == NODE_ADD)
-            dy = grad(g, a, g->nodes[f.absorbed[i]].out); /* its output was the add's */
-        for (int k = 0; k < 2; k++) {
-            int fused_away =
-                f.absorber[i] >= 0 && n->kind == NODE_ADD && in[k] == g->nodes[f.absorber[i]].out;
-            if (fused_away)
-                dx[k] = NULL; /* the convolution reads this add's dy itself */
-            else if (contributes(g, n, in[k]))
-                m[k] = grad_mode_for(written, in[k]);
+    a->grad_written[a->plan->grad_root[g->output]] = 1;
+    for (int s = 0; s < a->plan->num_steps; s++) {
+        const struct graph_step *st = &a->plan->steps[s];
+        const struct node *n = &g->nodes[st->node];
+        if (st->kind == GRAPH_STEP_RECOMPUTE) {
+            recompute_node(be, g, a, n, comm);
+            continue;
         }
-        backward_node(be, g, a, w, dw, n, comm, dy, dx[0], dx[1], m[0], m[1]);
+        backward_step(be, g, a, w, dw, n, comm);
         tell_written(g, n, listen);
     }
     be->precision = outer;
-    free(written);
-    fusion_free(&f);
 }
 
 /* --- what a backend must take (graph_check_backend) ------------------------------------ */

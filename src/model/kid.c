@@ -53,7 +53,7 @@ struct kid_encoder *kid_encoder_create(struct backend *be, const char *weights_p
     e->w = be->alloc(be, g->params.total * sizeof(float));
     be->upload(be, e->w, host, g->params.total * sizeof(float));
     free(host);
-    e->acts = graph_acts_create(be, g, batch, 0);
+    e->acts = graph_acts_create(be, g, batch, GRAPH_PLAN_INFER);
     e->input = be->alloc(be, (size_t)batch * image_size * image_size * 3 * sizeof(float));
     e->features = be->alloc(be, (size_t)batch * INCEPTION_FEATURES * sizeof(float));
     return e;

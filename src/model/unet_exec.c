@@ -15,7 +15,7 @@ struct unet_acts *unet_acts_create(struct backend *be, const struct unet *net, i
                                    int with_grads)
 {
     struct unet_acts *a = util_xcalloc(1, sizeof *a);
-    a->ga = graph_acts_create(be, &net->g, batch, with_grads);
+    a->ga = graph_acts_create(be, &net->g, batch, with_grads ? GRAPH_PLAN_TRAIN : GRAPH_PLAN_INFER);
     return a;
 }
 

@@ -233,15 +233,16 @@ static struct stats stats_of(const double *v, int n)
 }
 
 /* Whole steps: ms[i] = time of step i, between the events that bracket it. Returns the
- * host's wall time per step (the loop and one final wait). */
-static double time_whole_steps(struct trainer *t, int steps, double *ms)
+ * host's wall time per step (the loop and one final wait); *cpu_ms: the process's CPU time
+ * per step over the same loop, all threads. */
+static double time_whole_steps(struct trainer *t, int steps, double *ms, double *cpu_ms)
 {
     struct backend *be = t->be;
     void **ev = util_xmalloc((size_t)(steps + 1) * sizeof *ev);
     for (int i = 0; i <= steps; i++)
         ev[i] = be->event_create(be);
     be->synchronize(be);
-    double t0 = util_now();
+    double t0 = util_now(), c0 = util_cpu_now();
     be->event_record(be, ev[0]);
     for (int i = 0; i < steps; i++) {
         trainer_train_step(t);
@@ -249,6 +250,7 @@ static double time_whole_steps(struct trainer *t, int steps, double *ms)
     }
     be->synchronize(be);
     double wall = (util_now() - t0) * 1e3 / steps;
+    *cpu_ms = (util_cpu_now() - c0) * 1e3 / steps;
     for (int i = 0; i < steps; i++)
         ms[i] = be->event_elapsed_ms(be, ev[i], ev[i + 1]);
     for (int i = 0; i <= steps; i++)
@@ -326,7 +328,8 @@ static void time_phases(struct trainer *t, int steps, double *ms)
 }
 
 /* Steps on the op-timing backend: group_ms[g] and calls[g] per step, averaged. */
-static void time_op_groups(struct trainer *t, int steps, double *group_ms, double *calls)
+static void time_op_groups(struct trainer *t, int steps, double *group_ms, double *group_cpu_ms,
+                           double *calls)
 {
     struct backend *be = t->be;
     int graph = !t->graph_mode     ? TRAINER_GRAPH_OFF
@@ -334,28 +337,29 @@ static void time_op_groups(struct trainer *t, int steps, double *group_ms, doubl
                                    : TRAINER_GRAPH_WHOLE;
     trainer_set_graph(t, TRAINER_GRAPH_OFF); /* a graph would replay the ops untimed */
     struct bench_ops *b = bench_ops_create(be);
-    double ms[BG_COUNT] = {0};
+    double ms[BG_COUNT] = {0}, cpu[BG_COUNT] = {0};
     long n[BG_COUNT] = {0};
     be->synchronize(be);
     t->be = bench_ops_backend(b);
     for (int i = 0; i < steps; i++) {
         trainer_train_step(t);
-        bench_ops_collect(b, ms, n); /* a wait per step: the events stay few */
+        bench_ops_collect(b, ms, cpu, n); /* a wait per step: the events stay few */
     }
     t->be = be;
     bench_ops_destroy(b);
     trainer_set_graph(t, graph);
     for (int g = 0; g < BG_COUNT; g++) {
         group_ms[g] = steps ? ms[g] / steps : 0;
+        group_cpu_ms[g] = steps ? cpu[g] / steps : 0;
         calls[g] = steps ? (double)n[g] / steps : 0;
     }
 }
 
 struct results {
     struct stats step, phase[NUM_PHASES];
-    double group_ms[BG_COUNT], group_calls[BG_COUNT];
+    double group_ms[BG_COUNT], group_cpu_ms[BG_COUNT], group_calls[BG_COUNT];
     int graph; /* the whole steps ran as a CUDA graph */
-    double wall_ms, images_per_s, flops, tflops;
+    double wall_ms, cpu_ms, images_per_s, flops, tflops;
     double comm_ms, comm_calls;        /* per whole step: host time in the communicator's calls */
     struct stats alone_bn, alone_grad; /* the step's collectives alone (time_collectives) */
     size_t peak_bytes, acts_bytes, state_bytes, trainable;
@@ -408,15 +412,18 @@ static void print_table(const struct bench_opts *o, const struct backend *be,
     format_bytes(acts, sizeof acts, r->acts_bytes);
     format_bytes(state, sizeof state, r->state_bytes);
     if (o->op_steps) {
-        double total = 0;
-        util_log("\n%-12s %10s %8s  (ops timed one by one over %d steps)\n", "op group", "ms/step",
-                 "ops/step", o->op_steps);
+        double total = 0, total_cpu = 0;
+        util_log("\n%-12s %10s %10s %8s  (ops timed one by one over %d steps; host CPU: this "
+                 "process's CPU time in the calls)\n",
+                 "op group", "ms/step", "host CPU", "ops/step", o->op_steps);
         for (int g = 0; g < BG_COUNT; g++) {
             total += r->group_ms[g];
-            util_log("%-12s %10.3f %8.0f\n", bench_group_names[g], r->group_ms[g],
-                     r->group_calls[g]);
+            total_cpu += r->group_cpu_ms[g];
+            util_log("%-12s %10.3f %10.3f %8.0f\n", bench_group_names[g], r->group_ms[g],
+                     r->group_cpu_ms[g], r->group_calls[g]);
         }
-        util_log("%-12s %10.3f %8s  (the all-reduces are not backend ops)\n", "sum", total, "");
+        util_log("%-12s %10.3f %10.3f %8s  (the all-reduces are not backend ops)\n", "sum", total,
+                 total_cpu, "");
     }
     util_log("\n  cuda graph     %s\n",
              !r->graph ? "off: op by op"
@@ -433,8 +440,10 @@ static void print_table(const struct bench_opts *o, const struct backend *be,
     if (comm->world > 1 && o->bucket_mib > 0)
         util_log("%g MiB\n", o->bucket_mib);
     util_log("  throughput     %.1f images/s (global batch / median step)\n"
-             "  host wall      %.3f ms per step (enqueue + run, one wait at the end)\n",
-             r->images_per_s, r->wall_ms);
+             "  host wall      %.3f ms per step (enqueue + run, one wait at the end)\n"
+             "  host CPU       %.3f ms per step (this process, all threads: other processes on "
+             "a busy machine stretch the wall time, not this)\n",
+             r->images_per_s, r->wall_ms, r->cpu_ms);
     if (comm->world > 1)
         util_log("  collectives    %.3f ms per step in %.0f calls: BatchNorm's small all-reduces "
                  "and the gradient's (host time in the calls, waiting for the other ranks "
@@ -474,20 +483,24 @@ static void print_json(const struct bench_opts *o, const struct backend *be,
              "\"bucket_mib\":%g,\"image_size\":%d,\"widths\":[%s],\"block_"
              "depth\":%d,"
              "\"warmup\":%d,\"steps\":%d,\"step_ms_median\":%.4f,\"step_ms_mean\":%.4f,"
-             "\"step_ms_min\":%.4f,\"images_per_s\":%.2f,\"host_wall_ms_per_step\":%.4f,",
+             "\"step_ms_min\":%.4f,\"images_per_s\":%.2f,\"host_wall_ms_per_step\":%.4f,"
+             "\"host_cpu_ms_per_step\":%.4f,",
              be->name, comm->world, o->batch, o->batch * comm->world, r->graph,
              !r->graph                           ? "off"
              : o->graph == TRAINER_GRAPH_PARTIAL ? "partial"
                                                  : "whole",
              o->fuse, precision_names[o->precision], comm->world > 1 ? o->bucket_mib : 0.0,
              o->image_size, widths, o->block_depth, o->warmup, o->steps, r->step.median,
-             r->step.mean, r->step.min, r->images_per_s, r->wall_ms);
+             r->step.mean, r->step.min, r->images_per_s, r->wall_ms, r->cpu_ms);
     util_log("\"phases_ms_median\":{");
     for (int p = 0; p < NUM_PHASES; p++)
         util_log("%s\"%s\":%.4f", p ? "," : "", phase_names[p], r->phase[p].median);
     util_log("},\"op_groups_ms\":{");
     for (int g = 0; g < BG_COUNT && o->op_steps; g++)
         util_log("%s\"%s\":%.4f", g ? "," : "", bench_group_names[g], r->group_ms[g]);
+    util_log("},\"op_groups_cpu_ms\":{");
+    for (int g = 0; g < BG_COUNT && o->op_steps; g++)
+        util_log("%s\"%s\":%.4f", g ? "," : "", bench_group_names[g], r->group_cpu_ms[g]);
     util_log("},\"comm_ms_per_step\":%.4f,\"comm_calls_per_step\":%.1f,"
              "\"alone_bn_ms\":%.4f,\"alone_grad_ms\":%.4f,\"alone_bn_ms_min\":%.4f,"
              "\"alone_grad_ms_min\":%.4f,"
@@ -556,12 +569,12 @@ static void run_bench(const struct bench_opts *o, struct backend *be, struct com
     memset(&r, 0, sizeof r);
     double comm_s = comm->seconds;
     long comm_calls = comm->calls;
-    r.wall_ms = time_whole_steps(t, o->steps, whole);
+    r.wall_ms = time_whole_steps(t, o->steps, whole, &r.cpu_ms);
     r.comm_ms = (comm->seconds - comm_s) * 1e3 / o->steps;
     r.comm_calls = (double)(comm->calls - comm_calls) / o->steps;
     r.graph = t->graph != NULL;
     time_phases(t, o->steps, phases);
-    time_op_groups(t, o->op_steps, r.group_ms, r.group_calls);
+    time_op_groups(t, o->op_steps, r.group_ms, r.group_cpu_ms, r.group_calls);
     if (comm->world > 1)
         time_collectives(t, 20, &r.alone_bn, &r.alone_grad);
     float losses[2];

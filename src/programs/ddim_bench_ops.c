@@ -16,6 +16,7 @@ struct bench_ops {
     struct backend outer; /* first: the ops receive &outer */
     struct backend *inner;
     void **ev;     /* (2 * cap): begin and end event of each timed call */
+    double *cpu;   /* (2 * cap): the process's CPU time when each call began and returned */
     int *group;    /* (cap) */
     int used, cap; /* timed calls since the last collect */
 };
@@ -32,25 +33,29 @@ static struct backend *begin(struct backend *be)
     if (b->used == b->cap) {
         int cap = b->cap ? 2 * b->cap : 1024;
         void **ev = util_xmalloc(2 * (size_t)cap * sizeof *ev);
+        double *cpu = util_xmalloc(2 * (size_t)cap * sizeof *cpu);
         int *group = util_xmalloc((size_t)cap * sizeof *group);
         if (b->cap) {
             memcpy(ev, b->ev, 2 * (size_t)b->cap * sizeof *ev);
             memcpy(group, b->group, (size_t)b->cap * sizeof *group);
         }
         free(b->ev);
+        free(b->cpu);
         free(b->group);
-        b->ev = ev, b->group = group;
+        b->ev = ev, b->cpu = cpu, b->group = group;
         for (int i = 2 * b->cap; i < 2 * cap; i++)
             b->ev[i] = in->event_create(in);
         b->cap = cap;
     }
     in->event_record(in, b->ev[2 * b->used]);
+    b->cpu[2 * b->used] = util_cpu_now();
     return in;
 }
 
 static void end(struct backend *be, enum bench_group g)
 {
     struct bench_ops *b = of(be);
+    b->cpu[2 * b->used + 1] = util_cpu_now();
     b->inner->event_record(b->inner, b->ev[2 * b->used + 1]);
     b->group[b->used++] = (int)g;
 }
@@ -184,12 +189,14 @@ struct backend *bench_ops_backend(struct bench_ops *b)
     return &b->outer;
 }
 
-void bench_ops_collect(struct bench_ops *b, double ms[BG_COUNT], long calls[BG_COUNT])
+void bench_ops_collect(struct bench_ops *b, double ms[BG_COUNT], double cpu_ms[BG_COUNT],
+                       long calls[BG_COUNT])
 {
     struct backend *in = b->inner;
     in->synchronize(in);
     for (int i = 0; i < b->used; i++) {
         ms[b->group[i]] += in->event_elapsed_ms(in, b->ev[2 * i], b->ev[2 * i + 1]);
+        cpu_ms[b->group[i]] += (b->cpu[2 * i + 1] - b->cpu[2 * i]) * 1e3;
         calls[b->group[i]]++;
     }
     b->used = 0;
@@ -202,6 +209,7 @@ void bench_ops_destroy(struct bench_ops *b)
     for (int i = 0; i < 2 * b->cap; i++)
         b->inner->event_destroy(b->inner, b->ev[i]);
     free(b->ev);
+    free(b->cpu);
     free(b->group);
     free(b);
 }

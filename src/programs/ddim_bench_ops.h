@@ -29,9 +29,12 @@ struct bench_ops;
  * the inner backend's own (they reach their state through be->ctx only). */
 struct bench_ops *bench_ops_create(struct backend *inner);
 struct backend *bench_ops_backend(struct bench_ops *b);
-/* Waits for the ops queued so far, adds their times to ms[group] and their count to
- * calls[group], and forgets them. */
-void bench_ops_collect(struct bench_ops *b, double ms[BG_COUNT], long calls[BG_COUNT]);
+/* Waits for the ops queued so far, adds their times to ms[group], the process's CPU time
+ * spent inside the calls to cpu_ms[group] (the op's own work on the CPU backend, whose ops
+ * return when done; the enqueueing on an asynchronous one) and their count to calls[group],
+ * and forgets them. */
+void bench_ops_collect(struct bench_ops *b, double ms[BG_COUNT], double cpu_ms[BG_COUNT],
+                       long calls[BG_COUNT]);
 void bench_ops_destroy(struct bench_ops *b);
 
 #endif
