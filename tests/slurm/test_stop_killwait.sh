@@ -6,7 +6,8 @@
 #
 # Starts the private one-node cluster of tests/slurm/mini_cluster.sh, whose slurm.conf has
 # KillWait=5 (Slurm's default is 30), and runs slurm/train.sh with 2 CPU ranks on steps of
-# about a second (32 px, batch 48). Right after a step whose number is 1 more than a
+# about half a second or more (64 px, widths 32,64, batch 48, one core per rank): slow enough
+# that eight of them take longer than the 2 s bound on the agreement. Right after a step whose number is 1 more than a
 # multiple of 8 it cancels the job (scancel: SIGTERM to every rank, SIGKILL 5 s later). The
 # ranks must agree on the stop at once (their agreement is bounded in time as well as in
 # steps: with steps this slow they agree after every step), write the checkpoint of the
@@ -52,11 +53,11 @@ fail() {
 "$here/mini_cluster.sh" start "$cluster" >/dev/null || fail "the one-node cluster did not start"
 export SLURM_CONF=$cluster/etc/slurm.conf
 killwait=$(sed -n 's/^KillWait=//p' "$SLURM_CONF")
-"$prep" --synthetic 600 --size 32 --seed 5 --output "$tmp/data.h5" >/dev/null 2>&1 || fail "ddim-prep"
+"$prep" --synthetic 600 --size 64 --seed 5 --output "$tmp/data.h5" >/dev/null 2>&1 || fail "ddim-prep"
 run=$tmp/run
 id=$(DDIM_BIN=$dist DDIM_CONFIG=configs/quickstart.yaml DDIM_RUN_DIR=$run \
-    DDIM_ARGS="--set data.path='$tmp/data.h5' --set model.image_size=32 \
---set model.widths=[16,32] --set model.block_depth=1 --set model.embedding_dims=8 \
+    DDIM_ARGS="--set data.path='$tmp/data.h5' --set model.image_size=64 \
+--set model.widths=[32,64] --set model.block_depth=1 --set model.embedding_dims=8 \
 --set train.batch_size=48 --set train.num_epochs=1000 --set data.dataset_repetitions=10 --set eval.plot_diffusion_steps=2 \
 --set eval.plot_rows=1 --set eval.plot_cols=2 --set eval.kid_every=0 \
 --set run.progress_seconds=0 --set run.backend=cpu" \
