@@ -43,11 +43,16 @@ die() {
     exit 1
 }
 
-# A TCP port on 127.0.0.1 that nothing listens on (and the next one, for slurmd).
+# A TCP port on 127.0.0.1 that nothing listens on (and the next one, for slurmd), below the
+# kernel's ephemeral range (ip_local_port_range): a port in that range can be taken at any
+# moment as the local end of some outgoing connection (MPI's, srun's), and slurmctld's bind
+# then fails with "Address already in use" although nothing listened when it was chosen.
 free_port_pair() {
-    local p i
+    local p i low=32768
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+    ((low > 12000)) || low=32768
     for ((i = 0; i < 50; i++)); do
-        p=$((20000 + (RANDOM % 20000) * 2))
+        p=$((10000 + (RANDOM % ((low - 10002) / 2)) * 2))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
             ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 1))") 2>/dev/null; then
             echo "$p"
