@@ -50,3 +50,15 @@ run_expect "ddim-bench --op-steps 0" 0 "$bench" "${args[@]}" --op-steps 0
 run_expect "ddim-bench --op-steps -1" 2 "$bench" "${args[@]}" --op-steps -1
 grep -q -- "--op-steps: expected an integer" "$tmp/out" || fail "no message for --op-steps -1"
 ok "ddim-bench --op-steps"
+
+# --csv: one line per timed step with the whole step and each phase; a file that cannot be
+# written is an error, named, and the exit status says so (the figures are printed anyway)
+run_expect "ddim-bench --csv" 0 "$bench" "${args[@]}" --op-steps 0 --csv "$tmp/steps.csv"
+[[ $(head -1 "$tmp/steps.csv") == step,step_ms,data_ms,forward_ms,backward_ms,allreduce_ms,update_ms ]] ||
+    fail "--csv header: '$(head -1 "$tmp/steps.csv")'"
+[[ $(wc -l <"$tmp/steps.csv") == 3 ]] || fail "--csv: $(wc -l <"$tmp/steps.csv") lines for 2 steps"
+run_expect "ddim-bench --csv into a missing folder" 1 "$bench" "${args[@]}" --op-steps 0 \
+    --csv "$tmp/missing/steps.csv"
+grep -q "^ddim-bench: cannot write --csv $tmp/missing/steps.csv: No such file" "$tmp/out" ||
+    fail "no message naming the --csv file"
+ok "ddim-bench --csv"

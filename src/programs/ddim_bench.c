@@ -10,9 +10,9 @@
  * loop of --op-steps steps runs on ddim_bench_ops.h's forwarding backend, which brackets every op
  * with events: the time per group of ops (convolutions, BatchNorm ...), the profile of a
  * step without a profiler (the events add a little time per op). */
+#include "ddim_bench.h"
 #include "comm.h"
 #include "config.h"
-#include "ddim_bench_ops.h"
 #include "graph.h"
 #include "launch.h"
 #include "trainer.h"
@@ -23,32 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-enum { NUM_PHASES = 5 };
-static const char *const phase_names[NUM_PHASES] = {"data", "forward", "backward", "allreduce",
-                                                    "update"};
-static const char *const phase_help[NUM_PHASES] = {
-    "draw noises/times, normalize, schedule, mix", "U-Net forward (BN training mode)",
-    "losses, loss gradient, U-Net backward", "gradient all-reduce over the ranks", "AdamW and EMA"};
-
-/* model.precision's choices, in the order of enum precision */
-static const char *const precision_names[3] = {"fp32", "tf32", "bf16"};
-
-struct bench_opts {
-    const char *backend; /* "auto", "cpu" or "cuda" */
-    int batch;           /* per rank */
-    int image_size, block_depth, warmup, steps, op_steps, json;
-    int graph;                /* --cuda-graph: TRAINER_GRAPH_WHOLE, _PARTIAL or _OFF */
-    int fuse;                 /* --fuse: 1 on, 0 off (unet_set_fusion) */
-    enum precision precision; /* --precision: model.precision */
-    double bucket_mib;        /* --bucket-mib: run.allreduce_bucket_mib */
-    int widths[UNET_MAX_LEVELS], num_levels;
-    const char *csv; /* per-step times, or NULL */
-};
-
-struct stats {
-    double median, mean, min, max;
-};
 
 /* The options' defaults are those of main's bench_opts (the model's: the key table's). */
 static void usage(FILE *out, const struct bench_opts *d)
@@ -89,7 +63,7 @@ static void usage(FILE *out, const struct bench_opts *d)
             "  --json             also print one JSON line of the results (last line)\n"
             "  -h, --help         this text\n",
             d->batch, d->image_size, widths, d->block_depth, d->warmup, d->steps, d->op_steps,
-            precision_names[d->precision], d->bucket_mib);
+            bench_precision_names[d->precision], d->bucket_mib);
 }
 
 static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
@@ -164,7 +138,7 @@ static int parse_option(void *ctx, const char *a, const char *v)
         }
     } else if (!strcmp(a, "--precision")) {
         int i = 0;
-        while (i < 3 && strcmp(v, precision_names[i]))
+        while (i < 3 && strcmp(v, bench_precision_names[i]))
             i++;
         o->precision = (enum precision)i;
         if (i == 3) {
@@ -355,182 +329,6 @@ static void time_op_groups(struct trainer *t, int steps, double *group_ms, doubl
     }
 }
 
-struct results {
-    struct stats step, phase[NUM_PHASES];
-    double group_ms[BG_COUNT], group_cpu_ms[BG_COUNT], group_calls[BG_COUNT];
-    int graph; /* the whole steps ran as a CUDA graph */
-    double wall_ms, cpu_ms, images_per_s, flops, tflops;
-    double comm_ms, comm_calls;        /* per whole step: host time in the communicator's calls */
-    struct stats alone_bn, alone_grad; /* the step's collectives alone (time_collectives) */
-    size_t peak_bytes, acts_bytes, state_bytes, trainable;
-};
-
-static void format_bytes(char *out, size_t len, size_t bytes)
-{
-    if (!bytes)
-        snprintf(out, len, "unknown");
-    else
-        snprintf(out, len, "%.1f MiB", (double)bytes / (1024.0 * 1024.0));
-}
-
-static void print_table(const struct bench_opts *o, const struct backend *be,
-                        const struct comm *comm, const struct results *r)
-{
-    char widths[128] = "", peak[32], acts[32], state[32];
-    for (int i = 0; i < o->num_levels; i++)
-        snprintf(widths + strlen(widths), sizeof widths - strlen(widths), "%s%d", i ? "," : "",
-                 o->widths[i]);
-    const char *no_tf32 = getenv("DDIM_CUDNN_NO_TF32");
-    int tf32 = !(no_tf32 && no_tf32[0] && strcmp(no_tf32, "0"));
-    util_log("ddim-bench: setup\n"
-             "  backend        %s%s\n"
-             "  ranks          %d (batch %d per rank, %d global)\n"
-             "  network        %dx%d, widths [%s], block depth %d, %zu trainable weights\n"
-             "  precision      float32%s\n"
-             "  steps          %d warm-up, %d timed whole, %d timed by phase\n",
-             be->name, strcmp(be->name, "cuda") ? "" : " (cuDNN convolutions)", comm->world,
-             o->batch, o->batch * comm->world, o->image_size, o->image_size, widths, o->block_depth,
-             r->trainable,
-             strcmp(be->name, "cuda") ? ""
-                                      : (tf32 ? ", convolutions may use TF32 (cuDNN default)"
-                                              : ", convolutions without TF32 (DDIM_CUDNN_NO_TF32)"),
-             o->warmup, o->steps, o->steps);
-    util_log("\n%-10s %10s %10s %10s %10s %7s  %s\n", "phase", "median ms", "mean ms", "min ms",
-             "max ms", "share", "what");
-    double sum = 0;
-    for (int p = 0; p < NUM_PHASES; p++)
-        sum += r->phase[p].median;
-    for (int p = 0; p < NUM_PHASES; p++)
-        util_log("%-10s %10.3f %10.3f %10.3f %10.3f %6.1f%%  %s\n", phase_names[p],
-                 r->phase[p].median, r->phase[p].mean, r->phase[p].min, r->phase[p].max,
-                 sum > 0 ? 100.0 * r->phase[p].median / sum : 0.0, phase_help[p]);
-    util_log("%-10s %10.3f %10s %10s %10s %7s  %s\n", "sum", sum, "", "", "", "",
-             "of the phase medians");
-    util_log("%-10s %10.3f %10.3f %10.3f %10.3f %7s  %s\n", "step", r->step.median, r->step.mean,
-             r->step.min, r->step.max, "", "whole step, timed without phase events");
-    format_bytes(peak, sizeof peak, r->peak_bytes);
-    format_bytes(acts, sizeof acts, r->acts_bytes);
-    format_bytes(state, sizeof state, r->state_bytes);
-    if (o->op_steps) {
-        double total = 0, total_cpu = 0;
-        util_log("\n%-12s %10s %10s %8s  (ops timed one by one over %d steps; host CPU: this "
-                 "process's CPU time in the calls)\n",
-                 "op group", "ms/step", "host CPU", "ops/step", o->op_steps);
-        for (int g = 0; g < BG_COUNT; g++) {
-            total += r->group_ms[g];
-            total_cpu += r->group_cpu_ms[g];
-            util_log("%-12s %10.3f %10.3f %8.0f\n", bench_group_names[g], r->group_ms[g],
-                     r->group_cpu_ms[g], r->group_calls[g]);
-        }
-        util_log("%-12s %10.3f %10.3f %8s  (the all-reduces are not backend ops)\n", "sum", total,
-                 total_cpu, "");
-    }
-    util_log("\n  cuda graph     %s\n",
-             !r->graph ? "off: op by op"
-             : o->graph == TRAINER_GRAPH_PARTIAL
-                 ? "partial: data to all-reduce replay one captured graph, draw and update op by "
-                   "op (the phase and op loops run op by op)"
-                 : "on: whole steps replay one captured graph (the phase and op loops run op by "
-                   "op)");
-    util_log("  precision      %s\n", precision_names[o->precision]);
-    util_log("  fusion         %s\n  all-reduce     %s", o->fuse ? "on" : "off",
-             comm->world == 1    ? "one rank: none\n"
-             : o->bucket_mib > 0 ? "in buckets during the backward pass: "
-                                 : "in one piece after the backward pass\n");
-    if (comm->world > 1 && o->bucket_mib > 0)
-        util_log("%g MiB\n", o->bucket_mib);
-    util_log("  throughput     %.1f images/s (global batch / median step)\n"
-             "  host wall      %.3f ms per step (enqueue + run, one wait at the end)\n"
-             "  host CPU       %.3f ms per step (this process, all threads: other processes on "
-             "a busy machine stretch the wall time, not this)\n",
-             r->images_per_s, r->wall_ms, r->cpu_ms);
-    if (comm->world > 1)
-        util_log("  collectives    %.3f ms per step in %.0f calls: BatchNorm's small all-reduces "
-                 "and the gradient's (host time in the calls, waiting for the other ranks "
-                 "included; %s)\n"
-                 "  alone          %.3f ms BatchNorm's %.0f, %.3f ms the gradient's (after a "
-                 "barrier, no step around them: what the transport takes; medians, minima "
-                 "%.3f and %.3f)\n",
-                 r->comm_ms, r->comm_calls,
-                 strcmp(be->name, "cuda") ? "the allreduce phase is the gradient's"
-                                          : "NCCL: the enqueue only",
-                 r->alone_bn.median, r->comm_calls - 1, r->alone_grad.median, r->alone_bn.min,
-                 r->alone_grad.min);
-    if (r->flops > 0)
-        util_log("  conv FLOPs     %.2f GFLOP per step per rank (forward x3), %.2f TFLOP/s\n",
-                 r->flops * 1e-9, r->tflops);
-    else
-        util_log("  conv FLOPs     unknown\n");
-    util_log("  peak memory    %s%s\n"
-             "  of which       %s activations and their gradients, %s weights, EMA, Adam, "
-             "gradient\n",
-             peak,
-             strcmp(be->name, "cuda") ? " (process peak resident set)"
-                                      : " (the backend's device allocations at their peak)",
-             acts, state);
-}
-
-static void print_json(const struct bench_opts *o, const struct backend *be,
-                       const struct comm *comm, const struct results *r)
-{
-    char widths[128] = "";
-    for (int i = 0; i < o->num_levels; i++)
-        snprintf(widths + strlen(widths), sizeof widths - strlen(widths), "%s%d", i ? "," : "",
-                 o->widths[i]);
-    util_log("{\"tool\":\"ddim-bench\",\"backend\":\"%s\",\"ranks\":%d,\"batch\":%d,"
-             "\"global_batch\":%d,\"cuda_graph\":%d,\"graph_scope\":\"%s\",\"fuse\":%d,"
-             "\"precision\":\"%s\","
-             "\"bucket_mib\":%g,\"image_size\":%d,\"widths\":[%s],\"block_"
-             "depth\":%d,"
-             "\"warmup\":%d,\"steps\":%d,\"step_ms_median\":%.4f,\"step_ms_mean\":%.4f,"
-             "\"step_ms_min\":%.4f,\"images_per_s\":%.2f,\"host_wall_ms_per_step\":%.4f,"
-             "\"host_cpu_ms_per_step\":%.4f,",
-             be->name, comm->world, o->batch, o->batch * comm->world, r->graph,
-             !r->graph                           ? "off"
-             : o->graph == TRAINER_GRAPH_PARTIAL ? "partial"
-                                                 : "whole",
-             o->fuse, precision_names[o->precision], comm->world > 1 ? o->bucket_mib : 0.0,
-             o->image_size, widths, o->block_depth, o->warmup, o->steps, r->step.median,
-             r->step.mean, r->step.min, r->images_per_s, r->wall_ms, r->cpu_ms);
-    util_log("\"phases_ms_median\":{");
-    for (int p = 0; p < NUM_PHASES; p++)
-        util_log("%s\"%s\":%.4f", p ? "," : "", phase_names[p], r->phase[p].median);
-    util_log("},\"op_groups_ms\":{");
-    for (int g = 0; g < BG_COUNT && o->op_steps; g++)
-        util_log("%s\"%s\":%.4f", g ? "," : "", bench_group_names[g], r->group_ms[g]);
-    util_log("},\"op_groups_cpu_ms\":{");
-    for (int g = 0; g < BG_COUNT && o->op_steps; g++)
-        util_log("%s\"%s\":%.4f", g ? "," : "", bench_group_names[g], r->group_cpu_ms[g]);
-    util_log("},\"comm_ms_per_step\":%.4f,\"comm_calls_per_step\":%.1f,"
-             "\"alone_bn_ms\":%.4f,\"alone_grad_ms\":%.4f,\"alone_bn_ms_min\":%.4f,"
-             "\"alone_grad_ms_min\":%.4f,"
-             "\"peak_mem_bytes\":%zu,\"acts_bytes\":%zu,\"state_bytes\":%zu,"
-             "\"trainable_params\":%zu,\"conv_gflop_per_step\":%.4f,\"tflops\":%.4f}\n",
-             r->comm_ms, r->comm_calls, r->alone_bn.median, r->alone_grad.median, r->alone_bn.min,
-             r->alone_grad.min, r->peak_bytes, r->acts_bytes, r->state_bytes, r->trainable,
-             r->flops * 1e-9, r->tflops);
-}
-
-static void write_csv(const char *path, int steps, const double *whole, const double *phases)
-{
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "ddim-bench: cannot write --csv %s\n", path);
-        return;
-    }
-    fprintf(f, "step,step_ms");
-    for (int p = 0; p < NUM_PHASES; p++)
-        fprintf(f, ",%s_ms", phase_names[p]);
-    fprintf(f, "\n");
-    for (int i = 0; i < steps; i++) {
-        fprintf(f, "%d,%.4f", i, whole[i]);
-        for (int p = 0; p < NUM_PHASES; p++)
-            fprintf(f, ",%.4f", phases[(size_t)p * steps + i]);
-        fprintf(f, "\n");
-    }
-    fclose(f);
-}
-
 /* Random images in [0, 1] (uniform: mean 0.5, variance 1/12 per channel). */
 static void fill_random_images(struct trainer *t)
 {
@@ -540,7 +338,8 @@ static void fill_random_images(struct trainer *t)
     trainer_set_normalizer(t, mean, var);
 }
 
-static void run_bench(const struct bench_opts *o, struct backend *be, struct comm *comm)
+/* 0, or 1 when an output could not be written (the figures are printed either way) */
+static int run_bench(const struct bench_opts *o, struct backend *be, struct comm *comm)
 {
     struct unet_config ucfg = config_default_model();
     ucfg.image_size = o->image_size;
@@ -594,16 +393,18 @@ static void run_bench(const struct bench_opts *o, struct backend *be, struct com
     r.acts_bytes = unet_acts_bytes(t->acts);
     r.state_bytes = (2 * pt->total + 3 * pt->trainable) * sizeof(float);
     r.trainable = pt->trainable;
-    print_table(o, be, comm, &r);
+    bench_report_table(o, be, comm, &r);
     util_log("  last losses    noise %.4f, image %.4f (random images: a sanity check only)\n",
              losses[0], losses[1]);
     if (o->json)
-        print_json(o, be, comm, &r);
-    if (o->csv && comm->rank == 0)
-        write_csv(o->csv, o->steps, whole, phases);
+        bench_report_json(o, be, comm, &r);
+    int rc = 0;
+    if (o->csv && comm->rank == 0 && bench_report_csv(o->csv, o->steps, whole, phases) != 0)
+        rc = 1;
     free(whole);
     free(phases);
     trainer_destroy(t);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -634,7 +435,7 @@ int main(int argc, char **argv)
         !be->memory_peak_bytes)
         DDIM_FATAL("the %s backend has no timing events", be->name);
     struct comm *comm = launch_comm_for_backend(mpi, be);
-    run_bench(&o, be, comm);
+    rc = run_bench(&o, be, comm);
     launch_finish(comm, be, mpi);
-    return 0;
+    return rc;
 }
