@@ -6,6 +6,7 @@
  * Exit codes: 0 done, 1 runtime error, 2 usage error. */
 #define _POSIX_C_SOURCE 200809L
 #include "ddim_prep.h"
+#include "config.h"
 #include "image_io.h"
 #include "path_check.h"
 #include "util.h"
@@ -24,8 +25,19 @@ struct prep_options {
     long limit, synthetic;
 };
 
+/* The defaults, stated here only: the image size is the model's (the key table's
+ * model.image_size, the example's 64); --help prints them from this. */
+static struct prep_options prep_defaults(void)
+{
+    struct run_config d;
+    config_defaults(&d);
+    return (struct prep_options){
+        .size = d.model.image_size, .seed = 42, .validation_fraction = 0.2};
+}
+
 static void usage(FILE *f)
 {
+    struct prep_options d = prep_defaults();
     fprintf(f,
             "usage: ddim-prep --input DIR|ARCHIVE --output FILE.h5 [options]\n"
             "       ddim-prep --synthetic N --output FILE.h5 [options]\n"
@@ -46,10 +58,10 @@ static void usage(FILE *f)
             "                   in --seed; for demos and tests without a download\n"
             "  --output FILE    the HDF5 file to write (replaced if it exists); it is written\n"
             "                   as FILE.tmp and renamed only when complete\n"
-            "  --size S         output image size in pixels (default 64, as the example)\n"
-            "  --seed N         seed of the split shuffle and of --synthetic (default 42)\n"
+            "  --size S         output image size in pixels (default %d, model.image_size's)\n"
+            "  --seed N         seed of the split shuffle and of --synthetic (default %llu)\n"
             "  --validation-fraction F   share of images held out for validation/KID, in\n"
-            "                   [0, 1) (default 0.2)\n"
+            "                   [0, 1) (default %g)\n"
             "  --limit N        use only N images of the folder: the first N of the seeded\n"
             "                   shuffle, i.e. a random subset (default: all)\n"
             "  --jpeg-dct tf|islow  JPEG inverse DCT: 'tf' (default) decodes exactly as\n"
@@ -76,7 +88,8 @@ static void usage(FILE *f)
             "example:\n"
             "  ddim-prep --input ../shared/data/flowers102/jpg --output data/flowers64.h5\n"
             "  ddim-prep --input 102flowers.tgz --output data/flowers64.h5\n"
-            "  ddim-prep --synthetic 2000 --output data/synthetic64.h5 --preview sheet.png\n");
+            "  ddim-prep --synthetic 2000 --output data/synthetic64.h5 --preview sheet.png\n",
+            d.size, (unsigned long long)d.seed, d.validation_fraction);
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -141,7 +154,7 @@ static int parse_option(const char *name, const char *value, struct prep_options
  * usage error. */
 static int parse_args(int argc, char **argv, struct prep_options *o)
 {
-    *o = (struct prep_options){.size = 64, .seed = 42, .validation_fraction = 0.2};
+    *o = prep_defaults();
     static const struct option options[] = {
         {"input", required_argument, NULL, 0},
         {"output", required_argument, NULL, 0},
