@@ -50,7 +50,7 @@
 #endif
 
 /* --- state -------------------------------------------------------------------------- */
-struct cuda_conv_cache; /* cuda_conv.cu: cuDNN plans per conv shape, workspace, kernel copies */
+struct cuda_conv_cache; /* cuda_conv_plan.h: cuDNN plans per conv shape, workspace, kernel copies */
 struct cuda_mem_track;  /* cuda_timing.cu: live device allocations, bytes in use and peak */
 
 struct cuda_ctx {
@@ -203,16 +203,16 @@ void cuda_mem_note_alloc(struct cuda_ctx *ctx, void *p, size_t bytes);
 void cuda_mem_note_free(struct cuda_ctx *ctx, void *p);
 void cuda_mem_track_destroy(struct cuda_ctx *ctx);
 
-/* cuDNN (cuda_conv.cu): init checks the cuDNN version, creates the handle on ctx->stream
- * and reads DDIM_CUDNN_NO_TF32; it returns 0, or -1 with the reason in err (it never
- * dies). destroy releases what init and the ops created. */
+/* cuDNN (cuda_conv_plan.cu): init checks the cuDNN version, creates the handle on
+ * ctx->stream and reads DDIM_CUDNN_NO_TF32; it returns 0, or -1 with the reason in err (it
+ * never dies). destroy releases what init and the ops created. */
 int cuda_conv_init(struct cuda_ctx *ctx, char *err, size_t errlen);
 void cuda_conv_destroy(struct cuda_ctx *ctx);
 
 /* The shapes each family takes (cuda_supports_op in cuda_backend.cu asks them; the family's
  * kernels check the same rule and die if called anyway): 1, or 0 with the reason in why.
- * cuda_conv.cu: the convolutions cuDNN can run as this build calls it; cuda_norm.cu: the
- * channels the reduction scratch holds; cuda_resample.cu: the embedding's dims. */
+ * cuda_conv_plan.cu: the convolutions cuDNN can run as this build calls it; cuda_norm.cu:
+ * the channels the reduction scratch holds; cuda_resample.cu: the embedding's dims. */
 int cuda_conv_supported(const struct conv_shape *s, char *why, size_t whylen);
 int cuda_norm_supported(const struct cuda_ctx *ctx, enum backend_op_id op, int c, char *why,
                         size_t whylen);

@@ -1,7 +1,8 @@
 /* emu_backend.cc: the emulated CUDA backend's entry point (cuda_emu_backend.h), and what
- * kernels/cuda_backend.cu needs from kernels/cuda_conv.cu, which is not emulated: cuDNN is
- * a library, not this project's kernels. The table is kernels/cuda_backend.cu's own, made
- * by its cuda_backend_create; only the convolutions are taken out. */
+ * kernels/cuda_backend.cu needs from kernels/cuda_conv.cu and kernels/cuda_conv_plan.cu,
+ * which are not emulated: cuDNN is a library, not this project's kernels. The table is
+ * kernels/cuda_backend.cu's own, made by its cuda_backend_create; only the convolutions are
+ * taken out. */
 #include "cuda_common.h"
 #include "cuda_emu_backend.h"
 
@@ -12,7 +13,7 @@ int cuda_conv_init(struct cuda_ctx *ctx, char *err, size_t errlen)
 
 void cuda_conv_destroy(struct cuda_ctx *ctx) {}
 
-/* cuda_conv.cu's shape rule, for the stand-in convolutions of emu_conv.cu
+/* cuda_conv_plan.cu's shape rule, for the stand-in convolutions of emu_conv.cu
  * (backend_cuda_emu_create_with_conv): the U-Net's kind only. */
 int cuda_conv_supported(const struct conv_shape *s, char *why, size_t whylen)
 {

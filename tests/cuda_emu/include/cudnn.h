@@ -1,6 +1,6 @@
 /* cudnn.h for the host emulation: the names kernels/cuda_common.h declares with, and no
- * cuDNN. The emulated backend has no convolutions (cuda_conv.cu is not emulated; its ops
- * are left NULL, see emu_backend.cc). */
+ * cuDNN. The emulated backend has no convolutions (cuda_conv.cu and cuda_conv_plan.cu are
+ * not emulated; the ops are left NULL, see emu_backend.cc). */
 #ifndef DDIM_CUDA_EMU_CUDNN_H
 #define DDIM_CUDA_EMU_CUDNN_H
 typedef struct cudnnContext *cudnnHandle_t;
