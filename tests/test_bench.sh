@@ -62,3 +62,12 @@ run_expect "ddim-bench --csv into a missing folder" 1 "$bench" "${args[@]}" --op
 grep -q "^ddim-bench: cannot write --csv $tmp/missing/steps.csv: No such file" "$tmp/out" ||
     fail "no message naming the --csv file"
 ok "ddim-bench --csv"
+
+# --precision: the key table's names, in the setup table and the JSON line; others refused
+run_expect "ddim-bench --precision bf16" 0 "$bench" "${args[@]}" --op-steps 0 --precision bf16 --json
+grep -q '^  precision      bf16$' "$tmp/out" || fail "the setup table does not say bf16"
+grep -q '"precision":"bf16"' "$tmp/out" || fail "the JSON line does not say bf16"
+run_expect "ddim-bench --precision fp16" 2 "$bench" "${args[@]}" --precision fp16
+grep -q "^ddim-bench: --precision: expected fp32, tf32 or bf16, got 'fp16'" "$tmp/out" ||
+    fail "no message for --precision fp16"
+ok "ddim-bench --precision"

@@ -352,6 +352,15 @@ static void format_value(const struct config_key *k, const struct run_config *c,
     }
 }
 
+int config_value_text(const struct run_config *c, const char *name, char *buf, size_t len)
+{
+    const struct config_key *k = config_key_find(name);
+    if (!k)
+        return -1;
+    format_value(k, c, buf, len);
+    return 0;
+}
+
 void config_write_yaml(const struct run_config *c, FILE *out)
 {
     fprintf(out, "# ddim-dist configuration, every key (load it with --config)\n");

@@ -82,6 +82,10 @@ void config_write_keys(FILE *out, int markdown);
 /* Writes the resolved configuration as YAML that config_load_yaml reads back. */
 void config_write_yaml(const struct run_config *c, FILE *out);
 
+/* Key `name`'s value in c as the YAML file spells it ("bf16" for model.precision): 0, or -1
+ * for an unknown key. */
+int config_value_text(const struct run_config *c, const char *name, char *buf, size_t len);
+
 /* One key whose value differs between two configurations, as the YAML file spells them. */
 struct config_difference {
     const char *key; /* "section.key" */

@@ -27,7 +27,8 @@
 /* The options' defaults are those of main's bench_opts (the model's: the key table's). */
 static void usage(FILE *out, const struct bench_opts *d)
 {
-    char widths[128];
+    char widths[128], precision[16];
+    bench_report_precision(d->precision, precision, sizeof precision);
     size_t j = 0;
     for (int i = 0; i < d->num_levels && j < sizeof widths; i++)
         j += (size_t)snprintf(widths + j, sizeof widths - j, "%s%d", i ? "," : "", d->widths[i]);
@@ -63,7 +64,7 @@ static void usage(FILE *out, const struct bench_opts *d)
             "  --json             also print one JSON line of the results (last line)\n"
             "  -h, --help         this text\n",
             d->batch, d->image_size, widths, d->block_depth, d->warmup, d->steps, d->op_steps,
-            bench_precision_names[d->precision], d->bucket_mib);
+            precision, d->bucket_mib);
 }
 
 static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
@@ -136,15 +137,16 @@ static int parse_option(void *ctx, const char *a, const char *v)
             fprintf(stderr, "ddim-bench: --fuse: expected on or off, got '%s'\n", v);
             rc = -1;
         }
-    } else if (!strcmp(a, "--precision")) {
-        int i = 0;
-        while (i < 3 && strcmp(v, bench_precision_names[i]))
-            i++;
-        o->precision = (enum precision)i;
-        if (i == 3) {
+    } else if (!strcmp(a, "--precision")) { /* model.precision's names, from the key table */
+        char name[16];
+        rc = -1;
+        for (int p = PRECISION_FP32; p <= PRECISION_BF16 && rc; p++)
+            if (!strcmp(v, bench_report_precision((enum precision)p, name, sizeof name))) {
+                o->precision = (enum precision)p;
+                rc = 0;
+            }
+        if (rc)
             fprintf(stderr, "ddim-bench: --precision: expected fp32, tf32 or bf16, got '%s'\n", v);
-            rc = -1;
-        }
     } else if (!strcmp(a, "--bucket-mib")) {
         rc = util_parse_double("ddim-bench", a, v, 0, 65536, &o->bucket_mib);
     } else if (!strcmp(a, "--op-steps")) {

@@ -17,9 +17,6 @@ static const char *const bench_phase_help[NUM_PHASES] = {
     "draw noises/times, normalize, schedule, mix", "U-Net forward (BN training mode)",
     "losses, loss gradient, U-Net backward", "gradient all-reduce over the ranks", "AdamW and EMA"};
 
-/* model.precision's choices, in the order of enum precision */
-static const char *const bench_precision_names[3] = {"fp32", "tf32", "bf16"};
-
 struct bench_opts {
     const char *backend; /* "auto", "cpu" or "cuda" */
     int batch;           /* per rank */
@@ -46,6 +43,8 @@ struct results {
     size_t peak_bytes, acts_bytes, state_bytes, trainable;
 };
 
+/* p as model.precision spells it (the key table's name: "fp32", "tf32", "bf16") */
+const char *bench_report_precision(enum precision p, char *buf, size_t len);
 /* The setup and the figures as a table on the log (rank 0 prints; util_log). */
 void bench_report_table(const struct bench_opts *o, const struct backend *be,
                         const struct comm *comm, const struct results *r);

@@ -1,5 +1,6 @@
 /* ddim_bench_report.c: ddim-bench's report: the setup and the figures of a run as a table,
  * as one JSON line, and every timed step as CSV. */
+#include "config.h"
 #include "ddim_bench.h"
 #include "trainer.h"
 #include "util.h"
@@ -17,6 +18,16 @@ static void format_widths(char *out, size_t len, const struct bench_opts *o)
         snprintf(out + strlen(out), len - strlen(out), "%s%d", i ? "," : "", o->widths[i]);
 }
 
+const char *bench_report_precision(enum precision p, char *buf, size_t len)
+{
+    struct run_config c;
+    config_defaults(&c);
+    c.model.precision = p;
+    if (config_value_text(&c, "model.precision", buf, len) != 0)
+        snprintf(buf, len, "?");
+    return buf;
+}
+
 static void format_bytes(char *out, size_t len, size_t bytes)
 {
     if (!bytes)
@@ -28,8 +39,9 @@ static void format_bytes(char *out, size_t len, size_t bytes)
 void bench_report_table(const struct bench_opts *o, const struct backend *be,
                         const struct comm *comm, const struct results *r)
 {
-    char widths[128], peak[32], acts[32], state[32];
+    char widths[128], peak[32], acts[32], state[32], precision[16];
     format_widths(widths, sizeof widths, o);
+    bench_report_precision(o->precision, precision, sizeof precision);
     const char *no_tf32 = getenv("DDIM_CUDNN_NO_TF32");
     int tf32 = !(no_tf32 && no_tf32[0] && strcmp(no_tf32, "0"));
     util_log("ddim-bench: setup\n"
@@ -40,7 +52,7 @@ void bench_report_table(const struct bench_opts *o, const struct backend *be,
              "  steps          %d warm-up, %d timed whole, %d timed by phase\n",
              be->name, strcmp(be->name, "cuda") ? "" : " (cuDNN convolutions)", comm->world,
              o->batch, o->batch * comm->world, o->image_size, o->image_size, widths, o->block_depth,
-             r->trainable, bench_precision_names[o->precision],
+             r->trainable, precision,
              strcmp(be->name, "cuda") || o->precision != PRECISION_TF32
                  ? ""
                  : (tf32 ? ", convolutions may use TF32 (cuDNN default)"
@@ -83,7 +95,6 @@ void bench_report_table(const struct bench_opts *o, const struct backend *be,
                    "op (the phase and op loops run op by op)"
                  : "on: whole steps replay one captured graph (the phase and op loops run op by "
                    "op)");
-    util_log("  precision      %s\n", bench_precision_names[o->precision]);
     util_log("  fusion         %s\n  all-reduce     %s", o->fuse ? "on" : "off",
              comm->world == 1    ? "one rank: none\n"
              : o->bucket_mib > 0 ? "in buckets during the backward pass: "
@@ -124,8 +135,9 @@ void bench_report_table(const struct bench_opts *o, const struct backend *be,
 void bench_report_json(const struct bench_opts *o, const struct backend *be,
                        const struct comm *comm, const struct results *r)
 {
-    char widths[128];
+    char widths[128], precision[16];
     format_widths(widths, sizeof widths, o);
+    bench_report_precision(o->precision, precision, sizeof precision);
     util_log("{\"tool\":\"ddim-bench\",\"backend\":\"%s\",\"ranks\":%d,\"batch\":%d,"
              "\"global_batch\":%d,\"cuda_graph\":%d,\"graph_scope\":\"%s\",\"fuse\":%d,"
              "\"precision\":\"%s\","
@@ -138,9 +150,9 @@ void bench_report_json(const struct bench_opts *o, const struct backend *be,
              !r->graph                           ? "off"
              : o->graph == TRAINER_GRAPH_PARTIAL ? "partial"
                                                  : "whole",
-             o->fuse, bench_precision_names[o->precision], comm->world > 1 ? o->bucket_mib : 0.0,
-             o->image_size, widths, o->block_depth, o->warmup, o->steps, r->step.median,
-             r->step.mean, r->step.min, r->images_per_s, r->wall_ms, r->cpu_ms);
+             o->fuse, precision, comm->world > 1 ? o->bucket_mib : 0.0, o->image_size, widths,
+             o->block_depth, o->warmup, o->steps, r->step.median, r->step.mean, r->step.min,
+             r->images_per_s, r->wall_ms, r->cpu_ms);
     util_log("\"phases_ms_median\":{");
     for (int p = 0; p < NUM_PHASES; p++)
         util_log("%s\"%s\":%.4f", p ? "," : "", bench_phase_names[p], r->phase[p].median);
